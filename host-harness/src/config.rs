@@ -1,0 +1,203 @@
+//! One TOML file, every key also settable by a flag (flags win). See
+//! `host-harness.sample.toml` for every key with its meaning.
+
+use crate::runtime::{Limits, Merchant};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub db: Option<PathBuf>,
+    pub record_http: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub stripe: StripeSection,
+    pub merchant: MerchantSection,
+    pub limits: LimitsSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StripeSection {
+    pub api_base: Option<String>,
+    pub api_key_env: Option<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MerchantSection {
+    pub account_id: Option<String>,
+    pub auto_charge: Option<bool>,
+    pub show_payment_link: Option<bool>,
+    pub stripe_receipts: Option<bool>,
+    pub pay_link_base: Option<String>,
+    pub notification_email: Option<String>,
+    pub webhook_secrets: Option<Vec<String>>,
+    pub webhook_tolerance_secs: Option<u32>,
+    pub livemode: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub fuel: Option<u64>,
+    pub memory_mib: Option<usize>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
+}
+
+/// Flags that override the file. Every config key has one.
+#[derive(Debug, Default, Clone, Args)]
+pub struct Flags {
+    /// TOML configuration file.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (loopback only by default) [default: 127.0.0.1:8787].
+    #[arg(long, global = true)]
+    pub listen: Option<String>,
+    /// SQLite database for kv, outbox, invoices and customers [default: host-harness.db].
+    #[arg(long, global = true)]
+    pub db: Option<PathBuf>,
+    /// Append every Stripe request and response to FILE as JSON lines (no Authorization).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub record_http: Option<PathBuf>,
+    /// Where precompiled components are cached [default: the system temp dir].
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Stripe API base; the only origin the plugin can reach [default: https://api.stripe.com].
+    #[arg(long, global = true)]
+    pub stripe_api_base: Option<String>,
+    /// Environment variable holding the Stripe secret key [default: STRIPE_API_KEY].
+    #[arg(long, global = true)]
+    pub api_key_env: Option<String>,
+    /// Timeout of one Stripe call, in seconds [default: 30].
+    #[arg(long, global = true)]
+    pub stripe_timeout_secs: Option<u64>,
+    /// The merchant's connected account, acct_... (empty: the platform account).
+    #[arg(long, global = true)]
+    pub account: Option<String>,
+    /// Charge a payment method on file when an invoice is sent: on|off [default: on].
+    #[arg(long, global = true, value_parser = parse_on_off)]
+    pub auto_charge: Option<bool>,
+    /// Put a Stripe payment link on invoices: on|off [default: on].
+    #[arg(long, global = true, value_parser = parse_on_off)]
+    pub show_payment_link: Option<bool>,
+    /// Ask Stripe to email receipts: on|off [default: off].
+    #[arg(long, global = true, value_parser = parse_on_off)]
+    pub stripe_receipts: Option<bool>,
+    /// Base URL for pay links and success pages [default: http://<listen>].
+    #[arg(long, global = true)]
+    pub pay_link_base: Option<String>,
+    /// The merchant's notification email.
+    #[arg(long, global = true)]
+    pub notification_email: Option<String>,
+    /// Webhook signing secret, whsec_...; repeat while rotating.
+    #[arg(long = "webhook-secret", global = true)]
+    pub webhook_secrets: Vec<String>,
+    /// Oldest accepted webhook signature, in seconds [default: 300].
+    #[arg(long, global = true)]
+    pub webhook_tolerance_secs: Option<u32>,
+    /// The merchant runs in live mode: on|off [default: off].
+    #[arg(long, global = true, value_parser = parse_on_off)]
+    pub livemode: Option<bool>,
+    /// Fuel (wasm instructions) per plugin call [default: 2000000000].
+    #[arg(long, global = true)]
+    pub fuel: Option<u64>,
+    /// Memory cap per plugin call, in MiB [default: 64].
+    #[arg(long, global = true)]
+    pub memory_mib: Option<usize>,
+}
+
+/// Everything resolved: file, then flags, then defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub db: PathBuf,
+    pub record_http: Option<PathBuf>,
+    pub cache_dir: PathBuf,
+    pub stripe_api_base: String,
+    pub api_key_env: String,
+    pub stripe_timeout_secs: u64,
+    pub merchant: Merchant,
+    pub limits: Limits,
+}
+
+impl Settings {
+    pub fn resolve(flags: &Flags) -> Result<Self> {
+        let file = match &flags.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let m = file.merchant;
+        let listen = flags.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".into());
+        let stripe_api_base =
+            flags.stripe_api_base.clone().or(file.stripe.api_base).unwrap_or_else(|| "https://api.stripe.com".into());
+        let webhook_secrets =
+            if flags.webhook_secrets.is_empty() { m.webhook_secrets.unwrap_or_default() } else { flags.webhook_secrets.clone() };
+        if let Some(bad) = webhook_secrets.iter().find(|s| !s.starts_with("whsec_")) {
+            bail!("webhook secret {:?}... does not look like whsec_...", bad.chars().take(6).collect::<String>());
+        }
+        let merchant = Merchant {
+            account_id: flags.account.clone().or(m.account_id).unwrap_or_default(),
+            stripe_api_base: stripe_api_base.clone(),
+            auto_charge: flags.auto_charge.or(m.auto_charge).unwrap_or(true),
+            show_payment_link: flags.show_payment_link.or(m.show_payment_link).unwrap_or(true),
+            stripe_receipts: flags.stripe_receipts.or(m.stripe_receipts).unwrap_or(false),
+            pay_link_base: flags.pay_link_base.clone().or(m.pay_link_base).unwrap_or_else(|| format!("http://{listen}")),
+            notification_email: flags.notification_email.clone().or(m.notification_email).unwrap_or_default(),
+            webhook_secrets,
+            webhook_tolerance_secs: flags.webhook_tolerance_secs.or(m.webhook_tolerance_secs).unwrap_or(300),
+            livemode: flags.livemode.or(m.livemode).unwrap_or(false),
+        };
+        let default_limits = Limits::default();
+        Ok(Self {
+            db: flags.db.clone().or(file.db).unwrap_or_else(|| "host-harness.db".into()),
+            record_http: flags.record_http.clone().or(file.record_http),
+            cache_dir: flags
+                .cache_dir
+                .clone()
+                .or(file.cache_dir)
+                .unwrap_or_else(|| std::env::temp_dir().join("stripe-plugin-cache")),
+            api_key_env: flags.api_key_env.clone().or(file.stripe.api_key_env).unwrap_or_else(|| "STRIPE_API_KEY".into()),
+            stripe_timeout_secs: flags.stripe_timeout_secs.or(file.stripe.timeout_secs).unwrap_or(30),
+            limits: Limits {
+                fuel: flags.fuel.or(file.limits.fuel).unwrap_or(default_limits.fuel),
+                memory_bytes: flags.memory_mib.or(file.limits.memory_mib).map(|m| m << 20).unwrap_or(default_limits.memory_bytes),
+            },
+            listen,
+            stripe_api_base,
+            merchant,
+        })
+    }
+}
+
+fn load(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_config_parses_and_flags_override_it() {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/host-harness.sample.toml");
+        let flags = Flags { config: Some(sample.into()), account: Some("acct_flag".into()), ..Default::default() };
+        let s = Settings::resolve(&flags).unwrap();
+        assert_eq!(s.merchant.account_id, "acct_flag");
+        assert_eq!(s.stripe_api_base, "https://api.stripe.com");
+        assert_eq!(s.merchant.webhook_secrets.len(), 2);
+        assert_eq!(s.merchant.webhook_tolerance_secs, 300);
+    }
+}

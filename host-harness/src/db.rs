@@ -1,0 +1,65 @@
+//! The host's SQLite database: the plugin's kv, the email outbox, and the
+//! billing platform's invoices and customers. One connection behind a mutex:
+//! handlers are short, and SQLite serialises writers anyway.
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (ns, key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    ns TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    cc TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    text_body TEXT NOT NULL,
+    html_body TEXT,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (ns, dedupe_key)
+);
+CREATE TABLE IF NOT EXISTS customers (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    stripe_customer_id TEXT
+);
+CREATE TABLE IF NOT EXISTS invoices (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+";
+
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path).with_context(|| format!("opening SQLite database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// The connection; a poisoned lock still holds a consistent SQLite handle.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}

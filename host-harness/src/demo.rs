@@ -1,0 +1,184 @@
+//! `host-harness demo`: the whole story offline. The emulator and `serve` run
+//! in-process on loopback ports; the demo plays the billing platform and the
+//! customer over real HTTP, and prints what happened.
+
+use crate::config::{Flags, Settings};
+use crate::emulator::{Emulator, RunningEmulator, WebhookTarget};
+use crate::imports::{Clock, UreqBackend};
+use crate::record::{Exchange, Recorder};
+use crate::server::{App, RunningServer};
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub const CUSTOMER_JSON: &str = include_str!("../fixtures/customer.json");
+pub const INVOICE_JSON: &str = include_str!("../fixtures/invoice.json");
+
+/// A test-mode key for the emulator only; it never reaches Stripe.
+const DEMO_KEY: &str = "sk_test_offline_demo";
+
+/// A complete offline setup: emulator, host, HTTP client.
+pub struct Offline {
+    pub emulator: RunningEmulator,
+    pub server: RunningServer,
+    pub app: Arc<App>,
+    agent: ureq::Agent,
+    _dir: Option<TempDir>,
+}
+
+/// A private directory removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Offline {
+    /// Starts the emulator and a host wired to it. `flags` adjust the merchant.
+    pub fn start(flags: &Flags) -> Result<Self> {
+        let unique = format!("{}-{}", std::process::id(), Clock::System.now_ms());
+        let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
+        std::fs::create_dir_all(&dir.0)?;
+        let secret = format!("whsec_demo_{unique}");
+        let emulator = RunningEmulator::start(Emulator::new(Clock::System), "127.0.0.1:0")?;
+        let server = RunningServer::bind("127.0.0.1:0")?;
+        // SAFETY: set before any thread reads the environment of this process.
+        unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
+        let mut flags = flags.clone();
+        flags.stripe_api_base.get_or_insert(emulator.base_url.clone());
+        flags.api_key_env.get_or_insert("STRIPE_PLUGIN_DEMO_KEY".into());
+        flags.db.get_or_insert(dir.0.join("host.db"));
+        flags.account.get_or_insert("acct_demo_merchant".into());
+        flags.notification_email.get_or_insert("finance@merchant.example".into());
+        flags.pay_link_base.get_or_insert(server.base_url.clone());
+        if flags.webhook_secrets.is_empty() {
+            flags.webhook_secrets.push(secret);
+        }
+        let settings = Settings::resolve(&flags)?;
+        let recorder = match &settings.record_http {
+            Some(path) => Recorder::to_file(path)?,
+            None => Recorder::default(),
+        }
+        .in_memory();
+        let backend = Arc::new(UreqBackend::new(Duration::from_secs(settings.stripe_timeout_secs)));
+        let app = Arc::new(App::from_settings(&settings, backend, Clock::System, recorder)?);
+        server.run(app.clone(), 4);
+        emulator.emulator.set_webhook(Some(WebhookTarget {
+            url: format!("{}/webhooks/stripe", server.base_url),
+            secrets: settings.merchant.webhook_secrets.clone(),
+        }));
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Ok(Self { emulator, server, app, agent, _dir: Some(dir) })
+    }
+
+    /// Calls the host (`serve`) and returns status and JSON.
+    pub fn host(&self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, Value)> {
+        call(&self.agent, method, &format!("{}{path}", self.server.base_url), body)
+    }
+
+    /// Calls the emulator as a customer or test would (test-only routes included).
+    pub fn stripe(&self, method: &str, path: &str, form: Option<&str>) -> Result<(u16, Value)> {
+        call(&self.agent, method, &format!("{}{path}", self.emulator.base_url), form)
+    }
+
+    /// Waits until the invoice reaches `status`.
+    pub fn wait_for_status(&self, invoice: &str, status: &str, within: Duration) -> Result<Value> {
+        let start = Instant::now();
+        loop {
+            let (_, inv) = self.host("GET", &format!("/invoices/{invoice}"), None)?;
+            if inv["status"] == status {
+                return Ok(inv);
+            }
+            if start.elapsed() > within {
+                bail!("invoice {invoice} is {} after {within:?}, not {status}", inv["status"]);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.app.runtime.env().recorder.drain()
+    }
+}
+
+fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value)> {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(b) = body {
+        let form = !b.trim_start().starts_with('{');
+        builder = builder.header("Content-Type", if form { "application/x-www-form-urlencoded" } else { "application/json" });
+    }
+    let req = builder.body(body.unwrap_or("").as_bytes().to_vec())?;
+    let resp = agent.run(req).with_context(|| format!("{method} {url}"))?;
+    let status = resp.status().as_u16();
+    let text = resp.into_body().read_to_string()?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+}
+
+struct Timeline {
+    start: Instant,
+}
+
+impl Timeline {
+    fn step(&self, what: &str) {
+        println!("\n[{:>6.3}s] == {what}", self.start.elapsed().as_secs_f64());
+    }
+
+    fn show(&self, off: &Offline) {
+        for x in off.exchanges() {
+            let key = x.headers.iter().find(|(k, _)| k == "Idempotency-Key").map(|(_, v)| format!("  key={v}")).unwrap_or_default();
+            let path = x.url.split_once("://").and_then(|(_, r)| r.find('/').map(|i| &r[i..])).unwrap_or(&x.url);
+            println!("          plugin -> Stripe  {} {path}{key}", x.method);
+            let body: Value = serde_json::from_str(&x.response).unwrap_or(Value::Null);
+            let what = body["id"].as_str().or(body["error"]["message"].as_str()).unwrap_or("");
+            match x.status {
+                Some(s) => println!("          Stripe -> plugin  {s} {what}"),
+                None => println!("          Stripe -> plugin  no answer: {}", x.error.unwrap_or_default()),
+            }
+        }
+        for line in off.app.drain_journal() {
+            println!("          transition        {line}");
+        }
+    }
+}
+
+/// Runs the story and prints the timeline. Errors if any step goes wrong.
+pub fn run(flags: &Flags) -> Result<()> {
+    let t = Timeline { start: Instant::now() };
+    let off = Offline::start(flags)?;
+    println!("Stripe emulator on {}, billing host on {}", off.emulator.base_url, off.server.base_url);
+
+    t.step("The platform saves customer c1 (no Stripe id yet)");
+    let mut customer: Value = serde_json::from_str(CUSTOMER_JSON)?;
+    customer["externalIds"] = serde_json::json!([{"key": "Xero", "value": "123456789"}]);
+    let (status, _) = off.host("PUT", "/customers/c1", Some(&customer.to_string()))?;
+    println!("          PUT /customers/c1 -> {status}");
+    t.show(&off);
+
+    t.step("The platform creates invoice INV-0001 (GBP 1200.00, Stripe enabled) and finalizes it");
+    let (status, _) = off.host("POST", "/invoices", Some(INVOICE_JSON))?;
+    println!("          POST /invoices -> {status}");
+    let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None)?;
+    println!("          POST /invoices/inv_01/finalize -> {status}, status {}", inv["status"]);
+    t.show(&off);
+    let Some(link) = inv["paymentLink"].as_str() else { bail!("no payment link on the invoice: {inv}") };
+    println!("          payment link on the invoice: {link}");
+
+    t.step("The customer pays the Checkout Session with 4242 4242 4242 4242");
+    let session = inv["checkoutSessionId"].as_str().unwrap_or_default();
+    let (status, paid) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242"))?;
+    println!("          checkout -> {status}, payment_status {}", paid["payment_status"]);
+
+    t.step("Stripe sends the signed webhook; the host marks the invoice paid");
+    let inv = off.wait_for_status("inv_01", "PAID", Duration::from_secs(15))?;
+    t.show(&off);
+    println!("          GET /invoices/inv_01 -> status {}, amountPaid {}", inv["status"], inv["amountPaid"]);
+    println!("\nDone: invoice INV-0001 is {}.", inv["status"]);
+    Ok(())
+}

@@ -1,0 +1,273 @@
+//! The emulator's resources: customers and Checkout Sessions, plus the
+//! test-only route that pays a session as a customer would.
+
+use super::{Emulator, Reply, Stored, stripe_error};
+use serde_json::{Value, json};
+
+/// Top-level parameters Stripe accepts on each create/update call; anything
+/// else is refused as Stripe does ("Received unknown parameter").
+const CUSTOMER_PARAMS: &[&str] = &[
+    "address", "description", "email", "metadata", "name", "phone", "shipping", "invoice_settings",
+    "preferred_locales", "payment_method", "tax_exempt", "expand", "balance", "invoice_prefix",
+];
+const SESSION_PARAMS: &[&str] = &[
+    "mode", "customer", "client_reference_id", "line_items", "success_url", "cancel_url", "metadata",
+    "payment_intent_data", "expires_at", "payment_method_types", "customer_email", "expand", "currency",
+    "locale", "submit_type", "allow_promotion_codes", "customer_update", "invoice_creation",
+];
+
+fn unknown_param(params: &Value, allowed: &[&str]) -> Option<Reply> {
+    let bad = params.as_object()?.keys().find(|k| !allowed.contains(&k.as_str()))?;
+    Some(stripe_error(400, "invalid_request_error", Some("parameter_unknown"), &format!("Received unknown parameter: {bad}"), Some(bad)))
+}
+
+fn missing(kind: &str, id: &str) -> Reply {
+    stripe_error(404, "invalid_request_error", Some("resource_missing"), &format!("No such {kind}: '{id}'"), Some("id"))
+}
+
+fn str_of(v: &Value) -> Option<&str> {
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+fn int_param(params: &Value, name: &str) -> Result<Option<i64>, Reply> {
+    match &params[name] {
+        Value::Null => Ok(None),
+        Value::String(s) => s.parse().map(Some).map_err(|_| {
+            stripe_error(400, "invalid_request_error", Some("parameter_invalid_integer"), &format!("Invalid integer: {s}"), Some(name))
+        }),
+        _ => Err(stripe_error(400, "invalid_request_error", None, &format!("Invalid {name}"), Some(name))),
+    }
+}
+
+pub fn route(emu: &Emulator, method: &str, path: &str, account: &str, params: &Value) -> Reply {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["v1", "customers"]) => create_customer(emu, account, params),
+        ("GET", ["v1", "customers"]) => list(emu, account, "customer", "/v1/customers", params),
+        ("GET", ["v1", "customers", id]) => retrieve(emu, account, "customer", id),
+        ("POST", ["v1", "customers", id]) => update_customer(emu, account, id, params),
+        ("DELETE", ["v1", "customers", id]) => delete_customer(emu, account, id),
+        ("POST", ["v1", "checkout", "sessions"]) => create_session(emu, account, params),
+        ("GET", ["v1", "checkout", "sessions"]) => list(emu, account, "checkout.session", "/v1/checkout/sessions", params),
+        ("GET", ["v1", "checkout", "sessions", id]) => retrieve(emu, account, "checkout.session", id),
+        ("GET", ["v1", "events", id]) => retrieve(emu, account, "event", id),
+        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL ({method}: {path})."), None),
+    }
+}
+
+/// Routes outside /v1: the test-only ones.
+pub fn route_public(emu: &Emulator, method: &str, path: &str, params: &Value) -> Reply {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["_test", "checkout", "sessions", id, "complete"]) => complete_session(emu, id, params),
+        _ => Reply::json(404, &json!({"error": {"type": "invalid_request_error", "message": "not found"}})),
+    }
+}
+
+fn get(emu: &Emulator, account: &str, kind: &str, id: &str) -> Option<Value> {
+    let st = emu.state();
+    st.objects.get(id).filter(|s| s.account == account && s.object["object"] == kind).map(|s| s.object.clone())
+}
+
+fn put(emu: &Emulator, account: &str, object: Value) {
+    let id = object["id"].as_str().unwrap_or_default().to_string();
+    emu.state().objects.insert(id, Stored { account: account.to_string(), object });
+}
+
+fn retrieve(emu: &Emulator, account: &str, kind: &str, id: &str) -> Reply {
+    match get(emu, account, kind, id) {
+        Some(o) => Reply::json(200, &o),
+        None => missing(kind, id),
+    }
+}
+
+fn list(emu: &Emulator, account: &str, kind: &str, url: &str, params: &Value) -> Reply {
+    let limit = match int_param(params, "limit") {
+        Ok(l) => l.unwrap_or(10).clamp(1, 100) as usize,
+        Err(e) => return e,
+    };
+    let customer = params["customer"].as_str();
+    let st = emu.state();
+    let mut data: Vec<Value> = st
+        .objects
+        .values()
+        .filter(|s| s.account == account && s.object["object"] == kind && s.object["deleted"] != true)
+        .filter(|s| customer.is_none_or(|c| s.object["customer"] == c))
+        .map(|s| s.object.clone())
+        .collect();
+    data.reverse(); // newest first, as Stripe lists
+    let has_more = data.len() > limit;
+    data.truncate(limit);
+    Reply::json(200, &json!({"object": "list", "url": url, "has_more": has_more, "data": data}))
+}
+
+fn customer_fields(target: &mut Value, params: &Value) {
+    for key in ["name", "email", "phone", "description"] {
+        if let Some(v) = params[key].as_str() {
+            target[key] = if v.is_empty() { Value::Null } else { v.into() };
+        }
+    }
+    if let Some(addr) = params["address"].as_object() {
+        if !target["address"].is_object() {
+            target["address"] = json!({"city": null, "country": null, "line1": null, "line2": null, "postal_code": null, "state": null});
+        }
+        for (k, v) in addr {
+            target["address"][k] = if v == "" { Value::Null } else { v.clone() };
+        }
+    }
+    merge_metadata(target, params);
+}
+
+/// Stripe merges metadata keys; an empty value removes a key.
+fn merge_metadata(target: &mut Value, params: &Value) {
+    if !target["metadata"].is_object() {
+        target["metadata"] = json!({});
+    }
+    if let (Some(meta), Some(given)) = (target["metadata"].as_object_mut(), params["metadata"].as_object()) {
+        for (k, v) in given {
+            if v == "" {
+                meta.remove(k);
+            } else {
+                meta.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn create_customer(emu: &Emulator, account: &str, params: &Value) -> Reply {
+    if let Some(e) = unknown_param(params, CUSTOMER_PARAMS) {
+        return e;
+    }
+    let mut c = json!({
+        "id": emu.next_id("cus"), "object": "customer", "address": null, "created": emu.clock.now_secs(),
+        "description": null, "email": null, "name": null, "phone": null, "livemode": false, "metadata": {},
+        "invoice_settings": {"default_payment_method": null},
+    });
+    customer_fields(&mut c, params);
+    put(emu, account, c.clone());
+    Reply::json(200, &c)
+}
+
+fn update_customer(emu: &Emulator, account: &str, id: &str, params: &Value) -> Reply {
+    if let Some(e) = unknown_param(params, CUSTOMER_PARAMS) {
+        return e;
+    }
+    let Some(mut c) = get(emu, account, "customer", id).filter(|c| c["deleted"] != true) else {
+        return missing("customer", id);
+    };
+    customer_fields(&mut c, params);
+    put(emu, account, c.clone());
+    Reply::json(200, &c)
+}
+
+fn delete_customer(emu: &Emulator, account: &str, id: &str) -> Reply {
+    if get(emu, account, "customer", id).is_none() {
+        return missing("customer", id);
+    }
+    let tombstone = json!({"id": id, "object": "customer", "deleted": true});
+    put(emu, account, tombstone.clone());
+    Reply::json(200, &tombstone)
+}
+
+fn create_session(emu: &Emulator, account: &str, params: &Value) -> Reply {
+    if let Some(e) = unknown_param(params, SESSION_PARAMS) {
+        return e;
+    }
+    let invalid = |msg: &str, param: &str| stripe_error(400, "invalid_request_error", Some("parameter_invalid"), msg, Some(param));
+    if params["mode"] != "payment" {
+        return invalid("mode must be payment here (setup and subscription are not emulated)", "mode");
+    }
+    if str_of(&params["success_url"]).is_none() {
+        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: success_url.", Some("success_url"));
+    }
+    let Some(items) = params["line_items"].as_array().filter(|i| !i.is_empty()) else {
+        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: line_items.", Some("line_items"));
+    };
+    let customer = str_of(&params["customer"]);
+    if let Some(c) = customer {
+        if get(emu, account, "customer", c).is_none_or(|c| c["deleted"] == true) {
+            return missing("customer", c);
+        }
+    }
+    let (mut total, mut currency) = (0i64, None::<String>);
+    for (i, item) in items.iter().enumerate() {
+        let price = &item["price_data"];
+        let unit = int_param(price, "unit_amount");
+        let qty = int_param(item, "quantity");
+        let (Ok(Some(unit)), Ok(Some(qty))) = (unit, qty) else {
+            return invalid("line_items need price_data[unit_amount] and quantity", &format!("line_items[{i}]"));
+        };
+        if unit < 0 || qty < 1 || str_of(&price["product_data"]["name"]).is_none() {
+            return invalid("invalid line item", &format!("line_items[{i}]"));
+        }
+        let Some(cur) = str_of(&price["currency"]) else {
+            return invalid("Missing currency", &format!("line_items[{i}][price_data][currency]"));
+        };
+        if currency.as_deref().is_some_and(|c| c != cur) {
+            return invalid("All line items must use the same currency", &format!("line_items[{i}][price_data][currency]"));
+        }
+        currency = Some(cur.to_string());
+        total += unit * qty;
+    }
+    let now = emu.clock.now_secs();
+    let expires_at = match int_param(params, "expires_at") {
+        Ok(Some(t)) if t < now + 30 * 60 || t > now + 24 * 3600 => {
+            return invalid("expires_at must be between 30 minutes and 24 hours from now", "expires_at");
+        }
+        Ok(t) => t.unwrap_or(now + 24 * 3600),
+        Err(e) => return e,
+    };
+    let id = emu.next_id("cs_test");
+    let url = format!("{}/checkout/{id}", super::lock(&emu.public_base));
+    let session = json!({
+        "id": id, "object": "checkout.session", "mode": "payment", "status": "open", "payment_status": "unpaid",
+        "amount_total": total, "amount_subtotal": total, "currency": currency, "customer": customer,
+        "client_reference_id": params["client_reference_id"], "success_url": params["success_url"],
+        "cancel_url": params["cancel_url"], "metadata": params["metadata"].as_object().cloned().unwrap_or_default(),
+        "payment_intent": null, "url": url, "created": now, "expires_at": expires_at, "livemode": false,
+        "payment_intent_data": params["payment_intent_data"],
+    });
+    put(emu, account, session.clone());
+    Reply::json(200, &without_private(session))
+}
+
+/// `payment_intent_data` is kept to build the intent, but Stripe never shows it.
+fn without_private(mut session: Value) -> Value {
+    if let Some(o) = session.as_object_mut() {
+        o.remove("payment_intent_data");
+    }
+    session
+}
+
+/// The customer pays the session with a card, as on Stripe's hosted page.
+fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Reply {
+    let Some(stored) = emu.state().objects.get(id).cloned() else {
+        return missing("checkout.session", id);
+    };
+    let (account, mut session) = (stored.account, stored.object);
+    if session["status"] != "open" {
+        return stripe_error(400, "invalid_request_error", Some("checkout_session_not_open"), "This Checkout Session is no longer open.", None);
+    }
+    let card = params["card"].as_str().unwrap_or("4242424242424242").replace(' ', "");
+    if card != "4242424242424242" {
+        return stripe_error(402, "card_error", Some("card_declined"), "Your card was declined.", None);
+    }
+    let now = emu.clock.now_secs();
+    let pi_data = &session["payment_intent_data"];
+    let intent = json!({
+        "id": emu.next_id("pi"), "object": "payment_intent", "amount": session["amount_total"],
+        "amount_received": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
+        "status": "succeeded", "created": now, "livemode": false,
+        "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
+        "setup_future_usage": pi_data["setup_future_usage"], "payment_method": emu.next_id("pm"),
+    });
+    put(emu, &account, intent.clone());
+    session["status"] = "complete".into();
+    session["payment_status"] = "paid".into();
+    session["payment_intent"] = intent["id"].clone();
+    put(emu, &account, session.clone());
+    let session = without_private(session);
+    emu.emit(&account, "payment_intent.succeeded", intent);
+    emu.emit(&account, "checkout.session.completed", session.clone());
+    Reply::json(200, &session)
+}

@@ -1,0 +1,189 @@
+//! An offline Stripe test-mode emulator: stateful, Stripe's paths, form bodies,
+//! JSON objects and error shapes, `Stripe-Account` scoping, Idempotency-Key
+//! replay, and signed webhook delivery. It covers what the plugin calls; what
+//! it does, it does as Stripe documents.
+
+mod api;
+pub mod form;
+mod webhooks;
+
+use crate::imports::Clock;
+pub use crate::server::Reply;
+use crate::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use webhooks::WebhookTarget;
+
+/// Stripe's error object.
+pub fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str, param: Option<&str>) -> Reply {
+    let mut e = json!({"type": kind, "message": message});
+    if let Some(c) = code {
+        e["code"] = c.into();
+        e["doc_url"] = format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-")).into();
+    }
+    if let Some(p) = param {
+        e["param"] = p.into();
+    }
+    Reply::json(status, &json!({ "error": e }))
+}
+
+/// One stored object and the account that owns it ("" is the platform).
+#[derive(Debug, Clone)]
+struct Stored {
+    account: String,
+    object: Value,
+}
+
+#[derive(Default)]
+struct State {
+    seq: u64,
+    objects: BTreeMap<String, Stored>,
+    /// (account, key) -> (request fingerprint, first reply)
+    idempotency: HashMap<(String, String), (String, Reply)>,
+    events: Vec<Value>,
+}
+
+/// The emulator; clone it freely, all clones share one state.
+#[derive(Clone)]
+pub struct Emulator {
+    state: Arc<Mutex<State>>,
+    clock: Clock,
+    /// Base of the URLs it hands out (Checkout pages).
+    public_base: Arc<Mutex<String>>,
+    webhook: Arc<Mutex<Option<WebhookTarget>>>,
+}
+
+impl Emulator {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
+            webhook: Arc::default(),
+        }
+    }
+
+    pub fn set_public_base(&self, base: &str) {
+        *lock(&self.public_base) = base.trim_end_matches('/').to_string();
+    }
+
+    pub fn set_webhook(&self, target: Option<WebhookTarget>) {
+        *lock(&self.webhook) = target;
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    fn next_id(&self, prefix: &str) -> String {
+        let mut st = self.state();
+        st.seq += 1;
+        format!("{prefix}_emu{:010}", st.seq)
+    }
+
+    /// Every event emitted so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        self.state().events.clone()
+    }
+
+    /// Objects of one kind (`"customer"`, `"checkout.session"` ...) across accounts.
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        self.state().objects.values().filter(|s| s.object["object"] == kind).map(|s| s.object.clone()).collect()
+    }
+
+    /// Handles one request: `target` is path plus optional query.
+    pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut reply = if path.starts_with("/v1/") {
+            let authorized = header("authorization")
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .is_some_and(|k| k.starts_with("sk_test_") || k.starts_with("rk_test_"));
+            if !authorized {
+                return stripe_error(401, "invalid_request_error", None, "You did not provide a valid test API key (sk_test_...).", None);
+            }
+            let account = header("stripe-account").unwrap_or("").to_string();
+            let params = if method == "GET" { form::parse(query.as_bytes()) } else { form::parse(body) };
+            match (method, header("idempotency-key")) {
+                ("POST", Some(key)) => self.idempotent(&account, key, path, body, || {
+                    api::route(self, method, path, &account, &params)
+                }),
+                _ => api::route(self, method, path, &account, &params),
+            }
+        } else {
+            api::route_public(self, method, path, &form::parse(body))
+        };
+        reply.headers.push(("Request-Id".into(), self.next_id("req")));
+        reply
+    }
+
+    /// Stripe keeps the first reply to a key (5xx included) and replays it; the
+    /// same key with other parameters is an `idempotency_error`.
+    fn idempotent(&self, account: &str, key: &str, path: &str, body: &[u8], run: impl FnOnce() -> Reply) -> Reply {
+        let fingerprint = format!("{path}\n{}", String::from_utf8_lossy(body));
+        let slot = (account.to_string(), key.to_string());
+        if let Some((seen, reply)) = self.state().idempotency.get(&slot).cloned() {
+            if seen != fingerprint {
+                return stripe_error(
+                    400,
+                    "idempotency_error",
+                    None,
+                    &format!("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."),
+                    None,
+                );
+            }
+            let mut replay = reply;
+            replay.headers.push(("Idempotent-Replayed".into(), "true".into()));
+            return replay;
+        }
+        let reply = run();
+        self.state().idempotency.insert(slot, (fingerprint, reply.clone()));
+        reply
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Lets the host's HTTP import call the emulator in-process (deterministic tests).
+impl crate::imports::HttpBackend for Emulator {
+    fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        let url = url::Url::parse(&req.url).map_err(|e| HttpError::Other(e.to_string()))?;
+        let target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let r = self.handle(&req.method, &target, &req.headers, &req.body);
+        Ok(Response { status: r.status, headers: r.headers, body: r.body })
+    }
+}
+
+/// A running emulator on a loopback port.
+pub struct RunningEmulator {
+    pub emulator: Emulator,
+    pub base_url: String,
+    server: Arc<tiny_http::Server>,
+}
+
+impl RunningEmulator {
+    pub fn start(emulator: Emulator, listen: &str) -> anyhow::Result<Self> {
+        let server = Arc::new(tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("emulator: {e}"))?);
+        let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("emulator: not an IP address"))?;
+        let base_url = format!("http://{addr}");
+        emulator.set_public_base(&base_url);
+        for _ in 0..2 {
+            let (server, emulator) = (server.clone(), emulator.clone());
+            std::thread::spawn(move || crate::server::serve_loop(&server, |m, t, h, b| emulator.handle(m, t, h, b)));
+        }
+        Ok(Self { emulator, base_url, server })
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}

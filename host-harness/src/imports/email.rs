@@ -1,0 +1,37 @@
+//! `email`: messages go to the `outbox` table (and the log). A second message
+//! with the same dedupe key is dropped by the table's UNIQUE constraint.
+
+use super::HostState;
+use crate::runtime::billing::stripe_plugin::email::{Delivery, EmailError, Host, Message};
+use rusqlite::params;
+
+impl Host for HostState {
+    fn send(&mut self, msg: Message) -> Result<Delivery, EmailError> {
+        if msg.to.is_empty() {
+            return Err(EmailError::Rejected("no recipient".into()));
+        }
+        let now = self.env.clock.now_ms() as i64;
+        let conn = self.env.db.conn();
+        let inserted = conn
+            .execute(
+                "INSERT OR IGNORE INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    self.namespace,
+                    msg.dedupe_key,
+                    msg.to.join(", "),
+                    msg.cc.join(", "),
+                    msg.subject,
+                    msg.text_body,
+                    msg.html_body,
+                    now
+                ],
+            )
+            .map_err(|e| EmailError::Unavailable(e.to_string()))?;
+        if inserted == 0 {
+            return Ok(Delivery::Duplicate);
+        }
+        eprintln!("[email] to={} subject={:?} key={}", msg.to.join(","), msg.subject, msg.dedupe_key);
+        Ok(Delivery::Sent)
+    }
+}

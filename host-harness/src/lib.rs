@@ -1,0 +1,14 @@
+//! The billing host in a box: a wasmtime runtime for the Stripe plugin, host
+//! imports backed by SQLite and ureq, the platform's invoices and customers,
+//! an HTTP server (`serve`), and an offline Stripe emulator.
+
+pub mod config;
+pub mod db;
+pub mod demo;
+pub mod emulator;
+pub mod imports;
+pub mod platform;
+pub mod record;
+pub mod runtime;
+pub mod server;
+pub mod state;

@@ -1,0 +1,67 @@
+//! `host-harness`: serve, demo and the offline Stripe emulator.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use host_harness::config::{Flags, Settings};
+use host_harness::emulator::{Emulator, RunningEmulator, WebhookTarget};
+use host_harness::imports::{Clock, UreqBackend};
+use host_harness::record::Recorder;
+use host_harness::server::{App, RunningServer};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "host-harness", version, about = "Runs the Stripe payments plugin: a billing host in a box, a demo, an offline Stripe emulator")]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The billing host: the platform's API and the Stripe webhook endpoint, on --listen.
+    Serve,
+    /// The whole story offline, against the embedded Stripe emulator; prints a timeline.
+    Demo,
+    /// The offline Stripe test-mode emulator alone, on --listen.
+    StripeEmulator {
+        /// Deliver signed events here (e.g. http://127.0.0.1:8787/webhooks/stripe); sign with --webhook-secret.
+        #[arg(long)]
+        webhook_url: Option<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo => host_harness::demo::run(&cli.flags),
+        Command::Serve => {
+            let settings = Settings::resolve(&cli.flags)?;
+            let recorder = match &settings.record_http {
+                Some(p) => Recorder::to_file(p)?,
+                None => Recorder::default(),
+            };
+            let backend = Arc::new(UreqBackend::new(Duration::from_secs(settings.stripe_timeout_secs)));
+            let app = Arc::new(App::from_settings(&settings, backend, Clock::System, recorder)?);
+            let server = RunningServer::bind(&settings.listen)?;
+            server.run(app, 4);
+            eprintln!("billing host listening on {} (Stripe API base {})", server.base_url, settings.stripe_api_base);
+            loop {
+                std::thread::park();
+            }
+        }
+        Command::StripeEmulator { webhook_url } => {
+            let listen = cli.flags.listen.clone().unwrap_or_else(|| "127.0.0.1:12111".into());
+            let running = RunningEmulator::start(Emulator::new(Clock::System), &listen)?;
+            if let Some(url) = webhook_url {
+                running.emulator.set_webhook(Some(WebhookTarget { url, secrets: cli.flags.webhook_secrets.clone() }));
+            }
+            eprintln!("Stripe emulator listening on {}", running.base_url);
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! `serve`: the billing host in a box. Routes the platform's API and Stripe's
+//! webhooks to the plugin, and applies what it returns durably before answering.
+
+use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::imports::{Clock, HostEnv, HttpBackend, StripeGate};
+use crate::record::Recorder;
+use crate::runtime::{Merchant, PLUGIN_WASM, PluginError, Runtime, Transition, WebhookRequest};
+use crate::state::{ApplyError, Records};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+/// Largest request body read; webhook bodies have their own, smaller bound in the plugin.
+const MAX_BODY: u64 = 1 << 20;
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(status: u16, v: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: serde_json::to_vec_pretty(v).unwrap_or_default(),
+        }
+    }
+
+    pub fn html(status: u16, html: String) -> Self {
+        Self { status, headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], body: html.into_bytes() }
+    }
+
+    fn error(status: u16, message: &str, retryable: bool) -> Self {
+        Self::json(status, &json!({"error": {"message": message, "retryable": retryable}}))
+    }
+
+    fn plugin_error(e: &PluginError) -> Self {
+        let status = match e {
+            PluginError::InvalidInput(_) => 422,
+            PluginError::Stripe(s) if !s.retryable => 422,
+            _ => 503,
+        };
+        Self::error(status, &e.message(), e.retryable())
+    }
+}
+
+/// Answers requests on `server` until it is unblocked.
+pub fn serve_loop(server: &tiny_http::Server, handle: impl Fn(&str, &str, &[(String, String)], &[u8]) -> Reply) {
+    while let Ok(mut req) = server.recv() {
+        let method = req.method().as_str().to_string();
+        let target = req.url().to_string();
+        let headers: Vec<(String, String)> =
+            req.headers().iter().map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string())).collect();
+        let mut body = Vec::new();
+        let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+        let reply = if read.is_err() {
+            Reply::error(400, "could not read the request body", false)
+        } else if body.len() as u64 > MAX_BODY {
+            Reply::error(413, "request body too large", false)
+        } else {
+            handle(&method, &target, &headers, &body)
+        };
+        let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+        for (k, v) in reply.headers {
+            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                response.add_header(h);
+            }
+        }
+        let _ = req.respond(response);
+    }
+}
+
+/// The host: a runtime, a merchant, the records, and a journal of what changed.
+pub struct App {
+    pub runtime: Runtime,
+    pub merchant: Merchant,
+    journal: Mutex<Vec<String>>,
+}
+
+impl App {
+    pub fn new(runtime: Runtime, merchant: Merchant) -> Self {
+        Self { runtime, merchant, journal: Mutex::default() }
+    }
+
+    /// Builds the whole host from settings: database, Stripe gate, runtime.
+    pub fn from_settings(s: &Settings, backend: Arc<dyn HttpBackend>, clock: Clock, recorder: Recorder) -> anyhow::Result<Self> {
+        let db = Arc::new(if s.db.as_os_str() == ":memory:" { Db::in_memory()? } else { Db::open(&s.db)? });
+        let api_key = std::env::var(&s.api_key_env).ok().filter(|k| !k.is_empty());
+        let base = url::Url::parse(&s.stripe_api_base)?;
+        let env = Arc::new(HostEnv { db, stripe: StripeGate { base, api_key, backend }, clock, recorder });
+        let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
+        Ok(Self::new(runtime, s.merchant.clone()))
+    }
+
+    /// Takes the journal lines written so far (one per applied transition).
+    pub fn drain_journal(&self) -> Vec<String> {
+        std::mem::take(&mut *self.journal.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
+        self.records().apply(transitions)?;
+        let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        j.extend(transitions.iter().map(describe));
+        Ok(())
+    }
+    fn records(&self) -> Records<'_> {
+        Records::new(&self.runtime.env().db)
+    }
+
+    pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let path = target.split('?').next().unwrap_or(target);
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let result = match (method, segments.as_slice()) {
+            ("POST", ["webhooks", "stripe"]) => Ok(self.webhook(headers, body)),
+            ("PUT", ["customers", id]) => self.put_customer(id, body),
+            ("GET", ["customers", id]) => self.records().customer_view(id).map(|c| found(c, "customer")),
+            ("POST", ["invoices"]) => self.create_invoice(body),
+            ("POST", ["invoices", id, "finalize"]) => self.finalize(id),
+            ("GET", ["invoices", id]) => self.records().invoice_view(id).map(|i| found(i, "invoice")),
+            ("GET", ["outbox"]) => self.records().outbox().map(|o| Reply::json(200, &json!({"data": o}))),
+            ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
+            _ => Ok(Reply::error(404, "no such route", false)),
+        };
+        result.unwrap_or_else(|e| {
+            eprintln!("[host] {method} {path}: {e:#}");
+            Reply::error(500, "host error", true)
+        })
+    }
+
+    /// 2xx only once the transitions are stored; an invoice the host does not
+    /// know yet is a 503, so that Stripe delivers the event again later.
+    fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let req = WebhookRequest { headers: headers.to_vec(), body: body.to_vec() };
+        let outcome = match self.runtime.on_webhook(&self.merchant, &req) {
+            Err(trap) => {
+                eprintln!("[host] on-webhook failed: {trap:#}");
+                return Reply::error(500, "plugin failed", true);
+            }
+            Ok(Err(e)) => return Reply::plugin_error(&e),
+            Ok(Ok(outcome)) => outcome,
+        };
+        if (200..300).contains(&outcome.status) {
+            match self.apply(&outcome.transitions) {
+                Ok(()) => {}
+                Err(ApplyError::UnknownInvoice(id)) => {
+                    return Reply::error(503, &format!("invoice {id} is not known here yet; retry later"), true);
+                }
+                Err(ApplyError::Storage(e)) => {
+                    eprintln!("[host] storing webhook transitions: {e:#}");
+                    return Reply::error(503, "storage unavailable", true);
+                }
+            }
+        }
+        Reply::json(
+            outcome.status,
+            &json!({"reason": outcome.reason, "event": outcome.event_id, "type": outcome.event_type,
+                    "transitions": outcome.transitions.len()}),
+        )
+    }
+
+    fn put_customer(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+        let doc: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Ok(Reply::error(400, "body must be a customer JSON object", false)),
+        };
+        let parsed: PlatformCustomer = match serde_json::from_value(doc.clone()) {
+            Ok(c) => c,
+            Err(e) => return Ok(Reply::error(400, &format!("invalid customer: {e}"), false)),
+        };
+        let previous = self.records().parsed_customer(id)?.map(|p| p.to_wit(id));
+        match self.runtime.on_customer_updated(&self.merchant, &parsed.to_wit(id), previous.as_ref())? {
+            Err(e) => Ok(Reply::plugin_error(&e)),
+            Ok(transitions) => {
+                self.records().put_customer(id, &doc)?;
+                self.apply_or_503(&transitions)?;
+                Ok(found(self.records().customer_view(id)?, "customer"))
+            }
+        }
+    }
+
+    fn create_invoice(&self, body: &[u8]) -> anyhow::Result<Reply> {
+        let doc: Value = match serde_json::from_slice(body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Ok(Reply::error(400, "body must be an invoice JSON object", false)),
+        };
+        let parsed: PlatformInvoice = match serde_json::from_value(doc.clone()) {
+            Ok(i) => i,
+            Err(e) => return Ok(Reply::error(400, &format!("invalid invoice: {e}"), false)),
+        };
+        if !self.records().insert_draft(&doc, &parsed.id)? {
+            return Ok(Reply::error(409, &format!("invoice {} exists", parsed.id), false));
+        }
+        Ok(Reply { status: 201, ..found(self.records().invoice_view(&parsed.id)?, "invoice") })
+    }
+
+    fn finalize(&self, id: &str) -> anyhow::Result<Reply> {
+        let Some((invoice, _)) = self.records().parsed_invoice(id)? else {
+            return Ok(Reply::error(404, "no such invoice", false));
+        };
+        let customer = self.records().parsed_customer(&invoice.customer_id)?.unwrap_or_default();
+        let wit = invoice.to_wit(customer.to_wit(&invoice.customer_id));
+        match self.runtime.on_invoice_finalized(&self.merchant, &wit)? {
+            Err(e) => Ok(Reply::plugin_error(&e)),
+            Ok(transitions) => {
+                self.records().set_status_if(id, "DRAFT", "FINAL")?;
+                self.apply_or_503(&transitions)?;
+                Ok(found(self.records().invoice_view(id)?, "invoice"))
+            }
+        }
+    }
+
+    fn apply_or_503(&self, transitions: &[Transition]) -> anyhow::Result<()> {
+        self.apply(transitions).map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+fn found(v: Option<Value>, what: &str) -> Reply {
+    match v {
+        Some(v) => Reply::json(200, &v),
+        None => Reply::error(404, &format!("no such {what}"), false),
+    }
+}
+
+/// One line for the timeline and the log.
+pub fn describe(t: &Transition) -> String {
+    match t {
+        Transition::PaymentLinkAttached(l) => format!("{}: payment link attached ({})", l.invoice_id, l.url),
+        Transition::PaymentStarted(p) => format!("{}: payment started {} {} ({})", p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref),
+        Transition::PaymentProcessing(p) => format!("{}: payment processing ({})", p.invoice_id, p.stripe_ref),
+        Transition::InvoicePaid(p) => format!("{}: PAID {} {} ({})", p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref),
+        Transition::InvoicePartiallyPaid(p) => format!("{}: partially paid {} {}", p.invoice_id, p.amount.decimal, p.amount.currency),
+        Transition::PaymentFailed(f) => format!("{}: payment failed: {}", f.invoice_id, f.message),
+        Transition::NeedsCustomerAction(a) => format!("{}: needs customer action: {}", a.invoice_id, a.reason),
+        Transition::Refunded(r) => format!("{}: refunded {} {}", r.invoice_id, r.amount.decimal, r.amount.currency),
+        Transition::Disputed(d) => format!("{}: dispute {:?}", d.invoice_id, d.status),
+        Transition::CustomerLinked(l) => format!("customer {} linked to {}", l.customer_id, l.stripe_customer_id),
+        Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
+    }
+}
+
+/// A running `serve` on a loopback port.
+pub struct RunningServer {
+    pub base_url: String,
+    server: Arc<tiny_http::Server>,
+}
+
+impl RunningServer {
+    /// Binds first, so that the address is known before the app is built.
+    pub fn bind(listen: &str) -> anyhow::Result<Self> {
+        let server = Arc::new(tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?);
+        let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("not an IP address"))?;
+        Ok(Self { base_url: format!("http://{addr}"), server })
+    }
+
+    pub fn run(&self, app: Arc<App>, threads: usize) {
+        for _ in 0..threads.max(1) {
+            let (server, app) = (self.server.clone(), app.clone());
+            std::thread::spawn(move || serve_loop(&server, |m, t, h, b| app.handle(m, t, h, b)));
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}

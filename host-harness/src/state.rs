@@ -1,0 +1,289 @@
+//! The host's records of invoices and customers, and how transitions from the
+//! plugin change them. All transitions of one call are applied in a single
+//! SQLite transaction, so a 2xx to Stripe always means the change is durable.
+
+use crate::db::Db;
+use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::runtime::{DisputeStatus, Money, Transition};
+use anyhow::{Result, anyhow};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The host's own fields of an invoice, added to the platform's document.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InvoiceState {
+    pub status: String,
+    pub payment_link: Option<String>,
+    pub checkout_session_id: Option<String>,
+    pub amount_paid: Option<String>,
+    pub amount_refunded: Option<String>,
+    pub payments: Vec<PaymentRecord>,
+    pub last_failure: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRecord {
+    pub stripe_ref: String,
+    pub status: String,
+    pub amount: String,
+    pub currency: String,
+}
+
+#[derive(Debug)]
+pub enum ApplyError {
+    /// The transition names an invoice this host has no record of (yet).
+    UnknownInvoice(String),
+    Storage(anyhow::Error),
+}
+
+impl std::fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ApplyError::UnknownInvoice(id) => write!(f, "unknown invoice {id}"),
+            ApplyError::Storage(e) => write!(f, "storage: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+impl From<rusqlite::Error> for ApplyError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApplyError::Storage(e.into())
+    }
+}
+
+pub struct Records<'a> {
+    db: &'a Db,
+}
+
+impl<'a> Records<'a> {
+    pub fn new(db: &'a Db) -> Self {
+        Self { db }
+    }
+
+    pub fn customer(&self, id: &str) -> Result<Option<(Value, Option<String>)>> {
+        let conn = self.db.conn();
+        let row: Option<(String, Option<String>)> = conn
+            .query_row("SELECT doc, stripe_customer_id FROM customers WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(doc, link)| Ok((serde_json::from_str(&doc)?, link))).transpose()
+    }
+
+    pub fn parsed_customer(&self, id: &str) -> Result<Option<PlatformCustomer>> {
+        self.customer(id)?.map(|(doc, _)| Ok(serde_json::from_value(doc)?)).transpose()
+    }
+
+    /// The customer document as the platform sent it, with the host's Stripe link.
+    pub fn customer_view(&self, id: &str) -> Result<Option<Value>> {
+        Ok(self.customer(id)?.map(|(doc, link)| {
+            let mut obj = into_object(doc);
+            obj.insert("id".into(), id.into());
+            obj.insert("stripeCustomerId".into(), link.map(Value::from).unwrap_or(Value::Null));
+            Value::Object(obj)
+        }))
+    }
+
+    pub fn invoice(&self, id: &str) -> Result<Option<(Value, InvoiceState)>> {
+        let conn = self.db.conn();
+        let row: Option<(String, String)> = conn
+            .query_row("SELECT doc, state FROM invoices WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(doc, state)| Ok((serde_json::from_str(&doc)?, serde_json::from_str(&state)?))).transpose()
+    }
+
+    pub fn parsed_invoice(&self, id: &str) -> Result<Option<(PlatformInvoice, InvoiceState)>> {
+        self.invoice(id)?.map(|(doc, st)| Ok((serde_json::from_value(doc)?, st))).transpose()
+    }
+
+    /// The invoice document with the host's state merged in.
+    pub fn invoice_view(&self, id: &str) -> Result<Option<Value>> {
+        Ok(self.invoice(id)?.map(|(doc, state)| {
+            let mut obj = into_object(doc);
+            if let Value::Object(s) = serde_json::to_value(state).unwrap_or_default() {
+                obj.extend(s);
+            }
+            Value::Object(obj)
+        }))
+    }
+
+    /// Stores a draft. `Ok(false)` when the id is taken.
+    pub fn insert_draft(&self, doc: &Value, id: &str) -> Result<bool> {
+        let state = InvoiceState { status: "DRAFT".into(), ..Default::default() };
+        let conn = self.db.conn();
+        let n = conn.execute(
+            "INSERT OR IGNORE INTO invoices (id, doc, state) VALUES (?1, ?2, ?3)",
+            params![id, doc.to_string(), serde_json::to_string(&state)?],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn put_customer(&self, id: &str, doc: &Value) -> Result<()> {
+        let conn = self.db.conn();
+        conn.execute(
+            "INSERT INTO customers (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+            params![id, doc.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_status_if(&self, id: &str, from: &str, to: &str) -> Result<()> {
+        let mut conn = self.db.conn();
+        let tx = conn.transaction()?;
+        if let Some(mut st) = load_state(&tx, id)? {
+            if st.status == from {
+                st.status = to.into();
+                save_state(&tx, id, &st)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Applies every transition, or none.
+    pub fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
+        let mut conn = self.db.conn();
+        let tx = conn.transaction()?;
+        for t in transitions {
+            apply_one(&tx, t)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn outbox(&self) -> Result<Vec<Value>> {
+        let conn = self.db.conn();
+        let mut stmt = conn.prepare(
+            "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms FROM outbox ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(serde_json::json!({
+                "account": r.get::<_, String>(0)?,
+                "dedupeKey": r.get::<_, String>(1)?,
+                "to": r.get::<_, String>(2)?,
+                "cc": r.get::<_, String>(3)?,
+                "subject": r.get::<_, String>(4)?,
+                "text": r.get::<_, String>(5)?,
+                "html": r.get::<_, Option<String>>(6)?,
+                "createdMs": r.get::<_, i64>(7)?,
+            }))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+fn into_object(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn load_state(tx: &Transaction, id: &str) -> Result<Option<InvoiceState>, ApplyError> {
+    let s: Option<String> = tx.query_row("SELECT state FROM invoices WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+    s.map(|s| serde_json::from_str(&s).map_err(|e| ApplyError::Storage(anyhow!(e)))).transpose()
+}
+
+fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), ApplyError> {
+    let json = serde_json::to_string(st).map_err(|e| ApplyError::Storage(anyhow!(e)))?;
+    tx.execute("UPDATE invoices SET state = ?2 WHERE id = ?1", params![id, json])?;
+    Ok(())
+}
+
+fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount: &Money) {
+    let record = PaymentRecord {
+        stripe_ref: stripe_ref.into(),
+        status: status.into(),
+        amount: amount.decimal.clone(),
+        currency: amount.currency.clone(),
+    };
+    match st.payments.iter_mut().find(|p| p.stripe_ref == stripe_ref) {
+        Some(p) => *p = record,
+        None => st.payments.push(record),
+    }
+}
+
+/// Settled states that a late event of an earlier stage must not undo.
+fn settled(status: &str) -> bool {
+    matches!(status, "PAID" | "REFUNDED" | "PARTIALLY_REFUNDED" | "DISPUTED" | "DISPUTE_LOST")
+}
+
+fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
+    let invoice_id = match t {
+        Transition::CustomerLinked(l) => {
+            tx.execute(
+                "INSERT INTO customers (id, doc, stripe_customer_id) VALUES (?1, '{}', ?2)
+                 ON CONFLICT (id) DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
+                params![l.customer_id, l.stripe_customer_id],
+            )?;
+            return Ok(());
+        }
+        Transition::CustomerUnlinked(id) => {
+            tx.execute("UPDATE customers SET stripe_customer_id = NULL WHERE id = ?1", [id])?;
+            return Ok(());
+        }
+        Transition::PaymentLinkAttached(l) => &l.invoice_id,
+        Transition::PaymentStarted(p)
+        | Transition::PaymentProcessing(p)
+        | Transition::InvoicePaid(p)
+        | Transition::InvoicePartiallyPaid(p) => &p.invoice_id,
+        Transition::PaymentFailed(f) => &f.invoice_id,
+        Transition::NeedsCustomerAction(a) => &a.invoice_id,
+        Transition::Refunded(r) => &r.invoice_id,
+        Transition::Disputed(d) => &d.invoice_id,
+    };
+    let mut st = load_state(tx, invoice_id)?.ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
+    match t {
+        Transition::PaymentLinkAttached(l) => {
+            st.payment_link = Some(l.url.clone());
+            st.checkout_session_id = Some(l.checkout_session_id.clone());
+        }
+        Transition::PaymentStarted(p) => upsert_payment(&mut st, &p.stripe_ref, "pending", &p.amount),
+        Transition::PaymentProcessing(p) => {
+            upsert_payment(&mut st, &p.stripe_ref, "processing", &p.amount);
+            if !settled(&st.status) {
+                st.status = "PROCESSING".into();
+            }
+        }
+        Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
+            upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
+            st.amount_paid = Some(p.amount.decimal.clone());
+            if !settled(&st.status) {
+                let paid = matches!(t, Transition::InvoicePaid(_));
+                st.status = if paid { "PAID" } else { "PARTIALLY_PAID" }.into();
+            }
+        }
+        Transition::PaymentFailed(f) => {
+            st.last_failure = Some(serde_json::json!({
+                "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
+                "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
+            }));
+            if !settled(&st.status) {
+                st.status = "PAYMENT_FAILED".into();
+            }
+        }
+        Transition::NeedsCustomerAction(a) => {
+            st.last_failure = Some(serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }));
+            if !settled(&st.status) {
+                st.status = "ACTION_REQUIRED".into();
+            }
+        }
+        Transition::Refunded(r) => {
+            st.amount_refunded = Some(r.amount.decimal.clone());
+            st.status = if r.full { "REFUNDED" } else { "PARTIALLY_REFUNDED" }.into();
+        }
+        Transition::Disputed(d) => {
+            st.status = match d.status {
+                DisputeStatus::Opened => "DISPUTED",
+                DisputeStatus::Won => "PAID",
+                DisputeStatus::Lost => "DISPUTE_LOST",
+            }
+            .into();
+        }
+        Transition::CustomerLinked(_) | Transition::CustomerUnlinked(_) => {}
+    }
+    save_state(tx, invoice_id, &st)
+}

@@ -1,0 +1,25 @@
+//! One module per export. Each turns host input into Stripe calls and transitions.
+
+pub mod customer;
+pub mod invoice;
+pub mod webhook;
+
+use crate::bindings::billing::stripe_plugin::types::{Customer, PluginError};
+
+/// kv key of the Stripe customer linked to a platform customer.
+pub(crate) fn link_key(customer_id: &str) -> String {
+    format!("stripe-customer:{customer_id}")
+}
+
+/// The `cus_...` the merchant supplied as the external id `Stripe`, if any.
+pub(crate) fn stripe_external_id(c: &Customer) -> Option<&str> {
+    c.external_ids
+        .iter()
+        .find(|e| e.key.eq_ignore_ascii_case("stripe"))
+        .map(|e| e.value.trim())
+        .filter(|v| !v.is_empty())
+}
+
+pub(crate) fn invalid(e: impl core::fmt::Display) -> PluginError {
+    PluginError::InvalidInput(e.to_string())
+}

@@ -1,0 +1,47 @@
+//! The Stripe payments plugin. Pure logic (money, signature, stripe, events)
+//! makes no host calls and is unit-tested natively; `imports` and `handlers`
+//! are the thin layer that talks to the host through the WIT contract.
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "plugin",
+        path: "../wit",
+        generate_all,
+    });
+}
+
+pub mod events;
+pub mod handlers;
+pub mod imports;
+pub mod money;
+pub mod signature;
+pub mod stripe;
+
+use bindings::billing::stripe_plugin::types::{
+    Customer, Invoice, Merchant, PluginError, Transition, WebhookOutcome, WebhookRequest,
+};
+use bindings::exports::billing::stripe_plugin::handlers::Guest;
+
+/// The component's export.
+pub struct Component;
+
+impl Guest for Component {
+    fn on_invoice_finalized(merchant: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
+        handlers::invoice::on_invoice_finalized(&merchant, &invoice)
+    }
+
+    fn on_webhook(merchant: Merchant, request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+        handlers::webhook::on_webhook(&merchant, &request)
+    }
+
+    fn on_customer_updated(
+        merchant: Merchant,
+        customer: Customer,
+        previous: Option<Customer>,
+    ) -> Result<Vec<Transition>, PluginError> {
+        handlers::customer::on_customer_updated(&merchant, &customer, previous.as_ref())
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+bindings::export!(Component with_types_in bindings);

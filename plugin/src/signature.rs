@@ -1,0 +1,164 @@
+//! Stripe webhook signatures (`Stripe-Signature: t=...,v1=...`), checked the way
+//! Stripe's SDKs do, and stricter where it is safe: a duplicated `t`, a future
+//! timestamp and an oversized header are refused.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Headers longer than this are refused before any parsing (Stripe's are < 1 KiB).
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// What can be wrong with a signature. The messages never echo a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureError {
+    NoHeader,
+    MalformedHeader,
+    NoValidSignature,
+    TooOld,
+    TooNew,
+    NoSecretConfigured,
+}
+
+impl SignatureError {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoHeader => "no Stripe-Signature header",
+            Self::MalformedHeader => "malformed Stripe-Signature header",
+            Self::NoValidSignature => "no valid signature for this payload",
+            Self::TooOld => "signature timestamp outside the tolerance (too old)",
+            Self::TooNew => "signature timestamp outside the tolerance (in the future)",
+            Self::NoSecretConfigured => "no webhook secret configured",
+        }
+    }
+}
+
+/// Verifies `header` over the raw `payload` with any of `secrets`. Returns the
+/// signed timestamp. `now` is unix seconds.
+pub fn verify<S: AsRef<str>>(
+    header: Option<&str>,
+    payload: &[u8],
+    secrets: &[S],
+    now: i64,
+    tolerance_secs: u32,
+) -> Result<i64, SignatureError> {
+    let header = header.ok_or(SignatureError::NoHeader)?;
+    if header.len() > MAX_HEADER_LEN {
+        return Err(SignatureError::MalformedHeader);
+    }
+    let mut timestamp: Option<(&str, i64)> = None;
+    let mut candidates: Vec<[u8; 32]> = Vec::new();
+    for element in header.split(',') {
+        let Some((key, value)) = element.trim().split_once('=') else {
+            continue;
+        };
+        match key {
+            "t" => {
+                let parsed = value.parse::<i64>().map_err(|_| SignatureError::MalformedHeader)?;
+                if timestamp.replace((value, parsed)).is_some() {
+                    return Err(SignatureError::MalformedHeader);
+                }
+            }
+            // A v1 that is not 32 bytes of hex can never match; skip it like the SDKs.
+            "v1" => {
+                let mut tag = [0u8; 32];
+                if hex::decode_to_slice(value, &mut tag).is_ok() {
+                    candidates.push(tag);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (t_text, t) = timestamp.ok_or(SignatureError::MalformedHeader)?;
+    if candidates.is_empty() {
+        return Err(SignatureError::NoValidSignature);
+    }
+    if secrets.is_empty() {
+        return Err(SignatureError::NoSecretConfigured);
+    }
+    let mut matched = false;
+    for secret in secrets {
+        let expected = sign(secret.as_ref(), t_text, payload);
+        for candidate in &candidates {
+            matched |= bool::from(expected.ct_eq(candidate));
+        }
+    }
+    if !matched {
+        return Err(SignatureError::NoValidSignature);
+    }
+    let tolerance = i64::from(tolerance_secs);
+    if now.saturating_sub(t) > tolerance {
+        return Err(SignatureError::TooOld);
+    }
+    if t.saturating_sub(now) > tolerance {
+        return Err(SignatureError::TooNew);
+    }
+    Ok(t)
+}
+
+/// HMAC-SHA256 of `"{t}.{payload}"` with the secret's UTF-8 bytes.
+pub fn sign(secret: &str, timestamp: &str, payload: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        return [0; 32];
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(payload);
+    mac.finalize().into_bytes().into()
+}
+
+/// A header Stripe would send for `payload` at `timestamp`.
+pub fn header_for(secret: &str, timestamp: i64, payload: &[u8]) -> String {
+    let t = timestamp.to_string();
+    format!("t={t},v1={}", hex::encode(sign(secret, &t, payload)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test_secret";
+    const BODY: &[u8] = br#"{"id":"evt_1","object":"event"}"#;
+    const NOW: i64 = 1_764_000_000;
+
+    fn check(header: &str, secrets: &[&str]) -> Result<i64, SignatureError> {
+        verify(Some(header), BODY, secrets, NOW, 300)
+    }
+
+    #[test]
+    fn accepts_a_valid_header_and_any_matching_v1_or_secret() {
+        let good = header_for(SECRET, NOW, BODY);
+        assert_eq!(check(&good, &[SECRET]), Ok(NOW));
+        let v1 = good.split_once(",v1=").unwrap().1;
+        let rolled = format!("t={NOW},v1={},v1={v1}", "ab".repeat(32));
+        assert_eq!(check(&rolled, &[SECRET]), Ok(NOW));
+        assert_eq!(check(&good, &["whsec_old", SECRET]), Ok(NOW));
+        let spaced = format!("t={NOW}, v1={v1}, v0=ignored, x=1");
+        assert_eq!(check(&spaced, &[SECRET]), Ok(NOW));
+    }
+
+    #[test]
+    fn refuses_what_stripe_did_not_sign() {
+        let good = header_for(SECRET, NOW, BODY);
+        assert_eq!(check(&good, &["whsec_other"]), Err(SignatureError::NoValidSignature));
+        assert_eq!(verify(Some(&good), b"{\"id\":\"evt_2\"}", &[SECRET], NOW, 300), Err(SignatureError::NoValidSignature));
+        assert_eq!(verify(None, BODY, &[SECRET], NOW, 300), Err(SignatureError::NoHeader));
+        assert_eq!(check("v1=00", &[SECRET]), Err(SignatureError::MalformedHeader));
+        assert_eq!(check(&format!("t={NOW},v1="), &[SECRET]), Err(SignatureError::NoValidSignature));
+        assert_eq!(check(&format!("t={NOW},v1=zz"), &[SECRET]), Err(SignatureError::NoValidSignature));
+        assert_eq!(check(&format!("t={NOW},t={NOW},v1=00"), &[SECRET]), Err(SignatureError::MalformedHeader));
+        assert_eq!(check(&"v1=00,".repeat(2000), &[SECRET]), Err(SignatureError::MalformedHeader));
+        let no_secrets: [&str; 0] = [];
+        assert_eq!(check(&good, &no_secrets), Err(SignatureError::NoSecretConfigured));
+    }
+
+    #[test]
+    fn enforces_the_tolerance_both_ways() {
+        let at = |t: i64| verify(Some(&header_for(SECRET, t, BODY)), BODY, &[SECRET], NOW, 300);
+        assert_eq!(at(NOW - 300), Ok(NOW - 300));
+        assert_eq!(at(NOW - 301), Err(SignatureError::TooOld));
+        assert_eq!(at(NOW + 300), Ok(NOW + 300));
+        assert_eq!(at(NOW + 301), Err(SignatureError::TooNew));
+    }
+}
