@@ -10,6 +10,7 @@ use crate::server::{App, RunningServer};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub const CUSTOMER_JSON: &str = include_str!("../fixtures/customer.json");
@@ -39,7 +40,9 @@ impl Drop for TempDir {
 impl Offline {
     /// Starts the emulator and a host wired to it. `flags` adjust the merchant.
     pub fn start(flags: &Flags) -> Result<Self> {
-        let unique = format!("{}-{}", std::process::id(), Clock::System.now_ms());
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let unique = format!("{}-{}-{n}", std::process::id(), Clock::System.now_ms());
         let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
         std::fs::create_dir_all(&dir.0)?;
         let secret = format!("whsec_demo_{unique}");

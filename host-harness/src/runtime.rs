@@ -130,7 +130,8 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     }
     let bytes = engine.precompile_component(wasm)?;
     std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
+    // A private temp name, so concurrent starts never interleave their writes.
+    let tmp = path.with_extension(format!("{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.

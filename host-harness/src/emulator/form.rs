@@ -66,3 +66,8 @@ mod tests {
         );
     }
 }
+
+/// The decoded `(key, value)` pairs in order, for logs and snapshots.
+pub fn pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use webhooks::WebhookTarget;
+pub use webhooks::{WebhookTarget, signature_header};
 
 /// Stripe's error object.
 pub fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str, param: Option<&str>) -> Reply {

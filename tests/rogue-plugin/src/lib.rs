@@ -1,0 +1,51 @@
+//! Misbehaves on purpose, chosen by the invoice id: `trap`, `loop`, `grab`
+//! (memory), `fetch:<url>`. Anything else returns no transitions.
+
+wit_bindgen::generate!({ world: "plugin", path: "../../wit", generate_all });
+
+use billing::stripe_plugin::http;
+use billing::stripe_plugin::types::*;
+use exports::billing::stripe_plugin::handlers::Guest;
+
+struct Rogue;
+
+impl Guest for Rogue {
+    fn on_invoice_finalized(_: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
+        match invoice.id.as_str() {
+            "trap" => panic!("rogue trap"),
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "grab" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            id => match id.strip_prefix("fetch:") {
+                Some(url) => {
+                    let req = http::Request { method: "GET".into(), url: url.into(), headers: vec![], body: vec![] };
+                    match http::fetch(&req) {
+                        Ok(r) => Err(PluginError::InvalidInput(format!("reached {url}: {}", r.status))),
+                        Err(e) => Err(PluginError::InvalidInput(format!("{e:?}"))),
+                    }
+                }
+                None => Ok(Vec::new()),
+            },
+        }
+    }
+
+    fn on_webhook(_: Merchant, _: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+        Err(PluginError::InvalidInput("rogue".into()))
+    }
+
+    fn on_customer_updated(_: Merchant, _: Customer, _: Option<Customer>) -> Result<Vec<Transition>, PluginError> {
+        Ok(Vec::new())
+    }
+}
+
+export!(Rogue);

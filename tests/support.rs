@@ -1,0 +1,135 @@
+//! A deterministic host for tests: fixed clock, in-memory SQLite, and Stripe
+//! answered in-process by the emulator (or by a script), every exchange recorded.
+
+use host_harness::db::Db;
+use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
+use host_harness::emulator::{Emulator, form};
+use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
+use host_harness::platform::{PlatformCustomer, PlatformInvoice};
+use host_harness::record::Recorder;
+use host_harness::runtime::{Customer, Invoice, Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest};
+use host_harness::state::Records;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// 2026-11-28T00:00:00Z
+pub const NOW_MS: u64 = 1_764_288_000_000;
+pub const SECRET: &str = "whsec_test_harness_secret";
+pub const ACCOUNT: &str = "acct_test_merchant";
+pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));
+
+pub struct Harness {
+    pub runtime: Runtime,
+    pub emulator: Emulator,
+    pub clock: Clock,
+    pub merchant: Merchant,
+}
+
+pub fn merchant() -> Merchant {
+    Merchant {
+        account_id: ACCOUNT.into(),
+        stripe_api_base: "https://api.stripe.com".into(),
+        auto_charge: true,
+        show_payment_link: true,
+        stripe_receipts: false,
+        pay_link_base: "https://billing.example.com".into(),
+        notification_email: "finance@merchant.example".into(),
+        webhook_secrets: vec![SECRET.into()],
+        webhook_tolerance_secs: 300,
+        livemode: false,
+    }
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with(PLUGIN_WASM, Limits::default(), None)
+    }
+
+    /// `backend` replaces the in-process emulator (for scripted answers).
+    pub fn with(wasm: &[u8], limits: Limits, backend: Option<Arc<dyn HttpBackend>>) -> Self {
+        let clock = Clock::fixed(NOW_MS);
+        let emulator = Emulator::new(clock.clone());
+        emulator.set_public_base("https://checkout.stripe.test");
+        let env = Arc::new(HostEnv {
+            db: Arc::new(Db::in_memory().expect("sqlite")),
+            stripe: StripeGate {
+                base: "https://api.stripe.com".parse().expect("url"),
+                api_key: Some("sk_test_harness".into()),
+                backend: backend.unwrap_or_else(|| Arc::new(emulator.clone())),
+            },
+            clock: clock.clone(),
+            recorder: Recorder::default().in_memory(),
+        });
+        let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
+        let runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
+        Self { runtime, emulator, clock, merchant: merchant() }
+    }
+
+    /// The requests the plugin sent since the last call, in a readable form:
+    /// the form body as one `key=value` per entry, `Authorization` never present.
+    pub fn requests(&self) -> Vec<Value> {
+        self.runtime
+            .env()
+            .recorder
+            .drain()
+            .into_iter()
+            .map(|x| {
+                let body: Vec<String> = form::pairs(x.body.as_bytes()).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let headers: Vec<String> = x.headers.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+                json!({"request": format!("{} {}", x.method, x.url), "headers": headers, "form": body,
+                       "status": x.status, "error": x.error})
+            })
+            .collect()
+    }
+
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.runtime.env().db)
+    }
+
+    /// Wraps `body` as Stripe would deliver it now, signed with `secret`.
+    pub fn delivery(&self, body: &[u8], secret: &str) -> WebhookRequest {
+        let header = host_harness::emulator::signature_header(&[secret.to_string()], self.clock.now_secs(), body);
+        WebhookRequest {
+            headers: vec![("Content-Type".into(), "application/json".into()), ("Stripe-Signature".into(), header)],
+            body: body.to_vec(),
+        }
+    }
+
+    /// Stripe's customer as an object in the merchant's account.
+    pub fn stripe_customer(&self, name: &str) -> String {
+        let reply = self.emulator.handle(
+            "POST",
+            "/v1/customers",
+            &[("Authorization".into(), "Bearer sk_test_x".into()), ("Stripe-Account".into(), ACCOUNT.into())],
+            format!("name={name}").as_bytes(),
+        );
+        let v: Value = serde_json::from_slice(&reply.body).expect("json");
+        v["id"].as_str().expect("id").to_string()
+    }
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The platform's example customer, without its Stripe external id.
+pub fn customer(id: &str) -> Customer {
+    let mut c: PlatformCustomer = serde_json::from_str(CUSTOMER_JSON).expect("fixture");
+    c.external_ids.retain(|e| e.key != "Stripe");
+    c.to_wit(id)
+}
+
+/// The example customer with `Stripe` set to `cus`.
+pub fn customer_linked_to(id: &str, cus: &str) -> Customer {
+    let mut c = customer(id);
+    c.external_ids.push(host_harness::runtime::ExternalId { key: "Stripe".into(), value: cus.into() });
+    c
+}
+
+/// The platform's example invoice (GBP 1200.00, Stripe enabled) for customer c1.
+pub fn invoice() -> Invoice {
+    let inv: PlatformInvoice = serde_json::from_str(INVOICE_JSON).expect("fixture");
+    inv.to_wit(customer("c1"))
+}
