@@ -36,7 +36,7 @@ fn an_invoice_is_paid_by_link_and_reconciled_by_webhook() {
     let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
     assert_eq!((status, inv["status"].as_str()), (200, Some("FINAL")), "{inv}");
     let link = inv["paymentLink"].as_str().expect("payment link");
-    assert!(link.starts_with(&off.emulator.base_url), "{link}");
+    assert!(link.starts_with(&format!("{}/pay/", off.server.base_url)), "the stable link, not a raw Checkout URL: {link}");
 
     let session = inv["checkoutSessionId"].as_str().unwrap();
     let (status, _) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();

@@ -27,7 +27,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY,
     doc TEXT NOT NULL,
-    stripe_customer_id TEXT
+    stripe_customer_id TEXT,
+    card_on_file TEXT
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    charges_enabled INTEGER NOT NULL DEFAULT 0,
+    details_submitted INTEGER NOT NULL DEFAULT 0,
+    disconnected INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS invoices (
     id TEXT PRIMARY KEY,

@@ -72,6 +72,7 @@ impl Offline {
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),
             secrets: settings.merchant.webhook_secrets.clone(),
+            automatic: true,
         }));
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -56,7 +56,7 @@ fn main() -> Result<()> {
             let listen = cli.flags.listen.clone().unwrap_or_else(|| "127.0.0.1:12111".into());
             let running = RunningEmulator::start(Emulator::new(Clock::System), &listen)?;
             if let Some(url) = webhook_url {
-                running.emulator.set_webhook(Some(WebhookTarget { url, secrets: cli.flags.webhook_secrets.clone() }));
+                running.emulator.set_webhook(Some(WebhookTarget { url, secrets: cli.flags.webhook_secrets.clone(), automatic: true }));
             }
             eprintln!("Stripe emulator listening on {}", running.base_url);
             loop {

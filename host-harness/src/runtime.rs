@@ -16,9 +16,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use billing::stripe_plugin::types::{
-    Address, Customer, CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId, Invoice, LineItem, Merchant,
-    Money, Payment, PaymentFailure, PaymentLink, PaymentOption, PluginError, Refund, StripeError, Transition,
-    WebhookOutcome, WebhookRequest,
+    AccountStatus, Address, CardOnFile, Customer, CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId,
+    Invoice, LineItem, Merchant, Money, Onboarding, OnboardingRequest, PayLinkOutcome, PayPage, Payment,
+    PaymentFailure, PaymentLink, PaymentOption, PluginError, Refund, StripeError, Transition, WebhookOutcome,
+    WebhookRequest,
 };
 
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.
@@ -95,6 +96,14 @@ impl Runtime {
 
     pub fn on_webhook(&self, m: &Merchant, req: &WebhookRequest) -> Result<Result<WebhookOutcome, PluginError>> {
         self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_on_webhook(s, m, req))
+    }
+
+    pub fn on_pay_link_opened(&self, m: &Merchant, token: &str) -> Result<Result<PayLinkOutcome, PluginError>> {
+        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_on_pay_link_opened(s, m, token))
+    }
+
+    pub fn start_onboarding(&self, m: &Merchant, r: &OnboardingRequest) -> Result<Result<Onboarding, PluginError>> {
+        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_start_onboarding(s, m, r))
     }
 
     pub fn on_customer_updated(

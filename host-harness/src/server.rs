@@ -6,7 +6,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{Clock, HostEnv, HttpBackend, StripeGate};
 use crate::record::Recorder;
-use crate::runtime::{Merchant, PLUGIN_WASM, PluginError, Runtime, Transition, WebhookRequest};
+use crate::runtime::{Merchant, OnboardingRequest, PLUGIN_WASM, PayPage, PluginError, Runtime, Transition, WebhookRequest};
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -123,6 +123,9 @@ impl App {
             ("POST", ["invoices"]) => self.create_invoice(body),
             ("POST", ["invoices", id, "finalize"]) => self.finalize(id),
             ("GET", ["invoices", id]) => self.records().invoice_view(id).map(|i| found(i, "invoice")),
+            ("GET", ["pay", token]) => self.pay_link(token),
+            ("POST", ["onboarding"]) => self.onboarding(body),
+            ("GET", ["accounts", id]) => self.records().account_view(id).map(|a| found(a, "account")),
             ("GET", ["outbox"]) => self.records().outbox().map(|o| Reply::json(200, &json!({"data": o}))),
             ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
             _ => Ok(Reply::error(404, "no such route", false)),
@@ -215,9 +218,60 @@ impl App {
         }
     }
 
+    /// The stable pay link: where the plugin says to go, or what to show.
+    fn pay_link(&self, token: &str) -> anyhow::Result<Reply> {
+        let outcome = match self.runtime.on_pay_link_opened(&self.merchant, token)? {
+            Err(e) => return Ok(page(503, "Payment unavailable", &format!("Please try again in a moment. ({})", e.message()))),
+            Ok(o) => o,
+        };
+        self.apply_or_503(&outcome.transitions)?;
+        Ok(match outcome.page {
+            PayPage::Redirect(url) => Reply { status: 303, headers: vec![("Location".into(), url)], body: Vec::new() },
+            PayPage::Paid(p) => page(
+                200,
+                "Payment successful",
+                &format!("Invoice {} is paid: {} {}. Thank you.", p.invoice_id, p.total_paid.decimal, p.total_paid.currency),
+            ),
+            PayPage::Processing(number) => {
+                page(200, "Payment processing", &format!("The payment for invoice {number} is on its way. Nothing more to do."))
+            }
+            PayPage::NotFound => page(404, "Link not found", "This payment link does not exist."),
+        })
+    }
+
+    fn onboarding(&self, body: &[u8]) -> anyhow::Result<Reply> {
+        let v: Value = serde_json::from_slice(body).unwrap_or_default();
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let req = OnboardingRequest {
+            merchant_ref: field("merchantRef"),
+            email: field("email"),
+            country: field("country"),
+            refresh_url: format!("{}/onboarding/refresh", self.merchant.pay_link_base),
+            return_url: format!("{}/onboarding/done", self.merchant.pay_link_base),
+        };
+        Ok(match self.runtime.start_onboarding(&self.merchant, &req)? {
+            Err(e) => Reply::plugin_error(&e),
+            Ok(o) => Reply::json(200, &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at})),
+        })
+    }
+
     fn apply_or_503(&self, transitions: &[Transition]) -> anyhow::Result<()> {
         self.apply(transitions).map_err(|e| anyhow::anyhow!("{e}"))
     }
+}
+
+/// A small HTML page for the customer; `title` is also the page's heading.
+fn page(status: u16, title: &str, text: &str) -> Reply {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    Reply::html(
+        status,
+        format!(
+            "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
+             <body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
+            t = esc(title),
+            x = esc(text)
+        ),
+    )
 }
 
 fn found(v: Option<Value>, what: &str) -> Reply {
@@ -241,6 +295,10 @@ pub fn describe(t: &Transition) -> String {
         Transition::Disputed(d) => format!("{}: dispute {:?}", d.invoice_id, d.status),
         Transition::CustomerLinked(l) => format!("customer {} linked to {}", l.customer_id, l.stripe_customer_id),
         Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
+        Transition::PaymentFlagged(f) => format!("{}: payment flagged: {}", f.invoice_id, f.message),
+        Transition::CardOnFileChanged(c) => format!("card on file of {}: {:?}", c.stripe_customer_id, c.payment_method_id),
+        Transition::AccountUpdated(a) => format!("account {}: charges enabled {}", a.account_id, a.charges_enabled),
+        Transition::AccountDisconnected(id) => format!("account {id} disconnected"),
     }
 }
 

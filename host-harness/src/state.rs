@@ -65,26 +65,39 @@ impl<'a> Records<'a> {
         Self { db }
     }
 
-    pub fn customer(&self, id: &str) -> Result<Option<(Value, Option<String>)>> {
+    fn customer(&self, id: &str) -> Result<Option<(Value, Option<String>, Option<String>)>> {
         let conn = self.db.conn();
-        let row: Option<(String, Option<String>)> = conn
-            .query_row("SELECT doc, stripe_customer_id FROM customers WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        let row: Option<(String, Option<String>, Option<String>)> = conn
+            .query_row("SELECT doc, stripe_customer_id, card_on_file FROM customers WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
-        row.map(|(doc, link)| Ok((serde_json::from_str(&doc)?, link))).transpose()
+        row.map(|(doc, link, card)| Ok((serde_json::from_str(&doc)?, link, card))).transpose()
     }
 
     pub fn parsed_customer(&self, id: &str) -> Result<Option<PlatformCustomer>> {
-        self.customer(id)?.map(|(doc, _)| Ok(serde_json::from_value(doc)?)).transpose()
+        self.customer(id)?.map(|(doc, _, _)| Ok(serde_json::from_value(doc)?)).transpose()
     }
 
     /// The customer document as the platform sent it, with the host's Stripe link.
     pub fn customer_view(&self, id: &str) -> Result<Option<Value>> {
-        Ok(self.customer(id)?.map(|(doc, link)| {
+        Ok(self.customer(id)?.map(|(doc, link, card)| {
             let mut obj = into_object(doc);
             obj.insert("id".into(), id.into());
             obj.insert("stripeCustomerId".into(), link.map(Value::from).unwrap_or(Value::Null));
+            obj.insert("cardOnFile".into(), card.map(Value::from).unwrap_or(Value::Null));
             Value::Object(obj)
         }))
+    }
+
+    pub fn account_view(&self, id: &str) -> Result<Option<Value>> {
+        let conn = self.db.conn();
+        Ok(conn
+            .query_row("SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = ?1", [id], |r| {
+                Ok(serde_json::json!({"id": id, "chargesEnabled": r.get::<_, bool>(0)?,
+                    "detailsSubmitted": r.get::<_, bool>(1)?, "disconnected": r.get::<_, bool>(2)?}))
+            })
+            .optional()?)
     }
 
     pub fn invoice(&self, id: &str) -> Result<Option<(Value, InvoiceState)>> {
@@ -206,11 +219,9 @@ fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount:
     }
 }
 
-/// Settled states that a late event of an earlier stage must not undo.
-fn settled(status: &str) -> bool {
-    matches!(status, "PAID" | "REFUNDED" | "PARTIALLY_REFUNDED" | "DISPUTED" | "DISPUTE_LOST")
-}
-
+/// The host applies what the plugin decided: the plugin's state machine has
+/// already refused out-of-order facts, so every transition here is legal, and
+/// applying one twice changes nothing (payments are keyed by their Stripe ref).
 fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
     let invoice_id = match t {
         Transition::CustomerLinked(l) => {
@@ -225,17 +236,46 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             tx.execute("UPDATE customers SET stripe_customer_id = NULL WHERE id = ?1", [id])?;
             return Ok(());
         }
+        Transition::CardOnFileChanged(c) => {
+            tx.execute(
+                "UPDATE customers SET card_on_file = ?2 WHERE stripe_customer_id = ?1",
+                params![c.stripe_customer_id, c.payment_method_id],
+            )?;
+            return Ok(());
+        }
+        Transition::AccountUpdated(a) => {
+            tx.execute(
+                "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+                 details_submitted = excluded.details_submitted, disconnected = 0",
+                params![a.account_id, a.charges_enabled, a.details_submitted],
+            )?;
+            return Ok(());
+        }
+        Transition::AccountDisconnected(id) => {
+            tx.execute(
+                "INSERT INTO accounts (id, disconnected) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
+                [id],
+            )?;
+            return Ok(());
+        }
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
         Transition::PaymentStarted(p)
         | Transition::PaymentProcessing(p)
         | Transition::InvoicePaid(p)
         | Transition::InvoicePartiallyPaid(p) => &p.invoice_id,
-        Transition::PaymentFailed(f) => &f.invoice_id,
+        Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => &f.invoice_id,
         Transition::NeedsCustomerAction(a) => &a.invoice_id,
         Transition::Refunded(r) => &r.invoice_id,
         Transition::Disputed(d) => &d.invoice_id,
     };
     let mut st = load_state(tx, invoice_id)?.ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
+    let failure = |f: &crate::runtime::PaymentFailure| {
+        serde_json::json!({
+            "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
+            "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
+        })
+    };
     match t {
         Transition::PaymentLinkAttached(l) => {
             st.payment_link = Some(l.url.clone());
@@ -244,32 +284,21 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::PaymentStarted(p) => upsert_payment(&mut st, &p.stripe_ref, "pending", &p.amount),
         Transition::PaymentProcessing(p) => {
             upsert_payment(&mut st, &p.stripe_ref, "processing", &p.amount);
-            if !settled(&st.status) {
-                st.status = "PROCESSING".into();
-            }
+            st.status = "PROCESSING".into();
         }
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
-            st.amount_paid = Some(p.amount.decimal.clone());
-            if !settled(&st.status) {
-                let paid = matches!(t, Transition::InvoicePaid(_));
-                st.status = if paid { "PAID" } else { "PARTIALLY_PAID" }.into();
-            }
+            st.amount_paid = Some(p.total_paid.decimal.clone());
+            st.status = if matches!(t, Transition::InvoicePaid(_)) { "PAID" } else { "PARTIALLY_PAID" }.into();
         }
         Transition::PaymentFailed(f) => {
-            st.last_failure = Some(serde_json::json!({
-                "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
-                "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
-            }));
-            if !settled(&st.status) {
-                st.status = "PAYMENT_FAILED".into();
-            }
+            st.last_failure = Some(failure(f));
+            st.status = "PAYMENT_FAILED".into();
         }
+        Transition::PaymentFlagged(f) => st.last_failure = Some(failure(f)),
         Transition::NeedsCustomerAction(a) => {
             st.last_failure = Some(serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }));
-            if !settled(&st.status) {
-                st.status = "ACTION_REQUIRED".into();
-            }
+            st.status = "ACTION_REQUIRED".into();
         }
         Transition::Refunded(r) => {
             st.amount_refunded = Some(r.amount.decimal.clone());
@@ -283,7 +312,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             }
             .into();
         }
-        Transition::CustomerLinked(_) | Transition::CustomerUnlinked(_) => {}
+        _ => {}
     }
     save_state(tx, invoice_id, &st)
 }

@@ -1,61 +1,53 @@
-//! Stripe events read straight from the raw bytes into lean structs: the
-//! envelope first, then only the object type the event needs. No JSON trees,
-//! no re-serializing.
+//! Stripe events read straight from the raw bytes into lean structs (the
+//! envelope and its object in one pass, no JSON tree, never re-serialized).
 
-use crate::bindings::billing::stripe_plugin::types::{Money, Payment, PluginError, Transition};
-use crate::money;
-use crate::stripe::objects::CheckoutSession;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::stripe::objects::{Obj, parse};
 
-#[derive(Debug, Deserialize)]
-pub struct Event<'a> {
+#[derive(Debug, miniserde::Deserialize)]
+pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
     pub account: Option<String>,
-    #[serde(default)]
-    pub livemode: bool,
-    #[serde(borrow)]
-    data: Data<'a>,
+    pub livemode: Option<bool>,
+    pub data: Data,
 }
 
-#[derive(Debug, Deserialize)]
-struct Data<'a> {
-    #[serde(borrow)]
-    object: &'a RawValue,
+#[derive(Debug, miniserde::Deserialize)]
+pub struct Data {
+    pub object: Obj,
+    /// What an update changed (e.g. the customer a card was detached from).
+    pub previous_attributes: Option<Obj>,
 }
 
-impl<'a> Event<'a> {
-    pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(body)
+impl Event {
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        parse(body).ok()
     }
 
-    fn object<T: Deserialize<'a>>(&self) -> Result<T, PluginError> {
-        serde_json::from_str(self.data.object.get())
-            .map_err(|e| PluginError::InvalidInput(format!("{} {}: unexpected object: {e}", self.kind, self.id)))
+    pub fn object(&self) -> &Obj {
+        &self.data.object
     }
 
-    /// What this event means for the host's invoices. Events that carry no
-    /// invoice of ours, and types not handled, mean nothing.
-    pub fn transitions(&self) -> Result<Vec<Transition>, PluginError> {
-        match self.kind.as_str() {
-            "checkout.session.completed" => {
-                let s: CheckoutSession = self.object()?;
-                let Some(invoice_id) = s.metadata.invoice_id else { return Ok(Vec::new()) };
-                if s.payment_status.as_deref() != Some("paid") {
-                    return Ok(Vec::new());
-                }
-                let currency = s.currency.unwrap_or_default().to_ascii_uppercase();
-                let minor = s.amount_total.unwrap_or(0);
-                let decimal = money::to_decimal(&currency, minor).map_err(|e| PluginError::InvalidInput(e.to_string()))?;
-                Ok(vec![Transition::InvoicePaid(Payment {
-                    invoice_id,
-                    stripe_ref: s.payment_intent.unwrap_or(s.id),
-                    amount: Money { minor, decimal, currency },
-                })])
-            }
-            _ => Ok(Vec::new()),
-        }
+    pub fn livemode(&self) -> bool {
+        self.livemode.unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_envelope_and_its_object() {
+        let body = br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded","account":"acct_1",
+            "livemode":false,"data":{"object":{"id":"pi_1","amount_received":500,"currency":"jpy",
+            "metadata":{"invoice_id":"inv_9"}}},"request":{"id":null}}"#;
+        let e = Event::parse(body).unwrap();
+        assert_eq!((e.id.as_str(), e.kind.as_str(), e.account.as_deref()), ("evt_1", "payment_intent.succeeded", Some("acct_1")));
+        let pi = e.object();
+        assert_eq!((Obj::amount_of(&pi.amount_received), pi.invoice_id()), (Some(500), Some("inv_9")));
+        assert!(e.data.previous_attributes.is_none());
+        assert!(Event::parse(b"{\"id\":\"evt_1\"}").is_none());
     }
 }

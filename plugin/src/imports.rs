@@ -7,10 +7,11 @@ use crate::bindings::billing::stripe_plugin::{
     kv,
     types::{Merchant, PluginError},
 };
+use crate::bindings::billing::stripe_plugin::email;
 use crate::stripe::{error, request::StripeRequest};
-use serde::de::DeserializeOwned;
+use crate::stripe::objects::{self, Obj};
 
-fn kv_failure(e: kv::KvError) -> PluginError {
+pub fn kv_failure(e: kv::KvError) -> PluginError {
     match e {
         kv::KvError::Unavailable(m) | kv::KvError::Other(m) => PluginError::HostUnavailable(format!("kv: {m}")),
     }
@@ -33,8 +34,28 @@ pub fn now_secs() -> i64 {
     i64::try_from(clock::now_ms() / 1000).unwrap_or(i64::MAX)
 }
 
+/// Why a Stripe call failed: Stripe refused it, or it never got an answer.
+pub enum CallError {
+    Stripe(error::Failure),
+    Host(PluginError),
+}
+
+impl From<CallError> for PluginError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Stripe(f) => PluginError::Stripe(f.error),
+            CallError::Host(e) => e,
+        }
+    }
+}
+
 /// Sends `req` to Stripe for `merchant` and reads the answer as `T`.
-pub fn stripe<T: DeserializeOwned>(merchant: &Merchant, req: &StripeRequest) -> Result<T, PluginError> {
+pub fn stripe(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, PluginError> {
+    call(merchant, req).map_err(PluginError::from)
+}
+
+/// As `stripe`, keeping Stripe's whole refusal (decline details) for the caller.
+pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
     let body = if req.method == "POST" { req.encoded_params().into_bytes() } else { Vec::new() };
     let http_req = http::Request {
         method: req.method.to_string(),
@@ -42,11 +63,14 @@ pub fn stripe<T: DeserializeOwned>(merchant: &Merchant, req: &StripeRequest) -> 
         headers: req.headers(&merchant.account_id),
         body,
     };
-    let resp = http::fetch(&http_req).map_err(|e| match e {
-        HttpError::Timeout => PluginError::HostUnavailable(format!("{} {}: timed out", req.method, req.path)),
-        HttpError::Connection(m) => PluginError::HostUnavailable(format!("{} {}: {m}", req.method, req.path)),
-        HttpError::Denied(m) => PluginError::InvalidInput(format!("host denied {} {}: {m}", req.method, req.path)),
-        HttpError::Other(m) => PluginError::HostUnavailable(format!("{} {}: {m}", req.method, req.path)),
+    let what = || format!("{} {}", req.method, req.path);
+    let resp = http::fetch(&http_req).map_err(|e| {
+        CallError::Host(match e {
+            HttpError::Timeout => PluginError::HostUnavailable(format!("{}: timed out", what())),
+            HttpError::Connection(m) => PluginError::HostUnavailable(format!("{}: {m}", what())),
+            HttpError::Denied(m) => PluginError::InvalidInput(format!("host denied {}: {m}", what())),
+            HttpError::Other(m) => PluginError::HostUnavailable(format!("{}: {m}", what())),
+        })
     })?;
     if !(200..300).contains(&resp.status) {
         let should_retry = resp
@@ -54,9 +78,30 @@ pub fn stripe<T: DeserializeOwned>(merchant: &Merchant, req: &StripeRequest) -> 
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("stripe-should-retry"))
             .map(|(_, v)| v.as_str());
-        return Err(PluginError::Stripe(error::from_response(resp.status, should_retry, &resp.body)));
+        return Err(CallError::Stripe(error::from_response(resp.status, should_retry, &resp.body)));
     }
-    serde_json::from_slice(&resp.body).map_err(|e| {
-        PluginError::HostUnavailable(format!("{} {}: unreadable Stripe response: {e}", req.method, req.path))
-    })
+    objects::parse(&resp.body)
+        .map_err(|_| CallError::Host(PluginError::HostUnavailable(format!("{}: unreadable Stripe response", what()))))
+}
+
+/// Queues an email; a duplicate (same dedupe key) is not an error.
+pub fn send_email(msg: &email::Message) -> Result<(), PluginError> {
+    match email::send(msg) {
+        Ok(_) => Ok(()),
+        Err(email::EmailError::Unavailable(m)) => Err(PluginError::HostUnavailable(format!("email: {m}"))),
+        // A message that can never be sent (no recipient) must not block the payment flow.
+        Err(email::EmailError::Rejected(_)) => Ok(()),
+    }
+}
+
+/// Adds 1 to a counter (ignored event types, for the merchant's dashboard).
+pub fn count(key: &str) -> Result<(), PluginError> {
+    for _ in 0..8 {
+        let old = kv::get(key).map_err(kv_failure)?;
+        let n: u64 = old.as_deref().and_then(|v| core::str::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        if kv::compare_and_swap(key, old.as_deref(), (n + 1).to_string().as_bytes()).map_err(kv_failure)? {
+            return Ok(());
+        }
+    }
+    Ok(())
 }

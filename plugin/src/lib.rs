@@ -14,11 +14,15 @@ pub mod events;
 pub mod handlers;
 pub mod imports;
 pub mod money;
+pub mod notify;
+pub mod payment_state;
+pub mod record;
 pub mod signature;
 pub mod stripe;
 
 use bindings::billing::stripe_plugin::types::{
-    Customer, Invoice, Merchant, PluginError, Transition, WebhookOutcome, WebhookRequest,
+    Customer, Invoice, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome, PluginError, Transition,
+    WebhookOutcome, WebhookRequest,
 };
 use bindings::exports::billing::stripe_plugin::handlers::Guest;
 
@@ -32,6 +36,14 @@ impl Guest for Component {
 
     fn on_webhook(merchant: Merchant, request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
         handlers::webhook::on_webhook(&merchant, &request)
+    }
+
+    fn on_pay_link_opened(merchant: Merchant, token: String) -> Result<PayLinkOutcome, PluginError> {
+        handlers::paylink::on_pay_link_opened(&merchant, &token)
+    }
+
+    fn start_onboarding(merchant: Merchant, request: OnboardingRequest) -> Result<Onboarding, PluginError> {
+        handlers::onboarding::start_onboarding(&merchant, &request)
     }
 
     fn on_customer_updated(

@@ -16,20 +16,20 @@ const SESSION_PARAMS: &[&str] = &[
     "locale", "submit_type", "allow_promotion_codes", "customer_update", "invoice_creation",
 ];
 
-fn unknown_param(params: &Value, allowed: &[&str]) -> Option<Reply> {
+pub(super) fn unknown_param(params: &Value, allowed: &[&str]) -> Option<Reply> {
     let bad = params.as_object()?.keys().find(|k| !allowed.contains(&k.as_str()))?;
     Some(stripe_error(400, "invalid_request_error", Some("parameter_unknown"), &format!("Received unknown parameter: {bad}"), Some(bad)))
 }
 
-fn missing(kind: &str, id: &str) -> Reply {
+pub(super) fn missing(kind: &str, id: &str) -> Reply {
     stripe_error(404, "invalid_request_error", Some("resource_missing"), &format!("No such {kind}: '{id}'"), Some("id"))
 }
 
-fn str_of(v: &Value) -> Option<&str> {
+pub(super) fn str_of(v: &Value) -> Option<&str> {
     v.as_str().filter(|s| !s.is_empty())
 }
 
-fn int_param(params: &Value, name: &str) -> Result<Option<i64>, Reply> {
+pub(super) fn int_param(params: &Value, name: &str) -> Result<Option<i64>, Reply> {
     match &params[name] {
         Value::Null => Ok(None),
         Value::String(s) => s.parse().map(Some).map_err(|_| {
@@ -50,7 +50,12 @@ pub fn route(emu: &Emulator, method: &str, path: &str, account: &str, params: &V
         ("POST", ["v1", "checkout", "sessions"]) => create_session(emu, account, params),
         ("GET", ["v1", "checkout", "sessions"]) => list(emu, account, "checkout.session", "/v1/checkout/sessions", params),
         ("GET", ["v1", "checkout", "sessions", id]) => retrieve(emu, account, "checkout.session", id),
+        ("POST", ["v1", "checkout", "sessions", id, "expire"]) => expire_session(emu, account, id),
         ("GET", ["v1", "events", id]) => retrieve(emu, account, "event", id),
+        ("GET", ["v1", "events"]) => list(emu, account, "event", "/v1/events", params),
+        (_, ["v1", "payment_methods", ..] | ["v1", "payment_intents", ..] | ["v1", "charges", ..] | ["v1", "refunds", ..])
+        | (_, ["v1", "customers", _, "payment_methods"]) => super::payments::route(emu, method, &segments, account, params),
+        (_, ["v1", "accounts", ..] | ["v1", "account_links"]) => super::connect::route(emu, method, &segments, params),
         _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL ({method}: {path})."), None),
     }
 }
@@ -60,28 +65,30 @@ pub fn route_public(emu: &Emulator, method: &str, path: &str, params: &Value) ->
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
         ("POST", ["_test", "checkout", "sessions", id, "complete"]) => complete_session(emu, id, params),
-        _ => Reply::json(404, &json!({"error": {"type": "invalid_request_error", "message": "not found"}})),
+        ("GET", ["checkout", id]) => super::checkout_page::show(emu, id),
+        ("POST", ["checkout", id, "pay"]) => super::checkout_page::pay(emu, id, params),
+        _ => super::testing::route(emu, method, &segments, params),
     }
 }
 
-fn get(emu: &Emulator, account: &str, kind: &str, id: &str) -> Option<Value> {
+pub(super) fn get(emu: &Emulator, account: &str, kind: &str, id: &str) -> Option<Value> {
     let st = emu.state();
     st.objects.get(id).filter(|s| s.account == account && s.object["object"] == kind).map(|s| s.object.clone())
 }
 
-fn put(emu: &Emulator, account: &str, object: Value) {
+pub(super) fn put(emu: &Emulator, account: &str, object: Value) {
     let id = object["id"].as_str().unwrap_or_default().to_string();
     emu.state().objects.insert(id, Stored { account: account.to_string(), object });
 }
 
-fn retrieve(emu: &Emulator, account: &str, kind: &str, id: &str) -> Reply {
+pub(super) fn retrieve(emu: &Emulator, account: &str, kind: &str, id: &str) -> Reply {
     match get(emu, account, kind, id) {
         Some(o) => Reply::json(200, &o),
         None => missing(kind, id),
     }
 }
 
-fn list(emu: &Emulator, account: &str, kind: &str, url: &str, params: &Value) -> Reply {
+pub(super) fn list(emu: &Emulator, account: &str, kind: &str, url: &str, params: &Value) -> Reply {
     let limit = match int_param(params, "limit") {
         Ok(l) => l.unwrap_or(10).clamp(1, 100) as usize,
         Err(e) => return e,
@@ -116,6 +123,9 @@ fn customer_fields(target: &mut Value, params: &Value) {
         }
     }
     merge_metadata(target, params);
+    if let Some(pm) = params["invoice_settings"]["default_payment_method"].as_str() {
+        target["invoice_settings"]["default_payment_method"] = if pm.is_empty() { Value::Null } else { pm.into() };
+    }
 }
 
 /// Stripe merges metadata keys; an empty value removes a key.
@@ -155,6 +165,13 @@ fn update_customer(emu: &Emulator, account: &str, id: &str, params: &Value) -> R
     let Some(mut c) = get(emu, account, "customer", id).filter(|c| c["deleted"] != true) else {
         return missing("customer", id);
     };
+    if let Some(pm) = str_of(&params["invoice_settings"]["default_payment_method"]) {
+        if get(emu, account, "payment_method", pm).is_none_or(|p| p["customer"] != id) {
+            return stripe_error(400, "invalid_request_error", Some("resource_missing"),
+                &format!("The customer does not have a payment method with the ID {pm}. The payment method must be attached to the customer."),
+                Some("invoice_settings[default_payment_method]"));
+        }
+    }
     customer_fields(&mut c, params);
     put(emu, account, c.clone());
     Reply::json(200, &c)
@@ -232,15 +249,32 @@ fn create_session(emu: &Emulator, account: &str, params: &Value) -> Reply {
 }
 
 /// `payment_intent_data` is kept to build the intent, but Stripe never shows it.
-fn without_private(mut session: Value) -> Value {
+pub(super) fn without_private(mut session: Value) -> Value {
     if let Some(o) = session.as_object_mut() {
         o.remove("payment_intent_data");
     }
     session
 }
 
+/// Closes an open session; any other status cannot be expired, as in Stripe.
+fn expire_session(emu: &Emulator, account: &str, id: &str) -> Reply {
+    let Some(mut session) = get(emu, account, "checkout.session", id) else { return missing("checkout.session", id) };
+    if session["status"] != "open" {
+        return stripe_error(400, "invalid_request_error", None,
+            &format!("Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".", session["status"].as_str().unwrap_or("")),
+            None);
+    }
+    session["status"] = "expired".into();
+    put(emu, account, session.clone());
+    let session = without_private(session);
+    emu.emit(account, "checkout.session.expired", session.clone());
+    Reply::json(200, &session)
+}
+
 /// The customer pays the session with a card, as on Stripe's hosted page.
-fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Reply {
+/// `async=1` plays a bank debit: the session completes unpaid and the money
+/// comes later (`/_test/checkout/sessions/{id}/async`).
+pub(super) fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Reply {
     let Some(stored) = emu.state().objects.get(id).cloned() else {
         return missing("checkout.session", id);
     };
@@ -249,25 +283,29 @@ fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Reply {
         return stripe_error(400, "invalid_request_error", Some("checkout_session_not_open"), "This Checkout Session is no longer open.", None);
     }
     let card = params["card"].as_str().unwrap_or("4242424242424242").replace(' ', "");
-    if card != "4242424242424242" {
-        return stripe_error(402, "card_error", Some("card_declined"), "Your card was declined.", None);
+    let bank_debit = params["async"] == "1";
+    let Some(outcome) = super::payments::card_outcome(&card) else {
+        return stripe_error(402, "card_error", Some("incorrect_number"), "Your card number is incorrect.", Some("number"));
+    };
+    // On-session: the customer authenticates, so only outright declines fail.
+    if let Some(decline) = outcome.decline.filter(|d| d.code != "authentication_required") {
+        return stripe_error(402, "card_error", Some(decline.code), decline.message, None);
     }
-    let now = emu.clock.now_secs();
-    let pi_data = &session["payment_intent_data"];
-    let intent = json!({
-        "id": emu.next_id("pi"), "object": "payment_intent", "amount": session["amount_total"],
-        "amount_received": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
-        "status": "succeeded", "created": now, "livemode": false,
+    let pi_data = session["payment_intent_data"].clone();
+    let customer = session["customer"].as_str().map(str::to_string);
+    let pm = super::payments::new_card(emu, &account, &card, customer.as_deref().filter(|_| pi_data["setup_future_usage"] == "off_session"));
+    let status = if bank_debit { "processing" } else { "succeeded" };
+    let intent = super::payments::new_intent(emu, &account, &json!({
+        "amount": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
         "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
-        "setup_future_usage": pi_data["setup_future_usage"], "payment_method": emu.next_id("pm"),
-    });
-    put(emu, &account, intent.clone());
+        "setup_future_usage": pi_data["setup_future_usage"], "payment_method": pm,
+    }), status);
     session["status"] = "complete".into();
-    session["payment_status"] = "paid".into();
+    session["payment_status"] = if bank_debit { "unpaid" } else { "paid" }.into();
     session["payment_intent"] = intent["id"].clone();
     put(emu, &account, session.clone());
     let session = without_private(session);
-    emu.emit(&account, "payment_intent.succeeded", intent);
+    emu.emit(&account, if bank_debit { "payment_intent.processing" } else { "payment_intent.succeeded" }, intent);
     emu.emit(&account, "checkout.session.completed", session.clone());
     Reply::json(200, &session)
 }

@@ -4,7 +4,11 @@
 //! it does, it does as Stripe documents.
 
 mod api;
+mod checkout_page;
+mod connect;
 pub mod form;
+mod payments;
+mod testing;
 mod webhooks;
 
 use crate::imports::Clock;
@@ -53,6 +57,9 @@ pub struct Emulator {
     /// Base of the URLs it hands out (Checkout pages).
     public_base: Arc<Mutex<String>>,
     webhook: Arc<Mutex<Option<WebhookTarget>>>,
+    /// One request at a time: a check and its change are atomic, as racing a
+    /// Checkout payment against an expiry must be.
+    op: Arc<Mutex<()>>,
 }
 
 impl Emulator {
@@ -62,6 +69,7 @@ impl Emulator {
             clock,
             public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
             webhook: Arc::default(),
+            op: Arc::default(),
         }
     }
 
@@ -88,6 +96,10 @@ impl Emulator {
         self.state().events.clone()
     }
 
+    pub fn event(&self, id: &str) -> Option<Value> {
+        self.state().events.iter().find(|e| e["id"] == id).cloned()
+    }
+
     /// Objects of one kind (`"customer"`, `"checkout.session"` ...) across accounts.
     pub fn objects(&self, kind: &str) -> Vec<Value> {
         self.state().objects.values().filter(|s| s.object["object"] == kind).map(|s| s.object.clone()).collect()
@@ -95,6 +107,7 @@ impl Emulator {
 
     /// Handles one request: `target` is path plus optional query.
     pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+        let _one_at_a_time = lock(&self.op);
         let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut reply = if path.starts_with("/v1/") {

@@ -4,7 +4,7 @@
 use super::{invalid, link_key, stripe_external_id};
 use crate::bindings::billing::stripe_plugin::types::{Customer, CustomerLink, Merchant, PluginError, Transition};
 use crate::imports;
-use crate::stripe::{objects, request};
+use crate::stripe::request;
 
 /// The Stripe customer for `customer`, creating or linking it on first use.
 pub fn ensure_linked(m: &Merchant, customer: &Customer, out: &mut Vec<Transition>) -> Result<String, PluginError> {
@@ -13,7 +13,7 @@ pub fn ensure_linked(m: &Merchant, customer: &Customer, out: &mut Vec<Transition
     }
     let stripe_id = match stripe_external_id(customer) {
         Some(supplied) => verified(m, supplied)?,
-        None => imports::stripe::<objects::Customer>(m, &request::create_customer(customer))?.id,
+        None => imports::stripe(m, &request::create_customer(customer))?.id().to_string(),
     };
     link(customer, &stripe_id, out)?;
     Ok(stripe_id)
@@ -39,7 +39,7 @@ pub fn on_customer_updated(
         }
         (_, Some(id)) => {
             if let Some(req) = request::update_customer(&id, customer, previous) {
-                imports::stripe::<objects::Customer>(m, &req)?;
+                imports::stripe(m, &req)?;
             }
         }
         // Not linked yet: the customer is created in Stripe with its first payment link.
@@ -53,8 +53,8 @@ fn verified(m: &Merchant, supplied: &str) -> Result<String, PluginError> {
     if !supplied.starts_with("cus_") {
         return Err(invalid(format!("external id Stripe {supplied:?} is not a Stripe customer id (cus_...)")));
     }
-    match imports::stripe::<objects::Customer>(m, &request::retrieve_customer(supplied)) {
-        Ok(c) if !c.deleted => Ok(c.id),
+    match imports::stripe(m, &request::retrieve_customer(supplied)) {
+        Ok(c) if !c.is_deleted() && !c.id().is_empty() => Ok(c.id().to_string()),
         Ok(_) => Err(invalid(format!("Stripe customer {supplied} is deleted; nothing was linked"))),
         Err(PluginError::Stripe(e)) if e.status == 404 => Err(invalid(format!(
             "Stripe customer {supplied} does not exist in account {}; nothing was linked",

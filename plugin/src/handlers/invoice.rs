@@ -1,36 +1,76 @@
-//! on-invoice-finalized: link the customer and attach a Checkout payment link.
+//! on-invoice-finalized: link the customer, charge the card on file when
+//! auto-charge is on, and otherwise (or after a decline) attach the stable pay link.
 
+use super::collect::{self, Charge};
 use super::{customer, invalid};
 use crate::bindings::billing::stripe_plugin::types::{
     Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition,
 };
-use crate::stripe::{objects, request};
-use crate::{imports, money};
+use crate::payment_state::PayState;
+use crate::record::{self, InvoiceRecord};
+use crate::{money, signature};
+
+/// An unguessable token for the invoice's pay link: an HMAC of the account and
+/// invoice under the merchant's webhook secret, so no one can derive another's.
+/// Stored on first use, so a later secret rotation does not break old links.
+fn pay_token(m: &Merchant, invoice_id: &str) -> Result<String, PluginError> {
+    let secret = m
+        .webhook_secrets
+        .first()
+        .ok_or_else(|| invalid("a webhook secret must be configured: it keys the pay links"))?;
+    let tag = signature::sign(secret, "paylink", format!("{}/{invoice_id}", m.account_id).as_bytes());
+    Ok(hex::encode(&tag[..16]))
+}
 
 pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError> {
     if !inv.payment_options.iter().any(|o| matches!(o, PaymentOption::Stripe)) {
         return Ok(Vec::new());
     }
     // A bad amount is refused before anything is sent to Stripe.
-    let minor = money::to_minor(&inv.currency, &inv.amount_due).map_err(invalid)?;
-    if minor == 0 {
+    let due = money::to_minor(&inv.currency, &inv.amount_due).map_err(invalid)?;
+    if due == 0 {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
     let stripe_customer = customer::ensure_linked(m, &inv.customer, &mut out)?;
-    if m.show_payment_link {
-        let success_url = format!("{}/pay/success?session_id={{CHECKOUT_SESSION_ID}}", m.pay_link_base.trim_end_matches('/'));
-        let req = request::create_checkout_session(inv, &stripe_customer, minor, &success_url, 1);
-        let session: objects::CheckoutSession = imports::stripe(m, &req)?;
-        let url = session
-            .url
-            .ok_or_else(|| PluginError::HostUnavailable(format!("Checkout Session {} came back without a url", session.id)))?;
-        out.push(Transition::PaymentLinkAttached(PaymentLink {
-            invoice_id: inv.id.clone(),
-            url,
-            checkout_session_id: session.id,
-            expires_at: session.expires_at.unwrap_or(0),
-        }));
+    let c = &inv.customer;
+    let emails = if c.billing_emails.is_empty() { c.email.iter().cloned().collect() } else { c.billing_emails.clone() };
+    record::create(
+        &inv.id,
+        InvoiceRecord {
+            state: PayState::Open,
+            number: inv.number.clone(),
+            currency: inv.currency.to_ascii_uppercase(),
+            due,
+            paid: 0,
+            refunded: 0,
+            paid_refs: Vec::new(),
+            attempt: 1,
+            session: None,
+            token: pay_token(m, &inv.id)?,
+            customer_id: c.id.clone(),
+            stripe_customer,
+            emails,
+            auto_charge: inv.auto_charge,
+            refunds: Vec::new(),
+        },
+    )?;
+    let charge = if m.auto_charge && inv.auto_charge { collect::auto_charge(m, &inv.id, &mut out)? } else { Charge::NoCard };
+    if charge != Charge::Done && m.show_payment_link {
+        attach_link(m, &inv.id, &mut out)?;
     }
     Ok(out)
+}
+
+/// Opens (or reuses) the session behind the stable link and reports the link.
+pub fn attach_link(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<String>, PluginError> {
+    let Some(session) = collect::open_session(m, invoice_id, out)? else { return Ok(None) };
+    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
+    out.push(Transition::PaymentLinkAttached(PaymentLink {
+        invoice_id: invoice_id.into(),
+        url: super::settle::pay_url(m, &rec),
+        checkout_session_id: session.id().to_string(),
+        expires_at: session.expires_at(),
+    }));
+    Ok(session.url)
 }

@@ -1,7 +1,11 @@
-//! One module per export. Each turns host input into Stripe calls and transitions.
+//! One module per export, and the shared steps they are made of.
 
+pub mod collect;
 pub mod customer;
 pub mod invoice;
+pub mod onboarding;
+pub mod paylink;
+pub mod settle;
 pub mod webhook;
 
 use crate::bindings::billing::stripe_plugin::types::{Customer, PluginError};

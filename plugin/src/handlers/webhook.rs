@@ -1,14 +1,26 @@
 //! on-webhook: size bound, signature over the raw bytes, account and mode
-//! routing, then the event's transitions. Every refusal is an outcome with a
-//! status, not an error, so the host answers Stripe precisely.
+//! routing, then the event's facts offered to the invoice's state machine.
+//! Deliveries come at least once and in any order: a redelivery recomputes the
+//! same transitions (the host applies them idempotently) and sends no email
+//! again; the seen-marker is written only after every effect succeeded, so a
+//! crash in between cannot lose an event.
 
-use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, WebhookOutcome, WebhookRequest};
-use crate::{events, imports, signature};
+use super::settle::{self, Settled};
+use crate::bindings::billing::stripe_plugin::kv;
+use crate::bindings::billing::stripe_plugin::types::{
+    AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome, WebhookRequest,
+};
+use crate::events::Event;
+use crate::imports::{self, kv_failure};
+use crate::notify::Reason;
+use crate::record;
+use crate::stripe::{objects::Obj, request};
+use crate::signature;
 
 /// Bodies above this are refused before any work (Stripe's events are a few KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-fn outcome(status: u16, reason: &str, event: Option<&events::Event>) -> WebhookOutcome {
+fn outcome(status: u16, reason: &str, event: Option<&Event>) -> WebhookOutcome {
     WebhookOutcome {
         status,
         reason: reason.to_string(),
@@ -30,18 +42,166 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     if let Err(e) = signature::verify(header, &req.body, &m.webhook_secrets, imports::now_secs(), m.webhook_tolerance_secs) {
         return Ok(outcome(400, e.reason(), None));
     }
-    let event = match events::Event::parse(&req.body) {
-        Ok(e) => e,
-        Err(_) => return Ok(outcome(400, "body is not a Stripe event", None)),
+    let Some(event) = Event::parse(&req.body) else {
+        return Ok(outcome(400, "body is not a Stripe event", None));
     };
     let expected_account = (!m.account_id.is_empty()).then_some(m.account_id.as_str());
     if event.account.as_deref() != expected_account {
         return Ok(outcome(200, "event for another account; ignored", Some(&event)));
     }
-    if event.livemode != m.livemode {
+    if event.livemode() != m.livemode {
         return Ok(outcome(200, "event for the other mode (live/test); ignored", Some(&event)));
     }
-    let transitions = event.transitions()?;
-    let reason = if transitions.is_empty() { "no change" } else { "processed" };
-    Ok(WebhookOutcome { transitions, ..outcome(200, reason, Some(&event)) })
+    let seen_key = format!("event:{}", event.id);
+    let seen = kv::get(&seen_key).map_err(kv_failure)?.is_some();
+    let settled = effects(m, &event, !seen)?;
+    // Written last: if anything above failed, Stripe's redelivery redoes it all.
+    kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
+    let reason = if seen { format!("duplicate delivery; {}", settled.note) } else { settled.note };
+    Ok(WebhookOutcome { transitions: settled.transitions, ..outcome(200, &reason, Some(&event)) })
+}
+
+fn not_ours() -> Result<Settled, PluginError> {
+    Ok(Settled { transitions: Vec::new(), note: "not an invoice of this plugin; ignored".into() })
+}
+
+fn noted(t: Transition, note: &str) -> Result<Settled, PluginError> {
+    Ok(Settled { transitions: vec![t], note: note.into() })
+}
+
+/// The invoice a payment-related object belongs to: its metadata, else the
+/// payment it was made by.
+fn invoice_of(o: &Obj) -> Result<Option<String>, PluginError> {
+    if let Some(id) = o.invoice_id() {
+        return Ok(Some(id.to_string()));
+    }
+    match o.payment_intent() {
+        Some(pi) => settle::invoice_of_payment(pi),
+        None => Ok(None),
+    }
+}
+
+fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError> {
+    let kind = e.kind.as_str();
+    let o = e.object();
+    match kind {
+        "checkout.session.completed"
+        | "checkout.session.async_payment_succeeded"
+        | "checkout.session.async_payment_failed"
+        | "checkout.session.expired" => {
+            let Some(invoice) = o.invoice_id() else { return not_ours() };
+            let pi = o.payment_ref();
+            match kind {
+                "checkout.session.expired" => {
+                    record::drop_session(invoice, o.id())?;
+                    Ok(Settled { transitions: Vec::new(), note: "session expired; the pay link will open a new one".into() })
+                }
+                "checkout.session.async_payment_failed" => {
+                    let reason = Reason {
+                        invoice_id: invoice,
+                        attempt_ref: &pi,
+                        message: "the delayed payment (bank debit) failed",
+                        code: Some("async_payment_failed"),
+                        decline_code: None,
+                        advice_code: None,
+                    };
+                    settle::failed(m, &reason, false, notify)
+                }
+                "checkout.session.async_payment_succeeded" => settle::paid(invoice, &pi, o.amount_total(), o.currency()),
+                _ => settle::session_completed(invoice, o),
+            }
+        }
+        "payment_intent.succeeded"
+        | "payment_intent.payment_failed"
+        | "payment_intent.processing"
+        | "payment_intent.requires_action"
+        | "payment_intent.canceled" => {
+            let Some(invoice) = invoice_of(o)? else { return not_ours() };
+            let amount = o.amount_taken().unwrap_or(0);
+            match kind {
+                "payment_intent.succeeded" => settle::paid(&invoice, o.id(), amount, o.currency()),
+                "payment_intent.processing" => settle::processing(&invoice, o.id(), amount),
+                "payment_intent.canceled" => settle::canceled(&invoice, o.id()),
+                "payment_intent.requires_action" => {
+                    settle::action_required(m, &invoice, o.id(), "the bank asks the customer to confirm", notify)
+                }
+                _ => {
+                    let empty = Default::default();
+                    let err = o.last_payment_error.as_ref().unwrap_or(&empty);
+                    let message = err.message.as_deref().unwrap_or("the payment failed");
+                    if err.code.as_deref() == Some("authentication_required") {
+                        return settle::action_required(m, &invoice, o.id(), message, notify);
+                    }
+                    let reason = Reason {
+                        invoice_id: &invoice,
+                        attempt_ref: o.id(),
+                        message,
+                        code: err.code.as_deref(),
+                        decline_code: err.decline_code.as_deref(),
+                        advice_code: err.advice_code.as_deref(),
+                    };
+                    let retryable = err.advice_code.as_deref() == Some("try_again_later");
+                    settle::failed(m, &reason, retryable, notify)
+                }
+            }
+        }
+        "charge.refunded" | "charge.refund.updated" => {
+            // A refund object names its charge, which holds the cumulative amount.
+            let fetched;
+            let charge = match (kind, o.charge()) {
+                ("charge.refund.updated", Some(id)) => {
+                    fetched = imports::stripe(m, &request::retrieve_charge(id))?;
+                    &fetched
+                }
+                ("charge.refund.updated", None) => return not_ours(),
+                _ => o,
+            };
+            let Some(invoice) = invoice_of(charge)? else { return not_ours() };
+            settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
+        }
+        "charge.dispute.created" | "charge.dispute.closed" => {
+            let Some(invoice) = invoice_of(o)? else { return not_ours() };
+            let status = match (kind, o.status()) {
+                ("charge.dispute.created", _) => DisputeStatus::Opened,
+                (_, Some("won")) => DisputeStatus::Won,
+                (_, Some("lost")) => DisputeStatus::Lost,
+                _ => return Ok(Settled { transitions: Vec::new(), note: "dispute closed without a verdict".into() }),
+            };
+            settle::disputed(&invoice, &o.payment_ref(), status, o.amount().unwrap_or(0))
+        }
+        "setup_intent.succeeded" => {
+            let Some(customer) = o.customer() else { return not_ours() };
+            noted(
+                Transition::CardOnFileChanged(CardOnFile {
+                    stripe_customer_id: customer.into(),
+                    payment_method_id: o.payment_method().map(Into::into),
+                }),
+                "card on file saved",
+            )
+        }
+        "payment_method.detached" => {
+            let before = e.data.previous_attributes.as_ref().and_then(|p| p.customer());
+            let Some(customer) = o.customer().or(before) else { return not_ours() };
+            noted(
+                Transition::CardOnFileChanged(CardOnFile { stripe_customer_id: customer.into(), payment_method_id: None }),
+                "card on file removed",
+            )
+        }
+        "account.updated" => noted(
+            Transition::AccountUpdated(AccountStatus {
+                account_id: o.id().into(),
+                charges_enabled: o.charges_enabled == Some(true),
+                details_submitted: o.details_submitted == Some(true),
+            }),
+            "account updated",
+        ),
+        "account.application.deauthorized" => {
+            let account = e.account.clone().unwrap_or_else(|| m.account_id.clone());
+            noted(Transition::AccountDisconnected(account), "merchant disconnected the platform")
+        }
+        other => {
+            imports::count(&format!("ignored-events:{other}"))?;
+            Ok(Settled { transitions: Vec::new(), note: format!("{other} is not handled; ignored") })
+        }
+    }
 }

@@ -1,29 +1,226 @@
-//! The few fields the plugin reads from Stripe objects. Unknown fields are
-//! ignored, missing optional ones default, so Stripe can add fields freely.
+//! One lean struct for every Stripe object the plugin reads (customer, Checkout
+//! Session, PaymentIntent, charge, refund, dispute, payment method, account,
+//! list, error). Parsed with miniserde: no generic monomorphization per type,
+//! which keeps the component inside its 256 KiB budget (serde_json cost ~90 KB
+//! here). Unknown fields are skipped, every field is optional, and amounts and
+//! ids are read in either of the shapes Stripe-compatible servers send.
 
-use serde::Deserialize;
+use miniserde::de::{Deserialize, Map, Visitor};
+use miniserde::{Error, Result, make_place};
 
-#[derive(Debug, Deserialize)]
-pub struct Customer {
-    pub id: String,
-    #[serde(default)]
-    pub deleted: bool,
+#[derive(Debug, Default, miniserde::Deserialize)]
+pub struct Obj {
+    pub id: Option<String>,
+    pub object: Option<String>,
+    pub deleted: Option<bool>,
+    pub url: Option<String>,
+    pub expires_at: Option<Amount>,
+    pub status: Option<String>,
+    pub payment_status: Option<String>,
+    pub payment_intent: Option<IdRef>,
+    pub customer: Option<IdRef>,
+    pub payment_method: Option<IdRef>,
+    pub charge: Option<IdRef>,
+    pub amount: Option<Amount>,
+    pub amount_total: Option<Amount>,
+    pub amount_received: Option<Amount>,
+    pub amount_refunded: Option<Amount>,
+    pub currency: Option<String>,
+    pub metadata: Option<Metadata>,
+    pub invoice_settings: Option<InvoiceSettings>,
+    pub last_payment_error: Option<StripeErrorBody>,
+    /// Set on error answers: `{"error": {...}}`.
+    pub error: Option<StripeErrorBody>,
+    pub charges_enabled: Option<bool>,
+    pub details_submitted: Option<bool>,
+    pub data: Option<Vec<Obj>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+impl Obj {
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or("")
+    }
+
+    pub fn invoice_id(&self) -> Option<&str> {
+        self.metadata.as_ref().and_then(|m| m.invoice_id.as_deref())
+    }
+
+    pub fn payment_intent(&self) -> Option<&str> {
+        self.payment_intent.as_ref().map(|r| r.0.as_str())
+    }
+
+    pub fn customer(&self) -> Option<&str> {
+        self.customer.as_ref().map(|r| r.0.as_str())
+    }
+
+    pub fn default_payment_method(&self) -> Option<&str> {
+        self.invoice_settings.as_ref()?.default_payment_method.as_ref().map(|r| r.0.as_str())
+    }
+
+    pub fn amount_of(field: &Option<Amount>) -> Option<u64> {
+        field.as_ref().map(|a| a.0)
+    }
+
+    pub fn amount(&self) -> Option<u64> {
+        Self::amount_of(&self.amount)
+    }
+
+    pub fn amount_total(&self) -> u64 {
+        Self::amount_of(&self.amount_total).unwrap_or(0)
+    }
+
+    pub fn amount_refunded(&self) -> u64 {
+        Self::amount_of(&self.amount_refunded).unwrap_or(0)
+    }
+
+    /// What a PaymentIntent actually took, else what it asked for.
+    pub fn amount_taken(&self) -> Option<u64> {
+        Self::amount_of(&self.amount_received).filter(|a| *a > 0).or(self.amount())
+    }
+
+    pub fn expires_at(&self) -> u64 {
+        Self::amount_of(&self.expires_at).unwrap_or(0)
+    }
+
+    pub fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+
+    pub fn payment_status(&self) -> Option<&str> {
+        self.payment_status.as_deref()
+    }
+
+    pub fn currency(&self) -> &str {
+        self.currency.as_deref().unwrap_or("")
+    }
+
+    pub fn charge(&self) -> Option<&str> {
+        self.charge.as_ref().map(|r| r.0.as_str())
+    }
+
+    pub fn payment_method(&self) -> Option<&str> {
+        self.payment_method.as_ref().map(|r| r.0.as_str())
+    }
+
+    pub fn list(&self) -> &[Obj] {
+        self.data.as_deref().unwrap_or(&[])
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted == Some(true)
+    }
+
+    /// The PaymentIntent that carries the money, else the object itself.
+    pub fn payment_ref(&self) -> String {
+        self.payment_intent().unwrap_or(self.id()).to_string()
+    }
+}
+
+#[derive(Debug, Default, miniserde::Deserialize)]
 pub struct Metadata {
     pub invoice_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CheckoutSession {
-    pub id: String,
-    pub url: Option<String>,
-    pub expires_at: Option<u64>,
-    pub payment_status: Option<String>,
-    pub payment_intent: Option<String>,
-    pub amount_total: Option<u64>,
-    pub currency: Option<String>,
-    #[serde(default)]
-    pub metadata: Metadata,
+#[derive(Debug, Default, miniserde::Deserialize)]
+pub struct InvoiceSettings {
+    pub default_payment_method: Option<IdRef>,
+}
+
+/// Stripe's error object (also a PaymentIntent's `last_payment_error`).
+#[derive(Debug, Default, miniserde::Deserialize)]
+pub struct StripeErrorBody {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub decline_code: Option<String>,
+    pub advice_code: Option<String>,
+    pub message: Option<String>,
+    pub payment_intent: Option<IdRef>,
+}
+
+/// An amount in minor units: a number, or a string holding one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Amount(pub u64);
+
+/// A reference to another object: its id, or the object itself when expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdRef(pub String);
+
+make_place!(Place);
+
+impl Visitor for Place<Amount> {
+    fn nonnegative(&mut self, n: u64) -> Result<()> {
+        self.out = Some(Amount(n));
+        Ok(())
+    }
+
+    fn string(&mut self, s: &str) -> Result<()> {
+        self.out = Some(Amount(s.parse().map_err(|_| Error)?));
+        Ok(())
+    }
+}
+
+impl Deserialize for Amount {
+    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
+        Place::new(out)
+    }
+}
+
+impl Visitor for Place<IdRef> {
+    fn string(&mut self, s: &str) -> Result<()> {
+        self.out = Some(IdRef(s.to_string()));
+        Ok(())
+    }
+
+    fn map(&mut self) -> Result<Box<dyn Map + '_>> {
+        Ok(Box::new(ExpandedId { out: &mut self.out, id: None }))
+    }
+}
+
+impl Deserialize for IdRef {
+    fn begin(out: &mut Option<Self>) -> &mut dyn Visitor {
+        Place::new(out)
+    }
+}
+
+/// An expanded object: only its `id` is kept.
+struct ExpandedId<'a> {
+    out: &'a mut Option<IdRef>,
+    id: Option<String>,
+}
+
+impl Map for ExpandedId<'_> {
+    fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
+        if k == "id" { Ok(Deserialize::begin(&mut self.id)) } else { Ok(<dyn Visitor>::ignore()) }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        *self.out = self.id.take().map(IdRef);
+        Ok(())
+    }
+}
+
+/// Parses raw bytes as `T`; non-UTF-8 is refused like malformed JSON.
+pub fn parse<T: Deserialize>(bytes: &[u8]) -> Result<T> {
+    miniserde::json::from_str(core::str::from_utf8(bytes).map_err(|_| Error)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_it_needs_and_ignores_the_rest() {
+        let pi: Obj = parse(
+            br#"{"id":"pi_1","object":"payment_intent","amount":"1200","amount_received":1200,"currency":"gbp",
+               "metadata":{"invoice_id":"inv_1","other":"x"},"charges":{"data":[{"id":"ch_1"}]},"new_field":{"a":[1,2.5,null]},
+               "last_payment_error":null,"customer":{"id":"cus_9","object":"customer"},"latest_charge":"ch_1"}"#,
+        )
+        .unwrap();
+        assert_eq!((Obj::amount_of(&pi.amount), Obj::amount_of(&pi.amount_received)), (Some(1200), Some(1200)));
+        assert_eq!((pi.invoice_id(), pi.customer()), (Some("inv_1"), Some("cus_9")));
+        let empty: Obj = parse(br#"{"id":"cus_1"}"#).unwrap();
+        assert!(empty.default_payment_method().is_none() && empty.deleted.is_none());
+        assert!(parse::<Obj>(b"Internal Server Error").is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! Stripe API requests as plain data: method, path, form parameters in Stripe's
 //! bracket notation, and an idempotency key derived from the host's records.
 
-use crate::bindings::billing::stripe_plugin::types::{Customer, Invoice};
+use crate::bindings::billing::stripe_plugin::types::{Customer, OnboardingRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
@@ -128,37 +128,121 @@ pub fn update_customer(stripe_id: &str, current: &Customer, previous: Option<&Cu
     Some(StripeRequest::post(format!("/v1/customers/{}", segment(stripe_id)), params, key))
 }
 
+pub fn retrieve_charge(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/charges/{}", segment(id)))
+}
+
 pub fn retrieve_customer(stripe_id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/customers/{}", segment(stripe_id)))
 }
 
-/// A Checkout Session for the amount due. The invoice id goes into the metadata
-/// of both the session and its payment intent, so either event settles it.
-pub fn create_checkout_session(
-    invoice: &Invoice,
-    stripe_customer: &str,
-    amount_minor: u64,
-    success_url: &str,
-    attempt: u32,
-) -> StripeRequest {
+/// What a Checkout Session is for.
+pub struct SessionSpec<'a> {
+    pub invoice_id: &'a str,
+    pub invoice_number: &'a str,
+    pub currency: &'a str,
+    pub amount_minor: u64,
+    pub stripe_customer: &'a str,
+    pub success_url: &'a str,
+    pub attempt: u32,
+}
+
+/// A Checkout Session for what is due. The invoice id goes into the metadata
+/// of both the session and its payment intent, so either event settles it, and
+/// the card is kept for later off-session charges.
+pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
     let s = |v: &str| v.to_string();
     let params = vec![
         (s("mode"), s("payment")),
-        (s("customer"), s(stripe_customer)),
-        (s("client_reference_id"), invoice.id.clone()),
+        (s("customer"), s(c.stripe_customer)),
+        (s("client_reference_id"), s(c.invoice_id)),
         (s("line_items[0][quantity]"), s("1")),
-        (s("line_items[0][price_data][currency]"), invoice.currency.to_ascii_lowercase()),
-        (s("line_items[0][price_data][unit_amount]"), amount_minor.to_string()),
-        (s("line_items[0][price_data][product_data][name]"), format!("Invoice {}", invoice.number)),
-        (s("success_url"), s(success_url)),
-        (s("metadata[invoice_id]"), invoice.id.clone()),
-        (s("metadata[invoice_number]"), invoice.number.clone()),
-        (s("payment_intent_data[metadata][invoice_id]"), invoice.id.clone()),
-        (s("payment_intent_data[metadata][invoice_number]"), invoice.number.clone()),
+        (s("line_items[0][price_data][currency]"), c.currency.to_ascii_lowercase()),
+        (s("line_items[0][price_data][unit_amount]"), c.amount_minor.to_string()),
+        (s("line_items[0][price_data][product_data][name]"), format!("Invoice {}", c.invoice_number)),
+        (s("success_url"), s(c.success_url)),
+        (s("metadata[invoice_id]"), s(c.invoice_id)),
+        (s("metadata[invoice_number]"), s(c.invoice_number)),
+        (s("payment_intent_data[metadata][invoice_id]"), s(c.invoice_id)),
+        (s("payment_intent_data[metadata][invoice_number]"), s(c.invoice_number)),
         (s("payment_intent_data[setup_future_usage]"), s("off_session")),
     ];
-    let key = format!("checkout-session:{}:{attempt}", invoice.id);
+    let key = format!("checkout-session:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/checkout/sessions".into(), params, key)
+}
+
+pub fn retrieve_checkout_session(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/checkout/sessions/{}", segment(id)))
+}
+
+/// Closes an open session, so that it can no longer take money.
+pub fn expire_checkout_session(id: &str) -> StripeRequest {
+    StripeRequest::post(format!("/v1/checkout/sessions/{}/expire", segment(id)), Vec::new(), format!("expire:{id}"))
+}
+
+/// The customer's cards: the only one is used when no default is set.
+pub fn list_cards(stripe_customer: &str) -> StripeRequest {
+    let params = vec![("customer".into(), stripe_customer.into()), ("type".into(), "card".into()), ("limit".into(), "2".into())];
+    StripeRequest { params, ..StripeRequest::get("/v1/payment_methods".into()) }
+}
+
+/// What an off-session charge needs to know.
+pub struct OffSessionCharge<'a> {
+    pub invoice_id: &'a str,
+    pub invoice_number: &'a str,
+    pub currency: &'a str,
+    pub amount_minor: u64,
+    pub stripe_customer: &'a str,
+    pub payment_method: &'a str,
+    pub receipt_email: Option<&'a str>,
+    pub attempt: u32,
+}
+
+/// An off-session PaymentIntent, confirmed at once (auto-charge).
+pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
+    let s = |v: &str| v.to_string();
+    let mut params = vec![
+        (s("amount"), c.amount_minor.to_string()),
+        (s("currency"), c.currency.to_ascii_lowercase()),
+        (s("customer"), s(c.stripe_customer)),
+        (s("payment_method"), s(c.payment_method)),
+        (s("off_session"), s("true")),
+        (s("confirm"), s("true")),
+        (s("description"), format!("Invoice {}", c.invoice_number)),
+        (s("metadata[invoice_id]"), s(c.invoice_id)),
+        (s("metadata[invoice_number]"), s(c.invoice_number)),
+    ];
+    if let Some(email) = c.receipt_email {
+        params.push((s("receipt_email"), s(email)));
+    }
+    let key = format!("payment-intent:{}:{}", c.invoice_id, c.attempt);
+    StripeRequest::post("/v1/payment_intents".into(), params, key)
+}
+
+/// A connected account for a merchant (made on the platform, no Stripe-Account).
+pub fn create_account(r: &OnboardingRequest) -> StripeRequest {
+    let s = |v: &str| v.to_string();
+    let params = vec![
+        (s("type"), s("express")),
+        (s("country"), r.country.to_ascii_uppercase()),
+        (s("email"), r.email.clone()),
+        (s("capabilities[card_payments][requested]"), s("true")),
+        (s("capabilities[transfers][requested]"), s("true")),
+        (s("metadata[merchant_ref]"), r.merchant_ref.clone()),
+    ];
+    StripeRequest::post("/v1/accounts".into(), params, format!("account-create:{}", r.merchant_ref))
+}
+
+/// An Account Link to finish onboarding; links are single-use, so the key is per minute.
+pub fn create_account_link(account: &str, r: &OnboardingRequest, minute: i64) -> StripeRequest {
+    let s = |v: &str| v.to_string();
+    let params = vec![
+        (s("account"), s(account)),
+        (s("type"), s("account_onboarding")),
+        (s("refresh_url"), r.refresh_url.clone()),
+        (s("return_url"), r.return_url.clone()),
+    ];
+    StripeRequest::post("/v1/account_links".into(), params, format!("account-link:{account}:{minute}"))
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ impl Guest for Rogue {
         Err(PluginError::InvalidInput("rogue".into()))
     }
 
+    fn on_pay_link_opened(_: Merchant, _: String) -> Result<PayLinkOutcome, PluginError> {
+        Ok(PayLinkOutcome { page: PayPage::NotFound, transitions: Vec::new() })
+    }
+
+    fn start_onboarding(_: Merchant, _: OnboardingRequest) -> Result<Onboarding, PluginError> {
+        Err(PluginError::InvalidInput("rogue".into()))
+    }
+
     fn on_customer_updated(_: Merchant, _: Customer, _: Option<Customer>) -> Result<Vec<Transition>, PluginError> {
         Ok(Vec::new())
     }

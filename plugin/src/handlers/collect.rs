@@ -1,0 +1,180 @@
+//! Taking the money: the off-session charge of a card on file, and the
+//! Checkout Session behind the stable pay link. One payment in flight per
+//! invoice: before charging, the open session is expired, and the invoice's
+//! paid state is checked again.
+
+use super::settle::{self, Settled};
+use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, Transition};
+use crate::imports::{self, CallError};
+use crate::notify::Reason;
+use crate::record::{self, InvoiceRecord};
+use crate::stripe::objects::Obj;
+use crate::stripe::request::{self, OffSessionCharge, SessionSpec};
+
+/// What an auto-charge attempt came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Charge {
+    /// No card on file: collect by link.
+    NoCard,
+    /// Paid, or money on its way: nothing more to collect now.
+    Done,
+    /// Declined or needs the customer: collect by link.
+    NeedsLink,
+}
+
+/// The customer's default card, or their only card.
+fn card_on_file(m: &Merchant, stripe_customer: &str) -> Result<Option<String>, PluginError> {
+    let customer = imports::stripe(m, &request::retrieve_customer(stripe_customer))?;
+    if let Some(pm) = customer.default_payment_method() {
+        return Ok(Some(pm.to_string()));
+    }
+    let cards = imports::stripe(m, &request::list_cards(stripe_customer))?;
+    Ok(match cards.list() {
+        [only] => Some(only.id().to_string()),
+        _ => None,
+    })
+}
+
+fn push(out: &mut Vec<Transition>, s: Settled) {
+    out.extend(s.transitions);
+}
+
+/// Closes the invoice's open session so that it cannot also take money.
+/// Returns true when the session had already been paid.
+fn close_session(m: &Merchant, invoice_id: &str, rec: &InvoiceRecord, out: &mut Vec<Transition>) -> Result<bool, PluginError> {
+    let Some(session) = rec.session.clone() else { return Ok(false) };
+    match imports::call(m, &request::expire_checkout_session(&session)) {
+        Ok(_) => {}
+        // Only open sessions can be expired: find out what became of it.
+        Err(CallError::Stripe(f)) if f.error.status == 400 || f.error.status == 404 => {
+            let s = imports::stripe(m, &request::retrieve_checkout_session(&session))?;
+            if s.status() == Some("complete") {
+                push(out, settle::session_completed(invoice_id, &s)?);
+                return Ok(true);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    record::drop_session(invoice_id, &session)?;
+    Ok(false)
+}
+
+/// Charges the card on file off-session, at most once per attempt number.
+pub fn auto_charge(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Charge, PluginError> {
+    let Some(rec) = record::load(invoice_id)? else { return Ok(Charge::NoCard) };
+    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+        return Ok(Charge::Done);
+    }
+    let Some(card) = card_on_file(m, &rec.stripe_customer)? else { return Ok(Charge::NoCard) };
+    if close_session(m, invoice_id, &rec, out)? {
+        return Ok(Charge::Done);
+    }
+    // Re-check just before charging: a webhook may have settled it meanwhile.
+    let Some(rec) = record::load(invoice_id)? else { return Ok(Charge::NoCard) };
+    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+        return Ok(Charge::Done);
+    }
+    let receipt = if m.stripe_receipts { rec.emails.first().map(String::as_str) } else { None };
+    let charge = OffSessionCharge {
+        invoice_id,
+        invoice_number: &rec.number,
+        currency: &rec.currency,
+        amount_minor: rec.outstanding(),
+        stripe_customer: &rec.stripe_customer,
+        payment_method: &card,
+        receipt_email: receipt,
+        attempt: rec.attempt,
+    };
+    match imports::call(m, &request::create_off_session_payment(&charge)) {
+        Ok(pi) => {
+            let amount = pi.amount_taken().unwrap_or(charge.amount_minor);
+            let currency = if pi.currency().is_empty() { rec.currency.as_str() } else { pi.currency() };
+            match pi.status() {
+                Some("succeeded") => push(out, settle::paid(invoice_id, pi.id(), amount, currency)?),
+                Some("processing") => push(out, settle::processing(invoice_id, pi.id(), amount)?),
+                _ => {
+                    bump_attempt(invoice_id, rec.attempt)?;
+                    push(out, settle::action_required(m, invoice_id, pi.id(), "the bank asks the customer to confirm", true)?);
+                    return Ok(Charge::NeedsLink);
+                }
+            }
+            Ok(Charge::Done)
+        }
+        Err(CallError::Stripe(f)) if f.is_card_error() => {
+            // The next try must be a new PaymentIntent, not a replay of this decline.
+            bump_attempt(invoice_id, rec.attempt)?;
+            let attempt_ref = f.payment_intent.clone().unwrap_or_else(|| format!("attempt-{}", rec.attempt));
+            let settled = if f.needs_authentication() {
+                settle::action_required(m, invoice_id, &attempt_ref, &f.error.message, true)?
+            } else {
+                let reason = Reason {
+                    invoice_id,
+                    attempt_ref: &attempt_ref,
+                    message: &f.error.message,
+                    code: f.error.code.as_deref(),
+                    decline_code: f.error.decline_code.as_deref(),
+                    advice_code: f.advice_code.as_deref(),
+                };
+                // Only some declines can succeed on the same card later.
+                let retryable = matches!(f.advice_code.as_deref(), Some("try_again_later"))
+                    || matches!(f.error.decline_code.as_deref(), Some("insufficient_funds" | "processing_error" | "try_again_later"));
+                settle::failed(m, &reason, retryable, true)?
+            };
+            push(out, settled);
+            Ok(Charge::NeedsLink)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn bump_attempt(invoice_id: &str, seen: u32) -> Result<(), PluginError> {
+    record::update(invoice_id, &mut |r| {
+        let stale = r.attempt == seen;
+        if stale {
+            r.attempt += 1;
+        }
+        stale
+    })?;
+    Ok(())
+}
+
+/// An open Checkout Session for what is still due: the current one if it is
+/// open for at least a few more minutes, else a fresh one. `None` when nothing
+/// is left to collect (or the last session was just paid).
+pub fn open_session(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<Obj>, PluginError> {
+    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
+    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+        return Ok(None);
+    }
+    if let Some(id) = rec.session.clone() {
+        let s = imports::stripe(m, &request::retrieve_checkout_session(&id))?;
+        let now = imports::now_secs().max(0) as u64;
+        match s.status() {
+            Some("open") if s.expires_at() > now + 300 => return Ok(Some(s)),
+            Some("complete") => {
+                push(out, settle::session_completed(invoice_id, &s)?);
+                return Ok(None);
+            }
+            _ => {
+                record::drop_session(invoice_id, &id)?;
+            }
+        }
+    }
+    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
+    let success_url = format!("{}/pay/{}?session_id={{CHECKOUT_SESSION_ID}}", m.pay_link_base.trim_end_matches('/'), rec.token);
+    let spec = SessionSpec {
+        invoice_id,
+        invoice_number: &rec.number,
+        currency: &rec.currency,
+        amount_minor: rec.outstanding(),
+        stripe_customer: &rec.stripe_customer,
+        success_url: &success_url,
+        attempt: rec.attempt,
+    };
+    let session = imports::stripe(m, &request::create_checkout_session(&spec))?;
+    record::update(invoice_id, &mut |r| {
+        r.session = Some(session.id().to_string());
+        true
+    })?;
+    Ok(Some(session))
+}

@@ -1,0 +1,242 @@
+//! What each payment fact does to an invoice: offered to its state machine
+//! (record::advance), and, when legal, turned into transitions and emails.
+//! Shared by the auto-charge path and the webhook path, so both agree.
+
+use crate::bindings::billing::stripe_plugin::types::{
+    CustomerAction, Dispute, DisputeStatus, Merchant, Money, Payment, PaymentFailure, PluginError, Transition,
+};
+use crate::imports;
+use crate::money;
+use crate::notify::{self, Reason};
+use crate::payment_state::Fact;
+use crate::record::{self, Advanced, InvoiceRecord};
+
+/// Transitions for the host, and a short note of what happened.
+#[derive(Default)]
+pub struct Settled {
+    pub transitions: Vec<Transition>,
+    pub note: String,
+}
+
+impl Settled {
+    fn ignored(fact: &str, state: impl core::fmt::Debug) -> Self {
+        Settled { transitions: Vec::new(), note: format!("ignored: {fact} when the invoice is {state:?}") }
+    }
+
+    fn one(t: Transition, note: &str) -> Self {
+        Settled { transitions: vec![t], note: note.to_string() }
+    }
+}
+
+pub fn pay_url(m: &Merchant, rec: &InvoiceRecord) -> String {
+    format!("{}/pay/{}", m.pay_link_base.trim_end_matches('/'), rec.token)
+}
+
+pub fn money_of(currency: &str, minor: u64) -> Money {
+    let currency = currency.to_ascii_uppercase();
+    let decimal = money::to_decimal(&currency, minor).unwrap_or_else(|_| minor.to_string());
+    Money { minor, decimal, currency }
+}
+
+fn pi_key(stripe_ref: &str) -> String {
+    format!("payment:{stripe_ref}")
+}
+
+/// Remembers which invoice a PaymentIntent paid, for refunds and disputes,
+/// whose objects carry no invoice metadata of their own.
+pub fn remember_payment(stripe_ref: &str, invoice_id: &str) -> Result<(), PluginError> {
+    imports::kv_set(&pi_key(stripe_ref), invoice_id)
+}
+
+pub fn invoice_of_payment(stripe_ref: &str) -> Result<Option<String>, PluginError> {
+    imports::kv_get_string(&pi_key(stripe_ref))
+}
+
+fn payment(invoice_id: &str, stripe_ref: &str, rec: &InvoiceRecord, amount: u64) -> Payment {
+    Payment {
+        invoice_id: invoice_id.into(),
+        stripe_ref: stripe_ref.into(),
+        amount: money_of(&rec.currency, amount),
+        total_paid: money_of(&rec.currency, rec.paid),
+    }
+}
+
+fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
+    record::load(invoice_id)?
+        .ok_or_else(|| PluginError::NotReady(format!("invoice {invoice_id} has not been finalized here yet")))
+}
+
+/// Money arrived. It counts only in the invoice's currency, and only once per payment.
+pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> Result<Settled, PluginError> {
+    let rec = load(invoice_id)?;
+    if !currency.eq_ignore_ascii_case(&rec.currency) {
+        let got = money_of(currency, amount);
+        return Ok(Settled::one(
+            Transition::PaymentFlagged(PaymentFailure {
+                invoice_id: invoice_id.into(),
+                stripe_ref: Some(stripe_ref.into()),
+                code: Some("currency_mismatch".into()),
+                decline_code: None,
+                advice_code: None,
+                message: format!("received {} {}, but the invoice is in {}", got.decimal, got.currency, rec.currency),
+                retryable: false,
+            }),
+            "flagged: paid in another currency",
+        ));
+    }
+    remember_payment(stripe_ref, invoice_id)?;
+    let counted = |r: &InvoiceRecord| r.paid_refs.iter().any(|p| p == stripe_ref);
+    let advanced = record::advance(
+        invoice_id,
+        &|r| {
+            let total = if counted(r) { r.paid } else { r.paid.saturating_add(amount) };
+            if total >= r.due { Fact::PaidFull } else { Fact::PaidShort }
+        },
+        &|r| {
+            if !counted(r) {
+                r.paid = r.paid.saturating_add(amount);
+                r.paid_refs.push(stripe_ref.into());
+            }
+            r.session = None;
+        },
+    )?;
+    Ok(match advanced {
+        Advanced::Moved { rec, .. } => {
+            let p = payment(invoice_id, stripe_ref, &rec, amount);
+            if rec.paid >= rec.due {
+                Settled::one(Transition::InvoicePaid(p), "paid")
+            } else {
+                Settled::one(Transition::InvoicePartiallyPaid(p), "partially paid")
+            }
+        }
+        Advanced::Ignored { state } => Settled::ignored("a payment", state),
+    })
+}
+
+/// A completed Checkout Session: paid now, or (bank debits) later.
+pub fn session_completed(invoice_id: &str, s: &crate::stripe::objects::Obj) -> Result<Settled, PluginError> {
+    let pi = s.payment_ref();
+    match s.payment_status() {
+        Some("paid") => paid(invoice_id, &pi, s.amount_total(), s.currency()),
+        Some("unpaid") => processing(invoice_id, &pi, s.amount_total()),
+        _ => Ok(Settled { transitions: Vec::new(), note: "session completed without payment".into() }),
+    }
+}
+
+/// Stripe accepted a payment whose money comes later (bank debits).
+pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Settled, PluginError> {
+    remember_payment(stripe_ref, invoice_id)?;
+    Ok(match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
+        Advanced::Moved { rec, .. } => {
+            Settled::one(Transition::PaymentProcessing(payment(invoice_id, stripe_ref, &rec, amount)), "processing")
+        }
+        Advanced::Ignored { state } => Settled::ignored("processing", state),
+    })
+}
+
+/// A payment attempt failed: both parties are told, once per attempt.
+pub fn failed(m: &Merchant, reason: &Reason, retryable: bool, notify: bool) -> Result<Settled, PluginError> {
+    Ok(match record::advance(reason.invoice_id, &|_| Fact::Failed, &|_| {})? {
+        Advanced::Moved { rec, .. } => {
+            if notify {
+                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
+            }
+            Settled::one(
+                Transition::PaymentFailed(PaymentFailure {
+                    invoice_id: reason.invoice_id.into(),
+                    stripe_ref: Some(reason.attempt_ref.into()),
+                    code: reason.code.map(Into::into),
+                    decline_code: reason.decline_code.map(Into::into),
+                    advice_code: reason.advice_code.map(Into::into),
+                    message: reason.message.into(),
+                    retryable,
+                }),
+                "payment failed",
+            )
+        }
+        Advanced::Ignored { state } => Settled::ignored("a failed payment", state),
+    })
+}
+
+/// The customer must authenticate or pay on-session: not a hard failure.
+pub fn action_required(m: &Merchant, invoice_id: &str, attempt_ref: &str, why: &str, notify: bool) -> Result<Settled, PluginError> {
+    Ok(match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
+        Advanced::Moved { rec, .. } => {
+            let url = pay_url(m, &rec);
+            if notify {
+                notify::action_required(&rec, invoice_id, attempt_ref, &url)?;
+            }
+            Settled::one(
+                Transition::NeedsCustomerAction(CustomerAction {
+                    invoice_id: invoice_id.into(),
+                    stripe_ref: Some(attempt_ref.into()),
+                    pay_url: url,
+                    reason: why.into(),
+                }),
+                "needs customer action",
+            )
+        }
+        Advanced::Ignored { state } => Settled::ignored("a request for action", state),
+    })
+}
+
+/// An attempt was canceled: the invoice is open for payment again.
+pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginError> {
+    Ok(match record::advance(invoice_id, &|_| Fact::Canceled, &|_| {})? {
+        Advanced::Moved { .. } => Settled::one(
+            Transition::PaymentFailed(PaymentFailure {
+                invoice_id: invoice_id.into(),
+                stripe_ref: Some(stripe_ref.into()),
+                code: Some("payment_intent_canceled".into()),
+                decline_code: None,
+                advice_code: None,
+                message: "the payment was canceled".into(),
+                retryable: true,
+            }),
+            "payment canceled",
+        ),
+        Advanced::Ignored { state } => Settled::ignored("a cancellation", state),
+    })
+}
+
+/// Stripe's cumulative refunded amount for one payment of the invoice.
+pub fn refunded(invoice_id: &str, stripe_ref: &str, refunded_total: u64) -> Result<Settled, PluginError> {
+    let full = |r: &InvoiceRecord| r.refunded_with(stripe_ref, refunded_total) >= r.paid;
+    let advanced = record::advance(
+        invoice_id,
+        &|r| if full(r) { Fact::RefundedFully } else { Fact::RefundedPartly },
+        &|r| r.set_refund(stripe_ref, refunded_total),
+    )?;
+    Ok(match advanced {
+        Advanced::Moved { rec, .. } => Settled::one(
+            Transition::Refunded(crate::bindings::billing::stripe_plugin::types::Refund {
+                invoice_id: invoice_id.into(),
+                stripe_ref: stripe_ref.into(),
+                amount: money_of(&rec.currency, rec.refunded),
+                full: rec.refunded >= rec.paid,
+            }),
+            "refunded",
+        ),
+        Advanced::Ignored { state } => Settled::ignored("a refund", state),
+    })
+}
+
+pub fn disputed(invoice_id: &str, stripe_ref: &str, status: DisputeStatus, amount: u64) -> Result<Settled, PluginError> {
+    let fact = match status {
+        DisputeStatus::Opened => Fact::DisputeOpened,
+        DisputeStatus::Won => Fact::DisputeWon,
+        DisputeStatus::Lost => Fact::DisputeLost,
+    };
+    Ok(match record::advance(invoice_id, &|_| fact, &|_| {})? {
+        Advanced::Moved { rec, .. } => Settled::one(
+            Transition::Disputed(Dispute {
+                invoice_id: invoice_id.into(),
+                stripe_ref: stripe_ref.into(),
+                status,
+                amount: money_of(&rec.currency, amount),
+            }),
+            "disputed",
+        ),
+        Advanced::Ignored { state } => Settled::ignored("a dispute", state),
+    })
+}

@@ -1,0 +1,78 @@
+//! The emails a failed payment sends: one to the merchant, one to the
+//! customer's billing emails with the pay link. Each carries a dedupe key
+//! derived from the invoice and the attempt, so a redelivered event or a
+//! retried call never sends one twice.
+
+use crate::bindings::billing::stripe_plugin::email::Message;
+use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError};
+use crate::imports::send_email;
+use crate::money;
+use crate::record::InvoiceRecord;
+
+/// Why an attempt did not take the money.
+pub struct Reason<'a> {
+    pub invoice_id: &'a str,
+    /// The attempt (`pi_...`, or `attempt-N` when Stripe made no intent).
+    pub attempt_ref: &'a str,
+    pub message: &'a str,
+    pub code: Option<&'a str>,
+    pub decline_code: Option<&'a str>,
+    pub advice_code: Option<&'a str>,
+}
+
+fn amount(rec: &InvoiceRecord) -> String {
+    let value = money::to_decimal(&rec.currency, rec.outstanding()).unwrap_or_else(|_| rec.outstanding().to_string());
+    format!("{} {value}", rec.currency)
+}
+
+fn message(to: Vec<String>, subject: String, text: String, key: String) -> Message {
+    Message { to, cc: Vec::new(), subject, text_body: text, html_body: None, dedupe_key: key }
+}
+
+/// Both emails of a declined payment.
+pub fn payment_failed(m: &Merchant, rec: &InvoiceRecord, r: &Reason, pay_url: &str) -> Result<(), PluginError> {
+    let details = [("code", r.code), ("decline code", r.decline_code), ("advice", r.advice_code)]
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if !m.notification_email.is_empty() {
+        send_email(&message(
+            vec![m.notification_email.clone()],
+            format!("Payment failed: invoice {} ({})", rec.number, amount(rec)),
+            format!(
+                "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n",
+                rec.number, amount(rec), r.message, details, pay_url
+            ),
+            format!("payment-failed:{}:{}:merchant", r.invoice_id, r.attempt_ref),
+        ))?;
+    }
+    if !rec.emails.is_empty() {
+        send_email(&message(
+            rec.emails.clone(),
+            format!("Your payment for invoice {} did not go through", rec.number),
+            format!(
+                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n",
+                amount(rec), rec.number, r.message, pay_url
+            ),
+            format!("payment-failed:{}:{}:customer", r.invoice_id, r.attempt_ref),
+        ))?;
+    }
+    Ok(())
+}
+
+/// The bank wants the customer to authenticate: ask them to pay on-session.
+pub fn action_required(rec: &InvoiceRecord, invoice_id: &str, attempt_ref: &str, pay_url: &str) -> Result<(), PluginError> {
+    if rec.emails.is_empty() {
+        return Ok(());
+    }
+    send_email(&message(
+        rec.emails.clone(),
+        format!("Please confirm your payment for invoice {}", rec.number),
+        format!(
+            "Your bank asks you to confirm the payment of {} for invoice {}.\n\nPlease complete it here:\n{}\n",
+            amount(rec), rec.number, pay_url
+        ),
+        format!("action-required:{invoice_id}:{attempt_ref}"),
+    ))
+}

@@ -1,0 +1,242 @@
+//! What the plugin remembers of each invoice it collects, in kv: its payment
+//! state, amounts in minor units, the payments counted, the attempt number
+//! that keys idempotent requests, its open session and its pay-link token.
+//! Updates go through compare-and-swap, so concurrent handlers never lose one.
+
+use crate::bindings::billing::stripe_plugin::{kv, types::PluginError};
+use crate::imports::kv_failure;
+use crate::payment_state::{Fact, PayState, Step, next};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRecord {
+    pub state: PayState,
+    pub number: String,
+    pub currency: String,
+    /// Amount due when finalized, in Stripe's minor units.
+    pub due: u64,
+    pub paid: u64,
+    pub refunded: u64,
+    /// Stripe refs (`pi_...`) already counted in `paid`: a redelivery counts nothing twice.
+    pub paid_refs: Vec<String>,
+    /// Keys idempotent requests; bumped after a declined charge or an expired session.
+    pub attempt: u32,
+    /// The Checkout Session behind the pay link, while one may be open.
+    pub session: Option<String>,
+    pub token: String,
+    pub customer_id: String,
+    pub stripe_customer: String,
+    /// Where customer emails go (billing emails, else the contact email).
+    pub emails: Vec<String>,
+    /// The invoice's own auto-charge switch.
+    pub auto_charge: bool,
+    /// Cumulative refunded amount per payment, as Stripe reports it.
+    pub refunds: Vec<(String, u64)>,
+}
+
+impl InvoiceRecord {
+    pub fn outstanding(&self) -> u64 {
+        self.due.saturating_sub(self.paid)
+    }
+
+    /// Total refunded if `stripe_ref`'s cumulative refund were `amount`.
+    pub fn refunded_with(&self, stripe_ref: &str, amount: u64) -> u64 {
+        self.refunds.iter().filter(|(r, _)| r != stripe_ref).map(|(_, a)| a).sum::<u64>() + amount
+    }
+
+    pub fn set_refund(&mut self, stripe_ref: &str, amount: u64) {
+        self.refunded = self.refunded_with(stripe_ref, amount);
+        self.refunds.retain(|(r, _)| r != stripe_ref);
+        self.refunds.push((stripe_ref.to_string(), amount));
+    }
+
+    /// Stored form-encoded: a format the plugin already carries a crate for.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = form_urlencoded::Serializer::new(String::new());
+        let num = |n: u64| n.to_string();
+        f.append_pair("state", self.state.name())
+            .append_pair("number", &self.number)
+            .append_pair("currency", &self.currency)
+            .append_pair("due", &num(self.due))
+            .append_pair("paid", &num(self.paid))
+            .append_pair("refunded", &num(self.refunded))
+            .append_pair("attempt", &num(u64::from(self.attempt)))
+            .append_pair("token", &self.token)
+            .append_pair("customer_id", &self.customer_id)
+            .append_pair("stripe_customer", &self.stripe_customer)
+            .append_pair("auto_charge", if self.auto_charge { "1" } else { "0" });
+        if let Some(s) = &self.session {
+            f.append_pair("session", s);
+        }
+        for r in &self.paid_refs {
+            f.append_pair("paid_ref", r);
+        }
+        for (r, a) in &self.refunds {
+            f.append_pair("refund", &format!("{r} {a}"));
+        }
+        for e in &self.emails {
+            f.append_pair("email", e);
+        }
+        f.finish().into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        let mut r = InvoiceRecord {
+            state: PayState::Open,
+            number: String::new(),
+            currency: String::new(),
+            due: 0,
+            paid: 0,
+            refunded: 0,
+            paid_refs: Vec::new(),
+            attempt: 1,
+            session: None,
+            token: String::new(),
+            customer_id: String::new(),
+            stripe_customer: String::new(),
+            emails: Vec::new(),
+            auto_charge: false,
+            refunds: Vec::new(),
+        };
+        for (k, v) in form_urlencoded::parse(bytes) {
+            let v = v.into_owned();
+            match k.as_ref() {
+                "state" => r.state = PayState::from_name(&v)?,
+                "number" => r.number = v,
+                "currency" => r.currency = v,
+                "due" => r.due = v.parse().ok()?,
+                "paid" => r.paid = v.parse().ok()?,
+                "refunded" => r.refunded = v.parse().ok()?,
+                "attempt" => r.attempt = v.parse().ok()?,
+                "token" => r.token = v,
+                "customer_id" => r.customer_id = v,
+                "stripe_customer" => r.stripe_customer = v,
+                "auto_charge" => r.auto_charge = v == "1",
+                "session" => r.session = Some(v),
+                "paid_ref" => r.paid_refs.push(v),
+                "refund" => {
+                    let (id, amount) = v.split_once(' ')?;
+                    r.refunds.push((id.to_string(), amount.parse().ok()?));
+                }
+                "email" => r.emails.push(v),
+                _ => {}
+            }
+        }
+        Some(r)
+    }
+}
+
+pub fn key(invoice_id: &str) -> String {
+    format!("invoice:{invoice_id}")
+}
+
+pub fn token_key(token: &str) -> String {
+    format!("paylink:{token}")
+}
+
+pub fn load(invoice_id: &str) -> Result<Option<InvoiceRecord>, PluginError> {
+    Ok(load_raw(invoice_id)?.map(|(_, r)| r))
+}
+
+fn load_raw(invoice_id: &str) -> Result<Option<(Vec<u8>, InvoiceRecord)>, PluginError> {
+    let Some(raw) = kv::get(&key(invoice_id)).map_err(kv_failure)? else { return Ok(None) };
+    let rec = InvoiceRecord::decode(&raw)
+        .ok_or_else(|| PluginError::HostUnavailable(format!("kv record of {invoice_id} is unreadable")))?;
+    Ok(Some((raw, rec)))
+}
+
+/// Stores `rec` unless a record exists; returns the stored one either way.
+pub fn create(invoice_id: &str, rec: InvoiceRecord) -> Result<InvoiceRecord, PluginError> {
+    let bytes = rec.encode();
+    if kv::compare_and_swap(&key(invoice_id), None, &bytes).map_err(kv_failure)? {
+        kv::set(&token_key(&rec.token), invoice_id.as_bytes()).map_err(kv_failure)?;
+        return Ok(rec);
+    }
+    load(invoice_id)?.ok_or_else(|| PluginError::HostUnavailable(format!("record of {invoice_id} vanished")))
+}
+
+/// Applies `change` with compare-and-swap, retrying when another handler won
+/// the race. `change` returns false to leave the record as it is.
+/// (`dyn`, not generic: one copy of this loop in the component, not one per caller.)
+pub fn update(invoice_id: &str, change: &mut dyn FnMut(&mut InvoiceRecord) -> bool) -> Result<Option<InvoiceRecord>, PluginError> {
+    for _ in 0..8 {
+        let Some((raw, mut rec)) = load_raw(invoice_id)? else { return Ok(None) };
+        if !change(&mut rec) {
+            return Ok(Some(rec));
+        }
+        let bytes = rec.encode();
+        if kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)? {
+            return Ok(Some(rec));
+        }
+    }
+    Err(PluginError::HostUnavailable(format!("record of {invoice_id} kept changing; retry")))
+}
+
+/// Forgets a session that can no longer take money (expired or closed); the
+/// next one gets a new attempt number, so its idempotency key is fresh.
+pub fn drop_session(invoice_id: &str, session_id: &str) -> Result<(), PluginError> {
+    update(invoice_id, &mut |r| {
+        let ours = r.session.as_deref() == Some(session_id);
+        if ours {
+            r.session = None;
+            r.attempt += 1;
+        }
+        ours
+    })?;
+    Ok(())
+}
+
+/// The result of offering a fact to an invoice's state machine.
+pub enum Advanced {
+    /// Legal: the record after the move (`before` is the state it left).
+    Moved { rec: InvoiceRecord, before: PayState },
+    /// Out of order: nothing changed.
+    Ignored { state: PayState },
+}
+
+/// Moves the invoice by `fact`, and lets `adjust` update amounts in the same swap.
+/// An invoice the plugin has no record of is `not-ready`: Stripe will redeliver.
+pub fn advance(
+    invoice_id: &str,
+    fact: &dyn Fn(&InvoiceRecord) -> Fact,
+    adjust: &dyn Fn(&mut InvoiceRecord),
+) -> Result<Advanced, PluginError> {
+    let mut outcome = None;
+    let rec = update(invoice_id, &mut |rec| {
+        let before = rec.state;
+        match next(before, fact(rec)) {
+            Step::To(state) => {
+                adjust(rec);
+                rec.state = state;
+                outcome = Some(before);
+                true
+            }
+            Step::Ignore => {
+                outcome = None;
+                false
+            }
+        }
+    })?
+    .ok_or_else(|| PluginError::NotReady(format!("invoice {invoice_id} has not been finalized here yet")))?;
+    Ok(match outcome {
+        Some(before) => Advanced::Moved { rec, before },
+        None => Advanced::Ignored { state: rec.state },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_survives_its_encoding() {
+        let mut rec = InvoiceRecord::decode(b"state=paid&number=INV+1&currency=GBP&due=120000").unwrap();
+        rec.paid = 120000;
+        rec.paid_refs = vec!["pi_1".into(), "pi&2".into()];
+        rec.session = Some("cs_1".into());
+        rec.emails = vec!["a@example.com".into(), "b=c@example.com".into()];
+        rec.set_refund("pi_1", 500);
+        rec.auto_charge = true;
+        assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
+        assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
+    }
+}
