@@ -47,6 +47,21 @@ impl Harness {
 
     /// `backend` replaces the in-process emulator (for scripted answers).
     pub fn with(wasm: &[u8], limits: Limits, backend: Option<Arc<dyn HttpBackend>>) -> Self {
+        Self::build(wasm, limits, move |emu| backend.unwrap_or_else(|| Arc::new(emu.clone())))
+    }
+
+    /// Stripe that loses the answers to chosen requests (see `LossyStripe`).
+    pub fn lossy() -> (Self, Arc<LossyStripe>) {
+        let mut lossy = None;
+        let h = Self::build(PLUGIN_WASM, Limits::default(), |emu| {
+            let l = Arc::new(LossyStripe { emulator: emu.clone(), lose: Default::default() });
+            lossy = Some(l.clone());
+            l
+        });
+        (h, lossy.expect("built"))
+    }
+
+    fn build(wasm: &[u8], limits: Limits, backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>) -> Self {
         let clock = Clock::fixed(NOW_MS);
         let emulator = Emulator::new(clock.clone());
         emulator.set_public_base("https://checkout.stripe.test");
@@ -55,7 +70,7 @@ impl Harness {
             stripe: StripeGate {
                 base: "https://api.stripe.com".parse().expect("url"),
                 api_key: Some("sk_test_harness".into()),
-                backend: backend.unwrap_or_else(|| Arc::new(emulator.clone())),
+                backend: backend(&emulator),
             },
             clock: clock.clone(),
             recorder: Recorder::default().in_memory(),
@@ -105,6 +120,66 @@ impl Harness {
         );
         let v: Value = serde_json::from_slice(&reply.body).expect("json");
         v["id"].as_str().expect("id").to_string()
+    }
+}
+
+impl Harness {
+    /// Calls the emulator as Stripe's dashboard or the customer would, in the merchant's account.
+    pub fn stripe(&self, method: &str, path: &str, form: &str) -> Value {
+        let reply = self.emulator.handle(
+            method,
+            path,
+            &[("Authorization".into(), "Bearer sk_test_x".into()), ("Stripe-Account".into(), ACCOUNT.into())],
+            form.as_bytes(),
+        );
+        serde_json::from_slice(&reply.body).expect("json")
+    }
+
+    /// Saves a test card for `cus`, as the default payment method if `default`.
+    pub fn add_card(&self, cus: &str, number: &str, default: bool) -> String {
+        let pm = self.stripe("POST", "/v1/payment_methods", &format!("type=card&card[number]={number}"));
+        let id = pm["id"].as_str().expect("pm").to_string();
+        self.stripe("POST", &format!("/v1/payment_methods/{id}/attach"), &format!("customer={cus}"));
+        if default {
+            self.stripe("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={id}"));
+        }
+        id
+    }
+
+    /// The example invoice, for a customer already linked to `cus` (self-serve).
+    pub fn invoice_for(&self, cus: &str) -> Invoice {
+        let mut inv = invoice();
+        inv.customer = customer_linked_to("c1", cus);
+        inv
+    }
+
+    /// PaymentIntents Stripe holds, by status.
+    pub fn intents(&self, status: &str) -> usize {
+        self.emulator.objects("payment_intent").iter().filter(|p| p["status"] == status).count()
+    }
+
+    pub fn emails(&self) -> Vec<Value> {
+        self.records().outbox().expect("outbox")
+    }
+}
+
+/// Stripe answered in-process, but a chosen request "times out" after Stripe
+/// has applied it: the answer is lost, as on a real network.
+pub struct LossyStripe {
+    pub emulator: Emulator,
+    pub lose: std::sync::Mutex<Vec<String>>,
+}
+
+impl HttpBackend for LossyStripe {
+    fn send(&self, req: &host_harness::runtime::billing::stripe_plugin::http::Request)
+        -> Result<host_harness::runtime::billing::stripe_plugin::http::Response, host_harness::runtime::billing::stripe_plugin::http::HttpError> {
+        let answer = self.emulator.send(req);
+        let mut lose = self.lose.lock().unwrap();
+        if let Some(i) = lose.iter().position(|p| req.url.contains(p.as_str())) {
+            lose.remove(i);
+            return Err(host_harness::runtime::billing::stripe_plugin::http::HttpError::Timeout);
+        }
+        answer
     }
 }
 

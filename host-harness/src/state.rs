@@ -206,6 +206,8 @@ fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), Apply
     Ok(())
 }
 
+/// Payments are the money received, keyed and ordered by their Stripe ref, so
+/// the list is the same whatever order the events came in.
 fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount: &Money) {
     let record = PaymentRecord {
         stripe_ref: stripe_ref.into(),
@@ -217,6 +219,7 @@ fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount:
         Some(p) => *p = record,
         None => st.payments.push(record),
     }
+    st.payments.sort_by(|a, b| a.stripe_ref.cmp(&b.stripe_ref));
 }
 
 /// The host applies what the plugin decided: the plugin's state machine has
@@ -281,11 +284,8 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             st.payment_link = Some(l.url.clone());
             st.checkout_session_id = Some(l.checkout_session_id.clone());
         }
-        Transition::PaymentStarted(p) => upsert_payment(&mut st, &p.stripe_ref, "pending", &p.amount),
-        Transition::PaymentProcessing(p) => {
-            upsert_payment(&mut st, &p.stripe_ref, "processing", &p.amount);
-            st.status = "PROCESSING".into();
-        }
+        Transition::PaymentStarted(_) => {}
+        Transition::PaymentProcessing(_) => st.status = "PROCESSING".into(),
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
             st.amount_paid = Some(p.total_paid.decimal.clone());
@@ -307,6 +307,10 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::Disputed(d) => {
             st.status = match d.status {
                 DisputeStatus::Opened => "DISPUTED",
+                // Won: back to where the money stood before the dispute.
+                DisputeStatus::Won if st.amount_refunded.as_deref().is_some_and(|a| a.trim_start_matches(['0', '.']) != "") => {
+                    "PARTIALLY_REFUNDED"
+                }
                 DisputeStatus::Won => "PAID",
                 DisputeStatus::Lost => "DISPUTE_LOST",
             }

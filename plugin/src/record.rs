@@ -31,6 +31,10 @@ pub struct InvoiceRecord {
     pub auto_charge: bool,
     /// Cumulative refunded amount per payment, as Stripe reports it.
     pub refunds: Vec<(String, u64)>,
+    /// Attempts known to have failed: a late "processing" for one is stale.
+    pub failed_refs: Vec<String>,
+    /// Disputes already closed: a late "created" for one is stale.
+    pub closed_disputes: Vec<String>,
 }
 
 impl InvoiceRecord {
@@ -76,6 +80,12 @@ impl InvoiceRecord {
         for e in &self.emails {
             f.append_pair("email", e);
         }
+        for r in &self.failed_refs {
+            f.append_pair("failed_ref", r);
+        }
+        for d in &self.closed_disputes {
+            f.append_pair("closed_dispute", d);
+        }
         f.finish().into_bytes()
     }
 
@@ -96,6 +106,8 @@ impl InvoiceRecord {
             emails: Vec::new(),
             auto_charge: false,
             refunds: Vec::new(),
+            failed_refs: Vec::new(),
+            closed_disputes: Vec::new(),
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -118,6 +130,8 @@ impl InvoiceRecord {
                     r.refunds.push((id.to_string(), amount.parse().ok()?));
                 }
                 "email" => r.emails.push(v),
+                "failed_ref" => r.failed_refs.push(v),
+                "closed_dispute" => r.closed_disputes.push(v),
                 _ => {}
             }
         }
@@ -205,8 +219,10 @@ pub fn advance(
         let before = rec.state;
         match next(before, fact(rec)) {
             Step::To(state) => {
-                adjust(rec);
                 rec.state = state;
+                // After the move, so that amounts can refine the state (a won
+                // dispute returns to "partially refunded" if refunds were made).
+                adjust(rec);
                 outcome = Some(before);
                 true
             }
@@ -236,6 +252,8 @@ mod tests {
         rec.emails = vec!["a@example.com".into(), "b=c@example.com".into()];
         rec.set_refund("pi_1", 500);
         rec.auto_charge = true;
+        rec.failed_refs = vec!["pi_0".into()];
+        rec.closed_disputes = vec!["dp_1".into()];
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

@@ -48,14 +48,42 @@ fn close_session(m: &Merchant, invoice_id: &str, rec: &InvoiceRecord, out: &mut 
         // Only open sessions can be expired: find out what became of it.
         Err(CallError::Stripe(f)) if f.error.status == 400 || f.error.status == 404 => {
             let s = imports::stripe(m, &request::retrieve_checkout_session(&session))?;
-            if s.status() == Some("complete") {
-                push(out, settle::session_completed(invoice_id, &s)?);
-                return Ok(true);
-            }
+            return settle_closed_session(m, invoice_id, &s, out);
         }
         Err(e) => return Err(e.into()),
     }
     record::drop_session(invoice_id, &session)?;
+    Ok(false)
+}
+
+/// What became of a session that can no longer be expired. Returns true when
+/// its money is taken or on its way; otherwise it is dropped, and the next
+/// payment gets a new attempt.
+fn settle_closed_session(m: &Merchant, invoice_id: &str, s: &Obj, out: &mut Vec<Transition>) -> Result<bool, PluginError> {
+    if s.status() == Some("complete") {
+        // "unpaid": a bank debit that is processing, or that has since failed.
+        let pi = match (s.payment_status(), s.payment_intent()) {
+            (Some("unpaid"), Some(pi)) => Some(imports::stripe(m, &request::retrieve_payment_intent(pi))?),
+            _ => None,
+        };
+        match pi.as_ref().and_then(|p| p.status()) {
+            None => {
+                push(out, settle::session_completed(invoice_id, s)?);
+                return Ok(true);
+            }
+            Some("succeeded") => {
+                let p = pi.as_ref().unwrap_or(s);
+                push(out, settle::paid(invoice_id, p.id(), p.amount_taken().unwrap_or(0), p.currency())?);
+                return Ok(true);
+            }
+            Some("processing") => {
+                push(out, settle::processing(invoice_id, &s.payment_ref(), s.amount_total())?);
+                return Ok(true);
+            }
+            Some(_) => {}
+        }
+    }
+    record::drop_session(invoice_id, s.id())?;
     Ok(false)
 }
 
@@ -151,10 +179,7 @@ pub fn open_session(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -
         let now = imports::now_secs().max(0) as u64;
         match s.status() {
             Some("open") if s.expires_at() > now + 300 => return Ok(Some(s)),
-            Some("complete") => {
-                push(out, settle::session_completed(invoice_id, &s)?);
-                return Ok(None);
-            }
+            Some("complete") if settle_closed_session(m, invoice_id, &s, out)? => return Ok(None),
             _ => {
                 record::drop_session(invoice_id, &id)?;
             }

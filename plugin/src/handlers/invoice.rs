@@ -53,6 +53,8 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             emails,
             auto_charge: inv.auto_charge,
             refunds: Vec::new(),
+            failed_refs: Vec::new(),
+            closed_disputes: Vec::new(),
         },
     )?;
     let charge = if m.auto_charge && inv.auto_charge { collect::auto_charge(m, &inv.id, &mut out)? } else { Charge::NoCard };

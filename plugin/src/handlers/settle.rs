@@ -23,6 +23,11 @@ impl Settled {
         Settled { transitions: Vec::new(), note: format!("ignored: {fact} when the invoice is {state:?}") }
     }
 
+    /// A fact about an attempt or dispute that has moved on since.
+    fn stale(what: &str, id: &str) -> Self {
+        Settled { transitions: Vec::new(), note: format!("ignored: {what} ({id})") }
+    }
+
     fn one(t: Transition, note: &str) -> Self {
         Settled { transitions: vec![t], note: note.to_string() }
     }
@@ -59,6 +64,12 @@ fn payment(invoice_id: &str, stripe_ref: &str, rec: &InvoiceRecord, amount: u64)
         amount: money_of(&rec.currency, amount),
         total_paid: money_of(&rec.currency, rec.paid),
     }
+}
+
+/// Whether this attempt already failed or paid: its earlier stages are stale.
+fn finished(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
+    let rec = load(invoice_id)?;
+    Ok(rec.failed_refs.iter().chain(&rec.paid_refs).any(|r| r == attempt_ref))
 }
 
 fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
@@ -126,6 +137,9 @@ pub fn session_completed(invoice_id: &str, s: &crate::stripe::objects::Obj) -> R
 /// Stripe accepted a payment whose money comes later (bank debits).
 pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Settled, PluginError> {
     remember_payment(stripe_ref, invoice_id)?;
+    if finished(invoice_id, stripe_ref)? {
+        return Ok(Settled::stale("processing of a finished attempt", stripe_ref));
+    }
     Ok(match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
         Advanced::Moved { rec, .. } => {
             Settled::one(Transition::PaymentProcessing(payment(invoice_id, stripe_ref, &rec, amount)), "processing")
@@ -136,7 +150,13 @@ pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Set
 
 /// A payment attempt failed: both parties are told, once per attempt.
 pub fn failed(m: &Merchant, reason: &Reason, retryable: bool, notify: bool) -> Result<Settled, PluginError> {
-    Ok(match record::advance(reason.invoice_id, &|_| Fact::Failed, &|_| {})? {
+    let attempt = reason.attempt_ref;
+    let mark = |r: &mut InvoiceRecord| {
+        if !r.failed_refs.iter().any(|f| f == attempt) {
+            r.failed_refs.push(attempt.into());
+        }
+    };
+    Ok(match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
         Advanced::Moved { rec, .. } => {
             if notify {
                 notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
@@ -160,6 +180,9 @@ pub fn failed(m: &Merchant, reason: &Reason, retryable: bool, notify: bool) -> R
 
 /// The customer must authenticate or pay on-session: not a hard failure.
 pub fn action_required(m: &Merchant, invoice_id: &str, attempt_ref: &str, why: &str, notify: bool) -> Result<Settled, PluginError> {
+    if finished(invoice_id, attempt_ref)? {
+        return Ok(Settled::stale("a request for action on a finished attempt", attempt_ref));
+    }
     Ok(match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
         Advanced::Moved { rec, .. } => {
             let url = pay_url(m, &rec);
@@ -199,8 +222,19 @@ pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginErr
     })
 }
 
+/// Refunds and disputes follow a payment. One that arrives before the payment
+/// (deliveries come in any order) is refused as not-ready, so that Stripe
+/// delivers it again once the payment is in; one that arrives after is news.
+fn after_payment(invoice_id: &str, what: &str) -> Result<(), PluginError> {
+    if load(invoice_id)?.paid == 0 {
+        return Err(PluginError::NotReady(format!("{what} for invoice {invoice_id} arrived before its payment; retry later")));
+    }
+    Ok(())
+}
+
 /// Stripe's cumulative refunded amount for one payment of the invoice.
 pub fn refunded(invoice_id: &str, stripe_ref: &str, refunded_total: u64) -> Result<Settled, PluginError> {
+    after_payment(invoice_id, "a refund")?;
     let full = |r: &InvoiceRecord| r.refunded_with(stripe_ref, refunded_total) >= r.paid;
     let advanced = record::advance(
         invoice_id,
@@ -221,13 +255,26 @@ pub fn refunded(invoice_id: &str, stripe_ref: &str, refunded_total: u64) -> Resu
     })
 }
 
-pub fn disputed(invoice_id: &str, stripe_ref: &str, status: DisputeStatus, amount: u64) -> Result<Settled, PluginError> {
+/// `dispute_id` tells a late "created" for an already closed dispute from a new one.
+pub fn disputed(invoice_id: &str, dispute_id: &str, stripe_ref: &str, status: DisputeStatus, amount: u64) -> Result<Settled, PluginError> {
+    after_payment(invoice_id, "a dispute")?;
     let fact = match status {
         DisputeStatus::Opened => Fact::DisputeOpened,
         DisputeStatus::Won => Fact::DisputeWon,
         DisputeStatus::Lost => Fact::DisputeLost,
     };
-    Ok(match record::advance(invoice_id, &|_| fact, &|_| {})? {
+    if fact == Fact::DisputeOpened && load(invoice_id)?.closed_disputes.iter().any(|d| d == dispute_id) {
+        return Ok(Settled::stale("the opening of a dispute already closed", dispute_id));
+    }
+    let close = |r: &mut InvoiceRecord| {
+        if fact != Fact::DisputeOpened && !r.closed_disputes.iter().any(|d| d == dispute_id) {
+            r.closed_disputes.push(dispute_id.into());
+        }
+        if fact == Fact::DisputeWon && r.refunded > 0 {
+            r.state = crate::payment_state::PayState::PartiallyRefunded;
+        }
+    };
+    Ok(match record::advance(invoice_id, &|_| fact, &close)? {
         Advanced::Moved { rec, .. } => Settled::one(
             Transition::Disputed(Dispute {
                 invoice_id: invoice_id.into(),

@@ -146,17 +146,15 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
             }
         }
         "charge.refunded" | "charge.refund.updated" => {
-            // A refund object names its charge, which holds the cumulative amount.
-            let fetched;
-            let charge = match (kind, o.charge()) {
-                ("charge.refund.updated", Some(id)) => {
-                    fetched = imports::stripe(m, &request::retrieve_charge(id))?;
-                    &fetched
-                }
-                ("charge.refund.updated", None) => return not_ours(),
-                _ => o,
-            };
-            let Some(invoice) = invoice_of(charge)? else { return not_ours() };
+            // Events carry a snapshot, and arrive in any order: the charge as
+            // Stripe holds it now has the latest cumulative refunded amount.
+            let charge_id = if kind == "charge.refunded" { Some(o.id()) } else { o.charge() };
+            let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else { return not_ours() };
+            if invoice_of(o)?.is_none() {
+                return not_ours();
+            }
+            let charge = imports::stripe(m, &request::retrieve_charge(charge_id))?;
+            let Some(invoice) = invoice_of(&charge)? else { return not_ours() };
             settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
         }
         "charge.dispute.created" | "charge.dispute.closed" => {
@@ -167,7 +165,7 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
                 (_, Some("lost")) => DisputeStatus::Lost,
                 _ => return Ok(Settled { transitions: Vec::new(), note: "dispute closed without a verdict".into() }),
             };
-            settle::disputed(&invoice, &o.payment_ref(), status, o.amount().unwrap_or(0))
+            settle::disputed(&invoice, o.id(), &o.payment_ref(), status, o.amount().unwrap_or(0))
         }
         "setup_intent.succeeded" => {
             let Some(customer) = o.customer() else { return not_ours() };

@@ -128,6 +128,10 @@ pub fn update_customer(stripe_id: &str, current: &Customer, previous: Option<&Cu
     Some(StripeRequest::post(format!("/v1/customers/{}", segment(stripe_id)), params, key))
 }
 
+pub fn retrieve_payment_intent(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/payment_intents/{}", segment(id)))
+}
+
 pub fn retrieve_charge(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/charges/{}", segment(id)))
 }

@@ -1,0 +1,217 @@
+//! Collections through the real component on a deterministic host: every
+//! branch of finalizing (link, auto-charge, declines, authentication), the
+//! stable pay link, idempotency under lost answers, a link-vs-charge race,
+//! and Connect onboarding. Snapshots hold the exact requests, transitions, emails.
+
+use e2e_tests::*;
+use host_harness::runtime::{OnboardingRequest, PayPage, PluginError, Transition};
+use serde_json::{Value, json};
+
+/// What one call did, for a snapshot: requests, result, emails.
+fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
+    json!({"requests": h.requests(), "result": format!("{result:#?}"), "emails": h.emails()})
+}
+
+#[test]
+fn a_card_on_file_is_charged_off_session_and_no_link_is_needed() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Card On File Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    insta::assert_json_snapshot!("charge_succeeds", story(&h, &result));
+    assert_eq!(h.intents("succeeded"), 1);
+    assert!(h.emulator.objects("checkout.session").is_empty(), "paid: no payment link needed");
+}
+
+#[test]
+fn the_only_attached_card_is_used_when_there_is_no_default_and_receipts_are_asked_for() {
+    let mut h = Harness::new();
+    h.merchant.stripe_receipts = true;
+    let cus = h.stripe_customer("One Card Ltd");
+    h.add_card(&cus, "4242424242424242", false);
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
+    assert!(result.iter().any(|t| matches!(t, Transition::InvoicePaid(_))), "{result:?}");
+    let pi = &h.emulator.objects("payment_intent")[0];
+    assert_eq!(pi["receipt_email"], "exampleCorpInvoices@example.com");
+}
+
+#[test]
+fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
+    for (merchant_on, invoice_on) in [(false, true), (true, false)] {
+        let mut h = Harness::new();
+        h.merchant.auto_charge = merchant_on;
+        let cus = h.stripe_customer("Switched Off Ltd");
+        h.add_card(&cus, "4242424242424242", true);
+        let mut inv = h.invoice_for(&cus);
+        inv.auto_charge = invoice_on;
+        let result = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+        assert!(matches!(result.last(), Some(Transition::PaymentLinkAttached(_))), "{result:?}");
+        assert_eq!(h.emulator.objects("payment_intent").len(), 0, "merchant {merchant_on}, invoice {invoice_on}");
+    }
+}
+
+#[test]
+fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Declined Ltd");
+    h.add_card(&cus, "4000000000000341", true);
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    insta::assert_json_snapshot!("charge_declined", story(&h, &result));
+}
+
+#[test]
+fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
+    for (card, code, decline, advice, retryable) in [
+        ("4000000000009995", "card_declined", "insufficient_funds", Some("try_again_later"), true),
+        ("4000000000000069", "expired_card", "expired_card", Some("do_not_try_again"), false),
+        ("4000000000000341", "card_declined", "generic_decline", None, false),
+    ] {
+        let h = Harness::new();
+        let cus = h.stripe_customer("Decline Ltd");
+        h.add_card(&cus, card, true);
+        let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
+        let f = result.iter().find_map(|t| match t {
+            Transition::PaymentFailed(f) => Some(f.clone()),
+            _ => None,
+        });
+        let f = f.unwrap_or_else(|| panic!("{card}: {result:?}"));
+        assert_eq!(
+            (f.code.as_deref(), f.decline_code.as_deref(), f.advice_code.as_deref(), f.retryable),
+            (Some(code), Some(decline), advice, retryable),
+            "{card}"
+        );
+        assert_eq!(h.emails().len(), 2, "{card}: one email to the merchant, one to the customer");
+    }
+}
+
+#[test]
+fn authentication_required_asks_the_customer_to_pay_on_session() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Strong Auth Ltd");
+    h.add_card(&cus, "4000002760003184", true);
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    insta::assert_json_snapshot!("charge_needs_authentication", story(&h, &result));
+}
+
+#[test]
+fn a_zero_decimal_currency_is_charged_in_whole_units() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Tokyo KK");
+    h.add_card(&cus, "4242424242424242", true);
+    let mut inv = h.invoice_for(&cus);
+    inv.currency = "JPY".into();
+    inv.amount_due = "500".into();
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+    let pi = &h.emulator.objects("payment_intent")[0];
+    assert_eq!((pi["amount"].as_i64(), pi["currency"].as_str()), (Some(500), Some("jpy")));
+    let Some(Transition::InvoicePaid(p)) = result.last() else { panic!("{result:?}") };
+    assert_eq!((p.amount.decimal.as_str(), p.amount.currency.as_str()), ("500", "JPY"));
+}
+
+#[test]
+fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
+    let (h, lossy) = Harness::lossy();
+    let cus = h.stripe_customer("Flaky Network Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    let inv = h.invoice_for(&cus);
+    lossy.lose.lock().unwrap().push("/v1/payment_intents".into());
+    let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    assert!(matches!(&first, Err(e) if e.retryable()), "a lost answer is a retryable error: {first:?}");
+    assert_eq!(h.intents("succeeded"), 1, "Stripe did charge, the answer was lost");
+    let retry = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+    assert!(retry.iter().any(|t| matches!(t, Transition::InvoicePaid(_))), "{retry:?}");
+    let again = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+    assert!(!again.iter().any(|t| matches!(t, Transition::PaymentStarted(_))));
+    assert_eq!(h.intents("succeeded"), 1, "the retry replayed the same PaymentIntent");
+    let keys: Vec<String> = h.requests().iter().filter(|r| r["request"].as_str().unwrap().contains("payment_intents"))
+        .map(|r| r["headers"].to_string()).collect();
+    assert!(keys.iter().all(|k| k.contains("Idempotency-Key: payment-intent:inv_01:1")), "{keys:?}");
+}
+
+#[test]
+fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
+    for round in 0..12 {
+        let h = std::sync::Arc::new(Harness::new());
+        let cus = h.stripe_customer("Race Ltd");
+        let inv = h.invoice_for(&cus);
+        // Sent without a card: the customer gets a payment link...
+        let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+        let Some(Transition::PaymentLinkAttached(link)) = first.last() else { panic!("{first:?}") };
+        // ...then a card appears, and the customer pays the link while a retry auto-charges.
+        h.add_card(&cus, "4242424242424242", true);
+        let payer = {
+            let (h, session) = (h.clone(), link.checkout_session_id.clone());
+            std::thread::spawn(move || {
+                if round % 2 == 0 {
+                    std::thread::yield_now();
+                }
+                h.emulator.handle("POST", &format!("/_test/checkout/sessions/{session}/complete"), &[], b"card=4242424242424242")
+            })
+        };
+        let charged = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+        payer.join().unwrap();
+        assert!(charged.is_ok(), "{charged:?}");
+        assert_eq!(h.intents("succeeded"), 1, "round {round}: one payment, never two");
+    }
+}
+
+#[test]
+fn the_stable_pay_link_outlives_its_checkout_sessions() {
+    let h = Harness::new();
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &invoice()).unwrap().unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    let token = link.url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(token.len(), 32);
+    let open = |t: &str| h.runtime.on_pay_link_opened(&h.merchant, t).unwrap().unwrap();
+
+    let PayPage::Redirect(first) = open(&token).page else { panic!() };
+    assert!(first.ends_with(&link.checkout_session_id), "an open session is reused: {first}");
+
+    h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id), "");
+    let reopened = open(&token);
+    let PayPage::Redirect(second) = &reopened.page else { panic!("{reopened:?}") };
+    assert_ne!(second, &first, "an expired session is replaced by a fresh one");
+    assert_eq!(h.emulator.objects("checkout.session").len(), 2);
+
+    let session = second.rsplit('/').next().unwrap();
+    h.emulator.handle("POST", &format!("/_test/checkout/sessions/{session}/complete"), &[], b"");
+    let paid = open(&token);
+    assert!(matches!(&paid.page, PayPage::Paid(p) if p.total_paid.decimal == "1200.00"), "{paid:?}");
+    assert_eq!(h.emulator.objects("checkout.session").len(), 2, "no new session for a paid invoice");
+    assert_eq!(h.intents("succeeded"), 1);
+
+    assert!(matches!(open("0123456789abcdef0123456789abcdef").page, PayPage::NotFound));
+    assert!(matches!(open("../../invoice:inv_01").page, PayPage::NotFound));
+}
+
+#[test]
+fn opening_the_link_charges_a_card_added_since_the_invoice_was_sent() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Later Card Ltd");
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    h.add_card(&cus, "4242424242424242", true);
+    let token = link.url.rsplit('/').next().unwrap();
+    let opened = h.runtime.on_pay_link_opened(&h.merchant, token).unwrap().unwrap();
+    assert!(matches!(opened.page, PayPage::Paid(_)), "{opened:?}");
+    assert!(opened.transitions.iter().any(|t| matches!(t, Transition::InvoicePaid(_))));
+    let sessions = h.emulator.objects("checkout.session");
+    assert_eq!(sessions[0]["status"], "expired", "the open session was closed before charging");
+}
+
+#[test]
+fn onboarding_creates_a_connected_account_and_an_account_link() {
+    let mut h = Harness::new();
+    h.merchant.account_id = String::new();
+    let req = OnboardingRequest {
+        merchant_ref: "merchant-42".into(),
+        email: "owner@merchant.example".into(),
+        country: "gb".into(),
+        refresh_url: "https://billing.example.com/onboarding/refresh".into(),
+        return_url: "https://billing.example.com/onboarding/done".into(),
+    };
+    let result = h.runtime.start_onboarding(&h.merchant, &req).unwrap();
+    insta::assert_json_snapshot!("onboarding", story(&h, &result));
+    let bad = OnboardingRequest { country: "Britain".into(), ..req };
+    assert!(matches!(h.runtime.start_onboarding(&h.merchant, &bad).unwrap(), Err(PluginError::InvalidInput(_))));
+}
