@@ -73,7 +73,7 @@ impl Harness {
                 backend: backend(&emulator),
             },
             clock: clock.clone(),
-            recorder: Recorder::default().in_memory(),
+            recorder: Recorder::for_tests("harness"),
         });
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");

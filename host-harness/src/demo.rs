@@ -62,10 +62,9 @@ impl Offline {
         }
         let settings = Settings::resolve(&flags)?;
         let recorder = match &settings.record_http {
-            Some(path) => Recorder::to_file(path)?,
-            None => Recorder::default(),
-        }
-        .in_memory();
+            Some(path) => Recorder::to_file(path)?.in_memory(),
+            None => Recorder::for_tests("offline"),
+        };
         let backend = Arc::new(UreqBackend::new(Duration::from_secs(settings.stripe_timeout_secs)));
         let app = Arc::new(App::from_settings(&settings, backend, Clock::System, recorder)?);
         server.run(app.clone(), 4);
@@ -90,6 +89,32 @@ impl Offline {
     /// Calls the emulator as a customer or test would (test-only routes included).
     pub fn stripe(&self, method: &str, path: &str, form: Option<&str>) -> Result<(u16, Value)> {
         call(&self.agent, method, &format!("{}{path}", self.emulator.base_url), form)
+    }
+
+    /// Calls the emulator's API as the merchant would from Stripe's dashboard.
+    pub fn stripe_api(&self, method: &str, path: &str, form: &str) -> Result<(u16, Value)> {
+        let url = format!("{}{path}", self.emulator.base_url);
+        let req = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", format!("Bearer {DEMO_KEY}"))
+            .header("Stripe-Account", self.app.merchant.account_id.as_str())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form.as_bytes().to_vec())?;
+        let resp = self.agent.run(req)?;
+        let status = resp.status().as_u16();
+        Ok((status, serde_json::from_str(&resp.into_body().read_to_string()?)?))
+    }
+
+    /// Creates a draft from the example invoice with `changes` applied, and finalizes it.
+    pub fn send_invoice(&self, changes: Value) -> Result<(u16, Value)> {
+        let mut inv: Value = serde_json::from_str(INVOICE_JSON)?;
+        if let (Some(i), Some(c)) = (inv.as_object_mut(), changes.as_object()) {
+            i.extend(c.clone());
+        }
+        let id = inv["id"].as_str().unwrap_or_default().to_string();
+        self.host("POST", "/invoices", Some(&inv.to_string()))?;
+        self.host("POST", &format!("/invoices/{id}/finalize"), None)
     }
 
     /// Waits until the invoice reaches `status`.
@@ -183,6 +208,51 @@ pub fn run(flags: &Flags) -> Result<()> {
     let inv = off.wait_for_status("inv_01", "PAID", Duration::from_secs(15))?;
     t.show(&off);
     println!("          GET /invoices/inv_01 -> status {}, amountPaid {}", inv["status"], inv["amountPaid"]);
-    println!("\nDone: invoice INV-0001 is {}.", inv["status"]);
+    let (_, again) = off.host("GET", &format!("/pay/{}", link.rsplit('/').next().unwrap_or_default()), None)?;
+    println!("          the same pay link, opened again: {}", page_title(&again));
+
+    t.step("Invoice INV-0002 is charged automatically with the card saved at checkout");
+    let (_, inv2) = off.send_invoice(serde_json::json!({"id": "inv_02", "invoiceNumber": "INV-0002"}))?;
+    t.show(&off);
+    println!("          INV-0002 -> status {}, amountPaid {}", inv2["status"], inv2["amountPaid"]);
+    if inv2["status"] != "PAID" {
+        bail!("INV-0002 was not charged: {inv2}");
+    }
+
+    t.step("The customer's default card is now one the bank declines (4000 0000 0000 0341); INV-0003 is sent");
+    let cus = off.host("GET", "/customers/c1", None)?.1["stripeCustomerId"].as_str().unwrap_or_default().to_string();
+    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", "type=card&card[number]=4000000000000341")?;
+    let pm = pm["id"].as_str().unwrap_or_default().to_string();
+    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"))?;
+    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}"))?;
+    let (_, inv3) = off.send_invoice(serde_json::json!({"id": "inv_03", "invoiceNumber": "INV-0003"}))?;
+    t.show(&off);
+    println!("          INV-0003 -> status {}, Stripe said {:?}", inv3["status"], inv3["lastFailure"]["message"]);
+    let (_, outbox) = off.host("GET", "/outbox", None)?;
+    for m in outbox["data"].as_array().into_iter().flatten() {
+        println!("          email to {}: {}", m["to"].as_str().unwrap_or(""), m["subject"].as_str().unwrap_or(""));
+    }
+
+    t.step("A JPY invoice (JPY 5000, a zero-decimal currency) is charged with a good card");
+    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", "type=card&card[number]=4242424242424242")?;
+    let pm = pm["id"].as_str().unwrap_or_default().to_string();
+    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"))?;
+    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}"))?;
+    let (_, inv4) = off.send_invoice(serde_json::json!({"id": "inv_04", "invoiceNumber": "INV-0004", "currency": "JPY",
+        "amountDue": "5000", "grossTotal": "5000", "netTotal": "5000", "totalTax": "0", "lineItems": []}))?;
+    t.show(&off);
+    let pi = inv4["payments"][0]["stripeRef"].as_str().unwrap_or_default();
+    let (_, charged) = off.stripe_api("GET", &format!("/v1/payment_intents/{pi}"), "")?;
+    println!("          INV-0004 -> status {}; Stripe charged amount={} {}", inv4["status"], charged["amount"], charged["currency"]);
+
+    println!("\nDone: INV-0001 {}, INV-0002 {}, INV-0003 {}, INV-0004 {}.", inv["status"], inv2["status"], inv3["status"], inv4["status"]);
+    if inv3["status"] != "PAYMENT_FAILED" || inv4["status"] != "PAID" || charged["amount"] != 5000 {
+        bail!("the story did not end as it should");
+    }
     Ok(())
+}
+
+fn page_title(v: &Value) -> String {
+    let html = v.as_str().unwrap_or_default();
+    html.split("<h1>").nth(1).and_then(|r| r.split("</h1>").next()).unwrap_or("(no page)").to_string()
 }

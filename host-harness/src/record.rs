@@ -50,6 +50,20 @@ impl Recorder {
         Ok(Self { file: Some(Mutex::new(file)), memory: None })
     }
 
+    /// A recorder for a test run: in memory, and also appended to a file in
+    /// `$STRIPE_PLUGIN_RECORD_DIR` when set, so that the suite's requests can be
+    /// checked against Stripe's SDK afterwards (tests/conformance).
+    pub fn for_tests(name: &str) -> Self {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let file = std::env::var_os("STRIPE_PLUGIN_RECORD_DIR").and_then(|dir| {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let path = std::path::Path::new(&dir).join(format!("{name}-{}-{n}.jsonl", std::process::id()));
+            std::fs::create_dir_all(&dir).ok()?;
+            Self::to_file(&path).ok()
+        });
+        file.unwrap_or_default().in_memory()
+    }
+
     pub fn in_memory(mut self) -> Self {
         self.memory = Some(Mutex::new(Vec::new()));
         self

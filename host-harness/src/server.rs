@@ -103,10 +103,11 @@ impl App {
         std::mem::take(&mut *self.journal.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
+    /// Applies transitions durably; `source` says which call produced them.
+    fn apply(&self, source: &str, transitions: &[Transition]) -> Result<(), ApplyError> {
         self.records().apply(transitions)?;
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.extend(transitions.iter().map(describe));
+        j.extend(transitions.iter().map(|t| format!("{:<34} {}", format!("({source})"), describe(t))));
         Ok(())
     }
     fn records(&self) -> Records<'_> {
@@ -149,7 +150,8 @@ impl App {
             Ok(Ok(outcome)) => outcome,
         };
         if (200..300).contains(&outcome.status) {
-            match self.apply(&outcome.transitions) {
+            let source = format!("webhook {}", outcome.event_type.as_deref().unwrap_or("?"));
+            match self.apply(&source, &outcome.transitions) {
                 Ok(()) => {}
                 Err(ApplyError::UnknownInvoice(id)) => {
                     return Reply::error(503, &format!("invoice {id} is not known here yet; retry later"), true);
@@ -181,7 +183,7 @@ impl App {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 self.records().put_customer(id, &doc)?;
-                self.apply_or_503(&transitions)?;
+                self.apply_or_503("customer updated", &transitions)?;
                 Ok(found(self.records().customer_view(id)?, "customer"))
             }
         }
@@ -212,7 +214,7 @@ impl App {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 self.records().set_status_if(id, "DRAFT", "FINAL")?;
-                self.apply_or_503(&transitions)?;
+                self.apply_or_503("invoice finalized", &transitions)?;
                 Ok(found(self.records().invoice_view(id)?, "invoice"))
             }
         }
@@ -224,7 +226,7 @@ impl App {
             Err(e) => return Ok(page(503, "Payment unavailable", &format!("Please try again in a moment. ({})", e.message()))),
             Ok(o) => o,
         };
-        self.apply_or_503(&outcome.transitions)?;
+        self.apply_or_503("pay link opened", &outcome.transitions)?;
         Ok(match outcome.page {
             PayPage::Redirect(url) => Reply { status: 303, headers: vec![("Location".into(), url)], body: Vec::new() },
             PayPage::Paid(p) => page(
@@ -255,8 +257,8 @@ impl App {
         })
     }
 
-    fn apply_or_503(&self, transitions: &[Transition]) -> anyhow::Result<()> {
-        self.apply(transitions).map_err(|e| anyhow::anyhow!("{e}"))
+    fn apply_or_503(&self, source: &str, transitions: &[Transition]) -> anyhow::Result<()> {
+        self.apply(source, transitions).map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 

@@ -10,7 +10,7 @@ fn demo_runs_the_story_offline_and_exits_zero() {
     let out = Command::new(BIN).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["POST /v1/customers", "POST /v1/checkout/sessions", "payment link attached", "PAID 1200.00 GBP", "Done: invoice INV-0001 is \"PAID\"."] {
+    for expected in ["POST /v1/customers", "POST /v1/checkout/sessions", "payment link attached", "PAID 1200.00 GBP", "Done: INV-0001 \"PAID\", INV-0002 \"PAID\", INV-0003 \"PAYMENT_FAILED\", INV-0004 \"PAID\".", "Payment successful", "amount=5000 \"jpy\""] {
         assert!(stdout.contains(expected), "timeline lacks {expected:?}:\n{stdout}");
     }
 }
