@@ -90,3 +90,150 @@ fn unsigned_or_forged_webhooks_are_refused_and_change_nothing() {
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
     assert_eq!(inv["status"], "FINAL");
 }
+
+/// A card saved for c1 in the merchant's Stripe account, as its default.
+fn save_card(off: &Offline, number: &str) {
+    let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
+    let cus = c["stripeCustomerId"].as_str().expect("linked").to_string();
+    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", &format!("type=card&card[number]={number}")).unwrap();
+    let pm = pm["id"].as_str().unwrap().to_string();
+    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}")).unwrap();
+    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}")).unwrap();
+}
+
+fn charges(off: &Offline) -> usize {
+    off.emulator.emulator.objects("payment_intent").iter().filter(|p| p["status"] == "succeeded").count()
+}
+
+#[test]
+fn finalizing_twice_or_after_a_timeout_charges_at_most_once() {
+    let flags = Flags { stripe_timeout_secs: Some(1), ..Flags::default() };
+    let off = Offline::start(&flags).unwrap();
+    let (status, _) = off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(&off)))).unwrap();
+    assert_eq!(status, 200);
+    save_card(&off, "4242424242424242");
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    // Stripe applies the charge, but its answer comes after the host's timeout.
+    off.emulator.emulator.slow_down("/v1/payment_intents", Duration::from_millis(2500), 1);
+    let (status, body) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    assert_eq!((status, &body["error"]["retryable"]), (503, &json!(true)), "{body}");
+    assert_eq!(charges(&off), 1, "Stripe took the money; the host did not hear it");
+    let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    assert_eq!((status, inv["status"].as_str()), (200, Some("PAID")), "{inv}");
+    let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    assert_eq!((status, inv["status"].as_str()), (200, Some("PAID")));
+    assert_eq!(charges(&off), 1, "retried and repeated finalizes charged once");
+}
+
+/// Runs a scenario through `serve` with webhooks held, and returns its events.
+fn held_scenario(off: &Offline) -> Vec<Value> {
+    let hold = host_harness::emulator::WebhookTarget {
+        url: format!("{}/webhooks/stripe", off.server.base_url),
+        secrets: off.app.merchant.webhook_secrets.clone(),
+        automatic: false,
+    };
+    off.emulator.emulator.set_webhook(Some(hold));
+    off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(off)))).unwrap();
+    // inv_01: declined card, then paid by link, then partly refunded.
+    save_card(off, "4000000000000341");
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    let (_, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    let session = inv["checkoutSessionId"].as_str().unwrap().to_string();
+    off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();
+    let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    let pi = inv["payments"][0]["stripeRef"].as_str().map(str::to_string);
+    let pi = pi.unwrap_or_else(|| {
+        let s = off.emulator.emulator.objects("checkout.session");
+        s.iter().find(|x| x["id"] == session.as_str()).unwrap()["payment_intent"].as_str().unwrap().to_string()
+    });
+    off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=20000")).unwrap();
+    off.emulator.emulator.events()
+}
+
+fn state_of(off: &Offline) -> Value {
+    let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    let (_, outbox) = off.host("GET", "/outbox", None).unwrap();
+    let mut keys: Vec<String> = outbox["data"].as_array().unwrap().iter().map(|m| m["dedupeKey"].as_str().unwrap().to_string()).collect();
+    keys.sort();
+    json!({"status": inv["status"], "amountPaid": inv["amountPaid"], "amountRefunded": inv["amountRefunded"],
+           "payments": inv["payments"], "emails": keys})
+}
+
+#[test]
+fn webhooks_delivered_three_times_in_any_order_end_as_one_clean_delivery() {
+    let clean = offline();
+    for e in held_scenario(&clean) {
+        assert_eq!(clean.emulator.emulator.deliver_now(&e), 200, "{}", e["type"]);
+    }
+    let expected = state_of(&clean);
+    assert_eq!(expected["status"], "PARTIALLY_REFUNDED", "{expected}");
+    assert_eq!(expected["emails"].as_array().unwrap().len(), 2, "one email each for merchant and customer: {expected}");
+
+    for seed in [3u64, 17, 2026] {
+        let off = offline();
+        let events = held_scenario(&off);
+        let mut queue: Vec<Value> = events.iter().flat_map(|e| [e.clone(), e.clone(), e.clone()]).collect();
+        let mut x = seed;
+        for i in (1..queue.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            queue.swap(i, ((x >> 33) % (i as u64 + 1)) as usize);
+        }
+        let mut attempts = 0;
+        while let Some(e) = queue.pop() {
+            attempts += 1;
+            assert!(attempts < 500);
+            // Stripe retries anything but a 2xx later.
+            if !(200..300).contains(&off.emulator.emulator.deliver_now(&e)) {
+                queue.insert(0, e);
+            }
+        }
+        let got = state_of(&off);
+        assert_eq!(got["status"], expected["status"], "seed {seed}");
+        assert_eq!(got["amountRefunded"], expected["amountRefunded"], "seed {seed}");
+        assert_eq!(got["payments"].as_array().unwrap().len(), 1, "seed {seed}");
+        // The failure came before the payment here; it may also be judged stale. Never twice.
+        let sent = got["emails"].as_array().unwrap();
+        assert!(sent.len() <= 2 && sent.iter().all(|k| k.as_str().unwrap().starts_with("payment-failed:inv_01:")), "seed {seed}: {got}");
+    }
+}
+
+#[test]
+fn an_event_signed_for_another_account_changes_nothing() {
+    let off = offline();
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": "acct_someone_else",
+        "livemode": false, "data": {"object": {"id": "pi_x", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
+        "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_01"}}}});
+    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
+        url: format!("{}/webhooks/stripe", off.server.base_url),
+        secrets: off.app.merchant.webhook_secrets.clone(),
+        automatic: false,
+    }));
+    assert_eq!(off.emulator.emulator.deliver_now(&event), 200, "answered, so Stripe stops retrying");
+    let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    assert_eq!(inv["status"], "FINAL");
+}
+
+#[test]
+fn a_webhook_for_an_invoice_the_host_does_not_know_yet_is_redelivered_until_it_does() {
+    let off = offline();
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    let event = json!({"id": "evt_early", "object": "event", "type": "payment_intent.succeeded", "account": off.app.merchant.account_id,
+        "livemode": false, "data": {"object": {"id": "pi_early", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
+        "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_later"}}}});
+    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
+        url: format!("{}/webhooks/stripe", off.server.base_url),
+        secrets: off.app.merchant.webhook_secrets.clone(),
+        automatic: false,
+    }));
+    assert_eq!(off.emulator.emulator.deliver_now(&event), 503, "not known yet: Stripe must retry");
+    let mut later: Value = serde_json::from_str(INVOICE_JSON).unwrap();
+    later["id"] = "inv_later".into();
+    off.host("POST", "/invoices", Some(&later.to_string())).unwrap();
+    off.host("POST", "/invoices/inv_later/finalize", None).unwrap();
+    assert_eq!(off.emulator.emulator.deliver_now(&event), 200);
+    let (_, inv) = off.host("GET", "/invoices/inv_later", None).unwrap();
+    assert_eq!(inv["status"], "PAID");
+}

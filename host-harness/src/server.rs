@@ -229,11 +229,12 @@ impl App {
         self.apply_or_503("pay link opened", &outcome.transitions)?;
         Ok(match outcome.page {
             PayPage::Redirect(url) => Reply { status: 303, headers: vec![("Location".into(), url)], body: Vec::new() },
-            PayPage::Paid(p) => page(
-                200,
-                "Payment successful",
-                &format!("Invoice {} is paid: {} {}. Thank you.", p.invoice_id, p.total_paid.decimal, p.total_paid.currency),
-            ),
+            PayPage::Paid(p) => {
+                let number = self.records().parsed_invoice(&p.invoice_id)?.map(|(i, _)| i.invoice_number);
+                let number = number.unwrap_or(p.invoice_id);
+                let text = format!("Invoice {number} is paid: {} {}. Thank you.", p.total_paid.decimal, p.total_paid.currency);
+                page(200, "Payment successful", &text)
+            }
             PayPage::Processing(number) => {
                 page(200, "Payment processing", &format!("The payment for invoice {number} is on its way. Nothing more to do."))
             }

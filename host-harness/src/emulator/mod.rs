@@ -60,6 +60,9 @@ pub struct Emulator {
     /// One request at a time: a check and its change are atomic, as racing a
     /// Checkout payment against an expiry must be.
     op: Arc<Mutex<()>>,
+    /// Injected slowness: (path prefix, delay, times left). The request is
+    /// applied, then its answer waits, so that a client's timeout loses it.
+    faults: Arc<Mutex<Vec<(String, std::time::Duration, u32)>>>,
 }
 
 impl Emulator {
@@ -70,6 +73,7 @@ impl Emulator {
             public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
             webhook: Arc::default(),
             op: Arc::default(),
+            faults: Arc::default(),
         }
     }
 
@@ -107,7 +111,30 @@ impl Emulator {
 
     /// Handles one request: `target` is path plus optional query.
     pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        let _one_at_a_time = lock(&self.op);
+        let reply = {
+            let _one_at_a_time = lock(&self.op);
+            self.handle_now(method, target, headers, body)
+        };
+        let delay = {
+            let mut faults = lock(&self.faults);
+            let hit = faults.iter_mut().find(|(p, _, left)| *left > 0 && target.starts_with(p.as_str()));
+            hit.map(|(_, d, left)| {
+                *left -= 1;
+                *d
+            })
+        };
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
+        reply
+    }
+
+    /// Makes the next `times` answers under `path` arrive `delay` late.
+    pub fn slow_down(&self, path: &str, delay: std::time::Duration, times: u32) {
+        lock(&self.faults).push((path.to_string(), delay, times));
+    }
+
+    fn handle_now(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
         let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut reply = if path.starts_with("/v1/") {
