@@ -125,14 +125,18 @@ fn finalizing_twice_or_after_a_timeout_charges_at_most_once() {
     assert_eq!(charges(&off), 1, "retried and repeated finalizes charged once");
 }
 
-/// Runs a scenario through `serve` with webhooks held, and returns its events.
-fn held_scenario(off: &Offline) -> Vec<Value> {
-    let hold = host_harness::emulator::WebhookTarget {
+/// Stripe keeps events until the test delivers them (`deliver_now`).
+fn hold_webhooks(off: &Offline) {
+    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
         url: format!("{}/webhooks/stripe", off.server.base_url),
         secrets: off.app.merchant.webhook_secrets.clone(),
         automatic: false,
-    };
-    off.emulator.emulator.set_webhook(Some(hold));
+    }));
+}
+
+/// Runs a scenario through `serve` with webhooks held, and returns its events.
+fn held_scenario(off: &Offline) -> Vec<Value> {
+    hold_webhooks(off);
     off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(off)))).unwrap();
     // inv_01: declined card, then paid by link, then partly refunded.
     save_card(off, "4000000000000341");
@@ -205,11 +209,7 @@ fn an_event_signed_for_another_account_changes_nothing() {
     let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": "acct_someone_else",
         "livemode": false, "data": {"object": {"id": "pi_x", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
         "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_01"}}}});
-    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
-        url: format!("{}/webhooks/stripe", off.server.base_url),
-        secrets: off.app.merchant.webhook_secrets.clone(),
-        automatic: false,
-    }));
+    hold_webhooks(&off);
     assert_eq!(off.emulator.emulator.deliver_now(&event), 200, "answered, so Stripe stops retrying");
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
     assert_eq!(inv["status"], "FINAL");
@@ -223,11 +223,7 @@ fn a_webhook_for_an_invoice_the_host_does_not_know_yet_is_redelivered_until_it_d
     let event = json!({"id": "evt_early", "object": "event", "type": "payment_intent.succeeded", "account": off.app.merchant.account_id,
         "livemode": false, "data": {"object": {"id": "pi_early", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
         "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_later"}}}});
-    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
-        url: format!("{}/webhooks/stripe", off.server.base_url),
-        secrets: off.app.merchant.webhook_secrets.clone(),
-        automatic: false,
-    }));
+    hold_webhooks(&off);
     assert_eq!(off.emulator.emulator.deliver_now(&event), 503, "not known yet: Stripe must retry");
     let mut later: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     later["id"] = "inv_later".into();

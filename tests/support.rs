@@ -12,7 +12,7 @@ use host_harness::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// 2026-11-28T00:00:00Z
+/// 2025-11-28T00:00:00Z
 pub const NOW_MS: u64 = 1_764_288_000_000;
 pub const SECRET: &str = "whsec_test_harness_secret";
 pub const ACCOUNT: &str = "acct_test_merchant";

@@ -13,7 +13,7 @@ from unittest import mock
 import stripe
 from stripe import _webhook
 
-NOW = 1764288000  # 2026-11-28T00:00:00Z
+NOW = 1764288000  # 2025-11-28T00:00:00Z
 TOLERANCE = 300
 SECRET = "whsec_vector_secret"
 ROTATED = "whsec_vector_rotated"

@@ -131,7 +131,16 @@ pub fn auto_charge(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) ->
         Err(CallError::Stripe(f)) if f.is_card_error() => {
             // The next try must be a new PaymentIntent, not a replay of this decline.
             bump_attempt(invoice_id, rec.attempt)?;
-            let attempt_ref = f.payment_intent.clone().unwrap_or_else(|| format!("attempt-{}", rec.attempt));
+            let attempt_ref = match (&f.payment_intent, &f.charge) {
+                (Some(pi), _) => pi.clone(),
+                // Some servers name only the charge; its intent keys the emails,
+                // so that the webhook about the same attempt sends none again.
+                (None, Some(ch)) => imports::stripe(m, &request::retrieve_charge(ch))
+                    .ok()
+                    .and_then(|c| c.payment_intent().map(str::to_string))
+                    .unwrap_or_else(|| format!("attempt-{}", rec.attempt)),
+                (None, None) => format!("attempt-{}", rec.attempt),
+            };
             let settled = if f.needs_authentication() {
                 settle::action_required(m, invoice_id, &attempt_ref, &f.error.message, true)?
             } else {

@@ -11,6 +11,8 @@ pub struct Failure {
     pub advice_code: Option<String>,
     /// The PaymentIntent a card error left behind, if any.
     pub payment_intent: Option<String>,
+    /// The failed charge, which names its PaymentIntent when the error does not.
+    pub charge: Option<String>,
 }
 
 impl Failure {
@@ -51,6 +53,7 @@ pub fn from_response(status: u16, should_retry: Option<&str>, body: &[u8]) -> Fa
         },
         advice_code: b.advice_code,
         payment_intent: b.payment_intent.map(|p| p.0),
+        charge: b.charge.map(|c| c.0),
     }
 }
 

@@ -136,6 +136,7 @@ pub struct StripeErrorBody {
     pub advice_code: Option<String>,
     pub message: Option<String>,
     pub payment_intent: Option<IdRef>,
+    pub charge: Option<IdRef>,
 }
 
 /// An amount in minor units: a number, or a string holding one.

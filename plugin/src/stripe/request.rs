@@ -212,7 +212,6 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("payment_method"), s(c.payment_method)),
         (s("off_session"), s("true")),
         (s("confirm"), s("true")),
-        (s("description"), format!("Invoice {}", c.invoice_number)),
         (s("metadata[invoice_id]"), s(c.invoice_id)),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
     ];
