@@ -18,7 +18,7 @@ fn rogue_invoice(id: &str) -> host_harness::runtime::Invoice {
 
 #[test]
 fn traps_loops_and_memory_grabs_fail_that_call_only() {
-    let limits = Limits { fuel: 200_000_000, memory_bytes: 32 << 20 };
+    let limits = Limits { deadline_ms: 500, memory_bytes: 32 << 20 };
     let h = Harness::with(ROGUE_WASM, limits, None);
     for misbehaviour in ["trap", "loop", "grab"] {
         let start = Instant::now();

@@ -44,7 +44,7 @@ pub struct MerchantSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
-    pub fuel: Option<u64>,
+    pub deadline_ms: Option<u64>,
     pub memory_mib: Option<usize>,
 }
 
@@ -110,9 +110,9 @@ pub struct Flags {
     /// The merchant runs in live mode: on|off [default: off].
     #[arg(long, global = true, value_parser = parse_on_off)]
     pub livemode: Option<bool>,
-    /// Fuel (wasm instructions) per plugin call [default: 2000000000].
+    /// Time one plugin call may run, in milliseconds [default: 2000].
     #[arg(long, global = true)]
-    pub fuel: Option<u64>,
+    pub deadline_ms: Option<u64>,
     /// Memory cap per plugin call, in MiB [default: 64].
     #[arg(long, global = true)]
     pub memory_mib: Option<usize>,
@@ -171,7 +171,7 @@ impl Settings {
             api_key_env: flags.api_key_env.clone().or(file.stripe.api_key_env).unwrap_or_else(|| "STRIPE_API_KEY".into()),
             stripe_timeout_secs: flags.stripe_timeout_secs.or(file.stripe.timeout_secs).unwrap_or(30),
             limits: Limits {
-                fuel: flags.fuel.or(file.limits.fuel).unwrap_or(default_limits.fuel),
+                deadline_ms: flags.deadline_ms.or(file.limits.deadline_ms).unwrap_or(default_limits.deadline_ms),
                 memory_bytes: flags.memory_mib.or(file.limits.memory_mib).map(|m| m << 20).unwrap_or(default_limits.memory_bytes),
             },
             listen,

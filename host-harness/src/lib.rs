@@ -2,6 +2,7 @@
 //! imports backed by SQLite and ureq, the platform's invoices and customers,
 //! an HTTP server (`serve`), and an offline Stripe emulator.
 
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -25,6 +25,14 @@ enum Command {
     Serve,
     /// The whole story offline, against the embedded Stripe emulator; prints a timeline.
     Demo,
+    /// Times on-webhook per event through the runtime (see tests/bench/webhook).
+    BenchWebhook {
+        /// A Stripe event whose object names invoice inv_bench in its metadata.
+        #[arg(long)]
+        event: std::path::PathBuf,
+        #[arg(long, default_value_t = 5000)]
+        iterations: u32,
+    },
     /// The offline Stripe test-mode emulator alone, on --listen.
     StripeEmulator {
         /// Deliver signed events here (e.g. http://127.0.0.1:8787/webhooks/stripe); sign with --webhook-secret.
@@ -37,6 +45,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => host_harness::demo::run(&cli.flags),
+        Command::BenchWebhook { event, iterations } => host_harness::bench::webhook(&event, iterations),
         Command::Serve => {
             let settings = Settings::resolve(&cli.flags)?;
             let recorder = match &settings.record_http {

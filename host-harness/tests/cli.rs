@@ -22,7 +22,7 @@ fn help_lists_every_setting() {
     for flag in [
         "--config", "--listen", "--stripe-api-base", "--api-key-env", "--db", "--account", "--webhook-secret",
         "--auto-charge", "--show-payment-link", "--stripe-receipts", "--pay-link-base", "--notification-email",
-        "--webhook-tolerance-secs", "--livemode", "--record-http", "--cache-dir", "--fuel", "--memory-mib",
+        "--webhook-tolerance-secs", "--livemode", "--record-http", "--cache-dir", "--deadline-ms", "--memory-mib",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

@@ -5,6 +5,9 @@ use super::HostState;
 use crate::runtime::billing::stripe_plugin::kv::{Host, KvError};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
+const UPSERT: &str = "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value";
+
 fn failure(e: rusqlite::Error) -> KvError {
     match e {
         rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::DatabaseBusy => {
@@ -17,43 +20,35 @@ fn failure(e: rusqlite::Error) -> KvError {
 impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         let conn = self.env.db.conn();
-        conn.query_row("SELECT value FROM kv WHERE ns = ?1 AND key = ?2", params![self.namespace, key], |r| r.get(0))
-            .optional()
+        conn.prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")
+            .and_then(|mut s| s.query_row(params![self.namespace, key], |r| r.get(0)).optional())
             .map_err(failure)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
         let conn = self.env.db.conn();
-        conn.execute(
-            "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-            params![self.namespace, key, value],
-        )
-        .map(drop)
-        .map_err(failure)
+        conn.prepare_cached(UPSERT).and_then(|mut s| s.execute(params![self.namespace, key, value])).map(drop).map_err(failure)
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {
         let conn = self.env.db.conn();
-        conn.execute("DELETE FROM kv WHERE ns = ?1 AND key = ?2", params![self.namespace, key]).map(drop).map_err(failure)
+        conn.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")
+            .and_then(|mut s| s.execute(params![self.namespace, key]))
+            .map(drop)
+            .map_err(failure)
     }
 
     fn compare_and_swap(&mut self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> Result<bool, KvError> {
         let mut conn = self.env.db.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failure)?;
         let current: Option<Vec<u8>> = tx
-            .query_row("SELECT value FROM kv WHERE ns = ?1 AND key = ?2", params![self.namespace, key], |r| r.get(0))
-            .optional()
+            .prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")
+            .and_then(|mut s| s.query_row(params![self.namespace, key], |r| r.get(0)).optional())
             .map_err(failure)?;
         if current != expected {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-            params![self.namespace, key, new],
-        )
-        .map_err(failure)?;
+        tx.prepare_cached(UPSERT).and_then(|mut s| s.execute(params![self.namespace, key, new])).map_err(failure)?;
         tx.commit().map_err(failure)?;
         Ok(true)
     }

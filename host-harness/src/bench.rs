@@ -1,0 +1,78 @@
+//! `host-harness bench-webhook`: the per-event time of `on-webhook` through
+//! the real runtime (fresh Store, pooling allocator, SQLite kv), to set beside
+//! stripe-node's `constructEvent` in the same run (tests/bench/webhook).
+
+use crate::db::Db;
+use crate::emulator::{Emulator, signature_header};
+use crate::imports::{Clock, HostEnv, StripeGate};
+use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::record::Recorder;
+use crate::runtime::{Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest};
+use anyhow::{Result, bail};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Times `iterations` deliveries of the event in `path` (its `data.object`
+/// must name invoice `inv_bench` in its metadata) and prints µs per event.
+pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
+    let body = std::fs::read(path)?;
+    let event: serde_json::Value = serde_json::from_slice(&body)?;
+    let created = event["created"].as_u64().unwrap_or(0);
+    let clock = Clock::fixed(created * 1000);
+    let emulator = Emulator::new(clock.clone());
+    let env = Arc::new(HostEnv {
+        db: Arc::new(Db::in_memory()?),
+        stripe: StripeGate { base: "https://api.stripe.com".parse()?, api_key: Some("sk_test_bench".into()), backend: Arc::new(emulator) },
+        clock: clock.clone(),
+        recorder: Recorder::default(),
+    });
+    let cache = std::env::temp_dir().join("stripe-plugin-cache");
+    let runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
+    let secret = "whsec_bench_secret".to_string();
+    let merchant = Merchant {
+        account_id: event["account"].as_str().unwrap_or_default().to_string(),
+        stripe_api_base: "https://api.stripe.com".into(),
+        auto_charge: false,
+        show_payment_link: true,
+        stripe_receipts: false,
+        pay_link_base: "https://billing.example.com".into(),
+        notification_email: "finance@merchant.example".into(),
+        webhook_secrets: vec![secret.clone()],
+        webhook_tolerance_secs: 300,
+        livemode: false,
+    };
+    // The invoice the event pays must have been sent through the plugin first.
+    let customer: PlatformCustomer = serde_json::from_str(crate::demo::CUSTOMER_JSON)?;
+    let mut invoice: PlatformInvoice = serde_json::from_str(crate::demo::INVOICE_JSON)?;
+    invoice.id = "inv_bench".into();
+    let mut c = customer.to_wit("c_bench");
+    c.external_ids.retain(|e| e.key != "Stripe");
+    if let Err(e) = runtime.on_invoice_finalized(&merchant, &invoice.to_wit(c))? {
+        bail!("setting up the invoice: {}", e.message());
+    }
+    let request = WebhookRequest {
+        headers: vec![
+            ("Content-Type".into(), "application/json; charset=utf-8".into()),
+            ("Stripe-Signature".into(), signature_header(&[secret], created as i64, &body)),
+        ],
+        body,
+    };
+    let first = runtime.on_webhook(&merchant, &request)?;
+    match &first {
+        Ok(o) if o.status == 200 && !o.transitions.is_empty() => {}
+        other => bail!("the event was not processed: {other:?}"),
+    }
+    for _ in 0..iterations.min(200) {
+        runtime.on_webhook(&merchant, &request)??;
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        runtime.on_webhook(&merchant, &request)??;
+    }
+    let per_event = start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations.max(1));
+    println!(
+        "{{\"subject\": \"plugin on-webhook via wasmtime\", \"event_bytes\": {}, \"iterations\": {iterations}, \"us_per_event\": {per_event:.2}}}",
+        request.body.len()
+    );
+    Ok(())
+}
