@@ -215,3 +215,25 @@ fn onboarding_creates_a_connected_account_and_an_account_link() {
     let bad = OnboardingRequest { country: "Britain".into(), ..req };
     assert!(matches!(h.runtime.start_onboarding(&h.merchant, &bad).unwrap(), Err(PluginError::InvalidInput(_))));
 }
+
+#[test]
+fn what_the_pay_link_shows_at_each_stage() {
+    let h = Harness::new();
+    let result = h.runtime.on_invoice_finalized(&h.merchant, &invoice()).unwrap().unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    let token = link.url.rsplit('/').next().unwrap().to_string();
+    h.requests();
+    let mut stages = Vec::new();
+    let mut open = |stage: &str| {
+        let outcome = h.runtime.on_pay_link_opened(&h.merchant, &token).unwrap();
+        stages.push(json!({"stage": stage, "outcome": format!("{outcome:#?}"), "requests": h.requests()}));
+    };
+    open("open session");
+    h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id), "");
+    open("after the session expired");
+    let sessions = h.emulator.objects("checkout.session");
+    let fresh = sessions.iter().find(|s| s["status"] == "open").unwrap()["id"].as_str().unwrap().to_string();
+    h.emulator.handle("POST", &format!("/_test/checkout/sessions/{fresh}/complete"), &[], b"");
+    open("after the customer paid");
+    insta::assert_json_snapshot!("pay_link_stages", stages);
+}

@@ -233,3 +233,109 @@ fn a_webhook_for_an_invoice_the_host_does_not_know_yet_is_redelivered_until_it_d
     let (_, inv) = off.host("GET", "/invoices/inv_later", None).unwrap();
     assert_eq!(inv["status"], "PAID");
 }
+
+/// Opens an invoice's pay link as a browser would; returns the Checkout Session it leads to.
+fn open_link(off: &Offline, invoice: &str) -> String {
+    let (_, inv) = off.host("GET", &format!("/invoices/{invoice}"), None).unwrap();
+    let link = inv["paymentLink"].as_str().expect("a pay link").to_string();
+    let path = link.trim_start_matches(&off.server.base_url).to_string();
+    let reply = off.app.handle("GET", &path, &[], b"");
+    assert_eq!(reply.status, 303, "the pay link redirects to Checkout");
+    let location = &reply.headers.iter().find(|(k, _)| k == "Location").unwrap().1;
+    location.rsplit('/').next().unwrap().to_string()
+}
+
+#[test]
+fn every_handled_event_type_reaches_its_transition_through_serve() {
+    let off = offline();
+    hold_webhooks(&off);
+    let emu = &off.emulator.emulator;
+    let account = off.app.merchant.account_id.clone();
+    off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(&off)))).unwrap();
+    // inv_01: a link whose session expires, paid through a fresh one, refunds (one fails), a dispute won.
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    let (_, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    off.stripe_api("POST", &format!("/v1/checkout/sessions/{}/expire", inv["checkoutSessionId"].as_str().unwrap()), "").unwrap();
+    let session = open_link(&off, "inv_01");
+    let (_, paid) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();
+    let pi = paid["payment_intent"].as_str().unwrap().to_string();
+    let (_, refund) = off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=20000")).unwrap();
+    off.stripe("POST", &format!("/_test/refunds/{}/fail", refund["id"].as_str().unwrap()), Some("x=1")).unwrap();
+    off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=30000")).unwrap();
+    let (_, dispute) = off.stripe("POST", "/_test/disputes", Some(&format!("payment_intent={pi}"))).unwrap();
+    off.stripe("POST", &format!("/_test/disputes/{}/close", dispute["id"].as_str().unwrap()), Some("status=won")).unwrap();
+    // inv_02: a bank debit that fails, then one that succeeds (after a declining card is saved and removed).
+    let mut inv2: Value = serde_json::from_str(INVOICE_JSON).unwrap();
+    inv2["id"] = "inv_02".into();
+    inv2["autoCharge"] = false.into();
+    off.host("POST", "/invoices", Some(&inv2.to_string())).unwrap();
+    let (_, inv) = off.host("POST", "/invoices/inv_02/finalize", None).unwrap();
+    let s2 = inv["checkoutSessionId"].as_str().unwrap().to_string();
+    off.stripe("POST", &format!("/_test/checkout/sessions/{s2}/complete"), Some("async=1")).unwrap();
+    off.stripe("POST", &format!("/_test/checkout/sessions/{s2}/async"), Some("result=failed")).unwrap();
+    save_card(&off, "4000000000009995");
+    let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
+    let cus = c["stripeCustomerId"].as_str().unwrap().to_string();
+    let (_, cust) = off.stripe_api("GET", &format!("/v1/customers/{cus}"), "").unwrap();
+    let declining = cust["invoice_settings"]["default_payment_method"].as_str().unwrap().to_string();
+    // inv_03 is auto-charged with that card, and declined.
+    let mut declined: Value = serde_json::from_str(INVOICE_JSON).unwrap();
+    declined["id"] = "inv_03".into();
+    off.host("POST", "/invoices", Some(&declined.to_string())).unwrap();
+    let (_, inv3) = off.host("POST", "/invoices/inv_03/finalize", None).unwrap();
+    assert_eq!(inv3["status"], "PAYMENT_FAILED", "{inv3}");
+    off.stripe_api("POST", &format!("/v1/payment_methods/{declining}/detach"), "").unwrap();
+    let s4 = open_link(&off, "inv_02");
+    off.stripe("POST", &format!("/_test/checkout/sessions/{s4}/complete"), Some("async=1")).unwrap();
+    off.stripe("POST", &format!("/_test/checkout/sessions/{s4}/async"), Some("result=succeeded")).unwrap();
+    // The merchant's account, a card saved by a SetupIntent, and an intent that asks for action then is canceled.
+    emu.emit(&account, "account.updated", json!({"id": account, "object": "account", "charges_enabled": true, "details_submitted": true}));
+    emu.emit(&account, "setup_intent.succeeded", json!({"id": "seti_1", "object": "setup_intent", "customer": cus, "payment_method": "pm_saved_by_setup"}));
+    let mut inv4: Value = serde_json::from_str(INVOICE_JSON).unwrap();
+    inv4["id"] = "inv_04".into();
+    inv4["autoCharge"] = false.into();
+    off.host("POST", "/invoices", Some(&inv4.to_string())).unwrap();
+    off.host("POST", "/invoices/inv_04/finalize", None).unwrap();
+    let action = json!({"id": "pi_action", "object": "payment_intent", "status": "requires_action", "amount": 120000,
+        "currency": "gbp", "metadata": {"invoice_id": "inv_04"}});
+    emu.emit(&account, "payment_intent.requires_action", action.clone());
+    let mut canceled = action.clone();
+    canceled["status"] = "canceled".into();
+    emu.emit(&account, "payment_intent.canceled", canceled);
+    off.stripe("POST", &format!("/_test/accounts/{account}/deauthorize"), Some("x=1")).unwrap();
+    off.app.drain_journal();
+
+    for e in emu.events() {
+        assert_eq!(emu.deliver_now(&e), 200, "{} {}", e["type"], e["id"]);
+    }
+    let journal = off.app.drain_journal().join("\n");
+    for (kind, expected) in [
+        ("checkout.session.completed", "PAID 1200.00 GBP"),
+        ("payment_intent.succeeded", "PAID 1200.00 GBP"),
+        ("charge.refunded", "refunded 300.00 GBP"),
+        ("charge.refund.updated", "refunded 300.00 GBP"),
+        ("charge.dispute.created", "dispute DisputeStatus::Opened"),
+        ("charge.dispute.closed", "dispute DisputeStatus::Won"),
+        ("payment_intent.processing", "payment processing"),
+        ("payment_intent.payment_failed", "payment failed"),
+        ("checkout.session.async_payment_failed", "payment failed: the delayed payment (bank debit) failed"),
+        ("checkout.session.async_payment_succeeded", "inv_02: PAID 1200.00 GBP"),
+        ("payment_method.detached", ": None"),
+        ("setup_intent.succeeded", "Some(\"pm_saved_by_setup\")"),
+        ("account.updated", "charges enabled true"),
+        ("account.application.deauthorized", "disconnected"),
+        ("payment_intent.requires_action", "needs customer action"),
+        ("payment_intent.canceled", "the payment was canceled"),
+    ] {
+        let found = journal.lines().any(|l| l.contains(&format!("(webhook {kind})")) && l.contains(expected));
+        assert!(found, "{kind} should record {expected:?}; journal:\n{journal}");
+    }
+    let status = |id: &str| off.host("GET", &format!("/invoices/{id}"), None).unwrap().1["status"].clone();
+    assert_eq!(status("inv_01"), "PARTIALLY_REFUNDED", "refunded 300 of 1200, the dispute won");
+    assert_eq!(status("inv_02"), "PAID");
+    assert_eq!(status("inv_04"), "PAYMENT_FAILED");
+    let (_, acct) = off.host("GET", &format!("/accounts/{account}"), None).unwrap();
+    assert_eq!((&acct["chargesEnabled"], &acct["disconnected"]), (&json!(false), &json!(true)), "{acct}");
+    let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
+    assert_eq!(c["cardOnFile"], "pm_saved_by_setup", "{c}");
+}

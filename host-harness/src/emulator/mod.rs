@@ -227,3 +227,46 @@ impl Drop for RunningEmulator {
         self.server.unblock();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(emu: &Emulator, key: &str, account: &str, body: &str) -> Reply {
+        let headers = vec![
+            ("Authorization".to_string(), "Bearer sk_test_x".to_string()),
+            ("Idempotency-Key".to_string(), key.to_string()),
+            ("Stripe-Account".to_string(), account.to_string()),
+        ];
+        emu.handle("POST", "/v1/customers", &headers, body.as_bytes())
+    }
+
+    #[test]
+    fn idempotency_keys_replay_and_refuse_other_parameters_per_account() {
+        let emu = Emulator::new(Clock::fixed(0));
+        let first = post(&emu, "k1", "acct_a", "name=A");
+        let replay = post(&emu, "k1", "acct_a", "name=A");
+        assert_eq!(first.body, replay.body);
+        assert!(replay.headers.iter().any(|(k, v)| k == "Idempotent-Replayed" && v == "true"));
+        let clash = post(&emu, "k1", "acct_a", "name=B");
+        assert_eq!(clash.status, 400);
+        assert!(String::from_utf8_lossy(&clash.body).contains("idempotency_error"));
+        // Keys are per account: the same key elsewhere is a new request.
+        assert_eq!(post(&emu, "k1", "acct_b", "name=B").status, 200);
+        assert_eq!(emu.objects("customer").len(), 2);
+    }
+
+    #[test]
+    fn objects_of_one_account_are_missing_from_another_and_keys_are_required() {
+        let emu = Emulator::new(Clock::fixed(0));
+        let created: serde_json::Value = serde_json::from_slice(&post(&emu, "k", "acct_a", "name=A").body).unwrap();
+        let id = created["id"].as_str().unwrap();
+        let get = |account: &str, auth: &str| {
+            let headers = vec![("Authorization".to_string(), auth.to_string()), ("Stripe-Account".to_string(), account.to_string())];
+            emu.handle("GET", &format!("/v1/customers/{id}"), &headers, b"").status
+        };
+        assert_eq!(get("acct_a", "Bearer sk_test_x"), 200);
+        assert_eq!(get("acct_b", "Bearer sk_test_x"), 404);
+        assert_eq!(get("acct_a", "Bearer sk_live_x"), 401, "the emulator is test mode only");
+    }
+}
