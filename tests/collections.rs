@@ -7,6 +7,13 @@ use e2e_tests::*;
 use host_harness::runtime::{OnboardingRequest, PayPage, PluginError, Transition};
 use serde_json::{Value, json};
 
+/// A customer in the merchant's Stripe account with `card` as its default.
+fn customer_with_card(h: &Harness, card: &str) -> String {
+    let cus = h.stripe_customer("Card On File Ltd");
+    h.add_card(&cus, card, true);
+    cus
+}
+
 /// What one call did, for a snapshot: requests, result, emails.
 fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
     json!({"requests": h.requests(), "result": format!("{result:#?}"), "emails": h.emails()})
@@ -15,8 +22,7 @@ fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
 #[test]
 fn a_card_on_file_is_charged_off_session_and_no_link_is_needed() {
     let h = Harness::new();
-    let cus = h.stripe_customer("Card On File Ltd");
-    h.add_card(&cus, "4242424242424242", true);
+    let cus = customer_with_card(&h, "4242424242424242");
     let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
     insta::assert_json_snapshot!("charge_succeeds", story(&h, &result));
     assert_eq!(h.intents("succeeded"), 1);
@@ -40,8 +46,7 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
     for (merchant_on, invoice_on) in [(false, true), (true, false)] {
         let mut h = Harness::new();
         h.merchant.auto_charge = merchant_on;
-        let cus = h.stripe_customer("Switched Off Ltd");
-        h.add_card(&cus, "4242424242424242", true);
+        let cus = customer_with_card(&h, "4242424242424242");
         let mut inv = h.invoice_for(&cus);
         inv.auto_charge = invoice_on;
         let result = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
@@ -53,8 +58,7 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
 #[test]
 fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
     let h = Harness::new();
-    let cus = h.stripe_customer("Declined Ltd");
-    h.add_card(&cus, "4000000000000341", true);
+    let cus = customer_with_card(&h, "4000000000000341");
     let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
     insta::assert_json_snapshot!("charge_declined", story(&h, &result));
 }
@@ -67,8 +71,7 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
         ("4000000000000341", "card_declined", "generic_decline", None, false),
     ] {
         let h = Harness::new();
-        let cus = h.stripe_customer("Decline Ltd");
-        h.add_card(&cus, card, true);
+        let cus = customer_with_card(&h, card);
         let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
         let f = result.iter().find_map(|t| match t {
             Transition::PaymentFailed(f) => Some(f.clone()),
@@ -87,8 +90,7 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
 #[test]
 fn authentication_required_asks_the_customer_to_pay_on_session() {
     let h = Harness::new();
-    let cus = h.stripe_customer("Strong Auth Ltd");
-    h.add_card(&cus, "4000002760003184", true);
+    let cus = customer_with_card(&h, "4000002760003184");
     let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
     insta::assert_json_snapshot!("charge_needs_authentication", story(&h, &result));
 }
@@ -96,8 +98,7 @@ fn authentication_required_asks_the_customer_to_pay_on_session() {
 #[test]
 fn a_zero_decimal_currency_is_charged_in_whole_units() {
     let h = Harness::new();
-    let cus = h.stripe_customer("Tokyo KK");
-    h.add_card(&cus, "4242424242424242", true);
+    let cus = customer_with_card(&h, "4242424242424242");
     let mut inv = h.invoice_for(&cus);
     inv.currency = "JPY".into();
     inv.amount_due = "500".into();
@@ -111,8 +112,7 @@ fn a_zero_decimal_currency_is_charged_in_whole_units() {
 #[test]
 fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     let (h, lossy) = Harness::lossy();
-    let cus = h.stripe_customer("Flaky Network Ltd");
-    h.add_card(&cus, "4242424242424242", true);
+    let cus = customer_with_card(&h, "4242424242424242");
     let inv = h.invoice_for(&cus);
     lossy.lose.lock().unwrap().push("/v1/payment_intents".into());
     let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
