@@ -90,3 +90,45 @@ fn the_component_is_small_and_speaks_only_our_contract() {
     }
     eprintln!("imports: {imports:?}");
 }
+
+/// Garbage in never traps the plugin: mutated event bodies and headers, and
+/// invoices with odd amounts, get an answer or an error, never a crash.
+#[test]
+fn the_plugin_answers_garbage_without_trapping() {
+    let h = Harness::new();
+    let event = serde_json::to_vec(&serde_json::json!({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
+        "account": ACCOUNT, "livemode": false, "data": {"object": {"id": "pi_1", "amount": 100, "amount_received": 100,
+        "currency": "gbp", "metadata": {"invoice_id": "inv_01"}, "customer": {"id": "cus_1"}}}})).unwrap();
+    let mut x: u64 = 0x9E3779B97F4A7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..300 {
+        let mut body = event.clone();
+        for _ in 0..(1 + next() % 8) {
+            let i = (next() as usize) % body.len();
+            body[i] = (next() % 256) as u8;
+        }
+        if round % 7 == 0 {
+            body.truncate((next() as usize) % body.len());
+        }
+        let mut req = h.delivery(&body, SECRET);
+        if round % 5 == 0 {
+            req.headers[1].1 = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
+        }
+        let answer = h.runtime.on_webhook(&h.merchant, &req);
+        assert!(answer.is_ok(), "round {round}: the plugin trapped: {answer:?}");
+    }
+    for (currency, amount) in [("GBP", "٣"), ("", ""), ("GBPX", "1"), ("JPY", "99999999999999999999999"), ("KWD", "0.0005"), ("USD", "1.")] {
+        let mut inv = invoice();
+        inv.currency = currency.into();
+        inv.amount_due = amount.into();
+        let answer = h.runtime.on_invoice_finalized(&h.merchant, &inv);
+        assert!(matches!(answer, Ok(Err(_)) | Ok(Ok(_))), "{currency} {amount:?}: {answer:?}");
+    }
+    let opened = h.runtime.on_pay_link_opened(&h.merchant, "\u{0}💥/../..");
+    assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");
+}

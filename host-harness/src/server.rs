@@ -149,6 +149,13 @@ impl App {
             Ok(Err(e)) => return Reply::plugin_error(&e),
             Ok(Ok(outcome)) => outcome,
         };
+        eprintln!(
+            "[webhook] {} {} -> {} {}",
+            outcome.event_id.as_deref().unwrap_or("-"),
+            outcome.event_type.as_deref().unwrap_or("-"),
+            outcome.status,
+            outcome.reason
+        );
         if (200..300).contains(&outcome.status) {
             let source = format!("webhook {}", outcome.event_type.as_deref().unwrap_or("?"));
             match self.apply(&source, &outcome.transitions) {

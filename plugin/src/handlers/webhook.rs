@@ -46,10 +46,13 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
         return Ok(outcome(400, "body is not a Stripe event", None));
     };
     let expected_account = (!m.account_id.is_empty()).then_some(m.account_id.as_str());
+    // Answered 200 so that Stripe stops sending it, counted, and reported in the reason.
     if event.account.as_deref() != expected_account {
+        imports::count("foreign-account-events")?;
         return Ok(outcome(200, "event for another account; ignored", Some(&event)));
     }
     if event.livemode() != m.livemode {
+        imports::count("other-mode-events")?;
         return Ok(outcome(200, "event for the other mode (live/test); ignored", Some(&event)));
     }
     let seen_key = format!("event:{}", event.id);
