@@ -178,7 +178,8 @@ pub fn update(invoice_id: &str, change: &mut dyn FnMut(&mut InvoiceRecord) -> bo
             return Ok(Some(rec));
         }
         let bytes = rec.encode();
-        if kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)? {
+        // A repeat (a redelivered event) often changes nothing: no write then.
+        if bytes == raw || kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)? {
             return Ok(Some(rec));
         }
     }

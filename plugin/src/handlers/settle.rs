@@ -95,8 +95,11 @@ pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> 
             "flagged: paid in another currency",
         ));
     }
-    remember_payment(stripe_ref, invoice_id)?;
     let counted = |r: &InvoiceRecord| r.paid_refs.iter().any(|p| p == stripe_ref);
+    // Remembered with the first count; a repeat has nothing new to remember.
+    if !counted(&rec) {
+        remember_payment(stripe_ref, invoice_id)?;
+    }
     let advanced = record::advance(
         invoice_id,
         &|r| {

@@ -59,7 +59,9 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     let seen = kv::get(&seen_key).map_err(kv_failure)?.is_some();
     let settled = effects(m, &event, !seen)?;
     // Written last: if anything above failed, Stripe's redelivery redoes it all.
-    kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
+    if !seen {
+        kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
+    }
     let reason = if seen { format!("duplicate delivery; {}", settled.note) } else { settled.note };
     Ok(WebhookOutcome { transitions: settled.transitions, ..outcome(200, &reason, Some(&event)) })
 }
