@@ -5,7 +5,13 @@ mod build_guest;
 
 fn main() {
     let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
-    for watched in ["plugin/src", "plugin/Cargo.toml", "wit", "Cargo.lock", "host-harness/build_guest.rs"] {
+    for watched in [
+        "plugin/src",
+        "plugin/Cargo.toml",
+        "wit",
+        "Cargo.lock",
+        "host-harness/build_guest.rs",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     let wasm = build_guest::build_guest(&root, "stripe-plugin");

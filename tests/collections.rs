@@ -23,10 +23,16 @@ fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
 fn a_card_on_file_is_charged_off_session_and_no_link_is_needed() {
     let h = Harness::new();
     let cus = customer_with_card(&h, "4242424242424242");
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     insta::assert_json_snapshot!("charge_succeeds", story(&h, &result));
     assert_eq!(h.intents("succeeded"), 1);
-    assert!(h.emulator.objects("checkout.session").is_empty(), "paid: no payment link needed");
+    assert!(
+        h.emulator.objects("checkout.session").is_empty(),
+        "paid: no payment link needed"
+    );
 }
 
 #[test]
@@ -35,8 +41,17 @@ fn the_only_attached_card_is_used_when_there_is_no_default_and_receipts_are_aske
     h.merchant.stripe_receipts = true;
     let cus = h.stripe_customer("One Card Ltd");
     h.add_card(&cus, "4242424242424242", false);
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
-    assert!(result.iter().any(|t| matches!(t, Transition::InvoicePaid(_))), "{result:?}");
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap()
+        .unwrap();
+    assert!(
+        result
+            .iter()
+            .any(|t| matches!(t, Transition::InvoicePaid(_))),
+        "{result:?}"
+    );
     let pi = &h.emulator.objects("payment_intent")[0];
     assert_eq!(pi["receipt_email"], "exampleCorpInvoices@example.com");
 }
@@ -49,9 +64,20 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
         let cus = customer_with_card(&h, "4242424242424242");
         let mut inv = h.invoice_for(&cus);
         inv.auto_charge = invoice_on;
-        let result = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
-        assert!(matches!(result.last(), Some(Transition::PaymentLinkAttached(_))), "{result:?}");
-        assert_eq!(h.emulator.objects("payment_intent").len(), 0, "merchant {merchant_on}, invoice {invoice_on}");
+        let result = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &inv)
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(result.last(), Some(Transition::PaymentLinkAttached(_))),
+            "{result:?}"
+        );
+        assert_eq!(
+            h.emulator.objects("payment_intent").len(),
+            0,
+            "merchant {merchant_on}, invoice {invoice_on}"
+        );
     }
 }
 
@@ -59,31 +85,65 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
 fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
     let h = Harness::new();
     let cus = customer_with_card(&h, "4000000000000341");
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     insta::assert_json_snapshot!("charge_declined", story(&h, &result));
 }
 
 #[test]
 fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
     for (card, code, decline, advice, retryable) in [
-        ("4000000000009995", "card_declined", "insufficient_funds", Some("try_again_later"), true),
-        ("4000000000000069", "expired_card", "expired_card", Some("do_not_try_again"), false),
-        ("4000000000000341", "card_declined", "generic_decline", None, false),
+        (
+            "4000000000009995",
+            "card_declined",
+            "insufficient_funds",
+            Some("try_again_later"),
+            true,
+        ),
+        (
+            "4000000000000069",
+            "expired_card",
+            "expired_card",
+            Some("do_not_try_again"),
+            false,
+        ),
+        (
+            "4000000000000341",
+            "card_declined",
+            "generic_decline",
+            None,
+            false,
+        ),
     ] {
         let h = Harness::new();
         let cus = customer_with_card(&h, card);
-        let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
+        let result = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+            .unwrap()
+            .unwrap();
         let f = result.iter().find_map(|t| match t {
             Transition::PaymentFailed(f) => Some(f.clone()),
             _ => None,
         });
         let f = f.unwrap_or_else(|| panic!("{card}: {result:?}"));
         assert_eq!(
-            (f.code.as_deref(), f.decline_code.as_deref(), f.advice_code.as_deref(), f.retryable),
+            (
+                f.code.as_deref(),
+                f.decline_code.as_deref(),
+                f.advice_code.as_deref(),
+                f.retryable
+            ),
             (Some(code), Some(decline), advice, retryable),
             "{card}"
         );
-        assert_eq!(h.emails().len(), 2, "{card}: one email to the merchant, one to the customer");
+        assert_eq!(
+            h.emails().len(),
+            2,
+            "{card}: one email to the merchant, one to the customer"
+        );
     }
 }
 
@@ -91,7 +151,10 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
 fn authentication_required_asks_the_customer_to_pay_on_session() {
     let h = Harness::new();
     let cus = customer_with_card(&h, "4000002760003184");
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     insta::assert_json_snapshot!("charge_needs_authentication", story(&h, &result));
 }
 
@@ -102,11 +165,23 @@ fn a_zero_decimal_currency_is_charged_in_whole_units() {
     let mut inv = h.invoice_for(&cus);
     inv.currency = "JPY".into();
     inv.amount_due = "500".into();
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &inv)
+        .unwrap()
+        .unwrap();
     let pi = &h.emulator.objects("payment_intent")[0];
-    assert_eq!((pi["amount"].as_i64(), pi["currency"].as_str()), (Some(500), Some("jpy")));
-    let Some(Transition::InvoicePaid(p)) = result.last() else { panic!("{result:?}") };
-    assert_eq!((p.amount.decimal.as_str(), p.amount.currency.as_str()), ("500", "JPY"));
+    assert_eq!(
+        (pi["amount"].as_i64(), pi["currency"].as_str()),
+        (Some(500), Some("jpy"))
+    );
+    let Some(Transition::InvoicePaid(p)) = result.last() else {
+        panic!("{result:?}")
+    };
+    assert_eq!(
+        (p.amount.decimal.as_str(), p.amount.currency.as_str()),
+        ("500", "JPY")
+    );
 }
 
 #[test]
@@ -114,18 +189,58 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     let (h, lossy) = Harness::lossy();
     let cus = customer_with_card(&h, "4242424242424242");
     let inv = h.invoice_for(&cus);
-    lossy.lose.lock().unwrap().push("/v1/payment_intents".into());
+    lossy
+        .lose
+        .lock()
+        .unwrap()
+        .push("/v1/payment_intents".into());
     let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
-    assert!(matches!(&first, Err(e) if e.retryable()), "a lost answer is a retryable error: {first:?}");
-    assert_eq!(h.intents("succeeded"), 1, "Stripe did charge, the answer was lost");
-    let retry = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
-    assert!(retry.iter().any(|t| matches!(t, Transition::InvoicePaid(_))), "{retry:?}");
-    let again = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
-    assert!(!again.iter().any(|t| matches!(t, Transition::PaymentStarted(_))));
-    assert_eq!(h.intents("succeeded"), 1, "the retry replayed the same PaymentIntent");
-    let keys: Vec<String> = h.requests().iter().filter(|r| r["request"].as_str().unwrap().contains("payment_intents"))
-        .map(|r| r["headers"].to_string()).collect();
-    assert!(keys.iter().all(|k| k.contains("Idempotency-Key: payment-intent:inv_01:1")), "{keys:?}");
+    assert!(
+        matches!(&first, Err(e) if e.retryable()),
+        "a lost answer is a retryable error: {first:?}"
+    );
+    assert_eq!(
+        h.intents("succeeded"),
+        1,
+        "Stripe did charge, the answer was lost"
+    );
+    let retry = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &inv)
+        .unwrap()
+        .unwrap();
+    assert!(
+        retry
+            .iter()
+            .any(|t| matches!(t, Transition::InvoicePaid(_))),
+        "{retry:?}"
+    );
+    let again = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &inv)
+        .unwrap()
+        .unwrap();
+    assert!(
+        !again
+            .iter()
+            .any(|t| matches!(t, Transition::PaymentStarted(_)))
+    );
+    assert_eq!(
+        h.intents("succeeded"),
+        1,
+        "the retry replayed the same PaymentIntent"
+    );
+    let keys: Vec<String> = h
+        .requests()
+        .iter()
+        .filter(|r| r["request"].as_str().unwrap().contains("payment_intents"))
+        .map(|r| r["headers"].to_string())
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| k.contains("Idempotency-Key: payment-intent:inv_01:1")),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -135,8 +250,14 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
         let cus = h.stripe_customer("Race Ltd");
         let inv = h.invoice_for(&cus);
         // Sent without a card: the customer gets a payment link...
-        let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap().unwrap();
-        let Some(Transition::PaymentLinkAttached(link)) = first.last() else { panic!("{first:?}") };
+        let first = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &inv)
+            .unwrap()
+            .unwrap();
+        let Some(Transition::PaymentLinkAttached(link)) = first.last() else {
+            panic!("{first:?}")
+        };
         // ...then a card appears, and the customer pays the link while a retry auto-charges.
         h.add_card(&cus, "4242424242424242", true);
         let payer = {
@@ -145,58 +266,128 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
                 if round % 2 == 0 {
                     std::thread::yield_now();
                 }
-                h.emulator.handle("POST", &format!("/_test/checkout/sessions/{session}/complete"), &[], b"card=4242424242424242")
+                h.emulator.handle(
+                    "POST",
+                    &format!("/_test/checkout/sessions/{session}/complete"),
+                    &[],
+                    b"card=4242424242424242",
+                )
             })
         };
         let charged = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
         payer.join().unwrap();
         assert!(charged.is_ok(), "{charged:?}");
-        assert_eq!(h.intents("succeeded"), 1, "round {round}: one payment, never two");
+        assert_eq!(
+            h.intents("succeeded"),
+            1,
+            "round {round}: one payment, never two"
+        );
     }
 }
 
 #[test]
 fn the_stable_pay_link_outlives_its_checkout_sessions() {
     let h = Harness::new();
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &invoice()).unwrap().unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &invoice())
+        .unwrap()
+        .unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
+        panic!("{result:?}")
+    };
     let token = link.url.rsplit('/').next().unwrap().to_string();
     assert_eq!(token.len(), 32);
-    let open = |t: &str| h.runtime.on_pay_link_opened(&h.merchant, t).unwrap().unwrap();
+    let open = |t: &str| {
+        h.runtime
+            .on_pay_link_opened(&h.merchant, t)
+            .unwrap()
+            .unwrap()
+    };
 
-    let PayPage::Redirect(first) = open(&token).page else { panic!() };
-    assert!(first.ends_with(&link.checkout_session_id), "an open session is reused: {first}");
+    let PayPage::Redirect(first) = open(&token).page else {
+        panic!()
+    };
+    assert!(
+        first.ends_with(&link.checkout_session_id),
+        "an open session is reused: {first}"
+    );
 
-    h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id), "");
+    h.stripe(
+        "POST",
+        &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
+        "",
+    );
     let reopened = open(&token);
-    let PayPage::Redirect(second) = &reopened.page else { panic!("{reopened:?}") };
-    assert_ne!(second, &first, "an expired session is replaced by a fresh one");
+    let PayPage::Redirect(second) = &reopened.page else {
+        panic!("{reopened:?}")
+    };
+    assert_ne!(
+        second, &first,
+        "an expired session is replaced by a fresh one"
+    );
     assert_eq!(h.emulator.objects("checkout.session").len(), 2);
 
     let session = second.rsplit('/').next().unwrap();
-    h.emulator.handle("POST", &format!("/_test/checkout/sessions/{session}/complete"), &[], b"");
+    h.emulator.handle(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        &[],
+        b"",
+    );
     let paid = open(&token);
-    assert!(matches!(&paid.page, PayPage::Paid(p) if p.total_paid.decimal == "1200.00"), "{paid:?}");
-    assert_eq!(h.emulator.objects("checkout.session").len(), 2, "no new session for a paid invoice");
+    assert!(
+        matches!(&paid.page, PayPage::Paid(p) if p.total_paid.decimal == "1200.00"),
+        "{paid:?}"
+    );
+    assert_eq!(
+        h.emulator.objects("checkout.session").len(),
+        2,
+        "no new session for a paid invoice"
+    );
     assert_eq!(h.intents("succeeded"), 1);
 
-    assert!(matches!(open("0123456789abcdef0123456789abcdef").page, PayPage::NotFound));
-    assert!(matches!(open("../../invoice:inv_01").page, PayPage::NotFound));
+    assert!(matches!(
+        open("0123456789abcdef0123456789abcdef").page,
+        PayPage::NotFound
+    ));
+    assert!(matches!(
+        open("../../invoice:inv_01").page,
+        PayPage::NotFound
+    ));
 }
 
 #[test]
 fn opening_the_link_charges_a_card_added_since_the_invoice_was_sent() {
     let h = Harness::new();
     let cus = h.stripe_customer("Later Card Ltd");
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap().unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap()
+        .unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
+        panic!("{result:?}")
+    };
     h.add_card(&cus, "4242424242424242", true);
     let token = link.url.rsplit('/').next().unwrap();
-    let opened = h.runtime.on_pay_link_opened(&h.merchant, token).unwrap().unwrap();
+    let opened = h
+        .runtime
+        .on_pay_link_opened(&h.merchant, token)
+        .unwrap()
+        .unwrap();
     assert!(matches!(opened.page, PayPage::Paid(_)), "{opened:?}");
-    assert!(opened.transitions.iter().any(|t| matches!(t, Transition::InvoicePaid(_))));
+    assert!(
+        opened
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::InvoicePaid(_)))
+    );
     let sessions = h.emulator.objects("checkout.session");
-    assert_eq!(sessions[0]["status"], "expired", "the open session was closed before charging");
+    assert_eq!(
+        sessions[0]["status"], "expired",
+        "the open session was closed before charging"
+    );
 }
 
 #[test]
@@ -212,28 +403,54 @@ fn onboarding_creates_a_connected_account_and_an_account_link() {
     };
     let result = h.runtime.start_onboarding(&h.merchant, &req).unwrap();
     insta::assert_json_snapshot!("onboarding", story(&h, &result));
-    let bad = OnboardingRequest { country: "Britain".into(), ..req };
-    assert!(matches!(h.runtime.start_onboarding(&h.merchant, &bad).unwrap(), Err(PluginError::InvalidInput(_))));
+    let bad = OnboardingRequest {
+        country: "Britain".into(),
+        ..req
+    };
+    assert!(matches!(
+        h.runtime.start_onboarding(&h.merchant, &bad).unwrap(),
+        Err(PluginError::InvalidInput(_))
+    ));
 }
 
 #[test]
 fn what_the_pay_link_shows_at_each_stage() {
     let h = Harness::new();
-    let result = h.runtime.on_invoice_finalized(&h.merchant, &invoice()).unwrap().unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else { panic!("{result:?}") };
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &invoice())
+        .unwrap()
+        .unwrap();
+    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
+        panic!("{result:?}")
+    };
     let token = link.url.rsplit('/').next().unwrap().to_string();
     h.requests();
     let mut stages = Vec::new();
     let mut open = |stage: &str| {
         let outcome = h.runtime.on_pay_link_opened(&h.merchant, &token).unwrap();
-        stages.push(json!({"stage": stage, "outcome": format!("{outcome:#?}"), "requests": h.requests()}));
+        stages.push(
+            json!({"stage": stage, "outcome": format!("{outcome:#?}"), "requests": h.requests()}),
+        );
     };
     open("open session");
-    h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id), "");
+    h.stripe(
+        "POST",
+        &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
+        "",
+    );
     open("after the session expired");
     let sessions = h.emulator.objects("checkout.session");
-    let fresh = sessions.iter().find(|s| s["status"] == "open").unwrap()["id"].as_str().unwrap().to_string();
-    h.emulator.handle("POST", &format!("/_test/checkout/sessions/{fresh}/complete"), &[], b"");
+    let fresh = sessions.iter().find(|s| s["status"] == "open").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.emulator.handle(
+        "POST",
+        &format!("/_test/checkout/sessions/{fresh}/complete"),
+        &[],
+        b"",
+    );
     open("after the customer paid");
     insta::assert_json_snapshot!("pay_link_stages", stages);
 }

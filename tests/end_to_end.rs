@@ -16,10 +16,16 @@ fn stripe_customer(off: &Offline) -> String {
     let reply = off.emulator.emulator.handle(
         "POST",
         "/v1/customers",
-        &[("Authorization".into(), "Bearer sk_test_e2e".into()), ("Stripe-Account".into(), account.clone())],
+        &[
+            ("Authorization".into(), "Bearer sk_test_e2e".into()),
+            ("Stripe-Account".into(), account.clone()),
+        ],
         b"name=John+Doe",
     );
-    serde_json::from_slice::<Value>(&reply.body).unwrap()["id"].as_str().unwrap().to_string()
+    serde_json::from_slice::<Value>(&reply.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 fn with_stripe_id(cus: &str) -> String {
@@ -34,14 +40,29 @@ fn an_invoice_is_paid_by_link_and_reconciled_by_webhook() {
     let (status, _) = off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     assert_eq!(status, 201);
     let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
-    assert_eq!((status, inv["status"].as_str()), (200, Some("FINAL")), "{inv}");
+    assert_eq!(
+        (status, inv["status"].as_str()),
+        (200, Some("FINAL")),
+        "{inv}"
+    );
     let link = inv["paymentLink"].as_str().expect("payment link");
-    assert!(link.starts_with(&format!("{}/pay/", off.server.base_url)), "the stable link, not a raw Checkout URL: {link}");
+    assert!(
+        link.starts_with(&format!("{}/pay/", off.server.base_url)),
+        "the stable link, not a raw Checkout URL: {link}"
+    );
 
     let session = inv["checkoutSessionId"].as_str().unwrap();
-    let (status, _) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();
+    let (status, _) = off
+        .stripe(
+            "POST",
+            &format!("/_test/checkout/sessions/{session}/complete"),
+            Some("card=4242424242424242"),
+        )
+        .unwrap();
     assert_eq!(status, 200);
-    let inv = off.wait_for_status("inv_01", "PAID", Duration::from_secs(20)).unwrap();
+    let inv = off
+        .wait_for_status("inv_01", "PAID", Duration::from_secs(20))
+        .unwrap();
     assert_eq!(inv["amountPaid"], "1200.00");
     assert_eq!(inv["payments"][0]["status"], "succeeded");
     // Unknown fields of the platform's invoice are kept.
@@ -52,7 +73,9 @@ fn an_invoice_is_paid_by_link_and_reconciled_by_webhook() {
 fn the_platforms_customer_json_is_accepted_verbatim_and_links_unlinks() {
     let off = offline();
     let cus = stripe_customer(&off);
-    let (status, body) = off.host("PUT", "/customers/c1", Some(&with_stripe_id(&cus))).unwrap();
+    let (status, body) = off
+        .host("PUT", "/customers/c1", Some(&with_stripe_id(&cus)))
+        .unwrap();
     assert_eq!(status, 200, "{body}");
     let (_, got) = off.host("GET", "/customers/c1", None).unwrap();
     assert_eq!(got["stripeCustomerId"], cus.as_str());
@@ -62,17 +85,31 @@ fn the_platforms_customer_json_is_accepted_verbatim_and_links_unlinks() {
     }
 
     // An unknown cus_... is refused with a clear error, and nothing changes.
-    let (status, body) = off.host("PUT", "/customers/c1", Some(CUSTOMER_JSON)).unwrap();
+    let (status, body) = off
+        .host("PUT", "/customers/c1", Some(CUSTOMER_JSON))
+        .unwrap();
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("cus_OCtCxqQDgu1uX9 does not exist"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cus_OCtCxqQDgu1uX9 does not exist"),
+        "{body}"
+    );
     let (_, got) = off.host("GET", "/customers/c1", None).unwrap();
     assert_eq!(got["stripeCustomerId"], cus.as_str());
 
     // Without the Stripe external id, the customer is unlinked.
     let mut unlinked: Value = serde_json::from_str(CUSTOMER_JSON).unwrap();
     unlinked["externalIds"] = json!([{"key": "Xero", "value": "123456789"}]);
-    let (status, got) = off.host("PUT", "/customers/c1", Some(&unlinked.to_string())).unwrap();
-    assert_eq!((status, &got["stripeCustomerId"]), (200, &Value::Null), "{got}");
+    let (status, got) = off
+        .host("PUT", "/customers/c1", Some(&unlinked.to_string()))
+        .unwrap();
+    assert_eq!(
+        (status, &got["stripeCustomerId"]),
+        (200, &Value::Null),
+        "{got}"
+    );
 }
 
 #[test]
@@ -84,7 +121,9 @@ fn unsigned_or_forged_webhooks_are_refused_and_change_nothing() {
         "account": off.app.merchant.account_id, "livemode": false,
         "data": {"object": {"id": "cs_x", "object": "checkout.session", "payment_status": "paid",
         "amount_total": 120000, "currency": "gbp", "metadata": {"invoice_id": "inv_01"}}}});
-    let (status, body) = off.host("POST", "/webhooks/stripe", Some(&forged.to_string())).unwrap();
+    let (status, body) = off
+        .host("POST", "/webhooks/stripe", Some(&forged.to_string()))
+        .unwrap();
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["reason"], "no Stripe-Signature header");
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
@@ -95,69 +134,142 @@ fn unsigned_or_forged_webhooks_are_refused_and_change_nothing() {
 fn save_card(off: &Offline, number: &str) {
     let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
     let cus = c["stripeCustomerId"].as_str().expect("linked").to_string();
-    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", &format!("type=card&card[number]={number}")).unwrap();
+    let (_, pm) = off
+        .stripe_api(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        )
+        .unwrap();
     let pm = pm["id"].as_str().unwrap().to_string();
-    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}")).unwrap();
-    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}")).unwrap();
+    off.stripe_api(
+        "POST",
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &format!("customer={cus}"),
+    )
+    .unwrap();
+    off.stripe_api(
+        "POST",
+        &format!("/v1/customers/{cus}"),
+        &format!("invoice_settings[default_payment_method]={pm}"),
+    )
+    .unwrap();
 }
 
 fn charges(off: &Offline) -> usize {
-    off.emulator.emulator.objects("payment_intent").iter().filter(|p| p["status"] == "succeeded").count()
+    off.emulator
+        .emulator
+        .objects("payment_intent")
+        .iter()
+        .filter(|p| p["status"] == "succeeded")
+        .count()
 }
 
 #[test]
 fn finalizing_twice_or_after_a_timeout_charges_at_most_once() {
-    let flags = Flags { stripe_timeout_secs: Some(1), ..Flags::default() };
+    let flags = Flags {
+        stripe_timeout_secs: Some(1),
+        ..Flags::default()
+    };
     let off = Offline::start(&flags).unwrap();
-    let (status, _) = off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(&off)))).unwrap();
+    let (status, _) = off
+        .host(
+            "PUT",
+            "/customers/c1",
+            Some(&with_stripe_id(&stripe_customer(&off))),
+        )
+        .unwrap();
     assert_eq!(status, 200);
     save_card(&off, "4242424242424242");
     off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     // Stripe applies the charge, but its answer comes after the host's timeout.
-    off.emulator.emulator.slow_down("/v1/payment_intents", Duration::from_millis(2500), 1);
+    off.emulator
+        .emulator
+        .slow_down("/v1/payment_intents", Duration::from_millis(2500), 1);
     let (status, body) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
-    assert_eq!((status, &body["error"]["retryable"]), (503, &json!(true)), "{body}");
-    assert_eq!(charges(&off), 1, "Stripe took the money; the host did not hear it");
+    assert_eq!(
+        (status, &body["error"]["retryable"]),
+        (503, &json!(true)),
+        "{body}"
+    );
+    assert_eq!(
+        charges(&off),
+        1,
+        "Stripe took the money; the host did not hear it"
+    );
     let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
-    assert_eq!((status, inv["status"].as_str()), (200, Some("PAID")), "{inv}");
+    assert_eq!(
+        (status, inv["status"].as_str()),
+        (200, Some("PAID")),
+        "{inv}"
+    );
     let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
     assert_eq!((status, inv["status"].as_str()), (200, Some("PAID")));
-    assert_eq!(charges(&off), 1, "retried and repeated finalizes charged once");
+    assert_eq!(
+        charges(&off),
+        1,
+        "retried and repeated finalizes charged once"
+    );
 }
 
 /// Stripe keeps events until the test delivers them (`deliver_now`).
 fn hold_webhooks(off: &Offline) {
-    off.emulator.emulator.set_webhook(Some(host_harness::emulator::WebhookTarget {
-        url: format!("{}/webhooks/stripe", off.server.base_url),
-        secrets: off.app.merchant.webhook_secrets.clone(),
-        automatic: false,
-    }));
+    off.emulator
+        .emulator
+        .set_webhook(Some(host_harness::emulator::WebhookTarget {
+            url: format!("{}/webhooks/stripe", off.server.base_url),
+            secrets: off.app.merchant.webhook_secrets.clone(),
+            automatic: false,
+        }));
 }
 
 /// Runs a scenario through `serve` with webhooks held, and returns its events.
 fn held_scenario(off: &Offline) -> Vec<Value> {
     hold_webhooks(off);
-    off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(off)))).unwrap();
+    off.host(
+        "PUT",
+        "/customers/c1",
+        Some(&with_stripe_id(&stripe_customer(off))),
+    )
+    .unwrap();
     // inv_01: declined card, then paid by link, then partly refunded.
     save_card(off, "4000000000000341");
     off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     let (_, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
     let session = inv["checkoutSessionId"].as_str().unwrap().to_string();
-    off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        Some("card=4242424242424242"),
+    )
+    .unwrap();
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
     let pi = inv["payments"][0]["stripeRef"].as_str().map(str::to_string);
     let pi = pi.unwrap_or_else(|| {
         let s = off.emulator.emulator.objects("checkout.session");
-        s.iter().find(|x| x["id"] == session.as_str()).unwrap()["payment_intent"].as_str().unwrap().to_string()
+        s.iter().find(|x| x["id"] == session.as_str()).unwrap()["payment_intent"]
+            .as_str()
+            .unwrap()
+            .to_string()
     });
-    off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=20000")).unwrap();
+    off.stripe_api(
+        "POST",
+        "/v1/refunds",
+        &format!("payment_intent={pi}&amount=20000"),
+    )
+    .unwrap();
     off.emulator.emulator.events()
 }
 
 fn state_of(off: &Offline) -> Value {
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
     let (_, outbox) = off.host("GET", "/outbox", None).unwrap();
-    let mut keys: Vec<String> = outbox["data"].as_array().unwrap().iter().map(|m| m["dedupeKey"].as_str().unwrap().to_string()).collect();
+    let mut keys: Vec<String> = outbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["dedupeKey"].as_str().unwrap().to_string())
+        .collect();
     keys.sort();
     json!({"status": inv["status"], "amountPaid": inv["amountPaid"], "amountRefunded": inv["amountRefunded"],
            "payments": inv["payments"], "emails": keys})
@@ -167,19 +279,33 @@ fn state_of(off: &Offline) -> Value {
 fn webhooks_delivered_three_times_in_any_order_end_as_one_clean_delivery() {
     let clean = offline();
     for e in held_scenario(&clean) {
-        assert_eq!(clean.emulator.emulator.deliver_now(&e), 200, "{}", e["type"]);
+        assert_eq!(
+            clean.emulator.emulator.deliver_now(&e),
+            200,
+            "{}",
+            e["type"]
+        );
     }
     let expected = state_of(&clean);
     assert_eq!(expected["status"], "PARTIALLY_REFUNDED", "{expected}");
-    assert_eq!(expected["emails"].as_array().unwrap().len(), 2, "one email each for merchant and customer: {expected}");
+    assert_eq!(
+        expected["emails"].as_array().unwrap().len(),
+        2,
+        "one email each for merchant and customer: {expected}"
+    );
 
     for seed in [3u64, 17, 2026] {
         let off = offline();
         let events = held_scenario(&off);
-        let mut queue: Vec<Value> = events.iter().flat_map(|e| [e.clone(), e.clone(), e.clone()]).collect();
+        let mut queue: Vec<Value> = events
+            .iter()
+            .flat_map(|e| [e.clone(), e.clone(), e.clone()])
+            .collect();
         let mut x = seed;
         for i in (1..queue.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             queue.swap(i, ((x >> 33) % (i as u64 + 1)) as usize);
         }
         let mut attempts = 0;
@@ -193,11 +319,20 @@ fn webhooks_delivered_three_times_in_any_order_end_as_one_clean_delivery() {
         }
         let got = state_of(&off);
         assert_eq!(got["status"], expected["status"], "seed {seed}");
-        assert_eq!(got["amountRefunded"], expected["amountRefunded"], "seed {seed}");
+        assert_eq!(
+            got["amountRefunded"], expected["amountRefunded"],
+            "seed {seed}"
+        );
         assert_eq!(got["payments"].as_array().unwrap().len(), 1, "seed {seed}");
         // The failure came before the payment here; it may also be judged stale. Never twice.
         let sent = got["emails"].as_array().unwrap();
-        assert!(sent.len() <= 2 && sent.iter().all(|k| k.as_str().unwrap().starts_with("payment-failed:inv_01:")), "seed {seed}: {got}");
+        assert!(
+            sent.len() <= 2
+                && sent
+                    .iter()
+                    .all(|k| k.as_str().unwrap().starts_with("payment-failed:inv_01:")),
+            "seed {seed}: {got}"
+        );
     }
 }
 
@@ -210,7 +345,11 @@ fn an_event_signed_for_another_account_changes_nothing() {
         "livemode": false, "data": {"object": {"id": "pi_x", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
         "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_01"}}}});
     hold_webhooks(&off);
-    assert_eq!(off.emulator.emulator.deliver_now(&event), 200, "answered, so Stripe stops retrying");
+    assert_eq!(
+        off.emulator.emulator.deliver_now(&event),
+        200,
+        "answered, so Stripe stops retrying"
+    );
     let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
     assert_eq!(inv["status"], "FINAL");
 }
@@ -224,11 +363,17 @@ fn a_webhook_for_an_invoice_the_host_does_not_know_yet_is_redelivered_until_it_d
         "livemode": false, "data": {"object": {"id": "pi_early", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
         "currency": "gbp", "status": "succeeded", "metadata": {"invoice_id": "inv_later"}}}});
     hold_webhooks(&off);
-    assert_eq!(off.emulator.emulator.deliver_now(&event), 503, "not known yet: Stripe must retry");
+    assert_eq!(
+        off.emulator.emulator.deliver_now(&event),
+        503,
+        "not known yet: Stripe must retry"
+    );
     let mut later: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     later["id"] = "inv_later".into();
-    off.host("POST", "/invoices", Some(&later.to_string())).unwrap();
-    off.host("POST", "/invoices/inv_later/finalize", None).unwrap();
+    off.host("POST", "/invoices", Some(&later.to_string()))
+        .unwrap();
+    off.host("POST", "/invoices/inv_later/finalize", None)
+        .unwrap();
     assert_eq!(off.emulator.emulator.deliver_now(&event), 200);
     let (_, inv) = off.host("GET", "/invoices/inv_later", None).unwrap();
     assert_eq!(inv["status"], "PAID");
@@ -236,12 +381,19 @@ fn a_webhook_for_an_invoice_the_host_does_not_know_yet_is_redelivered_until_it_d
 
 /// Opens an invoice's pay link as a browser would; returns the Checkout Session it leads to.
 fn open_link(off: &Offline, invoice: &str) -> String {
-    let (_, inv) = off.host("GET", &format!("/invoices/{invoice}"), None).unwrap();
+    let (_, inv) = off
+        .host("GET", &format!("/invoices/{invoice}"), None)
+        .unwrap();
     let link = inv["paymentLink"].as_str().expect("a pay link").to_string();
     let path = link.trim_start_matches(&off.server.base_url).to_string();
     let reply = off.app.handle("GET", &path, &[], b"");
     assert_eq!(reply.status, 303, "the pay link redirects to Checkout");
-    let location = &reply.headers.iter().find(|(k, _)| k == "Location").unwrap().1;
+    let location = &reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == "Location")
+        .unwrap()
+        .1;
     location.rsplit('/').next().unwrap().to_string()
 }
 
@@ -251,50 +403,129 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
     hold_webhooks(&off);
     let emu = &off.emulator.emulator;
     let account = off.app.merchant.account_id.clone();
-    off.host("PUT", "/customers/c1", Some(&with_stripe_id(&stripe_customer(&off)))).unwrap();
+    off.host(
+        "PUT",
+        "/customers/c1",
+        Some(&with_stripe_id(&stripe_customer(&off))),
+    )
+    .unwrap();
     // inv_01: a link whose session expires, paid through a fresh one, refunds (one fails), a dispute won.
     off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     let (_, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
-    off.stripe_api("POST", &format!("/v1/checkout/sessions/{}/expire", inv["checkoutSessionId"].as_str().unwrap()), "").unwrap();
+    off.stripe_api(
+        "POST",
+        &format!(
+            "/v1/checkout/sessions/{}/expire",
+            inv["checkoutSessionId"].as_str().unwrap()
+        ),
+        "",
+    )
+    .unwrap();
     let session = open_link(&off, "inv_01");
-    let (_, paid) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242")).unwrap();
+    let (_, paid) = off
+        .stripe(
+            "POST",
+            &format!("/_test/checkout/sessions/{session}/complete"),
+            Some("card=4242424242424242"),
+        )
+        .unwrap();
     let pi = paid["payment_intent"].as_str().unwrap().to_string();
-    let (_, refund) = off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=20000")).unwrap();
-    off.stripe("POST", &format!("/_test/refunds/{}/fail", refund["id"].as_str().unwrap()), Some("x=1")).unwrap();
-    off.stripe_api("POST", "/v1/refunds", &format!("payment_intent={pi}&amount=30000")).unwrap();
-    let (_, dispute) = off.stripe("POST", "/_test/disputes", Some(&format!("payment_intent={pi}"))).unwrap();
-    off.stripe("POST", &format!("/_test/disputes/{}/close", dispute["id"].as_str().unwrap()), Some("status=won")).unwrap();
+    let (_, refund) = off
+        .stripe_api(
+            "POST",
+            "/v1/refunds",
+            &format!("payment_intent={pi}&amount=20000"),
+        )
+        .unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/refunds/{}/fail", refund["id"].as_str().unwrap()),
+        Some("x=1"),
+    )
+    .unwrap();
+    off.stripe_api(
+        "POST",
+        "/v1/refunds",
+        &format!("payment_intent={pi}&amount=30000"),
+    )
+    .unwrap();
+    let (_, dispute) = off
+        .stripe(
+            "POST",
+            "/_test/disputes",
+            Some(&format!("payment_intent={pi}")),
+        )
+        .unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/disputes/{}/close", dispute["id"].as_str().unwrap()),
+        Some("status=won"),
+    )
+    .unwrap();
     // inv_02: a bank debit that fails, then one that succeeds (after a declining card is saved and removed).
     let mut inv2: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     inv2["id"] = "inv_02".into();
     inv2["autoCharge"] = false.into();
-    off.host("POST", "/invoices", Some(&inv2.to_string())).unwrap();
+    off.host("POST", "/invoices", Some(&inv2.to_string()))
+        .unwrap();
     let (_, inv) = off.host("POST", "/invoices/inv_02/finalize", None).unwrap();
     let s2 = inv["checkoutSessionId"].as_str().unwrap().to_string();
-    off.stripe("POST", &format!("/_test/checkout/sessions/{s2}/complete"), Some("async=1")).unwrap();
-    off.stripe("POST", &format!("/_test/checkout/sessions/{s2}/async"), Some("result=failed")).unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{s2}/complete"),
+        Some("async=1"),
+    )
+    .unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{s2}/async"),
+        Some("result=failed"),
+    )
+    .unwrap();
     save_card(&off, "4000000000009995");
     let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
     let cus = c["stripeCustomerId"].as_str().unwrap().to_string();
-    let (_, cust) = off.stripe_api("GET", &format!("/v1/customers/{cus}"), "").unwrap();
-    let declining = cust["invoice_settings"]["default_payment_method"].as_str().unwrap().to_string();
+    let (_, cust) = off
+        .stripe_api("GET", &format!("/v1/customers/{cus}"), "")
+        .unwrap();
+    let declining = cust["invoice_settings"]["default_payment_method"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // inv_03 is auto-charged with that card, and declined.
     let mut declined: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     declined["id"] = "inv_03".into();
-    off.host("POST", "/invoices", Some(&declined.to_string())).unwrap();
+    off.host("POST", "/invoices", Some(&declined.to_string()))
+        .unwrap();
     let (_, inv3) = off.host("POST", "/invoices/inv_03/finalize", None).unwrap();
     assert_eq!(inv3["status"], "PAYMENT_FAILED", "{inv3}");
-    off.stripe_api("POST", &format!("/v1/payment_methods/{declining}/detach"), "").unwrap();
+    off.stripe_api(
+        "POST",
+        &format!("/v1/payment_methods/{declining}/detach"),
+        "",
+    )
+    .unwrap();
     let s4 = open_link(&off, "inv_02");
-    off.stripe("POST", &format!("/_test/checkout/sessions/{s4}/complete"), Some("async=1")).unwrap();
-    off.stripe("POST", &format!("/_test/checkout/sessions/{s4}/async"), Some("result=succeeded")).unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{s4}/complete"),
+        Some("async=1"),
+    )
+    .unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{s4}/async"),
+        Some("result=succeeded"),
+    )
+    .unwrap();
     // The merchant's account, a card saved by a SetupIntent, and an intent that asks for action then is canceled.
     emu.emit(&account, "account.updated", json!({"id": account, "object": "account", "charges_enabled": true, "details_submitted": true}));
     emu.emit(&account, "setup_intent.succeeded", json!({"id": "seti_1", "object": "setup_intent", "customer": cus, "payment_method": "pm_saved_by_setup"}));
     let mut inv4: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     inv4["id"] = "inv_04".into();
     inv4["autoCharge"] = false.into();
-    off.host("POST", "/invoices", Some(&inv4.to_string())).unwrap();
+    off.host("POST", "/invoices", Some(&inv4.to_string()))
+        .unwrap();
     off.host("POST", "/invoices/inv_04/finalize", None).unwrap();
     let action = json!({"id": "pi_action", "object": "payment_intent", "status": "requires_action", "amount": 120000,
         "currency": "gbp", "metadata": {"invoice_id": "inv_04"}});
@@ -302,7 +533,12 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
     let mut canceled = action.clone();
     canceled["status"] = "canceled".into();
     emu.emit(&account, "payment_intent.canceled", canceled);
-    off.stripe("POST", &format!("/_test/accounts/{account}/deauthorize"), Some("x=1")).unwrap();
+    off.stripe(
+        "POST",
+        &format!("/_test/accounts/{account}/deauthorize"),
+        Some("x=1"),
+    )
+    .unwrap();
     off.app.drain_journal();
 
     for e in emu.events() {
@@ -318,8 +554,14 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
         ("charge.dispute.closed", "dispute DisputeStatus::Won"),
         ("payment_intent.processing", "payment processing"),
         ("payment_intent.payment_failed", "payment failed"),
-        ("checkout.session.async_payment_failed", "payment failed: the delayed payment (bank debit) failed"),
-        ("checkout.session.async_payment_succeeded", "inv_02: PAID 1200.00 GBP"),
+        (
+            "checkout.session.async_payment_failed",
+            "payment failed: the delayed payment (bank debit) failed",
+        ),
+        (
+            "checkout.session.async_payment_succeeded",
+            "inv_02: PAID 1200.00 GBP",
+        ),
         ("payment_method.detached", ": None"),
         ("setup_intent.succeeded", "Some(\"pm_saved_by_setup\")"),
         ("account.updated", "charges enabled true"),
@@ -327,15 +569,31 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
         ("payment_intent.requires_action", "needs customer action"),
         ("payment_intent.canceled", "the payment was canceled"),
     ] {
-        let found = journal.lines().any(|l| l.contains(&format!("(webhook {kind})")) && l.contains(expected));
-        assert!(found, "{kind} should record {expected:?}; journal:\n{journal}");
+        let found = journal
+            .lines()
+            .any(|l| l.contains(&format!("(webhook {kind})")) && l.contains(expected));
+        assert!(
+            found,
+            "{kind} should record {expected:?}; journal:\n{journal}"
+        );
     }
-    let status = |id: &str| off.host("GET", &format!("/invoices/{id}"), None).unwrap().1["status"].clone();
-    assert_eq!(status("inv_01"), "PARTIALLY_REFUNDED", "refunded 300 of 1200, the dispute won");
+    let status =
+        |id: &str| off.host("GET", &format!("/invoices/{id}"), None).unwrap().1["status"].clone();
+    assert_eq!(
+        status("inv_01"),
+        "PARTIALLY_REFUNDED",
+        "refunded 300 of 1200, the dispute won"
+    );
     assert_eq!(status("inv_02"), "PAID");
     assert_eq!(status("inv_04"), "PAYMENT_FAILED");
-    let (_, acct) = off.host("GET", &format!("/accounts/{account}"), None).unwrap();
-    assert_eq!((&acct["chargesEnabled"], &acct["disconnected"]), (&json!(false), &json!(true)), "{acct}");
+    let (_, acct) = off
+        .host("GET", &format!("/accounts/{account}"), None)
+        .unwrap();
+    assert_eq!(
+        (&acct["chargesEnabled"], &acct["disconnected"]),
+        (&json!(false), &json!(true)),
+        "{acct}"
+    );
     let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
     assert_eq!(c["cardOnFile"], "pm_saved_by_setup", "{c}");
 }

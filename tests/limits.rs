@@ -18,17 +18,29 @@ fn rogue_invoice(id: &str) -> host_harness::runtime::Invoice {
 
 #[test]
 fn traps_loops_and_memory_grabs_fail_that_call_only() {
-    let limits = Limits { deadline_ms: 500, memory_bytes: 32 << 20 };
+    let limits = Limits {
+        deadline_ms: 500,
+        memory_bytes: 32 << 20,
+    };
     let h = Harness::with(ROGUE_WASM, limits, None);
     for misbehaviour in ["trap", "loop", "grab"] {
         let start = Instant::now();
-        let result = h.runtime.on_invoice_finalized(&h.merchant, &rogue_invoice(misbehaviour));
+        let result = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &rogue_invoice(misbehaviour));
         let err = result.expect_err(misbehaviour);
         // A liveness bound, not a benchmark: without limits "loop" never returns.
-        assert!(start.elapsed() < Duration::from_secs(60), "{misbehaviour} took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{misbehaviour} took {:?}",
+            start.elapsed()
+        );
         eprintln!("{misbehaviour}: {err:#}");
         // The harness serves the next call normally.
-        let ok = h.runtime.on_invoice_finalized(&h.merchant, &rogue_invoice("fine")).unwrap();
+        let ok = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &rogue_invoice("fine"))
+            .unwrap();
         assert_eq!(ok.unwrap().len(), 0, "after {misbehaviour}");
     }
 }
@@ -50,43 +62,84 @@ fn the_plugin_reaches_nothing_but_the_stripe_api_base() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let elsewhere = format!("http://{}/", listener.local_addr().unwrap());
-    for url in [elsewhere.as_str(), "https://api.stripe.com.evil.test/v1/customers", "http://api.stripe.com/v1/customers"] {
-        let result = h.runtime.on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("fetch:{url}"))).unwrap();
-        let Err(PluginError::InvalidInput(message)) = result else { panic!("{result:?}") };
+    for url in [
+        elsewhere.as_str(),
+        "https://api.stripe.com.evil.test/v1/customers",
+        "http://api.stripe.com/v1/customers",
+    ] {
+        let result = h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("fetch:{url}")))
+            .unwrap();
+        let Err(PluginError::InvalidInput(message)) = result else {
+            panic!("{result:?}")
+        };
         assert!(message.contains("Denied("), "{url}: {message}");
     }
-    assert!(listener.accept().is_err(), "nothing connected to the listener");
+    assert!(
+        listener.accept().is_err(),
+        "nothing connected to the listener"
+    );
     assert_eq!(tripwire.0.load(std::sync::atomic::Ordering::SeqCst), 0);
 
     // The real plugin, told by a (wrong) merchant record to use another base, is refused too.
-    let real = Harness::with(host_harness::runtime::PLUGIN_WASM, Limits::default(), Some(tripwire.clone()));
+    let real = Harness::with(
+        host_harness::runtime::PLUGIN_WASM,
+        Limits::default(),
+        Some(tripwire.clone()),
+    );
     let mut m = real.merchant.clone();
     m.stripe_api_base = elsewhere.clone();
     let result = real.runtime.on_invoice_finalized(&m, &invoice()).unwrap();
-    assert!(matches!(&result, Err(PluginError::InvalidInput(msg)) if msg.contains("host denied")), "{result:?}");
+    assert!(
+        matches!(&result, Err(PluginError::InvalidInput(msg)) if msg.contains("host denied")),
+        "{result:?}"
+    );
     assert_eq!(tripwire.0.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[test]
 fn the_component_is_small_and_speaks_only_our_contract() {
     let wasm = host_harness::runtime::PLUGIN_WASM;
-    assert!(wasm.len() <= 256 * 1024, "component is {} bytes, over the 256 KiB budget", wasm.len());
+    assert!(
+        wasm.len() <= 256 * 1024,
+        "component is {} bytes, over the 256 KiB budget",
+        wasm.len()
+    );
 
     let engine = wasmtime::Engine::default();
     let component = wasmtime::component::Component::new(&engine, wasm).unwrap();
     let ty = component.component_type();
-    let imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_string()).collect();
-    let exports: Vec<String> = ty.exports(&engine).map(|(name, _)| name.to_string()).collect();
+    let imports: Vec<String> = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
     assert_eq!(exports, ["billing:stripe-plugin/handlers@0.1.0"]);
     for ours in ["http", "kv", "email", "clock"] {
         let name = format!("billing:stripe-plugin/{ours}@0.1.0");
-        assert!(imports.contains(&name), "missing import {name} in {imports:?}");
+        assert!(
+            imports.contains(&name),
+            "missing import {name} in {imports:?}"
+        );
     }
     // Anything else must be one of the WASI interfaces Rust's std pulls in.
-    let std_wasi = ["wasi:cli/", "wasi:io/", "wasi:clocks/", "wasi:filesystem/", "wasi:random/"];
+    let std_wasi = [
+        "wasi:cli/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:filesystem/",
+        "wasi:random/",
+    ];
     for name in &imports {
         let ours = name.starts_with("billing:stripe-plugin/");
-        assert!(ours || std_wasi.iter().any(|p| name.starts_with(p)), "unexpected import {name}");
+        assert!(
+            ours || std_wasi.iter().any(|p| name.starts_with(p)),
+            "unexpected import {name}"
+        );
     }
     eprintln!("imports: {imports:?}");
 }
@@ -120,14 +173,27 @@ fn the_plugin_answers_garbage_without_trapping() {
             req.headers[1].1 = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
         }
         let answer = h.runtime.on_webhook(&h.merchant, &req);
-        assert!(answer.is_ok(), "round {round}: the plugin trapped: {answer:?}");
+        assert!(
+            answer.is_ok(),
+            "round {round}: the plugin trapped: {answer:?}"
+        );
     }
-    for (currency, amount) in [("GBP", "٣"), ("", ""), ("GBPX", "1"), ("JPY", "99999999999999999999999"), ("KWD", "0.0005"), ("USD", "1.")] {
+    for (currency, amount) in [
+        ("GBP", "٣"),
+        ("", ""),
+        ("GBPX", "1"),
+        ("JPY", "99999999999999999999999"),
+        ("KWD", "0.0005"),
+        ("USD", "1."),
+    ] {
         let mut inv = invoice();
         inv.currency = currency.into();
         inv.amount_due = amount.into();
         let answer = h.runtime.on_invoice_finalized(&h.merchant, &inv);
-        assert!(matches!(answer, Ok(Err(_)) | Ok(Ok(_))), "{currency} {amount:?}: {answer:?}");
+        assert!(
+            matches!(answer, Ok(Err(_)) | Ok(Ok(_))),
+            "{currency} {amount:?}: {answer:?}"
+        );
     }
     let opened = h.runtime.on_pay_link_opened(&h.merchant, "\u{0}💥/../..");
     assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");

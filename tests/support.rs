@@ -7,7 +7,9 @@ use host_harness::emulator::{Emulator, form};
 use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
-use host_harness::runtime::{Customer, Invoice, Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest};
+use host_harness::runtime::{
+    Customer, Invoice, Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest,
+};
 use host_harness::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -47,21 +49,30 @@ impl Harness {
 
     /// `backend` replaces the in-process emulator (for scripted answers).
     pub fn with(wasm: &[u8], limits: Limits, backend: Option<Arc<dyn HttpBackend>>) -> Self {
-        Self::build(wasm, limits, move |emu| backend.unwrap_or_else(|| Arc::new(emu.clone())))
+        Self::build(wasm, limits, move |emu| {
+            backend.unwrap_or_else(|| Arc::new(emu.clone()))
+        })
     }
 
     /// Stripe that loses the answers to chosen requests (see `LossyStripe`).
     pub fn lossy() -> (Self, Arc<LossyStripe>) {
         let mut lossy = None;
         let h = Self::build(PLUGIN_WASM, Limits::default(), |emu| {
-            let l = Arc::new(LossyStripe { emulator: emu.clone(), lose: Default::default() });
+            let l = Arc::new(LossyStripe {
+                emulator: emu.clone(),
+                lose: Default::default(),
+            });
             lossy = Some(l.clone());
             l
         });
         (h, lossy.expect("built"))
     }
 
-    fn build(wasm: &[u8], limits: Limits, backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>) -> Self {
+    fn build(
+        wasm: &[u8],
+        limits: Limits,
+        backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
+    ) -> Self {
         let clock = Clock::fixed(NOW_MS);
         let emulator = Emulator::new(clock.clone());
         emulator.set_public_base("https://checkout.stripe.test");
@@ -77,7 +88,12 @@ impl Harness {
         });
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
-        Self { runtime, emulator, clock, merchant: merchant() }
+        Self {
+            runtime,
+            emulator,
+            clock,
+            merchant: merchant(),
+        }
     }
 
     /// The requests the plugin sent since the last call, in a readable form:
@@ -103,9 +119,16 @@ impl Harness {
 
     /// Wraps `body` as Stripe would deliver it now, signed with `secret`.
     pub fn delivery(&self, body: &[u8], secret: &str) -> WebhookRequest {
-        let header = host_harness::emulator::signature_header(&[secret.to_string()], self.clock.now_secs(), body);
+        let header = host_harness::emulator::signature_header(
+            &[secret.to_string()],
+            self.clock.now_secs(),
+            body,
+        );
         WebhookRequest {
-            headers: vec![("Content-Type".into(), "application/json".into()), ("Stripe-Signature".into(), header)],
+            headers: vec![
+                ("Content-Type".into(), "application/json".into()),
+                ("Stripe-Signature".into(), header),
+            ],
             body: body.to_vec(),
         }
     }
@@ -115,7 +138,10 @@ impl Harness {
         let reply = self.emulator.handle(
             "POST",
             "/v1/customers",
-            &[("Authorization".into(), "Bearer sk_test_x".into()), ("Stripe-Account".into(), ACCOUNT.into())],
+            &[
+                ("Authorization".into(), "Bearer sk_test_x".into()),
+                ("Stripe-Account".into(), ACCOUNT.into()),
+            ],
             format!("name={name}").as_bytes(),
         );
         let v: Value = serde_json::from_slice(&reply.body).expect("json");
@@ -129,7 +155,10 @@ impl Harness {
         let reply = self.emulator.handle(
             method,
             path,
-            &[("Authorization".into(), "Bearer sk_test_x".into()), ("Stripe-Account".into(), ACCOUNT.into())],
+            &[
+                ("Authorization".into(), "Bearer sk_test_x".into()),
+                ("Stripe-Account".into(), ACCOUNT.into()),
+            ],
             form.as_bytes(),
         );
         serde_json::from_slice(&reply.body).expect("json")
@@ -137,11 +166,23 @@ impl Harness {
 
     /// Saves a test card for `cus`, as the default payment method if `default`.
     pub fn add_card(&self, cus: &str, number: &str, default: bool) -> String {
-        let pm = self.stripe("POST", "/v1/payment_methods", &format!("type=card&card[number]={number}"));
+        let pm = self.stripe(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        );
         let id = pm["id"].as_str().expect("pm").to_string();
-        self.stripe("POST", &format!("/v1/payment_methods/{id}/attach"), &format!("customer={cus}"));
+        self.stripe(
+            "POST",
+            &format!("/v1/payment_methods/{id}/attach"),
+            &format!("customer={cus}"),
+        );
         if default {
-            self.stripe("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={id}"));
+            self.stripe(
+                "POST",
+                &format!("/v1/customers/{cus}"),
+                &format!("invoice_settings[default_payment_method]={id}"),
+            );
         }
         id
     }
@@ -155,7 +196,11 @@ impl Harness {
 
     /// PaymentIntents Stripe holds, by status.
     pub fn intents(&self, status: &str) -> usize {
-        self.emulator.objects("payment_intent").iter().filter(|p| p["status"] == status).count()
+        self.emulator
+            .objects("payment_intent")
+            .iter()
+            .filter(|p| p["status"] == status)
+            .count()
     }
 
     pub fn emails(&self) -> Vec<Value> {
@@ -171,8 +216,13 @@ pub struct LossyStripe {
 }
 
 impl HttpBackend for LossyStripe {
-    fn send(&self, req: &host_harness::runtime::billing::stripe_plugin::http::Request)
-        -> Result<host_harness::runtime::billing::stripe_plugin::http::Response, host_harness::runtime::billing::stripe_plugin::http::HttpError> {
+    fn send(
+        &self,
+        req: &host_harness::runtime::billing::stripe_plugin::http::Request,
+    ) -> Result<
+        host_harness::runtime::billing::stripe_plugin::http::Response,
+        host_harness::runtime::billing::stripe_plugin::http::HttpError,
+    > {
         let answer = self.emulator.send(req);
         let mut lose = self.lose.lock().unwrap();
         if let Some(i) = lose.iter().position(|p| req.url.contains(p.as_str())) {
@@ -199,7 +249,10 @@ pub fn customer(id: &str) -> Customer {
 /// The example customer with `Stripe` set to `cus`.
 pub fn customer_linked_to(id: &str, cus: &str) -> Customer {
     let mut c = customer(id);
-    c.external_ids.push(host_harness::runtime::ExternalId { key: "Stripe".into(), value: cus.into() });
+    c.external_ids.push(host_harness::runtime::ExternalId {
+        key: "Stripe".into(),
+        value: cus.into(),
+    });
     c
 }
 

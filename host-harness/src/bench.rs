@@ -22,7 +22,11 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let emulator = Emulator::new(clock.clone());
     let env = Arc::new(HostEnv {
         db: Arc::new(Db::in_memory()?),
-        stripe: StripeGate { base: "https://api.stripe.com".parse()?, api_key: Some("sk_test_bench".into()), backend: Arc::new(emulator) },
+        stripe: StripeGate {
+            base: "https://api.stripe.com".parse()?,
+            api_key: Some("sk_test_bench".into()),
+            backend: Arc::new(emulator),
+        },
         clock: clock.clone(),
         recorder: Recorder::default(),
     });
@@ -53,8 +57,14 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     }
     let request = WebhookRequest {
         headers: vec![
-            ("Content-Type".into(), "application/json; charset=utf-8".into()),
-            ("Stripe-Signature".into(), signature_header(&[signing], created as i64, &body)),
+            (
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            ),
+            (
+                "Stripe-Signature".into(),
+                signature_header(&[signing], created as i64, &body),
+            ),
         ],
         body,
     };
@@ -70,9 +80,20 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     // payment, as Stripe's retries and sibling events are; signed up front.
     let deliveries: Vec<WebhookRequest> = (0..iterations)
         .map(|i| {
-            let text = String::from_utf8_lossy(&request.body).replacen(event["id"].as_str().unwrap_or("evt"), &format!("evt_bench_{i:08}"), 1);
+            let text = String::from_utf8_lossy(&request.body).replacen(
+                event["id"].as_str().unwrap_or("evt"),
+                &format!("evt_bench_{i:08}"),
+                1,
+            );
             WebhookRequest {
-                headers: vec![("Stripe-Signature".into(), signature_header(&[secret.clone()], created as i64, text.as_bytes()))],
+                headers: vec![(
+                    "Stripe-Signature".into(),
+                    signature_header(
+                        std::slice::from_ref(&secret),
+                        created as i64,
+                        text.as_bytes(),
+                    ),
+                )],
                 body: text.into_bytes(),
             }
         })
@@ -87,7 +108,10 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let full = time(&merchant)?;
     // The floor of any call: a fresh instance, the body lifted in, one HMAC
     // over it, then refused (the secret does not match). No parse, no kv.
-    let wrong = Merchant { webhook_secrets: vec!["whsec_not_the_one".into()], ..merchant.clone() };
+    let wrong = Merchant {
+        webhook_secrets: vec!["whsec_not_the_one".into()],
+        ..merchant.clone()
+    };
     let floor = time(&wrong)?;
     let bytes = request.body.len();
     println!(

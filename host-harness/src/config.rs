@@ -139,40 +139,85 @@ impl Settings {
             None => FileConfig::default(),
         };
         let m = file.merchant;
-        let listen = flags.listen.clone().or(file.listen).unwrap_or_else(|| "127.0.0.1:8787".into());
-        let stripe_api_base =
-            flags.stripe_api_base.clone().or(file.stripe.api_base).unwrap_or_else(|| "https://api.stripe.com".into());
-        let webhook_secrets =
-            if flags.webhook_secrets.is_empty() { m.webhook_secrets.unwrap_or_default() } else { flags.webhook_secrets.clone() };
+        let listen = flags
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8787".into());
+        let stripe_api_base = flags
+            .stripe_api_base
+            .clone()
+            .or(file.stripe.api_base)
+            .unwrap_or_else(|| "https://api.stripe.com".into());
+        let webhook_secrets = if flags.webhook_secrets.is_empty() {
+            m.webhook_secrets.unwrap_or_default()
+        } else {
+            flags.webhook_secrets.clone()
+        };
         if let Some(bad) = webhook_secrets.iter().find(|s| !s.starts_with("whsec_")) {
-            bail!("webhook secret {:?}... does not look like whsec_...", bad.chars().take(6).collect::<String>());
+            bail!(
+                "webhook secret {:?}... does not look like whsec_...",
+                bad.chars().take(6).collect::<String>()
+            );
         }
         let merchant = Merchant {
             account_id: flags.account.clone().or(m.account_id).unwrap_or_default(),
             stripe_api_base: stripe_api_base.clone(),
             auto_charge: flags.auto_charge.or(m.auto_charge).unwrap_or(true),
-            show_payment_link: flags.show_payment_link.or(m.show_payment_link).unwrap_or(true),
+            show_payment_link: flags
+                .show_payment_link
+                .or(m.show_payment_link)
+                .unwrap_or(true),
             stripe_receipts: flags.stripe_receipts.or(m.stripe_receipts).unwrap_or(false),
-            pay_link_base: flags.pay_link_base.clone().or(m.pay_link_base).unwrap_or_else(|| format!("http://{listen}")),
-            notification_email: flags.notification_email.clone().or(m.notification_email).unwrap_or_default(),
+            pay_link_base: flags
+                .pay_link_base
+                .clone()
+                .or(m.pay_link_base)
+                .unwrap_or_else(|| format!("http://{listen}")),
+            notification_email: flags
+                .notification_email
+                .clone()
+                .or(m.notification_email)
+                .unwrap_or_default(),
             webhook_secrets,
-            webhook_tolerance_secs: flags.webhook_tolerance_secs.or(m.webhook_tolerance_secs).unwrap_or(300),
+            webhook_tolerance_secs: flags
+                .webhook_tolerance_secs
+                .or(m.webhook_tolerance_secs)
+                .unwrap_or(300),
             livemode: flags.livemode.or(m.livemode).unwrap_or(false),
         };
         let default_limits = Limits::default();
         Ok(Self {
-            db: flags.db.clone().or(file.db).unwrap_or_else(|| "host-harness.db".into()),
+            db: flags
+                .db
+                .clone()
+                .or(file.db)
+                .unwrap_or_else(|| "host-harness.db".into()),
             record_http: flags.record_http.clone().or(file.record_http),
             cache_dir: flags
                 .cache_dir
                 .clone()
                 .or(file.cache_dir)
                 .unwrap_or_else(|| std::env::temp_dir().join("stripe-plugin-cache")),
-            api_key_env: flags.api_key_env.clone().or(file.stripe.api_key_env).unwrap_or_else(|| "STRIPE_API_KEY".into()),
-            stripe_timeout_secs: flags.stripe_timeout_secs.or(file.stripe.timeout_secs).unwrap_or(30),
+            api_key_env: flags
+                .api_key_env
+                .clone()
+                .or(file.stripe.api_key_env)
+                .unwrap_or_else(|| "STRIPE_API_KEY".into()),
+            stripe_timeout_secs: flags
+                .stripe_timeout_secs
+                .or(file.stripe.timeout_secs)
+                .unwrap_or(30),
             limits: Limits {
-                deadline_ms: flags.deadline_ms.or(file.limits.deadline_ms).unwrap_or(default_limits.deadline_ms),
-                memory_bytes: flags.memory_mib.or(file.limits.memory_mib).map(|m| m << 20).unwrap_or(default_limits.memory_bytes),
+                deadline_ms: flags
+                    .deadline_ms
+                    .or(file.limits.deadline_ms)
+                    .unwrap_or(default_limits.deadline_ms),
+                memory_bytes: flags
+                    .memory_mib
+                    .or(file.limits.memory_mib)
+                    .map(|m| m << 20)
+                    .unwrap_or(default_limits.memory_bytes),
             },
             listen,
             stripe_api_base,
@@ -182,7 +227,8 @@ impl Settings {
 }
 
 fn load(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
@@ -193,7 +239,11 @@ mod tests {
     #[test]
     fn the_sample_config_parses_and_flags_override_it() {
         let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/host-harness.sample.toml");
-        let flags = Flags { config: Some(sample.into()), account: Some("acct_flag".into()), ..Default::default() };
+        let flags = Flags {
+            config: Some(sample.into()),
+            account: Some("acct_flag".into()),
+            ..Default::default()
+        };
         let s = Settings::resolve(&flags).unwrap();
         assert_eq!(s.merchant.account_id, "acct_flag");
         assert_eq!(s.stripe_api_base, "https://api.stripe.com");

@@ -51,11 +51,17 @@ impl Offline {
         // SAFETY: set before any thread reads the environment of this process.
         unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
         let mut flags = flags.clone();
-        flags.stripe_api_base.get_or_insert(emulator.base_url.clone());
-        flags.api_key_env.get_or_insert("STRIPE_PLUGIN_DEMO_KEY".into());
+        flags
+            .stripe_api_base
+            .get_or_insert(emulator.base_url.clone());
+        flags
+            .api_key_env
+            .get_or_insert("STRIPE_PLUGIN_DEMO_KEY".into());
         flags.db.get_or_insert(dir.0.join("host.db"));
         flags.account.get_or_insert("acct_demo_merchant".into());
-        flags.notification_email.get_or_insert("finance@merchant.example".into());
+        flags
+            .notification_email
+            .get_or_insert("finance@merchant.example".into());
         flags.pay_link_base.get_or_insert(server.base_url.clone());
         if flags.webhook_secrets.is_empty() {
             flags.webhook_secrets.push(secret);
@@ -65,8 +71,15 @@ impl Offline {
             Some(path) => Recorder::to_file(path)?.in_memory(),
             None => Recorder::for_tests("offline"),
         };
-        let backend = Arc::new(UreqBackend::new(Duration::from_secs(settings.stripe_timeout_secs)));
-        let app = Arc::new(App::from_settings(&settings, backend, Clock::System, recorder)?);
+        let backend = Arc::new(UreqBackend::new(Duration::from_secs(
+            settings.stripe_timeout_secs,
+        )));
+        let app = Arc::new(App::from_settings(
+            &settings,
+            backend,
+            Clock::System,
+            recorder,
+        )?);
         server.run(app.clone(), 4);
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),
@@ -78,17 +91,33 @@ impl Offline {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Ok(Self { emulator, server, app, agent, _dir: Some(dir) })
+        Ok(Self {
+            emulator,
+            server,
+            app,
+            agent,
+            _dir: Some(dir),
+        })
     }
 
     /// Calls the host (`serve`) and returns status and JSON.
     pub fn host(&self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, Value)> {
-        call(&self.agent, method, &format!("{}{path}", self.server.base_url), body)
+        call(
+            &self.agent,
+            method,
+            &format!("{}{path}", self.server.base_url),
+            body,
+        )
     }
 
     /// Calls the emulator as a customer or test would (test-only routes included).
     pub fn stripe(&self, method: &str, path: &str, form: Option<&str>) -> Result<(u16, Value)> {
-        call(&self.agent, method, &format!("{}{path}", self.emulator.base_url), form)
+        call(
+            &self.agent,
+            method,
+            &format!("{}{path}", self.emulator.base_url),
+            form,
+        )
     }
 
     /// Calls the emulator's API as the merchant would from Stripe's dashboard.
@@ -103,7 +132,10 @@ impl Offline {
             .body(form.as_bytes().to_vec())?;
         let resp = self.agent.run(req)?;
         let status = resp.status().as_u16();
-        Ok((status, serde_json::from_str(&resp.into_body().read_to_string()?)?))
+        Ok((
+            status,
+            serde_json::from_str(&resp.into_body().read_to_string()?)?,
+        ))
     }
 
     /// Creates a draft from the example invoice with `changes` applied, and finalizes it.
@@ -126,7 +158,10 @@ impl Offline {
                 return Ok(inv);
             }
             if start.elapsed() > within {
-                bail!("invoice {invoice} is {} after {within:?}, not {status}", inv["status"]);
+                bail!(
+                    "invoice {invoice} is {} after {within:?}, not {status}",
+                    inv["status"]
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -141,13 +176,23 @@ fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> Res
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
     if let Some(b) = body {
         let form = !b.trim_start().starts_with('{');
-        builder = builder.header("Content-Type", if form { "application/x-www-form-urlencoded" } else { "application/json" });
+        builder = builder.header(
+            "Content-Type",
+            if form {
+                "application/x-www-form-urlencoded"
+            } else {
+                "application/json"
+            },
+        );
     }
     let req = builder.body(body.unwrap_or("").as_bytes().to_vec())?;
     let resp = agent.run(req).with_context(|| format!("{method} {url}"))?;
     let status = resp.status().as_u16();
     let text = resp.into_body().read_to_string()?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 struct Timeline {
@@ -161,14 +206,29 @@ impl Timeline {
 
     fn show(&self, off: &Offline) {
         for x in off.exchanges() {
-            let key = x.headers.iter().find(|(k, _)| k == "Idempotency-Key").map(|(_, v)| format!("  key={v}")).unwrap_or_default();
-            let path = x.url.split_once("://").and_then(|(_, r)| r.find('/').map(|i| &r[i..])).unwrap_or(&x.url);
+            let key = x
+                .headers
+                .iter()
+                .find(|(k, _)| k == "Idempotency-Key")
+                .map(|(_, v)| format!("  key={v}"))
+                .unwrap_or_default();
+            let path = x
+                .url
+                .split_once("://")
+                .and_then(|(_, r)| r.find('/').map(|i| &r[i..]))
+                .unwrap_or(&x.url);
             println!("          plugin -> Stripe  {} {path}{key}", x.method);
             let body: Value = serde_json::from_str(&x.response).unwrap_or(Value::Null);
-            let what = body["id"].as_str().or(body["error"]["message"].as_str()).unwrap_or("");
+            let what = body["id"]
+                .as_str()
+                .or(body["error"]["message"].as_str())
+                .unwrap_or("");
             match x.status {
                 Some(s) => println!("          Stripe -> plugin  {s} {what}"),
-                None => println!("          Stripe -> plugin  no answer: {}", x.error.unwrap_or_default()),
+                None => println!(
+                    "          Stripe -> plugin  no answer: {}",
+                    x.error.unwrap_or_default()
+                ),
             }
         }
         for line in off.app.drain_journal() {
@@ -179,9 +239,14 @@ impl Timeline {
 
 /// Runs the story and prints the timeline. Errors if any step goes wrong.
 pub fn run(flags: &Flags) -> Result<()> {
-    let t = Timeline { start: Instant::now() };
+    let t = Timeline {
+        start: Instant::now(),
+    };
     let off = Offline::start(flags)?;
-    println!("Stripe emulator on {}, billing host on {}", off.emulator.base_url, off.server.base_url);
+    println!(
+        "Stripe emulator on {}, billing host on {}",
+        off.emulator.base_url, off.server.base_url
+    );
 
     t.step("The platform saves customer c1 (no Stripe id yet)");
     let mut customer: Value = serde_json::from_str(CUSTOMER_JSON)?;
@@ -194,58 +259,127 @@ pub fn run(flags: &Flags) -> Result<()> {
     let (status, _) = off.host("POST", "/invoices", Some(INVOICE_JSON))?;
     println!("          POST /invoices -> {status}");
     let (status, inv) = off.host("POST", "/invoices/inv_01/finalize", None)?;
-    println!("          POST /invoices/inv_01/finalize -> {status}, status {}", inv["status"]);
+    println!(
+        "          POST /invoices/inv_01/finalize -> {status}, status {}",
+        inv["status"]
+    );
     t.show(&off);
-    let Some(link) = inv["paymentLink"].as_str() else { bail!("no payment link on the invoice: {inv}") };
+    let Some(link) = inv["paymentLink"].as_str() else {
+        bail!("no payment link on the invoice: {inv}")
+    };
     println!("          payment link on the invoice: {link}");
 
     t.step("The customer pays the Checkout Session with 4242 4242 4242 4242");
     let session = inv["checkoutSessionId"].as_str().unwrap_or_default();
-    let (status, paid) = off.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), Some("card=4242424242424242"))?;
-    println!("          checkout -> {status}, payment_status {}", paid["payment_status"]);
+    let (status, paid) = off.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        Some("card=4242424242424242"),
+    )?;
+    println!(
+        "          checkout -> {status}, payment_status {}",
+        paid["payment_status"]
+    );
 
     t.step("Stripe sends the signed webhook; the host marks the invoice paid");
     let inv = off.wait_for_status("inv_01", "PAID", Duration::from_secs(15))?;
     t.show(&off);
-    println!("          GET /invoices/inv_01 -> status {}, amountPaid {}", inv["status"], inv["amountPaid"]);
-    let (_, again) = off.host("GET", &format!("/pay/{}", link.rsplit('/').next().unwrap_or_default()), None)?;
-    println!("          the same pay link, opened again: {}", page_title(&again));
+    println!(
+        "          GET /invoices/inv_01 -> status {}, amountPaid {}",
+        inv["status"], inv["amountPaid"]
+    );
+    let (_, again) = off.host(
+        "GET",
+        &format!("/pay/{}", link.rsplit('/').next().unwrap_or_default()),
+        None,
+    )?;
+    println!(
+        "          the same pay link, opened again: {}",
+        page_title(&again)
+    );
 
     t.step("Invoice INV-0002 is charged automatically with the card saved at checkout");
-    let (_, inv2) = off.send_invoice(serde_json::json!({"id": "inv_02", "invoiceNumber": "INV-0002"}))?;
+    let (_, inv2) =
+        off.send_invoice(serde_json::json!({"id": "inv_02", "invoiceNumber": "INV-0002"}))?;
     t.show(&off);
-    println!("          INV-0002 -> status {}, amountPaid {}", inv2["status"], inv2["amountPaid"]);
+    println!(
+        "          INV-0002 -> status {}, amountPaid {}",
+        inv2["status"], inv2["amountPaid"]
+    );
     if inv2["status"] != "PAID" {
         bail!("INV-0002 was not charged: {inv2}");
     }
 
     t.step("The customer's default card is now one the bank declines (4000 0000 0000 0341); INV-0003 is sent");
-    let cus = off.host("GET", "/customers/c1", None)?.1["stripeCustomerId"].as_str().unwrap_or_default().to_string();
-    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", "type=card&card[number]=4000000000000341")?;
+    let cus = off.host("GET", "/customers/c1", None)?.1["stripeCustomerId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let (_, pm) = off.stripe_api(
+        "POST",
+        "/v1/payment_methods",
+        "type=card&card[number]=4000000000000341",
+    )?;
     let pm = pm["id"].as_str().unwrap_or_default().to_string();
-    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"))?;
-    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}"))?;
-    let (_, inv3) = off.send_invoice(serde_json::json!({"id": "inv_03", "invoiceNumber": "INV-0003"}))?;
+    off.stripe_api(
+        "POST",
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &format!("customer={cus}"),
+    )?;
+    off.stripe_api(
+        "POST",
+        &format!("/v1/customers/{cus}"),
+        &format!("invoice_settings[default_payment_method]={pm}"),
+    )?;
+    let (_, inv3) =
+        off.send_invoice(serde_json::json!({"id": "inv_03", "invoiceNumber": "INV-0003"}))?;
     t.show(&off);
-    println!("          INV-0003 -> status {}, Stripe said {:?}", inv3["status"], inv3["lastFailure"]["message"]);
+    println!(
+        "          INV-0003 -> status {}, Stripe said {:?}",
+        inv3["status"], inv3["lastFailure"]["message"]
+    );
     let (_, outbox) = off.host("GET", "/outbox", None)?;
     for m in outbox["data"].as_array().into_iter().flatten() {
-        println!("          email to {}: {}", m["to"].as_str().unwrap_or(""), m["subject"].as_str().unwrap_or(""));
+        println!(
+            "          email to {}: {}",
+            m["to"].as_str().unwrap_or(""),
+            m["subject"].as_str().unwrap_or("")
+        );
     }
 
     t.step("A JPY invoice (JPY 5000, a zero-decimal currency) is charged with a good card");
-    let (_, pm) = off.stripe_api("POST", "/v1/payment_methods", "type=card&card[number]=4242424242424242")?;
+    let (_, pm) = off.stripe_api(
+        "POST",
+        "/v1/payment_methods",
+        "type=card&card[number]=4242424242424242",
+    )?;
     let pm = pm["id"].as_str().unwrap_or_default().to_string();
-    off.stripe_api("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"))?;
-    off.stripe_api("POST", &format!("/v1/customers/{cus}"), &format!("invoice_settings[default_payment_method]={pm}"))?;
+    off.stripe_api(
+        "POST",
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &format!("customer={cus}"),
+    )?;
+    off.stripe_api(
+        "POST",
+        &format!("/v1/customers/{cus}"),
+        &format!("invoice_settings[default_payment_method]={pm}"),
+    )?;
     let (_, inv4) = off.send_invoice(serde_json::json!({"id": "inv_04", "invoiceNumber": "INV-0004", "currency": "JPY",
         "amountDue": "5000", "grossTotal": "5000", "netTotal": "5000", "totalTax": "0", "lineItems": []}))?;
     t.show(&off);
-    let pi = inv4["payments"][0]["stripeRef"].as_str().unwrap_or_default();
+    let pi = inv4["payments"][0]["stripeRef"]
+        .as_str()
+        .unwrap_or_default();
     let (_, charged) = off.stripe_api("GET", &format!("/v1/payment_intents/{pi}"), "")?;
-    println!("          INV-0004 -> status {}; Stripe charged amount={} {}", inv4["status"], charged["amount"], charged["currency"]);
+    println!(
+        "          INV-0004 -> status {}; Stripe charged amount={} {}",
+        inv4["status"], charged["amount"], charged["currency"]
+    );
 
-    println!("\nDone: INV-0001 {}, INV-0002 {}, INV-0003 {}, INV-0004 {}.", inv["status"], inv2["status"], inv3["status"], inv4["status"]);
+    println!(
+        "\nDone: INV-0001 {}, INV-0002 {}, INV-0003 {}, INV-0004 {}.",
+        inv["status"], inv2["status"], inv3["status"], inv4["status"]
+    );
     if inv3["status"] != "PAYMENT_FAILED" || inv4["status"] != "PAID" || charged["amount"] != 5000 {
         bail!("the story did not end as it should");
     }
@@ -254,5 +388,9 @@ pub fn run(flags: &Flags) -> Result<()> {
 
 fn page_title(v: &Value) -> String {
     let html = v.as_str().unwrap_or_default();
-    html.split("<h1>").nth(1).and_then(|r| r.split("</h1>").next()).unwrap_or("(no page)").to_string()
+    html.split("<h1>")
+        .nth(1)
+        .and_then(|r| r.split("</h1>").next())
+        .unwrap_or("(no page)")
+        .to_string()
 }

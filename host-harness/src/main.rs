@@ -11,7 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "host-harness", version, about = "Runs the Stripe payments plugin: a billing host in a box, a demo, an offline Stripe emulator")]
+#[command(
+    name = "host-harness",
+    version,
+    about = "Runs the Stripe payments plugin: a billing host in a box, a demo, an offline Stripe emulator"
+)]
 struct Cli {
     #[command(flatten)]
     flags: Flags,
@@ -45,27 +49,47 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => host_harness::demo::run(&cli.flags),
-        Command::BenchWebhook { event, iterations } => host_harness::bench::webhook(&event, iterations),
+        Command::BenchWebhook { event, iterations } => {
+            host_harness::bench::webhook(&event, iterations)
+        }
         Command::Serve => {
             let settings = Settings::resolve(&cli.flags)?;
             let recorder = match &settings.record_http {
                 Some(p) => Recorder::to_file(p)?,
                 None => Recorder::default(),
             };
-            let backend = Arc::new(UreqBackend::new(Duration::from_secs(settings.stripe_timeout_secs)));
-            let app = Arc::new(App::from_settings(&settings, backend, Clock::System, recorder)?);
+            let backend = Arc::new(UreqBackend::new(Duration::from_secs(
+                settings.stripe_timeout_secs,
+            )));
+            let app = Arc::new(App::from_settings(
+                &settings,
+                backend,
+                Clock::System,
+                recorder,
+            )?);
             let server = RunningServer::bind(&settings.listen)?;
             server.run(app, 4);
-            eprintln!("billing host listening on {} (Stripe API base {})", server.base_url, settings.stripe_api_base);
+            eprintln!(
+                "billing host listening on {} (Stripe API base {})",
+                server.base_url, settings.stripe_api_base
+            );
             loop {
                 std::thread::park();
             }
         }
         Command::StripeEmulator { webhook_url } => {
-            let listen = cli.flags.listen.clone().unwrap_or_else(|| "127.0.0.1:12111".into());
+            let listen = cli
+                .flags
+                .listen
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:12111".into());
             let running = RunningEmulator::start(Emulator::new(Clock::System), &listen)?;
             if let Some(url) = webhook_url {
-                running.emulator.set_webhook(Some(WebhookTarget { url, secrets: cli.flags.webhook_secrets.clone(), automatic: true }));
+                running.emulator.set_webhook(Some(WebhookTarget {
+                    url,
+                    secrets: cli.flags.webhook_secrets.clone(),
+                    automatic: true,
+                }));
             }
             eprintln!("Stripe emulator listening on {}", running.base_url);
             loop {

@@ -56,7 +56,14 @@ impl PlatformCustomer {
             contact_name: self.contact_name.clone(),
             customer_aliases: self.customer_aliases.clone(),
             email: self.email.clone(),
-            external_ids: self.external_ids.iter().map(|e| ExternalId { key: e.key.clone(), value: e.value.clone() }).collect(),
+            external_ids: self
+                .external_ids
+                .iter()
+                .map(|e| ExternalId {
+                    key: e.key.clone(),
+                    value: e.value.clone(),
+                })
+                .collect(),
             label: self.label.clone(),
             legal_name: self.legal_name.clone(),
             tax_status: self.tax_status.clone(),

@@ -22,7 +22,11 @@ pub struct Exchange {
 impl Exchange {
     pub fn new(req: &Request, result: &Result<Response, HttpError>) -> Self {
         let (status, response, error) = match result {
-            Ok(r) => (Some(r.status), String::from_utf8_lossy(&r.body).into_owned(), None),
+            Ok(r) => (
+                Some(r.status),
+                String::from_utf8_lossy(&r.body).into_owned(),
+                None,
+            ),
             Err(e) => (None, String::new(), Some(format!("{e:?}"))),
         };
         Self {
@@ -46,8 +50,14 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file: Some(Mutex::new(file)), memory: None })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Some(Mutex::new(file)),
+            memory: None,
+        })
     }
 
     /// A recorder for a test run: in memory, and also appended to a file in
@@ -57,7 +67,8 @@ impl Recorder {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let file = std::env::var_os("STRIPE_PLUGIN_RECORD_DIR").and_then(|dir| {
             let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let path = std::path::Path::new(&dir).join(format!("{name}-{}-{n}.jsonl", std::process::id()));
+            let path =
+                std::path::Path::new(&dir).join(format!("{name}-{}-{n}.jsonl", std::process::id()));
             std::fs::create_dir_all(&dir).ok()?;
             Self::to_file(&path).ok()
         });
@@ -70,11 +81,11 @@ impl Recorder {
     }
 
     pub fn record(&self, x: Exchange) {
-        if let Some(f) = &self.file {
-            if let Ok(line) = serde_json::to_string(&x) {
-                let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = writeln!(f, "{line}");
-            }
+        if let Some(f) = &self.file
+            && let Ok(line) = serde_json::to_string(&x)
+        {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = writeln!(f, "{line}");
         }
         if let Some(m) = &self.memory {
             m.lock().unwrap_or_else(|p| p.into_inner()).push(x);
@@ -83,6 +94,9 @@ impl Recorder {
 
     /// Takes what was recorded in memory so far.
     pub fn drain(&self) -> Vec<Exchange> {
-        self.memory.as_ref().map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner()))).unwrap_or_default()
+        self.memory
+            .as_ref()
+            .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
     }
 }

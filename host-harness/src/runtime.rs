@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+};
 
 wasmtime::component::bindgen!({
     world: "plugin",
@@ -18,10 +20,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use billing::stripe_plugin::types::{
-    AccountStatus, Address, CardOnFile, Customer, CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId,
-    Invoice, LineItem, Merchant, Money, Onboarding, OnboardingRequest, PayLinkOutcome, PayPage, Payment,
-    PaymentFailure, PaymentLink, PaymentOption, PluginError, Refund, StripeError, Transition, WebhookOutcome,
-    WebhookRequest,
+    AccountStatus, Address, CardOnFile, Customer, CustomerAction, CustomerLink, Dispute,
+    DisputeStatus, ExternalId, Invoice, LineItem, Merchant, Money, Onboarding, OnboardingRequest,
+    PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink, PaymentOption, PluginError,
+    Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
 };
 
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.
@@ -38,7 +40,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { deadline_ms: 2_000, memory_bytes: 64 << 20 }
+        Self {
+            deadline_ms: 2_000,
+            memory_bytes: 64 << 20,
+        }
     }
 }
 
@@ -52,7 +57,12 @@ pub struct Runtime {
 
 impl Runtime {
     /// Loads `wasm`, reusing a precompiled copy from `cache_dir` when one matches.
-    pub fn new(wasm: &[u8], env: Arc<HostEnv>, limits: Limits, cache_dir: Option<&Path>) -> Result<Self> {
+    pub fn new(
+        wasm: &[u8],
+        env: Arc<HostEnv>,
+        limits: Limits,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self> {
         let mut config = Config::new();
         config.concurrency_support(false);
         config.epoch_interruption(true);
@@ -75,7 +85,12 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(Self { engine, pre, env, limits })
+        Ok(Self {
+            engine,
+            pre,
+            env,
+            limits,
+        })
     }
 
     pub fn env(&self) -> &Arc<HostEnv> {
@@ -88,29 +103,66 @@ impl Runtime {
         namespace: &str,
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
-        let limits = StoreLimitsBuilder::new().memory_size(self.limits.memory_bytes).instances(16).build();
-        let mut store = Store::new(&self.engine, HostState::new(self.env.clone(), namespace, limits));
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(16)
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(self.env.clone(), namespace, limits),
+        );
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(self.limits.deadline_ms.div_ceil(EPOCH_TICK_MS).max(1));
         store.epoch_deadline_trap();
-        let plugin = self.pre.instantiate(&mut store).map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:?}"))?;
+        let plugin = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:?}"))?;
         f(&plugin, &mut store).map_err(|e| anyhow::anyhow!("plugin call failed: {e:?}"))
     }
 
-    pub fn on_invoice_finalized(&self, m: &Merchant, inv: &Invoice) -> Result<Result<Vec<Transition>, PluginError>> {
-        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_on_invoice_finalized(s, m, inv))
+    pub fn on_invoice_finalized(
+        &self,
+        m: &Merchant,
+        inv: &Invoice,
+    ) -> Result<Result<Vec<Transition>, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers()
+                .call_on_invoice_finalized(s, m, inv)
+        })
     }
 
-    pub fn on_webhook(&self, m: &Merchant, req: &WebhookRequest) -> Result<Result<WebhookOutcome, PluginError>> {
-        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_on_webhook(s, m, req))
+    pub fn on_webhook(
+        &self,
+        m: &Merchant,
+        req: &WebhookRequest,
+    ) -> Result<Result<WebhookOutcome, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers()
+                .call_on_webhook(s, m, req)
+        })
     }
 
-    pub fn on_pay_link_opened(&self, m: &Merchant, token: &str) -> Result<Result<PayLinkOutcome, PluginError>> {
-        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_on_pay_link_opened(s, m, token))
+    pub fn on_pay_link_opened(
+        &self,
+        m: &Merchant,
+        token: &str,
+    ) -> Result<Result<PayLinkOutcome, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers()
+                .call_on_pay_link_opened(s, m, token)
+        })
     }
 
-    pub fn start_onboarding(&self, m: &Merchant, r: &OnboardingRequest) -> Result<Result<Onboarding, PluginError>> {
-        self.call(&m.account_id, |p, s| p.billing_stripe_plugin_handlers().call_start_onboarding(s, m, r))
+    pub fn start_onboarding(
+        &self,
+        m: &Merchant,
+        r: &OnboardingRequest,
+    ) -> Result<Result<Onboarding, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers()
+                .call_start_onboarding(s, m, r)
+        })
     }
 
     pub fn on_customer_updated(
@@ -120,7 +172,8 @@ impl Runtime {
         previous: Option<&Customer>,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers().call_on_customer_updated(s, m, c, previous)
+            p.billing_stripe_plugin_handlers()
+                .call_on_customer_updated(s, m, c, previous)
         })
     }
 }
@@ -149,7 +202,11 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     h.update(wasm);
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut engine_hash);
-    let name = format!("{}-{:016x}.cwasm", hex::encode(&h.finalize()[..16]), std::hash::Hasher::finish(&engine_hash));
+    let name = format!(
+        "{}-{:016x}.cwasm",
+        hex::encode(&h.finalize()[..16]),
+        std::hash::Hasher::finish(&engine_hash)
+    );
     let path: PathBuf = dir.join(name);
     if path.exists() {
         // SAFETY: the file was written by `precompile_component` of an engine with
@@ -161,7 +218,11 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     let bytes = engine.precompile_component(wasm)?;
     std::fs::create_dir_all(dir)?;
     // A private temp name, so concurrent starts never interleave their writes.
-    let tmp = path.with_extension(format!("{}.{:?}.tmp", std::process::id(), std::thread::current().id()));
+    let tmp = path.with_extension(format!(
+        "{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::write(&tmp, &bytes)?;
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.
@@ -180,8 +241,13 @@ impl PluginError {
 
     pub fn message(&self) -> String {
         match self {
-            PluginError::InvalidInput(m) | PluginError::HostUnavailable(m) | PluginError::NotReady(m) => m.clone(),
-            PluginError::Stripe(e) => format!("Stripe answered {} {}: {}", e.status, e.error_type, e.message),
+            PluginError::InvalidInput(m)
+            | PluginError::HostUnavailable(m)
+            | PluginError::NotReady(m) => m.clone(),
+            PluginError::Stripe(e) => format!(
+                "Stripe answered {} {}: {}",
+                e.status, e.error_type, e.message
+            ),
         }
     }
 }

@@ -1,12 +1,15 @@
 //! `serve`: the billing host in a box. Routes the platform's API and Stripe's
 //! webhooks to the plugin, and applies what it returns durably before answering.
 
-use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{Clock, HostEnv, HttpBackend, StripeGate};
+use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
-use crate::runtime::{Merchant, OnboardingRequest, PLUGIN_WASM, PayPage, PluginError, Runtime, Transition, WebhookRequest};
+use crate::runtime::{
+    Merchant, OnboardingRequest, PLUGIN_WASM, PayPage, PluginError, Runtime, Transition,
+    WebhookRequest,
+};
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -33,11 +36,18 @@ impl Reply {
     }
 
     pub fn html(status: u16, html: String) -> Self {
-        Self { status, headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())], body: html.into_bytes() }
+        Self {
+            status,
+            headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+            body: html.into_bytes(),
+        }
     }
 
     fn error(status: u16, message: &str, retryable: bool) -> Self {
-        Self::json(status, &json!({"error": {"message": message, "retryable": retryable}}))
+        Self::json(
+            status,
+            &json!({"error": {"message": message, "retryable": retryable}}),
+        )
     }
 
     fn plugin_error(e: &PluginError) -> Self {
@@ -51,12 +61,23 @@ impl Reply {
 }
 
 /// Answers requests on `server` until it is unblocked.
-pub fn serve_loop(server: &tiny_http::Server, handle: impl Fn(&str, &str, &[(String, String)], &[u8]) -> Reply) {
+pub fn serve_loop(
+    server: &tiny_http::Server,
+    handle: impl Fn(&str, &str, &[(String, String)], &[u8]) -> Reply,
+) {
     while let Ok(mut req) = server.recv() {
         let method = req.method().as_str().to_string();
         let target = req.url().to_string();
-        let headers: Vec<(String, String)> =
-            req.headers().iter().map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string())).collect();
+        let headers: Vec<(String, String)> = req
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
+            .collect();
         let mut body = Vec::new();
         let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
         let reply = if read.is_err() {
@@ -66,7 +87,8 @@ pub fn serve_loop(server: &tiny_http::Server, handle: impl Fn(&str, &str, &[(Str
         } else {
             handle(&method, &target, &headers, &body)
         };
-        let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+        let mut response =
+            tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
         for (k, v) in reply.headers {
             if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
                 response.add_header(h);
@@ -85,15 +107,37 @@ pub struct App {
 
 impl App {
     pub fn new(runtime: Runtime, merchant: Merchant) -> Self {
-        Self { runtime, merchant, journal: Mutex::default() }
+        Self {
+            runtime,
+            merchant,
+            journal: Mutex::default(),
+        }
     }
 
     /// Builds the whole host from settings: database, Stripe gate, runtime.
-    pub fn from_settings(s: &Settings, backend: Arc<dyn HttpBackend>, clock: Clock, recorder: Recorder) -> anyhow::Result<Self> {
-        let db = Arc::new(if s.db.as_os_str() == ":memory:" { Db::in_memory()? } else { Db::open(&s.db)? });
+    pub fn from_settings(
+        s: &Settings,
+        backend: Arc<dyn HttpBackend>,
+        clock: Clock,
+        recorder: Recorder,
+    ) -> anyhow::Result<Self> {
+        let db = Arc::new(if s.db.as_os_str() == ":memory:" {
+            Db::in_memory()?
+        } else {
+            Db::open(&s.db)?
+        });
         let api_key = std::env::var(&s.api_key_env).ok().filter(|k| !k.is_empty());
         let base = url::Url::parse(&s.stripe_api_base)?;
-        let env = Arc::new(HostEnv { db, stripe: StripeGate { base, api_key, backend }, clock, recorder });
+        let env = Arc::new(HostEnv {
+            db,
+            stripe: StripeGate {
+                base,
+                api_key,
+                backend,
+            },
+            clock,
+            recorder,
+        });
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
         Ok(Self::new(runtime, s.merchant.clone()))
     }
@@ -107,27 +151,47 @@ impl App {
     fn apply(&self, source: &str, transitions: &[Transition]) -> Result<(), ApplyError> {
         self.records().apply(transitions)?;
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.extend(transitions.iter().map(|t| format!("{:<34} {}", format!("({source})"), describe(t))));
+        j.extend(
+            transitions
+                .iter()
+                .map(|t| format!("{:<34} {}", format!("({source})"), describe(t))),
+        );
         Ok(())
     }
     fn records(&self) -> Records<'_> {
         Records::new(&self.runtime.env().db)
     }
 
-    pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
         let path = target.split('?').next().unwrap_or(target);
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (method, segments.as_slice()) {
             ("POST", ["webhooks", "stripe"]) => Ok(self.webhook(headers, body)),
             ("PUT", ["customers", id]) => self.put_customer(id, body),
-            ("GET", ["customers", id]) => self.records().customer_view(id).map(|c| found(c, "customer")),
+            ("GET", ["customers", id]) => self
+                .records()
+                .customer_view(id)
+                .map(|c| found(c, "customer")),
             ("POST", ["invoices"]) => self.create_invoice(body),
             ("POST", ["invoices", id, "finalize"]) => self.finalize(id),
-            ("GET", ["invoices", id]) => self.records().invoice_view(id).map(|i| found(i, "invoice")),
+            ("GET", ["invoices", id]) => {
+                self.records().invoice_view(id).map(|i| found(i, "invoice"))
+            }
             ("GET", ["pay", token]) => self.pay_link(token),
             ("POST", ["onboarding"]) => self.onboarding(body),
-            ("GET", ["accounts", id]) => self.records().account_view(id).map(|a| found(a, "account")),
-            ("GET", ["outbox"]) => self.records().outbox().map(|o| Reply::json(200, &json!({"data": o}))),
+            ("GET", ["accounts", id]) => {
+                self.records().account_view(id).map(|a| found(a, "account"))
+            }
+            ("GET", ["outbox"]) => self
+                .records()
+                .outbox()
+                .map(|o| Reply::json(200, &json!({"data": o}))),
             ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
             _ => Ok(Reply::error(404, "no such route", false)),
         };
@@ -140,7 +204,10 @@ impl App {
     /// 2xx only once the transitions are stored; an invoice the host does not
     /// know yet is a 503, so that Stripe delivers the event again later.
     fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> Reply {
-        let req = WebhookRequest { headers: headers.to_vec(), body: body.to_vec() };
+        let req = WebhookRequest {
+            headers: headers.to_vec(),
+            body: body.to_vec(),
+        };
         let outcome = match self.runtime.on_webhook(&self.merchant, &req) {
             Err(trap) => {
                 eprintln!("[host] on-webhook failed: {trap:#}");
@@ -161,7 +228,11 @@ impl App {
             match self.apply(&source, &outcome.transitions) {
                 Ok(()) => {}
                 Err(ApplyError::UnknownInvoice(id)) => {
-                    return Reply::error(503, &format!("invoice {id} is not known here yet; retry later"), true);
+                    return Reply::error(
+                        503,
+                        &format!("invoice {id} is not known here yet; retry later"),
+                        true,
+                    );
                 }
                 Err(ApplyError::Storage(e)) => {
                     eprintln!("[host] storing webhook transitions: {e:#}");
@@ -179,14 +250,24 @@ impl App {
     fn put_customer(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Ok(Reply::error(400, "body must be a customer JSON object", false)),
+            _ => {
+                return Ok(Reply::error(
+                    400,
+                    "body must be a customer JSON object",
+                    false,
+                ));
+            }
         };
         let parsed: PlatformCustomer = match serde_json::from_value(doc.clone()) {
             Ok(c) => c,
             Err(e) => return Ok(Reply::error(400, &format!("invalid customer: {e}"), false)),
         };
         let previous = self.records().parsed_customer(id)?.map(|p| p.to_wit(id));
-        match self.runtime.on_customer_updated(&self.merchant, &parsed.to_wit(id), previous.as_ref())? {
+        match self.runtime.on_customer_updated(
+            &self.merchant,
+            &parsed.to_wit(id),
+            previous.as_ref(),
+        )? {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 self.records().put_customer(id, &doc)?;
@@ -199,23 +280,39 @@ impl App {
     fn create_invoice(&self, body: &[u8]) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Ok(Reply::error(400, "body must be an invoice JSON object", false)),
+            _ => {
+                return Ok(Reply::error(
+                    400,
+                    "body must be an invoice JSON object",
+                    false,
+                ));
+            }
         };
         let parsed: PlatformInvoice = match serde_json::from_value(doc.clone()) {
             Ok(i) => i,
             Err(e) => return Ok(Reply::error(400, &format!("invalid invoice: {e}"), false)),
         };
         if !self.records().insert_draft(&doc, &parsed.id)? {
-            return Ok(Reply::error(409, &format!("invoice {} exists", parsed.id), false));
+            return Ok(Reply::error(
+                409,
+                &format!("invoice {} exists", parsed.id),
+                false,
+            ));
         }
-        Ok(Reply { status: 201, ..found(self.records().invoice_view(&parsed.id)?, "invoice") })
+        Ok(Reply {
+            status: 201,
+            ..found(self.records().invoice_view(&parsed.id)?, "invoice")
+        })
     }
 
     fn finalize(&self, id: &str) -> anyhow::Result<Reply> {
         let Some((invoice, _)) = self.records().parsed_invoice(id)? else {
             return Ok(Reply::error(404, "no such invoice", false));
         };
-        let customer = self.records().parsed_customer(&invoice.customer_id)?.unwrap_or_default();
+        let customer = self
+            .records()
+            .parsed_customer(&invoice.customer_id)?
+            .unwrap_or_default();
         let wit = invoice.to_wit(customer.to_wit(&invoice.customer_id));
         match self.runtime.on_invoice_finalized(&self.merchant, &wit)? {
             Err(e) => Ok(Reply::plugin_error(&e)),
@@ -230,21 +327,39 @@ impl App {
     /// The stable pay link: where the plugin says to go, or what to show.
     fn pay_link(&self, token: &str) -> anyhow::Result<Reply> {
         let outcome = match self.runtime.on_pay_link_opened(&self.merchant, token)? {
-            Err(e) => return Ok(page(503, "Payment unavailable", &format!("Please try again in a moment. ({})", e.message()))),
+            Err(e) => {
+                return Ok(page(
+                    503,
+                    "Payment unavailable",
+                    &format!("Please try again in a moment. ({})", e.message()),
+                ));
+            }
             Ok(o) => o,
         };
         self.apply_or_503("pay link opened", &outcome.transitions)?;
         Ok(match outcome.page {
-            PayPage::Redirect(url) => Reply { status: 303, headers: vec![("Location".into(), url)], body: Vec::new() },
+            PayPage::Redirect(url) => Reply {
+                status: 303,
+                headers: vec![("Location".into(), url)],
+                body: Vec::new(),
+            },
             PayPage::Paid(p) => {
-                let number = self.records().parsed_invoice(&p.invoice_id)?.map(|(i, _)| i.invoice_number);
+                let number = self
+                    .records()
+                    .parsed_invoice(&p.invoice_id)?
+                    .map(|(i, _)| i.invoice_number);
                 let number = number.unwrap_or(p.invoice_id);
-                let text = format!("Invoice {number} is paid: {} {}. Thank you.", p.total_paid.decimal, p.total_paid.currency);
+                let text = format!(
+                    "Invoice {number} is paid: {} {}. Thank you.",
+                    p.total_paid.decimal, p.total_paid.currency
+                );
                 page(200, "Payment successful", &text)
             }
-            PayPage::Processing(number) => {
-                page(200, "Payment processing", &format!("The payment for invoice {number} is on its way. Nothing more to do."))
-            }
+            PayPage::Processing(number) => page(
+                200,
+                "Payment processing",
+                &format!("The payment for invoice {number} is on its way. Nothing more to do."),
+            ),
             PayPage::NotFound => page(404, "Link not found", "This payment link does not exist."),
         })
     }
@@ -261,18 +376,26 @@ impl App {
         };
         Ok(match self.runtime.start_onboarding(&self.merchant, &req)? {
             Err(e) => Reply::plugin_error(&e),
-            Ok(o) => Reply::json(200, &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at})),
+            Ok(o) => Reply::json(
+                200,
+                &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at}),
+            ),
         })
     }
 
     fn apply_or_503(&self, source: &str, transitions: &[Transition]) -> anyhow::Result<()> {
-        self.apply(source, transitions).map_err(|e| anyhow::anyhow!("{e}"))
+        self.apply(source, transitions)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
 /// A small HTML page for the customer; `title` is also the page's heading.
 fn page(status: u16, title: &str, text: &str) -> Reply {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
     Reply::html(
         status,
         format!(
@@ -294,20 +417,49 @@ fn found(v: Option<Value>, what: &str) -> Reply {
 /// One line for the timeline and the log.
 pub fn describe(t: &Transition) -> String {
     match t {
-        Transition::PaymentLinkAttached(l) => format!("{}: payment link attached ({})", l.invoice_id, l.url),
-        Transition::PaymentStarted(p) => format!("{}: payment started {} {} ({})", p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref),
-        Transition::PaymentProcessing(p) => format!("{}: payment processing ({})", p.invoice_id, p.stripe_ref),
-        Transition::InvoicePaid(p) => format!("{}: PAID {} {} ({})", p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref),
-        Transition::InvoicePartiallyPaid(p) => format!("{}: partially paid {} {}", p.invoice_id, p.amount.decimal, p.amount.currency),
+        Transition::PaymentLinkAttached(l) => {
+            format!("{}: payment link attached ({})", l.invoice_id, l.url)
+        }
+        Transition::PaymentStarted(p) => format!(
+            "{}: payment started {} {} ({})",
+            p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref
+        ),
+        Transition::PaymentProcessing(p) => {
+            format!("{}: payment processing ({})", p.invoice_id, p.stripe_ref)
+        }
+        Transition::InvoicePaid(p) => format!(
+            "{}: PAID {} {} ({})",
+            p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref
+        ),
+        Transition::InvoicePartiallyPaid(p) => format!(
+            "{}: partially paid {} {}",
+            p.invoice_id, p.amount.decimal, p.amount.currency
+        ),
         Transition::PaymentFailed(f) => format!("{}: payment failed: {}", f.invoice_id, f.message),
-        Transition::NeedsCustomerAction(a) => format!("{}: needs customer action: {}", a.invoice_id, a.reason),
-        Transition::Refunded(r) => format!("{}: refunded {} {}", r.invoice_id, r.amount.decimal, r.amount.currency),
+        Transition::NeedsCustomerAction(a) => {
+            format!("{}: needs customer action: {}", a.invoice_id, a.reason)
+        }
+        Transition::Refunded(r) => format!(
+            "{}: refunded {} {}",
+            r.invoice_id, r.amount.decimal, r.amount.currency
+        ),
         Transition::Disputed(d) => format!("{}: dispute {:?}", d.invoice_id, d.status),
-        Transition::CustomerLinked(l) => format!("customer {} linked to {}", l.customer_id, l.stripe_customer_id),
+        Transition::CustomerLinked(l) => format!(
+            "customer {} linked to {}",
+            l.customer_id, l.stripe_customer_id
+        ),
         Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
-        Transition::PaymentFlagged(f) => format!("{}: payment flagged: {}", f.invoice_id, f.message),
-        Transition::CardOnFileChanged(c) => format!("card on file of {}: {:?}", c.stripe_customer_id, c.payment_method_id),
-        Transition::AccountUpdated(a) => format!("account {}: charges enabled {}", a.account_id, a.charges_enabled),
+        Transition::PaymentFlagged(f) => {
+            format!("{}: payment flagged: {}", f.invoice_id, f.message)
+        }
+        Transition::CardOnFileChanged(c) => format!(
+            "card on file of {}: {:?}",
+            c.stripe_customer_id, c.payment_method_id
+        ),
+        Transition::AccountUpdated(a) => format!(
+            "account {}: charges enabled {}",
+            a.account_id, a.charges_enabled
+        ),
         Transition::AccountDisconnected(id) => format!("account {id} disconnected"),
     }
 }
@@ -321,9 +473,18 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds first, so that the address is known before the app is built.
     pub fn bind(listen: &str) -> anyhow::Result<Self> {
-        let server = Arc::new(tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?);
-        let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("not an IP address"))?;
-        Ok(Self { base_url: format!("http://{addr}"), server })
+        let server = Arc::new(
+            tiny_http::Server::http(listen)
+                .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?,
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| anyhow::anyhow!("not an IP address"))?;
+        Ok(Self {
+            base_url: format!("http://{addr}"),
+            server,
+        })
     }
 
     pub fn run(&self, app: Arc<App>, threads: usize) {

@@ -56,6 +56,8 @@ impl From<rusqlite::Error> for ApplyError {
     }
 }
 
+type CustomerRow = (Value, Option<String>, Option<String>);
+
 pub struct Records<'a> {
     db: &'a Db,
 }
@@ -65,18 +67,24 @@ impl<'a> Records<'a> {
         Self { db }
     }
 
-    fn customer(&self, id: &str) -> Result<Option<(Value, Option<String>, Option<String>)>> {
+    /// The document, the Stripe link and the card on file.
+    fn customer(&self, id: &str) -> Result<Option<CustomerRow>> {
         let conn = self.db.conn();
         let row: Option<(String, Option<String>, Option<String>)> = conn
-            .query_row("SELECT doc, stripe_customer_id, card_on_file FROM customers WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
+            .query_row(
+                "SELECT doc, stripe_customer_id, card_on_file FROM customers WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
             .optional()?;
-        row.map(|(doc, link, card)| Ok((serde_json::from_str(&doc)?, link, card))).transpose()
+        row.map(|(doc, link, card)| Ok((serde_json::from_str(&doc)?, link, card)))
+            .transpose()
     }
 
     pub fn parsed_customer(&self, id: &str) -> Result<Option<PlatformCustomer>> {
-        self.customer(id)?.map(|(doc, _, _)| Ok(serde_json::from_value(doc)?)).transpose()
+        self.customer(id)?
+            .map(|(doc, _, _)| Ok(serde_json::from_value(doc)?))
+            .transpose()
     }
 
     /// The customer document as the platform sent it, with the host's Stripe link.
@@ -84,8 +92,14 @@ impl<'a> Records<'a> {
         Ok(self.customer(id)?.map(|(doc, link, card)| {
             let mut obj = into_object(doc);
             obj.insert("id".into(), id.into());
-            obj.insert("stripeCustomerId".into(), link.map(Value::from).unwrap_or(Value::Null));
-            obj.insert("cardOnFile".into(), card.map(Value::from).unwrap_or(Value::Null));
+            obj.insert(
+                "stripeCustomerId".into(),
+                link.map(Value::from).unwrap_or(Value::Null),
+            );
+            obj.insert(
+                "cardOnFile".into(),
+                card.map(Value::from).unwrap_or(Value::Null),
+            );
             Value::Object(obj)
         }))
     }
@@ -103,13 +117,18 @@ impl<'a> Records<'a> {
     pub fn invoice(&self, id: &str) -> Result<Option<(Value, InvoiceState)>> {
         let conn = self.db.conn();
         let row: Option<(String, String)> = conn
-            .query_row("SELECT doc, state FROM invoices WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT doc, state FROM invoices WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
-        row.map(|(doc, state)| Ok((serde_json::from_str(&doc)?, serde_json::from_str(&state)?))).transpose()
+        row.map(|(doc, state)| Ok((serde_json::from_str(&doc)?, serde_json::from_str(&state)?)))
+            .transpose()
     }
 
     pub fn parsed_invoice(&self, id: &str) -> Result<Option<(PlatformInvoice, InvoiceState)>> {
-        self.invoice(id)?.map(|(doc, st)| Ok((serde_json::from_value(doc)?, st))).transpose()
+        self.invoice(id)?
+            .map(|(doc, st)| Ok((serde_json::from_value(doc)?, st)))
+            .transpose()
     }
 
     /// The invoice document with the host's state merged in.
@@ -125,7 +144,10 @@ impl<'a> Records<'a> {
 
     /// Stores a draft. `Ok(false)` when the id is taken.
     pub fn insert_draft(&self, doc: &Value, id: &str) -> Result<bool> {
-        let state = InvoiceState { status: "DRAFT".into(), ..Default::default() };
+        let state = InvoiceState {
+            status: "DRAFT".into(),
+            ..Default::default()
+        };
         let conn = self.db.conn();
         let n = conn.execute(
             "INSERT OR IGNORE INTO invoices (id, doc, state) VALUES (?1, ?2, ?3)",
@@ -146,11 +168,11 @@ impl<'a> Records<'a> {
     pub fn set_status_if(&self, id: &str, from: &str, to: &str) -> Result<()> {
         let mut conn = self.db.conn();
         let tx = conn.transaction()?;
-        if let Some(mut st) = load_state(&tx, id)? {
-            if st.status == from {
-                st.status = to.into();
-                save_state(&tx, id, &st)?;
-            }
+        if let Some(mut st) = load_state(&tx, id)?
+            && st.status == from
+        {
+            st.status = to.into();
+            save_state(&tx, id, &st)?;
         }
         tx.commit()?;
         Ok(())
@@ -196,13 +218,21 @@ fn into_object(v: Value) -> Map<String, Value> {
 }
 
 fn load_state(tx: &Transaction, id: &str) -> Result<Option<InvoiceState>, ApplyError> {
-    let s: Option<String> = tx.query_row("SELECT state FROM invoices WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-    s.map(|s| serde_json::from_str(&s).map_err(|e| ApplyError::Storage(anyhow!(e)))).transpose()
+    let s: Option<String> = tx
+        .query_row("SELECT state FROM invoices WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    s.map(|s| serde_json::from_str(&s).map_err(|e| ApplyError::Storage(anyhow!(e))))
+        .transpose()
 }
 
 fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), ApplyError> {
     let json = serde_json::to_string(st).map_err(|e| ApplyError::Storage(anyhow!(e)))?;
-    tx.execute("UPDATE invoices SET state = ?2 WHERE id = ?1", params![id, json])?;
+    tx.execute(
+        "UPDATE invoices SET state = ?2 WHERE id = ?1",
+        params![id, json],
+    )?;
     Ok(())
 }
 
@@ -236,7 +266,10 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             return Ok(());
         }
         Transition::CustomerUnlinked(id) => {
-            tx.execute("UPDATE customers SET stripe_customer_id = NULL WHERE id = ?1", [id])?;
+            tx.execute(
+                "UPDATE customers SET stripe_customer_id = NULL WHERE id = ?1",
+                [id],
+            )?;
             return Ok(());
         }
         Transition::CardOnFileChanged(c) => {
@@ -272,7 +305,8 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::Refunded(r) => &r.invoice_id,
         Transition::Disputed(d) => &d.invoice_id,
     };
-    let mut st = load_state(tx, invoice_id)?.ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
+    let mut st = load_state(tx, invoice_id)?
+        .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
     let failure = |f: &crate::runtime::PaymentFailure| {
         serde_json::json!({
             "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
@@ -289,7 +323,12 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
             st.amount_paid = Some(p.total_paid.decimal.clone());
-            st.status = if matches!(t, Transition::InvoicePaid(_)) { "PAID" } else { "PARTIALLY_PAID" }.into();
+            st.status = if matches!(t, Transition::InvoicePaid(_)) {
+                "PAID"
+            } else {
+                "PARTIALLY_PAID"
+            }
+            .into();
         }
         Transition::PaymentFailed(f) => {
             st.last_failure = Some(failure(f));
@@ -297,18 +336,30 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         }
         Transition::PaymentFlagged(f) => st.last_failure = Some(failure(f)),
         Transition::NeedsCustomerAction(a) => {
-            st.last_failure = Some(serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }));
+            st.last_failure = Some(
+                serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }),
+            );
             st.status = "ACTION_REQUIRED".into();
         }
         Transition::Refunded(r) => {
             st.amount_refunded = Some(r.amount.decimal.clone());
-            st.status = if r.full { "REFUNDED" } else { "PARTIALLY_REFUNDED" }.into();
+            st.status = if r.full {
+                "REFUNDED"
+            } else {
+                "PARTIALLY_REFUNDED"
+            }
+            .into();
         }
         Transition::Disputed(d) => {
             st.status = match d.status {
                 DisputeStatus::Opened => "DISPUTED",
                 // Won: back to where the money stood before the dispute.
-                DisputeStatus::Won if st.amount_refunded.as_deref().is_some_and(|a| a.trim_start_matches(['0', '.']) != "") => {
+                DisputeStatus::Won
+                    if st
+                        .amount_refunded
+                        .as_deref()
+                        .is_some_and(|a| !a.trim_start_matches(['0', '.']).is_empty()) =>
+                {
                     "PARTIALLY_REFUNDED"
                 }
                 DisputeStatus::Won => "PAID",

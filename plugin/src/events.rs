@@ -44,9 +44,15 @@ mod tests {
             "livemode":false,"data":{"object":{"id":"pi_1","amount_received":500,"currency":"jpy",
             "metadata":{"invoice_id":"inv_9"}}},"request":{"id":null}}"#;
         let e = Event::parse(body).unwrap();
-        assert_eq!((e.id.as_str(), e.kind.as_str(), e.account.as_deref()), ("evt_1", "payment_intent.succeeded", Some("acct_1")));
+        assert_eq!(
+            (e.id.as_str(), e.kind.as_str(), e.account.as_deref()),
+            ("evt_1", "payment_intent.succeeded", Some("acct_1"))
+        );
         let pi = e.object();
-        assert_eq!((Obj::amount_of(&pi.amount_received), pi.invoice_id()), (Some(500), Some("inv_9")));
+        assert_eq!(
+            (Obj::amount_of(&pi.amount_received), pi.invoice_id()),
+            (Some(500), Some("inv_9"))
+        );
         assert!(e.data.previous_attributes.is_none());
         assert!(Event::parse(b"{\"id\":\"evt_1\"}").is_none());
     }

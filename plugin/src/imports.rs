@@ -1,19 +1,21 @@
 //! The host imports, wrapped so that their failures become `PluginError`s and
 //! Stripe calls become typed results.
 
+use crate::bindings::billing::stripe_plugin::email;
 use crate::bindings::billing::stripe_plugin::{
     clock,
     http::{self, HttpError},
     kv,
     types::{Merchant, PluginError},
 };
-use crate::bindings::billing::stripe_plugin::email;
-use crate::stripe::{error, request::StripeRequest};
 use crate::stripe::objects::{self, Obj};
+use crate::stripe::{error, request::StripeRequest};
 
 pub fn kv_failure(e: kv::KvError) -> PluginError {
     match e {
-        kv::KvError::Unavailable(m) | kv::KvError::Other(m) => PluginError::HostUnavailable(format!("kv: {m}")),
+        kv::KvError::Unavailable(m) | kv::KvError::Other(m) => {
+            PluginError::HostUnavailable(format!("kv: {m}"))
+        }
     }
 }
 
@@ -56,7 +58,11 @@ pub fn stripe(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, PluginErr
 
 /// As `stripe`, keeping Stripe's whole refusal (decline details) for the caller.
 pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
-    let body = if req.method == "POST" { req.encoded_params().into_bytes() } else { Vec::new() };
+    let body = if req.method == "POST" {
+        req.encoded_params().into_bytes()
+    } else {
+        Vec::new()
+    };
     let http_req = http::Request {
         method: req.method.to_string(),
         url: req.url(&merchant.stripe_api_base),
@@ -68,7 +74,9 @@ pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> 
         CallError::Host(match e {
             HttpError::Timeout => PluginError::HostUnavailable(format!("{}: timed out", what())),
             HttpError::Connection(m) => PluginError::HostUnavailable(format!("{}: {m}", what())),
-            HttpError::Denied(m) => PluginError::InvalidInput(format!("host denied {}: {m}", what())),
+            HttpError::Denied(m) => {
+                PluginError::InvalidInput(format!("host denied {}: {m}", what()))
+            }
             HttpError::Other(m) => PluginError::HostUnavailable(format!("{}: {m}", what())),
         })
     })?;
@@ -78,17 +86,27 @@ pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> 
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("stripe-should-retry"))
             .map(|(_, v)| v.as_str());
-        return Err(CallError::Stripe(error::from_response(resp.status, should_retry, &resp.body)));
+        return Err(CallError::Stripe(error::from_response(
+            resp.status,
+            should_retry,
+            &resp.body,
+        )));
     }
-    objects::parse(&resp.body)
-        .map_err(|_| CallError::Host(PluginError::HostUnavailable(format!("{}: unreadable Stripe response", what()))))
+    objects::parse(&resp.body).map_err(|_| {
+        CallError::Host(PluginError::HostUnavailable(format!(
+            "{}: unreadable Stripe response",
+            what()
+        )))
+    })
 }
 
 /// Queues an email; a duplicate (same dedupe key) is not an error.
 pub fn send_email(msg: &email::Message) -> Result<(), PluginError> {
     match email::send(msg) {
         Ok(_) => Ok(()),
-        Err(email::EmailError::Unavailable(m)) => Err(PluginError::HostUnavailable(format!("email: {m}"))),
+        Err(email::EmailError::Unavailable(m)) => {
+            Err(PluginError::HostUnavailable(format!("email: {m}")))
+        }
         // A message that can never be sent (no recipient) must not block the payment flow.
         Err(email::EmailError::Rejected(_)) => Ok(()),
     }
@@ -98,8 +116,14 @@ pub fn send_email(msg: &email::Message) -> Result<(), PluginError> {
 pub fn count(key: &str) -> Result<(), PluginError> {
     for _ in 0..8 {
         let old = kv::get(key).map_err(kv_failure)?;
-        let n: u64 = old.as_deref().and_then(|v| core::str::from_utf8(v).ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
-        if kv::compare_and_swap(key, old.as_deref(), (n + 1).to_string().as_bytes()).map_err(kv_failure)? {
+        let n: u64 = old
+            .as_deref()
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if kv::compare_and_swap(key, old.as_deref(), (n + 1).to_string().as_bytes())
+            .map_err(kv_failure)?
+        {
             return Ok(());
         }
     }

@@ -21,8 +21,8 @@ pub mod signature;
 pub mod stripe;
 
 use bindings::billing::stripe_plugin::types::{
-    Customer, Invoice, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome, PluginError, Transition,
-    WebhookOutcome, WebhookRequest,
+    Customer, Invoice, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome, PluginError,
+    Transition, WebhookOutcome, WebhookRequest,
 };
 use bindings::exports::billing::stripe_plugin::handlers::Guest;
 
@@ -30,19 +30,31 @@ use bindings::exports::billing::stripe_plugin::handlers::Guest;
 pub struct Component;
 
 impl Guest for Component {
-    fn on_invoice_finalized(merchant: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
+    fn on_invoice_finalized(
+        merchant: Merchant,
+        invoice: Invoice,
+    ) -> Result<Vec<Transition>, PluginError> {
         handlers::invoice::on_invoice_finalized(&merchant, &invoice)
     }
 
-    fn on_webhook(merchant: Merchant, request: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
+    fn on_webhook(
+        merchant: Merchant,
+        request: WebhookRequest,
+    ) -> Result<WebhookOutcome, PluginError> {
         handlers::webhook::on_webhook(&merchant, &request)
     }
 
-    fn on_pay_link_opened(merchant: Merchant, token: String) -> Result<PayLinkOutcome, PluginError> {
+    fn on_pay_link_opened(
+        merchant: Merchant,
+        token: String,
+    ) -> Result<PayLinkOutcome, PluginError> {
         handlers::paylink::on_pay_link_opened(&merchant, &token)
     }
 
-    fn start_onboarding(merchant: Merchant, request: OnboardingRequest) -> Result<Onboarding, PluginError> {
+    fn start_onboarding(
+        merchant: Merchant,
+        request: OnboardingRequest,
+    ) -> Result<Onboarding, PluginError> {
         handlers::onboarding::start_onboarding(&merchant, &request)
     }
 

@@ -8,8 +8,15 @@ use core::fmt;
 pub enum MoneyError {
     UnknownCurrency(String),
     NotADecimal(String),
-    TooPrecise { amount: String, currency: String, decimals: u32 },
-    NotWhole { amount: String, currency: String },
+    TooPrecise {
+        amount: String,
+        currency: String,
+        decimals: u32,
+    },
+    NotWhole {
+        amount: String,
+        currency: String,
+    },
     TooLarge(String),
 }
 
@@ -17,12 +24,24 @@ impl fmt::Display for MoneyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownCurrency(c) => write!(f, "currency {c:?} is not one Stripe charges in"),
-            Self::NotADecimal(a) => write!(f, "amount {a:?} is not a plain decimal such as \"12.50\""),
-            Self::TooPrecise { amount, currency, decimals } => {
-                write!(f, "amount {amount} has more than {decimals} decimal places for {currency}")
+            Self::NotADecimal(a) => {
+                write!(f, "amount {a:?} is not a plain decimal such as \"12.50\"")
+            }
+            Self::TooPrecise {
+                amount,
+                currency,
+                decimals,
+            } => {
+                write!(
+                    f,
+                    "amount {amount} has more than {decimals} decimal places for {currency}"
+                )
             }
             Self::NotWhole { amount, currency } => {
-                write!(f, "amount {amount} {currency} must be a whole number for Stripe")
+                write!(
+                    f,
+                    "amount {amount} {currency} must be a whole number for Stripe"
+                )
             }
             Self::TooLarge(a) => write!(f, "amount {a} is too large"),
         }
@@ -53,20 +72,22 @@ impl Unit {
 }
 
 const ZERO_DECIMAL: &[&str] = &[
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF", "XOF", "XPF",
+    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "VND", "VUV", "XAF",
+    "XOF", "XPF",
 ];
 const THREE_DECIMAL: &[&str] = &["BHD", "JOD", "KWD", "OMR", "TND"];
 const TWO_DECIMAL_WHOLE: &[&str] = &["ISK", "UGX"];
 /// Stripe's other presentment currencies (two-decimal, HUF and TWD included).
 const TWO_DECIMAL: &[&str] = &[
-    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN", "BMD",
-    "BND", "BOB", "BRL", "BSD", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CNY", "COP", "CRC", "CVE", "CZK",
-    "DKK", "DOP", "DZD", "EGP", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GIP", "GMD", "GTQ", "GYD", "HKD",
-    "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "JMD", "KES", "KGS", "KHR", "KYD", "KZT", "LAK", "LBP", "LKR",
-    "LRD", "LSL", "MAD", "MDL", "MKD", "MMK", "MNT", "MOP", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD",
-    "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB",
-    "SAR", "SBD", "SCR", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "STD", "SZL", "THB", "TJS", "TOP", "TRY",
-    "TTD", "TWD", "TZS", "UAH", "USD", "UYU", "UZS", "WST", "XCD", "YER", "ZAR", "ZMW",
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BMD", "BND", "BOB", "BRL", "BSD", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CNY",
+    "COP", "CRC", "CVE", "CZK", "DKK", "DOP", "DZD", "EGP", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GIP", "GMD", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "JMD",
+    "KES", "KGS", "KHR", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "MAD", "MDL", "MKD",
+    "MMK", "MNT", "MOP", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK",
+    "NPR", "NZD", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR",
+    "SBD", "SCR", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "STD", "SZL", "THB", "TJS", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "USD", "UYU", "UZS", "WST", "XCD", "YER", "ZAR", "ZMW",
 ];
 
 fn unit_of(currency: &str) -> Option<Unit> {
@@ -86,11 +107,16 @@ fn unit_of(currency: &str) -> Option<Unit> {
 
 /// Converts a decimal string in the major unit (`"12.50"`) to Stripe's minor units.
 pub fn to_minor(currency: &str, amount: &str) -> Result<u64, MoneyError> {
-    let unit = unit_of(currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.to_string()))?;
+    let unit =
+        unit_of(currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.to_string()))?;
     let not_decimal = || MoneyError::NotADecimal(amount.to_string());
     let (whole, frac) = amount.split_once('.').unwrap_or((amount, ""));
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || !digits(whole) || !digits(frac) || (amount.contains('.') && frac.is_empty()) {
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(frac)
+        || (amount.contains('.') && frac.is_empty())
+    {
         return Err(not_decimal());
     }
     let upper = currency.to_ascii_uppercase();
@@ -103,14 +129,24 @@ pub fn to_minor(currency: &str, amount: &str) -> Result<u64, MoneyError> {
     let (kept, dropped) = frac.split_at(frac.len().min(input_decimals as usize));
     if dropped.bytes().any(|b| b != b'0') {
         return Err(match unit {
-            Unit::TwoDecimalWhole => MoneyError::NotWhole { amount: amount.to_string(), currency: upper },
-            _ => MoneyError::TooPrecise { amount: amount.to_string(), currency: upper, decimals: input_decimals },
+            Unit::TwoDecimalWhole => MoneyError::NotWhole {
+                amount: amount.to_string(),
+                currency: upper,
+            },
+            _ => MoneyError::TooPrecise {
+                amount: amount.to_string(),
+                currency: upper,
+                decimals: input_decimals,
+            },
         });
     }
     let too_large = || MoneyError::TooLarge(amount.to_string());
     let mut minor: u64 = 0;
     for b in whole.bytes().chain(kept.bytes()) {
-        minor = minor.checked_mul(10).and_then(|m| m.checked_add(u64::from(b - b'0'))).ok_or_else(too_large)?;
+        minor = minor
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u64::from(b - b'0')))
+            .ok_or_else(too_large)?;
     }
     let pad = unit.decimals() - kept.len() as u32;
     minor = minor.checked_mul(10u64.pow(pad)).ok_or_else(too_large)?;
@@ -123,13 +159,19 @@ pub fn to_minor(currency: &str, amount: &str) -> Result<u64, MoneyError> {
 
 /// Formats Stripe minor units back as a decimal string in the major unit.
 pub fn to_decimal(currency: &str, minor: u64) -> Result<String, MoneyError> {
-    let unit = unit_of(currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.to_string()))?;
+    let unit =
+        unit_of(currency).ok_or_else(|| MoneyError::UnknownCurrency(currency.to_string()))?;
     let decimals = unit.decimals();
     if decimals == 0 {
         return Ok(minor.to_string());
     }
     let scale = 10u64.pow(decimals);
-    Ok(format!("{}.{:0width$}", minor / scale, minor % scale, width = decimals as usize))
+    Ok(format!(
+        "{}.{:0width$}",
+        minor / scale,
+        minor % scale,
+        width = decimals as usize
+    ))
 }
 
 #[cfg(test)]
@@ -162,14 +204,34 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_charge_exactly() {
-        for amount in ["1e3", "-1", "+1", "", ".5", "5.", "1,000.00", " 1", "0x10", "١٢"] {
-            assert!(matches!(to_minor("USD", amount), Err(MoneyError::NotADecimal(_))), "{amount:?}");
+        for amount in [
+            "1e3", "-1", "+1", "", ".5", "5.", "1,000.00", " 1", "0x10", "١٢",
+        ] {
+            assert!(
+                matches!(to_minor("USD", amount), Err(MoneyError::NotADecimal(_))),
+                "{amount:?}"
+            );
         }
-        assert!(matches!(to_minor("USD", "10.001"), Err(MoneyError::TooPrecise { .. })));
-        assert!(matches!(to_minor("JPY", "500.5"), Err(MoneyError::TooPrecise { .. })));
-        assert!(matches!(to_minor("ISK", "5.50"), Err(MoneyError::NotWhole { .. })));
-        assert!(matches!(to_minor("XYZ", "1.00"), Err(MoneyError::UnknownCurrency(_))));
-        assert!(matches!(to_minor("USD", "99999999999999999999"), Err(MoneyError::TooLarge(_))));
+        assert!(matches!(
+            to_minor("USD", "10.001"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            to_minor("JPY", "500.5"),
+            Err(MoneyError::TooPrecise { .. })
+        ));
+        assert!(matches!(
+            to_minor("ISK", "5.50"),
+            Err(MoneyError::NotWhole { .. })
+        ));
+        assert!(matches!(
+            to_minor("XYZ", "1.00"),
+            Err(MoneyError::UnknownCurrency(_))
+        ));
+        assert!(matches!(
+            to_minor("USD", "99999999999999999999"),
+            Err(MoneyError::TooLarge(_))
+        ));
     }
 
     #[test]

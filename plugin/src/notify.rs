@@ -21,28 +21,49 @@ pub struct Reason<'a> {
 }
 
 fn amount(rec: &InvoiceRecord) -> String {
-    let value = money::to_decimal(&rec.currency, rec.outstanding()).unwrap_or_else(|_| rec.outstanding().to_string());
+    let value = money::to_decimal(&rec.currency, rec.outstanding())
+        .unwrap_or_else(|_| rec.outstanding().to_string());
     format!("{} {value}", rec.currency)
 }
 
 fn message(to: Vec<String>, subject: String, text: String, key: String) -> Message {
-    Message { to, cc: Vec::new(), subject, text_body: text, html_body: None, dedupe_key: key }
+    Message {
+        to,
+        cc: Vec::new(),
+        subject,
+        text_body: text,
+        html_body: None,
+        dedupe_key: key,
+    }
 }
 
 /// Both emails of a declined payment.
-pub fn payment_failed(m: &Merchant, rec: &InvoiceRecord, r: &Reason, pay_url: &str) -> Result<(), PluginError> {
-    let details = [("code", r.code), ("decline code", r.decline_code), ("advice", r.advice_code)]
-        .iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
-        .collect::<Vec<_>>()
-        .join(", ");
+pub fn payment_failed(
+    m: &Merchant,
+    rec: &InvoiceRecord,
+    r: &Reason,
+    pay_url: &str,
+) -> Result<(), PluginError> {
+    let details = [
+        ("code", r.code),
+        ("decline code", r.decline_code),
+        ("advice", r.advice_code),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+    .collect::<Vec<_>>()
+    .join(", ");
     if !m.notification_email.is_empty() {
         send_email(&message(
             vec![m.notification_email.clone()],
             format!("Payment failed: invoice {} ({})", rec.number, amount(rec)),
             format!(
                 "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n",
-                rec.number, amount(rec), r.message, details, pay_url
+                rec.number,
+                amount(rec),
+                r.message,
+                details,
+                pay_url
             ),
             format!("payment-failed:{}:{}:merchant", r.invoice_id, r.attempt_ref),
         ))?;
@@ -53,7 +74,10 @@ pub fn payment_failed(m: &Merchant, rec: &InvoiceRecord, r: &Reason, pay_url: &s
             format!("Your payment for invoice {} did not go through", rec.number),
             format!(
                 "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n",
-                amount(rec), rec.number, r.message, pay_url
+                amount(rec),
+                rec.number,
+                r.message,
+                pay_url
             ),
             format!("payment-failed:{}:{}:customer", r.invoice_id, r.attempt_ref),
         ))?;
@@ -62,7 +86,12 @@ pub fn payment_failed(m: &Merchant, rec: &InvoiceRecord, r: &Reason, pay_url: &s
 }
 
 /// The bank wants the customer to authenticate: ask them to pay on-session.
-pub fn action_required(rec: &InvoiceRecord, invoice_id: &str, attempt_ref: &str, pay_url: &str) -> Result<(), PluginError> {
+pub fn action_required(
+    rec: &InvoiceRecord,
+    invoice_id: &str,
+    attempt_ref: &str,
+    pay_url: &str,
+) -> Result<(), PluginError> {
     if rec.emails.is_empty() {
         return Ok(());
     }
@@ -71,7 +100,9 @@ pub fn action_required(rec: &InvoiceRecord, invoice_id: &str, attempt_ref: &str,
         format!("Please confirm your payment for invoice {}", rec.number),
         format!(
             "Your bank asks you to confirm the payment of {} for invoice {}.\n\nPlease complete it here:\n{}\n",
-            amount(rec), rec.number, pay_url
+            amount(rec),
+            rec.number,
+            pay_url
         ),
         format!("action-required:{invoice_id}:{attempt_ref}"),
     ))

@@ -79,7 +79,14 @@ impl PayState {
 
     /// Still waiting for (the rest of) its money.
     pub fn collecting(self) -> bool {
-        matches!(self, PayState::Open | PayState::Processing | PayState::ActionRequired | PayState::Failed | PayState::PartiallyPaid)
+        matches!(
+            self,
+            PayState::Open
+                | PayState::Processing
+                | PayState::ActionRequired
+                | PayState::Failed
+                | PayState::PartiallyPaid
+        )
     }
 
     /// Money arrived at some point (refunds and disputes come after that).
@@ -92,7 +99,10 @@ pub fn next(state: PayState, fact: Fact) -> Step {
     use Fact as F;
     use PayState as S;
     let to = match (fact, state) {
-        (F::Processing, S::Open | S::Failed | S::ActionRequired | S::Processing | S::PartiallyPaid) => S::Processing,
+        (
+            F::Processing,
+            S::Open | S::Failed | S::ActionRequired | S::Processing | S::PartiallyPaid,
+        ) => S::Processing,
         (F::ActionRequired, S::Open | S::Failed | S::ActionRequired) => S::ActionRequired,
         (F::Failed, S::Open | S::Failed | S::ActionRequired | S::Processing) => S::Failed,
         // A failed top-up leaves what was paid in place.
@@ -102,9 +112,15 @@ pub fn next(state: PayState, fact: Fact) -> Step {
         (F::PaidShort, s) if s.collecting() => S::PartiallyPaid,
         (F::PaidFull, s) if s.collecting() => S::Paid,
         (F::PaidFull, S::Paid) => S::Paid,
-        (F::RefundedPartly, S::Paid | S::PartiallyPaid | S::PartiallyRefunded) => S::PartiallyRefunded,
-        (F::RefundedFully, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Refunded) => S::Refunded,
-        (F::DisputeOpened, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Disputed) => S::Disputed,
+        (F::RefundedPartly, S::Paid | S::PartiallyPaid | S::PartiallyRefunded) => {
+            S::PartiallyRefunded
+        }
+        (F::RefundedFully, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Refunded) => {
+            S::Refunded
+        }
+        (F::DisputeOpened, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Disputed) => {
+            S::Disputed
+        }
         (F::DisputeWon, S::Disputed | S::Paid) => S::Paid,
         (F::DisputeLost, S::Disputed | S::DisputeLost) => S::DisputeLost,
         _ => return Step::Ignore,
@@ -162,7 +178,11 @@ lost  -    -    -    -    -    -    -    -    -    -    lost";
 
     #[test]
     fn every_state_and_fact_has_the_step_the_table_gives() {
-        let rows: Vec<Vec<&str>> = TABLE.trim().lines().map(|l| l.split_whitespace().collect()).collect();
+        let rows: Vec<Vec<&str>> = TABLE
+            .trim()
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         assert_eq!(rows.len(), PayState::ALL.len());
         for (row, state) in rows.iter().zip(PayState::ALL) {
             assert_eq!(row[0], code(state));
@@ -180,7 +200,10 @@ lost  -    -    -    -    -    -    -    -    -    -    lost";
     fn a_late_failure_never_unpays_and_repeats_are_idempotent() {
         assert_eq!(next(PayState::Paid, Fact::Failed), Step::Ignore);
         assert_eq!(next(PayState::Paid, Fact::Processing), Step::Ignore);
-        assert_eq!(next(PayState::Paid, Fact::PaidFull), Step::To(PayState::Paid));
+        assert_eq!(
+            next(PayState::Paid, Fact::PaidFull),
+            Step::To(PayState::Paid)
+        );
         assert_eq!(next(PayState::Refunded, Fact::PaidFull), Step::Ignore);
     }
 }

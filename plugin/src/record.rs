@@ -44,7 +44,12 @@ impl InvoiceRecord {
 
     /// Total refunded if `stripe_ref`'s cumulative refund were `amount`.
     pub fn refunded_with(&self, stripe_ref: &str, amount: u64) -> u64 {
-        self.refunds.iter().filter(|(r, _)| r != stripe_ref).map(|(_, a)| a).sum::<u64>() + amount
+        self.refunds
+            .iter()
+            .filter(|(r, _)| r != stripe_ref)
+            .map(|(_, a)| a)
+            .sum::<u64>()
+            + amount
     }
 
     pub fn set_refund(&mut self, stripe_ref: &str, amount: u64) {
@@ -152,9 +157,12 @@ pub fn load(invoice_id: &str) -> Result<Option<InvoiceRecord>, PluginError> {
 }
 
 fn load_raw(invoice_id: &str) -> Result<Option<(Vec<u8>, InvoiceRecord)>, PluginError> {
-    let Some(raw) = kv::get(&key(invoice_id)).map_err(kv_failure)? else { return Ok(None) };
-    let rec = InvoiceRecord::decode(&raw)
-        .ok_or_else(|| PluginError::HostUnavailable(format!("kv record of {invoice_id} is unreadable")))?;
+    let Some(raw) = kv::get(&key(invoice_id)).map_err(kv_failure)? else {
+        return Ok(None);
+    };
+    let rec = InvoiceRecord::decode(&raw).ok_or_else(|| {
+        PluginError::HostUnavailable(format!("kv record of {invoice_id} is unreadable"))
+    })?;
     Ok(Some((raw, rec)))
 }
 
@@ -165,25 +173,35 @@ pub fn create(invoice_id: &str, rec: InvoiceRecord) -> Result<InvoiceRecord, Plu
         kv::set(&token_key(&rec.token), invoice_id.as_bytes()).map_err(kv_failure)?;
         return Ok(rec);
     }
-    load(invoice_id)?.ok_or_else(|| PluginError::HostUnavailable(format!("record of {invoice_id} vanished")))
+    load(invoice_id)?
+        .ok_or_else(|| PluginError::HostUnavailable(format!("record of {invoice_id} vanished")))
 }
 
 /// Applies `change` with compare-and-swap, retrying when another handler won
 /// the race. `change` returns false to leave the record as it is.
 /// (`dyn`, not generic: one copy of this loop in the component, not one per caller.)
-pub fn update(invoice_id: &str, change: &mut dyn FnMut(&mut InvoiceRecord) -> bool) -> Result<Option<InvoiceRecord>, PluginError> {
+pub fn update(
+    invoice_id: &str,
+    change: &mut dyn FnMut(&mut InvoiceRecord) -> bool,
+) -> Result<Option<InvoiceRecord>, PluginError> {
     for _ in 0..8 {
-        let Some((raw, mut rec)) = load_raw(invoice_id)? else { return Ok(None) };
+        let Some((raw, mut rec)) = load_raw(invoice_id)? else {
+            return Ok(None);
+        };
         if !change(&mut rec) {
             return Ok(Some(rec));
         }
         let bytes = rec.encode();
         // A repeat (a redelivered event) often changes nothing: no write then.
-        if bytes == raw || kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)? {
+        if bytes == raw
+            || kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)?
+        {
             return Ok(Some(rec));
         }
     }
-    Err(PluginError::HostUnavailable(format!("record of {invoice_id} kept changing; retry")))
+    Err(PluginError::HostUnavailable(format!(
+        "record of {invoice_id} kept changing; retry"
+    )))
 }
 
 /// Forgets a session that can no longer take money (expired or closed); the
@@ -203,7 +221,10 @@ pub fn drop_session(invoice_id: &str, session_id: &str) -> Result<(), PluginErro
 /// The result of offering a fact to an invoice's state machine.
 pub enum Advanced {
     /// Legal: the record after the move (`before` is the state it left).
-    Moved { rec: InvoiceRecord, before: PayState },
+    Moved {
+        rec: InvoiceRecord,
+        before: PayState,
+    },
     /// Out of order: nothing changed.
     Ignored { state: PayState },
 }
@@ -233,7 +254,11 @@ pub fn advance(
             }
         }
     })?
-    .ok_or_else(|| PluginError::NotReady(format!("invoice {invoice_id} has not been finalized here yet")))?;
+    .ok_or_else(|| {
+        PluginError::NotReady(format!(
+            "invoice {invoice_id} has not been finalized here yet"
+        ))
+    })?;
     Ok(match outcome {
         Some(before) => Advanced::Moved { rec, before },
         None => Advanced::Ignored { state: rec.state },
@@ -246,7 +271,8 @@ mod tests {
 
     #[test]
     fn a_record_survives_its_encoding() {
-        let mut rec = InvoiceRecord::decode(b"state=paid&number=INV+1&currency=GBP&due=120000").unwrap();
+        let mut rec =
+            InvoiceRecord::decode(b"state=paid&number=INV+1&currency=GBP&due=120000").unwrap();
         rec.paid = 120000;
         rec.paid_refs = vec!["pi_1".into(), "pi&2".into()];
         rec.session = Some("cs_1".into());

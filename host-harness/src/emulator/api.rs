@@ -7,22 +7,64 @@ use serde_json::{Value, json};
 /// Top-level parameters Stripe accepts on each create/update call; anything
 /// else is refused as Stripe does ("Received unknown parameter").
 const CUSTOMER_PARAMS: &[&str] = &[
-    "address", "description", "email", "metadata", "name", "phone", "shipping", "invoice_settings",
-    "preferred_locales", "payment_method", "tax_exempt", "expand", "balance", "invoice_prefix",
+    "address",
+    "description",
+    "email",
+    "metadata",
+    "name",
+    "phone",
+    "shipping",
+    "invoice_settings",
+    "preferred_locales",
+    "payment_method",
+    "tax_exempt",
+    "expand",
+    "balance",
+    "invoice_prefix",
 ];
 const SESSION_PARAMS: &[&str] = &[
-    "mode", "customer", "client_reference_id", "line_items", "success_url", "cancel_url", "metadata",
-    "payment_intent_data", "expires_at", "payment_method_types", "customer_email", "expand", "currency",
-    "locale", "submit_type", "allow_promotion_codes", "customer_update", "invoice_creation",
+    "mode",
+    "customer",
+    "client_reference_id",
+    "line_items",
+    "success_url",
+    "cancel_url",
+    "metadata",
+    "payment_intent_data",
+    "expires_at",
+    "payment_method_types",
+    "customer_email",
+    "expand",
+    "currency",
+    "locale",
+    "submit_type",
+    "allow_promotion_codes",
+    "customer_update",
+    "invoice_creation",
 ];
 
 pub(super) fn unknown_param(params: &Value, allowed: &[&str]) -> Option<Reply> {
-    let bad = params.as_object()?.keys().find(|k| !allowed.contains(&k.as_str()))?;
-    Some(stripe_error(400, "invalid_request_error", Some("parameter_unknown"), &format!("Received unknown parameter: {bad}"), Some(bad)))
+    let bad = params
+        .as_object()?
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))?;
+    Some(stripe_error(
+        400,
+        "invalid_request_error",
+        Some("parameter_unknown"),
+        &format!("Received unknown parameter: {bad}"),
+        Some(bad),
+    ))
 }
 
 pub(super) fn missing(kind: &str, id: &str) -> Reply {
-    stripe_error(404, "invalid_request_error", Some("resource_missing"), &format!("No such {kind}: '{id}'"), Some("id"))
+    stripe_error(
+        404,
+        "invalid_request_error",
+        Some("resource_missing"),
+        &format!("No such {kind}: '{id}'"),
+        Some("id"),
+    )
 }
 
 pub(super) fn str_of(v: &Value) -> Option<&str> {
@@ -33,9 +75,21 @@ pub(super) fn int_param(params: &Value, name: &str) -> Result<Option<i64>, Reply
     match &params[name] {
         Value::Null => Ok(None),
         Value::String(s) => s.parse().map(Some).map_err(|_| {
-            stripe_error(400, "invalid_request_error", Some("parameter_invalid_integer"), &format!("Invalid integer: {s}"), Some(name))
+            stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid_integer"),
+                &format!("Invalid integer: {s}"),
+                Some(name),
+            )
         }),
-        _ => Err(stripe_error(400, "invalid_request_error", None, &format!("Invalid {name}"), Some(name))),
+        _ => Err(stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            &format!("Invalid {name}"),
+            Some(name),
+        )),
     }
 }
 
@@ -48,15 +102,39 @@ pub fn route(emu: &Emulator, method: &str, path: &str, account: &str, params: &V
         ("POST", ["v1", "customers", id]) => update_customer(emu, account, id, params),
         ("DELETE", ["v1", "customers", id]) => delete_customer(emu, account, id),
         ("POST", ["v1", "checkout", "sessions"]) => create_session(emu, account, params),
-        ("GET", ["v1", "checkout", "sessions"]) => list(emu, account, "checkout.session", "/v1/checkout/sessions", params),
-        ("GET", ["v1", "checkout", "sessions", id]) => retrieve(emu, account, "checkout.session", id),
+        ("GET", ["v1", "checkout", "sessions"]) => list(
+            emu,
+            account,
+            "checkout.session",
+            "/v1/checkout/sessions",
+            params,
+        ),
+        ("GET", ["v1", "checkout", "sessions", id]) => {
+            retrieve(emu, account, "checkout.session", id)
+        }
         ("POST", ["v1", "checkout", "sessions", id, "expire"]) => expire_session(emu, account, id),
         ("GET", ["v1", "events", id]) => retrieve(emu, account, "event", id),
         ("GET", ["v1", "events"]) => list(emu, account, "event", "/v1/events", params),
-        (_, ["v1", "payment_methods", ..] | ["v1", "payment_intents", ..] | ["v1", "charges", ..] | ["v1", "refunds", ..])
-        | (_, ["v1", "customers", _, "payment_methods"]) => super::payments::route(emu, method, &segments, account, params),
-        (_, ["v1", "accounts", ..] | ["v1", "account_links"]) => super::connect::route(emu, method, &segments, params),
-        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL ({method}: {path})."), None),
+        (
+            _,
+            ["v1", "payment_methods", ..]
+            | ["v1", "payment_intents", ..]
+            | ["v1", "charges", ..]
+            | ["v1", "refunds", ..],
+        )
+        | (_, ["v1", "customers", _, "payment_methods"]) => {
+            super::payments::route(emu, method, &segments, account, params)
+        }
+        (_, ["v1", "accounts", ..] | ["v1", "account_links"]) => {
+            super::connect::route(emu, method, &segments, params)
+        }
+        _ => stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            &format!("Unrecognized request URL ({method}: {path})."),
+            None,
+        ),
     }
 }
 
@@ -64,7 +142,9 @@ pub fn route(emu: &Emulator, method: &str, path: &str, account: &str, params: &V
 pub fn route_public(emu: &Emulator, method: &str, path: &str, params: &Value) -> Reply {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, segments.as_slice()) {
-        ("POST", ["_test", "checkout", "sessions", id, "complete"]) => complete_session(emu, id, params),
+        ("POST", ["_test", "checkout", "sessions", id, "complete"]) => {
+            complete_session(emu, id, params)
+        }
         ("GET", ["checkout", id]) => super::checkout_page::show(emu, id),
         ("POST", ["checkout", id, "pay"]) => super::checkout_page::pay(emu, id, params),
         _ => super::testing::route(emu, method, &segments, params),
@@ -73,12 +153,26 @@ pub fn route_public(emu: &Emulator, method: &str, path: &str, params: &Value) ->
 
 pub(super) fn get(emu: &Emulator, account: &str, kind: &str, id: &str) -> Option<Value> {
     let st = emu.state();
-    st.objects.get(id).filter(|s| s.account == account && s.object["object"] == kind).map(|s| s.object.clone())
+    st.objects
+        .get(id)
+        .filter(|s| s.account == account && s.object["object"] == kind)
+        .map(|s| s.object.clone())
+}
+
+/// Whether `id` is a customer of `account` that has not been deleted.
+pub(super) fn live_customer(emu: &Emulator, account: &str, id: &str) -> bool {
+    get(emu, account, "customer", id).is_some_and(|c| c["deleted"] != true)
 }
 
 pub(super) fn put(emu: &Emulator, account: &str, object: Value) {
     let id = object["id"].as_str().unwrap_or_default().to_string();
-    emu.state().objects.insert(id, Stored { account: account.to_string(), object });
+    emu.state().objects.insert(
+        id,
+        Stored {
+            account: account.to_string(),
+            object,
+        },
+    );
 }
 
 pub(super) fn retrieve(emu: &Emulator, account: &str, kind: &str, id: &str) -> Reply {
@@ -98,14 +192,19 @@ pub(super) fn list(emu: &Emulator, account: &str, kind: &str, url: &str, params:
     let mut data: Vec<Value> = st
         .objects
         .values()
-        .filter(|s| s.account == account && s.object["object"] == kind && s.object["deleted"] != true)
+        .filter(|s| {
+            s.account == account && s.object["object"] == kind && s.object["deleted"] != true
+        })
         .filter(|s| customer.is_none_or(|c| s.object["customer"] == c))
         .map(|s| s.object.clone())
         .collect();
     data.reverse(); // newest first, as Stripe lists
     let has_more = data.len() > limit;
     data.truncate(limit);
-    Reply::json(200, &json!({"object": "list", "url": url, "has_more": has_more, "data": data}))
+    Reply::json(
+        200,
+        &json!({"object": "list", "url": url, "has_more": has_more, "data": data}),
+    )
 }
 
 fn customer_fields(target: &mut Value, params: &Value) {
@@ -124,7 +223,11 @@ fn customer_fields(target: &mut Value, params: &Value) {
     }
     merge_metadata(target, params);
     if let Some(pm) = params["invoice_settings"]["default_payment_method"].as_str() {
-        target["invoice_settings"]["default_payment_method"] = if pm.is_empty() { Value::Null } else { pm.into() };
+        target["invoice_settings"]["default_payment_method"] = if pm.is_empty() {
+            Value::Null
+        } else {
+            pm.into()
+        };
     }
 }
 
@@ -133,7 +236,10 @@ fn merge_metadata(target: &mut Value, params: &Value) {
     if !target["metadata"].is_object() {
         target["metadata"] = json!({});
     }
-    if let (Some(meta), Some(given)) = (target["metadata"].as_object_mut(), params["metadata"].as_object()) {
+    if let (Some(meta), Some(given)) = (
+        target["metadata"].as_object_mut(),
+        params["metadata"].as_object(),
+    ) {
         for (k, v) in given {
             if v == "" {
                 meta.remove(k);
@@ -165,12 +271,18 @@ fn update_customer(emu: &Emulator, account: &str, id: &str, params: &Value) -> R
     let Some(mut c) = get(emu, account, "customer", id).filter(|c| c["deleted"] != true) else {
         return missing("customer", id);
     };
-    if let Some(pm) = str_of(&params["invoice_settings"]["default_payment_method"]) {
-        if get(emu, account, "payment_method", pm).is_none_or(|p| p["customer"] != id) {
-            return stripe_error(400, "invalid_request_error", Some("resource_missing"),
-                &format!("The customer does not have a payment method with the ID {pm}. The payment method must be attached to the customer."),
-                Some("invoice_settings[default_payment_method]"));
-        }
+    if let Some(pm) = str_of(&params["invoice_settings"]["default_payment_method"])
+        && get(emu, account, "payment_method", pm).is_none_or(|p| p["customer"] != id)
+    {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("resource_missing"),
+            &format!(
+                "The customer does not have a payment method with the ID {pm}. The payment method must be attached to the customer."
+            ),
+            Some("invoice_settings[default_payment_method]"),
+        );
     }
     customer_fields(&mut c, params);
     put(emu, account, c.clone());
@@ -190,21 +302,44 @@ fn create_session(emu: &Emulator, account: &str, params: &Value) -> Reply {
     if let Some(e) = unknown_param(params, SESSION_PARAMS) {
         return e;
     }
-    let invalid = |msg: &str, param: &str| stripe_error(400, "invalid_request_error", Some("parameter_invalid"), msg, Some(param));
+    let invalid = |msg: &str, param: &str| {
+        stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            msg,
+            Some(param),
+        )
+    };
     if params["mode"] != "payment" {
-        return invalid("mode must be payment here (setup and subscription are not emulated)", "mode");
+        return invalid(
+            "mode must be payment here (setup and subscription are not emulated)",
+            "mode",
+        );
     }
     if str_of(&params["success_url"]).is_none() {
-        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: success_url.", Some("success_url"));
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: success_url.",
+            Some("success_url"),
+        );
     }
     let Some(items) = params["line_items"].as_array().filter(|i| !i.is_empty()) else {
-        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: line_items.", Some("line_items"));
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: line_items.",
+            Some("line_items"),
+        );
     };
     let customer = str_of(&params["customer"]);
-    if let Some(c) = customer {
-        if get(emu, account, "customer", c).is_none_or(|c| c["deleted"] == true) {
-            return missing("customer", c);
-        }
+    if let Some(c) = customer
+        && !live_customer(emu, account, c)
+    {
+        return missing("customer", c);
     }
     let (mut total, mut currency) = (0i64, None::<String>);
     for (i, item) in items.iter().enumerate() {
@@ -212,16 +347,25 @@ fn create_session(emu: &Emulator, account: &str, params: &Value) -> Reply {
         let unit = int_param(price, "unit_amount");
         let qty = int_param(item, "quantity");
         let (Ok(Some(unit)), Ok(Some(qty))) = (unit, qty) else {
-            return invalid("line_items need price_data[unit_amount] and quantity", &format!("line_items[{i}]"));
+            return invalid(
+                "line_items need price_data[unit_amount] and quantity",
+                &format!("line_items[{i}]"),
+            );
         };
         if unit < 0 || qty < 1 || str_of(&price["product_data"]["name"]).is_none() {
             return invalid("invalid line item", &format!("line_items[{i}]"));
         }
         let Some(cur) = str_of(&price["currency"]) else {
-            return invalid("Missing currency", &format!("line_items[{i}][price_data][currency]"));
+            return invalid(
+                "Missing currency",
+                &format!("line_items[{i}][price_data][currency]"),
+            );
         };
         if currency.as_deref().is_some_and(|c| c != cur) {
-            return invalid("All line items must use the same currency", &format!("line_items[{i}][price_data][currency]"));
+            return invalid(
+                "All line items must use the same currency",
+                &format!("line_items[{i}][price_data][currency]"),
+            );
         }
         currency = Some(cur.to_string());
         total += unit * qty;
@@ -229,7 +373,10 @@ fn create_session(emu: &Emulator, account: &str, params: &Value) -> Reply {
     let now = emu.clock.now_secs();
     let expires_at = match int_param(params, "expires_at") {
         Ok(Some(t)) if t < now + 30 * 60 || t > now + 24 * 3600 => {
-            return invalid("expires_at must be between 30 minutes and 24 hours from now", "expires_at");
+            return invalid(
+                "expires_at must be between 30 minutes and 24 hours from now",
+                "expires_at",
+            );
         }
         Ok(t) => t.unwrap_or(now + 24 * 3600),
         Err(e) => return e,
@@ -258,11 +405,20 @@ pub(super) fn without_private(mut session: Value) -> Value {
 
 /// Closes an open session; any other status cannot be expired, as in Stripe.
 fn expire_session(emu: &Emulator, account: &str, id: &str) -> Reply {
-    let Some(mut session) = get(emu, account, "checkout.session", id) else { return missing("checkout.session", id) };
+    let Some(mut session) = get(emu, account, "checkout.session", id) else {
+        return missing("checkout.session", id);
+    };
     if session["status"] != "open" {
-        return stripe_error(400, "invalid_request_error", None,
-            &format!("Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".", session["status"].as_str().unwrap_or("")),
-            None);
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            &format!(
+                "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of \"{}\".",
+                session["status"].as_str().unwrap_or("")
+            ),
+            None,
+        );
     }
     session["status"] = "expired".into();
     put(emu, account, session.clone());
@@ -280,32 +436,74 @@ pub(super) fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Repl
     };
     let (account, mut session) = (stored.account, stored.object);
     if session["status"] != "open" {
-        return stripe_error(400, "invalid_request_error", Some("checkout_session_not_open"), "This Checkout Session is no longer open.", None);
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("checkout_session_not_open"),
+            "This Checkout Session is no longer open.",
+            None,
+        );
     }
-    let card = params["card"].as_str().unwrap_or("4242424242424242").replace(' ', "");
+    let card = params["card"]
+        .as_str()
+        .unwrap_or("4242424242424242")
+        .replace(' ', "");
     let bank_debit = params["async"] == "1";
     let Some(outcome) = super::payments::card_outcome(&card) else {
-        return stripe_error(402, "card_error", Some("incorrect_number"), "Your card number is incorrect.", Some("number"));
+        return stripe_error(
+            402,
+            "card_error",
+            Some("incorrect_number"),
+            "Your card number is incorrect.",
+            Some("number"),
+        );
     };
     // On-session: the customer authenticates, so only outright declines fail.
-    if let Some(decline) = outcome.decline.filter(|d| d.code != "authentication_required") {
+    if let Some(decline) = outcome
+        .decline
+        .filter(|d| d.code != "authentication_required")
+    {
         return stripe_error(402, "card_error", Some(decline.code), decline.message, None);
     }
     let pi_data = session["payment_intent_data"].clone();
     let customer = session["customer"].as_str().map(str::to_string);
-    let pm = super::payments::new_card(emu, &account, &card, customer.as_deref().filter(|_| pi_data["setup_future_usage"] == "off_session"));
-    let status = if bank_debit { "processing" } else { "succeeded" };
-    let intent = super::payments::new_intent(emu, &account, &json!({
-        "amount": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
-        "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
-        "setup_future_usage": pi_data["setup_future_usage"], "payment_method": pm,
-    }), status);
+    let pm = super::payments::new_card(
+        emu,
+        &account,
+        &card,
+        customer
+            .as_deref()
+            .filter(|_| pi_data["setup_future_usage"] == "off_session"),
+    );
+    let status = if bank_debit {
+        "processing"
+    } else {
+        "succeeded"
+    };
+    let intent = super::payments::new_intent(
+        emu,
+        &account,
+        &json!({
+            "amount": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
+            "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
+            "setup_future_usage": pi_data["setup_future_usage"], "payment_method": pm,
+        }),
+        status,
+    );
     session["status"] = "complete".into();
     session["payment_status"] = if bank_debit { "unpaid" } else { "paid" }.into();
     session["payment_intent"] = intent["id"].clone();
     put(emu, &account, session.clone());
     let session = without_private(session);
-    emu.emit(&account, if bank_debit { "payment_intent.processing" } else { "payment_intent.succeeded" }, intent);
+    emu.emit(
+        &account,
+        if bank_debit {
+            "payment_intent.processing"
+        } else {
+            "payment_intent.succeeded"
+        },
+        intent,
+    );
     emu.emit(&account, "checkout.session.completed", session.clone());
     Reply::json(200, &session)
 }

@@ -8,7 +8,9 @@ pub fn parse(body: &[u8]) -> Value {
     let mut root = Value::Object(Map::new());
     for (key, value) in form_urlencoded::parse(body) {
         let mut path = Vec::new();
-        let (head, mut rest) = key.split_once('[').map_or((key.as_ref(), ""), |(h, r)| (h, r));
+        let (head, mut rest) = key
+            .split_once('[')
+            .map_or((key.as_ref(), ""), |(h, r)| (h, r));
         path.push(head.to_string());
         while let Some((seg, after)) = rest.split_once(']') {
             path.push(seg.to_string());
@@ -27,7 +29,9 @@ fn insert(node: &mut Value, path: &[String], value: Value) {
             map.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let child = map.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let child = map
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }
@@ -41,8 +45,10 @@ fn arrays(v: Value) -> Value {
         Value::Object(map) => {
             let indexed = !map.is_empty() && map.keys().all(|k| k.parse::<usize>().is_ok());
             if indexed {
-                let mut items: Vec<(usize, Value)> =
-                    map.into_iter().map(|(k, v)| (k.parse().unwrap_or(0), arrays(v))).collect();
+                let mut items: Vec<(usize, Value)> = map
+                    .into_iter()
+                    .map(|(k, v)| (k.parse().unwrap_or(0), arrays(v)))
+                    .collect();
                 items.sort_by_key(|(i, _)| *i);
                 Value::Array(items.into_iter().map(|(_, v)| v).collect())
             } else {
@@ -51,6 +57,11 @@ fn arrays(v: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// The decoded `(key, value)` pairs in order, for logs and snapshots.
+pub fn pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
 }
 
 #[cfg(test)]
@@ -65,9 +76,4 @@ mod tests {
             serde_json::json!({"mode": "payment", "line_items": [{"price_data": {"unit_amount": "100"}}, {"quantity": "2"}], "metadata": {"a": "x y"}})
         );
     }
-}
-
-/// The decoded `(key, value)` pairs in order, for logs and snapshots.
-pub fn pairs(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body).into_owned().collect()
 }

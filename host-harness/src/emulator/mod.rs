@@ -12,8 +12,8 @@ mod testing;
 mod webhooks;
 
 use crate::imports::Clock;
-pub use crate::server::Reply;
 use crate::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
+pub use crate::server::Reply;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -21,11 +21,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 pub use webhooks::{WebhookTarget, signature_header};
 
 /// Stripe's error object.
-pub fn stripe_error(status: u16, kind: &str, code: Option<&str>, message: &str, param: Option<&str>) -> Reply {
+pub fn stripe_error(
+    status: u16,
+    kind: &str,
+    code: Option<&str>,
+    message: &str,
+    param: Option<&str>,
+) -> Reply {
     let mut e = json!({"type": kind, "message": message});
     if let Some(c) = code {
         e["code"] = c.into();
-        e["doc_url"] = format!("https://stripe.com/docs/error-codes/{}", c.replace('_', "-")).into();
+        e["doc_url"] = format!(
+            "https://stripe.com/docs/error-codes/{}",
+            c.replace('_', "-")
+        )
+        .into();
     }
     if let Some(p) = param {
         e["param"] = p.into();
@@ -106,18 +116,31 @@ impl Emulator {
 
     /// Objects of one kind (`"customer"`, `"checkout.session"` ...) across accounts.
     pub fn objects(&self, kind: &str) -> Vec<Value> {
-        self.state().objects.values().filter(|s| s.object["object"] == kind).map(|s| s.object.clone()).collect()
+        self.state()
+            .objects
+            .values()
+            .filter(|s| s.object["object"] == kind)
+            .map(|s| s.object.clone())
+            .collect()
     }
 
     /// Handles one request: `target` is path plus optional query.
-    pub fn handle(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
         let reply = {
             let _one_at_a_time = lock(&self.op);
             self.handle_now(method, target, headers, body)
         };
         let delay = {
             let mut faults = lock(&self.faults);
-            let hit = faults.iter_mut().find(|(p, _, left)| *left > 0 && target.starts_with(p.as_str()));
+            let hit = faults
+                .iter_mut()
+                .find(|(p, _, left)| *left > 0 && target.starts_with(p.as_str()));
             hit.map(|(_, d, left)| {
                 *left -= 1;
                 *d
@@ -134,18 +157,39 @@ impl Emulator {
         lock(&self.faults).push((path.to_string(), delay, times));
     }
 
-    fn handle_now(&self, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Reply {
-        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    fn handle_now(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let mut reply = if path.starts_with("/v1/") {
             let authorized = header("authorization")
                 .and_then(|a| a.strip_prefix("Bearer "))
                 .is_some_and(|k| k.starts_with("sk_test_") || k.starts_with("rk_test_"));
             if !authorized {
-                return stripe_error(401, "invalid_request_error", None, "You did not provide a valid test API key (sk_test_...).", None);
+                return stripe_error(
+                    401,
+                    "invalid_request_error",
+                    None,
+                    "You did not provide a valid test API key (sk_test_...).",
+                    None,
+                );
             }
             let account = header("stripe-account").unwrap_or("").to_string();
-            let params = if method == "GET" { form::parse(query.as_bytes()) } else { form::parse(body) };
+            let params = if method == "GET" {
+                form::parse(query.as_bytes())
+            } else {
+                form::parse(body)
+            };
             match (method, header("idempotency-key")) {
                 ("POST", Some(key)) => self.idempotent(&account, key, path, body, || {
                     api::route(self, method, path, &account, &params)
@@ -155,13 +199,22 @@ impl Emulator {
         } else {
             api::route_public(self, method, path, &form::parse(body))
         };
-        reply.headers.push(("Request-Id".into(), self.next_id("req")));
+        reply
+            .headers
+            .push(("Request-Id".into(), self.next_id("req")));
         reply
     }
 
     /// Stripe keeps the first reply to a key (5xx included) and replays it; the
     /// same key with other parameters is an `idempotency_error`.
-    fn idempotent(&self, account: &str, key: &str, path: &str, body: &[u8], run: impl FnOnce() -> Reply) -> Reply {
+    fn idempotent(
+        &self,
+        account: &str,
+        key: &str,
+        path: &str,
+        body: &[u8],
+        run: impl FnOnce() -> Reply,
+    ) -> Reply {
         let fingerprint = format!("{path}\n{}", String::from_utf8_lossy(body));
         let slot = (account.to_string(), key.to_string());
         if let Some((seen, reply)) = self.state().idempotency.get(&slot).cloned() {
@@ -170,16 +223,22 @@ impl Emulator {
                     400,
                     "idempotency_error",
                     None,
-                    &format!("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."),
+                    &format!(
+                        "Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    ),
                     None,
                 );
             }
             let mut replay = reply;
-            replay.headers.push(("Idempotent-Replayed".into(), "true".into()));
+            replay
+                .headers
+                .push(("Idempotent-Replayed".into(), "true".into()));
             return replay;
         }
         let reply = run();
-        self.state().idempotency.insert(slot, (fingerprint, reply.clone()));
+        self.state()
+            .idempotency
+            .insert(slot, (fingerprint, reply.clone()));
         reply
     }
 }
@@ -197,7 +256,11 @@ impl crate::imports::HttpBackend for Emulator {
             None => url.path().to_string(),
         };
         let r = self.handle(&req.method, &target, &req.headers, &req.body);
-        Ok(Response { status: r.status, headers: r.headers, body: r.body })
+        Ok(Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        })
     }
 }
 
@@ -210,15 +273,26 @@ pub struct RunningEmulator {
 
 impl RunningEmulator {
     pub fn start(emulator: Emulator, listen: &str) -> anyhow::Result<Self> {
-        let server = Arc::new(tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("emulator: {e}"))?);
-        let addr = server.server_addr().to_ip().ok_or_else(|| anyhow::anyhow!("emulator: not an IP address"))?;
+        let server = Arc::new(
+            tiny_http::Server::http(listen).map_err(|e| anyhow::anyhow!("emulator: {e}"))?,
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| anyhow::anyhow!("emulator: not an IP address"))?;
         let base_url = format!("http://{addr}");
         emulator.set_public_base(&base_url);
         for _ in 0..2 {
             let (server, emulator) = (server.clone(), emulator.clone());
-            std::thread::spawn(move || crate::server::serve_loop(&server, |m, t, h, b| emulator.handle(m, t, h, b)));
+            std::thread::spawn(move || {
+                crate::server::serve_loop(&server, |m, t, h, b| emulator.handle(m, t, h, b))
+            });
         }
-        Ok(Self { emulator, base_url, server })
+        Ok(Self {
+            emulator,
+            base_url,
+            server,
+        })
     }
 }
 
@@ -247,7 +321,12 @@ mod tests {
         let first = post(&emu, "k1", "acct_a", "name=A");
         let replay = post(&emu, "k1", "acct_a", "name=A");
         assert_eq!(first.body, replay.body);
-        assert!(replay.headers.iter().any(|(k, v)| k == "Idempotent-Replayed" && v == "true"));
+        assert!(
+            replay
+                .headers
+                .iter()
+                .any(|(k, v)| k == "Idempotent-Replayed" && v == "true")
+        );
         let clash = post(&emu, "k1", "acct_a", "name=B");
         assert_eq!(clash.status, 400);
         assert!(String::from_utf8_lossy(&clash.body).contains("idempotency_error"));
@@ -259,14 +338,23 @@ mod tests {
     #[test]
     fn objects_of_one_account_are_missing_from_another_and_keys_are_required() {
         let emu = Emulator::new(Clock::fixed(0));
-        let created: serde_json::Value = serde_json::from_slice(&post(&emu, "k", "acct_a", "name=A").body).unwrap();
+        let created: serde_json::Value =
+            serde_json::from_slice(&post(&emu, "k", "acct_a", "name=A").body).unwrap();
         let id = created["id"].as_str().unwrap();
         let get = |account: &str, auth: &str| {
-            let headers = vec![("Authorization".to_string(), auth.to_string()), ("Stripe-Account".to_string(), account.to_string())];
-            emu.handle("GET", &format!("/v1/customers/{id}"), &headers, b"").status
+            let headers = vec![
+                ("Authorization".to_string(), auth.to_string()),
+                ("Stripe-Account".to_string(), account.to_string()),
+            ];
+            emu.handle("GET", &format!("/v1/customers/{id}"), &headers, b"")
+                .status
         };
         assert_eq!(get("acct_a", "Bearer sk_test_x"), 200);
         assert_eq!(get("acct_b", "Bearer sk_test_x"), 404);
-        assert_eq!(get("acct_a", "Bearer sk_live_x"), 401, "the emulator is test mode only");
+        assert_eq!(
+            get("acct_a", "Bearer sk_live_x"),
+            401,
+            "the emulator is test mode only"
+        );
     }
 }

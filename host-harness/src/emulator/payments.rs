@@ -1,17 +1,41 @@
 //! Payment methods, PaymentIntents (off-session ones included), charges,
 //! refunds, and Stripe's test cards with their exact decline shapes.
 
-use super::api::{get, int_param, list, missing, put, retrieve, str_of, unknown_param};
+use super::api::{
+    get, int_param, list, live_customer, missing, put, retrieve, str_of, unknown_param,
+};
 use super::{Emulator, Reply, stripe_error};
 use serde_json::{Value, json};
 
 const PM_PARAMS: &[&str] = &["type", "card", "billing_details", "metadata", "expand"];
 const PI_PARAMS: &[&str] = &[
-    "amount", "currency", "customer", "payment_method", "off_session", "confirm", "metadata", "receipt_email",
-    "description", "setup_future_usage", "payment_method_types", "capture_method", "statement_descriptor",
-    "statement_descriptor_suffix", "expand", "error_on_requires_action", "automatic_payment_methods", "return_url",
+    "amount",
+    "currency",
+    "customer",
+    "payment_method",
+    "off_session",
+    "confirm",
+    "metadata",
+    "receipt_email",
+    "description",
+    "setup_future_usage",
+    "payment_method_types",
+    "capture_method",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "expand",
+    "error_on_requires_action",
+    "automatic_payment_methods",
+    "return_url",
 ];
-const REFUND_PARAMS: &[&str] = &["payment_intent", "charge", "amount", "reason", "metadata", "expand"];
+const REFUND_PARAMS: &[&str] = &[
+    "payment_intent",
+    "charge",
+    "amount",
+    "reason",
+    "metadata",
+    "expand",
+];
 
 /// Why a test card is declined.
 #[derive(Clone, Copy)]
@@ -30,14 +54,34 @@ pub struct CardOutcome {
 
 /// Stripe's documented test cards; `None` for a number Stripe would reject.
 pub fn card_outcome(number: &str) -> Option<CardOutcome> {
-    let decline = |code, decline_code, message, advice_code| Some(Decline { code, decline_code, message, advice_code });
+    let decline = |code, decline_code, message, advice_code| {
+        Some(Decline {
+            code,
+            decline_code,
+            message,
+            advice_code,
+        })
+    };
     let d = match number {
         "4242424242424242" | "4000056655665556" | "5555555555554444" => None,
-        "4000000000000341" => decline("card_declined", "generic_decline", "Your card was declined.", None),
-        "4000000000009995" => {
-            decline("card_declined", "insufficient_funds", "Your card has insufficient funds.", Some("try_again_later"))
-        }
-        "4000000000000069" => decline("expired_card", "expired_card", "Your card has expired.", Some("do_not_try_again")),
+        "4000000000000341" => decline(
+            "card_declined",
+            "generic_decline",
+            "Your card was declined.",
+            None,
+        ),
+        "4000000000009995" => decline(
+            "card_declined",
+            "insufficient_funds",
+            "Your card has insufficient funds.",
+            Some("try_again_later"),
+        ),
+        "4000000000000069" => decline(
+            "expired_card",
+            "expired_card",
+            "Your card has expired.",
+            Some("do_not_try_again"),
+        ),
         "4000002760003184" => decline(
             "authentication_required",
             "authentication_required",
@@ -46,17 +90,42 @@ pub fn card_outcome(number: &str) -> Option<CardOutcome> {
         ),
         _ => return None,
     };
-    Some(CardOutcome { brand: if number.starts_with('5') { "mastercard" } else { "visa" }, decline: d })
+    Some(CardOutcome {
+        brand: if number.starts_with('5') {
+            "mastercard"
+        } else {
+            "visa"
+        },
+        decline: d,
+    })
 }
 
-pub fn route(emu: &Emulator, method: &str, segments: &[&str], account: &str, params: &Value) -> Reply {
+pub fn route(
+    emu: &Emulator,
+    method: &str,
+    segments: &[&str],
+    account: &str,
+    params: &Value,
+) -> Reply {
     match (method, segments) {
         ("POST", ["v1", "payment_methods"]) => create_payment_method(emu, account, params),
-        ("GET", ["v1", "payment_methods"]) => list(emu, account, "payment_method", "/v1/payment_methods", params),
+        ("GET", ["v1", "payment_methods"]) => list(
+            emu,
+            account,
+            "payment_method",
+            "/v1/payment_methods",
+            params,
+        ),
         ("GET", ["v1", "customers", id, "payment_methods"]) => {
             let mut p = params.clone();
             p["customer"] = (*id).into();
-            list(emu, account, "payment_method", &format!("/v1/customers/{id}/payment_methods"), &p)
+            list(
+                emu,
+                account,
+                "payment_method",
+                &format!("/v1/customers/{id}/payment_methods"),
+                &p,
+            )
         }
         ("GET", ["v1", "payment_methods", id]) => retrieve(emu, account, "payment_method", id),
         ("POST", ["v1", "payment_methods", id, "attach"]) => attach(emu, account, id, params),
@@ -66,7 +135,16 @@ pub fn route(emu: &Emulator, method: &str, segments: &[&str], account: &str, par
         ("GET", ["v1", "charges", id]) => retrieve(emu, account, "charge", id),
         ("POST", ["v1", "refunds"]) => create_refund(emu, account, params),
         ("GET", ["v1", "refunds", id]) => retrieve(emu, account, "refund", id),
-        _ => stripe_error(404, "invalid_request_error", None, &format!("Unrecognized request URL ({method}: /{}).", segments.join("/")), None),
+        _ => stripe_error(
+            404,
+            "invalid_request_error",
+            None,
+            &format!(
+                "Unrecognized request URL ({method}: /{}).",
+                segments.join("/")
+            ),
+            None,
+        ),
     }
 }
 
@@ -97,11 +175,26 @@ fn create_payment_method(emu: &Emulator, account: &str, params: &Value) -> Reply
         return e;
     }
     if params["type"] != "card" {
-        return stripe_error(400, "invalid_request_error", Some("parameter_invalid"), "Only type=card is emulated.", Some("type"));
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            "Only type=card is emulated.",
+            Some("type"),
+        );
     }
-    let number = params["card"]["number"].as_str().unwrap_or_default().replace(' ', "");
+    let number = params["card"]["number"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(' ', "");
     if card_outcome(&number).is_none() {
-        return stripe_error(402, "card_error", Some("incorrect_number"), "Your card number is incorrect.", Some("card[number]"));
+        return stripe_error(
+            402,
+            "card_error",
+            Some("incorrect_number"),
+            "Your card number is incorrect.",
+            Some("card[number]"),
+        );
     }
     let id = new_card(emu, account, &number, None);
     retrieve_public(emu, account, "payment_method", &id)
@@ -115,11 +208,19 @@ fn retrieve_public(emu: &Emulator, account: &str, kind: &str, id: &str) -> Reply
 }
 
 fn attach(emu: &Emulator, account: &str, id: &str, params: &Value) -> Reply {
-    let Some(mut pm) = get(emu, account, "payment_method", id) else { return missing("payment_method", id) };
-    let Some(customer) = str_of(&params["customer"]) else {
-        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: customer.", Some("customer"));
+    let Some(mut pm) = get(emu, account, "payment_method", id) else {
+        return missing("payment_method", id);
     };
-    if get(emu, account, "customer", customer).is_none_or(|c| c["deleted"] == true) {
+    let Some(customer) = str_of(&params["customer"]) else {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: customer.",
+            Some("customer"),
+        );
+    };
+    if !live_customer(emu, account, customer) {
         return missing("customer", customer);
     }
     pm["customer"] = customer.into();
@@ -128,19 +229,32 @@ fn attach(emu: &Emulator, account: &str, id: &str, params: &Value) -> Reply {
 }
 
 fn detach(emu: &Emulator, account: &str, id: &str) -> Reply {
-    let Some(mut pm) = get(emu, account, "payment_method", id) else { return missing("payment_method", id) };
+    let Some(mut pm) = get(emu, account, "payment_method", id) else {
+        return missing("payment_method", id);
+    };
     let Some(customer) = pm["customer"].as_str().map(str::to_string) else {
-        return stripe_error(400, "invalid_request_error", Some("payment_method_unexpected_state"), "The payment method you provided is not attached to a customer so detachment is impossible.", None);
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("payment_method_unexpected_state"),
+            "The payment method you provided is not attached to a customer so detachment is impossible.",
+            None,
+        );
     };
     pm["customer"] = Value::Null;
     put(emu, account, pm.clone());
-    if let Some(mut c) = get(emu, account, "customer", &customer) {
-        if c["invoice_settings"]["default_payment_method"] == id {
-            c["invoice_settings"]["default_payment_method"] = Value::Null;
-            put(emu, account, c);
-        }
+    if let Some(mut c) = get(emu, account, "customer", &customer)
+        && c["invoice_settings"]["default_payment_method"] == id
+    {
+        c["invoice_settings"]["default_payment_method"] = Value::Null;
+        put(emu, account, c);
     }
-    emu.emit_with_previous(account, "payment_method.detached", public(pm.clone()), json!({"customer": customer}));
+    emu.emit_with_previous(
+        account,
+        "payment_method.detached",
+        public(pm.clone()),
+        json!({"customer": customer}),
+    );
     Reply::json(200, &public(pm))
 }
 
@@ -181,24 +295,48 @@ fn create_intent(emu: &Emulator, account: &str, params: &Value) -> Reply {
     }
     let amount = match int_param(params, "amount") {
         Ok(Some(a)) if a >= 1 => a,
-        Ok(_) => return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: amount.", Some("amount")),
+        Ok(_) => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_missing"),
+                "Missing required param: amount.",
+                Some("amount"),
+            );
+        }
         Err(e) => return e,
     };
     if str_of(&params["currency"]).is_none() {
-        return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "Missing required param: currency.", Some("currency"));
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            "Missing required param: currency.",
+            Some("currency"),
+        );
     }
     let customer = str_of(&params["customer"]);
-    if let Some(c) = customer {
-        if get(emu, account, "customer", c).is_none_or(|c| c["deleted"] == true) {
-            return missing("customer", c);
-        }
+    if let Some(c) = customer
+        && !live_customer(emu, account, c)
+    {
+        return missing("customer", c);
     }
     let mut fields = params.clone();
     fields["amount"] = amount.into();
     let pm = match str_of(&params["payment_method"]) {
         Some(id) => match get(emu, account, "payment_method", id) {
-            Some(pm) if params["off_session"] == "true" && customer.is_some() && pm["customer"] != customer.unwrap_or("") => {
-                return stripe_error(400, "invalid_request_error", None, "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, or was detached from a Customer, and may not be used again.", Some("payment_method"));
+            Some(pm)
+                if params["off_session"] == "true"
+                    && customer.is_some()
+                    && pm["customer"] != customer.unwrap_or("") =>
+            {
+                return stripe_error(
+                    400,
+                    "invalid_request_error",
+                    None,
+                    "The provided PaymentMethod was previously used with a PaymentIntent without Customer attachment, or was detached from a Customer, and may not be used again.",
+                    Some("payment_method"),
+                );
             }
             Some(pm) => Some(pm),
             None => return missing("payment_method", id),
@@ -206,13 +344,21 @@ fn create_intent(emu: &Emulator, account: &str, params: &Value) -> Reply {
         None => None,
     };
     if params["confirm"] != "true" || pm.is_none() {
-        let status = if pm.is_some() { "requires_confirmation" } else { "requires_payment_method" };
+        let status = if pm.is_some() {
+            "requires_confirmation"
+        } else {
+            "requires_payment_method"
+        };
         return Reply::json(200, &new_intent(emu, account, &fields, status));
     }
-    let number = pm.as_ref().and_then(|p| p["_number"].as_str()).unwrap_or("4242424242424242");
+    let number = pm
+        .as_ref()
+        .and_then(|p| p["_number"].as_str())
+        .unwrap_or("4242424242424242");
     let decline = card_outcome(number).and_then(|o| o.decline);
     // On-session the customer can authenticate; off-session the bank refuses.
-    let decline = decline.filter(|d| d.code != "authentication_required" || params["off_session"] == "true");
+    let decline =
+        decline.filter(|d| d.code != "authentication_required" || params["off_session"] == "true");
     let Some(d) = decline else {
         let pi = new_intent(emu, account, &fields, "succeeded");
         emu.emit(account, "payment_intent.succeeded", pi.clone());
@@ -244,9 +390,19 @@ fn create_refund(emu: &Emulator, account: &str, params: &Value) -> Reply {
             Some(pi) => pi["latest_charge"].as_str().unwrap_or_default().to_string(),
             None => return missing("payment_intent", pi),
         },
-        _ => return stripe_error(400, "invalid_request_error", Some("parameter_missing"), "One of charge or payment_intent is required.", None),
+        _ => {
+            return stripe_error(
+                400,
+                "invalid_request_error",
+                Some("parameter_missing"),
+                "One of charge or payment_intent is required.",
+                None,
+            );
+        }
     };
-    let Some(mut charge) = get(emu, account, "charge", &charge_id) else { return missing("charge", &charge_id) };
+    let Some(mut charge) = get(emu, account, "charge", &charge_id) else {
+        return missing("charge", &charge_id);
+    };
     let captured = charge["amount"].as_i64().unwrap_or(0);
     let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
     let amount = match int_param(params, "amount") {
@@ -254,7 +410,13 @@ fn create_refund(emu: &Emulator, account: &str, params: &Value) -> Reply {
         Err(e) => return e,
     };
     if amount < 1 || refunded + amount > captured {
-        return stripe_error(400, "invalid_request_error", Some("amount_too_large"), "Refund amount is greater than unrefunded amount on charge.", Some("amount"));
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("amount_too_large"),
+            "Refund amount is greater than unrefunded amount on charge.",
+            Some("amount"),
+        );
     }
     let refund = json!({
         "id": emu.next_id("re"), "object": "refund", "amount": amount, "charge": charge_id, "currency": charge["currency"],

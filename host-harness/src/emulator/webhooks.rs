@@ -22,7 +22,9 @@ pub struct WebhookTarget {
 pub fn signature_header(secrets: &[String], t: i64, body: &[u8]) -> String {
     let mut header = format!("t={t}");
     for secret in secrets {
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { continue };
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+            continue;
+        };
         mac.update(format!("{t}.").as_bytes());
         mac.update(body);
         header.push_str(",v1=");
@@ -38,7 +40,13 @@ impl Emulator {
     }
 
     /// As `emit`, with `data.previous_attributes` (what an update changed).
-    pub fn emit_with_previous(&self, account: &str, kind: &str, object: Value, previous: Value) -> Value {
+    pub fn emit_with_previous(
+        &self,
+        account: &str,
+        kind: &str,
+        object: Value,
+        previous: Value,
+    ) -> Value {
         let mut event = json!({
             "id": self.next_id("evt"), "object": "event", "api_version": "2024-06-20",
             "created": self.clock.now_secs(), "data": {"object": object}, "livemode": false,
@@ -54,7 +62,13 @@ impl Emulator {
             let mut st = self.state();
             st.events.push(event.clone());
             let id = event["id"].as_str().unwrap_or_default().to_string();
-            st.objects.insert(id, Stored { account: account.to_string(), object: event.clone() });
+            st.objects.insert(
+                id,
+                Stored {
+                    account: account.to_string(),
+                    object: event.clone(),
+                },
+            );
         }
         if let Some(target) = lock(&self.webhook).clone().filter(|t| t.automatic) {
             let body = serde_json::to_vec_pretty(&event).unwrap_or_default();
@@ -66,14 +80,20 @@ impl Emulator {
 
     /// Delivers `event` once, now, and returns the HTTP status (0: no answer).
     pub fn deliver_now(&self, event: &Value) -> u16 {
-        let Some(target) = lock(&self.webhook).clone() else { return 0 };
+        let Some(target) = lock(&self.webhook).clone() else {
+            return 0;
+        };
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();
         post(&agent(), &target, &body, self.clock.now_secs())
     }
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(10))).http_status_as_error(false).build().into()
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into()
 }
 
 fn post(agent: &ureq::Agent, target: &WebhookTarget, body: &[u8], now: i64) -> u16 {
@@ -82,7 +102,10 @@ fn post(agent: &ureq::Agent, target: &WebhookTarget, body: &[u8], now: i64) -> u
         .post(&target.url)
         .header("Content-Type", "application/json; charset=utf-8")
         .header("Stripe-Signature", &header)
-        .header("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
+        .header(
+            "User-Agent",
+            "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        )
         .send(body)
         .map(|r| r.status().as_u16())
         .unwrap_or(0)

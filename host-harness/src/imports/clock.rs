@@ -18,7 +18,10 @@ impl Clock {
 
     pub fn now_ms(&self) -> u64 {
         match self {
-            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             Clock::Fixed(t) => t.load(Ordering::SeqCst),
         }
     }

@@ -31,7 +31,12 @@ impl Host for HostState {
         if inserted == 0 {
             return Ok(Delivery::Duplicate);
         }
-        eprintln!("[email] to={} subject={:?} key={}", msg.to.join(","), msg.subject, msg.dedupe_key);
+        eprintln!(
+            "[email] to={} subject={:?} key={}",
+            msg.to.join(","),
+            msg.subject,
+            msg.dedupe_key
+        );
         Ok(Delivery::Sent)
     }
 }

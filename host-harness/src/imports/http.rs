@@ -36,13 +36,18 @@ impl StripeGate {
 
     pub fn send(&self, mut req: Request) -> (Result<Response, HttpError>, Request) {
         if !self.allows(&req.url) {
-            let why = format!("only {} is reachable", self.base.as_str().trim_end_matches('/'));
+            let why = format!(
+                "only {} is reachable",
+                self.base.as_str().trim_end_matches('/')
+            );
             return (Err(HttpError::Denied(why)), req);
         }
-        req.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
         let logged = req.clone();
         if let Some(key) = &self.api_key {
-            req.headers.push(("Authorization".into(), format!("Bearer {key}")));
+            req.headers
+                .push(("Authorization".into(), format!("Bearer {key}")));
         }
         (self.backend.send(&req), logged)
     }
@@ -77,23 +82,34 @@ impl UreqBackend {
 
 impl HttpBackend for UreqBackend {
     fn send(&self, req: &Request) -> Result<Response, HttpError> {
-        let mut builder = ureq::http::Request::builder().method(req.method.as_str()).uri(req.url.as_str());
+        let mut builder = ureq::http::Request::builder()
+            .method(req.method.as_str())
+            .uri(req.url.as_str());
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        let request = builder.body(req.body.clone()).map_err(|e| HttpError::Other(e.to_string()))?;
+        let request = builder
+            .body(req.body.clone())
+            .map_err(|e| HttpError::Other(e.to_string()))?;
         let response = self.agent.run(request).map_err(|e| match e {
             ureq::Error::Timeout(_) => HttpError::Timeout,
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => HttpError::Timeout,
             ureq::Error::Io(io) => HttpError::Connection(io.to_string()),
-            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => HttpError::Connection(e.to_string()),
+            ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                HttpError::Connection(e.to_string())
+            }
             other => HttpError::Other(other.to_string()),
         })?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let body = response
             .into_body()
@@ -101,7 +117,11 @@ impl HttpBackend for UreqBackend {
             .limit(16 << 20)
             .read_to_vec()
             .map_err(|e| HttpError::Connection(e.to_string()))?;
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -134,7 +154,12 @@ mod tests {
             "not a url",
         ] {
             assert!(!gate.allows(url), "{url} must be denied");
-            let req = Request { method: "GET".into(), url: url.into(), headers: vec![], body: vec![] };
+            let req = Request {
+                method: "GET".into(),
+                url: url.into(),
+                headers: vec![],
+                body: vec![],
+            };
             assert!(matches!(gate.send(req).0, Err(HttpError::Denied(_))));
         }
     }

@@ -21,13 +21,19 @@ impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         let conn = self.env.db.conn();
         conn.prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![self.namespace, key], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![self.namespace, key], |r| r.get(0))
+                    .optional()
+            })
             .map_err(failure)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
         let conn = self.env.db.conn();
-        conn.prepare_cached(UPSERT).and_then(|mut s| s.execute(params![self.namespace, key, value])).map(drop).map_err(failure)
+        conn.prepare_cached(UPSERT)
+            .and_then(|mut s| s.execute(params![self.namespace, key, value]))
+            .map(drop)
+            .map_err(failure)
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {
@@ -38,17 +44,29 @@ impl Host for HostState {
             .map_err(failure)
     }
 
-    fn compare_and_swap(&mut self, key: String, expected: Option<Vec<u8>>, new: Vec<u8>) -> Result<bool, KvError> {
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> Result<bool, KvError> {
         let mut conn = self.env.db.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failure)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
         let current: Option<Vec<u8>> = tx
             .prepare_cached("SELECT value FROM kv WHERE ns = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![self.namespace, key], |r| r.get(0)).optional())
+            .and_then(|mut s| {
+                s.query_row(params![self.namespace, key], |r| r.get(0))
+                    .optional()
+            })
             .map_err(failure)?;
         if current != expected {
             return Ok(false);
         }
-        tx.prepare_cached(UPSERT).and_then(|mut s| s.execute(params![self.namespace, key, new])).map_err(failure)?;
+        tx.prepare_cached(UPSERT)
+            .and_then(|mut s| s.execute(params![self.namespace, key, new]))
+            .map_err(failure)?;
         tx.commit().map_err(failure)?;
         Ok(true)
     }

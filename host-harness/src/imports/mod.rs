@@ -37,13 +37,22 @@ pub struct HostState {
 
 impl HostState {
     pub fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits) -> Self {
-        Self { env, namespace: namespace.to_string(), limits, wasi: WasiCtx::builder().build(), table: ResourceTable::new() }
+        Self {
+            env,
+            namespace: namespace.to_string(),
+            limits,
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+        }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

@@ -41,8 +41,15 @@ fn push(out: &mut Vec<Transition>, s: Settled) {
 
 /// Closes the invoice's open session so that it cannot also take money.
 /// Returns true when the session had already been paid.
-fn close_session(m: &Merchant, invoice_id: &str, rec: &InvoiceRecord, out: &mut Vec<Transition>) -> Result<bool, PluginError> {
-    let Some(session) = rec.session.clone() else { return Ok(false) };
+fn close_session(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    out: &mut Vec<Transition>,
+) -> Result<bool, PluginError> {
+    let Some(session) = rec.session.clone() else {
+        return Ok(false);
+    };
     match imports::call(m, &request::expire_checkout_session(&session)) {
         Ok(_) => {}
         // Only open sessions can be expired: find out what became of it.
@@ -59,11 +66,18 @@ fn close_session(m: &Merchant, invoice_id: &str, rec: &InvoiceRecord, out: &mut 
 /// What became of a session that can no longer be expired. Returns true when
 /// its money is taken or on its way; otherwise it is dropped, and the next
 /// payment gets a new attempt.
-fn settle_closed_session(m: &Merchant, invoice_id: &str, s: &Obj, out: &mut Vec<Transition>) -> Result<bool, PluginError> {
+fn settle_closed_session(
+    m: &Merchant,
+    invoice_id: &str,
+    s: &Obj,
+    out: &mut Vec<Transition>,
+) -> Result<bool, PluginError> {
     if s.status() == Some("complete") {
         // "unpaid": a bank debit that is processing, or that has since failed.
         let pi = match (s.payment_status(), s.payment_intent()) {
-            (Some("unpaid"), Some(pi)) => Some(imports::stripe(m, &request::retrieve_payment_intent(pi))?),
+            (Some("unpaid"), Some(pi)) => {
+                Some(imports::stripe(m, &request::retrieve_payment_intent(pi))?)
+            }
             _ => None,
         };
         match pi.as_ref().and_then(|p| p.status()) {
@@ -73,11 +87,22 @@ fn settle_closed_session(m: &Merchant, invoice_id: &str, s: &Obj, out: &mut Vec<
             }
             Some("succeeded") => {
                 let p = pi.as_ref().unwrap_or(s);
-                push(out, settle::paid(invoice_id, p.id(), p.amount_taken().unwrap_or(0), p.currency())?);
+                push(
+                    out,
+                    settle::paid(
+                        invoice_id,
+                        p.id(),
+                        p.amount_taken().unwrap_or(0),
+                        p.currency(),
+                    )?,
+                );
                 return Ok(true);
             }
             Some("processing") => {
-                push(out, settle::processing(invoice_id, &s.payment_ref(), s.amount_total())?);
+                push(
+                    out,
+                    settle::processing(invoice_id, &s.payment_ref(), s.amount_total())?,
+                );
                 return Ok(true);
             }
             Some(_) => {}
@@ -88,21 +113,35 @@ fn settle_closed_session(m: &Merchant, invoice_id: &str, s: &Obj, out: &mut Vec<
 }
 
 /// Charges the card on file off-session, at most once per attempt number.
-pub fn auto_charge(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Charge, PluginError> {
-    let Some(rec) = record::load(invoice_id)? else { return Ok(Charge::NoCard) };
+pub fn auto_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Charge, PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(Charge::NoCard);
+    };
     if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
         return Ok(Charge::Done);
     }
-    let Some(card) = card_on_file(m, &rec.stripe_customer)? else { return Ok(Charge::NoCard) };
+    let Some(card) = card_on_file(m, &rec.stripe_customer)? else {
+        return Ok(Charge::NoCard);
+    };
     if close_session(m, invoice_id, &rec, out)? {
         return Ok(Charge::Done);
     }
     // Re-check just before charging: a webhook may have settled it meanwhile.
-    let Some(rec) = record::load(invoice_id)? else { return Ok(Charge::NoCard) };
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(Charge::NoCard);
+    };
     if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
         return Ok(Charge::Done);
     }
-    let receipt = if m.stripe_receipts { rec.emails.first().map(String::as_str) } else { None };
+    let receipt = if m.stripe_receipts {
+        rec.emails.first().map(String::as_str)
+    } else {
+        None
+    };
     let charge = OffSessionCharge {
         invoice_id,
         invoice_number: &rec.number,
@@ -116,13 +155,28 @@ pub fn auto_charge(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) ->
     match imports::call(m, &request::create_off_session_payment(&charge)) {
         Ok(pi) => {
             let amount = pi.amount_taken().unwrap_or(charge.amount_minor);
-            let currency = if pi.currency().is_empty() { rec.currency.as_str() } else { pi.currency() };
+            let currency = if pi.currency().is_empty() {
+                rec.currency.as_str()
+            } else {
+                pi.currency()
+            };
             match pi.status() {
-                Some("succeeded") => push(out, settle::paid(invoice_id, pi.id(), amount, currency)?),
+                Some("succeeded") => {
+                    push(out, settle::paid(invoice_id, pi.id(), amount, currency)?)
+                }
                 Some("processing") => push(out, settle::processing(invoice_id, pi.id(), amount)?),
                 _ => {
                     bump_attempt(invoice_id, rec.attempt)?;
-                    push(out, settle::action_required(m, invoice_id, pi.id(), "the bank asks the customer to confirm", true)?);
+                    push(
+                        out,
+                        settle::action_required(
+                            m,
+                            invoice_id,
+                            pi.id(),
+                            "the bank asks the customer to confirm",
+                            true,
+                        )?,
+                    );
                     return Ok(Charge::NeedsLink);
                 }
             }
@@ -154,7 +208,10 @@ pub fn auto_charge(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) ->
                 };
                 // Only some declines can succeed on the same card later.
                 let retryable = matches!(f.advice_code.as_deref(), Some("try_again_later"))
-                    || matches!(f.error.decline_code.as_deref(), Some("insufficient_funds" | "processing_error" | "try_again_later"));
+                    || matches!(
+                        f.error.decline_code.as_deref(),
+                        Some("insufficient_funds" | "processing_error" | "try_again_later")
+                    );
                 settle::failed(m, &reason, retryable, true)?
             };
             push(out, settled);
@@ -178,8 +235,14 @@ fn bump_attempt(invoice_id: &str, seen: u32) -> Result<(), PluginError> {
 /// An open Checkout Session for what is still due: the current one if it is
 /// open for at least a few more minutes, else a fresh one. `None` when nothing
 /// is left to collect (or the last session was just paid).
-pub fn open_session(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<Obj>, PluginError> {
-    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
+pub fn open_session(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Option<Obj>, PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(None);
+    };
     if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
         return Ok(None);
     }
@@ -194,8 +257,14 @@ pub fn open_session(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -
             }
         }
     }
-    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
-    let success_url = format!("{}/pay/{}?session_id={{CHECKOUT_SESSION_ID}}", m.pay_link_base.trim_end_matches('/'), rec.token);
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(None);
+    };
+    let success_url = format!(
+        "{}/pay/{}?session_id={{CHECKOUT_SESSION_ID}}",
+        m.pay_link_base.trim_end_matches('/'),
+        rec.token
+    );
     let spec = SessionSpec {
         invoice_id,
         invoice_number: &rec.number,

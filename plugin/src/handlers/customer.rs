@@ -2,18 +2,26 @@
 //! `cus_...`, relink, unlink. Unlinking deletes nothing in Stripe.
 
 use super::{invalid, link_key, stripe_external_id};
-use crate::bindings::billing::stripe_plugin::types::{Customer, CustomerLink, Merchant, PluginError, Transition};
+use crate::bindings::billing::stripe_plugin::types::{
+    Customer, CustomerLink, Merchant, PluginError, Transition,
+};
 use crate::imports;
 use crate::stripe::request;
 
 /// The Stripe customer for `customer`, creating or linking it on first use.
-pub fn ensure_linked(m: &Merchant, customer: &Customer, out: &mut Vec<Transition>) -> Result<String, PluginError> {
+pub fn ensure_linked(
+    m: &Merchant,
+    customer: &Customer,
+    out: &mut Vec<Transition>,
+) -> Result<String, PluginError> {
     if let Some(id) = imports::kv_get_string(&link_key(&customer.id))? {
         return Ok(id);
     }
     let stripe_id = match stripe_external_id(customer) {
         Some(supplied) => verified(m, supplied)?,
-        None => imports::stripe(m, &request::create_customer(customer))?.id().to_string(),
+        None => imports::stripe(m, &request::create_customer(customer))?
+            .id()
+            .to_string(),
     };
     link(customer, &stripe_id, out)?;
     Ok(stripe_id)
@@ -51,20 +59,32 @@ pub fn on_customer_updated(
 /// Checks that `cus_...` exists, undeleted, in the merchant's account.
 fn verified(m: &Merchant, supplied: &str) -> Result<String, PluginError> {
     if !supplied.starts_with("cus_") {
-        return Err(invalid(format!("external id Stripe {supplied:?} is not a Stripe customer id (cus_...)")));
+        return Err(invalid(format!(
+            "external id Stripe {supplied:?} is not a Stripe customer id (cus_...)"
+        )));
     }
     match imports::stripe(m, &request::retrieve_customer(supplied)) {
         Ok(c) if !c.is_deleted() && !c.id().is_empty() => Ok(c.id().to_string()),
-        Ok(_) => Err(invalid(format!("Stripe customer {supplied} is deleted; nothing was linked"))),
+        Ok(_) => Err(invalid(format!(
+            "Stripe customer {supplied} is deleted; nothing was linked"
+        ))),
         Err(PluginError::Stripe(e)) if e.status == 404 => Err(invalid(format!(
             "Stripe customer {supplied} does not exist in account {}; nothing was linked",
-            if m.account_id.is_empty() { "(platform)" } else { &m.account_id }
+            if m.account_id.is_empty() {
+                "(platform)"
+            } else {
+                &m.account_id
+            }
         ))),
         Err(e) => Err(e),
     }
 }
 
-fn link(customer: &Customer, stripe_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
+fn link(
+    customer: &Customer,
+    stripe_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
     imports::kv_set(&link_key(&customer.id), stripe_id)?;
     out.push(Transition::CustomerLinked(CustomerLink {
         customer_id: customer.id.clone(),

@@ -18,12 +18,20 @@ fn pay_token(m: &Merchant, invoice_id: &str) -> Result<String, PluginError> {
         .webhook_secrets
         .first()
         .ok_or_else(|| invalid("a webhook secret must be configured: it keys the pay links"))?;
-    let tag = signature::sign(secret, "paylink", format!("{}/{invoice_id}", m.account_id).as_bytes());
+    let tag = signature::sign(
+        secret,
+        "paylink",
+        format!("{}/{invoice_id}", m.account_id).as_bytes(),
+    );
     Ok(hex::encode(&tag[..16]))
 }
 
 pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError> {
-    if !inv.payment_options.iter().any(|o| matches!(o, PaymentOption::Stripe)) {
+    if !inv
+        .payment_options
+        .iter()
+        .any(|o| matches!(o, PaymentOption::Stripe))
+    {
         return Ok(Vec::new());
     }
     // A bad amount is refused before anything is sent to Stripe.
@@ -34,7 +42,11 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     let mut out = Vec::new();
     let stripe_customer = customer::ensure_linked(m, &inv.customer, &mut out)?;
     let c = &inv.customer;
-    let emails = if c.billing_emails.is_empty() { c.email.iter().cloned().collect() } else { c.billing_emails.clone() };
+    let emails = if c.billing_emails.is_empty() {
+        c.email.iter().cloned().collect()
+    } else {
+        c.billing_emails.clone()
+    };
     record::create(
         &inv.id,
         InvoiceRecord {
@@ -57,7 +69,11 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             closed_disputes: Vec::new(),
         },
     )?;
-    let charge = if m.auto_charge && inv.auto_charge { collect::auto_charge(m, &inv.id, &mut out)? } else { Charge::NoCard };
+    let charge = if m.auto_charge && inv.auto_charge {
+        collect::auto_charge(m, &inv.id, &mut out)?
+    } else {
+        Charge::NoCard
+    };
     if charge != Charge::Done && m.show_payment_link {
         attach_link(m, &inv.id, &mut out)?;
     }
@@ -65,9 +81,17 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
 }
 
 /// Opens (or reuses) the session behind the stable link and reports the link.
-pub fn attach_link(m: &Merchant, invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<String>, PluginError> {
-    let Some(session) = collect::open_session(m, invoice_id, out)? else { return Ok(None) };
-    let Some(rec) = record::load(invoice_id)? else { return Ok(None) };
+pub fn attach_link(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Option<String>, PluginError> {
+    let Some(session) = collect::open_session(m, invoice_id, out)? else {
+        return Ok(None);
+    };
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(None);
+    };
     out.push(Transition::PaymentLinkAttached(PaymentLink {
         invoice_id: invoice_id.into(),
         url: super::settle::pay_url(m, &rec),

@@ -3,25 +3,43 @@
 //! when charges are enabled.
 
 use super::invalid;
-use crate::bindings::billing::stripe_plugin::types::{Merchant, Onboarding, OnboardingRequest, PluginError};
+use crate::bindings::billing::stripe_plugin::types::{
+    Merchant, Onboarding, OnboardingRequest, PluginError,
+};
 use crate::imports;
 use crate::stripe::request;
 
 pub fn start_onboarding(m: &Merchant, r: &OnboardingRequest) -> Result<Onboarding, PluginError> {
     if r.merchant_ref.is_empty() || r.country.len() != 2 || !r.email.contains('@') {
-        return Err(invalid("onboarding needs a merchant ref, a two-letter country and an email"));
+        return Err(invalid(
+            "onboarding needs a merchant ref, a two-letter country and an email",
+        ));
     }
     // Accounts are created on the platform itself: no Stripe-Account header.
-    let platform = Merchant { account_id: String::new(), ..m.clone() };
+    let platform = Merchant {
+        account_id: String::new(),
+        ..m.clone()
+    };
     let account = if m.account_id.is_empty() {
-        imports::stripe(&platform, &request::create_account(r))?.id().to_string()
+        imports::stripe(&platform, &request::create_account(r))?
+            .id()
+            .to_string()
     } else {
         // Already connected: only a fresh link to finish onboarding is needed.
         m.account_id.clone()
     };
     let minute = imports::now_secs() / 60;
-    let link = imports::stripe(&platform, &request::create_account_link(&account, r, minute))?;
+    let link = imports::stripe(
+        &platform,
+        &request::create_account_link(&account, r, minute),
+    )?;
     let expires_at = link.expires_at();
-    let url = link.url.ok_or_else(|| PluginError::HostUnavailable("Account Link came back without a url".into()))?;
-    Ok(Onboarding { account_id: account, url, expires_at })
+    let url = link.url.ok_or_else(|| {
+        PluginError::HostUnavailable("Account Link came back without a url".into())
+    })?;
+    Ok(Onboarding {
+        account_id: account,
+        url,
+        expires_at,
+    })
 }

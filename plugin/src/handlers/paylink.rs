@@ -6,7 +6,9 @@
 use super::collect::{self, Charge};
 use super::invoice::attach_link;
 use super::settle::money_of;
-use crate::bindings::billing::stripe_plugin::types::{Merchant, PayLinkOutcome, PayPage, Payment, PluginError};
+use crate::bindings::billing::stripe_plugin::types::{
+    Merchant, PayLinkOutcome, PayPage, Payment, PluginError,
+};
 use crate::imports;
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord};
@@ -21,28 +23,47 @@ fn paid_page(invoice_id: &str, rec: &InvoiceRecord) -> PayPage {
 }
 
 fn page_for(invoice_id: &str, rec: &InvoiceRecord) -> PayPage {
-    if rec.state.settled() { paid_page(invoice_id, rec) } else { PayPage::Processing(rec.number.clone()) }
+    if rec.state.settled() {
+        paid_page(invoice_id, rec)
+    } else {
+        PayPage::Processing(rec.number.clone())
+    }
 }
 
 pub fn on_pay_link_opened(m: &Merchant, token: &str) -> Result<PayLinkOutcome, PluginError> {
-    let not_found = || PayLinkOutcome { page: PayPage::NotFound, transitions: Vec::new() };
+    let not_found = || PayLinkOutcome {
+        page: PayPage::NotFound,
+        transitions: Vec::new(),
+    };
     // Tokens are hex; anything else cannot be one of ours.
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(not_found());
     }
-    let Some(invoice_id) = imports::kv_get_string(&record::token_key(token))? else { return Ok(not_found()) };
-    let Some(rec) = record::load(&invoice_id)? else { return Ok(not_found()) };
+    let Some(invoice_id) = imports::kv_get_string(&record::token_key(token))? else {
+        return Ok(not_found());
+    };
+    let Some(rec) = record::load(&invoice_id)? else {
+        return Ok(not_found());
+    };
     if !rec.state.collecting() || rec.state == PayState::Processing {
-        return Ok(PayLinkOutcome { page: page_for(&invoice_id, &rec), transitions: Vec::new() });
+        return Ok(PayLinkOutcome {
+            page: page_for(&invoice_id, &rec),
+            transitions: Vec::new(),
+        });
     }
     let mut transitions = Vec::new();
     // A card on file is charged only if it was never tried: a declined card is
     // not charged again on every visit; the customer picks another in Checkout.
-    if m.auto_charge && rec.auto_charge && rec.state == PayState::Open {
-        if collect::auto_charge(m, &invoice_id, &mut transitions)? == Charge::Done {
-            let rec = record::load(&invoice_id)?.unwrap_or(rec);
-            return Ok(PayLinkOutcome { page: page_for(&invoice_id, &rec), transitions });
-        }
+    if m.auto_charge
+        && rec.auto_charge
+        && rec.state == PayState::Open
+        && collect::auto_charge(m, &invoice_id, &mut transitions)? == Charge::Done
+    {
+        let rec = record::load(&invoice_id)?.unwrap_or(rec);
+        return Ok(PayLinkOutcome {
+            page: page_for(&invoice_id, &rec),
+            transitions,
+        });
     }
     let page = match attach_link(m, &invoice_id, &mut transitions)? {
         Some(url) => PayPage::Redirect(url),

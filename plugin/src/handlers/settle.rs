@@ -3,7 +3,8 @@
 //! Shared by the auto-charge path and the webhook path, so both agree.
 
 use crate::bindings::billing::stripe_plugin::types::{
-    CustomerAction, Dispute, DisputeStatus, Merchant, Money, Payment, PaymentFailure, PluginError, Transition,
+    CustomerAction, Dispute, DisputeStatus, Merchant, Money, Payment, PaymentFailure, PluginError,
+    Transition,
 };
 use crate::imports;
 use crate::money;
@@ -20,27 +21,44 @@ pub struct Settled {
 
 impl Settled {
     fn ignored(fact: &str, state: impl core::fmt::Debug) -> Self {
-        Settled { transitions: Vec::new(), note: format!("ignored: {fact} when the invoice is {state:?}") }
+        Settled {
+            transitions: Vec::new(),
+            note: format!("ignored: {fact} when the invoice is {state:?}"),
+        }
     }
 
     /// A fact about an attempt or dispute that has moved on since.
     fn stale(what: &str, id: &str) -> Self {
-        Settled { transitions: Vec::new(), note: format!("ignored: {what} ({id})") }
+        Settled {
+            transitions: Vec::new(),
+            note: format!("ignored: {what} ({id})"),
+        }
     }
 
     fn one(t: Transition, note: &str) -> Self {
-        Settled { transitions: vec![t], note: note.to_string() }
+        Settled {
+            transitions: vec![t],
+            note: note.to_string(),
+        }
     }
 }
 
 pub fn pay_url(m: &Merchant, rec: &InvoiceRecord) -> String {
-    format!("{}/pay/{}", m.pay_link_base.trim_end_matches('/'), rec.token)
+    format!(
+        "{}/pay/{}",
+        m.pay_link_base.trim_end_matches('/'),
+        rec.token
+    )
 }
 
 pub fn money_of(currency: &str, minor: u64) -> Money {
     let currency = currency.to_ascii_uppercase();
     let decimal = money::to_decimal(&currency, minor).unwrap_or_else(|_| minor.to_string());
-    Money { minor, decimal, currency }
+    Money {
+        minor,
+        decimal,
+        currency,
+    }
 }
 
 fn pi_key(stripe_ref: &str) -> String {
@@ -69,16 +87,28 @@ fn payment(invoice_id: &str, stripe_ref: &str, rec: &InvoiceRecord, amount: u64)
 /// Whether this attempt already failed or paid: its earlier stages are stale.
 fn finished(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
     let rec = load(invoice_id)?;
-    Ok(rec.failed_refs.iter().chain(&rec.paid_refs).any(|r| r == attempt_ref))
+    Ok(rec
+        .failed_refs
+        .iter()
+        .chain(&rec.paid_refs)
+        .any(|r| r == attempt_ref))
 }
 
 fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
-    record::load(invoice_id)?
-        .ok_or_else(|| PluginError::NotReady(format!("invoice {invoice_id} has not been finalized here yet")))
+    record::load(invoice_id)?.ok_or_else(|| {
+        PluginError::NotReady(format!(
+            "invoice {invoice_id} has not been finalized here yet"
+        ))
+    })
 }
 
 /// Money arrived. It counts only in the invoice's currency, and only once per payment.
-pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> Result<Settled, PluginError> {
+pub fn paid(
+    invoice_id: &str,
+    stripe_ref: &str,
+    amount: u64,
+    currency: &str,
+) -> Result<Settled, PluginError> {
     let rec = load(invoice_id)?;
     if !currency.eq_ignore_ascii_case(&rec.currency) {
         let got = money_of(currency, amount);
@@ -89,7 +119,10 @@ pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> 
                 code: Some("currency_mismatch".into()),
                 decline_code: None,
                 advice_code: None,
-                message: format!("received {} {}, but the invoice is in {}", got.decimal, got.currency, rec.currency),
+                message: format!(
+                    "received {} {}, but the invoice is in {}",
+                    got.decimal, got.currency, rec.currency
+                ),
                 retryable: false,
             }),
             "flagged: paid in another currency",
@@ -103,8 +136,16 @@ pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> 
     let advanced = record::advance(
         invoice_id,
         &|r| {
-            let total = if counted(r) { r.paid } else { r.paid.saturating_add(amount) };
-            if total >= r.due { Fact::PaidFull } else { Fact::PaidShort }
+            let total = if counted(r) {
+                r.paid
+            } else {
+                r.paid.saturating_add(amount)
+            };
+            if total >= r.due {
+                Fact::PaidFull
+            } else {
+                Fact::PaidShort
+            }
         },
         &|r| {
             if !counted(r) {
@@ -128,12 +169,18 @@ pub fn paid(invoice_id: &str, stripe_ref: &str, amount: u64, currency: &str) -> 
 }
 
 /// A completed Checkout Session: paid now, or (bank debits) later.
-pub fn session_completed(invoice_id: &str, s: &crate::stripe::objects::Obj) -> Result<Settled, PluginError> {
+pub fn session_completed(
+    invoice_id: &str,
+    s: &crate::stripe::objects::Obj,
+) -> Result<Settled, PluginError> {
     let pi = s.payment_ref();
     match s.payment_status() {
         Some("paid") => paid(invoice_id, &pi, s.amount_total(), s.currency()),
         Some("unpaid") => processing(invoice_id, &pi, s.amount_total()),
-        _ => Ok(Settled { transitions: Vec::new(), note: "session completed without payment".into() }),
+        _ => Ok(Settled {
+            transitions: Vec::new(),
+            note: "session completed without payment".into(),
+        }),
     }
 }
 
@@ -141,88 +188,114 @@ pub fn session_completed(invoice_id: &str, s: &crate::stripe::objects::Obj) -> R
 pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Settled, PluginError> {
     remember_payment(stripe_ref, invoice_id)?;
     if finished(invoice_id, stripe_ref)? {
-        return Ok(Settled::stale("processing of a finished attempt", stripe_ref));
+        return Ok(Settled::stale(
+            "processing of a finished attempt",
+            stripe_ref,
+        ));
     }
-    Ok(match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
-        Advanced::Moved { rec, .. } => {
-            Settled::one(Transition::PaymentProcessing(payment(invoice_id, stripe_ref, &rec, amount)), "processing")
-        }
-        Advanced::Ignored { state } => Settled::ignored("processing", state),
-    })
+    Ok(
+        match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
+            Advanced::Moved { rec, .. } => Settled::one(
+                Transition::PaymentProcessing(payment(invoice_id, stripe_ref, &rec, amount)),
+                "processing",
+            ),
+            Advanced::Ignored { state } => Settled::ignored("processing", state),
+        },
+    )
 }
 
 /// A payment attempt failed: both parties are told, once per attempt.
-pub fn failed(m: &Merchant, reason: &Reason, retryable: bool, notify: bool) -> Result<Settled, PluginError> {
+pub fn failed(
+    m: &Merchant,
+    reason: &Reason,
+    retryable: bool,
+    notify: bool,
+) -> Result<Settled, PluginError> {
     let attempt = reason.attempt_ref;
     let mark = |r: &mut InvoiceRecord| {
         if !r.failed_refs.iter().any(|f| f == attempt) {
             r.failed_refs.push(attempt.into());
         }
     };
-    Ok(match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
-        Advanced::Moved { rec, .. } => {
-            if notify {
-                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
+    Ok(
+        match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
+            Advanced::Moved { rec, .. } => {
+                if notify {
+                    notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
+                }
+                Settled::one(
+                    Transition::PaymentFailed(PaymentFailure {
+                        invoice_id: reason.invoice_id.into(),
+                        stripe_ref: Some(reason.attempt_ref.into()),
+                        code: reason.code.map(Into::into),
+                        decline_code: reason.decline_code.map(Into::into),
+                        advice_code: reason.advice_code.map(Into::into),
+                        message: reason.message.into(),
+                        retryable,
+                    }),
+                    "payment failed",
+                )
             }
-            Settled::one(
-                Transition::PaymentFailed(PaymentFailure {
-                    invoice_id: reason.invoice_id.into(),
-                    stripe_ref: Some(reason.attempt_ref.into()),
-                    code: reason.code.map(Into::into),
-                    decline_code: reason.decline_code.map(Into::into),
-                    advice_code: reason.advice_code.map(Into::into),
-                    message: reason.message.into(),
-                    retryable,
-                }),
-                "payment failed",
-            )
-        }
-        Advanced::Ignored { state } => Settled::ignored("a failed payment", state),
-    })
+            Advanced::Ignored { state } => Settled::ignored("a failed payment", state),
+        },
+    )
 }
 
 /// The customer must authenticate or pay on-session: not a hard failure.
-pub fn action_required(m: &Merchant, invoice_id: &str, attempt_ref: &str, why: &str, notify: bool) -> Result<Settled, PluginError> {
+pub fn action_required(
+    m: &Merchant,
+    invoice_id: &str,
+    attempt_ref: &str,
+    why: &str,
+    notify: bool,
+) -> Result<Settled, PluginError> {
     if finished(invoice_id, attempt_ref)? {
-        return Ok(Settled::stale("a request for action on a finished attempt", attempt_ref));
+        return Ok(Settled::stale(
+            "a request for action on a finished attempt",
+            attempt_ref,
+        ));
     }
-    Ok(match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
-        Advanced::Moved { rec, .. } => {
-            let url = pay_url(m, &rec);
-            if notify {
-                notify::action_required(&rec, invoice_id, attempt_ref, &url)?;
+    Ok(
+        match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
+            Advanced::Moved { rec, .. } => {
+                let url = pay_url(m, &rec);
+                if notify {
+                    notify::action_required(&rec, invoice_id, attempt_ref, &url)?;
+                }
+                Settled::one(
+                    Transition::NeedsCustomerAction(CustomerAction {
+                        invoice_id: invoice_id.into(),
+                        stripe_ref: Some(attempt_ref.into()),
+                        pay_url: url,
+                        reason: why.into(),
+                    }),
+                    "needs customer action",
+                )
             }
-            Settled::one(
-                Transition::NeedsCustomerAction(CustomerAction {
-                    invoice_id: invoice_id.into(),
-                    stripe_ref: Some(attempt_ref.into()),
-                    pay_url: url,
-                    reason: why.into(),
-                }),
-                "needs customer action",
-            )
-        }
-        Advanced::Ignored { state } => Settled::ignored("a request for action", state),
-    })
+            Advanced::Ignored { state } => Settled::ignored("a request for action", state),
+        },
+    )
 }
 
 /// An attempt was canceled: the invoice is open for payment again.
 pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginError> {
-    Ok(match record::advance(invoice_id, &|_| Fact::Canceled, &|_| {})? {
-        Advanced::Moved { .. } => Settled::one(
-            Transition::PaymentFailed(PaymentFailure {
-                invoice_id: invoice_id.into(),
-                stripe_ref: Some(stripe_ref.into()),
-                code: Some("payment_intent_canceled".into()),
-                decline_code: None,
-                advice_code: None,
-                message: "the payment was canceled".into(),
-                retryable: true,
-            }),
-            "payment canceled",
-        ),
-        Advanced::Ignored { state } => Settled::ignored("a cancellation", state),
-    })
+    Ok(
+        match record::advance(invoice_id, &|_| Fact::Canceled, &|_| {})? {
+            Advanced::Moved { .. } => Settled::one(
+                Transition::PaymentFailed(PaymentFailure {
+                    invoice_id: invoice_id.into(),
+                    stripe_ref: Some(stripe_ref.into()),
+                    code: Some("payment_intent_canceled".into()),
+                    decline_code: None,
+                    advice_code: None,
+                    message: "the payment was canceled".into(),
+                    retryable: true,
+                }),
+                "payment canceled",
+            ),
+            Advanced::Ignored { state } => Settled::ignored("a cancellation", state),
+        },
+    )
 }
 
 /// Refunds and disputes follow a payment. One that arrives before the payment
@@ -230,18 +303,30 @@ pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginErr
 /// delivers it again once the payment is in; one that arrives after is news.
 fn after_payment(invoice_id: &str, what: &str) -> Result<(), PluginError> {
     if load(invoice_id)?.paid == 0 {
-        return Err(PluginError::NotReady(format!("{what} for invoice {invoice_id} arrived before its payment; retry later")));
+        return Err(PluginError::NotReady(format!(
+            "{what} for invoice {invoice_id} arrived before its payment; retry later"
+        )));
     }
     Ok(())
 }
 
 /// Stripe's cumulative refunded amount for one payment of the invoice.
-pub fn refunded(invoice_id: &str, stripe_ref: &str, refunded_total: u64) -> Result<Settled, PluginError> {
+pub fn refunded(
+    invoice_id: &str,
+    stripe_ref: &str,
+    refunded_total: u64,
+) -> Result<Settled, PluginError> {
     after_payment(invoice_id, "a refund")?;
     let full = |r: &InvoiceRecord| r.refunded_with(stripe_ref, refunded_total) >= r.paid;
     let advanced = record::advance(
         invoice_id,
-        &|r| if full(r) { Fact::RefundedFully } else { Fact::RefundedPartly },
+        &|r| {
+            if full(r) {
+                Fact::RefundedFully
+            } else {
+                Fact::RefundedPartly
+            }
+        },
         &|r| r.set_refund(stripe_ref, refunded_total),
     )?;
     Ok(match advanced {
@@ -259,15 +344,29 @@ pub fn refunded(invoice_id: &str, stripe_ref: &str, refunded_total: u64) -> Resu
 }
 
 /// `dispute_id` tells a late "created" for an already closed dispute from a new one.
-pub fn disputed(invoice_id: &str, dispute_id: &str, stripe_ref: &str, status: DisputeStatus, amount: u64) -> Result<Settled, PluginError> {
+pub fn disputed(
+    invoice_id: &str,
+    dispute_id: &str,
+    stripe_ref: &str,
+    status: DisputeStatus,
+    amount: u64,
+) -> Result<Settled, PluginError> {
     after_payment(invoice_id, "a dispute")?;
     let fact = match status {
         DisputeStatus::Opened => Fact::DisputeOpened,
         DisputeStatus::Won => Fact::DisputeWon,
         DisputeStatus::Lost => Fact::DisputeLost,
     };
-    if fact == Fact::DisputeOpened && load(invoice_id)?.closed_disputes.iter().any(|d| d == dispute_id) {
-        return Ok(Settled::stale("the opening of a dispute already closed", dispute_id));
+    if fact == Fact::DisputeOpened
+        && load(invoice_id)?
+            .closed_disputes
+            .iter()
+            .any(|d| d == dispute_id)
+    {
+        return Ok(Settled::stale(
+            "the opening of a dispute already closed",
+            dispute_id,
+        ));
     }
     let close = |r: &mut InvoiceRecord| {
         if fact != Fact::DisputeOpened && !r.closed_disputes.iter().any(|d| d == dispute_id) {

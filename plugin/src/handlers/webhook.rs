@@ -8,14 +8,15 @@
 use super::settle::{self, Settled};
 use crate::bindings::billing::stripe_plugin::kv;
 use crate::bindings::billing::stripe_plugin::types::{
-    AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome, WebhookRequest,
+    AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome,
+    WebhookRequest,
 };
 use crate::events::Event;
 use crate::imports::{self, kv_failure};
 use crate::notify::Reason;
 use crate::record;
-use crate::stripe::{objects::Obj, request};
 use crate::signature;
+use crate::stripe::{objects::Obj, request};
 
 /// Bodies above this are refused before any work (Stripe's events are a few KiB).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -39,7 +40,13 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("stripe-signature"))
         .map(|(_, v)| v.as_str());
-    if let Err(e) = signature::verify(header, &req.body, &m.webhook_secrets, imports::now_secs(), m.webhook_tolerance_secs) {
+    if let Err(e) = signature::verify(
+        header,
+        &req.body,
+        &m.webhook_secrets,
+        imports::now_secs(),
+        m.webhook_tolerance_secs,
+    ) {
         return Ok(outcome(400, e.reason(), None));
     }
     let Some(event) = Event::parse(&req.body) else {
@@ -49,11 +56,19 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     // Answered 200 so that Stripe stops sending it, counted, and reported in the reason.
     if event.account.as_deref() != expected_account {
         imports::count("foreign-account-events")?;
-        return Ok(outcome(200, "event for another account; ignored", Some(&event)));
+        return Ok(outcome(
+            200,
+            "event for another account; ignored",
+            Some(&event),
+        ));
     }
     if event.livemode() != m.livemode {
         imports::count("other-mode-events")?;
-        return Ok(outcome(200, "event for the other mode (live/test); ignored", Some(&event)));
+        return Ok(outcome(
+            200,
+            "event for the other mode (live/test); ignored",
+            Some(&event),
+        ));
     }
     let seen_key = format!("event:{}", event.id);
     let seen = kv::get(&seen_key).map_err(kv_failure)?.is_some();
@@ -62,16 +77,29 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     if !seen {
         kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
     }
-    let reason = if seen { format!("duplicate delivery; {}", settled.note) } else { settled.note };
-    Ok(WebhookOutcome { transitions: settled.transitions, ..outcome(200, &reason, Some(&event)) })
+    let reason = if seen {
+        format!("duplicate delivery; {}", settled.note)
+    } else {
+        settled.note
+    };
+    Ok(WebhookOutcome {
+        transitions: settled.transitions,
+        ..outcome(200, &reason, Some(&event))
+    })
 }
 
 fn not_ours() -> Result<Settled, PluginError> {
-    Ok(Settled { transitions: Vec::new(), note: "not an invoice of this plugin; ignored".into() })
+    Ok(Settled {
+        transitions: Vec::new(),
+        note: "not an invoice of this plugin; ignored".into(),
+    })
 }
 
 fn noted(t: Transition, note: &str) -> Result<Settled, PluginError> {
-    Ok(Settled { transitions: vec![t], note: note.into() })
+    Ok(Settled {
+        transitions: vec![t],
+        note: note.into(),
+    })
 }
 
 /// The invoice a payment-related object belongs to: its metadata, else the
@@ -94,12 +122,17 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
         | "checkout.session.async_payment_succeeded"
         | "checkout.session.async_payment_failed"
         | "checkout.session.expired" => {
-            let Some(invoice) = o.invoice_id() else { return not_ours() };
+            let Some(invoice) = o.invoice_id() else {
+                return not_ours();
+            };
             let pi = o.payment_ref();
             match kind {
                 "checkout.session.expired" => {
                     record::drop_session(invoice, o.id())?;
-                    Ok(Settled { transitions: Vec::new(), note: "session expired; the pay link will open a new one".into() })
+                    Ok(Settled {
+                        transitions: Vec::new(),
+                        note: "session expired; the pay link will open a new one".into(),
+                    })
                 }
                 "checkout.session.async_payment_failed" => {
                     let reason = Reason {
@@ -112,7 +145,9 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
                     };
                     settle::failed(m, &reason, false, notify)
                 }
-                "checkout.session.async_payment_succeeded" => settle::paid(invoice, &pi, o.amount_total(), o.currency()),
+                "checkout.session.async_payment_succeeded" => {
+                    settle::paid(invoice, &pi, o.amount_total(), o.currency())
+                }
                 _ => settle::session_completed(invoice, o),
             }
         }
@@ -121,15 +156,21 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
         | "payment_intent.processing"
         | "payment_intent.requires_action"
         | "payment_intent.canceled" => {
-            let Some(invoice) = invoice_of(o)? else { return not_ours() };
+            let Some(invoice) = invoice_of(o)? else {
+                return not_ours();
+            };
             let amount = o.amount_taken().unwrap_or(0);
             match kind {
                 "payment_intent.succeeded" => settle::paid(&invoice, o.id(), amount, o.currency()),
                 "payment_intent.processing" => settle::processing(&invoice, o.id(), amount),
                 "payment_intent.canceled" => settle::canceled(&invoice, o.id()),
-                "payment_intent.requires_action" => {
-                    settle::action_required(m, &invoice, o.id(), "the bank asks the customer to confirm", notify)
-                }
+                "payment_intent.requires_action" => settle::action_required(
+                    m,
+                    &invoice,
+                    o.id(),
+                    "the bank asks the customer to confirm",
+                    notify,
+                ),
                 _ => {
                     let empty = Default::default();
                     let err = o.last_payment_error.as_ref().unwrap_or(&empty);
@@ -153,27 +194,50 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
         "charge.refunded" | "charge.refund.updated" => {
             // Events carry a snapshot, and arrive in any order: the charge as
             // Stripe holds it now has the latest cumulative refunded amount.
-            let charge_id = if kind == "charge.refunded" { Some(o.id()) } else { o.charge() };
-            let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else { return not_ours() };
+            let charge_id = if kind == "charge.refunded" {
+                Some(o.id())
+            } else {
+                o.charge()
+            };
+            let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else {
+                return not_ours();
+            };
             if invoice_of(o)?.is_none() {
                 return not_ours();
             }
             let charge = imports::stripe(m, &request::retrieve_charge(charge_id))?;
-            let Some(invoice) = invoice_of(&charge)? else { return not_ours() };
+            let Some(invoice) = invoice_of(&charge)? else {
+                return not_ours();
+            };
             settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
         }
         "charge.dispute.created" | "charge.dispute.closed" => {
-            let Some(invoice) = invoice_of(o)? else { return not_ours() };
+            let Some(invoice) = invoice_of(o)? else {
+                return not_ours();
+            };
             let status = match (kind, o.status()) {
                 ("charge.dispute.created", _) => DisputeStatus::Opened,
                 (_, Some("won")) => DisputeStatus::Won,
                 (_, Some("lost")) => DisputeStatus::Lost,
-                _ => return Ok(Settled { transitions: Vec::new(), note: "dispute closed without a verdict".into() }),
+                _ => {
+                    return Ok(Settled {
+                        transitions: Vec::new(),
+                        note: "dispute closed without a verdict".into(),
+                    });
+                }
             };
-            settle::disputed(&invoice, o.id(), &o.payment_ref(), status, o.amount().unwrap_or(0))
+            settle::disputed(
+                &invoice,
+                o.id(),
+                &o.payment_ref(),
+                status,
+                o.amount().unwrap_or(0),
+            )
         }
         "setup_intent.succeeded" => {
-            let Some(customer) = o.customer() else { return not_ours() };
+            let Some(customer) = o.customer() else {
+                return not_ours();
+            };
             noted(
                 Transition::CardOnFileChanged(CardOnFile {
                     stripe_customer_id: customer.into(),
@@ -183,10 +247,19 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
             )
         }
         "payment_method.detached" => {
-            let before = e.data.previous_attributes.as_ref().and_then(|p| p.customer());
-            let Some(customer) = o.customer().or(before) else { return not_ours() };
+            let before = e
+                .data
+                .previous_attributes
+                .as_ref()
+                .and_then(|p| p.customer());
+            let Some(customer) = o.customer().or(before) else {
+                return not_ours();
+            };
             noted(
-                Transition::CardOnFileChanged(CardOnFile { stripe_customer_id: customer.into(), payment_method_id: None }),
+                Transition::CardOnFileChanged(CardOnFile {
+                    stripe_customer_id: customer.into(),
+                    payment_method_id: None,
+                }),
                 "card on file removed",
             )
         }
@@ -200,11 +273,17 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
         ),
         "account.application.deauthorized" => {
             let account = e.account.clone().unwrap_or_else(|| m.account_id.clone());
-            noted(Transition::AccountDisconnected(account), "merchant disconnected the platform")
+            noted(
+                Transition::AccountDisconnected(account),
+                "merchant disconnected the platform",
+            )
         }
         other => {
             imports::count(&format!("ignored-events:{other}"))?;
-            Ok(Settled { transitions: Vec::new(), note: format!("{other} is not handled; ignored") })
+            Ok(Settled {
+                transitions: Vec::new(),
+                note: format!("{other} is not handled; ignored"),
+            })
         }
     }
 }

@@ -54,7 +54,11 @@ impl Obj {
     }
 
     pub fn default_payment_method(&self) -> Option<&str> {
-        self.invoice_settings.as_ref()?.default_payment_method.as_ref().map(|r| r.0.as_str())
+        self.invoice_settings
+            .as_ref()?
+            .default_payment_method
+            .as_ref()
+            .map(|r| r.0.as_str())
     }
 
     pub fn amount_of(field: &Option<Amount>) -> Option<u64> {
@@ -75,7 +79,9 @@ impl Obj {
 
     /// What a PaymentIntent actually took, else what it asked for.
     pub fn amount_taken(&self) -> Option<u64> {
-        Self::amount_of(&self.amount_received).filter(|a| *a > 0).or(self.amount())
+        Self::amount_of(&self.amount_received)
+            .filter(|a| *a > 0)
+            .or(self.amount())
     }
 
     pub fn expires_at(&self) -> u64 {
@@ -174,7 +180,10 @@ impl Visitor for Place<IdRef> {
     }
 
     fn map(&mut self) -> Result<Box<dyn Map + '_>> {
-        Ok(Box::new(ExpandedId { out: &mut self.out, id: None }))
+        Ok(Box::new(ExpandedId {
+            out: &mut self.out,
+            id: None,
+        }))
     }
 }
 
@@ -192,7 +201,11 @@ struct ExpandedId<'a> {
 
 impl Map for ExpandedId<'_> {
     fn key(&mut self, k: &str) -> Result<&mut dyn Visitor> {
-        if k == "id" { Ok(Deserialize::begin(&mut self.id)) } else { Ok(<dyn Visitor>::ignore()) }
+        if k == "id" {
+            Ok(Deserialize::begin(&mut self.id))
+        } else {
+            Ok(<dyn Visitor>::ignore())
+        }
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -218,8 +231,17 @@ mod tests {
                "last_payment_error":null,"customer":{"id":"cus_9","object":"customer"},"latest_charge":"ch_1"}"#,
         )
         .unwrap();
-        assert_eq!((Obj::amount_of(&pi.amount), Obj::amount_of(&pi.amount_received)), (Some(1200), Some(1200)));
-        assert_eq!((pi.invoice_id(), pi.customer()), (Some("inv_1"), Some("cus_9")));
+        assert_eq!(
+            (
+                Obj::amount_of(&pi.amount),
+                Obj::amount_of(&pi.amount_received)
+            ),
+            (Some(1200), Some(1200))
+        );
+        assert_eq!(
+            (pi.invoice_id(), pi.customer()),
+            (Some("inv_1"), Some("cus_9"))
+        );
         let empty: Obj = parse(br#"{"id":"cus_1"}"#).unwrap();
         assert!(empty.default_payment_method().is_none() && empty.deleted.is_none());
         assert!(parse::<Obj>(b"Internal Server Error").is_err());
@@ -241,31 +263,66 @@ mod tests {
         };
         let s: Samples = miniserde::json::from_str(&text).unwrap();
         let obj = |name: &str| -> Obj {
-            let raw = s.samples.get(name).unwrap_or_else(|| panic!("no sample {name}"));
+            let raw = s
+                .samples
+                .get(name)
+                .unwrap_or_else(|| panic!("no sample {name}"));
             parse(raw.as_bytes()).unwrap_or_else(|_| panic!("{name} does not parse"))
         };
         assert!(obj("customer_created").id().starts_with("cus_"));
         let c = obj("customer_with_default_card");
-        assert!(c.default_payment_method().is_some_and(|p| p.starts_with("pm_")));
+        assert!(
+            c.default_payment_method()
+                .is_some_and(|p| p.starts_with("pm_"))
+        );
         assert!(obj("payment_method_list").list().len() == 1);
         let pi = obj("payment_intent_succeeded");
-        assert_eq!((pi.status(), pi.amount_taken(), pi.invoice_id()), (Some("succeeded"), Some(120000), Some("inv_1")));
-        assert_eq!(obj("payment_intent_updated_amount").amount(), Some(120000), "a string amount is read");
+        assert_eq!(
+            (pi.status(), pi.amount_taken(), pi.invoice_id()),
+            (Some("succeeded"), Some(120000), Some("inv_1"))
+        );
+        assert_eq!(
+            obj("payment_intent_updated_amount").amount(),
+            Some(120000),
+            "a string amount is read"
+        );
         assert!(obj("refund").charge().is_some_and(|c| c.starts_with("ch_")));
         let ch = obj("charge_partly_refunded");
-        assert_eq!((ch.amount_refunded(), ch.payment_intent().is_some()), (20000, true));
-        let declined = super::super::error::from_response(402, None, s.samples["error_card_declined"].as_bytes());
+        assert_eq!(
+            (ch.amount_refunded(), ch.payment_intent().is_some()),
+            (20000, true)
+        );
+        let declined = super::super::error::from_response(
+            402,
+            None,
+            s.samples["error_card_declined"].as_bytes(),
+        );
         assert!(declined.is_card_error() && declined.charge.is_some());
         assert_eq!(declined.error.code.as_deref(), Some("card_declined"));
-        let missing = super::super::error::from_response(404, None, s.samples["error_customer_missing"].as_bytes());
+        let missing = super::super::error::from_response(
+            404,
+            None,
+            s.samples["error_customer_missing"].as_bytes(),
+        );
         assert_eq!(missing.error.message, "Not Found");
-        let text = super::super::error::from_response(404, None, s.samples["error_plain_text"].as_bytes());
-        assert_eq!((text.error.error_type.as_str(), text.error.message.as_str()), ("api_error", "404: Not Found"));
-        for event in ["event_payment_intent_succeeded", "event_payment_intent_payment_failed"] {
-            let e = crate::events::Event::parse(s.samples[event].as_bytes()).unwrap_or_else(|| panic!("{event}"));
+        let text =
+            super::super::error::from_response(404, None, s.samples["error_plain_text"].as_bytes());
+        assert_eq!(
+            (text.error.error_type.as_str(), text.error.message.as_str()),
+            ("api_error", "404: Not Found")
+        );
+        for event in [
+            "event_payment_intent_succeeded",
+            "event_payment_intent_payment_failed",
+        ] {
+            let e = crate::events::Event::parse(s.samples[event].as_bytes())
+                .unwrap_or_else(|| panic!("{event}"));
             assert!(e.object().id().starts_with("pi_"), "{event}");
         }
-        let failed = crate::events::Event::parse(s.samples["event_payment_intent_payment_failed"].as_bytes()).unwrap();
+        let failed = crate::events::Event::parse(
+            s.samples["event_payment_intent_payment_failed"].as_bytes(),
+        )
+        .unwrap();
         let err = failed.object().last_payment_error.as_ref().unwrap();
         assert_eq!(err.code.as_deref(), Some("card_declined"));
     }

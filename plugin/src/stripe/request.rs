@@ -22,11 +22,21 @@ pub struct StripeRequest {
 
 impl StripeRequest {
     fn get(path: String) -> Self {
-        Self { method: "GET", path, params: Vec::new(), idempotency_key: None }
+        Self {
+            method: "GET",
+            path,
+            params: Vec::new(),
+            idempotency_key: None,
+        }
     }
 
     fn post(path: String, params: Vec<(String, String)>, idempotency_key: String) -> Self {
-        Self { method: "POST", path, params, idempotency_key: Some(idempotency_key) }
+        Self {
+            method: "POST",
+            path,
+            params,
+            idempotency_key: Some(idempotency_key),
+        }
     }
 
     /// The form-encoded body (POST) or query string (GET).
@@ -58,7 +68,10 @@ impl StripeRequest {
             headers.push(("Idempotency-Key".to_string(), key.clone()));
         }
         if self.method == "POST" {
-            headers.push(("Content-Type".to_string(), "application/x-www-form-urlencoded".to_string()));
+            headers.push((
+                "Content-Type".to_string(),
+                "application/x-www-form-urlencoded".to_string(),
+            ));
         }
         headers
     }
@@ -89,8 +102,19 @@ pub fn customer_params(c: &Customer) -> Vec<(String, String)> {
             p.push((k.to_string(), v.to_string()));
         }
     };
-    put("name", c.legal_name.as_deref().or(c.label.as_deref()).or(c.contact_name.as_deref()));
-    put("email", c.email.as_deref().or(c.billing_emails.first().map(String::as_str)));
+    put(
+        "name",
+        c.legal_name
+            .as_deref()
+            .or(c.label.as_deref())
+            .or(c.contact_name.as_deref()),
+    );
+    put(
+        "email",
+        c.email
+            .as_deref()
+            .or(c.billing_emails.first().map(String::as_str)),
+    );
     put("phone", c.telephone.as_deref());
     if let Some(a) = &c.address {
         put("address[line1]", a.line1.as_deref());
@@ -107,12 +131,20 @@ pub fn customer_params(c: &Customer) -> Vec<(String, String)> {
 }
 
 pub fn create_customer(c: &Customer) -> StripeRequest {
-    StripeRequest::post("/v1/customers".into(), customer_params(c), format!("customer-create:{}", c.id))
+    StripeRequest::post(
+        "/v1/customers".into(),
+        customer_params(c),
+        format!("customer-create:{}", c.id),
+    )
 }
 
 /// Pushes `current`; fields that `previous` had and `current` lost are cleared
 /// (Stripe unsets a field given an empty string). `None` when nothing Stripe keeps changed.
-pub fn update_customer(stripe_id: &str, current: &Customer, previous: Option<&Customer>) -> Option<StripeRequest> {
+pub fn update_customer(
+    stripe_id: &str,
+    current: &Customer,
+    previous: Option<&Customer>,
+) -> Option<StripeRequest> {
     let now = customer_params(current);
     let before = previous.map(customer_params);
     if before.as_ref() == Some(&now) {
@@ -125,7 +157,11 @@ pub fn update_customer(stripe_id: &str, current: &Customer, previous: Option<&Cu
         }
     }
     let key = format!("customer-update:{}:{}", current.id, digest(&params));
-    Some(StripeRequest::post(format!("/v1/customers/{}", segment(stripe_id)), params, key))
+    Some(StripeRequest::post(
+        format!("/v1/customers/{}", segment(stripe_id)),
+        params,
+        key,
+    ))
 }
 
 pub fn retrieve_payment_intent(id: &str) -> StripeRequest {
@@ -161,15 +197,33 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
         (s("customer"), s(c.stripe_customer)),
         (s("client_reference_id"), s(c.invoice_id)),
         (s("line_items[0][quantity]"), s("1")),
-        (s("line_items[0][price_data][currency]"), c.currency.to_ascii_lowercase()),
-        (s("line_items[0][price_data][unit_amount]"), c.amount_minor.to_string()),
-        (s("line_items[0][price_data][product_data][name]"), format!("Invoice {}", c.invoice_number)),
+        (
+            s("line_items[0][price_data][currency]"),
+            c.currency.to_ascii_lowercase(),
+        ),
+        (
+            s("line_items[0][price_data][unit_amount]"),
+            c.amount_minor.to_string(),
+        ),
+        (
+            s("line_items[0][price_data][product_data][name]"),
+            format!("Invoice {}", c.invoice_number),
+        ),
         (s("success_url"), s(c.success_url)),
         (s("metadata[invoice_id]"), s(c.invoice_id)),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
-        (s("payment_intent_data[metadata][invoice_id]"), s(c.invoice_id)),
-        (s("payment_intent_data[metadata][invoice_number]"), s(c.invoice_number)),
-        (s("payment_intent_data[setup_future_usage]"), s("off_session")),
+        (
+            s("payment_intent_data[metadata][invoice_id]"),
+            s(c.invoice_id),
+        ),
+        (
+            s("payment_intent_data[metadata][invoice_number]"),
+            s(c.invoice_number),
+        ),
+        (
+            s("payment_intent_data[setup_future_usage]"),
+            s("off_session"),
+        ),
     ];
     let key = format!("checkout-session:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/checkout/sessions".into(), params, key)
@@ -181,13 +235,24 @@ pub fn retrieve_checkout_session(id: &str) -> StripeRequest {
 
 /// Closes an open session, so that it can no longer take money.
 pub fn expire_checkout_session(id: &str) -> StripeRequest {
-    StripeRequest::post(format!("/v1/checkout/sessions/{}/expire", segment(id)), Vec::new(), format!("expire:{id}"))
+    StripeRequest::post(
+        format!("/v1/checkout/sessions/{}/expire", segment(id)),
+        Vec::new(),
+        format!("expire:{id}"),
+    )
 }
 
 /// The customer's cards: the only one is used when no default is set.
 pub fn list_cards(stripe_customer: &str) -> StripeRequest {
-    let params = vec![("customer".into(), stripe_customer.into()), ("type".into(), "card".into()), ("limit".into(), "2".into())];
-    StripeRequest { params, ..StripeRequest::get("/v1/payment_methods".into()) }
+    let params = vec![
+        ("customer".into(), stripe_customer.into()),
+        ("type".into(), "card".into()),
+        ("limit".into(), "2".into()),
+    ];
+    StripeRequest {
+        params,
+        ..StripeRequest::get("/v1/payment_methods".into())
+    }
 }
 
 /// What an off-session charge needs to know.
@@ -233,7 +298,11 @@ pub fn create_account(r: &OnboardingRequest) -> StripeRequest {
         (s("capabilities[transfers][requested]"), s("true")),
         (s("metadata[merchant_ref]"), r.merchant_ref.clone()),
     ];
-    StripeRequest::post("/v1/accounts".into(), params, format!("account-create:{}", r.merchant_ref))
+    StripeRequest::post(
+        "/v1/accounts".into(),
+        params,
+        format!("account-create:{}", r.merchant_ref),
+    )
 }
 
 /// An Account Link to finish onboarding; links are single-use, so the key is per minute.
@@ -245,7 +314,11 @@ pub fn create_account_link(account: &str, r: &OnboardingRequest, minute: i64) ->
         (s("refresh_url"), r.refresh_url.clone()),
         (s("return_url"), r.return_url.clone()),
     ];
-    StripeRequest::post("/v1/account_links".into(), params, format!("account-link:{account}:{minute}"))
+    StripeRequest::post(
+        "/v1/account_links".into(),
+        params,
+        format!("account-link:{account}:{minute}"),
+    )
 }
 
 #[cfg(test)]
@@ -255,12 +328,19 @@ mod tests {
     #[test]
     fn ids_cannot_escape_their_path_segment() {
         let r = retrieve_customer("cus_1/../../v1/charges?x=1");
-        assert_eq!(r.path, "/v1/customers/cus_1%2F%2E%2E%2F%2E%2E%2Fv1%2Fcharges%3Fx%3D1");
+        assert_eq!(
+            r.path,
+            "/v1/customers/cus_1%2F%2E%2E%2F%2E%2E%2Fv1%2Fcharges%3Fx%3D1"
+        );
     }
 
     #[test]
     fn form_uses_stripes_bracket_notation() {
-        let r = StripeRequest::post("/v1/x".into(), vec![("a[b][c]".into(), "x y&z".into())], "k".into());
+        let r = StripeRequest::post(
+            "/v1/x".into(),
+            vec![("a[b][c]".into(), "x y&z".into())],
+            "k".into(),
+        );
         assert_eq!(r.encoded_params(), "a%5Bb%5D%5Bc%5D=x+y%26z");
         assert_eq!(r.url("http://127.0.0.1:1/"), "http://127.0.0.1:1/v1/x");
     }

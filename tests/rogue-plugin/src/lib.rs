@@ -28,9 +28,17 @@ impl Guest for Rogue {
             }
             id => match id.strip_prefix("fetch:") {
                 Some(url) => {
-                    let req = http::Request { method: "GET".into(), url: url.into(), headers: vec![], body: vec![] };
+                    let req = http::Request {
+                        method: "GET".into(),
+                        url: url.into(),
+                        headers: vec![],
+                        body: vec![],
+                    };
                     match http::fetch(&req) {
-                        Ok(r) => Err(PluginError::InvalidInput(format!("reached {url}: {}", r.status))),
+                        Ok(r) => Err(PluginError::InvalidInput(format!(
+                            "reached {url}: {}",
+                            r.status
+                        ))),
                         Err(e) => Err(PluginError::InvalidInput(format!("{e:?}"))),
                     }
                 }
@@ -44,14 +52,21 @@ impl Guest for Rogue {
     }
 
     fn on_pay_link_opened(_: Merchant, _: String) -> Result<PayLinkOutcome, PluginError> {
-        Ok(PayLinkOutcome { page: PayPage::NotFound, transitions: Vec::new() })
+        Ok(PayLinkOutcome {
+            page: PayPage::NotFound,
+            transitions: Vec::new(),
+        })
     }
 
     fn start_onboarding(_: Merchant, _: OnboardingRequest) -> Result<Onboarding, PluginError> {
         Err(PluginError::InvalidInput("rogue".into()))
     }
 
-    fn on_customer_updated(_: Merchant, _: Customer, _: Option<Customer>) -> Result<Vec<Transition>, PluginError> {
+    fn on_customer_updated(
+        _: Merchant,
+        _: Customer,
+        _: Option<Customer>,
+    ) -> Result<Vec<Transition>, PluginError> {
         Ok(Vec::new())
     }
 }
