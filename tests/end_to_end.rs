@@ -130,30 +130,8 @@ fn unsigned_or_forged_webhooks_are_refused_and_change_nothing() {
     assert_eq!(inv["status"], "FINAL");
 }
 
-/// A card saved for c1 in the merchant's Stripe account, as its default.
 fn save_card(off: &Offline, number: &str) {
-    let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
-    let cus = c["stripeCustomerId"].as_str().expect("linked").to_string();
-    let (_, pm) = off
-        .stripe_api(
-            "POST",
-            "/v1/payment_methods",
-            &format!("type=card&card[number]={number}"),
-        )
-        .unwrap();
-    let pm = pm["id"].as_str().unwrap().to_string();
-    off.stripe_api(
-        "POST",
-        &format!("/v1/payment_methods/{pm}/attach"),
-        &format!("customer={cus}"),
-    )
-    .unwrap();
-    off.stripe_api(
-        "POST",
-        &format!("/v1/customers/{cus}"),
-        &format!("invoice_settings[default_payment_method]={pm}"),
-    )
-    .unwrap();
+    off.save_default_card("c1", number).unwrap();
 }
 
 fn charges(off: &Offline) -> usize {
@@ -482,16 +460,9 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
         Some("result=failed"),
     )
     .unwrap();
-    save_card(&off, "4000000000009995");
+    let declining = off.save_default_card("c1", "4000000000009995").unwrap();
     let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
     let cus = c["stripeCustomerId"].as_str().unwrap().to_string();
-    let (_, cust) = off
-        .stripe_api("GET", &format!("/v1/customers/{cus}"), "")
-        .unwrap();
-    let declining = cust["invoice_settings"]["default_payment_method"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // inv_03 is auto-charged with that card, and declined.
     let mut declined: Value = serde_json::from_str(INVOICE_JSON).unwrap();
     declined["id"] = "inv_03".into();

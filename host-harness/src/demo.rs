@@ -138,6 +138,29 @@ impl Offline {
         ))
     }
 
+    /// Saves a test card as the default payment method of the platform
+    /// customer's Stripe customer, as the merchant would in Stripe's dashboard.
+    pub fn save_default_card(&self, customer_id: &str, number: &str) -> Result<String> {
+        let (_, c) = self.host("GET", &format!("/customers/{customer_id}"), None)?;
+        let Some(cus) = c["stripeCustomerId"].as_str().map(str::to_string) else {
+            bail!("customer {customer_id} is not linked to Stripe: {c}");
+        };
+        let (_, pm) = self.stripe_api(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        )?;
+        let pm = pm["id"].as_str().unwrap_or_default().to_string();
+        self.stripe_api(
+            "POST",
+            &format!("/v1/payment_methods/{pm}/attach"),
+            &format!("customer={cus}"),
+        )?;
+        let default = format!("invoice_settings[default_payment_method]={pm}");
+        self.stripe_api("POST", &format!("/v1/customers/{cus}"), &default)?;
+        Ok(pm)
+    }
+
     /// Creates a draft from the example invoice with `changes` applied, and finalizes it.
     pub fn send_invoice(&self, changes: Value) -> Result<(u16, Value)> {
         let mut inv: Value = serde_json::from_str(INVOICE_JSON)?;
@@ -311,26 +334,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     }
 
     t.step("The customer's default card is now one the bank declines (4000 0000 0000 0341); INV-0003 is sent");
-    let cus = off.host("GET", "/customers/c1", None)?.1["stripeCustomerId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let (_, pm) = off.stripe_api(
-        "POST",
-        "/v1/payment_methods",
-        "type=card&card[number]=4000000000000341",
-    )?;
-    let pm = pm["id"].as_str().unwrap_or_default().to_string();
-    off.stripe_api(
-        "POST",
-        &format!("/v1/payment_methods/{pm}/attach"),
-        &format!("customer={cus}"),
-    )?;
-    off.stripe_api(
-        "POST",
-        &format!("/v1/customers/{cus}"),
-        &format!("invoice_settings[default_payment_method]={pm}"),
-    )?;
+    off.save_default_card("c1", "4000000000000341")?;
     let (_, inv3) =
         off.send_invoice(serde_json::json!({"id": "inv_03", "invoiceNumber": "INV-0003"}))?;
     t.show(&off);
@@ -348,22 +352,7 @@ pub fn run(flags: &Flags) -> Result<()> {
     }
 
     t.step("A JPY invoice (JPY 5000, a zero-decimal currency) is charged with a good card");
-    let (_, pm) = off.stripe_api(
-        "POST",
-        "/v1/payment_methods",
-        "type=card&card[number]=4242424242424242",
-    )?;
-    let pm = pm["id"].as_str().unwrap_or_default().to_string();
-    off.stripe_api(
-        "POST",
-        &format!("/v1/payment_methods/{pm}/attach"),
-        &format!("customer={cus}"),
-    )?;
-    off.stripe_api(
-        "POST",
-        &format!("/v1/customers/{cus}"),
-        &format!("invoice_settings[default_payment_method]={pm}"),
-    )?;
+    off.save_default_card("c1", "4242424242424242")?;
     let (_, inv4) = off.send_invoice(serde_json::json!({"id": "inv_04", "invoiceNumber": "INV-0004", "currency": "JPY",
         "amountDue": "5000", "grossTotal": "5000", "netTotal": "5000", "totalTax": "0", "lineItems": []}))?;
     t.show(&off);
