@@ -4,7 +4,7 @@
 
 use crate::config::{Flags, Settings};
 use crate::emulator::{Emulator, RunningEmulator, WebhookTarget};
-use crate::imports::{Clock, UreqBackend};
+use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
 use crate::server::{App, RunningServer};
 use anyhow::{Context, Result, bail};
@@ -71,15 +71,7 @@ impl Offline {
             Some(path) => Recorder::to_file(path)?.in_memory(),
             None => Recorder::for_tests("offline"),
         };
-        let backend = Arc::new(UreqBackend::new(Duration::from_secs(
-            settings.stripe_timeout_secs,
-        )));
-        let app = Arc::new(App::from_settings(
-            &settings,
-            backend,
-            Clock::System,
-            recorder,
-        )?);
+        let app = Arc::new(App::from_settings(&settings, recorder)?);
         server.run(app.clone(), 4);
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),

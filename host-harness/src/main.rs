@@ -4,11 +4,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_harness::config::{Flags, Settings};
 use host_harness::emulator::{Emulator, RunningEmulator, WebhookTarget};
-use host_harness::imports::{Clock, UreqBackend};
+use host_harness::imports::Clock;
 use host_harness::record::Recorder;
 use host_harness::server::{App, RunningServer};
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -58,15 +57,7 @@ fn main() -> Result<()> {
                 Some(p) => Recorder::to_file(p)?,
                 None => Recorder::default(),
             };
-            let backend = Arc::new(UreqBackend::new(Duration::from_secs(
-                settings.stripe_timeout_secs,
-            )));
-            let app = Arc::new(App::from_settings(
-                &settings,
-                backend,
-                Clock::System,
-                recorder,
-            )?);
+            let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
             server.run(app, 4);
             eprintln!(

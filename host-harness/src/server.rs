@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, HttpBackend, StripeGate};
+use crate::imports::{Clock, HostEnv, StripeGate, UreqBackend};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{
@@ -114,13 +114,9 @@ impl App {
         }
     }
 
-    /// Builds the whole host from settings: database, Stripe gate, runtime.
-    pub fn from_settings(
-        s: &Settings,
-        backend: Arc<dyn HttpBackend>,
-        clock: Clock,
-        recorder: Recorder,
-    ) -> anyhow::Result<Self> {
+    /// Builds the whole host from settings: database, Stripe gate (real HTTP
+    /// with the configured timeout), system clock, runtime.
+    pub fn from_settings(s: &Settings, recorder: Recorder) -> anyhow::Result<Self> {
         let db = Arc::new(if s.db.as_os_str() == ":memory:" {
             Db::in_memory()?
         } else {
@@ -128,14 +124,18 @@ impl App {
         });
         let api_key = std::env::var(&s.api_key_env).ok().filter(|k| !k.is_empty());
         let base = url::Url::parse(&s.stripe_api_base)?;
+        let backend = Arc::new(UreqBackend::new(std::time::Duration::from_secs(
+            s.stripe_timeout_secs,
+        )));
+        let stripe = StripeGate {
+            base,
+            api_key,
+            backend,
+        };
         let env = Arc::new(HostEnv {
             db,
-            stripe: StripeGate {
-                base,
-                api_key,
-                backend,
-            },
-            clock,
+            stripe,
+            clock: Clock::System,
             recorder,
         });
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
