@@ -14,6 +14,17 @@ fn customer_with_card(h: &Harness, card: &str) -> String {
     cus
 }
 
+/// A fresh host whose customer has `card` as default, after finalizing the example invoice.
+fn finalized_with_card(card: &str) -> (Harness, Result<Vec<Transition>, PluginError>) {
+    let h = Harness::new();
+    let cus = customer_with_card(&h, card);
+    let result = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
+    (h, result)
+}
+
 /// What one call did, for a snapshot: requests, result, emails.
 fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
     json!({"requests": h.requests(), "result": format!("{result:#?}"), "emails": h.emails()})
@@ -21,12 +32,7 @@ fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
 
 #[test]
 fn a_card_on_file_is_charged_off_session_and_no_link_is_needed() {
-    let h = Harness::new();
-    let cus = customer_with_card(&h, "4242424242424242");
-    let result = h
-        .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
-        .unwrap();
+    let (h, result) = finalized_with_card("4242424242424242");
     insta::assert_json_snapshot!("charge_succeeds", story(&h, &result));
     assert_eq!(h.intents("succeeded"), 1);
     assert!(
@@ -83,12 +89,7 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
 
 #[test]
 fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
-    let h = Harness::new();
-    let cus = customer_with_card(&h, "4000000000000341");
-    let result = h
-        .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
-        .unwrap();
+    let (h, result) = finalized_with_card("4000000000000341");
     insta::assert_json_snapshot!("charge_declined", story(&h, &result));
 }
 
@@ -149,12 +150,7 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
 
 #[test]
 fn authentication_required_asks_the_customer_to_pay_on_session() {
-    let h = Harness::new();
-    let cus = customer_with_card(&h, "4000002760003184");
-    let result = h
-        .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
-        .unwrap();
+    let (h, result) = finalized_with_card("4000002760003184");
     insta::assert_json_snapshot!("charge_needs_authentication", story(&h, &result));
 }
 
