@@ -21,9 +21,10 @@ wasmtime::component::bindgen!({
 
 pub use billing::stripe_plugin::types::{
     AccountStatus, Address, CardOnFile, Customer, CustomerAction, CustomerLink, Dispute,
-    DisputeStatus, ExternalId, Invoice, LineItem, Merchant, Money, Onboarding, OnboardingRequest,
-    PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink, PaymentOption, PluginError,
-    Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
+    DisputeStatus, ExternalId, Invoice, InvoiceStatus, LineItem, Merchant, Money, Onboarding,
+    OnboardingRequest, PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink,
+    PaymentOption, PaymentStatus, PluginError, Refund, StripeError, Transition, WebhookOutcome,
+    WebhookRequest,
 };
 
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.

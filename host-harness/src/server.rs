@@ -449,6 +449,14 @@ pub fn describe(t: &Transition) -> String {
             l.customer_id, l.stripe_customer_id
         ),
         Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
+        Transition::StatusChanged(s) => format!(
+            "{}: status {:?}, paid {} {}, refunded {}",
+            s.invoice_id,
+            s.status,
+            s.amount_paid.decimal,
+            s.amount_paid.currency,
+            s.amount_refunded.decimal
+        ),
         Transition::PaymentFlagged(f) => {
             format!("{}: payment flagged: {}", f.invoice_id, f.message)
         }

@@ -4,7 +4,7 @@
 
 use crate::db::Db;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::runtime::{DisputeStatus, Money, Transition};
+use crate::runtime::{Money, PaymentStatus, Transition};
 use anyhow::{Result, anyhow};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -236,6 +236,22 @@ fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), Apply
     Ok(())
 }
 
+/// The platform's name for a payment status ("open" is a sent, unpaid invoice).
+fn status_name(s: PaymentStatus) -> &'static str {
+    match s {
+        PaymentStatus::Open => "FINAL",
+        PaymentStatus::Processing => "PROCESSING",
+        PaymentStatus::ActionRequired => "ACTION_REQUIRED",
+        PaymentStatus::Failed => "PAYMENT_FAILED",
+        PaymentStatus::PartiallyPaid => "PARTIALLY_PAID",
+        PaymentStatus::Paid => "PAID",
+        PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
+        PaymentStatus::Refunded => "REFUNDED",
+        PaymentStatus::Disputed => "DISPUTED",
+        PaymentStatus::DisputeLost => "DISPUTE_LOST",
+    }
+}
+
 /// Payments are the money received, keyed and ordered by their Stripe ref, so
 /// the list is the same whatever order the events came in.
 fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount: &Money) {
@@ -296,6 +312,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             return Ok(());
         }
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
+        Transition::StatusChanged(s) => &s.invoice_id,
         Transition::PaymentStarted(p)
         | Transition::PaymentProcessing(p)
         | Transition::InvoicePaid(p)
@@ -313,59 +330,29 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
         })
     };
+    // The status comes only from `status-changed`: the plugin's state machine
+    // decides it, and the host never derives one from the other transitions.
     match t {
+        Transition::StatusChanged(s) => {
+            st.status = status_name(s.status).into();
+            st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
+            st.amount_refunded =
+                (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
+        }
         Transition::PaymentLinkAttached(l) => {
             st.payment_link = Some(l.url.clone());
             st.checkout_session_id = Some(l.checkout_session_id.clone());
         }
-        Transition::PaymentStarted(_) => {}
-        Transition::PaymentProcessing(_) => st.status = "PROCESSING".into(),
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
-            st.amount_paid = Some(p.total_paid.decimal.clone());
-            st.status = if matches!(t, Transition::InvoicePaid(_)) {
-                "PAID"
-            } else {
-                "PARTIALLY_PAID"
-            }
-            .into();
         }
-        Transition::PaymentFailed(f) => {
-            st.last_failure = Some(failure(f));
-            st.status = "PAYMENT_FAILED".into();
+        Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => {
+            st.last_failure = Some(failure(f))
         }
-        Transition::PaymentFlagged(f) => st.last_failure = Some(failure(f)),
         Transition::NeedsCustomerAction(a) => {
             st.last_failure = Some(
                 serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }),
             );
-            st.status = "ACTION_REQUIRED".into();
-        }
-        Transition::Refunded(r) => {
-            st.amount_refunded = Some(r.amount.decimal.clone());
-            st.status = if r.full {
-                "REFUNDED"
-            } else {
-                "PARTIALLY_REFUNDED"
-            }
-            .into();
-        }
-        Transition::Disputed(d) => {
-            st.status = match d.status {
-                DisputeStatus::Opened => "DISPUTED",
-                // Won: back to where the money stood before the dispute.
-                DisputeStatus::Won
-                    if st
-                        .amount_refunded
-                        .as_deref()
-                        .is_some_and(|a| !a.trim_start_matches(['0', '.']).is_empty()) =>
-                {
-                    "PARTIALLY_REFUNDED"
-                }
-                DisputeStatus::Won => "PAID",
-                DisputeStatus::Lost => "DISPUTE_LOST",
-            }
-            .into();
         }
         _ => {}
     }

@@ -77,6 +77,23 @@ impl PayState {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The contract's name for this state.
+    pub fn status(self) -> crate::bindings::billing::stripe_plugin::types::PaymentStatus {
+        use crate::bindings::billing::stripe_plugin::types::PaymentStatus as P;
+        match self {
+            PayState::Open => P::Open,
+            PayState::Processing => P::Processing,
+            PayState::ActionRequired => P::ActionRequired,
+            PayState::Failed => P::Failed,
+            PayState::PartiallyPaid => P::PartiallyPaid,
+            PayState::Paid => P::Paid,
+            PayState::PartiallyRefunded => P::PartiallyRefunded,
+            PayState::Refunded => P::Refunded,
+            PayState::Disputed => P::Disputed,
+            PayState::DisputeLost => P::DisputeLost,
+        }
+    }
+
     /// Still waiting for (the rest of) its money.
     pub fn collecting(self) -> bool {
         matches!(

@@ -3,8 +3,8 @@
 //! Shared by the auto-charge path and the webhook path, so both agree.
 
 use crate::bindings::billing::stripe_plugin::types::{
-    CustomerAction, Dispute, DisputeStatus, Merchant, Money, Payment, PaymentFailure, PluginError,
-    Transition,
+    CustomerAction, Dispute, DisputeStatus, InvoiceStatus, Merchant, Money, Payment,
+    PaymentFailure, PluginError, Transition,
 };
 use crate::imports;
 use crate::money;
@@ -38,6 +38,20 @@ impl Settled {
     fn one(t: Transition, note: &str) -> Self {
         Settled {
             transitions: vec![t],
+            note: note.to_string(),
+        }
+    }
+
+    /// `t`, then the invoice's status as the state machine left it.
+    fn moved(invoice_id: &str, rec: &InvoiceRecord, t: Transition, note: &str) -> Self {
+        let status = Transition::StatusChanged(InvoiceStatus {
+            invoice_id: invoice_id.into(),
+            status: rec.state.status(),
+            amount_paid: money_of(&rec.currency, rec.paid),
+            amount_refunded: money_of(&rec.currency, rec.refunded),
+        });
+        Settled {
+            transitions: vec![t, status],
             note: note.to_string(),
         }
     }
@@ -159,9 +173,14 @@ pub fn paid(
         Advanced::Moved { rec, .. } => {
             let p = payment(invoice_id, stripe_ref, &rec, amount);
             if rec.paid >= rec.due {
-                Settled::one(Transition::InvoicePaid(p), "paid")
+                Settled::moved(invoice_id, &rec, Transition::InvoicePaid(p), "paid")
             } else {
-                Settled::one(Transition::InvoicePartiallyPaid(p), "partially paid")
+                Settled::moved(
+                    invoice_id,
+                    &rec,
+                    Transition::InvoicePartiallyPaid(p),
+                    "partially paid",
+                )
             }
         }
         Advanced::Ignored { state } => Settled::ignored("a payment", state),
@@ -195,7 +214,9 @@ pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Set
     }
     Ok(
         match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
-            Advanced::Moved { rec, .. } => Settled::one(
+            Advanced::Moved { rec, .. } => Settled::moved(
+                invoice_id,
+                &rec,
                 Transition::PaymentProcessing(payment(invoice_id, stripe_ref, &rec, amount)),
                 "processing",
             ),
@@ -223,7 +244,9 @@ pub fn failed(
                 if notify {
                     notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
                 }
-                Settled::one(
+                Settled::moved(
+                    reason.invoice_id,
+                    &rec,
                     Transition::PaymentFailed(PaymentFailure {
                         invoice_id: reason.invoice_id.into(),
                         stripe_ref: Some(reason.attempt_ref.into()),
@@ -262,7 +285,9 @@ pub fn action_required(
                 if notify {
                     notify::action_required(&rec, invoice_id, attempt_ref, &url)?;
                 }
-                Settled::one(
+                Settled::moved(
+                    invoice_id,
+                    &rec,
                     Transition::NeedsCustomerAction(CustomerAction {
                         invoice_id: invoice_id.into(),
                         stripe_ref: Some(attempt_ref.into()),
@@ -281,7 +306,9 @@ pub fn action_required(
 pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginError> {
     Ok(
         match record::advance(invoice_id, &|_| Fact::Canceled, &|_| {})? {
-            Advanced::Moved { .. } => Settled::one(
+            Advanced::Moved { rec, .. } => Settled::moved(
+                invoice_id,
+                &rec,
                 Transition::PaymentFailed(PaymentFailure {
                     invoice_id: invoice_id.into(),
                     stripe_ref: Some(stripe_ref.into()),
@@ -330,7 +357,9 @@ pub fn refunded(
         &|r| r.set_refund(stripe_ref, refunded_total),
     )?;
     Ok(match advanced {
-        Advanced::Moved { rec, .. } => Settled::one(
+        Advanced::Moved { rec, .. } => Settled::moved(
+            invoice_id,
+            &rec,
             Transition::Refunded(crate::bindings::billing::stripe_plugin::types::Refund {
                 invoice_id: invoice_id.into(),
                 stripe_ref: stripe_ref.into(),
@@ -377,7 +406,9 @@ pub fn disputed(
         }
     };
     Ok(match record::advance(invoice_id, &|_| fact, &close)? {
-        Advanced::Moved { rec, .. } => Settled::one(
+        Advanced::Moved { rec, .. } => Settled::moved(
+            invoice_id,
+            &rec,
             Transition::Disputed(Dispute {
                 invoice_id: invoice_id.into(),
                 stripe_ref: stripe_ref.into(),
