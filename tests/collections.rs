@@ -453,3 +453,60 @@ fn what_the_pay_link_shows_at_each_stage() {
     open("after the customer paid");
     insta::assert_json_snapshot!("pay_link_stages", stages);
 }
+
+#[test]
+fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
+    let h = Harness::new();
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &invoice())
+        .unwrap()
+        .unwrap();
+    let Some(Transition::PaymentLinkAttached(old)) = first.last() else {
+        panic!("{first:?}")
+    };
+    let mut changed = invoice();
+    changed.amount_due = "1000.00".into();
+    let again = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &changed)
+        .unwrap()
+        .unwrap();
+    let Some(Transition::PaymentLinkAttached(new)) = again.last() else {
+        panic!("{again:?}")
+    };
+    assert_eq!(new.url, old.url, "the stable link stays the same");
+    let sessions = h.emulator.objects("checkout.session");
+    let by_id = |id: &str| sessions.iter().find(|s| s["id"] == id).unwrap().clone();
+    assert_eq!(
+        by_id(&old.checkout_session_id)["status"],
+        "expired",
+        "the old amount can no longer be paid"
+    );
+    assert_eq!(by_id(&new.checkout_session_id)["amount_total"], 100000);
+
+    // Once money has moved, the amount is fixed.
+    let s = &new.checkout_session_id;
+    h.emulator.handle(
+        "POST",
+        &format!("/_test/checkout/sessions/{s}/complete"),
+        &[],
+        b"",
+    );
+    let paid = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &changed)
+        .unwrap()
+        .unwrap();
+    assert!(
+        paid.iter().any(|t| matches!(t, Transition::InvoicePaid(_))),
+        "{paid:?}"
+    );
+    let mut third = invoice();
+    third.amount_due = "900.00".into();
+    let refused = h.runtime.on_invoice_finalized(&h.merchant, &third).unwrap();
+    assert!(
+        matches!(refused, Err(PluginError::InvalidInput(_))),
+        "{refused:?}"
+    );
+}

@@ -556,7 +556,11 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
         "refunded 300 of 1200, the dispute won"
     );
     assert_eq!(status("inv_02"), "PAID");
-    assert_eq!(status("inv_04"), "FINAL", "a canceled attempt leaves the invoice open for payment");
+    assert_eq!(
+        status("inv_04"),
+        "FINAL",
+        "a canceled attempt leaves the invoice open for payment"
+    );
     let (_, acct) = off
         .host("GET", &format!("/accounts/{account}"), None)
         .unwrap();

@@ -6,8 +6,10 @@ use super::{customer, invalid};
 use crate::bindings::billing::stripe_plugin::types::{
     Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition,
 };
+use crate::imports;
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord};
+use crate::stripe::request;
 use crate::{money, signature};
 
 /// An unguessable token for the invoice's pay link: an HMAC of the account and
@@ -47,12 +49,13 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     } else {
         c.billing_emails.clone()
     };
-    record::create(
+    let currency = inv.currency.to_ascii_uppercase();
+    let rec = record::create(
         &inv.id,
         InvoiceRecord {
             state: PayState::Open,
             number: inv.number.clone(),
-            currency: inv.currency.to_ascii_uppercase(),
+            currency: currency.clone(),
             due,
             paid: 0,
             refunded: 0,
@@ -69,6 +72,9 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             closed_disputes: Vec::new(),
         },
     )?;
+    if rec.due != due || rec.currency != currency {
+        reprice(m, &inv.id, &rec, due, &currency)?;
+    }
     let charge = if m.auto_charge && inv.auto_charge {
         collect::auto_charge(m, &inv.id, &mut out)?
     } else {
@@ -78,6 +84,39 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
         attach_link(m, &inv.id, &mut out)?;
     }
     Ok(out)
+}
+
+/// The invoice was sent again for another amount. Until money has moved, the
+/// new amount is what is due: the open session for the old one is closed
+/// first, so it cannot take the wrong amount, and the next gets a new attempt.
+fn reprice(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    due: u64,
+    currency: &str,
+) -> Result<(), PluginError> {
+    let nothing_moved = matches!(
+        rec.state,
+        PayState::Open | PayState::Failed | PayState::ActionRequired
+    );
+    if !nothing_moved || rec.paid > 0 {
+        return Err(invalid(format!(
+            "invoice {invoice_id} has a payment under way or made; its amount can no longer change ({} minor units of {} stay due)",
+            rec.due, rec.currency
+        )));
+    }
+    if let Some(session) = &rec.session {
+        imports::stripe(m, &request::expire_checkout_session(session))?;
+    }
+    record::update(invoice_id, &mut |r| {
+        r.due = due;
+        r.currency = currency.to_string();
+        r.session = None;
+        r.attempt += 1;
+        true
+    })?;
+    Ok(())
 }
 
 /// Opens (or reuses) the session behind the stable link and reports the link.
