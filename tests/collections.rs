@@ -254,9 +254,7 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
             .on_invoice_finalized(&h.merchant, &inv)
             .unwrap()
             .unwrap();
-        let Some(Transition::PaymentLinkAttached(link)) = first.last() else {
-            panic!("{first:?}")
-        };
+        let link = last_link(&first);
         // ...then a card appears, and the customer pays the link while a retry auto-charges.
         h.add_card(&cus, "4242424242424242", true);
         let payer = {
@@ -292,9 +290,7 @@ fn the_stable_pay_link_outlives_its_checkout_sessions() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
-        panic!("{result:?}")
-    };
+    let link = last_link(&result);
     let token = link.url.rsplit('/').next().unwrap().to_string();
     assert_eq!(token.len(), 32);
     let open = |t: &str| {
@@ -365,9 +361,7 @@ fn opening_the_link_charges_a_card_added_since_the_invoice_was_sent() {
         .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
-        panic!("{result:?}")
-    };
+    let link = last_link(&result);
     h.add_card(&cus, "4242424242424242", true);
     let token = link.url.rsplit('/').next().unwrap();
     let opened = h
@@ -420,9 +414,7 @@ fn what_the_pay_link_shows_at_each_stage() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
-        panic!("{result:?}")
-    };
+    let link = last_link(&result);
     let token = link.url.rsplit('/').next().unwrap().to_string();
     h.requests();
     let mut stages = Vec::new();
@@ -462,9 +454,7 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(old)) = first.last() else {
-        panic!("{first:?}")
-    };
+    let old = last_link(&first);
     let mut changed = invoice();
     changed.amount_due = "1000.00".into();
     let again = h
@@ -472,9 +462,7 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
         .on_invoice_finalized(&h.merchant, &changed)
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(new)) = again.last() else {
-        panic!("{again:?}")
-    };
+    let new = last_link(&again);
     assert_eq!(new.url, old.url, "the stable link stays the same");
     let sessions = h.emulator.objects("checkout.session");
     let by_id = |id: &str| sessions.iter().find(|s| s["id"] == id).unwrap().clone();

@@ -40,12 +40,7 @@ fn finalizing_twice_reuses_the_link_and_the_customer() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let link = |ts: &[Transition]| {
-        ts.iter().find_map(|t| match t {
-            Transition::PaymentLinkAttached(l) => Some(l.checkout_session_id.clone()),
-            _ => None,
-        })
-    };
+    let link = |ts: &[Transition]| link_in(ts).map(|l| l.checkout_session_id.clone());
     assert_eq!(
         link(&first),
         link(&second),
@@ -117,9 +112,7 @@ fn pay_session(h: &Harness) -> Vec<Value> {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = result.last() else {
-        panic!("{result:?}")
-    };
+    let link = last_link(&result);
     let reply = h.emulator.handle(
         "POST",
         &format!(

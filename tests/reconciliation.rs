@@ -74,9 +74,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_invoice_finalized(&h.merchant, &invoice_no(h, "inv_01", &cus))
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link)) = r.last() else {
-        panic!("{r:?}")
-    };
+    let link = last_link(&r);
     let expired = h.stripe(
         "POST",
         &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
@@ -145,9 +143,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_invoice_finalized(&h.merchant, &inv2)
         .unwrap()
         .unwrap();
-    let Some(Transition::PaymentLinkAttached(link2)) = r.last() else {
-        panic!("{r:?}")
-    };
+    let link2 = last_link(&r);
     let s2 = link2.checkout_session_id.clone();
     h.emulator.handle(
         "POST",
@@ -201,14 +197,8 @@ fn every_event(h: &Harness) -> Vec<Value> {
 }
 
 fn token_of(ts: &[Transition]) -> String {
-    ts.iter()
-        .find_map(|t| match t {
-            Transition::PaymentLinkAttached(l) => {
-                Some(l.url.rsplit('/').next().unwrap().to_string())
-            }
-            _ => None,
-        })
-        .expect("a link")
+    let link = link_in(ts).expect("a link");
+    link.url.rsplit('/').next().unwrap().to_string()
 }
 
 /// Events the emulator does not emulate, shaped as Stripe sends them.
@@ -415,13 +405,7 @@ fn a_late_failure_never_unpays_an_invoice() {
         .on_invoice_finalized(&h.merchant, &invoice_no(&h, "inv_01", &cus))
         .unwrap()
         .unwrap();
-    let session = r
-        .iter()
-        .find_map(|t| match t {
-            Transition::PaymentLinkAttached(l) => Some(l.checkout_session_id.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let session = link_in(&r).unwrap().checkout_session_id.clone();
     h.emulator.handle(
         "POST",
         &format!("/_test/checkout/sessions/{session}/complete"),

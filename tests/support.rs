@@ -8,7 +8,8 @@ use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
 use host_harness::runtime::{
-    Customer, Invoice, Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest,
+    Customer, Invoice, Limits, Merchant, PLUGIN_WASM, PaymentLink, Runtime, Transition,
+    WebhookRequest,
 };
 use host_harness::state::Records;
 use serde_json::{Value, json};
@@ -206,6 +207,23 @@ impl Harness {
     pub fn emails(&self) -> Vec<Value> {
         self.records().outbox().expect("outbox")
     }
+}
+
+/// The payment link a handler ended with; fails the test, showing every
+/// transition, if it ended with anything else.
+pub fn last_link(ts: &[Transition]) -> &PaymentLink {
+    match ts.last() {
+        Some(Transition::PaymentLinkAttached(l)) => l,
+        _ => panic!("expected to end with a payment link: {ts:?}"),
+    }
+}
+
+/// The payment link among the transitions, if any.
+pub fn link_in(ts: &[Transition]) -> Option<&PaymentLink> {
+    ts.iter().find_map(|t| match t {
+        Transition::PaymentLinkAttached(l) => Some(l),
+        _ => None,
+    })
 }
 
 /// Stripe answered in-process, but a chosen request "times out" after Stripe

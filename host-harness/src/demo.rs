@@ -94,40 +94,25 @@ impl Offline {
 
     /// Calls the host (`serve`) and returns status and JSON.
     pub fn host(&self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, Value)> {
-        call(
-            &self.agent,
-            method,
-            &format!("{}{path}", self.server.base_url),
-            body,
-        )
+        let url = format!("{}{path}", self.server.base_url);
+        call(&self.agent, method, &url, body, &[])
     }
 
     /// Calls the emulator as a customer or test would (test-only routes included).
     pub fn stripe(&self, method: &str, path: &str, form: Option<&str>) -> Result<(u16, Value)> {
-        call(
-            &self.agent,
-            method,
-            &format!("{}{path}", self.emulator.base_url),
-            form,
-        )
+        let url = format!("{}{path}", self.emulator.base_url);
+        call(&self.agent, method, &url, form, &[])
     }
 
     /// Calls the emulator's API as the merchant would from Stripe's dashboard.
     pub fn stripe_api(&self, method: &str, path: &str, form: &str) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.emulator.base_url);
-        let req = ureq::http::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header("Authorization", format!("Bearer {DEMO_KEY}"))
-            .header("Stripe-Account", self.app.merchant.account_id.as_str())
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form.as_bytes().to_vec())?;
-        let resp = self.agent.run(req)?;
-        let status = resp.status().as_u16();
-        Ok((
-            status,
-            serde_json::from_str(&resp.into_body().read_to_string()?)?,
-        ))
+        let auth = format!("Bearer {DEMO_KEY}");
+        let headers = [
+            ("Authorization", auth.as_str()),
+            ("Stripe-Account", self.app.merchant.account_id.as_str()),
+        ];
+        call(&self.agent, method, &url, Some(form), &headers)
     }
 
     /// Saves a test card as the default payment method of the platform
@@ -187,8 +172,18 @@ impl Offline {
     }
 }
 
-fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value)> {
+/// One HTTP call; a body that is not JSON is sent as a form.
+fn call(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Result<(u16, Value)> {
     let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
     if let Some(b) = body {
         let form = !b.trim_start().starts_with('{');
         builder = builder.header(

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Exchange {
     pub method: String,
     pub url: String,

@@ -254,10 +254,10 @@ fn status_name(s: PaymentStatus) -> &'static str {
 
 /// Payments are the money received, keyed and ordered by their Stripe ref, so
 /// the list is the same whatever order the events came in.
-fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, status: &str, amount: &Money) {
+fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
     let record = PaymentRecord {
         stripe_ref: stripe_ref.into(),
-        status: status.into(),
+        status: "succeeded".into(),
         amount: amount.decimal.clone(),
         currency: amount.currency.clone(),
     };
@@ -344,7 +344,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             st.checkout_session_id = Some(l.checkout_session_id.clone());
         }
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
-            upsert_payment(&mut st, &p.stripe_ref, "succeeded", &p.amount);
+            upsert_payment(&mut st, &p.stripe_ref, &p.amount);
         }
         Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => {
             st.last_failure = Some(failure(f))
