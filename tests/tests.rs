@@ -1,0 +1,9 @@
+//! The suite through the real component, as one test binary (wasmtime is
+//! linked once): handler snapshots, collections, reconciliation, limits, the
+//! money-correctness defects, and end to end through `serve`.
+
+mod collections;
+mod end_to_end;
+mod handlers;
+mod limits;
+mod reconciliation;
