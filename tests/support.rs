@@ -7,6 +7,7 @@ use host_harness::emulator::{Emulator, form};
 use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
+use host_harness::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_harness::runtime::{
     Customer, Invoice, Limits, Merchant, PLUGIN_WASM, PaymentLink, Runtime, Transition,
     WebhookRequest,
@@ -57,16 +58,21 @@ impl Harness {
 
     /// Stripe that loses the answers to chosen requests (see `LossyStripe`).
     pub fn lossy() -> (Self, Arc<LossyStripe>) {
-        let mut lossy = None;
+        Self::wrapped(|emulator| LossyStripe {
+            emulator,
+            lose: Default::default(),
+        })
+    }
+
+    /// A host whose Stripe is the emulator wrapped by `wrap`, which the test keeps.
+    pub fn wrapped<B: HttpBackend + 'static>(wrap: impl FnOnce(Emulator) -> B) -> (Self, Arc<B>) {
+        let mut kept = None;
         let h = Self::build(PLUGIN_WASM, Limits::default(), |emu| {
-            let l = Arc::new(LossyStripe {
-                emulator: emu.clone(),
-                lose: Default::default(),
-            });
-            lossy = Some(l.clone());
-            l
+            let b = Arc::new(wrap(emu.clone()));
+            kept = Some(b.clone());
+            b
         });
-        (h, lossy.expect("built"))
+        (h, kept.expect("built"))
     }
 
     fn build(
@@ -234,18 +240,12 @@ pub struct LossyStripe {
 }
 
 impl HttpBackend for LossyStripe {
-    fn send(
-        &self,
-        req: &host_harness::runtime::billing::stripe_plugin::http::Request,
-    ) -> Result<
-        host_harness::runtime::billing::stripe_plugin::http::Response,
-        host_harness::runtime::billing::stripe_plugin::http::HttpError,
-    > {
+    fn send(&self, req: &Request) -> Result<Response, HttpError> {
         let answer = self.emulator.send(req);
         let mut lose = self.lose.lock().unwrap();
         if let Some(i) = lose.iter().position(|p| req.url.contains(p.as_str())) {
             lose.remove(i);
-            return Err(host_harness::runtime::billing::stripe_plugin::http::HttpError::Timeout);
+            return Err(HttpError::Timeout);
         }
         answer
     }
@@ -278,4 +278,87 @@ pub fn customer_linked_to(id: &str, cus: &str) -> Customer {
 pub fn invoice() -> Invoice {
     let inv: PlatformInvoice = serde_json::from_str(INVOICE_JSON).expect("fixture");
     inv.to_wit(customer("c1"))
+}
+
+/// Stripe answered in-process, except that chosen requests get a canned
+/// refusal (`method`, path prefix, status, JSON body), each rule a number of times.
+pub struct ScriptedStripe {
+    pub emulator: Emulator,
+    pub rules: std::sync::Mutex<Vec<(String, String, u16, String, u32)>>,
+}
+
+impl ScriptedStripe {
+    pub fn refuse(&self, method: &str, path: &str, status: u16, body: Value, times: u32) {
+        self.rules.lock().unwrap().push((
+            method.into(),
+            path.into(),
+            status,
+            body.to_string(),
+            times,
+        ));
+    }
+}
+
+impl HttpBackend for ScriptedStripe {
+    fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        let path = req.url.split_once("://").map_or("", |(_, r)| r);
+        let path = &path[path.find('/').unwrap_or(path.len())..];
+        let mut rules = self.rules.lock().unwrap();
+        if let Some(rule) = rules
+            .iter_mut()
+            .find(|r| r.4 > 0 && r.0 == req.method && path.starts_with(r.1.as_str()))
+        {
+            rule.4 -= 1;
+            return Ok(
+                host_harness::runtime::billing::stripe_plugin::http::Response {
+                    status: rule.2,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: rule.3.clone().into_bytes(),
+                },
+            );
+        }
+        drop(rules);
+        self.emulator.send(req)
+    }
+}
+
+impl Harness {
+    /// A host whose Stripe refuses what the test scripts (see `ScriptedStripe`).
+    pub fn scripted() -> (Self, Arc<ScriptedStripe>) {
+        Self::wrapped(|emulator| ScriptedStripe {
+            emulator,
+            rules: Default::default(),
+        })
+    }
+
+    /// Finalizes `inv` for `m`; fails the test on a trap or an error.
+    pub fn finalize(&self, m: &Merchant, inv: &Invoice) -> Vec<Transition> {
+        match self.runtime.on_invoice_finalized(m, inv) {
+            Ok(Ok(ts)) => ts,
+            other => panic!("finalizing {} failed: {other:?}", inv.id),
+        }
+    }
+
+    /// Opens the pay link `token` for `m`; fails the test on a trap or an error.
+    pub fn open(&self, m: &Merchant, token: &str) -> host_harness::runtime::PayPage {
+        match self.runtime.on_pay_link_opened(m, token) {
+            Ok(Ok(o)) => o.page,
+            other => panic!("opening the pay link failed: {other:?}"),
+        }
+    }
+
+    /// Checkout Sessions Stripe holds, by status.
+    pub fn sessions(&self, status: &str) -> usize {
+        self.emulator
+            .objects("checkout.session")
+            .iter()
+            .filter(|s| s["status"] == status)
+            .count()
+    }
+
+    /// The pay-link token of an invoice, from the link it was given.
+    pub fn token(&self, ts: &[Transition]) -> String {
+        let link = link_in(ts).expect("a payment link");
+        link.url.rsplit('/').next().unwrap_or_default().to_string()
+    }
 }

@@ -6,4 +6,5 @@ mod collections;
 mod end_to_end;
 mod handlers;
 mod limits;
+mod money;
 mod reconciliation;

@@ -68,6 +68,19 @@ impl Db {
         })
     }
 
+    /// One kv value, read outside any plugin call (tests and operators).
+    pub fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        use rusqlite::OptionalExtension;
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT value FROM kv WHERE ns = ?1 AND key = ?2",
+                [ns, key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// The connection; a poisoned lock still holds a consistent SQLite handle.
     pub fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())

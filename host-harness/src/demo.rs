@@ -167,6 +167,40 @@ impl Offline {
         }
     }
 
+    /// Posts `body` to the host's webhook endpoint, signed now with the
+    /// merchant's first secret, as Stripe delivers an event.
+    pub fn post_webhook(&self, body: &[u8]) -> Result<(u16, Value)> {
+        let header = crate::emulator::signature_header(
+            &self.app.merchant.webhook_secrets[..1],
+            Clock::System.now_secs(),
+            body,
+        );
+        let url = format!("{}/webhooks/stripe", self.server.base_url);
+        let req = ureq::http::Request::builder()
+            .method("POST")
+            .uri(url.as_str())
+            .header("Content-Type", "application/json")
+            .header("Stripe-Signature", header)
+            .body(body.to_vec())?;
+        let resp = self.agent.run(req).with_context(|| format!("POST {url}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string()?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// The plugin's kv value under `key` in the merchant's namespace (for tests
+    /// that compare the host's records with the plugin's).
+    pub fn plugin_kv(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.app
+            .runtime
+            .env()
+            .db
+            .kv_get(&self.app.merchant.account_id, key)
+    }
+
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.app.runtime.env().recorder.drain()
     }

@@ -1,17 +1,20 @@
 //! The wasmtime runtime: one Engine, Component, Linker and InstancePre built at
 //! start-up, a fresh Store per call, and limits on every call (an epoch
-//! deadline for CPU time, a memory cap). A trap or a limit hit is an error for
-//! that call only. Epochs rather than fuel: fuel metering slowed the webhook
-//! hot path by about a third, and a deadline bounds what matters, wall time.
+//! deadline for the guest's own time, a memory cap). A trap or a limit hit is
+//! an error for that call only. Epochs rather than fuel: fuel metering slowed
+//! the webhook hot path by about a third. The deadline excludes time spent in
+//! host imports, so a slow Stripe never traps a call after money moved.
 
 use crate::imports::{HostEnv, HostState};
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimitsBuilder,
+    UpdateDeadline,
 };
 
 wasmtime::component::bindgen!({
@@ -34,6 +37,8 @@ pub const PLUGIN_WASM: &[u8] = include_bytes!(env!("PLUGIN_WASM"));
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Time one call may run in wasm, in milliseconds (checked every 10 ms).
+    /// Time spent in host imports (waiting on Stripe, storage, email) does
+    /// not count: a slow Stripe must never trap a call after it has charged.
     pub deadline_ms: u64,
     /// Linear memory one call may grow to.
     pub memory_bytes: usize,
@@ -113,8 +118,18 @@ impl Runtime {
             HostState::new(self.env.clone(), namespace, limits),
         );
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(self.limits.deadline_ms.div_ceil(EPOCH_TICK_MS).max(1));
-        store.epoch_deadline_trap();
+        let budget = Duration::from_millis(self.limits.deadline_ms);
+        store.set_epoch_deadline(ticks(budget));
+        // At each tick past the deadline: time spent waiting on the host
+        // (Stripe, storage) is given back; only the guest's own time counts.
+        store.epoch_deadline_callback(move |ctx| {
+            let used = ctx.data().guest_time();
+            Ok(if used >= budget {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(ticks(budget - used))
+            })
+        });
         let plugin = self
             .pre
             .instantiate(&mut store)
@@ -180,6 +195,11 @@ impl Runtime {
 }
 
 const EPOCH_TICK_MS: u64 = 10;
+
+/// Epoch ticks covering `d`, at least one.
+fn ticks(d: Duration) -> u64 {
+    (d.as_millis() as u64).div_ceil(EPOCH_TICK_MS).max(1)
+}
 
 /// Advances the engine's epoch every tick while the engine lives.
 fn start_epoch_ticker(engine: &Engine) {

@@ -7,17 +7,22 @@ use rusqlite::params;
 
 impl Host for HostState {
     fn send(&mut self, msg: Message) -> Result<Delivery, EmailError> {
-        if msg.to.is_empty() {
-            return Err(EmailError::Rejected("no recipient".into()));
-        }
-        let now = self.env.clock.now_ms() as i64;
-        let conn = self.env.db.conn();
-        let inserted = conn
+        self.off_the_clock(|host| queue(host, &msg))
+    }
+}
+
+fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
+    if msg.to.is_empty() {
+        return Err(EmailError::Rejected("no recipient".into()));
+    }
+    let now = host.env.clock.now_ms() as i64;
+    let conn = host.env.db.conn();
+    let inserted = conn
             .execute(
                 "INSERT OR IGNORE INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
-                    self.namespace,
+                    host.namespace,
                     msg.dedupe_key,
                     msg.to.join(", "),
                     msg.cc.join(", "),
@@ -28,15 +33,14 @@ impl Host for HostState {
                 ],
             )
             .map_err(|e| EmailError::Unavailable(e.to_string()))?;
-        if inserted == 0 {
-            return Ok(Delivery::Duplicate);
-        }
-        eprintln!(
-            "[email] to={} subject={:?} key={}",
-            msg.to.join(","),
-            msg.subject,
-            msg.dedupe_key
-        );
-        Ok(Delivery::Sent)
+    if inserted == 0 {
+        return Ok(Delivery::Duplicate);
     }
+    eprintln!(
+        "[email] to={} subject={:?} key={}",
+        msg.to.join(","),
+        msg.subject,
+        msg.dedupe_key
+    );
+    Ok(Delivery::Sent)
 }

@@ -10,6 +10,7 @@ pub mod kv;
 use crate::db::Db;
 use crate::record::Recorder;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -31,6 +32,10 @@ pub struct HostState {
     /// kv and outbox namespace: the merchant's account.
     pub namespace: String,
     pub limits: StoreLimits,
+    /// When the call began, and how much of it was spent in host imports
+    /// (Stripe, storage, email): the deadline bounds only the rest.
+    pub started: Instant,
+    pub host_time: Duration,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -41,9 +46,27 @@ impl HostState {
             env,
             namespace: namespace.to_string(),
             limits,
+            started: Instant::now(),
+            host_time: Duration::ZERO,
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
         }
+    }
+}
+
+impl HostState {
+    /// Runs an import's work off the guest's clock: waiting on Stripe or on
+    /// storage never counts against the call's deadline.
+    pub fn off_the_clock<T>(&mut self, work: impl FnOnce(&Self) -> T) -> T {
+        let start = Instant::now();
+        let out = work(self);
+        self.host_time += start.elapsed();
+        out
+    }
+
+    /// Wall time the guest itself has run so far in this call.
+    pub fn guest_time(&self) -> Duration {
+        self.started.elapsed().saturating_sub(self.host_time)
     }
 }
 
