@@ -118,9 +118,9 @@ fn the_component_is_small_and_speaks_only_our_contract() {
         .exports(&engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, ["billing:stripe-plugin/handlers@0.1.0"]);
+    assert_eq!(exports, ["billing:stripe-plugin/handlers@0.2.0"]);
     for ours in ["http", "kv", "email", "clock"] {
-        let name = format!("billing:stripe-plugin/{ours}@0.1.0");
+        let name = format!("billing:stripe-plugin/{ours}@0.2.0");
         assert!(
             imports.contains(&name),
             "missing import {name} in {imports:?}"

@@ -127,7 +127,6 @@ mod through_serve {
 /// Defect 2: a failure and a success of the same invoice handled at the same
 /// time. The host must end where the plugin's record is, in every round.
 #[test]
-#[ignore = "issue 8 defect 2: fails until its fix lands"]
 fn concurrent_failure_and_success_leave_the_host_status_equal_to_the_plugins() {
     use through_serve::*;
     let off = offline();

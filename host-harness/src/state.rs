@@ -21,6 +21,9 @@ pub struct InvoiceState {
     pub amount_refunded: Option<String>,
     pub payments: Vec<PaymentRecord>,
     pub last_failure: Option<Value>,
+    /// The plugin record's revision behind `status`: an older one is dropped.
+    #[serde(default)]
+    pub status_revision: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -333,7 +336,10 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
     // The status comes only from `status-changed`: the plugin's state machine
     // decides it, and the host never derives one from the other transitions.
     match t {
+        // Concurrent calls return in any order: only a newer revision moves the status.
+        Transition::StatusChanged(s) if s.revision <= st.status_revision => return Ok(()),
         Transition::StatusChanged(s) => {
+            st.status_revision = s.revision;
             st.status = status_name(s.status).into();
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =

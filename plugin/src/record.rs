@@ -9,6 +9,9 @@ use crate::payment_state::{Fact, PayState, Step, next};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRecord {
+    /// Grows by one with every stored change; `status-changed` carries it so
+    /// that a host can drop a status that a newer one has overtaken.
+    pub rev: u64,
     pub state: PayState,
     pub number: String,
     pub currency: String,
@@ -62,7 +65,8 @@ impl InvoiceRecord {
     pub fn encode(&self) -> Vec<u8> {
         let mut f = form_urlencoded::Serializer::new(String::new());
         let num = |n: u64| n.to_string();
-        f.append_pair("state", self.state.name())
+        f.append_pair("rev", &num(self.rev))
+            .append_pair("state", self.state.name())
             .append_pair("number", &self.number)
             .append_pair("currency", &self.currency)
             .append_pair("due", &num(self.due))
@@ -96,6 +100,7 @@ impl InvoiceRecord {
 
     pub fn decode(bytes: &[u8]) -> Option<Self> {
         let mut r = InvoiceRecord {
+            rev: 0,
             state: PayState::Open,
             number: String::new(),
             currency: String::new(),
@@ -117,6 +122,7 @@ impl InvoiceRecord {
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
             match k.as_ref() {
+                "rev" => r.rev = v.parse().ok()?,
                 "state" => r.state = PayState::from_name(&v)?,
                 "number" => r.number = v,
                 "currency" => r.currency = v,
@@ -191,11 +197,12 @@ pub fn update(
         if !change(&mut rec) {
             return Ok(Some(rec));
         }
-        let bytes = rec.encode();
         // A repeat (a redelivered event) often changes nothing: no write then.
-        if bytes == raw
-            || kv::compare_and_swap(&key(invoice_id), Some(&raw), &bytes).map_err(kv_failure)?
-        {
+        if rec.encode() == raw {
+            return Ok(Some(rec));
+        }
+        rec.rev += 1;
+        if kv::compare_and_swap(&key(invoice_id), Some(&raw), &rec.encode()).map_err(kv_failure)? {
             return Ok(Some(rec));
         }
     }

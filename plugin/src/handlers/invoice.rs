@@ -53,6 +53,7 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     let rec = record::create(
         &inv.id,
         InvoiceRecord {
+            rev: 1,
             state: PayState::Open,
             number: inv.number.clone(),
             currency: currency.clone(),

@@ -49,6 +49,7 @@ impl Settled {
             status: rec.state.status(),
             amount_paid: money_of(&rec.currency, rec.paid),
             amount_refunded: money_of(&rec.currency, rec.refunded),
+            revision: rec.rev,
         });
         Settled {
             transitions: vec![t, status],
