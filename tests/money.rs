@@ -3,7 +3,7 @@
 //! involved). Each test was seen failing before its fix.
 
 use e2e_tests::*;
-use host_harness::runtime::{Limits, PayPage, PluginError, Transition};
+use host_harness::runtime::{Limits, PayPage, Transition};
 use std::time::Duration;
 
 fn paid_in(ts: &[Transition]) -> bool {
@@ -35,7 +35,7 @@ mod through_serve {
 
     use host_harness::config::Flags;
     use host_harness::demo::Offline;
-    use serde_json::{Value, json};
+    use serde_json::json;
     use std::sync::{Arc, Barrier};
 
     pub fn offline() -> Offline {
@@ -118,10 +118,6 @@ mod through_serve {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         })
     }
-
-    pub fn status_of(v: &Value) -> &str {
-        v["status"].as_str().unwrap_or_default()
-    }
 }
 
 /// Defect 2: a failure and a success of the same invoice handled at the same
@@ -174,7 +170,6 @@ fn emails_for(h: &Harness) -> usize {
 /// Defect 8: a refusal that is not a card decline (here Stripe's answer to a
 /// SEPA default without a mandate) must not cost the invoice its pay link.
 #[test]
-#[ignore = "issue 8 defect 8: fails until its fix lands"]
 fn a_non_card_refusal_of_the_auto_charge_still_leaves_a_pay_link() {
     let (h, stripe) = Harness::scripted();
     let cus = h.stripe_customer("No Mandate GmbH");
@@ -199,7 +194,6 @@ fn a_non_card_refusal_of_the_auto_charge_still_leaves_a_pay_link() {
 /// Defect 8: finalizing again after a decline neither charges the declined
 /// card again nor sends the failure emails again.
 #[test]
-#[ignore = "issue 8 defect 8: fails until its fix lands"]
 fn finalizing_again_after_a_decline_does_not_charge_the_declined_card_again() {
     let h = Harness::new();
     let cus = h.stripe_customer("Declined Ltd");
@@ -222,7 +216,6 @@ fn finalizing_again_after_a_decline_does_not_charge_the_declined_card_again() {
 /// Defect 11: a record stored without its pay-link index (the crash the old
 /// order allowed) is repaired by the retried finalize: the link opens.
 #[test]
-#[ignore = "issue 8 defect 11: fails until its fix lands"]
 fn a_pay_link_whose_index_was_lost_works_after_the_retried_finalize() {
     let h = Harness::new();
     let mut m = h.merchant.clone();
@@ -244,7 +237,6 @@ fn a_pay_link_whose_index_was_lost_works_after_the_retried_finalize() {
 /// Defect 12: an invoice sent again with auto-charge off is not charged when
 /// its link is opened, even though it was first sent with auto-charge on.
 #[test]
-#[ignore = "issue 8 defect 12: fails until its fix lands"]
 fn sending_again_with_auto_charge_off_stops_charging_on_link_open() {
     let h = Harness::new();
     let cus = h.stripe_customer("Changed Mind Ltd");
@@ -266,7 +258,6 @@ fn sending_again_with_auto_charge_off_stops_charging_on_link_open() {
 /// Defect 12: a customer relinked to another Stripe customer is no longer
 /// charged through the old one's card.
 #[test]
-#[ignore = "issue 8 defect 12: fails until its fix lands"]
 fn a_relinked_customer_is_not_charged_through_the_old_stripe_customer() {
     let h = Harness::new();
     let old = h.stripe_customer("Old Link Ltd");
@@ -292,7 +283,6 @@ fn a_relinked_customer_is_not_charged_through_the_old_stripe_customer() {
 /// Defect 13: A, then B, then A again within a day: Stripe must end at A,
 /// not replay the first A update's answer.
 #[test]
-#[ignore = "issue 8 defect 13: fails until its fix lands"]
 fn a_customer_changed_back_and_forth_ends_as_the_platform_has_it() {
     let h = Harness::new();
     let cus = h.stripe_customer("Flip Flop Ltd");

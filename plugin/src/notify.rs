@@ -8,6 +8,19 @@ use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError};
 use crate::imports::send_email;
 use crate::money;
 use crate::record::InvoiceRecord;
+use crate::stripe::error::Failure;
+
+/// Who hears about a failed or blocked payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// The merchant, and the customer with the pay link.
+    Both,
+    /// The merchant alone: the customer did nothing wrong (a mandate or
+    /// payment-method problem on the merchant's side).
+    Merchant,
+    /// No one: a redelivery, or a customer still on Checkout's page who can retry there.
+    Nobody,
+}
 
 /// Why an attempt did not take the money.
 pub struct Reason<'a> {
@@ -18,6 +31,20 @@ pub struct Reason<'a> {
     pub code: Option<&'a str>,
     pub decline_code: Option<&'a str>,
     pub advice_code: Option<&'a str>,
+}
+
+impl<'a> Reason<'a> {
+    /// Stripe's refusal of an attempt, as the emails and transitions report it.
+    pub fn of_failure(invoice_id: &'a str, attempt_ref: &'a str, f: &'a Failure) -> Self {
+        Reason {
+            invoice_id,
+            attempt_ref,
+            message: &f.error.message,
+            code: f.error.code.as_deref(),
+            decline_code: f.error.decline_code.as_deref(),
+            advice_code: f.advice_code.as_deref(),
+        }
+    }
 }
 
 fn amount(rec: &InvoiceRecord) -> String {
@@ -43,7 +70,11 @@ pub fn payment_failed(
     rec: &InvoiceRecord,
     r: &Reason,
     pay_url: &str,
+    tell: Tell,
 ) -> Result<(), PluginError> {
+    if tell == Tell::Nobody {
+        return Ok(());
+    }
     let details = [
         ("code", r.code),
         ("decline code", r.decline_code),
@@ -68,7 +99,7 @@ pub fn payment_failed(
             format!("payment-failed:{}:{}:merchant", r.invoice_id, r.attempt_ref),
         ))?;
     }
-    if !rec.emails.is_empty() {
+    if tell == Tell::Both && !rec.emails.is_empty() {
         send_email(&message(
             rec.emails.clone(),
             format!("Your payment for invoice {} did not go through", rec.number),
@@ -85,14 +116,37 @@ pub fn payment_failed(
     Ok(())
 }
 
-/// The bank wants the customer to authenticate: ask them to pay on-session.
+/// The bank wants the customer to authenticate: the customer is asked to pay
+/// on-session, and the merchant is told the auto-charge is waiting on them.
 pub fn action_required(
+    m: &Merchant,
     rec: &InvoiceRecord,
     invoice_id: &str,
     attempt_ref: &str,
     pay_url: &str,
+    tell: Tell,
 ) -> Result<(), PluginError> {
-    if rec.emails.is_empty() {
+    if tell == Tell::Nobody {
+        return Ok(());
+    }
+    if !m.notification_email.is_empty() {
+        send_email(&message(
+            vec![m.notification_email.clone()],
+            format!(
+                "Customer authentication needed: invoice {} ({})",
+                rec.number,
+                amount(rec)
+            ),
+            format!(
+                "The customer's bank asked them to confirm the payment of {} for invoice {}, so it could not be charged automatically.\n\nThey have been emailed the pay link to confirm it:\n{}\n",
+                amount(rec),
+                rec.number,
+                pay_url
+            ),
+            format!("action-required:{invoice_id}:{attempt_ref}:merchant"),
+        ))?;
+    }
+    if tell == Tell::Merchant || rec.emails.is_empty() {
         return Ok(());
     }
     send_email(&message(

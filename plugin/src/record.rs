@@ -38,6 +38,9 @@ pub struct InvoiceRecord {
     pub failed_refs: Vec<String>,
     /// Disputes already closed: a late "created" for one is stale.
     pub closed_disputes: Vec<String>,
+    /// Payment methods that were declined or refused for this invoice: never
+    /// charged off-session for it again (the customer can still use them in Checkout).
+    pub declined_methods: Vec<String>,
 }
 
 impl InvoiceRecord {
@@ -95,6 +98,9 @@ impl InvoiceRecord {
         for d in &self.closed_disputes {
             f.append_pair("closed_dispute", d);
         }
+        for m in &self.declined_methods {
+            f.append_pair("declined_method", m);
+        }
         f.finish().into_bytes()
     }
 
@@ -118,6 +124,7 @@ impl InvoiceRecord {
             refunds: Vec::new(),
             failed_refs: Vec::new(),
             closed_disputes: Vec::new(),
+            declined_methods: Vec::new(),
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -143,6 +150,7 @@ impl InvoiceRecord {
                 "email" => r.emails.push(v),
                 "failed_ref" => r.failed_refs.push(v),
                 "closed_dispute" => r.closed_disputes.push(v),
+                "declined_method" => r.declined_methods.push(v),
                 _ => {}
             }
         }
@@ -173,14 +181,29 @@ fn load_raw(invoice_id: &str) -> Result<Option<(Vec<u8>, InvoiceRecord)>, Plugin
 }
 
 /// Stores `rec` unless a record exists; returns the stored one either way.
+/// The pay-link index is written first: a crash in between leaves a link that
+/// answers "not found" until the retried call stores the record, never a
+/// stored record whose link is lost.
 pub fn create(invoice_id: &str, rec: InvoiceRecord) -> Result<InvoiceRecord, PluginError> {
-    let bytes = rec.encode();
-    if kv::compare_and_swap(&key(invoice_id), None, &bytes).map_err(kv_failure)? {
-        kv::set(&token_key(&rec.token), invoice_id.as_bytes()).map_err(kv_failure)?;
+    index_token(&rec.token, invoice_id)?;
+    if kv::compare_and_swap(&key(invoice_id), None, &rec.encode()).map_err(kv_failure)? {
         return Ok(rec);
     }
-    load(invoice_id)?
-        .ok_or_else(|| PluginError::HostUnavailable(format!("record of {invoice_id} vanished")))
+    let stored = load(invoice_id)?
+        .ok_or_else(|| PluginError::HostUnavailable(format!("record of {invoice_id} vanished")))?;
+    // Records stored before the index came first may lack it: repaired here.
+    if stored.token != rec.token {
+        index_token(&stored.token, invoice_id)?;
+    }
+    Ok(stored)
+}
+
+fn index_token(token: &str, invoice_id: &str) -> Result<(), PluginError> {
+    let key = token_key(token);
+    if kv::get(&key).map_err(kv_failure)?.as_deref() != Some(invoice_id.as_bytes()) {
+        kv::set(&key, invoice_id.as_bytes()).map_err(kv_failure)?;
+    }
+    Ok(())
 }
 
 /// Applies `change` with compare-and-swap, retrying when another handler won
@@ -288,6 +311,7 @@ mod tests {
         rec.auto_charge = true;
         rec.failed_refs = vec!["pi_0".into()];
         rec.closed_disputes = vec!["dp_1".into()];
+        rec.declined_methods = vec!["pm_1".into()];
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

@@ -6,7 +6,7 @@
 use super::settle::{self, Settled};
 use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, Transition};
 use crate::imports::{self, CallError};
-use crate::notify::Reason;
+use crate::notify::{Reason, Tell};
 use crate::record::{self, InvoiceRecord};
 use crate::stripe::objects::Obj;
 use crate::stripe::request::{self, OffSessionCharge, SessionSpec};
@@ -112,7 +112,22 @@ fn settle_closed_session(
     Ok(false)
 }
 
-/// Charges the card on file off-session, at most once per attempt number.
+/// The Stripe customer the invoice's customer is linked to now. Relinking
+/// moves open invoices to the new Stripe customer; after an unlink there is
+/// none, and no card is charged.
+fn current_customer(invoice_id: &str, rec: &InvoiceRecord) -> Result<Option<String>, PluginError> {
+    let linked = imports::kv_get_string(&super::link_key(&rec.customer_id))?;
+    if let Some(id) = linked.as_deref().filter(|id| *id != rec.stripe_customer) {
+        record::update(invoice_id, &mut |r| {
+            r.stripe_customer = id.to_string();
+            true
+        })?;
+    }
+    Ok(linked)
+}
+
+/// Charges the card on file off-session, at most once per attempt number,
+/// and never a payment method already declined or refused for this invoice.
 pub fn auto_charge(
     m: &Merchant,
     invoice_id: &str,
@@ -124,9 +139,15 @@ pub fn auto_charge(
     if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
         return Ok(Charge::Done);
     }
-    let Some(card) = card_on_file(m, &rec.stripe_customer)? else {
+    let Some(stripe_customer) = current_customer(invoice_id, &rec)? else {
         return Ok(Charge::NoCard);
     };
+    let Some(card) = card_on_file(m, &stripe_customer)? else {
+        return Ok(Charge::NoCard);
+    };
+    if rec.declined_methods.contains(&card) {
+        return Ok(Charge::NeedsLink);
+    }
     if close_session(m, invoice_id, &rec, out)? {
         return Ok(Charge::Done);
     }
@@ -147,87 +168,134 @@ pub fn auto_charge(
         invoice_number: &rec.number,
         currency: &rec.currency,
         amount_minor: rec.outstanding(),
-        stripe_customer: &rec.stripe_customer,
+        stripe_customer: &stripe_customer,
         payment_method: &card,
         receipt_email: receipt,
         attempt: rec.attempt,
     };
     match imports::call(m, &request::create_off_session_payment(&charge)) {
-        Ok(pi) => {
-            let amount = pi.amount_taken().unwrap_or(charge.amount_minor);
-            let currency = if pi.currency().is_empty() {
-                rec.currency.as_str()
-            } else {
-                pi.currency()
-            };
-            match pi.status() {
-                Some("succeeded") => {
-                    push(out, settle::paid(invoice_id, pi.id(), amount, currency)?)
-                }
-                Some("processing") => push(out, settle::processing(invoice_id, pi.id(), amount)?),
-                _ => {
-                    bump_attempt(invoice_id, rec.attempt)?;
-                    push(
-                        out,
-                        settle::action_required(
-                            m,
-                            invoice_id,
-                            pi.id(),
-                            "the bank asks the customer to confirm",
-                            true,
-                        )?,
-                    );
-                    return Ok(Charge::NeedsLink);
-                }
-            }
-            Ok(Charge::Done)
-        }
+        Ok(pi) => charged(m, invoice_id, &rec, &charge, &pi, out),
         Err(CallError::Stripe(f)) if f.is_card_error() => {
-            // The next try must be a new PaymentIntent, not a replay of this decline.
-            bump_attempt(invoice_id, rec.attempt)?;
-            let attempt_ref = match (&f.payment_intent, &f.charge) {
-                (Some(pi), _) => pi.clone(),
-                // Some servers name only the charge; its intent keys the emails,
-                // so that the webhook about the same attempt sends none again.
-                (None, Some(ch)) => imports::stripe(m, &request::retrieve_charge(ch))
-                    .ok()
-                    .and_then(|c| c.payment_intent().map(str::to_string))
-                    .unwrap_or_else(|| format!("attempt-{}", rec.attempt)),
-                (None, None) => format!("attempt-{}", rec.attempt),
-            };
-            let settled = if f.needs_authentication() {
-                settle::action_required(m, invoice_id, &attempt_ref, &f.error.message, true)?
-            } else {
-                let reason = Reason {
-                    invoice_id,
-                    attempt_ref: &attempt_ref,
-                    message: &f.error.message,
-                    code: f.error.code.as_deref(),
-                    decline_code: f.error.decline_code.as_deref(),
-                    advice_code: f.advice_code.as_deref(),
-                };
-                // Only some declines can succeed on the same card later.
-                let retryable = matches!(f.advice_code.as_deref(), Some("try_again_later"))
-                    || matches!(
-                        f.error.decline_code.as_deref(),
-                        Some("insufficient_funds" | "processing_error" | "try_again_later")
-                    );
-                settle::failed(m, &reason, retryable, true)?
-            };
-            push(out, settled);
+            declined(m, invoice_id, &rec, &card, &f, out)?;
+            Ok(Charge::NeedsLink)
+        }
+        Err(CallError::Stripe(f)) if !f.error.retryable => {
+            refused(m, invoice_id, &rec, &card, &f, out)?;
             Ok(Charge::NeedsLink)
         }
         Err(e) => Err(e.into()),
     }
 }
 
-fn bump_attempt(invoice_id: &str, seen: u32) -> Result<(), PluginError> {
+/// Stripe took the charge: paid, processing, or waiting on the customer.
+fn charged(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    charge: &OffSessionCharge,
+    pi: &Obj,
+    out: &mut Vec<Transition>,
+) -> Result<Charge, PluginError> {
+    let amount = pi.amount_taken().unwrap_or(charge.amount_minor);
+    let currency = if pi.currency().is_empty() {
+        rec.currency.as_str()
+    } else {
+        pi.currency()
+    };
+    match pi.status() {
+        Some("succeeded") => push(out, settle::paid(invoice_id, pi.id(), amount, currency)?),
+        Some("processing") => push(out, settle::processing(invoice_id, pi.id(), amount)?),
+        _ => {
+            bump_attempt(invoice_id, rec.attempt, None)?;
+            let why = "the bank asks the customer to confirm";
+            push(
+                out,
+                settle::action_required(m, invoice_id, pi.id(), why, Tell::Both)?,
+            );
+            return Ok(Charge::NeedsLink);
+        }
+    }
+    Ok(Charge::Done)
+}
+
+/// The card was declined: both parties are told, and the next try is a new
+/// PaymentIntent with another payment method, never this one again.
+fn declined(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    card: &str,
+    f: &crate::stripe::error::Failure,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    bump_attempt(invoice_id, rec.attempt, Some(card))?;
+    let attempt_ref = match (&f.payment_intent, &f.charge) {
+        (Some(pi), _) => pi.clone(),
+        // Some servers name only the charge; its intent keys the emails,
+        // so that the webhook about the same attempt sends none again.
+        (None, Some(ch)) => imports::stripe(m, &request::retrieve_charge(ch))
+            .ok()
+            .and_then(|c| c.payment_intent().map(str::to_string))
+            .unwrap_or_else(|| format!("attempt-{}", rec.attempt)),
+        (None, None) => format!("attempt-{}", rec.attempt),
+    };
+    let settled = if f.needs_authentication() {
+        settle::action_required(m, invoice_id, &attempt_ref, &f.error.message, Tell::Both)?
+    } else {
+        let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
+        // Only some declines can succeed on the same card later.
+        let retryable = matches!(f.advice_code.as_deref(), Some("try_again_later"))
+            || matches!(
+                f.error.decline_code.as_deref(),
+                Some("insufficient_funds" | "processing_error" | "try_again_later")
+            );
+        settle::failed(m, &reason, retryable, Tell::Both)?
+    };
+    push(out, settled);
+    Ok(())
+}
+
+/// Stripe refused the charge for a reason that is not the card's (a debit
+/// without a mandate, a detached method): no money moved, so the invoice is
+/// collected by link, and the merchant alone is told what to fix. An
+/// `idempotency_error` is different: an earlier request under this key may
+/// have taken money, so nothing is charged and the attempt stays as it is
+/// (its webhook, if it succeeded, settles the invoice).
+fn refused(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    card: &str,
+    f: &crate::stripe::error::Failure,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    if f.error.error_type == "idempotency_error" {
+        return Ok(());
+    }
+    bump_attempt(invoice_id, rec.attempt, Some(card))?;
+    let attempt_ref = format!("attempt-{}", rec.attempt);
+    let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
+    push(out, settle::failed(m, &reason, false, Tell::Merchant)?);
+    Ok(())
+}
+
+/// Moves to the next attempt number (once, however many callers race), and
+/// remembers a payment method that must not be charged again for this invoice.
+fn bump_attempt(
+    invoice_id: &str,
+    seen: u32,
+    refused_method: Option<&str>,
+) -> Result<(), PluginError> {
     record::update(invoice_id, &mut |r| {
-        let stale = r.attempt == seen;
-        if stale {
+        let fresh = r.attempt == seen;
+        if fresh {
             r.attempt += 1;
         }
-        stale
+        let new_method = refused_method.filter(|pm| !r.declined_methods.iter().any(|d| d == pm));
+        if let Some(pm) = new_method {
+            r.declined_methods.push(pm.to_string());
+        }
+        fresh || new_method.is_some()
     })?;
     Ok(())
 }
@@ -260,6 +328,7 @@ pub fn open_session(
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(None);
     };
+    let stripe_customer = current_customer(invoice_id, &rec)?;
     let success_url = format!(
         "{}/pay/{}?session_id={{CHECKOUT_SESSION_ID}}",
         m.pay_link_base.trim_end_matches('/'),
@@ -270,7 +339,7 @@ pub fn open_session(
         invoice_number: &rec.number,
         currency: &rec.currency,
         amount_minor: rec.outstanding(),
-        stripe_customer: &rec.stripe_customer,
+        stripe_customer: stripe_customer.as_deref(),
         success_url: &success_url,
         attempt: rec.attempt,
     };

@@ -45,15 +45,30 @@ pub fn on_customer_updated(
             imports::kv_delete(&link_key(&customer.id))?;
             out.push(Transition::CustomerUnlinked(customer.id.clone()));
         }
-        (_, Some(id)) => {
-            if let Some(req) = request::update_customer(&id, customer, previous) {
-                imports::stripe(m, &req)?;
-            }
-        }
+        (_, Some(id)) => push_details(m, &id, customer, previous)?,
         // Not linked yet: the customer is created in Stripe with its first payment link.
         (_, None) => {}
     }
     Ok(out)
+}
+
+/// Sends the customer's changed details to Stripe under the next number of
+/// this customer's pushes, counted only once Stripe has applied one.
+fn push_details(
+    m: &Merchant,
+    stripe_id: &str,
+    customer: &Customer,
+    previous: Option<&Customer>,
+) -> Result<(), PluginError> {
+    let key = format!("customer-pushes:{}", customer.id);
+    let done: u64 = imports::kv_get_string(&key)?
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if let Some(req) = request::update_customer(stripe_id, customer, previous, done + 1) {
+        imports::stripe(m, &req)?;
+        imports::kv_set(&key, &(done + 1).to_string())?;
+    }
+    Ok(())
 }
 
 /// Checks that `cus_...` exists, undeleted, in the merchant's account.

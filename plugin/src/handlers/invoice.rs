@@ -71,10 +71,18 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             refunds: Vec::new(),
             failed_refs: Vec::new(),
             closed_disputes: Vec::new(),
+            declined_methods: Vec::new(),
         },
     )?;
     if rec.due != due || rec.currency != currency {
         reprice(m, &inv.id, &rec, due, &currency)?;
+    }
+    // The invoice as sent now decides whether its link may charge a card.
+    if rec.auto_charge != inv.auto_charge {
+        record::update(&inv.id, &mut |r| {
+            r.auto_charge = inv.auto_charge;
+            true
+        })?;
     }
     let charge = if m.auto_charge && inv.auto_charge {
         collect::auto_charge(m, &inv.id, &mut out)?

@@ -8,7 +8,7 @@ use crate::bindings::billing::stripe_plugin::types::{
 };
 use crate::imports;
 use crate::money;
-use crate::notify::{self, Reason};
+use crate::notify::{self, Reason, Tell};
 use crate::payment_state::Fact;
 use crate::record::{self, Advanced, InvoiceRecord};
 
@@ -231,7 +231,7 @@ pub fn failed(
     m: &Merchant,
     reason: &Reason,
     retryable: bool,
-    notify: bool,
+    tell: Tell,
 ) -> Result<Settled, PluginError> {
     let attempt = reason.attempt_ref;
     let mark = |r: &mut InvoiceRecord| {
@@ -242,9 +242,7 @@ pub fn failed(
     Ok(
         match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
             Advanced::Moved { rec, .. } => {
-                if notify {
-                    notify::payment_failed(m, &rec, reason, &pay_url(m, &rec))?;
-                }
+                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell)?;
                 Settled::moved(
                     reason.invoice_id,
                     &rec,
@@ -271,7 +269,7 @@ pub fn action_required(
     invoice_id: &str,
     attempt_ref: &str,
     why: &str,
-    notify: bool,
+    tell: Tell,
 ) -> Result<Settled, PluginError> {
     if finished(invoice_id, attempt_ref)? {
         return Ok(Settled::stale(
@@ -283,9 +281,7 @@ pub fn action_required(
         match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
             Advanced::Moved { rec, .. } => {
                 let url = pay_url(m, &rec);
-                if notify {
-                    notify::action_required(&rec, invoice_id, attempt_ref, &url)?;
-                }
+                notify::action_required(m, &rec, invoice_id, attempt_ref, &url, tell)?;
                 Settled::moved(
                     invoice_id,
                     &rec,

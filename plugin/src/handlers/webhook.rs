@@ -13,7 +13,7 @@ use crate::bindings::billing::stripe_plugin::types::{
 };
 use crate::events::Event;
 use crate::imports::{self, kv_failure};
-use crate::notify::Reason;
+use crate::notify::{Reason, Tell};
 use crate::record;
 use crate::signature;
 use crate::stripe::{objects::Obj, request};
@@ -72,7 +72,9 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     }
     let seen_key = format!("event:{}", event.id);
     let seen = kv::get(&seen_key).map_err(kv_failure)?.is_some();
-    let settled = effects(m, &event, !seen)?;
+    // A redelivery recomputes the same transitions but tells no one again.
+    let tell = if seen { Tell::Nobody } else { Tell::Both };
+    let settled = effects(m, &event, tell)?;
     // Written last: if anything above failed, Stripe's redelivery redoes it all.
     if !seen {
         kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
@@ -114,7 +116,7 @@ fn invoice_of(o: &Obj) -> Result<Option<String>, PluginError> {
     }
 }
 
-fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError> {
+fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> {
     let kind = e.kind.as_str();
     let o = e.object();
     match kind {
@@ -143,7 +145,7 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
                         decline_code: None,
                         advice_code: None,
                     };
-                    settle::failed(m, &reason, false, notify)
+                    settle::failed(m, &reason, false, tell)
                 }
                 "checkout.session.async_payment_succeeded" => {
                     settle::paid(invoice, &pi, o.amount_total(), o.currency())
@@ -169,14 +171,14 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
                     &invoice,
                     o.id(),
                     "the bank asks the customer to confirm",
-                    notify,
+                    tell,
                 ),
                 _ => {
                     let empty = Default::default();
                     let err = o.last_payment_error.as_ref().unwrap_or(&empty);
                     let message = err.message.as_deref().unwrap_or("the payment failed");
                     if err.code.as_deref() == Some("authentication_required") {
-                        return settle::action_required(m, &invoice, o.id(), message, notify);
+                        return settle::action_required(m, &invoice, o.id(), message, tell);
                     }
                     let reason = Reason {
                         invoice_id: &invoice,
@@ -187,7 +189,7 @@ fn effects(m: &Merchant, e: &Event, notify: bool) -> Result<Settled, PluginError
                         advice_code: err.advice_code.as_deref(),
                     };
                     let retryable = err.advice_code.as_deref() == Some("try_again_later");
-                    settle::failed(m, &reason, retryable, notify)
+                    settle::failed(m, &reason, retryable, tell)
                 }
             }
         }

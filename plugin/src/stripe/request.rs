@@ -140,10 +140,14 @@ pub fn create_customer(c: &Customer) -> StripeRequest {
 
 /// Pushes `current`; fields that `previous` had and `current` lost are cleared
 /// (Stripe unsets a field given an empty string). `None` when nothing Stripe keeps changed.
+/// `seq` numbers this customer's pushes: A, then B, then A again within
+/// Stripe's 24 hours gets three keys, so Stripe never replays the first A
+/// instead of applying the second (a retry of one push reuses its number).
 pub fn update_customer(
     stripe_id: &str,
     current: &Customer,
     previous: Option<&Customer>,
+    seq: u64,
 ) -> Option<StripeRequest> {
     let now = customer_params(current);
     let before = previous.map(customer_params);
@@ -156,7 +160,7 @@ pub fn update_customer(
             params.push((k.clone(), String::new()));
         }
     }
-    let key = format!("customer-update:{}:{}", current.id, digest(&params));
+    let key = format!("customer-update:{}:{seq}:{}", current.id, digest(&params));
     Some(StripeRequest::post(
         format!("/v1/customers/{}", segment(stripe_id)),
         params,
@@ -182,7 +186,9 @@ pub struct SessionSpec<'a> {
     pub invoice_number: &'a str,
     pub currency: &'a str,
     pub amount_minor: u64,
-    pub stripe_customer: &'a str,
+    /// None after the customer was unlinked: Checkout then collects as a
+    /// guest and saves no card.
+    pub stripe_customer: Option<&'a str>,
     pub success_url: &'a str,
     pub attempt: u32,
 }
@@ -192,9 +198,11 @@ pub struct SessionSpec<'a> {
 /// the card is kept for later off-session charges.
 pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
     let s = |v: &str| v.to_string();
-    let params = vec![
-        (s("mode"), s("payment")),
-        (s("customer"), s(c.stripe_customer)),
+    let mut params = vec![(s("mode"), s("payment"))];
+    if let Some(customer) = c.stripe_customer {
+        params.push((s("customer"), s(customer)));
+    }
+    params.extend([
         (s("client_reference_id"), s(c.invoice_id)),
         (s("line_items[0][quantity]"), s("1")),
         (
@@ -220,11 +228,13 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
             s("payment_intent_data[metadata][invoice_number]"),
             s(c.invoice_number),
         ),
-        (
+    ]);
+    if c.stripe_customer.is_some() {
+        params.push((
             s("payment_intent_data[setup_future_usage]"),
             s("off_session"),
-        ),
-    ];
+        ));
+    }
     let key = format!("checkout-session:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/checkout/sessions".into(), params, key)
 }
