@@ -364,10 +364,13 @@ fn three_shuffled_deliveries_end_where_one_clean_delivery_ends() {
     }
     let expected = final_state(&clean);
     let clean_emails = email_keys(&clean);
+    // The declined card's two emails. inv_02's failed debit is delivered
+    // after inv_02 was paid by a later debit, which the plugin finds in Stripe
+    // before believing the failure: a paid invoice gets no failure emails.
     assert_eq!(
         clean_emails.len(),
-        4,
-        "two emails for each of the two failed attempts"
+        2,
+        "two emails for the declined card, none for the stale debit failure"
     );
     for seed in [7, 42, 1234, 99999, 31337] {
         let shuffled = host();

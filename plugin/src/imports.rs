@@ -32,6 +32,10 @@ pub fn kv_delete(key: &str) -> Result<(), PluginError> {
     kv::delete(key).map_err(kv_failure)
 }
 
+pub fn now_ms() -> u64 {
+    clock::now_ms()
+}
+
 pub fn now_secs() -> i64 {
     i64::try_from(clock::now_ms() / 1000).unwrap_or(i64::MAX)
 }

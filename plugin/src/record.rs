@@ -248,6 +248,41 @@ pub fn drop_session(invoice_id: &str, session_id: &str) -> Result<(), PluginErro
     Ok(())
 }
 
+/// How long a call may hold an invoice's lease: longer than any one Stripe
+/// call may take, short enough that a crashed holder blocks only briefly.
+const LEASE_MS: u64 = 120_000;
+
+/// Runs `work` holding the invoice's lease, so that one call at a time charges
+/// it or opens a session for it: an auto-charge never runs beside a session
+/// being opened. A call that finds the lease held gets `not-ready`, and its
+/// retry finds the outcome. The lease is a kv entry taken by compare-and-swap,
+/// with an expiry, so a crashed holder cannot keep it.
+pub fn with_lease<T>(
+    invoice_id: &str,
+    work: &mut dyn FnMut() -> Result<T, PluginError>,
+) -> Result<T, PluginError> {
+    let key = format!("lease:{invoice_id}");
+    let now = crate::imports::now_ms();
+    let current = kv::get(&key).map_err(kv_failure)?;
+    let held = current
+        .as_deref()
+        .and_then(|v| core::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|until| until > now);
+    let mine = (now + LEASE_MS).to_string().into_bytes();
+    if held || !kv::compare_and_swap(&key, current.as_deref(), &mine).map_err(kv_failure)? {
+        return Err(PluginError::NotReady(format!(
+            "invoice {invoice_id} is being charged or linked by another call; retry shortly"
+        )));
+    }
+    let out = work();
+    // Released only if still ours; a failure to release just lets it expire.
+    if kv::get(&key).ok().flatten().as_deref() == Some(&mine[..]) {
+        let _ = kv::delete(&key);
+    }
+    out
+}
+
 /// The result of offering a fact to an invoice's state machine.
 pub enum Advanced {
     /// Legal: the record after the move (`before` is the state it left).

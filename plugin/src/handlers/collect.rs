@@ -63,6 +63,52 @@ fn close_session(
     Ok(false)
 }
 
+/// Money arrived (or is on its way) by another route than the invoice's open
+/// session: that session is expired, so it cannot take the money a second
+/// time. `paid_session` is the session the money came through, if known: it
+/// is complete, and is only forgotten.
+pub fn close_leftover_session(
+    m: &Merchant,
+    invoice_id: &str,
+    paid_session: Option<&str>,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(());
+    };
+    let waiting = rec.state.collecting() && rec.state != crate::payment_state::PayState::Processing;
+    match rec.session.as_deref() {
+        None => {}
+        Some(_) if waiting => {}
+        Some(s) if Some(s) == paid_session => record::drop_session(invoice_id, s)?,
+        Some(_) => {
+            close_session(m, invoice_id, &rec, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Before a failure is believed: the invoice's current session may have been
+/// paid since the failing attempt (events arrive late and in any order), so
+/// Stripe is asked what became of it, and a payment found there is counted.
+pub fn settle_current_session(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(());
+    };
+    let Some(id) = rec.session.as_deref().filter(|_| rec.state.collecting()) else {
+        return Ok(());
+    };
+    let s = imports::stripe(m, &request::retrieve_checkout_session(id))?;
+    if s.status() == Some("complete") {
+        settle_closed_session(m, invoice_id, &s, out)?;
+    }
+    Ok(())
+}
+
 /// What became of a session that can no longer be expired. Returns true when
 /// its money is taken or on its way; otherwise it is dropped, and the next
 /// payment gets a new attempt.
@@ -72,6 +118,11 @@ fn settle_closed_session(
     s: &Obj,
     out: &mut Vec<Transition>,
 ) -> Result<bool, PluginError> {
+    let counted = record::load(invoice_id)?.is_some_and(|r| r.paid_refs.contains(&s.payment_ref()));
+    if counted {
+        record::drop_session(invoice_id, s.id())?;
+        return Ok(true);
+    }
     if s.status() == Some("complete") {
         // "unpaid": a bank debit that is processing, or that has since failed.
         let pi = match (s.payment_status(), s.payment_intent()) {
@@ -83,6 +134,7 @@ fn settle_closed_session(
         match pi.as_ref().and_then(|p| p.status()) {
             None => {
                 push(out, settle::session_completed(invoice_id, s)?);
+                record::drop_session(invoice_id, s.id())?;
                 return Ok(true);
             }
             Some("succeeded") => {
@@ -96,6 +148,7 @@ fn settle_closed_session(
                         p.currency(),
                     )?,
                 );
+                record::drop_session(invoice_id, s.id())?;
                 return Ok(true);
             }
             Some("processing") => {
@@ -129,6 +182,14 @@ fn current_customer(invoice_id: &str, rec: &InvoiceRecord) -> Result<Option<Stri
 /// Charges the card on file off-session, at most once per attempt number,
 /// and never a payment method already declined or refused for this invoice.
 pub fn auto_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Charge, PluginError> {
+    record::with_lease(invoice_id, &mut || charge_card_on_file(m, invoice_id, out))
+}
+
+fn charge_card_on_file(
     m: &Merchant,
     invoice_id: &str,
     out: &mut Vec<Transition>,
@@ -203,8 +264,14 @@ fn charged(
         pi.currency()
     };
     match pi.status() {
-        Some("succeeded") => push(out, settle::paid(invoice_id, pi.id(), amount, currency)?),
-        Some("processing") => push(out, settle::processing(invoice_id, pi.id(), amount)?),
+        Some("succeeded") => {
+            push(out, settle::paid(invoice_id, pi.id(), amount, currency)?);
+            close_leftover_session(m, invoice_id, None, out)?;
+        }
+        Some("processing") => {
+            push(out, settle::processing(invoice_id, pi.id(), amount)?);
+            close_leftover_session(m, invoice_id, None, out)?;
+        }
         _ => {
             bump_attempt(invoice_id, rec.attempt, None)?;
             let why = "the bank asks the customer to confirm";
@@ -308,6 +375,16 @@ pub fn open_session(
     invoice_id: &str,
     out: &mut Vec<Transition>,
 ) -> Result<Option<Obj>, PluginError> {
+    record::with_lease(invoice_id, &mut || {
+        current_or_new_session(m, invoice_id, out)
+    })
+}
+
+fn current_or_new_session(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Option<Obj>, PluginError> {
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(None);
     };
@@ -319,6 +396,10 @@ pub fn open_session(
         let now = imports::now_secs().max(0) as u64;
         match s.status() {
             Some("open") if s.expires_at() > now + 300 => return Ok(Some(s)),
+            // Too close to its end to hand out: expired in Stripe before it is
+            // forgotten, so that it cannot take money beside the next one.
+            Some("open") if close_session(m, invoice_id, &rec, out)? => return Ok(None),
+            Some("open") => {}
             Some("complete") if settle_closed_session(m, invoice_id, &s, out)? => return Ok(None),
             _ => {
                 record::drop_session(invoice_id, &id)?;

@@ -167,7 +167,6 @@ pub fn paid(
                 r.paid = r.paid.saturating_add(amount);
                 r.paid_refs.push(stripe_ref.into());
             }
-            r.session = None;
         },
     )?;
     Ok(match advanced {

@@ -5,6 +5,7 @@
 //! again; the seen-marker is written only after every effect succeeded, so a
 //! crash in between cannot lose an event.
 
+use super::collect;
 use super::settle::{self, Settled};
 use crate::bindings::billing::stripe_plugin::kv;
 use crate::bindings::billing::stripe_plugin::types::{
@@ -97,6 +98,27 @@ fn not_ours() -> Result<Settled, PluginError> {
     })
 }
 
+/// Money arrived for the invoice: any other open session is expired, and
+/// what that reveals (a session paid meanwhile) is reported too.
+fn with_leftover_closed(
+    m: &Merchant,
+    invoice: &str,
+    paid_session: Option<&str>,
+    mut settled: Settled,
+) -> Result<Settled, PluginError> {
+    collect::close_leftover_session(m, invoice, paid_session, &mut settled.transitions)?;
+    Ok(settled)
+}
+
+/// `found` (what Stripe showed first), then what the event itself settled.
+fn after(mut found: Vec<Transition>, settled: Settled) -> Settled {
+    found.extend(settled.transitions);
+    Settled {
+        transitions: found,
+        note: settled.note,
+    }
+}
+
 fn noted(t: Transition, note: &str) -> Result<Settled, PluginError> {
     Ok(Settled {
         transitions: vec![t],
@@ -137,6 +159,8 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                     })
                 }
                 "checkout.session.async_payment_failed" => {
+                    let mut found = Vec::new();
+                    collect::settle_current_session(m, invoice, &mut found)?;
                     let reason = Reason {
                         invoice_id: invoice,
                         attempt_ref: &pi,
@@ -145,12 +169,16 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                         decline_code: None,
                         advice_code: None,
                     };
-                    settle::failed(m, &reason, false, tell)
+                    Ok(after(found, settle::failed(m, &reason, false, tell)?))
                 }
                 "checkout.session.async_payment_succeeded" => {
-                    settle::paid(invoice, &pi, o.amount_total(), o.currency())
+                    let s = settle::paid(invoice, &pi, o.amount_total(), o.currency())?;
+                    with_leftover_closed(m, invoice, Some(o.id()), s)
                 }
-                _ => settle::session_completed(invoice, o),
+                _ => {
+                    let s = settle::session_completed(invoice, o)?;
+                    with_leftover_closed(m, invoice, Some(o.id()), s)
+                }
             }
         }
         "payment_intent.succeeded"
@@ -163,8 +191,14 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
             };
             let amount = o.amount_taken().unwrap_or(0);
             match kind {
-                "payment_intent.succeeded" => settle::paid(&invoice, o.id(), amount, o.currency()),
-                "payment_intent.processing" => settle::processing(&invoice, o.id(), amount),
+                "payment_intent.succeeded" => {
+                    let s = settle::paid(&invoice, o.id(), amount, o.currency())?;
+                    with_leftover_closed(m, &invoice, None, s)
+                }
+                "payment_intent.processing" => {
+                    let s = settle::processing(&invoice, o.id(), amount)?;
+                    with_leftover_closed(m, &invoice, None, s)
+                }
                 "payment_intent.canceled" => settle::canceled(&invoice, o.id()),
                 "payment_intent.requires_action" => settle::action_required(
                     m,
@@ -174,11 +208,14 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                     tell,
                 ),
                 _ => {
+                    let mut found = Vec::new();
+                    collect::settle_current_session(m, &invoice, &mut found)?;
                     let empty = Default::default();
                     let err = o.last_payment_error.as_ref().unwrap_or(&empty);
                     let message = err.message.as_deref().unwrap_or("the payment failed");
                     if err.code.as_deref() == Some("authentication_required") {
-                        return settle::action_required(m, &invoice, o.id(), message, tell);
+                        let s = settle::action_required(m, &invoice, o.id(), message, tell)?;
+                        return Ok(after(found, s));
                     }
                     let reason = Reason {
                         invoice_id: &invoice,
@@ -189,7 +226,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                         advice_code: err.advice_code.as_deref(),
                     };
                     let retryable = err.advice_code.as_deref() == Some("try_again_later");
-                    settle::failed(m, &reason, retryable, tell)
+                    Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
                 }
             }
         }
