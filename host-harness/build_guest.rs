@@ -1,10 +1,16 @@
-//! Builds a guest crate of this workspace for wasm32-wasip2, the way wasmtime's
-//! test-programs do: a nested cargo with its own target dir (so it never waits
-//! on the outer build's lock). Shared by the build scripts of host-harness and tests.
+//! Builds a guest crate of this workspace as a component that imports nothing
+//! but its contract: a core module for wasm32-unknown-unknown (no WASI; Rust's
+//! std there needs no imports), turned into a component by `wit-component`
+//! from the WIT that wit-bindgen embeds. A nested cargo with its own target
+//! dir, the way wasmtime's test-programs do (so it never waits on the outer
+//! build's lock). Shared by the build scripts of host-harness and tests.
 
 use std::{env, path::Path, path::PathBuf, process::Command};
 
-/// Builds `package` for wasm32-wasip2 with the `wasm` profile (size-optimised, guests only).
+const TARGET: &str = "wasm32-unknown-unknown";
+
+/// Builds `package` with the `wasm` profile (size-optimised, guests only) and
+/// returns the path of the component.
 pub fn build_guest(root: &Path, package: &str) -> PathBuf {
     ensure_wasm_target();
     let target_dir = root.join("target").join("wasm-guests");
@@ -16,7 +22,7 @@ pub fn build_guest(root: &Path, package: &str) -> PathBuf {
         "--profile",
         "wasm",
         "--target",
-        "wasm32-wasip2",
+        TARGET,
         "--package",
         package,
     ])
@@ -27,7 +33,7 @@ pub fn build_guest(root: &Path, package: &str) -> PathBuf {
     // A 128 KiB stack instead of Rust's 1 MiB default: every call touches
     // (and the pooling allocator resets) fewer pages. The plugin does not recurse deeply.
     .env(
-        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
         "-Clink-arg=-zstack-size=131072",
     );
     // The outer build's settings are for the host, not the guest.
@@ -45,14 +51,24 @@ pub fn build_guest(root: &Path, package: &str) -> PathBuf {
         .expect("cannot run cargo to build the wasm plugin");
     assert!(
         status.success(),
-        "building {package} for wasm32-wasip2 failed; is the target installed? (rustup target add wasm32-wasip2)"
+        "building {package} for {TARGET} failed; is the target installed? (rustup target add {TARGET})"
     );
-    target_dir
-        .join("wasm32-wasip2/wasm")
-        .join(format!("{}.wasm", package.replace('-', "_")))
+    let name = package.replace('-', "_");
+    let module = target_dir
+        .join(TARGET)
+        .join("wasm")
+        .join(format!("{name}.wasm"));
+    let core = std::fs::read(&module).expect("the guest's core module");
+    let component = wit_component::ComponentEncoder::default()
+        .module(&core)
+        .and_then(|e| e.validate(true).encode())
+        .unwrap_or_else(|e| panic!("making a component of {package}: {e:#}"));
+    let out = module.with_file_name(format!("{name}.component.wasm"));
+    std::fs::write(&out, component).expect("writing the component");
+    out
 }
 
-/// A fresh machine lacks the wasm32-wasip2 standard library: add it with rustup.
+/// A fresh machine lacks the wasm standard library: add it with rustup.
 fn ensure_wasm_target() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(rustc)
@@ -63,17 +79,18 @@ fn ensure_wasm_target() {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     if Path::new(&sysroot)
-        .join("lib/rustlib/wasm32-wasip2")
+        .join("lib/rustlib")
+        .join(TARGET)
         .exists()
     {
         return;
     }
-    println!("cargo:warning=installing the wasm32-wasip2 target with rustup");
+    println!("cargo:warning=installing the {TARGET} target with rustup");
     let added = Command::new("rustup")
-        .args(["target", "add", "wasm32-wasip2"])
+        .args(["target", "add", TARGET])
         .status();
     assert!(
         added.is_ok_and(|s| s.success()),
-        "could not add the wasm32-wasip2 target; run: rustup target add wasm32-wasip2"
+        "could not add the {TARGET} target; run: rustup target add {TARGET}"
     );
 }

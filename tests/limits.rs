@@ -126,21 +126,15 @@ fn the_component_is_small_and_speaks_only_our_contract() {
             "missing import {name} in {imports:?}"
         );
     }
-    // Anything else must be one of the WASI interfaces Rust's std pulls in.
-    let std_wasi = [
-        "wasi:cli/",
-        "wasi:io/",
-        "wasi:clocks/",
-        "wasi:filesystem/",
-        "wasi:random/",
-    ];
-    for name in &imports {
-        let ours = name.starts_with("billing:stripe-plugin/");
-        assert!(
-            ours || std_wasi.iter().any(|p| name.starts_with(p)),
-            "unexpected import {name}"
-        );
-    }
+    // Nothing else: no WASI, only what the contract grants (and its types).
+    let mut names = imports.clone();
+    names.sort();
+    assert_eq!(
+        names,
+        ["clock", "email", "http", "kv", "types"]
+            .map(|i| format!("billing:stripe-plugin/{i}@0.2.0")),
+        "only the contract's interfaces are imported"
+    );
     eprintln!("imports: {imports:?}");
 }
 

@@ -23,11 +23,11 @@ wasmtime::component::bindgen!({
 });
 
 pub use billing::stripe_plugin::types::{
-    AccountStatus, Address, CardOnFile, Customer, CustomerAction, CustomerLink, Dispute,
-    DisputeStatus, ExternalId, Invoice, InvoiceStatus, LineItem, Merchant, Money, Onboarding,
-    OnboardingRequest, PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink,
-    PaymentOption, PaymentStatus, PluginError, Refund, StripeError, Transition, WebhookOutcome,
-    WebhookRequest,
+    AccountStatus, Address, CardOnFile, CollectionStop, CollectionStopped, Customer,
+    CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId, Invoice, InvoiceChange,
+    InvoiceStatus, InvoiceUpdate, LineItem, Merchant, Money, Onboarding, OnboardingRequest,
+    PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink, PaymentOption, PaymentStatus,
+    PluginError, Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
 };
 
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.
@@ -86,9 +86,6 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let component = load_component(&engine, wasm, cache_dir)?;
         let mut linker = Linker::<HostState>::new(&engine);
-        // Rust's std pulls in wasi:cli and wasi:io; they get an empty WasiCtx
-        // (no env, no files, no sockets).
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
@@ -145,6 +142,17 @@ impl Runtime {
         self.call(&m.account_id, |p, s| {
             p.billing_stripe_plugin_handlers()
                 .call_on_invoice_finalized(s, m, inv)
+        })
+    }
+
+    pub fn on_invoice_updated(
+        &self,
+        m: &Merchant,
+        u: &InvoiceUpdate,
+    ) -> Result<Result<Vec<Transition>, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers()
+                .call_on_invoice_updated(s, m, u)
         })
     }
 
@@ -248,6 +256,33 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.
     Ok(unsafe { Component::deserialize_file(engine, &path) }?)
+}
+
+impl CollectionStop {
+    /// The platform's name for why collection stopped.
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectionStop::NothingDue => "NOTHING_DUE",
+            CollectionStop::StripeRemoved => "STRIPE_REMOVED",
+            CollectionStop::Void => "VOID",
+            CollectionStop::PaidOutsideStripe => "PAID_OUTSIDE_STRIPE",
+            CollectionStop::Uncollectible => "UNCOLLECTIBLE",
+        }
+    }
+}
+
+impl InvoiceChange {
+    /// Reads the platform's name of a change (`VOID`, `PAID_OUTSIDE_STRIPE`,
+    /// `UNCOLLECTIBLE`, `OPEN`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "OPEN" => InvoiceChange::Open,
+            "VOID" => InvoiceChange::Void,
+            "PAID_OUTSIDE_STRIPE" => InvoiceChange::PaidOutsideStripe,
+            "UNCOLLECTIBLE" => InvoiceChange::Uncollectible,
+            _ => return None,
+        })
+    }
 }
 
 impl PluginError {

@@ -7,8 +7,8 @@ use crate::imports::{Clock, HostEnv, StripeGate, UreqBackend};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{
-    Merchant, OnboardingRequest, PLUGIN_WASM, PayPage, PluginError, Runtime, Transition,
-    WebhookRequest,
+    CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PLUGIN_WASM,
+    PayPage, PluginError, Runtime, Transition, WebhookRequest,
 };
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
@@ -180,6 +180,7 @@ impl App {
                 .map(|c| found(c, "customer")),
             ("POST", ["invoices"]) => self.create_invoice(body),
             ("POST", ["invoices", id, "finalize"]) => self.finalize(id),
+            ("PATCH", ["invoices", id]) => self.update_invoice(id, body),
             ("GET", ["invoices", id]) => {
                 self.records().invoice_view(id).map(|i| found(i, "invoice"))
             }
@@ -324,6 +325,39 @@ impl App {
         }
     }
 
+    /// The platform changed a sent invoice: `{"change": "VOID" | "PAID_OUTSIDE_STRIPE"
+    /// | "UNCOLLECTIBLE" | "OPEN", "amountDue": "200.00"}`. The plugin stops or
+    /// re-prices collection; `amountDue` is kept on the invoice.
+    fn update_invoice(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+        let Some((_, _)) = self.records().parsed_invoice(id)? else {
+            return Ok(Reply::error(404, "no such invoice", false));
+        };
+        let v: Value = serde_json::from_slice(body).unwrap_or_default();
+        let Some(change) = v["change"].as_str().and_then(InvoiceChange::from_name) else {
+            return Ok(Reply::error(
+                400,
+                "change must be OPEN, VOID, PAID_OUTSIDE_STRIPE or UNCOLLECTIBLE",
+                false,
+            ));
+        };
+        let amount_due = v["amountDue"].as_str().unwrap_or("0").to_string();
+        let update = InvoiceUpdate {
+            invoice_id: id.into(),
+            change,
+            amount_due: amount_due.clone(),
+        };
+        match self.runtime.on_invoice_updated(&self.merchant, &update)? {
+            Err(e) => Ok(Reply::plugin_error(&e)),
+            Ok(transitions) => {
+                if v["amountDue"].is_string() {
+                    self.records().set_amount_due(id, &amount_due)?;
+                }
+                self.apply_or_503("invoice updated", &transitions)?;
+                Ok(found(self.records().invoice_view(id)?, "invoice"))
+            }
+        }
+    }
+
     /// The stable pay link: where the plugin says to go, or what to show.
     fn pay_link(&self, token: &str) -> anyhow::Result<Reply> {
         let outcome = match self.runtime.on_pay_link_opened(&self.merchant, token)? {
@@ -344,11 +378,7 @@ impl App {
                 body: Vec::new(),
             },
             PayPage::Paid(p) => {
-                let number = self
-                    .records()
-                    .parsed_invoice(&p.invoice_id)?
-                    .map(|(i, _)| i.invoice_number);
-                let number = number.unwrap_or(p.invoice_id);
+                let number = self.invoice_number(&p.invoice_id)?;
                 let text = format!(
                     "Invoice {number} is paid: {} {}. Thank you.",
                     p.total_paid.decimal, p.total_paid.currency
@@ -360,6 +390,46 @@ impl App {
                 "Payment processing",
                 &format!("The payment for invoice {number} is on its way. Nothing more to do."),
             ),
+            PayPage::NothingDue(c) => {
+                let number = self.invoice_number(&c.invoice_id)?;
+                let why = match c.reason {
+                    CollectionStop::PaidOutsideStripe => "it has been paid",
+                    CollectionStop::Void => "it was cancelled",
+                    CollectionStop::Uncollectible => "it is closed",
+                    CollectionStop::NothingDue | CollectionStop::StripeRemoved => {
+                        "nothing is due through this link"
+                    }
+                };
+                page(
+                    200,
+                    "Nothing to pay",
+                    &format!("There is nothing to pay for invoice {number}: {why}."),
+                )
+            }
+            PayPage::Refunded(s) => {
+                let number = self.invoice_number(&s.invoice_id)?;
+                page(
+                    200,
+                    "Payment refunded",
+                    &format!(
+                        "Invoice {number} was paid ({} {}); {} {} of it has been refunded.",
+                        s.amount_paid.decimal,
+                        s.amount_paid.currency,
+                        s.amount_refunded.decimal,
+                        s.amount_refunded.currency
+                    ),
+                )
+            }
+            PayPage::Disputed(s) => {
+                let number = self.invoice_number(&s.invoice_id)?;
+                page(
+                    200,
+                    "Payment disputed",
+                    &format!(
+                        "The payment for invoice {number} is disputed with your bank. Please contact the merchant."
+                    ),
+                )
+            }
             PayPage::NotFound => page(404, "Link not found", "This payment link does not exist."),
         })
     }
@@ -381,6 +451,14 @@ impl App {
                 &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at}),
             ),
         })
+    }
+
+    /// The number the platform shows for an invoice (its id if unknown).
+    fn invoice_number(&self, invoice_id: &str) -> anyhow::Result<String> {
+        Ok(self
+            .records()
+            .parsed_invoice(invoice_id)?
+            .map_or_else(|| invoice_id.to_string(), |(i, _)| i.invoice_number))
     }
 
     fn apply_or_503(&self, source: &str, transitions: &[Transition]) -> anyhow::Result<()> {
@@ -469,6 +547,10 @@ pub fn describe(t: &Transition) -> String {
             a.account_id, a.charges_enabled
         ),
         Transition::AccountDisconnected(id) => format!("account {id} disconnected"),
+        Transition::CollectionStopped(c) => {
+            format!("{}: collection stopped ({})", c.invoice_id, c.reason.name())
+        }
+        Transition::CollectionResumed(id) => format!("{id}: collection resumed"),
     }
 }
 

@@ -21,6 +21,10 @@ pub struct InvoiceState {
     pub amount_refunded: Option<String>,
     pub payments: Vec<PaymentRecord>,
     pub last_failure: Option<Value>,
+    /// Set while the plugin collects nothing for the invoice (VOID,
+    /// PAID_OUTSIDE_STRIPE, NOTHING_DUE ...).
+    #[serde(default)]
+    pub collection_stopped: Option<String>,
     /// The plugin record's revision behind `status`: an older one is dropped.
     #[serde(default)]
     pub status_revision: u64,
@@ -157,6 +161,16 @@ impl<'a> Records<'a> {
             params![id, doc.to_string(), serde_json::to_string(&state)?],
         )?;
         Ok(n == 1)
+    }
+
+    /// Keeps the platform's new `amountDue` on the invoice document.
+    pub fn set_amount_due(&self, id: &str, amount_due: &str) -> Result<()> {
+        let conn = self.db.conn();
+        conn.execute(
+            "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?2) WHERE id = ?1",
+            params![id, amount_due],
+        )?;
+        Ok(())
     }
 
     pub fn put_customer(&self, id: &str, doc: &Value) -> Result<()> {
@@ -315,6 +329,8 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             return Ok(());
         }
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
+        Transition::CollectionStopped(c) => &c.invoice_id,
+        Transition::CollectionResumed(id) => id,
         Transition::StatusChanged(s) => &s.invoice_id,
         Transition::PaymentStarted(p)
         | Transition::PaymentProcessing(p)
@@ -345,6 +361,8 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
         }
+        Transition::CollectionStopped(c) => st.collection_stopped = Some(c.reason.name().into()),
+        Transition::CollectionResumed(_) => st.collection_stopped = None,
         Transition::PaymentLinkAttached(l) => {
             st.payment_link = Some(l.url.clone());
             st.checkout_session_id = Some(l.checkout_session_id.clone());

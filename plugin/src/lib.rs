@@ -21,8 +21,8 @@ pub mod signature;
 pub mod stripe;
 
 use bindings::billing::stripe_plugin::types::{
-    Customer, Invoice, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome, PluginError,
-    Transition, WebhookOutcome, WebhookRequest,
+    Customer, Invoice, InvoiceUpdate, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome,
+    PluginError, Transition, WebhookOutcome, WebhookRequest,
 };
 use bindings::exports::billing::stripe_plugin::handlers::Guest;
 
@@ -35,6 +35,13 @@ impl Guest for Component {
         invoice: Invoice,
     ) -> Result<Vec<Transition>, PluginError> {
         handlers::invoice::on_invoice_finalized(&merchant, &invoice)
+    }
+
+    fn on_invoice_updated(
+        merchant: Merchant,
+        update: InvoiceUpdate,
+    ) -> Result<Vec<Transition>, PluginError> {
+        handlers::update::on_invoice_updated(&merchant, &update)
     }
 
     fn on_webhook(

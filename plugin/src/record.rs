@@ -7,6 +7,40 @@ use crate::bindings::billing::stripe_plugin::{kv, types::PluginError};
 use crate::imports::kv_failure;
 use crate::payment_state::{Fact, PayState, Step, next};
 
+/// Why collection through Stripe stopped (the contract's `collection-stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    NothingDue,
+    StripeRemoved,
+    Void,
+    PaidOutsideStripe,
+    Uncollectible,
+}
+
+impl Stop {
+    const ALL: [Stop; 5] = [
+        Stop::NothingDue,
+        Stop::StripeRemoved,
+        Stop::Void,
+        Stop::PaidOutsideStripe,
+        Stop::Uncollectible,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::NothingDue => "nothing_due",
+            Stop::StripeRemoved => "stripe_removed",
+            Stop::Void => "void",
+            Stop::PaidOutsideStripe => "paid_outside_stripe",
+            Stop::Uncollectible => "uncollectible",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRecord {
     /// Grows by one with every stored change; `status-changed` carries it so
@@ -38,12 +72,21 @@ pub struct InvoiceRecord {
     pub failed_refs: Vec<String>,
     /// Disputes already closed: a late "created" for one is stale.
     pub closed_disputes: Vec<String>,
+    /// Set when the platform voided, settled or emptied the invoice: nothing
+    /// is collected through Stripe until it is sent again with an amount due.
+    pub stopped: Option<Stop>,
     /// Payment methods that were declined or refused for this invoice: never
     /// charged off-session for it again (the customer can still use them in Checkout).
     pub declined_methods: Vec<String>,
 }
 
 impl InvoiceRecord {
+    /// Whether a charge may be made or a session opened for the invoice now:
+    /// collection not stopped, money still due, and none on its way.
+    pub fn takes_payment(&self) -> bool {
+        self.stopped.is_none() && self.state.collecting() && self.state != PayState::Processing
+    }
+
     pub fn outstanding(&self) -> u64 {
         self.due.saturating_sub(self.paid)
     }
@@ -82,6 +125,9 @@ impl InvoiceRecord {
             .append_pair("auto_charge", if self.auto_charge { "1" } else { "0" });
         if let Some(s) = &self.session {
             f.append_pair("session", s);
+        }
+        if let Some(s) = self.stopped {
+            f.append_pair("stopped", s.name());
         }
         for r in &self.paid_refs {
             f.append_pair("paid_ref", r);
@@ -125,6 +171,7 @@ impl InvoiceRecord {
             failed_refs: Vec::new(),
             closed_disputes: Vec::new(),
             declined_methods: Vec::new(),
+            stopped: None,
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -142,6 +189,7 @@ impl InvoiceRecord {
                 "stripe_customer" => r.stripe_customer = v,
                 "auto_charge" => r.auto_charge = v == "1",
                 "session" => r.session = Some(v),
+                "stopped" => r.stopped = Some(Stop::from_name(&v)?),
                 "paid_ref" => r.paid_refs.push(v),
                 "refund" => {
                     let (id, amount) = v.split_once(' ')?;
@@ -347,6 +395,7 @@ mod tests {
         rec.failed_refs = vec!["pi_0".into()];
         rec.closed_disputes = vec!["dp_1".into()];
         rec.declined_methods = vec!["pm_1".into()];
+        rec.stopped = Some(Stop::PaidOutsideStripe);
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

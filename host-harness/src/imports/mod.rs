@@ -12,8 +12,6 @@ use crate::record::Recorder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
-use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
@@ -36,8 +34,6 @@ pub struct HostState {
     /// (Stripe, storage, email): the deadline bounds only the rest.
     pub started: Instant,
     pub host_time: Duration,
-    wasi: WasiCtx,
-    table: ResourceTable,
 }
 
 impl HostState {
@@ -48,8 +44,6 @@ impl HostState {
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
         }
     }
 }
@@ -67,15 +61,6 @@ impl HostState {
     /// Wall time the guest itself has run so far in this call.
     pub fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
     }
 }
 

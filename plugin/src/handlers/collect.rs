@@ -41,7 +41,7 @@ fn push(out: &mut Vec<Transition>, s: Settled) {
 
 /// Closes the invoice's open session so that it cannot also take money.
 /// Returns true when the session had already been paid.
-fn close_session(
+pub fn close_session(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
@@ -76,7 +76,7 @@ pub fn close_leftover_session(
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(());
     };
-    let waiting = rec.state.collecting() && rec.state != crate::payment_state::PayState::Processing;
+    let waiting = rec.takes_payment();
     match rec.session.as_deref() {
         None => {}
         Some(_) if waiting => {}
@@ -197,7 +197,7 @@ fn charge_card_on_file(
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(Charge::NoCard);
     };
-    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+    if !rec.takes_payment() {
         return Ok(Charge::Done);
     }
     let Some(stripe_customer) = current_customer(invoice_id, &rec)? else {
@@ -216,7 +216,7 @@ fn charge_card_on_file(
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(Charge::NoCard);
     };
-    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+    if !rec.takes_payment() {
         return Ok(Charge::Done);
     }
     let receipt = if m.stripe_receipts {
@@ -388,7 +388,7 @@ fn current_or_new_session(
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(None);
     };
-    if !rec.state.collecting() || rec.state == crate::payment_state::PayState::Processing {
+    if !rec.takes_payment() {
         return Ok(None);
     }
     if let Some(id) = rec.session.clone() {

@@ -2,14 +2,12 @@
 //! auto-charge is on, and otherwise (or after a decline) attach the stable pay link.
 
 use super::collect::{self, Charge};
-use super::{customer, invalid};
+use super::{customer, invalid, update};
 use crate::bindings::billing::stripe_plugin::types::{
     Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition,
 };
-use crate::imports;
 use crate::payment_state::PayState;
-use crate::record::{self, InvoiceRecord};
-use crate::stripe::request;
+use crate::record::{self, InvoiceRecord, Stop};
 use crate::{money, signature};
 
 /// An unguessable token for the invoice's pay link: an HMAC of the account and
@@ -34,12 +32,12 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
         .iter()
         .any(|o| matches!(o, PaymentOption::Stripe))
     {
-        return Ok(Vec::new());
+        return stop_if_collected(m, &inv.id, Stop::StripeRemoved);
     }
     // A bad amount is refused before anything is sent to Stripe.
     let due = money::to_minor(&inv.currency, &inv.amount_due).map_err(invalid)?;
     if due == 0 {
-        return Ok(Vec::new());
+        return stop_if_collected(m, &inv.id, Stop::NothingDue);
     }
     let mut out = Vec::new();
     let stripe_customer = customer::ensure_linked(m, &inv.customer, &mut out)?;
@@ -72,10 +70,12 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             failed_refs: Vec::new(),
             closed_disputes: Vec::new(),
             declined_methods: Vec::new(),
+            stopped: None,
         },
     )?;
+    update::resume(&inv.id, &mut out)?;
     if rec.due != due || rec.currency != currency {
-        reprice(m, &inv.id, &rec, due, &currency)?;
+        reprice(m, &inv.id, &rec, due, &currency, &mut out)?;
     }
     // The invoice as sent now decides whether its link may charge a card.
     if rec.auto_charge != inv.auto_charge {
@@ -95,6 +95,20 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     Ok(out)
 }
 
+/// An invoice sent again with nothing due, or without Stripe: if the plugin
+/// was collecting it, collection stops and its session is expired.
+fn stop_if_collected(
+    m: &Merchant,
+    invoice_id: &str,
+    why: Stop,
+) -> Result<Vec<Transition>, PluginError> {
+    let mut out = Vec::new();
+    if record::load(invoice_id)?.is_some() {
+        update::stop_collection(m, invoice_id, why, &mut out)?;
+    }
+    Ok(out)
+}
+
 /// The invoice was sent again for another amount. Until money has moved, the
 /// new amount is what is due: the open session for the old one is closed
 /// first, so it cannot take the wrong amount, and the next gets a new attempt.
@@ -104,6 +118,7 @@ fn reprice(
     rec: &InvoiceRecord,
     due: u64,
     currency: &str,
+    out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
     let nothing_moved = matches!(
         rec.state,
@@ -115,17 +130,20 @@ fn reprice(
             rec.due, rec.currency
         )));
     }
-    if let Some(session) = &rec.session {
-        imports::stripe(m, &request::expire_checkout_session(session))?;
-    }
-    record::update(invoice_id, &mut |r| {
-        r.due = due;
-        r.currency = currency.to_string();
-        r.session = None;
-        r.attempt += 1;
-        true
-    })?;
-    Ok(())
+    record::with_lease(invoice_id, &mut || {
+        if collect::close_session(m, invoice_id, rec, out)? {
+            return Err(invalid(format!(
+                "invoice {invoice_id} was just paid through its open session; its amount can no longer change"
+            )));
+        }
+        record::update(invoice_id, &mut |r| {
+            r.due = due;
+            r.currency = currency.to_string();
+            r.attempt += 1;
+            true
+        })?;
+        Ok(())
+    })
 }
 
 /// Opens (or reuses) the session behind the stable link and reports the link.

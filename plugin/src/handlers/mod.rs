@@ -6,6 +6,7 @@ pub mod invoice;
 pub mod onboarding;
 pub mod paylink;
 pub mod settle;
+pub mod update;
 pub mod webhook;
 
 use crate::bindings::billing::stripe_plugin::types::{Customer, PluginError};

@@ -5,7 +5,8 @@
 
 use super::collect::{self, Charge};
 use super::invoice::attach_link;
-use super::settle::money_of;
+use super::settle::{money_of, status};
+use super::update;
 use crate::bindings::billing::stripe_plugin::types::{
     Merchant, PayLinkOutcome, PayPage, Payment, PluginError,
 };
@@ -22,11 +23,20 @@ fn paid_page(invoice_id: &str, rec: &InvoiceRecord) -> PayPage {
     })
 }
 
+/// What is true of an invoice the link cannot take money for now: stopped,
+/// processing, paid, or paid and then refunded or disputed ("Payment
+/// successful" only for the paid one).
 fn page_for(invoice_id: &str, rec: &InvoiceRecord) -> PayPage {
-    if rec.state.settled() {
-        paid_page(invoice_id, rec)
-    } else {
-        PayPage::Processing(rec.number.clone())
+    if let Some(why) = rec.stopped {
+        return PayPage::NothingDue(update::stopped(invoice_id, why));
+    }
+    match rec.state {
+        PayState::Paid => paid_page(invoice_id, rec),
+        PayState::PartiallyRefunded | PayState::Refunded => {
+            PayPage::Refunded(status(invoice_id, rec))
+        }
+        PayState::Disputed | PayState::DisputeLost => PayPage::Disputed(status(invoice_id, rec)),
+        _ => PayPage::Processing(rec.number.clone()),
     }
 }
 
@@ -45,7 +55,7 @@ pub fn on_pay_link_opened(m: &Merchant, token: &str) -> Result<PayLinkOutcome, P
     let Some(rec) = record::load(&invoice_id)? else {
         return Ok(not_found());
     };
-    if !rec.state.collecting() || rec.state == PayState::Processing {
+    if !rec.takes_payment() {
         return Ok(PayLinkOutcome {
             page: page_for(&invoice_id, &rec),
             transitions: Vec::new(),

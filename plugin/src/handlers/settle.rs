@@ -44,17 +44,21 @@ impl Settled {
 
     /// `t`, then the invoice's status as the state machine left it.
     fn moved(invoice_id: &str, rec: &InvoiceRecord, t: Transition, note: &str) -> Self {
-        let status = Transition::StatusChanged(InvoiceStatus {
-            invoice_id: invoice_id.into(),
-            status: rec.state.status(),
-            amount_paid: money_of(&rec.currency, rec.paid),
-            amount_refunded: money_of(&rec.currency, rec.refunded),
-            revision: rec.rev,
-        });
         Settled {
-            transitions: vec![t, status],
+            transitions: vec![t, Transition::StatusChanged(status(invoice_id, rec))],
             note: note.to_string(),
         }
+    }
+}
+
+/// The invoice's status and running totals, as the record has them now.
+pub fn status(invoice_id: &str, rec: &InvoiceRecord) -> InvoiceStatus {
+    InvoiceStatus {
+        invoice_id: invoice_id.into(),
+        status: rec.state.status(),
+        amount_paid: money_of(&rec.currency, rec.paid),
+        amount_refunded: money_of(&rec.currency, rec.refunded),
+        revision: rec.rev,
     }
 }
 

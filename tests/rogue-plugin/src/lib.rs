@@ -47,6 +47,10 @@ impl Guest for Rogue {
         }
     }
 
+    fn on_invoice_updated(_: Merchant, _: InvoiceUpdate) -> Result<Vec<Transition>, PluginError> {
+        Ok(Vec::new())
+    }
+
     fn on_webhook(_: Merchant, _: WebhookRequest) -> Result<WebhookOutcome, PluginError> {
         Err(PluginError::InvalidInput("rogue".into()))
     }
