@@ -19,9 +19,12 @@ fn finalizing_links_the_customer_and_attaches_a_checkout_link() {
     // The invoice id is in the metadata of both the session and its payment intent.
     let sessions = h.emulator.objects("checkout.session");
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0]["metadata"]["invoice_id"], "inv_01");
     assert_eq!(
-        sessions[0]["payment_intent_data"]["metadata"]["invoice_id"],
+        sessions[0]["metadata"]["billing_stripe_plugin_invoice"],
+        "inv_01"
+    );
+    assert_eq!(
+        sessions[0]["payment_intent_data"]["metadata"]["billing_stripe_plugin_invoice"],
         "inv_01"
     );
     assert_eq!(sessions[0]["amount_total"], 120000);

@@ -145,7 +145,7 @@ fn the_plugin_answers_garbage_without_trapping() {
     let h = Harness::new();
     let event = serde_json::to_vec(&serde_json::json!({"id": "evt_1", "object": "event", "type": "payment_intent.succeeded",
         "account": ACCOUNT, "livemode": false, "data": {"object": {"id": "pi_1", "amount": 100, "amount_received": 100,
-        "currency": "gbp", "metadata": {"invoice_id": "inv_01"}, "customer": {"id": "cus_1"}}}})).unwrap();
+        "currency": "gbp", "metadata": {"billing_stripe_plugin_invoice": "inv_01"}, "customer": {"id": "cus_1"}}}})).unwrap();
     let mut x: u64 = 0x9E3779B97F4A7C15;
     let mut next = || {
         x ^= x << 13;

@@ -88,7 +88,7 @@ mod through_serve {
             "id": pi, "object": "payment_intent", "amount": 120000,
             "amount_received": if succeeded { 120000 } else { 0 }, "currency": "gbp",
             "status": if succeeded { "succeeded" } else { "requires_payment_method" },
-            "metadata": {"invoice_id": invoice},
+            "metadata": {"billing_stripe_plugin_invoice": invoice},
         });
         if !succeeded {
             object["last_payment_error"] = json!({"type": "card_error", "code": "card_declined",
@@ -365,7 +365,7 @@ fn a_payment_made_another_way_expires_the_open_session() {
     let event = serde_json::json!({"id": "evt_elsewhere", "object": "event", "type": "payment_intent.succeeded",
         "account": ACCOUNT, "livemode": false, "created": NOW_MS / 1000, "data": {"object": {"id": "pi_elsewhere",
         "object": "payment_intent", "amount": 120000, "amount_received": 120000, "currency": "gbp",
-        "status": "succeeded", "metadata": {"invoice_id": "inv_01"}}}});
+        "status": "succeeded", "metadata": {"billing_stripe_plugin_invoice": "inv_01"}}}});
     let body = serde_json::to_vec(&event).unwrap();
     let out = h
         .runtime
@@ -425,7 +425,7 @@ fn concurrent_link_opens_and_auto_charges_take_the_money_once() {
             h.emulator
                 .objects(kind)
                 .into_iter()
-                .filter(|o| o["metadata"]["invoice_id"] == inv.id.as_str())
+                .filter(|o| o["metadata"]["billing_stripe_plugin_invoice"] == inv.id.as_str())
                 .collect()
         };
         let succeeded = ours("payment_intent")
@@ -509,7 +509,7 @@ fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
 /// PaymentIntents' metadata. Events about payments the plugin never made are
 /// acknowledged (2xx), never answered 503 until Stripe disables the endpoint.
 #[test]
-#[ignore = "issue 8 defect 9: fails until its fix lands"]
+
 fn events_about_payments_the_plugin_never_made_are_acknowledged() {
     let h = Harness::new();
     for (i, metadata) in [

@@ -42,7 +42,7 @@ mod tests {
     fn reads_the_envelope_and_its_object() {
         let body = br#"{"id":"evt_1","object":"event","type":"payment_intent.succeeded","account":"acct_1",
             "livemode":false,"data":{"object":{"id":"pi_1","amount_received":500,"currency":"jpy",
-            "metadata":{"invoice_id":"inv_9"}}},"request":{"id":null}}"#;
+            "metadata":{"billing_stripe_plugin_invoice":"inv_9"}}},"request":{"id":null}}"#;
         let e = Event::parse(body).unwrap();
         assert_eq!(
             (e.id.as_str(), e.kind.as_str(), e.account.as_deref()),

@@ -174,7 +174,7 @@ class LocalstripeFlows(unittest.TestCase):
         # the host. The amount is changed by an update first: localstripe then
         # keeps (and sends) it as a string, "120000".
         _, pi = self.stripe("POST", "/v1/payment_intents",
-                            f"amount=100&currency=gbp&customer={cus}&payment_method={pm}&metadata[invoice_id]=inv_hook")
+                            f"amount=100&currency=gbp&customer={cus}&payment_method={pm}&metadata[billing_stripe_plugin_invoice]=inv_hook")
         self.stripe("POST", f"/v1/payment_intents/{pi['id']}", "amount=120000")
         status, confirmed = self.stripe("POST", f"/v1/payment_intents/{pi['id']}/confirm")
         self.assertEqual((status, confirmed["amount"]), (200, "120000"), "localstripe's string amount")

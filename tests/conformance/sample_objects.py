@@ -57,7 +57,7 @@ def main():
         get("payment_method_list", "GET", f"/v1/payment_methods?customer={cus}&type=card&limit=2")
         pi = json.loads(get("payment_intent_succeeded", "POST", "/v1/payment_intents",
                             f"amount=120000&currency=gbp&customer={cus}&payment_method={pm}&off_session=true&confirm=true"
-                            "&metadata[invoice_id]=inv_1"))
+                            "&metadata[billing_stripe_plugin_invoice]=inv_1"))
         draft = json.loads(raw(base, "POST", "/v1/payment_intents", f"amount=100&currency=gbp&customer={cus}&payment_method={pm}"))
         get("payment_intent_updated_amount", "POST", f"/v1/payment_intents/{draft['id']}", "amount=120000")
         refund = json.loads(get("refund", "POST", "/v1/refunds", f"payment_intent={pi['id']}&amount=20000"))
@@ -65,7 +65,7 @@ def main():
         bad = card("4000000000000341")
         raw(base, "POST", f"/v1/payment_methods/{bad}/attach", f"customer={cus}")
         get("error_card_declined", "POST", "/v1/payment_intents",
-            f"amount=120000&currency=gbp&customer={cus}&payment_method={bad}&off_session=true&confirm=true&metadata[invoice_id]=inv_2")
+            f"amount=120000&currency=gbp&customer={cus}&payment_method={bad}&off_session=true&confirm=true&metadata[billing_stripe_plugin_invoice]=inv_2")
         get("error_customer_missing", "GET", "/v1/customers/cus_missing")
         get("error_plain_text", "GET", "/v1/checkout/sessions/cs_missing")
         time.sleep(1.5)  # localstripe emits events a second later

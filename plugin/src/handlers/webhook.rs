@@ -92,6 +92,7 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
 }
 
 fn not_ours() -> Result<Settled, PluginError> {
+    imports::count("not-ours-events")?;
     Ok(Settled {
         transitions: Vec::new(),
         note: "not an invoice of this plugin; ignored".into(),
@@ -126,15 +127,22 @@ fn noted(t: Transition, note: &str) -> Result<Settled, PluginError> {
     })
 }
 
-/// The invoice a payment-related object belongs to: its metadata, else the
-/// payment it was made by.
+/// The invoice a payment-related object belongs to: the plugin's metadata
+/// (or 0.1's plain key), else the payment it was made by. Only an invoice the
+/// plugin collects for this merchant counts: anything else is acknowledged
+/// and ignored, never refused, since Stripe disables an endpoint that keeps
+/// failing and that would stop all reconciliation.
 fn invoice_of(o: &Obj) -> Result<Option<String>, PluginError> {
-    if let Some(id) = o.invoice_id() {
-        return Ok(Some(id.to_string()));
-    }
-    match o.payment_intent() {
-        Some(pi) => settle::invoice_of_payment(pi),
-        None => Ok(None),
+    let named = match o.invoice_id().or_else(|| o.legacy_invoice_id()) {
+        Some(id) => Some(id.to_string()),
+        None => match o.payment_intent() {
+            Some(pi) => settle::invoice_of_payment(pi)?,
+            None => None,
+        },
+    };
+    match named {
+        Some(id) if record::load(&id)?.is_some() => Ok(Some(id)),
+        _ => Ok(None),
     }
 }
 
@@ -146,9 +154,10 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
         | "checkout.session.async_payment_succeeded"
         | "checkout.session.async_payment_failed"
         | "checkout.session.expired" => {
-            let Some(invoice) = o.invoice_id() else {
+            let Some(invoice) = invoice_of(o)? else {
                 return not_ours();
             };
+            let invoice = invoice.as_str();
             let pi = o.payment_ref();
             match kind {
                 "checkout.session.expired" => {

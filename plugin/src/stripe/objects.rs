@@ -41,8 +41,20 @@ impl Obj {
         self.id.as_deref().unwrap_or("")
     }
 
+    /// The invoice the plugin named when it created this object.
     pub fn invoice_id(&self) -> Option<&str> {
+        self.metadata.as_ref().and_then(|m| m.invoice.as_deref())
+    }
+
+    /// The plain `invoice_id` that plugin 0.1 wrote (and merchants' own
+    /// integrations may write too): trusted only for invoices the plugin knows.
+    pub fn legacy_invoice_id(&self) -> Option<&str> {
         self.metadata.as_ref().and_then(|m| m.invoice_id.as_deref())
+    }
+
+    /// Whether the customer paid on Checkout's page (rather than by auto-charge).
+    pub fn via_checkout(&self) -> bool {
+        self.metadata.as_ref().and_then(|m| m.channel.as_deref()) == Some("checkout")
     }
 
     pub fn payment_intent(&self) -> Option<&str> {
@@ -122,8 +134,16 @@ impl Obj {
     }
 }
 
+/// The plugin's own metadata on the objects it creates, under keys of its
+/// own: a merchant's other integrations often use a plain `invoice_id`.
 #[derive(Debug, Default, miniserde::Deserialize)]
 pub struct Metadata {
+    #[serde(rename = "billing_stripe_plugin_invoice")]
+    pub invoice: Option<String>,
+    /// How the payment was made: `checkout` or `auto_charge`.
+    #[serde(rename = "billing_stripe_plugin_channel")]
+    pub channel: Option<String>,
+    /// What plugin 0.1 wrote, before the keys had their own namespace.
     pub invoice_id: Option<String>,
 }
 
@@ -227,7 +247,7 @@ mod tests {
     fn reads_what_it_needs_and_ignores_the_rest() {
         let pi: Obj = parse(
             br#"{"id":"pi_1","object":"payment_intent","amount":"1200","amount_received":1200,"currency":"gbp",
-               "metadata":{"invoice_id":"inv_1","other":"x"},"charges":{"data":[{"id":"ch_1"}]},"new_field":{"a":[1,2.5,null]},
+               "metadata":{"billing_stripe_plugin_invoice":"inv_1","other":"x"},"charges":{"data":[{"id":"ch_1"}]},"new_field":{"a":[1,2.5,null]},
                "last_payment_error":null,"customer":{"id":"cus_9","object":"customer"},"latest_charge":"ch_1"}"#,
         )
         .unwrap();

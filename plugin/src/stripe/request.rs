@@ -5,6 +5,10 @@ use crate::bindings::billing::stripe_plugin::types::{Customer, OnboardingRequest
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
+/// Metadata keys of the plugin's own, on every object it creates.
+pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
+pub const CHANNEL_KEY: &str = "billing_stripe_plugin_channel";
+
 /// The API version every request pins, so that response shapes cannot drift under us.
 pub const API_VERSION: &str = "2024-06-20";
 
@@ -218,11 +222,15 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
             format!("Invoice {}", c.invoice_number),
         ),
         (s("success_url"), s(c.success_url)),
-        (s("metadata[invoice_id]"), s(c.invoice_id)),
+        (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
         (
-            s("payment_intent_data[metadata][invoice_id]"),
+            format!("payment_intent_data[metadata][{INVOICE_KEY}]"),
             s(c.invoice_id),
+        ),
+        (
+            format!("payment_intent_data[metadata][{CHANNEL_KEY}]"),
+            s("checkout"),
         ),
         (
             s("payment_intent_data[metadata][invoice_number]"),
@@ -287,7 +295,8 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("payment_method"), s(c.payment_method)),
         (s("off_session"), s("true")),
         (s("confirm"), s("true")),
-        (s("metadata[invoice_id]"), s(c.invoice_id)),
+        (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
+        (format!("metadata[{CHANNEL_KEY}]"), s("auto_charge")),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
     ];
     if let Some(email) = c.receipt_email {
