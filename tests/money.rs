@@ -534,3 +534,98 @@ fn events_about_payments_the_plugin_never_made_are_acknowledged() {
         assert!(outcome.transitions.is_empty(), "{outcome:?}");
     }
 }
+
+/// Delivers every event the emulator has emitted since `from`, in order, as
+/// `serve` would (transitions applied to the host's records); returns the new `from`.
+fn deliver_since(h: &Harness, m: &host_harness::runtime::Merchant, from: usize) -> usize {
+    let events = h.emulator.events();
+    for e in &events[from..] {
+        let body = serde_json::to_vec(e).unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap_or_else(|err| panic!("{}: {err:?}", e["type"]));
+        h.records().apply(&outcome.transitions).unwrap();
+    }
+    events.len()
+}
+
+/// Defect 5 and a guide gap: a card declined on Checkout's page, then the
+/// customer pays by bank debit in the same session (the same PaymentIntent).
+/// The invoice is processing, not failed; and the customer, still on the
+/// page, gets no failure email for the decline.
+#[test]
+
+fn a_checkout_decline_then_a_debit_in_the_same_session_is_processing() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    let inv = invoice();
+    h.records()
+        .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    let link = last_link(&h.finalize(&m, &inv)).clone();
+    let pay = |form: &str| {
+        let path = format!(
+            "/_test/checkout/sessions/{}/complete",
+            link.checkout_session_id
+        );
+        h.emulator
+            .handle("POST", &path, &[], form.as_bytes())
+            .status
+    };
+    assert_eq!(pay("card=4000000000000341"), 402);
+    let seen = deliver_since(&h, &m, 0);
+    assert!(
+        h.emails().is_empty(),
+        "emailed a customer who is still on the page: {:?}",
+        h.emails()
+    );
+    assert_eq!(pay("async=1"), 200);
+    deliver_since(&h, &m, seen);
+    let status = &h.records().invoice_view("inv_01").unwrap().unwrap()["status"];
+    assert_eq!(status, "PROCESSING");
+    assert_eq!(h.intents("processing"), 1);
+}
+
+/// Defect 5: a late failure or cancel of an older attempt never moves an
+/// invoice whose bank debit is in flight (which would re-arm auto-charge).
+#[test]
+
+fn a_late_failure_of_an_older_attempt_leaves_a_debit_in_flight_processing() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.records()
+        .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    h.finalize(&m, &invoice());
+    let event = |id: &str, kind: &str, pi: &str, status: &str| {
+        serde_json::json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT, "livemode": false,
+            "created": NOW_MS / 1000, "data": {"object": {"id": pi, "object": "payment_intent", "amount": 120000,
+            "amount_received": 0, "currency": "gbp", "status": status, "metadata": {(INVOICE_KEY): "inv_01"},
+            "last_payment_error": {"type": "card_error", "code": "card_declined", "message": "Declined."}}}})
+    };
+    for e in [
+        event("evt_1", "payment_intent.processing", "pi_new", "processing"),
+        event(
+            "evt_2",
+            "payment_intent.payment_failed",
+            "pi_old",
+            "requires_payment_method",
+        ),
+        event("evt_3", "payment_intent.canceled", "pi_older", "canceled"),
+    ] {
+        let body = serde_json::to_vec(&e).unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap();
+        h.records().apply(&outcome.transitions).unwrap();
+    }
+    let status = &h.records().invoice_view("inv_01").unwrap().unwrap()["status"];
+    assert_eq!(status, "PROCESSING");
+    assert!(h.emails().is_empty(), "{:?}", h.emails());
+}

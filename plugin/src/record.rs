@@ -68,8 +68,13 @@ pub struct InvoiceRecord {
     pub auto_charge: bool,
     /// Cumulative refunded amount per payment, as Stripe reports it.
     pub refunds: Vec<(String, u64)>,
-    /// Attempts known to have failed: a late "processing" for one is stale.
+    /// Attempts that failed at some point. Checkout retries a declined
+    /// PaymentIntent in the same session, so a later "processing" of one is
+    /// checked against Stripe before it is believed or dropped.
     pub failed_refs: Vec<String>,
+    /// The PaymentIntent whose money is on its way (a bank debit): only its
+    /// own failure can end the processing state.
+    pub in_flight: Option<String>,
     /// Disputes already closed: a late "created" for one is stale.
     pub closed_disputes: Vec<String>,
     /// Set when the platform voided, settled or emptied the invoice: nothing
@@ -126,6 +131,9 @@ impl InvoiceRecord {
         if let Some(s) = &self.session {
             f.append_pair("session", s);
         }
+        if let Some(p) = &self.in_flight {
+            f.append_pair("in_flight", p);
+        }
         if let Some(s) = self.stopped {
             f.append_pair("stopped", s.name());
         }
@@ -172,6 +180,7 @@ impl InvoiceRecord {
             closed_disputes: Vec::new(),
             declined_methods: Vec::new(),
             stopped: None,
+            in_flight: None,
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -190,6 +199,7 @@ impl InvoiceRecord {
                 "auto_charge" => r.auto_charge = v == "1",
                 "session" => r.session = Some(v),
                 "stopped" => r.stopped = Some(Stop::from_name(&v)?),
+                "in_flight" => r.in_flight = Some(v),
                 "paid_ref" => r.paid_refs.push(v),
                 "refund" => {
                     let (id, amount) = v.split_once(' ')?;
@@ -396,6 +406,7 @@ mod tests {
         rec.closed_disputes = vec!["dp_1".into()];
         rec.declined_methods = vec!["pm_1".into()];
         rec.stopped = Some(Stop::PaidOutsideStripe);
+        rec.in_flight = Some("pi_3".into());
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

@@ -427,6 +427,28 @@ fn expire_session(emu: &Emulator, account: &str, id: &str) -> Reply {
     Reply::json(200, &session)
 }
 
+/// The session's one PaymentIntent: made at the customer's first try and kept
+/// across declines and retries, with the session's `payment_intent_data`.
+fn session_intent(emu: &Emulator, account: &str, session: &mut Value, pi_data: &Value) -> Value {
+    let existing = session["payment_intent"]
+        .as_str()
+        .and_then(|id| get(emu, account, "payment_intent", id));
+    existing.unwrap_or_else(|| {
+        let pi = super::payments::new_intent(
+            emu,
+            account,
+            &json!({
+                "amount": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
+                "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
+                "setup_future_usage": pi_data["setup_future_usage"],
+            }),
+            "requires_payment_method",
+        );
+        session["payment_intent"] = pi["id"].clone();
+        pi
+    })
+}
+
 /// The customer pays the session with a card, as on Stripe's hosted page.
 /// `async=1` plays a bank debit: the session completes unpaid and the money
 /// comes later (`/_test/checkout/sessions/{id}/async`).
@@ -458,41 +480,56 @@ pub(super) fn complete_session(emu: &Emulator, id: &str, params: &Value) -> Repl
             Some("number"),
         );
     };
+    let pi_data = session["payment_intent_data"].clone();
+    let customer = session["customer"].as_str().map(str::to_string);
+    // Saved to the customer only when the payment succeeds (setup_future_usage).
+    let pm = super::payments::new_card(emu, &account, &card, None);
+    let mut intent = session_intent(emu, &account, &mut session, &pi_data);
+    intent["payment_method"] = pm.clone().into();
     // On-session: the customer authenticates, so only outright declines fail.
+    // A decline leaves the session open on the same PaymentIntent, now
+    // requires_payment_method, and Stripe sends payment_intent.payment_failed;
+    // the customer's next try confirms that PaymentIntent again.
+    // https://docs.stripe.com/api/checkout/sessions/object#checkout_session_object-payment_intent
+    // https://docs.stripe.com/payments/paymentintents/lifecycle
     if let Some(decline) = outcome
         .decline
         .filter(|d| d.code != "authentication_required")
     {
-        return stripe_error(402, "card_error", Some(decline.code), decline.message, None);
+        intent["status"] = "requires_payment_method".into();
+        intent["last_payment_error"] = json!({"type": "card_error", "code": decline.code,
+            "decline_code": decline.decline_code, "message": decline.message, "payment_method": {"id": pm}});
+        put(emu, &account, intent.clone());
+        put(emu, &account, session);
+        emu.emit(&account, "payment_intent.payment_failed", intent.clone());
+        let mut reply = stripe_error(402, "card_error", Some(decline.code), decline.message, None);
+        if let Ok(mut body) = serde_json::from_slice::<Value>(&reply.body) {
+            body["error"]["decline_code"] = decline.decline_code.into();
+            body["error"]["payment_intent"] = intent;
+            reply.body = serde_json::to_vec_pretty(&body).unwrap_or_default();
+        }
+        return reply;
     }
-    let pi_data = session["payment_intent_data"].clone();
-    let customer = session["customer"].as_str().map(str::to_string);
-    let pm = super::payments::new_card(
-        emu,
-        &account,
-        &card,
-        customer
-            .as_deref()
-            .filter(|_| pi_data["setup_future_usage"] == "off_session"),
-    );
     let status = if bank_debit {
         "processing"
     } else {
         "succeeded"
     };
-    let intent = super::payments::new_intent(
-        emu,
-        &account,
-        &json!({
-            "amount": session["amount_total"], "currency": session["currency"], "customer": session["customer"],
-            "metadata": pi_data["metadata"].as_object().cloned().unwrap_or_default(),
-            "setup_future_usage": pi_data["setup_future_usage"], "payment_method": pm,
-        }),
-        status,
-    );
+    if let Some(c) = customer.filter(|_| pi_data["setup_future_usage"] == "off_session")
+        && let Some(mut saved) = get(emu, &account, "payment_method", &pm)
+    {
+        saved["customer"] = c.into();
+        put(emu, &account, saved);
+    }
+    intent["status"] = status.into();
+    intent["last_payment_error"] = Value::Null;
+    if !bank_debit {
+        intent["amount_received"] = intent["amount"].clone();
+        intent["latest_charge"] = super::payments::new_charge(emu, &account, &intent).into();
+    }
+    put(emu, &account, intent.clone());
     session["status"] = "complete".into();
     session["payment_status"] = if bank_debit { "unpaid" } else { "paid" }.into();
-    session["payment_intent"] = intent["id"].clone();
     put(emu, &account, session.clone());
     let session = without_private(session);
     emu.emit(

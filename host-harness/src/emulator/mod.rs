@@ -357,4 +357,58 @@ mod tests {
             "the emulator is test mode only"
         );
     }
+
+    /// As Stripe's Checkout: a decline on the hosted page keeps the session
+    /// open on one PaymentIntent (requires_payment_method, with
+    /// payment_intent.payment_failed carrying payment_intent_data's metadata),
+    /// and the retry in the same session confirms that same PaymentIntent.
+    #[test]
+    fn a_checkout_decline_keeps_the_session_open_on_one_payment_intent() {
+        let emu = Emulator::new(Clock::fixed(0));
+        let headers = vec![("Authorization".to_string(), "Bearer sk_test_x".to_string())];
+        let created = emu.handle(
+            "POST",
+            "/v1/checkout/sessions",
+            &headers,
+            b"mode=payment&success_url=https://x.test/ok&line_items[0][quantity]=1\
+&line_items[0][price_data][currency]=gbp&line_items[0][price_data][unit_amount]=1000\
+&line_items[0][price_data][product_data][name]=Invoice&payment_intent_data[metadata][k]=v",
+        );
+        let session: Value = serde_json::from_slice(&created.body).unwrap();
+        let id = session["id"].as_str().unwrap();
+        let pay = |card: &str| {
+            let body = format!("card={card}");
+            emu.handle(
+                "POST",
+                &format!("/_test/checkout/sessions/{id}/complete"),
+                &[],
+                body.as_bytes(),
+            )
+        };
+        let declined = pay("4000000000000341");
+        assert_eq!(declined.status, 402);
+        let after_decline = emu.objects("checkout.session")[0].clone();
+        assert_eq!(after_decline["status"], "open");
+        let pi = after_decline["payment_intent"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let failed = emu.events();
+        assert_eq!(
+            failed.last().unwrap()["type"],
+            "payment_intent.payment_failed"
+        );
+        assert_eq!(failed.last().unwrap()["data"]["object"]["id"], pi.as_str());
+        assert_eq!(
+            failed.last().unwrap()["data"]["object"]["metadata"]["k"],
+            "v"
+        );
+        assert_eq!(pay("4242424242424242").status, 200);
+        let intents = emu.objects("payment_intent");
+        assert_eq!(intents.len(), 1, "the retry used the same PaymentIntent");
+        assert_eq!(
+            (intents[0]["id"].as_str(), &intents[0]["status"]),
+            (Some(pi.as_str()), &json!("succeeded"))
+        );
+    }
 }

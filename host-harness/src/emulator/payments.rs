@@ -277,7 +277,7 @@ pub fn new_intent(emu: &Emulator, account: &str, fields: &Value, status: &str) -
     pi
 }
 
-fn new_charge(emu: &Emulator, account: &str, pi: &Value) -> String {
+pub(super) fn new_charge(emu: &Emulator, account: &str, pi: &Value) -> String {
     let charge = json!({
         "id": emu.next_id("ch"), "object": "charge", "amount": pi["amount"], "amount_captured": pi["amount"],
         "amount_refunded": 0, "refunded": false, "currency": pi["currency"], "customer": pi["customer"],

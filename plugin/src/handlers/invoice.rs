@@ -71,6 +71,7 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             closed_disputes: Vec::new(),
             declined_methods: Vec::new(),
             stopped: None,
+            in_flight: None,
         },
     )?;
     update::resume(&inv.id, &mut out)?;

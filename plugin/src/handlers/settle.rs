@@ -103,14 +103,19 @@ fn payment(invoice_id: &str, stripe_ref: &str, rec: &InvoiceRecord, amount: u64)
     }
 }
 
-/// Whether this attempt already failed or paid: its earlier stages are stale.
+/// Whether this attempt already paid: its earlier stages are stale. (A failed
+/// one is not finished: Checkout retries it in the same session.)
 fn finished(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
+    Ok(load(invoice_id)?.paid_refs.iter().any(|r| r == attempt_ref))
+}
+
+/// A failure or cancel of another attempt than the debit in flight is stale:
+/// it must not end the processing state (that would re-arm auto-charge while
+/// money is on its way).
+fn overtaken(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
     let rec = load(invoice_id)?;
-    Ok(rec
-        .failed_refs
-        .iter()
-        .chain(&rec.paid_refs)
-        .any(|r| r == attempt_ref))
+    Ok(rec.state == crate::payment_state::PayState::Processing
+        && rec.in_flight.as_deref().is_some_and(|p| p != attempt_ref))
 }
 
 fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
@@ -171,6 +176,9 @@ pub fn paid(
                 r.paid = r.paid.saturating_add(amount);
                 r.paid_refs.push(stripe_ref.into());
             }
+            if r.in_flight.as_deref() == Some(stripe_ref) {
+                r.in_flight = None;
+            }
         },
     )?;
     Ok(match advanced {
@@ -211,13 +219,11 @@ pub fn session_completed(
 pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Settled, PluginError> {
     remember_payment(stripe_ref, invoice_id)?;
     if finished(invoice_id, stripe_ref)? {
-        return Ok(Settled::stale(
-            "processing of a finished attempt",
-            stripe_ref,
-        ));
+        return Ok(Settled::stale("processing of a paid attempt", stripe_ref));
     }
+    let track = |r: &mut InvoiceRecord| r.in_flight = Some(stripe_ref.to_string());
     Ok(
-        match record::advance(invoice_id, &|_| Fact::Processing, &|_| {})? {
+        match record::advance(invoice_id, &|_| Fact::Processing, &track)? {
             Advanced::Moved { rec, .. } => Settled::moved(
                 invoice_id,
                 &rec,
@@ -237,9 +243,18 @@ pub fn failed(
     tell: Tell,
 ) -> Result<Settled, PluginError> {
     let attempt = reason.attempt_ref;
+    if overtaken(reason.invoice_id, attempt)? {
+        return Ok(Settled::stale(
+            "a failure of an attempt overtaken by a debit in flight",
+            attempt,
+        ));
+    }
     let mark = |r: &mut InvoiceRecord| {
         if !r.failed_refs.iter().any(|f| f == attempt) {
             r.failed_refs.push(attempt.into());
+        }
+        if r.in_flight.as_deref() == Some(attempt) {
+            r.in_flight = None;
         }
     };
     Ok(
@@ -304,6 +319,12 @@ pub fn action_required(
 
 /// An attempt was canceled: the invoice is open for payment again.
 pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginError> {
+    if overtaken(invoice_id, stripe_ref)? {
+        return Ok(Settled::stale(
+            "a cancel of an attempt overtaken by a debit in flight",
+            stripe_ref,
+        ));
+    }
     Ok(
         match record::advance(invoice_id, &|_| Fact::Canceled, &|_| {})? {
             Advanced::Moved { rec, .. } => Settled::moved(

@@ -111,6 +111,114 @@ fn with_leftover_closed(
     Ok(settled)
 }
 
+const PROCESSING: &str = "payment_intent.processing";
+
+/// Whether news of `kind` about PaymentIntent `pi` contradicts what the
+/// record already knows of it: processing after it failed (Checkout retries a
+/// declined PaymentIntent in the same session, or the event is late), or a
+/// failure while it is the debit in flight (a late decline of an earlier try).
+fn contradicts(invoice: &str, pi: &str, kind: &str) -> Result<bool, PluginError> {
+    let Some(rec) = record::load(invoice)? else {
+        return Ok(false);
+    };
+    Ok(match kind {
+        PROCESSING => rec.failed_refs.iter().any(|f| f == pi),
+        "payment_intent.payment_failed" | "payment_intent.canceled" => {
+            rec.in_flight.as_deref() == Some(pi)
+        }
+        _ => false,
+    })
+}
+
+/// The event a PaymentIntent in `status` would be news of.
+fn news_of_status(status: Option<&str>) -> Option<&'static str> {
+    Some(match status? {
+        "processing" => PROCESSING,
+        "succeeded" => "payment_intent.succeeded",
+        "canceled" => "payment_intent.canceled",
+        "requires_action" => "payment_intent.requires_action",
+        "requires_payment_method" => "payment_intent.payment_failed",
+        _ => return None,
+    })
+}
+
+/// News about a PaymentIntent of the invoice. Events are snapshots that
+/// arrive in any order: one that contradicts the record is checked against
+/// the PaymentIntent as Stripe holds it now, which decides.
+fn payment_intent_news(
+    m: &Merchant,
+    invoice: &str,
+    event_object: &Obj,
+    kind: &str,
+    tell: Tell,
+) -> Result<Settled, PluginError> {
+    let pi_id = event_object.payment_ref();
+    if !contradicts(invoice, &pi_id, kind)? {
+        return payment_intent_effects(m, invoice, event_object, kind, tell);
+    }
+    let current = imports::stripe(m, &request::retrieve_payment_intent(&pi_id))?;
+    match news_of_status(current.status()) {
+        Some(now) => payment_intent_effects(m, invoice, &current, now, tell),
+        None => Ok(Settled {
+            transitions: Vec::new(),
+            note: format!("ignored: {kind} ({pi_id}) is not what Stripe holds now"),
+        }),
+    }
+}
+
+fn payment_intent_effects(
+    m: &Merchant,
+    invoice: &str,
+    o: &Obj,
+    kind: &str,
+    tell: Tell,
+) -> Result<Settled, PluginError> {
+    let amount = o.amount_taken().unwrap_or(0);
+    // A decline on Checkout's page: the customer is still there and can try
+    // again, so no one is emailed (a failed debit is told by the session's
+    // async_payment_failed, with the emails).
+    let tell = if o.via_checkout() { Tell::Nobody } else { tell };
+    match kind {
+        "payment_intent.succeeded" => {
+            let s = settle::paid(invoice, o.id(), amount, o.currency())?;
+            with_leftover_closed(m, invoice, None, s)
+        }
+        PROCESSING => {
+            let s = settle::processing(invoice, o.id(), amount)?;
+            with_leftover_closed(m, invoice, None, s)
+        }
+        "payment_intent.canceled" => settle::canceled(invoice, o.id()),
+        "payment_intent.requires_action" => settle::action_required(
+            m,
+            invoice,
+            o.id(),
+            "the bank asks the customer to confirm",
+            tell,
+        ),
+        _ => {
+            let mut found = Vec::new();
+            collect::settle_current_session(m, invoice, &mut found)?;
+            let empty = Default::default();
+            let err = o.last_payment_error.as_ref().unwrap_or(&empty);
+            let message = err.message.as_deref().unwrap_or("the payment failed");
+            if err.code.as_deref() == Some("authentication_required") {
+                let s = settle::action_required(m, invoice, o.id(), message, tell)?;
+                return Ok(after(found, s));
+            }
+            let reason = Reason {
+                invoice_id: invoice,
+                attempt_ref: o.id(),
+                message,
+                code: err.code.as_deref(),
+                decline_code: err.decline_code.as_deref(),
+                advice_code: err.advice_code.as_deref(),
+            };
+            let retryable = err.advice_code.as_deref() == Some("try_again_later");
+            Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
+        }
+    }
+}
+
 /// `found` (what Stripe showed first), then what the event itself settled.
 fn after(mut found: Vec<Transition>, settled: Settled) -> Settled {
     found.extend(settled.transitions);
@@ -184,6 +292,13 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                     let s = settle::paid(invoice, &pi, o.amount_total(), o.currency())?;
                     with_leftover_closed(m, invoice, Some(o.id()), s)
                 }
+                // A debit submitted in a session whose earlier card try was
+                // declined: Stripe's PaymentIntent says whether it still stands.
+                _ if o.payment_status() == Some("unpaid")
+                    && contradicts(invoice, &pi, PROCESSING)? =>
+                {
+                    payment_intent_news(m, invoice, o, PROCESSING, tell)
+                }
                 _ => {
                     let s = settle::session_completed(invoice, o)?;
                     with_leftover_closed(m, invoice, Some(o.id()), s)
@@ -198,46 +313,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
             let Some(invoice) = invoice_of(o)? else {
                 return not_ours();
             };
-            let amount = o.amount_taken().unwrap_or(0);
-            match kind {
-                "payment_intent.succeeded" => {
-                    let s = settle::paid(&invoice, o.id(), amount, o.currency())?;
-                    with_leftover_closed(m, &invoice, None, s)
-                }
-                "payment_intent.processing" => {
-                    let s = settle::processing(&invoice, o.id(), amount)?;
-                    with_leftover_closed(m, &invoice, None, s)
-                }
-                "payment_intent.canceled" => settle::canceled(&invoice, o.id()),
-                "payment_intent.requires_action" => settle::action_required(
-                    m,
-                    &invoice,
-                    o.id(),
-                    "the bank asks the customer to confirm",
-                    tell,
-                ),
-                _ => {
-                    let mut found = Vec::new();
-                    collect::settle_current_session(m, &invoice, &mut found)?;
-                    let empty = Default::default();
-                    let err = o.last_payment_error.as_ref().unwrap_or(&empty);
-                    let message = err.message.as_deref().unwrap_or("the payment failed");
-                    if err.code.as_deref() == Some("authentication_required") {
-                        let s = settle::action_required(m, &invoice, o.id(), message, tell)?;
-                        return Ok(after(found, s));
-                    }
-                    let reason = Reason {
-                        invoice_id: &invoice,
-                        attempt_ref: o.id(),
-                        message,
-                        code: err.code.as_deref(),
-                        decline_code: err.decline_code.as_deref(),
-                        advice_code: err.advice_code.as_deref(),
-                    };
-                    let retryable = err.advice_code.as_deref() == Some("try_again_later");
-                    Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
-                }
-            }
+            payment_intent_news(m, &invoice, o, kind, tell)
         }
         "charge.refunded" | "charge.refund.updated" => {
             // Events carry a snapshot, and arrive in any order: the charge as
