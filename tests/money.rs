@@ -629,3 +629,289 @@ fn a_late_failure_of_an_older_attempt_leaves_a_debit_in_flight_processing() {
     assert_eq!(status, "PROCESSING");
     assert!(h.emails().is_empty(), "{:?}", h.emails());
 }
+
+/// A signed event about `object`, delivered to the plugin and applied to the
+/// host's records as `serve` does; returns the outcome.
+fn deliver_event(
+    h: &Harness,
+    m: &host_harness::runtime::Merchant,
+    id: &str,
+    kind: &str,
+    object: serde_json::Value,
+) -> host_harness::runtime::WebhookOutcome {
+    let event = serde_json::json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
+        "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
+    let body = serde_json::to_vec(&event).unwrap();
+    let outcome = h
+        .runtime
+        .on_webhook(m, &h.delivery(&body, SECRET))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+    h.records().apply(&outcome.transitions).unwrap();
+    outcome
+}
+
+fn payment_of(pi: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
+        "currency": "gbp", "status": "succeeded", "metadata": {(INVOICE_KEY): "inv_01"}})
+}
+
+fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> serde_json::Value {
+    serde_json::json!({"id": id, "object": "dispute", "payment_intent": pi, "charge": "ch_x",
+        "status": status, "amount": amount, "currency": "gbp"})
+}
+
+/// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
+fn sent_invoice() -> (Harness, host_harness::runtime::Merchant) {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.records()
+        .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    h.finalize(&m, &invoice());
+    (h, m)
+}
+
+fn host_view(h: &Harness) -> serde_json::Value {
+    h.records().invoice_view("inv_01").unwrap().unwrap()
+}
+
+/// Defect 6: disputes converge whatever the order, and never claim more
+/// than the money says: a won dispute of a partial payment stays partially
+/// paid; a close before its create is remembered; warning_closed ends it.
+#[test]
+
+fn disputes_converge_in_any_order_and_never_overstate_the_payment() {
+    // Partially paid (500.00 of 1200.00), disputed, won: still partially paid.
+    let (h, m) = sent_invoice();
+    deliver_event(
+        &h,
+        &m,
+        "evt_p",
+        "payment_intent.succeeded",
+        payment_of("pi_part", 50000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d1",
+        "charge.dispute.created",
+        dispute_of("dp_1", "pi_part", "needs_response", 50000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d2",
+        "charge.dispute.closed",
+        dispute_of("dp_1", "pi_part", "won", 50000),
+    );
+    assert_eq!(host_view(&h)["status"], "PARTIALLY_PAID");
+
+    // Closed (lost) delivered before created: lost, not disputed for ever.
+    let (h, m) = sent_invoice();
+    deliver_event(
+        &h,
+        &m,
+        "evt_p",
+        "payment_intent.succeeded",
+        payment_of("pi_full", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d2",
+        "charge.dispute.closed",
+        dispute_of("dp_2", "pi_full", "lost", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d1",
+        "charge.dispute.created",
+        dispute_of("dp_2", "pi_full", "needs_response", 120000),
+    );
+    assert_eq!(host_view(&h)["status"], "DISPUTE_LOST");
+
+    // An inquiry closed without a chargeback (warning_closed): paid again.
+    let (h, m) = sent_invoice();
+    deliver_event(
+        &h,
+        &m,
+        "evt_p",
+        "payment_intent.succeeded",
+        payment_of("pi_full", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d1",
+        "charge.dispute.created",
+        dispute_of("dp_3", "pi_full", "warning_needs_response", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_d2",
+        "charge.dispute.closed",
+        dispute_of("dp_3", "pi_full", "warning_closed", 120000),
+    );
+    assert_eq!(host_view(&h)["status"], "PAID");
+}
+
+/// Defect 6: a refund made while a dispute is open is counted, and once the
+/// dispute is won the invoice shows the refund, in every delivery order.
+#[test]
+
+fn a_refund_during_a_dispute_is_counted_and_shown_once_it_is_won() {
+    let mut finals = Vec::new();
+    for order in [
+        [0, 1, 2, 3],
+        [0, 2, 1, 3],
+        [0, 3, 2, 1],
+        [0, 2, 3, 1],
+        [0, 1, 3, 2],
+    ] {
+        let (h, m) = sent_invoice();
+        let link = h.emulator.objects("checkout.session")[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let paid = h.emulator.handle(
+            "POST",
+            &format!("/_test/checkout/sessions/{link}/complete"),
+            &[],
+            b"",
+        );
+        let pi = serde_json::from_slice::<serde_json::Value>(&paid.body).unwrap()["payment_intent"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let dispute = h.emulator.handle(
+            "POST",
+            "/_test/disputes",
+            &[],
+            format!("payment_intent={pi}").as_bytes(),
+        );
+        let dispute: serde_json::Value = serde_json::from_slice(&dispute.body).unwrap();
+        h.stripe(
+            "POST",
+            "/v1/refunds",
+            &format!("payment_intent={pi}&amount=20000"),
+        );
+        let close = format!("/_test/disputes/{}/close", dispute["id"].as_str().unwrap());
+        h.emulator.handle("POST", &close, &[], b"status=won");
+        let wanted = [
+            "payment_intent.succeeded",
+            "charge.dispute.created",
+            "charge.refunded",
+            "charge.dispute.closed",
+        ];
+        let events = h.emulator.events();
+        // Each once, in this order; Stripe delivers again only what got a 503.
+        let mut again = Vec::new();
+        for i in order {
+            let e = events.iter().find(|e| e["type"] == wanted[i]).unwrap();
+            let body = serde_json::to_vec(e).unwrap();
+            match h
+                .runtime
+                .on_webhook(&m, &h.delivery(&body, SECRET))
+                .unwrap()
+            {
+                Ok(outcome) => h.records().apply(&outcome.transitions).unwrap(),
+                Err(err) if err.retryable() => again.push(body),
+                Err(err) => panic!("{err:?}"),
+            }
+        }
+        for body in again {
+            let outcome = h
+                .runtime
+                .on_webhook(&m, &h.delivery(&body, SECRET))
+                .unwrap()
+                .unwrap();
+            h.records().apply(&outcome.transitions).unwrap();
+        }
+        let v = host_view(&h);
+        finals.push(serde_json::json!({"status": v["status"], "refunded": v["amountRefunded"]}));
+    }
+    for f in &finals {
+        assert_eq!(
+            f,
+            &serde_json::json!({"status": "PARTIALLY_REFUNDED", "refunded": "200.00"}),
+            "{finals:?}"
+        );
+    }
+}
+
+/// Defect 7: a second payment of a paid invoice is counted, flagged as an
+/// overpayment, and the merchant is told what to refund, once; a payment
+/// arriving on a refunded or disputed invoice is not ignored either.
+#[test]
+
+fn an_extra_payment_is_flagged_and_the_merchant_told_what_to_refund() {
+    let (h, m) = sent_invoice();
+    deliver_event(
+        &h,
+        &m,
+        "evt_1",
+        "payment_intent.succeeded",
+        payment_of("pi_first", 120000),
+    );
+    let second = deliver_event(
+        &h,
+        &m,
+        "evt_2",
+        "payment_intent.succeeded",
+        payment_of("pi_second", 120000),
+    );
+    assert!(
+        second
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "1200.00")),
+        "{second:?}"
+    );
+    assert_eq!(host_view(&h)["amountPaid"], "2400.00");
+    let told: Vec<_> = h
+        .emails()
+        .into_iter()
+        .filter(|e| e["dedupeKey"].as_str().unwrap().starts_with("overpaid:"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert!(
+        told[0]["text"].as_str().unwrap().contains("pi_second"),
+        "{told:?}"
+    );
+    // Redelivered: nothing new is counted or sent.
+    deliver_event(
+        &h,
+        &m,
+        "evt_2",
+        "payment_intent.succeeded",
+        payment_of("pi_second", 120000),
+    );
+    assert_eq!(host_view(&h)["amountPaid"], "2400.00");
+    // Disputed, then a third payment arrives: counted and flagged, not ignored.
+    deliver_event(
+        &h,
+        &m,
+        "evt_d",
+        "charge.dispute.created",
+        dispute_of("dp_9", "pi_first", "needs_response", 120000),
+    );
+    let third = deliver_event(
+        &h,
+        &m,
+        "evt_3",
+        "payment_intent.succeeded",
+        payment_of("pi_third", 120000),
+    );
+    assert!(
+        third
+            .transitions
+            .iter()
+            .any(|t| matches!(t, Transition::Overpaid(_))),
+        "{third:?}"
+    );
+    assert_eq!(host_view(&h)["amountPaid"], "3600.00");
+}

@@ -551,6 +551,10 @@ pub fn describe(t: &Transition) -> String {
             format!("{}: collection stopped ({})", c.invoice_id, c.reason.name())
         }
         Transition::CollectionResumed(id) => format!("{id}: collection resumed"),
+        Transition::Overpaid(o) => format!(
+            "{}: OVERPAID by {} {} ({}); received {} in all",
+            o.invoice_id, o.excess.decimal, o.excess.currency, o.stripe_ref, o.total_paid.decimal
+        ),
     }
 }
 

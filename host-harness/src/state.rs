@@ -21,6 +21,9 @@ pub struct InvoiceState {
     pub amount_refunded: Option<String>,
     pub payments: Vec<PaymentRecord>,
     pub last_failure: Option<Value>,
+    /// How much more than due the invoice has received (to refund), if any.
+    #[serde(default)]
+    pub overpaid: Option<String>,
     /// Set while the plugin collects nothing for the invoice (VOID,
     /// PAID_OUTSIDE_STRIPE, NOTHING_DUE ...).
     #[serde(default)]
@@ -336,6 +339,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         | Transition::PaymentProcessing(p)
         | Transition::InvoicePaid(p)
         | Transition::InvoicePartiallyPaid(p) => &p.invoice_id,
+        Transition::Overpaid(o) => &o.invoice_id,
         Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => &f.invoice_id,
         Transition::NeedsCustomerAction(a) => &a.invoice_id,
         Transition::Refunded(r) => &r.invoice_id,
@@ -360,6 +364,10 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
+        }
+        Transition::Overpaid(o) => {
+            upsert_payment(&mut st, &o.stripe_ref, &o.payment);
+            st.overpaid = Some(o.excess.decimal.clone());
         }
         Transition::CollectionStopped(c) => st.collection_stopped = Some(c.reason.name().into()),
         Transition::CollectionResumed(_) => st.collection_stopped = None,

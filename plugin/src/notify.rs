@@ -161,3 +161,37 @@ pub fn action_required(
         format!("action-required:{invoice_id}:{attempt_ref}"),
     ))
 }
+
+/// More money arrived than was due: the merchant is told which payment went
+/// over and how much to refund. The plugin never refunds by itself.
+pub fn overpaid(
+    m: &Merchant,
+    rec: &InvoiceRecord,
+    over: &crate::bindings::billing::stripe_plugin::types::Overpayment,
+    tell: Tell,
+) -> Result<(), PluginError> {
+    if tell == Tell::Nobody || m.notification_email.is_empty() {
+        return Ok(());
+    }
+    send_email(&message(
+        vec![m.notification_email.clone()],
+        format!(
+            "Overpaid: invoice {} received {} {} more than due",
+            rec.number, over.excess.currency, over.excess.decimal
+        ),
+        format!(
+            "Invoice {} has received {} {} in all, {} {} more than is due.\n\nThe payment that went over: {} ({} {}).\nIf it was not intended, refund {} {} of it in your Stripe dashboard.\n",
+            rec.number,
+            over.total_paid.currency,
+            over.total_paid.decimal,
+            over.excess.currency,
+            over.excess.decimal,
+            over.stripe_ref,
+            over.payment.currency,
+            over.payment.decimal,
+            over.excess.currency,
+            over.excess.decimal,
+        ),
+        format!("overpaid:{}:{}", over.invoice_id, over.stripe_ref),
+    ))
+}

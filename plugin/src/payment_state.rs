@@ -17,7 +17,9 @@ pub enum PayState {
     DisputeLost,
 }
 
-/// What Stripe reported about a payment of the invoice.
+/// What Stripe reported about an attempt to pay the invoice. (Refunds and
+/// disputes are not facts of this machine: once money is in, the state is
+/// derived from the money and the disputes by `settled_state`.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fact {
     Processing,
@@ -28,11 +30,6 @@ pub enum Fact {
     PaidShort,
     /// Money arrived and covers the invoice.
     PaidFull,
-    RefundedPartly,
-    RefundedFully,
-    DisputeOpened,
-    DisputeWon,
-    DisputeLost,
 }
 
 /// The outcome of a fact in a state.
@@ -129,38 +126,55 @@ pub fn next(state: PayState, fact: Fact) -> Step {
         (F::PaidShort, s) if s.collecting() => S::PartiallyPaid,
         (F::PaidFull, s) if s.collecting() => S::Paid,
         (F::PaidFull, S::Paid) => S::Paid,
-        (F::RefundedPartly, S::Paid | S::PartiallyPaid | S::PartiallyRefunded) => {
-            S::PartiallyRefunded
-        }
-        (F::RefundedFully, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Refunded) => {
-            S::Refunded
-        }
-        (F::DisputeOpened, S::Paid | S::PartiallyPaid | S::PartiallyRefunded | S::Disputed) => {
-            S::Disputed
-        }
-        (F::DisputeWon, S::Disputed | S::Paid) => S::Paid,
-        (F::DisputeLost, S::Disputed | S::DisputeLost) => S::DisputeLost,
         _ => return Step::Ignore,
     };
     Step::To(to)
+}
+
+/// What an invoice holds once money has arrived, in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Holdings {
+    pub due: u64,
+    pub paid: u64,
+    pub refunded: u64,
+    /// A dispute is open.
+    pub disputed: bool,
+    /// A dispute was lost (the money went back through the bank).
+    pub dispute_lost: bool,
+}
+
+/// Where an invoice stands once money has arrived. It is derived from the
+/// money and the disputes, never from the order in which Stripe's news came,
+/// so every delivery order ends in the same state. What is kept is what was
+/// paid less what was refunded: refunding an overpayment leaves it paid.
+pub fn settled_state(h: Holdings) -> PayState {
+    let kept = h.paid.saturating_sub(h.refunded);
+    if h.dispute_lost {
+        PayState::DisputeLost
+    } else if h.disputed {
+        PayState::Disputed
+    } else if h.refunded > 0 && kept == 0 {
+        PayState::Refunded
+    } else if kept >= h.due {
+        PayState::Paid
+    } else if h.refunded > 0 {
+        PayState::PartiallyRefunded
+    } else {
+        PayState::PartiallyPaid
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const FACTS: [Fact; 11] = [
+    const FACTS: [Fact; 6] = [
         Fact::Processing,
         Fact::ActionRequired,
         Fact::Failed,
         Fact::Canceled,
         Fact::PaidShort,
         Fact::PaidFull,
-        Fact::RefundedPartly,
-        Fact::RefundedFully,
-        Fact::DisputeOpened,
-        Fact::DisputeWon,
-        Fact::DisputeLost,
     ];
 
     fn code(s: PayState) -> &'static str {
@@ -179,19 +193,18 @@ mod tests {
     }
 
     /// The whole table, one row per state, one column per fact, "-" = ignored.
-    /// Columns: processing, action, failed, canceled, paid-short, paid-full,
-    /// refunded-partly, refunded-fully, dispute-opened, dispute-won, dispute-lost.
+    /// Columns: processing, action, failed, canceled, paid-short, paid-full.
     const TABLE: &str = "
-open  proc actn fail open part paid -    -    -    -    -
-proc  proc -    fail open part paid -    -    -    -    -
-actn  proc actn fail open part paid -    -    -    -    -
-fail  proc actn fail open part paid -    -    -    -    -
-part  proc -    part part part paid prfd rfnd disp -    -
-paid  -    -    -    -    -    paid prfd rfnd disp paid -
-prfd  -    -    -    -    -    -    prfd rfnd disp -    -
-rfnd  -    -    -    -    -    -    -    rfnd -    -    -
-disp  -    -    -    -    -    -    -    -    disp paid lost
-lost  -    -    -    -    -    -    -    -    -    -    lost";
+open  proc actn fail open part paid
+proc  proc -    fail open part paid
+actn  proc actn fail open part paid
+fail  proc actn fail open part paid
+part  proc -    part part part paid
+paid  -    -    -    -    -    paid
+prfd  -    -    -    -    -    -
+rfnd  -    -    -    -    -    -
+disp  -    -    -    -    -    -
+lost  -    -    -    -    -    -";
 
     #[test]
     fn every_state_and_fact_has_the_step_the_table_gives() {
@@ -222,5 +235,35 @@ lost  -    -    -    -    -    -    -    -    -    -    lost";
             Step::To(PayState::Paid)
         );
         assert_eq!(next(PayState::Refunded, Fact::PaidFull), Step::Ignore);
+    }
+
+    /// Every combination of the money and the disputes, with the state it
+    /// derives: due 100; paid, refunded; disputed, lost.
+    #[test]
+    fn the_settled_state_follows_the_money_and_the_disputes() {
+        let h = |paid, refunded, disputed, dispute_lost| Holdings {
+            due: 100,
+            paid,
+            refunded,
+            disputed,
+            dispute_lost,
+        };
+        let cases = [
+            (h(40, 0, false, false), PayState::PartiallyPaid),
+            (h(100, 0, false, false), PayState::Paid),
+            (h(200, 0, false, false), PayState::Paid),
+            (h(100, 30, false, false), PayState::PartiallyRefunded),
+            (h(40, 10, false, false), PayState::PartiallyRefunded),
+            (h(100, 100, false, false), PayState::Refunded),
+            (h(200, 100, false, false), PayState::Paid),
+            (h(200, 200, false, false), PayState::Refunded),
+            (h(40, 0, true, false), PayState::Disputed),
+            (h(100, 30, true, false), PayState::Disputed),
+            (h(100, 0, true, true), PayState::DisputeLost),
+            (h(100, 0, false, true), PayState::DisputeLost),
+        ];
+        for (holdings, state) in cases {
+            assert_eq!(settled_state(holdings), state, "{holdings:?}");
+        }
     }
 }

@@ -5,7 +5,34 @@
 
 use crate::bindings::billing::stripe_plugin::{kv, types::PluginError};
 use crate::imports::kv_failure;
-use crate::payment_state::{Fact, PayState, Step, next};
+use crate::payment_state::{Fact, Holdings, PayState, Step, next, settled_state};
+
+/// Where one dispute stands. A closed one never reopens: a late "created"
+/// for it is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeStage {
+    Open,
+    /// Closed with the money kept (won, or an inquiry closed without a chargeback).
+    Won,
+    /// Closed with the money gone back through the bank.
+    Lost,
+}
+
+impl DisputeStage {
+    fn name(self) -> &'static str {
+        match self {
+            DisputeStage::Open => "open",
+            DisputeStage::Won => "won",
+            DisputeStage::Lost => "lost",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        [DisputeStage::Open, DisputeStage::Won, DisputeStage::Lost]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
+}
 
 /// Why collection through Stripe stopped (the contract's `collection-stop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +80,9 @@ pub struct InvoiceRecord {
     pub due: u64,
     pub paid: u64,
     pub refunded: u64,
-    /// Stripe refs (`pi_...`) already counted in `paid`: a redelivery counts nothing twice.
-    pub paid_refs: Vec<String>,
+    /// Payments counted in `paid`, in the order they were counted, with their
+    /// amounts: a redelivery counts nothing twice.
+    pub payments: Vec<(String, u64)>,
     /// Keys idempotent requests; bumped after a declined charge or an expired session.
     pub attempt: u32,
     /// The Checkout Session behind the pay link, while one may be open.
@@ -75,8 +103,8 @@ pub struct InvoiceRecord {
     /// The PaymentIntent whose money is on its way (a bank debit): only its
     /// own failure can end the processing state.
     pub in_flight: Option<String>,
-    /// Disputes already closed: a late "created" for one is stale.
-    pub closed_disputes: Vec<String>,
+    /// Every dispute of the invoice's payments and where it stands.
+    pub disputes: Vec<(String, DisputeStage)>,
     /// Set when the platform voided, settled or emptied the invoice: nothing
     /// is collected through Stripe until it is sent again with an amount due.
     pub stopped: Option<Stop>,
@@ -86,6 +114,61 @@ pub struct InvoiceRecord {
 }
 
 impl InvoiceRecord {
+    /// Whether `stripe_ref` is one of the payments counted for the invoice.
+    pub fn counted(&self, stripe_ref: &str) -> bool {
+        self.payments.iter().any(|(r, _)| r == stripe_ref)
+    }
+
+    /// What was counted before `stripe_ref` (all of it if it is not counted).
+    pub fn paid_before(&self, stripe_ref: &str) -> u64 {
+        self.payments
+            .iter()
+            .take_while(|(r, _)| r != stripe_ref)
+            .map(|(_, a)| a)
+            .sum()
+    }
+
+    /// The money and the disputes, from which a settled state is derived.
+    pub fn holdings(&self) -> Holdings {
+        let stage = |s| self.disputes.iter().any(|(_, d)| *d == s);
+        Holdings {
+            due: self.due,
+            paid: self.paid,
+            refunded: self.refunded,
+            disputed: stage(DisputeStage::Open),
+            dispute_lost: stage(DisputeStage::Lost),
+        }
+    }
+
+    /// After money moved: the state the money and the disputes say. A debit
+    /// still in flight for the rest keeps a partly paid invoice processing.
+    pub fn settle_state(&mut self) {
+        if self.paid == 0 {
+            return;
+        }
+        let derived = settled_state(self.holdings());
+        self.state = if derived == PayState::PartiallyPaid && self.in_flight.is_some() {
+            PayState::Processing
+        } else {
+            derived
+        };
+    }
+
+    /// Records where dispute `id` stands; a closed dispute never reopens.
+    pub fn set_dispute(&mut self, id: &str, stage: DisputeStage) -> DisputeStage {
+        match self.disputes.iter_mut().find(|(d, _)| d == id) {
+            Some((_, s)) if *s == DisputeStage::Open || stage != DisputeStage::Open => {
+                *s = stage;
+                stage
+            }
+            Some((_, s)) => *s,
+            None => {
+                self.disputes.push((id.to_string(), stage));
+                stage
+            }
+        }
+    }
+
     /// Whether a charge may be made or a session opened for the invoice now:
     /// collection not stopped, money still due, and none on its way.
     pub fn takes_payment(&self) -> bool {
@@ -137,8 +220,8 @@ impl InvoiceRecord {
         if let Some(s) = self.stopped {
             f.append_pair("stopped", s.name());
         }
-        for r in &self.paid_refs {
-            f.append_pair("paid_ref", r);
+        for (r, a) in &self.payments {
+            f.append_pair("payment", &format!("{r} {a}"));
         }
         for (r, a) in &self.refunds {
             f.append_pair("refund", &format!("{r} {a}"));
@@ -149,8 +232,8 @@ impl InvoiceRecord {
         for r in &self.failed_refs {
             f.append_pair("failed_ref", r);
         }
-        for d in &self.closed_disputes {
-            f.append_pair("closed_dispute", d);
+        for (d, s) in &self.disputes {
+            f.append_pair("dispute", &format!("{d} {}", s.name()));
         }
         for m in &self.declined_methods {
             f.append_pair("declined_method", m);
@@ -167,7 +250,7 @@ impl InvoiceRecord {
             due: 0,
             paid: 0,
             refunded: 0,
-            paid_refs: Vec::new(),
+            payments: Vec::new(),
             attempt: 1,
             session: None,
             token: String::new(),
@@ -177,7 +260,7 @@ impl InvoiceRecord {
             auto_charge: false,
             refunds: Vec::new(),
             failed_refs: Vec::new(),
-            closed_disputes: Vec::new(),
+            disputes: Vec::new(),
             declined_methods: Vec::new(),
             stopped: None,
             in_flight: None,
@@ -200,14 +283,21 @@ impl InvoiceRecord {
                 "session" => r.session = Some(v),
                 "stopped" => r.stopped = Some(Stop::from_name(&v)?),
                 "in_flight" => r.in_flight = Some(v),
-                "paid_ref" => r.paid_refs.push(v),
+                "payment" => {
+                    let (id, amount) = v.rsplit_once(' ')?;
+                    r.payments.push((id.to_string(), amount.parse().ok()?));
+                }
                 "refund" => {
-                    let (id, amount) = v.split_once(' ')?;
+                    let (id, amount) = v.rsplit_once(' ')?;
                     r.refunds.push((id.to_string(), amount.parse().ok()?));
                 }
                 "email" => r.emails.push(v),
                 "failed_ref" => r.failed_refs.push(v),
-                "closed_dispute" => r.closed_disputes.push(v),
+                "dispute" => {
+                    let (id, stage) = v.rsplit_once(' ')?;
+                    r.disputes
+                        .push((id.to_string(), DisputeStage::from_name(stage)?));
+                }
                 "declined_method" => r.declined_methods.push(v),
                 _ => {}
             }
@@ -397,13 +487,16 @@ mod tests {
         let mut rec =
             InvoiceRecord::decode(b"state=paid&number=INV+1&currency=GBP&due=120000").unwrap();
         rec.paid = 120000;
-        rec.paid_refs = vec!["pi_1".into(), "pi&2".into()];
+        rec.payments = vec![("pi_1".into(), 100000), ("pi&2".into(), 20000)];
         rec.session = Some("cs_1".into());
         rec.emails = vec!["a@example.com".into(), "b=c@example.com".into()];
         rec.set_refund("pi_1", 500);
         rec.auto_charge = true;
         rec.failed_refs = vec!["pi_0".into()];
-        rec.closed_disputes = vec!["dp_1".into()];
+        rec.disputes = vec![
+            ("dp_1".into(), DisputeStage::Won),
+            ("dp 2".into(), DisputeStage::Open),
+        ];
         rec.declined_methods = vec!["pm_1".into()];
         rec.stopped = Some(Stop::PaidOutsideStripe);
         rec.in_flight = Some("pi_3".into());

@@ -118,7 +118,7 @@ fn settle_closed_session(
     s: &Obj,
     out: &mut Vec<Transition>,
 ) -> Result<bool, PluginError> {
-    let counted = record::load(invoice_id)?.is_some_and(|r| r.paid_refs.contains(&s.payment_ref()));
+    let counted = record::load(invoice_id)?.is_some_and(|r| r.counted(&s.payment_ref()));
     if counted {
         record::drop_session(invoice_id, s.id())?;
         return Ok(true);
@@ -133,7 +133,10 @@ fn settle_closed_session(
         };
         match pi.as_ref().and_then(|p| p.status()) {
             None => {
-                push(out, settle::session_completed(invoice_id, s)?);
+                push(
+                    out,
+                    settle::session_completed(m, invoice_id, s, Tell::Both)?,
+                );
                 record::drop_session(invoice_id, s.id())?;
                 return Ok(true);
             }
@@ -142,10 +145,12 @@ fn settle_closed_session(
                 push(
                     out,
                     settle::paid(
+                        m,
                         invoice_id,
                         p.id(),
                         p.amount_taken().unwrap_or(0),
                         p.currency(),
+                        Tell::Both,
                     )?,
                 );
                 record::drop_session(invoice_id, s.id())?;
@@ -265,7 +270,10 @@ fn charged(
     };
     match pi.status() {
         Some("succeeded") => {
-            push(out, settle::paid(invoice_id, pi.id(), amount, currency)?);
+            push(
+                out,
+                settle::paid(m, invoice_id, pi.id(), amount, currency, Tell::Both)?,
+            );
             close_leftover_session(m, invoice_id, None, out)?;
         }
         Some("processing") => {

@@ -17,7 +17,11 @@ use crate::record::{self, InvoiceRecord};
 fn paid_page(invoice_id: &str, rec: &InvoiceRecord) -> PayPage {
     PayPage::Paid(Payment {
         invoice_id: invoice_id.into(),
-        stripe_ref: rec.paid_refs.last().cloned().unwrap_or_default(),
+        stripe_ref: rec
+            .payments
+            .last()
+            .map(|(r, _)| r.clone())
+            .unwrap_or_default(),
         amount: money_of(&rec.currency, rec.paid),
         total_paid: money_of(&rec.currency, rec.paid),
     })

@@ -3,14 +3,14 @@
 //! Shared by the auto-charge path and the webhook path, so both agree.
 
 use crate::bindings::billing::stripe_plugin::types::{
-    CustomerAction, Dispute, DisputeStatus, InvoiceStatus, Merchant, Money, Payment,
+    CustomerAction, Dispute, DisputeStatus, InvoiceStatus, Merchant, Money, Overpayment, Payment,
     PaymentFailure, PluginError, Transition,
 };
 use crate::imports;
 use crate::money;
 use crate::notify::{self, Reason, Tell};
 use crate::payment_state::Fact;
-use crate::record::{self, Advanced, InvoiceRecord};
+use crate::record::{self, Advanced, DisputeStage, InvoiceRecord};
 
 /// Transitions for the host, and a short note of what happened.
 #[derive(Default)]
@@ -106,7 +106,7 @@ fn payment(invoice_id: &str, stripe_ref: &str, rec: &InvoiceRecord, amount: u64)
 /// Whether this attempt already paid: its earlier stages are stale. (A failed
 /// one is not finished: Checkout retries it in the same session.)
 fn finished(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
-    Ok(load(invoice_id)?.paid_refs.iter().any(|r| r == attempt_ref))
+    Ok(load(invoice_id)?.counted(attempt_ref))
 }
 
 /// A failure or cancel of another attempt than the debit in flight is stale:
@@ -119,19 +119,20 @@ fn overtaken(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
 }
 
 fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
-    record::load(invoice_id)?.ok_or_else(|| {
-        PluginError::NotReady(format!(
-            "invoice {invoice_id} has not been finalized here yet"
-        ))
-    })
+    record::load(invoice_id)?.ok_or_else(|| not_finalized(invoice_id))
 }
 
-/// Money arrived. It counts only in the invoice's currency, and only once per payment.
+/// Money arrived. It counts only in the invoice's currency, and only once per
+/// payment, whatever state the invoice is in: money is never ignored. Money
+/// beyond what is due is reported as an overpayment, and the merchant told
+/// what to refund.
 pub fn paid(
+    m: &Merchant,
     invoice_id: &str,
     stripe_ref: &str,
     amount: u64,
     currency: &str,
+    tell: Tell,
 ) -> Result<Settled, PluginError> {
     let rec = load(invoice_id)?;
     if !currency.eq_ignore_ascii_case(&rec.currency) {
@@ -152,61 +153,68 @@ pub fn paid(
             "flagged: paid in another currency",
         ));
     }
-    let counted = |r: &InvoiceRecord| r.paid_refs.iter().any(|p| p == stripe_ref);
     // Remembered with the first count; a repeat has nothing new to remember.
-    if !counted(&rec) {
+    if !rec.counted(stripe_ref) {
         remember_payment(stripe_ref, invoice_id)?;
     }
-    let advanced = record::advance(
-        invoice_id,
-        &|r| {
-            let total = if counted(r) {
-                r.paid
-            } else {
-                r.paid.saturating_add(amount)
-            };
-            if total >= r.due {
-                Fact::PaidFull
-            } else {
-                Fact::PaidShort
-            }
-        },
-        &|r| {
-            if !counted(r) {
-                r.paid = r.paid.saturating_add(amount);
-                r.paid_refs.push(stripe_ref.into());
-            }
-            if r.in_flight.as_deref() == Some(stripe_ref) {
-                r.in_flight = None;
-            }
-        },
-    )?;
-    Ok(match advanced {
-        Advanced::Moved { rec, .. } => {
-            let p = payment(invoice_id, stripe_ref, &rec, amount);
-            if rec.paid >= rec.due {
-                Settled::moved(invoice_id, &rec, Transition::InvoicePaid(p), "paid")
-            } else {
-                Settled::moved(
-                    invoice_id,
-                    &rec,
-                    Transition::InvoicePartiallyPaid(p),
-                    "partially paid",
-                )
-            }
+    let rec = record::update(invoice_id, &mut |r| {
+        if !r.counted(stripe_ref) {
+            r.paid = r.paid.saturating_add(amount);
+            r.payments.push((stripe_ref.into(), amount));
         }
-        Advanced::Ignored { state } => Settled::ignored("a payment", state),
+        if r.in_flight.as_deref() == Some(stripe_ref) {
+            r.in_flight = None;
+        }
+        r.settle_state();
+        true
+    })?
+    .ok_or_else(|| not_finalized(invoice_id))?;
+    // Recomputed the same on a redelivery: what was counted before this payment.
+    let before = rec.paid_before(stripe_ref);
+    let p = payment(invoice_id, stripe_ref, &rec, amount);
+    let mut transitions = Vec::new();
+    if before < rec.due {
+        transitions.push(if before + amount >= rec.due {
+            Transition::InvoicePaid(p)
+        } else {
+            Transition::InvoicePartiallyPaid(p)
+        });
+    }
+    let kept = rec.paid.saturating_sub(rec.refunded);
+    if before + amount > rec.due && kept > rec.due {
+        let over = Overpayment {
+            invoice_id: invoice_id.into(),
+            stripe_ref: stripe_ref.into(),
+            payment: money_of(&rec.currency, amount),
+            excess: money_of(&rec.currency, kept - rec.due),
+            total_paid: money_of(&rec.currency, rec.paid),
+        };
+        notify::overpaid(m, &rec, &over, tell)?;
+        transitions.push(Transition::Overpaid(over));
+    }
+    transitions.push(Transition::StatusChanged(status(invoice_id, &rec)));
+    Ok(Settled {
+        transitions,
+        note: format!("counted: {} now", rec.state.name()),
     })
+}
+
+fn not_finalized(invoice_id: &str) -> PluginError {
+    PluginError::NotReady(format!(
+        "invoice {invoice_id} has not been finalized here yet"
+    ))
 }
 
 /// A completed Checkout Session: paid now, or (bank debits) later.
 pub fn session_completed(
+    m: &Merchant,
     invoice_id: &str,
     s: &crate::stripe::objects::Obj,
+    tell: Tell,
 ) -> Result<Settled, PluginError> {
     let pi = s.payment_ref();
     match s.payment_status() {
-        Some("paid") => paid(invoice_id, &pi, s.amount_total(), s.currency()),
+        Some("paid") => paid(m, invoice_id, &pi, s.amount_total(), s.currency(), tell),
         Some("unpaid") => processing(invoice_id, &pi, s.amount_total()),
         _ => Ok(Settled {
             transitions: Vec::new(),
@@ -346,54 +354,49 @@ pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginErr
     )
 }
 
-/// Refunds and disputes follow a payment. One that arrives before the payment
-/// (deliveries come in any order) is refused as not-ready, so that Stripe
-/// delivers it again once the payment is in; one that arrives after is news.
-fn after_payment(invoice_id: &str, what: &str) -> Result<(), PluginError> {
-    if load(invoice_id)?.paid == 0 {
+/// Refunds and disputes follow a payment of the invoice. One that arrives
+/// before its payment is counted (deliveries come in any order) is refused as
+/// not-ready, so that Stripe delivers it again once the payment is in.
+fn after_payment(invoice_id: &str, stripe_ref: &str, what: &str) -> Result<(), PluginError> {
+    if !load(invoice_id)?.counted(stripe_ref) {
         return Err(PluginError::NotReady(format!(
-            "{what} for invoice {invoice_id} arrived before its payment; retry later"
+            "{what} of payment {stripe_ref} for invoice {invoice_id} arrived before the payment; retry later"
         )));
     }
     Ok(())
 }
 
-/// Stripe's cumulative refunded amount for one payment of the invoice.
+/// Stripe's cumulative refunded amount for one payment of the invoice. The
+/// state follows from the money, whatever else is going on (a refund made
+/// during a dispute counts, and shows once the dispute is over).
 pub fn refunded(
     invoice_id: &str,
     stripe_ref: &str,
     refunded_total: u64,
 ) -> Result<Settled, PluginError> {
-    after_payment(invoice_id, "a refund")?;
-    let full = |r: &InvoiceRecord| r.refunded_with(stripe_ref, refunded_total) >= r.paid;
-    let advanced = record::advance(
+    after_payment(invoice_id, stripe_ref, "a refund")?;
+    let rec = record::update(invoice_id, &mut |r| {
+        r.set_refund(stripe_ref, refunded_total);
+        r.settle_state();
+        true
+    })?
+    .ok_or_else(|| not_finalized(invoice_id))?;
+    Ok(Settled::moved(
         invoice_id,
-        &|r| {
-            if full(r) {
-                Fact::RefundedFully
-            } else {
-                Fact::RefundedPartly
-            }
-        },
-        &|r| r.set_refund(stripe_ref, refunded_total),
-    )?;
-    Ok(match advanced {
-        Advanced::Moved { rec, .. } => Settled::moved(
-            invoice_id,
-            &rec,
-            Transition::Refunded(crate::bindings::billing::stripe_plugin::types::Refund {
-                invoice_id: invoice_id.into(),
-                stripe_ref: stripe_ref.into(),
-                amount: money_of(&rec.currency, rec.refunded),
-                full: rec.refunded >= rec.paid,
-            }),
-            "refunded",
-        ),
-        Advanced::Ignored { state } => Settled::ignored("a refund", state),
-    })
+        &rec,
+        Transition::Refunded(crate::bindings::billing::stripe_plugin::types::Refund {
+            invoice_id: invoice_id.into(),
+            stripe_ref: stripe_ref.into(),
+            amount: money_of(&rec.currency, rec.refunded),
+            full: rec.refunded >= rec.paid,
+        }),
+        "refunded",
+    ))
 }
 
-/// `dispute_id` tells a late "created" for an already closed dispute from a new one.
+/// A dispute of one of the invoice's payments opened or closed. Where each
+/// dispute stands is remembered by its id, so a close delivered before its
+/// create is kept, and the late create changes nothing.
 pub fn disputed(
     invoice_id: &str,
     dispute_id: &str,
@@ -401,43 +404,33 @@ pub fn disputed(
     status: DisputeStatus,
     amount: u64,
 ) -> Result<Settled, PluginError> {
-    after_payment(invoice_id, "a dispute")?;
-    let fact = match status {
-        DisputeStatus::Opened => Fact::DisputeOpened,
-        DisputeStatus::Won => Fact::DisputeWon,
-        DisputeStatus::Lost => Fact::DisputeLost,
+    after_payment(invoice_id, stripe_ref, "a dispute")?;
+    let stage = match status {
+        DisputeStatus::Opened => DisputeStage::Open,
+        DisputeStatus::Won => DisputeStage::Won,
+        DisputeStatus::Lost => DisputeStage::Lost,
     };
-    if fact == Fact::DisputeOpened
-        && load(invoice_id)?
-            .closed_disputes
-            .iter()
-            .any(|d| d == dispute_id)
-    {
-        return Ok(Settled::stale(
-            "the opening of a dispute already closed",
-            dispute_id,
-        ));
-    }
-    let close = |r: &mut InvoiceRecord| {
-        if fact != Fact::DisputeOpened && !r.closed_disputes.iter().any(|d| d == dispute_id) {
-            r.closed_disputes.push(dispute_id.into());
-        }
-        if fact == Fact::DisputeWon && r.refunded > 0 {
-            r.state = crate::payment_state::PayState::PartiallyRefunded;
-        }
+    let mut now = stage;
+    let rec = record::update(invoice_id, &mut |r| {
+        now = r.set_dispute(dispute_id, stage);
+        r.settle_state();
+        true
+    })?
+    .ok_or_else(|| not_finalized(invoice_id))?;
+    let status = match now {
+        DisputeStage::Open => DisputeStatus::Opened,
+        DisputeStage::Won => DisputeStatus::Won,
+        DisputeStage::Lost => DisputeStatus::Lost,
     };
-    Ok(match record::advance(invoice_id, &|_| fact, &close)? {
-        Advanced::Moved { rec, .. } => Settled::moved(
-            invoice_id,
-            &rec,
-            Transition::Disputed(Dispute {
-                invoice_id: invoice_id.into(),
-                stripe_ref: stripe_ref.into(),
-                status,
-                amount: money_of(&rec.currency, amount),
-            }),
-            "disputed",
-        ),
-        Advanced::Ignored { state } => Settled::ignored("a dispute", state),
-    })
+    Ok(Settled::moved(
+        invoice_id,
+        &rec,
+        Transition::Disputed(Dispute {
+            invoice_id: invoice_id.into(),
+            stripe_ref: stripe_ref.into(),
+            status,
+            amount: money_of(&rec.currency, amount),
+        }),
+        "disputed",
+    ))
 }

@@ -180,7 +180,7 @@ fn payment_intent_effects(
     let tell = if o.via_checkout() { Tell::Nobody } else { tell };
     match kind {
         "payment_intent.succeeded" => {
-            let s = settle::paid(invoice, o.id(), amount, o.currency())?;
+            let s = settle::paid(m, invoice, o.id(), amount, o.currency(), tell)?;
             with_leftover_closed(m, invoice, None, s)
         }
         PROCESSING => {
@@ -289,7 +289,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                     Ok(after(found, settle::failed(m, &reason, false, tell)?))
                 }
                 "checkout.session.async_payment_succeeded" => {
-                    let s = settle::paid(invoice, &pi, o.amount_total(), o.currency())?;
+                    let s = settle::paid(m, invoice, &pi, o.amount_total(), o.currency(), tell)?;
                     with_leftover_closed(m, invoice, Some(o.id()), s)
                 }
                 // A debit submitted in a session whose earlier card try was
@@ -300,7 +300,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
                     payment_intent_news(m, invoice, o, PROCESSING, tell)
                 }
                 _ => {
-                    let s = settle::session_completed(invoice, o)?;
+                    let s = settle::session_completed(m, invoice, o, tell)?;
                     with_leftover_closed(m, invoice, Some(o.id()), s)
                 }
             }
@@ -339,9 +339,15 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
             let Some(invoice) = invoice_of(o)? else {
                 return not_ours();
             };
+            // Closed with the money kept: won, an inquiry closed without a
+            // chargeback (warning_closed), prevented, or answered by a refund
+            // (the refund's own event counts that money).
+            // https://docs.stripe.com/api/disputes/object#dispute_object-status
             let status = match (kind, o.status()) {
                 ("charge.dispute.created", _) => DisputeStatus::Opened,
-                (_, Some("won")) => DisputeStatus::Won,
+                (_, Some("won" | "warning_closed" | "prevented" | "charge_refunded")) => {
+                    DisputeStatus::Won
+                }
                 (_, Some("lost")) => DisputeStatus::Lost,
                 _ => {
                     return Ok(Settled {
