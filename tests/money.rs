@@ -683,80 +683,45 @@ fn host_view(h: &Harness) -> serde_json::Value {
 #[test]
 
 fn disputes_converge_in_any_order_and_never_overstate_the_payment() {
-    // Partially paid (500.00 of 1200.00), disputed, won: still partially paid.
-    let (h, m) = sent_invoice();
-    deliver_event(
-        &h,
-        &m,
-        "evt_p",
-        "payment_intent.succeeded",
-        payment_of("pi_part", 50000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d1",
-        "charge.dispute.created",
-        dispute_of("dp_1", "pi_part", "needs_response", 50000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d2",
-        "charge.dispute.closed",
-        dispute_of("dp_1", "pi_part", "won", 50000),
-    );
-    assert_eq!(host_view(&h)["status"], "PARTIALLY_PAID");
-
-    // Closed (lost) delivered before created: lost, not disputed for ever.
-    let (h, m) = sent_invoice();
-    deliver_event(
-        &h,
-        &m,
-        "evt_p",
-        "payment_intent.succeeded",
-        payment_of("pi_full", 120000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d2",
-        "charge.dispute.closed",
-        dispute_of("dp_2", "pi_full", "lost", 120000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d1",
-        "charge.dispute.created",
-        dispute_of("dp_2", "pi_full", "needs_response", 120000),
-    );
-    assert_eq!(host_view(&h)["status"], "DISPUTE_LOST");
-
-    // An inquiry closed without a chargeback (warning_closed): paid again.
-    let (h, m) = sent_invoice();
-    deliver_event(
-        &h,
-        &m,
-        "evt_p",
-        "payment_intent.succeeded",
-        payment_of("pi_full", 120000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d1",
-        "charge.dispute.created",
-        dispute_of("dp_3", "pi_full", "warning_needs_response", 120000),
-    );
-    deliver_event(
-        &h,
-        &m,
-        "evt_d2",
-        "charge.dispute.closed",
-        dispute_of("dp_3", "pi_full", "warning_closed", 120000),
-    );
-    assert_eq!(host_view(&h)["status"], "PAID");
+    // (what happened, payment amount, dispute statuses in delivery order, final status)
+    let cases = [
+        // Partially paid (500.00 of 1200.00), disputed, won: still partially paid.
+        (
+            "a won dispute of a part payment",
+            50000,
+            ["needs_response", "won"],
+            "PARTIALLY_PAID",
+        ),
+        // The close (lost) delivered before the create: lost, not disputed for ever.
+        (
+            "a close before its create",
+            120000,
+            ["lost", "needs_response"],
+            "DISPUTE_LOST",
+        ),
+        // An inquiry closed without a chargeback: paid again.
+        (
+            "an inquiry closed",
+            120000,
+            ["warning_needs_response", "warning_closed"],
+            "PAID",
+        ),
+    ];
+    for (what, amount, statuses, expected) in cases {
+        let (h, m) = sent_invoice();
+        let pay = "payment_intent.succeeded";
+        deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", amount));
+        for (i, status) in statuses.into_iter().enumerate() {
+            let kind = if status.contains("needs_response") {
+                "charge.dispute.created"
+            } else {
+                "charge.dispute.closed"
+            };
+            let dispute = dispute_of("dp_1", "pi_1", status, amount);
+            deliver_event(&h, &m, &format!("evt_d{i}"), kind, dispute);
+        }
+        assert_eq!(host_view(&h)["status"], expected, "{what}");
+    }
 }
 
 /// Defect 6: a refund made while a dispute is open is counted, and once the
