@@ -192,3 +192,83 @@ fn the_plugin_answers_garbage_without_trapping() {
     let opened = h.runtime.on_pay_link_opened(&h.merchant, "\u{0}💥/../..");
     assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");
 }
+
+/// What reached "Stripe": each request's method, path and Stripe-Account.
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl HttpBackend for Recorder {
+    fn send(&self, req: &Request) -> Result<Response, HttpError> {
+        let account = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("stripe-account"))
+            .map_or("-", |(_, v)| v.as_str());
+        let path = req.url.trim_start_matches("https://api.stripe.com");
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {path} {account}", req.method));
+        Ok(Response {
+            status: 200,
+            headers: vec![],
+            body: br#"{"id":"acct_created_now","object":"account"}"#.to_vec(),
+        })
+    }
+}
+
+/// Issue 8, defect 10: a plugin running for one merchant can act only on
+/// that merchant's account, and only through the calls the plugin makes.
+/// The host pins Stripe-Account; anything else is denied before it leaves.
+#[test]
+fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
+    let seen = Arc::new(Recorder(Default::default()));
+    let h = Harness::with(ROGUE_WASM, Limits::default(), Some(seen.clone()));
+    let ask = |call: &str| -> String {
+        match h
+            .runtime
+            .on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("stripe:{call}")))
+            .unwrap()
+        {
+            Err(PluginError::InvalidInput(m)) => m,
+            other => panic!("{call}: {other:?}"),
+        }
+    };
+    let denied = [
+        "GET /v1/customers/cus_1 acct_someone_else",
+        "POST /v1/refunds?payment_intent=pi_1 -",
+        "POST /v1/payment_intents/pi_1/cancel -",
+        "GET /v1/balance -",
+        "POST /v1/accounts/acct_test_merchant -",
+        "POST /v1/transfers?amount=1 -",
+        "DELETE /v1/customers/cus_1 -",
+        "POST /v1/account_links?account=acct_someone_else -",
+        "POST /v1/accounts acct_test_merchant",
+    ];
+    for call in denied {
+        let answer = ask(call);
+        assert!(answer.starts_with("denied: "), "{call}: {answer}");
+    }
+    assert!(
+        seen.0.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.0.lock().unwrap()
+    );
+    for call in [
+        "GET /v1/customers/cus_1 -",
+        "GET /v1/customers/cus_1 acct_test_merchant",
+        "POST /v1/accounts -",
+        "POST /v1/account_links?account=acct_test_merchant -",
+    ] {
+        assert_eq!(ask(call), "answered 200", "{call}");
+    }
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [
+            "GET /v1/customers/cus_1 acct_test_merchant",
+            "GET /v1/customers/cus_1 acct_test_merchant",
+            "POST /v1/accounts -",
+            "POST /v1/account_links -",
+        ],
+        "the merchant's account is pinned on its calls; platform calls carry none"
+    );
+}

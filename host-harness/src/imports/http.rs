@@ -1,6 +1,9 @@
 //! `http`: the plugin's only way out, and it leads to Stripe alone. The gate
-//! denies every origin but the configured API base, and adds `Authorization`
-//! itself, so the secret key never enters the plugin.
+//! denies every origin but the configured API base, and every call but the
+//! ones the plugin makes (`scope_of`); it pins `Stripe-Account` to the merchant
+//! the call runs for, and adds `Authorization` itself, so the secret key
+//! never enters the plugin and one merchant's plugin call cannot touch
+//! another merchant's account or the platform's.
 
 use super::HostState;
 use crate::record::Exchange;
@@ -34,12 +37,23 @@ impl StripeGate {
             && u.path().starts_with(self.base.path().trim_end_matches('/'))
     }
 
-    pub fn send(&self, mut req: Request) -> (Result<Response, HttpError>, Request) {
+    /// Sends `req` for the merchant whose connected account is `account`
+    /// ("" for the platform's own). `created` holds accounts made earlier in
+    /// the same call (onboarding links only those, or the merchant's own).
+    pub fn send(
+        &self,
+        mut req: Request,
+        account: &str,
+        created: &mut Vec<String>,
+    ) -> (Result<Response, HttpError>, Request) {
         if !self.allows(&req.url) {
             let why = format!(
                 "only {} is reachable",
                 self.base.as_str().trim_end_matches('/')
             );
+            return (Err(HttpError::Denied(why)), req);
+        }
+        if let Err(why) = self.pin(&mut req, account, created) {
             return (Err(HttpError::Denied(why)), req);
         }
         req.headers
@@ -49,13 +63,110 @@ impl StripeGate {
             req.headers
                 .push(("Authorization".into(), format!("Bearer {key}")));
         }
-        (self.backend.send(&req), logged)
+        let result = self.backend.send(&req);
+        if let Ok(r) = &result
+            && r.status == 200
+            && req.method == "POST"
+            && self.path_of(&req.url).as_deref() == Some("/v1/accounts")
+        {
+            let made: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            if let Some(id) = made["id"].as_str() {
+                created.push(id.to_string());
+            }
+        }
+        (result, logged)
     }
+
+    /// The path under the API base.
+    fn path_of(&self, url: &str) -> Option<String> {
+        let u = Url::parse(url).ok()?;
+        let base = self.base.path().trim_end_matches('/');
+        Some(u.path().strip_prefix(base)?.to_string())
+    }
+
+    /// Checks the call against what the plugin may do, and sets
+    /// `Stripe-Account`: the merchant's on merchant calls, none on platform ones.
+    fn pin(&self, req: &mut Request, account: &str, created: &[String]) -> Result<(), String> {
+        let path = self.path_of(&req.url).unwrap_or_default();
+        let what = format!("{} {path}", req.method);
+        let scope = scope_of(&req.method, &path)
+            .ok_or_else(|| format!("{what} is not a call this plugin makes"))?;
+        let asked = req
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("stripe-account"))
+            .map(|(_, v)| v.clone());
+        req.headers
+            .retain(|(k, _)| !k.eq_ignore_ascii_case("stripe-account"));
+        match scope {
+            Scope::Merchant => {
+                if let Some(a) = asked.filter(|a| a != account) {
+                    return Err(format!("{what}: Stripe-Account {a} is not this merchant's"));
+                }
+                if !account.is_empty() {
+                    req.headers
+                        .push(("Stripe-Account".into(), account.to_string()));
+                }
+            }
+            Scope::Platform => {
+                if asked.is_some() {
+                    return Err(format!(
+                        "{what} is made on the platform, without Stripe-Account"
+                    ));
+                }
+                if path == "/v1/account_links" {
+                    let named = form_urlencoded::parse(&req.body)
+                        .find(|(k, _)| k == "account")
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default();
+                    let ours = named == account || created.contains(&named);
+                    if !ours {
+                        return Err(format!(
+                            "{what}: account {named} is neither this merchant's nor one made in this call"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// On whose behalf a call is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// In the merchant's connected account (Stripe-Account pinned by the host).
+    Merchant,
+    /// On the platform itself: creating a connected account and its onboarding link.
+    Platform,
+}
+
+/// The calls the plugin makes, and nothing else.
+fn scope_of(method: &str, path: &str) -> Option<Scope> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    Some(match (method, segments.as_slice()) {
+        ("GET", ["v1", "customers", _])
+        | ("POST", ["v1", "customers"] | ["v1", "customers", _])
+        | ("GET", ["v1", "payment_methods"])
+        | ("GET", ["v1", "payment_intents", _])
+        | ("POST", ["v1", "payment_intents"])
+        | ("GET", ["v1", "charges", _])
+        | ("GET", ["v1", "checkout", "sessions", _])
+        | ("POST", ["v1", "checkout", "sessions"] | ["v1", "checkout", "sessions", _, "expire"]) => {
+            Scope::Merchant
+        }
+        ("POST", ["v1", "accounts"] | ["v1", "account_links"]) => Scope::Platform,
+        _ => return None,
+    })
 }
 
 impl Host for HostState {
     fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
-        let (result, logged) = self.off_the_clock(|s| s.env.stripe.send(req));
+        let account = self.stripe_account.clone();
+        let mut created = std::mem::take(&mut self.created_accounts);
+        let (result, logged) =
+            self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created));
+        self.created_accounts = created;
         self.env.recorder.record(Exchange::new(&logged, &result));
         result
     }
@@ -160,7 +271,10 @@ mod tests {
                 headers: vec![],
                 body: vec![],
             };
-            assert!(matches!(gate.send(req).0, Err(HttpError::Denied(_))));
+            assert!(matches!(
+                gate.send(req, "", &mut Vec::new()).0,
+                Err(HttpError::Denied(_))
+            ));
         }
     }
 }

@@ -29,6 +29,10 @@ pub struct HostState {
     pub env: Arc<HostEnv>,
     /// kv and outbox namespace: the merchant's account.
     pub namespace: String,
+    /// The connected account every Stripe call of this call is pinned to.
+    pub stripe_account: String,
+    /// Connected accounts created during this call (onboarding links only those).
+    pub created_accounts: Vec<String>,
     pub limits: StoreLimits,
     /// When the call began, and how much of it was spent in host imports
     /// (Stripe, storage, email): the deadline bounds only the rest.
@@ -41,6 +45,8 @@ impl HostState {
         Self {
             env,
             namespace: namespace.to_string(),
+            stripe_account: namespace.to_string(),
+            created_accounts: Vec::new(),
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,

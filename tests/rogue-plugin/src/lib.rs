@@ -1,5 +1,7 @@
 //! Misbehaves on purpose, chosen by the invoice id: `trap`, `loop`, `grab`
-//! (memory), `fetch:<url>`. Anything else returns no transitions.
+//! (memory), `fetch:<url>`, `stripe:<METHOD> <path> <Stripe-Account or ->`
+//! (a call to the merchant's Stripe API base). Anything else returns no
+//! transitions.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit", generate_all });
 
@@ -10,7 +12,10 @@ use exports::billing::stripe_plugin::handlers::Guest;
 struct Rogue;
 
 impl Guest for Rogue {
-    fn on_invoice_finalized(_: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
+    fn on_invoice_finalized(m: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
+        if let Some(call) = invoice.id.strip_prefix("stripe:") {
+            return stripe_call(&m, call);
+        }
         match invoice.id.as_str() {
             "trap" => panic!("rogue trap"),
             "loop" => {
@@ -76,3 +81,30 @@ impl Guest for Rogue {
 }
 
 export!(Rogue);
+
+/// Asks for `METHOD path account` on the merchant's Stripe API base; the
+/// outcome comes back as an invalid-input error, so the test can read it.
+fn stripe_call(m: &Merchant, call: &str) -> Result<Vec<Transition>, PluginError> {
+    let mut parts = call.split(' ');
+    let (method, path, account) = (
+        parts.next().unwrap_or("GET"),
+        parts.next().unwrap_or("/"),
+        parts.next().unwrap_or("-"),
+    );
+    let mut headers = vec![];
+    if account != "-" {
+        headers.push(("Stripe-Account".to_string(), account.to_string()));
+    }
+    let (path, body) = path.split_once('?').unwrap_or((path, ""));
+    let req = http::Request {
+        method: method.into(),
+        url: format!("{}{path}", m.stripe_api_base),
+        headers,
+        body: body.as_bytes().to_vec(),
+    };
+    Err(PluginError::InvalidInput(match http::fetch(&req) {
+        Ok(r) => format!("answered {}", r.status),
+        Err(http::HttpError::Denied(why)) => format!("denied: {why}"),
+        Err(e) => format!("failed: {e:?}"),
+    }))
+}
