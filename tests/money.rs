@@ -880,3 +880,82 @@ fn an_extra_payment_is_flagged_and_the_merchant_told_what_to_refund() {
     );
     assert_eq!(host_view(&h)["amountPaid"], "3600.00");
 }
+
+/// Guide gap (defaults): an invoice that does not say `autoCharge` follows
+/// the merchant's setting (on by default, per the merchants' guide).
+#[test]
+fn an_invoice_without_auto_charge_follows_the_merchants_setting() {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(host_harness::demo::INVOICE_JSON).unwrap();
+    doc.as_object_mut().unwrap().remove("autoCharge");
+    let parsed: host_harness::platform::PlatformInvoice = serde_json::from_value(doc).unwrap();
+    assert!(
+        parsed.to_wit(customer("c1")).auto_charge,
+        "absent autoCharge must not switch it off"
+    );
+    let h = Harness::new();
+    let cus = h.stripe_customer("Default Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    let mut inv = parsed.to_wit(customer_linked_to("c1", &cus));
+    inv.customer = customer_linked_to("c1", &cus);
+    assert!(paid_in(&h.finalize(&h.merchant, &inv)));
+}
+
+/// Guide gap (receipts): the merchant's "Stripe receipts" switch reaches
+/// payments made through Checkout too, not only off-session charges.
+#[test]
+fn stripe_receipts_reach_checkout_sessions_too() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    (m.auto_charge, m.stripe_receipts) = (false, true);
+    h.finalize(&m, &invoice());
+    let session = &h.emulator.objects("checkout.session")[0];
+    assert_eq!(
+        session["payment_intent_data"]["receipt_email"], "exampleCorpInvoices@example.com",
+        "{session}"
+    );
+}
+
+/// Guide gap (payment method types): an off-session charge rules out
+/// redirects, so Stripe never asks for a return_url (the emulator now
+/// refuses, as Stripe does since API 2023-08-16).
+#[test]
+fn off_session_charges_never_need_a_return_url() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("No Redirect Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    let ts = h.finalize(&h.merchant, &h.invoice_for(&cus));
+    assert!(paid_in(&ts), "{ts:?}");
+}
+
+/// Guide gap (Checkout currency): Adaptive Pricing can show and charge a
+/// payment in the customer's currency; it is turned off for these sessions,
+/// so an invoice is always paid in its own currency.
+/// https://docs.stripe.com/payments/checkout/adaptive-pricing
+#[test]
+fn checkout_sessions_collect_in_the_invoices_currency_only() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.finalize(&m, &invoice());
+    let created = h
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r["request"]
+                .as_str()
+                .unwrap()
+                .ends_with("/v1/checkout/sessions")
+        })
+        .expect("a session was created");
+    let form: Vec<&str> = created["form"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        form.contains(&"adaptive_pricing[enabled]=false"),
+        "{form:?}"
+    );
+}

@@ -104,8 +104,10 @@ pub struct PlatformInvoice {
     pub amount_due: String,
     #[serde(default)]
     pub payment_options: Vec<String>,
+    /// The invoice's own switch; absent, the merchant's setting decides
+    /// (auto-charge is on by default, per the merchants' guide).
     #[serde(default)]
-    pub auto_charge: bool,
+    pub auto_charge: Option<bool>,
 }
 
 impl PlatformInvoice {
@@ -144,7 +146,7 @@ impl PlatformInvoice {
                     other => PaymentOption::Other(other.to_string()),
                 })
                 .collect(),
-            auto_charge: self.auto_charge,
+            auto_charge: self.auto_charge.unwrap_or(true),
         }
     }
 }

@@ -23,6 +23,7 @@ const CUSTOMER_PARAMS: &[&str] = &[
     "invoice_prefix",
 ];
 const SESSION_PARAMS: &[&str] = &[
+    "adaptive_pricing",
     "mode",
     "customer",
     "client_reference_id",

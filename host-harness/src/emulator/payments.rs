@@ -351,6 +351,24 @@ fn create_intent(emu: &Emulator, account: &str, params: &Value) -> Reply {
         };
         return Reply::json(200, &new_intent(emu, account, &fields, status));
     }
+    // Since API 2023-08-16 a PaymentIntent accepts the payment methods of the
+    // dashboard (automatic_payment_methods on by default), and some of those
+    // redirect: confirming needs a return_url unless redirects are ruled out
+    // (allow_redirects=never) or the types are named (payment_method_types).
+    // https://docs.stripe.com/api/payment_intents/create#create_payment_intent-automatic_payment_methods-allow_redirects
+    // https://docs.stripe.com/upgrades#2023-08-16
+    let redirects_ruled_out = params["automatic_payment_methods"]["allow_redirects"] == "never"
+        || params["payment_method_types"].is_array()
+        || str_of(&params["return_url"]).is_some();
+    if !redirects_ruled_out {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don't want to accept redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and Payment Intents.",
+            Some("return_url"),
+        );
+    }
     let number = pm
         .as_ref()
         .and_then(|p| p["_number"].as_str())

@@ -35,6 +35,13 @@ fn card_on_file(m: &Merchant, stripe_customer: &str) -> Result<Option<String>, P
     })
 }
 
+/// Where Stripe sends the receipt, when the merchant asked for Stripe's receipts.
+fn receipt_email<'a>(m: &Merchant, rec: &'a InvoiceRecord) -> Option<&'a str> {
+    m.stripe_receipts
+        .then(|| rec.emails.first().map(String::as_str))
+        .flatten()
+}
+
 fn push(out: &mut Vec<Transition>, s: Settled) {
     out.extend(s.transitions);
 }
@@ -224,11 +231,7 @@ fn charge_card_on_file(
     if !rec.takes_payment() {
         return Ok(Charge::Done);
     }
-    let receipt = if m.stripe_receipts {
-        rec.emails.first().map(String::as_str)
-    } else {
-        None
-    };
+    let receipt = receipt_email(m, &rec);
     let charge = OffSessionCharge {
         invoice_id,
         invoice_number: &rec.number,
@@ -423,6 +426,7 @@ fn current_or_new_session(
         m.pay_link_base.trim_end_matches('/'),
         rec.token
     );
+    let receipt_email = receipt_email(m, &rec);
     let spec = SessionSpec {
         invoice_id,
         invoice_number: &rec.number,
@@ -430,6 +434,7 @@ fn current_or_new_session(
         amount_minor: rec.outstanding(),
         stripe_customer: stripe_customer.as_deref(),
         success_url: &success_url,
+        receipt_email,
         attempt: rec.attempt,
     };
     let session = imports::stripe(m, &request::create_checkout_session(&spec))?;

@@ -194,6 +194,8 @@ pub struct SessionSpec<'a> {
     /// guest and saves no card.
     pub stripe_customer: Option<&'a str>,
     pub success_url: &'a str,
+    /// Where Stripe sends the receipt (the merchant's "Stripe receipts" switch).
+    pub receipt_email: Option<&'a str>,
     pub attempt: u32,
 }
 
@@ -202,7 +204,13 @@ pub struct SessionSpec<'a> {
 /// the card is kept for later off-session charges.
 pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
     let s = |v: &str| v.to_string();
-    let mut params = vec![(s("mode"), s("payment"))];
+    // Adaptive Pricing could show and charge the customer's own currency;
+    // an invoice is paid in its currency, so it is off for these sessions.
+    // https://docs.stripe.com/payments/checkout/adaptive-pricing
+    let mut params = vec![
+        (s("mode"), s("payment")),
+        (s("adaptive_pricing[enabled]"), s("false")),
+    ];
     if let Some(customer) = c.stripe_customer {
         params.push((s("customer"), s(customer)));
     }
@@ -242,6 +250,9 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
             s("payment_intent_data[setup_future_usage]"),
             s("off_session"),
         ));
+    }
+    if let Some(email) = c.receipt_email {
+        params.push((s("payment_intent_data[receipt_email]"), s(email)));
     }
     let key = format!("checkout-session:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/checkout/sessions".into(), params, key)
@@ -295,6 +306,10 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("payment_method"), s(c.payment_method)),
         (s("off_session"), s("true")),
         (s("confirm"), s("true")),
+        // Off-session there is no page to come back to: redirect-based
+        // methods are ruled out, so Stripe never asks for a return_url.
+        (s("automatic_payment_methods[enabled]"), s("true")),
+        (s("automatic_payment_methods[allow_redirects]"), s("never")),
         (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
         (format!("metadata[{CHANNEL_KEY}]"), s("auto_charge")),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
