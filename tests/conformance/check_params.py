@@ -102,6 +102,14 @@ def value_fits(tp, value):
     return False
 
 
+# Parameters of the API version the plugin pins (2024-06-20) that the SDK's
+# newer API version renamed: checked under the new name, with its type.
+RENAMED = {
+    # API 2026-10-28 calls it allowed_payment_method_types.
+    ("POST", "/v1/payment_intents", "payment_method_types"): "allowed_payment_method_types",
+}
+
+
 def check_request(method, url, body):
     path = urlsplit(url).path
     cls = params_class(method, path)
@@ -113,7 +121,7 @@ def check_request(method, url, body):
         segments = re.findall(r"[^\[\]]+", key)
         tp = cls
         for i, seg in enumerate(segments):
-            tp = step(tp, seg) if i else hints(cls).get(seg)
+            tp = step(tp, seg) if i else hints(cls).get(RENAMED.get((method, path, seg), seg))
             if tp is None:
                 problems.append(f"{method} {path}: unknown parameter {key!r} ({cls.__name__})")
                 break

@@ -306,10 +306,10 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("payment_method"), s(c.payment_method)),
         (s("off_session"), s("true")),
         (s("confirm"), s("true")),
-        // Off-session there is no page to come back to: redirect-based
-        // methods are ruled out, so Stripe never asks for a return_url.
-        (s("automatic_payment_methods[enabled]"), s("true")),
-        (s("automatic_payment_methods[allow_redirects]"), s("never")),
+        // Off-session there is no page to come back to: the payment method's
+        // type is named, so redirect-based methods are ruled out and Stripe
+        // never asks for a return_url. (Cards are what is charged on file today.)
+        (s("payment_method_types[0]"), s("card")),
         (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
         (format!("metadata[{CHANNEL_KEY}]"), s("auto_charge")),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
