@@ -959,3 +959,125 @@ fn checkout_sessions_collect_in_the_invoices_currency_only() {
         "{form:?}"
     );
 }
+
+/// Issue 8's acceptance: the invoice state machine through `serve`, with every
+/// ordered pair of events posted at the same moment, then redelivered (in a
+/// seeded random order, with a random third event). After each pair the
+/// host's status equals the plugin's record, and no customer or merchant is
+/// sent the same email twice. Prints what it did.
+#[test]
+fn every_pair_of_events_concurrently_and_redelivered_keeps_host_and_plugin_equal() {
+    use serde_json::json;
+    use through_serve::*;
+    let off = offline();
+    let account = off.app.merchant.account_id.clone();
+    let kinds = [
+        "processing a",
+        "failed a",
+        "succeeded a",
+        "succeeded b",
+        "action c",
+        "canceled c",
+        "dispute opened",
+        "dispute won",
+    ];
+    let mut seed: u64 = 0x5EED_1234_ABCD_0001;
+    let mut rand = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let (mut posts, mut answered_503, mut rounds) = (0, 0, 0);
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for (first, second) in (0..kinds.len()).flat_map(|a| (0..kinds.len()).map(move |b| (a, b))) {
+        if first == second {
+            continue;
+        }
+        rounds += 1;
+        let inv = send_invoices(&off, &format!("pair{first}{second}"), 1).remove(0);
+        // The PaymentIntents exist in Stripe, so that the plugin can look them up.
+        let pi = |tag: &str| {
+            let form = format!(
+                "amount=120000&currency=gbp&metadata[billing_stripe_plugin_invoice]={inv}&metadata[tag]={tag}"
+            );
+            let (_, v) = off
+                .stripe_api("POST", "/v1/payment_intents", &form)
+                .unwrap();
+            v["id"].as_str().unwrap().to_string()
+        };
+        let (a, b, c) = (pi("a"), pi("b"), pi("c"));
+        let event = |k: usize| -> Vec<u8> {
+            let id = format!("evt_{inv}_{k}");
+            let payment = |pi: &str, status: &str, received: u64| {
+                json!({"id": pi, "object": "payment_intent", "amount": 120000, "amount_received": received,
+                    "currency": "gbp", "status": status,
+                    "metadata": {"billing_stripe_plugin_invoice": inv, "billing_stripe_plugin_channel": "auto_charge"},
+                    "last_payment_error": if status == "requires_payment_method" {
+                        json!({"type": "card_error", "code": "card_declined", "message": "Your card was declined."})
+                    } else { serde_json::Value::Null }})
+            };
+            let dispute = |status: &str| {
+                json!({"id": format!("dp_{inv}"), "object": "dispute", "payment_intent": a, "charge": "ch_x",
+                    "status": status, "amount": 120000, "currency": "gbp"})
+            };
+            let (kind, object) = match k {
+                0 => ("payment_intent.processing", payment(&a, "processing", 0)),
+                1 => (
+                    "payment_intent.payment_failed",
+                    payment(&a, "requires_payment_method", 0),
+                ),
+                2 => ("payment_intent.succeeded", payment(&a, "succeeded", 120000)),
+                3 => ("payment_intent.succeeded", payment(&b, "succeeded", 120000)),
+                4 => (
+                    "payment_intent.requires_action",
+                    payment(&c, "requires_action", 0),
+                ),
+                5 => ("payment_intent.canceled", payment(&c, "canceled", 0)),
+                6 => ("charge.dispute.created", dispute("needs_response")),
+                _ => ("charge.dispute.closed", dispute("won")),
+            };
+            serde_json::to_vec(
+                &json!({"id": id, "object": "event", "type": kind, "account": account,
+                "livemode": false, "created": 1, "data": {"object": object}}),
+            )
+            .unwrap()
+        };
+        let mut deliveries = vec![vec![event(first), event(second)]];
+        let extra = rand(kinds.len());
+        let mut again = vec![event(first), event(second), event(extra)];
+        if rand(2) == 1 {
+            again.reverse();
+        }
+        deliveries.push(again);
+        for batch in deliveries {
+            for status in post_together(&off, &batch) {
+                posts += 1;
+                assert!(status == 200 || status == 503, "answered {status}");
+                answered_503 += usize::from(status == 503);
+            }
+            let (host, plugin) = (host_status(&off, &inv), plugin_status(&off, &inv));
+            assert_eq!(
+                host, plugin,
+                "{inv}: {} then {}",
+                kinds[first], kinds[second]
+            );
+        }
+        *statuses.entry(host_status(&off, &inv)).or_default() += 1;
+    }
+    let (_, outbox) = off.host("GET", "/outbox", None).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let emails = outbox["data"].as_array().unwrap();
+    for m in emails {
+        let key = (
+            m["to"].to_string(),
+            m["subject"].to_string(),
+            m["text"].to_string(),
+        );
+        assert!(seen.insert(key), "sent twice: {m}");
+    }
+    eprintln!(
+        "{rounds} ordered pairs, {posts} deliveries ({answered_503} answered 503, delivered again), {} emails, none twice; final statuses {statuses:?}",
+        emails.len()
+    );
+}
