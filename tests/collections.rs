@@ -258,7 +258,7 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
         // ...then a card appears, and the customer pays the link while a retry auto-charges.
         h.add_card(&cus, "4242424242424242", true);
         let payer = {
-            let (h, session) = (h.clone(), link.checkout_session_id.clone());
+            let (h, session) = (h.clone(), link.session().to_string());
             std::thread::spawn(move || {
                 if round % 2 == 0 {
                     std::thread::yield_now();
@@ -304,13 +304,13 @@ fn the_stable_pay_link_outlives_its_checkout_sessions() {
         panic!()
     };
     assert!(
-        first.ends_with(&link.checkout_session_id),
+        first.ends_with(link.session()),
         "an open session is reused: {first}"
     );
 
     h.stripe(
         "POST",
-        &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
+        &format!("/v1/checkout/sessions/{}/expire", link.session()),
         "",
     );
     let reopened = open(&token);
@@ -427,7 +427,7 @@ fn what_the_pay_link_shows_at_each_stage() {
     open("open session");
     h.stripe(
         "POST",
-        &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
+        &format!("/v1/checkout/sessions/{}/expire", link.session()),
         "",
     );
     open("after the session expired");
@@ -467,14 +467,14 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
     let sessions = h.emulator.objects("checkout.session");
     let by_id = |id: &str| sessions.iter().find(|s| s["id"] == id).unwrap().clone();
     assert_eq!(
-        by_id(&old.checkout_session_id)["status"],
+        by_id(old.session())["status"],
         "expired",
         "the old amount can no longer be paid"
     );
-    assert_eq!(by_id(&new.checkout_session_id)["amount_total"], 100000);
+    assert_eq!(by_id(new.session())["amount_total"], 100000);
 
     // Once money has moved, the amount is fixed.
-    let s = &new.checkout_session_id;
+    let s = new.session();
     h.emulator.handle(
         "POST",
         &format!("/_test/checkout/sessions/{s}/complete"),

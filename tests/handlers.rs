@@ -43,7 +43,7 @@ fn finalizing_twice_reuses_the_link_and_the_customer() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap()
         .unwrap();
-    let link = |ts: &[Transition]| link_in(ts).map(|l| l.checkout_session_id.clone());
+    let link = |ts: &[Transition]| link_in(ts).map(|l| l.session().to_string());
     assert_eq!(
         link(&first),
         link(&second),
@@ -118,10 +118,7 @@ fn pay_session(h: &Harness) -> Vec<Value> {
     let link = last_link(&result);
     let reply = h.emulator.handle(
         "POST",
-        &format!(
-            "/_test/checkout/sessions/{}/complete",
-            link.checkout_session_id
-        ),
+        &format!("/_test/checkout/sessions/{}/complete", link.session()),
         &[],
         b"card=4242424242424242",
     );

@@ -342,7 +342,7 @@ fn a_session_near_its_end_is_expired_before_a_fresh_one_opens() {
     let first = h.finalize(&m, &invoice());
     let token = h.token(&first);
     let link = last_link(&first).clone();
-    let left = link.expires_at * 1000 - h.clock.now_ms();
+    let left = link.expiry() * 1000 - h.clock.now_ms();
     h.clock.advance_ms(left - 200_000);
     let page = h.open(&m, &token);
     assert!(matches!(page, PayPage::Redirect(_)), "{page:?}");
@@ -567,10 +567,7 @@ fn a_checkout_decline_then_a_debit_in_the_same_session_is_processing() {
         .unwrap();
     let link = last_link(&h.finalize(&m, &inv)).clone();
     let pay = |form: &str| {
-        let path = format!(
-            "/_test/checkout/sessions/{}/complete",
-            link.checkout_session_id
-        );
+        let path = format!("/_test/checkout/sessions/{}/complete", link.session());
         h.emulator
             .handle("POST", &path, &[], form.as_bytes())
             .status
@@ -1080,4 +1077,52 @@ fn every_pair_of_events_concurrently_and_redelivered_keeps_host_and_plugin_equal
         "{rounds} ordered pairs, {posts} deliveries ({answered_503} answered 503, delivered again), {} emails, none twice; final statuses {statuses:?}",
         emails.len()
     );
+}
+
+/// Guide gap: every invoice keeps its pay link, even one charged when sent:
+/// its email has something to click, and the link says "Payment successful".
+#[test]
+fn an_invoice_charged_when_sent_still_gets_its_pay_link() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Charged Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    let ts = h.finalize(&h.merchant, &h.invoice_for(&cus));
+    assert!(paid_in(&ts), "{ts:?}");
+    let link = link_in(&ts).expect("a paid invoice still carries its pay link");
+    let token = link.url.rsplit('/').next().unwrap().to_string();
+    assert!(matches!(h.open(&h.merchant, &token), PayPage::Paid(_)));
+    assert_eq!(
+        h.sessions("open"),
+        0,
+        "no session is opened for a paid invoice"
+    );
+}
+
+/// Guide gap: the merchants' guide's recovery flow. A customer whose card on
+/// file was declined pays the link with another card; that card becomes the
+/// customer's default, so the next invoice is charged automatically (with
+/// two cards and no default, auto-charge would give up).
+#[test]
+fn the_card_saved_by_checkout_becomes_the_default_and_is_charged_next_time() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Recovered Ltd");
+    h.add_card(&cus, "4000000000000341", false);
+    let mut first = h.invoice_for(&cus);
+    first.id = "inv_first".into();
+    h.records()
+        .insert_draft(&serde_json::json!({"id": "inv_first"}), "inv_first")
+        .unwrap();
+    let link = last_link(&h.finalize(&h.merchant, &first)).clone();
+    let path = format!("/_test/checkout/sessions/{}/complete", link.session());
+    assert_eq!(
+        h.emulator
+            .handle("POST", &path, &[], b"card=4242424242424242")
+            .status,
+        200
+    );
+    deliver_since(&h, &h.merchant, 0);
+    let mut second = h.invoice_for(&cus);
+    second.id = "inv_second".into();
+    let ts = h.finalize(&h.merchant, &second);
+    assert!(paid_in(&ts), "the next invoice was not charged: {ts:?}");
 }

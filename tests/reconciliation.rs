@@ -77,7 +77,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     let link = last_link(&r);
     let expired = h.stripe(
         "POST",
-        &format!("/v1/checkout/sessions/{}/expire", link.checkout_session_id),
+        &format!("/v1/checkout/sessions/{}/expire", link.session()),
         "",
     );
     assert_eq!(expired["status"], "expired");
@@ -144,7 +144,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .unwrap()
         .unwrap();
     let link2 = last_link(&r);
-    let s2 = link2.checkout_session_id.clone();
+    let s2 = link2.session().to_string();
     h.emulator.handle(
         "POST",
         &format!("/_test/checkout/sessions/{s2}/complete"),
@@ -408,7 +408,7 @@ fn a_late_failure_never_unpays_an_invoice() {
         .on_invoice_finalized(&h.merchant, &invoice_no(&h, "inv_01", &cus))
         .unwrap()
         .unwrap();
-    let session = link_in(&r).unwrap().checkout_session_id.clone();
+    let session = link_in(&r).unwrap().session().to_string();
     h.emulator.handle(
         "POST",
         &format!("/_test/checkout/sessions/{session}/complete"),

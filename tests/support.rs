@@ -217,6 +217,24 @@ impl Harness {
     }
 }
 
+/// The Checkout Session behind a payment link, for tests that drive it.
+pub trait LinkSession {
+    fn session(&self) -> &str;
+    fn expiry(&self) -> u64;
+}
+
+impl LinkSession for PaymentLink {
+    fn session(&self) -> &str {
+        self.checkout_session_id
+            .as_deref()
+            .expect("the link has a Checkout Session behind it")
+    }
+
+    fn expiry(&self) -> u64 {
+        self.expires_at.expect("the link's session expires")
+    }
+}
+
 /// The payment link a handler ended with; fails the test, showing every
 /// transition, if it ended with anything else.
 pub fn last_link(ts: &[Transition]) -> &PaymentLink {

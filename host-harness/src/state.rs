@@ -373,7 +373,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::CollectionResumed(_) => st.collection_stopped = None,
         Transition::PaymentLinkAttached(l) => {
             st.payment_link = Some(l.url.clone());
-            st.checkout_session_id = Some(l.checkout_session_id.clone());
+            st.checkout_session_id = l.checkout_session_id.clone();
         }
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, &p.amount);

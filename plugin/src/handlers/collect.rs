@@ -191,6 +191,20 @@ fn current_customer(invoice_id: &str, rec: &InvoiceRecord) -> Result<Option<Stri
     Ok(linked)
 }
 
+/// A Checkout payment saved its method for later (`setup_future_usage`):
+/// it becomes the default of the invoice's Stripe customer, so that the next
+/// invoice is charged with it even when an older card is also on file.
+pub fn keep_saved_method(m: &Merchant, invoice_id: &str, pi: &Obj) -> Result<(), PluginError> {
+    let (Some(customer), Some(method)) = (pi.customer(), pi.payment_method()) else {
+        return Ok(());
+    };
+    let ours = record::load(invoice_id)?.is_some_and(|r| r.stripe_customer == customer);
+    if pi.setup_future_usage.as_deref() == Some("off_session") && ours {
+        imports::stripe(m, &request::set_default_payment_method(customer, method))?;
+    }
+    Ok(())
+}
+
 /// Charges the card on file off-session, at most once per attempt number,
 /// and never a payment method already declined or refused for this invoice.
 pub fn auto_charge(

@@ -90,8 +90,15 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     } else {
         Charge::NoCard
     };
-    if charge != Charge::Done && m.show_payment_link {
-        attach_link(m, &inv.id, &mut out)?;
+    if m.show_payment_link {
+        match charge {
+            // Paid (or money on its way) when sent: the invoice still carries
+            // its stable link, which says so; no session is opened.
+            Charge::Done => stable_link(m, &inv.id, &mut out)?,
+            Charge::NoCard | Charge::NeedsLink => {
+                attach_link(m, &inv.id, &mut out)?;
+            }
+        }
     }
     Ok(out)
 }
@@ -147,6 +154,23 @@ fn reprice(
     })
 }
 
+/// Reports the invoice's stable pay link with no session behind it.
+fn stable_link(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    if let Some(rec) = record::load(invoice_id)? {
+        out.push(Transition::PaymentLinkAttached(PaymentLink {
+            invoice_id: invoice_id.into(),
+            url: super::settle::pay_url(m, &rec),
+            checkout_session_id: None,
+            expires_at: None,
+        }));
+    }
+    Ok(())
+}
+
 /// Opens (or reuses) the session behind the stable link and reports the link.
 pub fn attach_link(
     m: &Merchant,
@@ -162,8 +186,8 @@ pub fn attach_link(
     out.push(Transition::PaymentLinkAttached(PaymentLink {
         invoice_id: invoice_id.into(),
         url: super::settle::pay_url(m, &rec),
-        checkout_session_id: session.id().to_string(),
-        expires_at: session.expires_at(),
+        checkout_session_id: Some(session.id().to_string()),
+        expires_at: Some(session.expires_at()),
     }));
     Ok(session.url)
 }

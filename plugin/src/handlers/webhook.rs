@@ -181,6 +181,9 @@ fn payment_intent_effects(
     match kind {
         "payment_intent.succeeded" => {
             let s = settle::paid(m, invoice, o.id(), amount, o.currency(), tell)?;
+            if o.via_checkout() {
+                collect::keep_saved_method(m, invoice, o)?;
+            }
             with_leftover_closed(m, invoice, None, s)
         }
         PROCESSING => {

@@ -20,6 +20,8 @@ pub struct Obj {
     pub payment_intent: Option<IdRef>,
     pub customer: Option<IdRef>,
     pub payment_method: Option<IdRef>,
+    /// `off_session` when the payment saved its method for later charges.
+    pub setup_future_usage: Option<String>,
     pub charge: Option<IdRef>,
     pub amount: Option<Amount>,
     pub amount_total: Option<Amount>,

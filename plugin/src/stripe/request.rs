@@ -172,6 +172,19 @@ pub fn update_customer(
     ))
 }
 
+/// Makes `payment_method` the customer's default, so that the next invoice
+/// is charged with it (the card a Checkout payment saved).
+pub fn set_default_payment_method(stripe_customer: &str, payment_method: &str) -> StripeRequest {
+    StripeRequest::post(
+        format!("/v1/customers/{}", segment(stripe_customer)),
+        vec![(
+            "invoice_settings[default_payment_method]".into(),
+            payment_method.into(),
+        )],
+        format!("default-method:{stripe_customer}:{payment_method}"),
+    )
+}
+
 pub fn retrieve_payment_intent(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/payment_intents/{}", segment(id)))
 }
