@@ -1126,3 +1126,48 @@ fn the_card_saved_by_checkout_becomes_the_default_and_is_charged_next_time() {
     let ts = h.finalize(&h.merchant, &second);
     assert!(paid_in(&ts), "the next invoice was not charged: {ts:?}");
 }
+
+/// Guide gap: a direct debit on file (here SEPA, with Stripe's test IBANs)
+/// is charged when the invoice is sent, like a card, even when it is not the
+/// customer's default, if it is their only method. The debit is tracked from
+/// processing to paid or failed; a failure sends the same emails as a decline.
+#[test]
+fn a_direct_debit_on_file_is_charged_on_send_and_tracked_to_paid_or_failed() {
+    for (iban, expected, emails) in [
+        ("AT611904300234573201", "PAID", 0),
+        ("AT861904300235473202", "PAYMENT_FAILED", 2),
+    ] {
+        let h = Harness::new();
+        h.records()
+            .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
+            .unwrap();
+        let cus = h.stripe_customer("Debit GmbH");
+        let pm = h.stripe(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=sepa_debit&sepa_debit[iban]={iban}"),
+        );
+        let pm = pm["id"]
+            .as_str()
+            .expect("a SEPA payment method")
+            .to_string();
+        h.stripe(
+            "POST",
+            &format!("/v1/payment_methods/{pm}/attach"),
+            &format!("customer={cus}"),
+        );
+        let ts = h.finalize(&h.merchant, &h.invoice_for(&cus));
+        h.records().apply(&ts).unwrap();
+        assert_eq!(host_view(&h)["status"], "PROCESSING", "{iban}: {ts:?}");
+        let seen = h.emulator.events().len();
+        let pi = h.emulator.objects("payment_intent")[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let settle = format!("/_test/payment_intents/{pi}/settle");
+        assert_eq!(h.emulator.handle("POST", &settle, &[], b"").status, 200);
+        deliver_since(&h, &h.merchant, seen);
+        assert_eq!(host_view(&h)["status"], expected, "{iban}");
+        assert_eq!(h.emails().len(), emails, "{iban}: {:?}", h.emails());
+    }
+}

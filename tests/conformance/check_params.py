@@ -23,6 +23,7 @@ ENDPOINTS = [
     ("GET", r"/v1/checkout/sessions/[^/]+", "checkout._session_retrieve_params", "SessionRetrieveParams"),
     ("POST", r"/v1/checkout/sessions/[^/]+/expire", "checkout._session_expire_params", "SessionExpireParams"),
     ("GET", r"/v1/payment_methods", "_payment_method_list_params", "PaymentMethodListParams"),
+    ("GET", r"/v1/payment_methods/[^/]+", "_payment_method_retrieve_params", "PaymentMethodRetrieveParams"),
     ("POST", r"/v1/payment_intents", "_payment_intent_create_params", "PaymentIntentCreateParams"),
     ("GET", r"/v1/payment_intents/[^/]+", "_payment_intent_retrieve_params", "PaymentIntentRetrieveParams"),
     ("GET", r"/v1/charges/[^/]+", "_charge_retrieve_params", "ChargeRetrieveParams"),

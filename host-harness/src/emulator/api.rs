@@ -197,6 +197,12 @@ pub(super) fn list(emu: &Emulator, account: &str, kind: &str, url: &str, params:
             s.account == account && s.object["object"] == kind && s.object["deleted"] != true
         })
         .filter(|s| customer.is_none_or(|c| s.object["customer"] == c))
+        // Payment methods are listed by `type` when it is given.
+        .filter(|s| {
+            params["type"]
+                .as_str()
+                .is_none_or(|t| s.object["type"] == t)
+        })
         .map(|s| s.object.clone())
         .collect();
     data.reverse(); // newest first, as Stripe lists

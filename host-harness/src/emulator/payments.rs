@@ -7,7 +7,24 @@ use super::api::{
 use super::{Emulator, Reply, stripe_error};
 use serde_json::{Value, json};
 
-const PM_PARAMS: &[&str] = &["type", "card", "billing_details", "metadata", "expand"];
+const PM_PARAMS: &[&str] = &[
+    "type",
+    "card",
+    "sepa_debit",
+    "billing_details",
+    "metadata",
+    "expand",
+];
+
+/// Stripe's SEPA Debit test IBANs and whether the debit succeeds after
+/// processing. https://docs.stripe.com/testing#sepa-direct-debit
+pub fn sepa_debit_succeeds(iban: &str) -> Option<bool> {
+    match iban {
+        "AT611904300234573201" | "DE89370400440532013000" => Some(true),
+        "AT861904300235473202" | "DE62370400440532013001" => Some(false),
+        _ => None,
+    }
+}
 const PI_PARAMS: &[&str] = &[
     "amount",
     "currency",
@@ -127,7 +144,9 @@ pub fn route(
                 &p,
             )
         }
-        ("GET", ["v1", "payment_methods", id]) => retrieve(emu, account, "payment_method", id),
+        ("GET", ["v1", "payment_methods", id]) => {
+            retrieve_public(emu, account, "payment_method", id)
+        }
         ("POST", ["v1", "payment_methods", id, "attach"]) => attach(emu, account, id, params),
         ("POST", ["v1", "payment_methods", id, "detach"]) => detach(emu, account, id),
         ("POST", ["v1", "payment_intents"]) => create_intent(emu, account, params),
@@ -170,16 +189,45 @@ fn public(mut o: Value) -> Value {
     o
 }
 
+/// A SEPA Debit payment method from an IBAN (Stripe's test IBANs only).
+fn create_sepa_debit(emu: &Emulator, account: &str, params: &Value) -> Reply {
+    let iban = params["sepa_debit"]["iban"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(' ', "");
+    if sepa_debit_succeeds(&iban).is_none() {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("invalid_bank_account_iban"),
+            "The IBAN you provided is invalid (the emulator knows Stripe's test IBANs).",
+            Some("sepa_debit[iban]"),
+        );
+    }
+    let pm = json!({
+        "id": emu.next_id("pm"), "object": "payment_method", "type": "sepa_debit", "created": emu.clock.now_secs(),
+        "customer": null, "livemode": false, "metadata": {}, "billing_details": {"email": null, "name": null},
+        "sepa_debit": {"country": &iban[..2], "last4": &iban[iban.len() - 4..], "bank_code": null, "branch_code": null},
+        "_iban": iban,
+    });
+    let id = pm["id"].as_str().unwrap_or_default().to_string();
+    put(emu, account, pm);
+    retrieve_public(emu, account, "payment_method", &id)
+}
+
 fn create_payment_method(emu: &Emulator, account: &str, params: &Value) -> Reply {
     if let Some(e) = unknown_param(params, PM_PARAMS) {
         return e;
+    }
+    if params["type"] == "sepa_debit" {
+        return create_sepa_debit(emu, account, params);
     }
     if params["type"] != "card" {
         return stripe_error(
             400,
             "invalid_request_error",
             Some("parameter_invalid"),
-            "Only type=card is emulated.",
+            "Only type=card and type=sepa_debit are emulated.",
             Some("type"),
         );
     }
@@ -256,6 +304,39 @@ fn detach(emu: &Emulator, account: &str, id: &str) -> Reply {
         json!({"customer": customer}),
     );
     Reply::json(200, &public(pm))
+}
+
+/// A bank debit's outcome arrives: per Stripe's test IBANs, the processing
+/// PaymentIntent succeeds (with its charge) or fails (requires_payment_method).
+pub fn settle_debit(emu: &Emulator, account: &str, mut pi: Value) -> Reply {
+    let iban = pi["payment_method"]
+        .as_str()
+        .and_then(|pm| get(emu, account, "payment_method", pm))
+        .and_then(|pm| pm["_iban"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    if pi["status"] != "processing" {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            None,
+            "Only a processing debit settles.",
+            None,
+        );
+    }
+    if sepa_debit_succeeds(&iban) == Some(true) {
+        pi["status"] = "succeeded".into();
+        pi["amount_received"] = pi["amount"].clone();
+        pi["latest_charge"] = new_charge(emu, account, &pi).into();
+        put(emu, account, pi.clone());
+        emu.emit(account, "payment_intent.succeeded", pi.clone());
+    } else {
+        pi["status"] = "requires_payment_method".into();
+        pi["last_payment_error"] = json!({"type": "card_error", "code": "payment_method_provider_decline",
+            "message": "The bank debit was declined (insufficient funds)."});
+        put(emu, account, pi.clone());
+        emu.emit(account, "payment_intent.payment_failed", pi.clone());
+    }
+    Reply::json(200, &pi)
 }
 
 /// A PaymentIntent in `status`; a succeeded one gets its charge.
@@ -368,6 +449,31 @@ fn create_intent(emu: &Emulator, account: &str, params: &Value) -> Reply {
             "This PaymentIntent is configured to accept payment methods enabled in your Dashboard. Because some of these payment methods might redirect your customer off of your page, you must provide a `return_url`. If you don't want to accept redirect-based payment methods, set `automatic_payment_methods[enabled]` to `true` and `automatic_payment_methods[allow_redirects]` to `never` when creating Setup Intents and Payment Intents.",
             Some("return_url"),
         );
+    }
+    // A payment method of a type the PaymentIntent does not allow is refused.
+    // https://docs.stripe.com/api/payment_intents/create#create_payment_intent-payment_method_types
+    let pm_type = pm
+        .as_ref()
+        .map_or("card", |p| p["type"].as_str().unwrap_or("card"));
+    if let Some(types) = params["payment_method_types"].as_array()
+        && !types.iter().any(|t| t == pm_type)
+    {
+        return stripe_error(
+            400,
+            "invalid_request_error",
+            Some("payment_intent_incompatible_payment_method"),
+            &format!(
+                "The PaymentMethod provided ({pm_type}) is not allowed for this PaymentIntent."
+            ),
+            Some("payment_method"),
+        );
+    }
+    // A bank debit is accepted and processes for days; its outcome comes
+    // later (here on demand: /_test/payment_intents/{id}/settle).
+    if pm_type == "sepa_debit" {
+        let pi = new_intent(emu, account, &fields, "processing");
+        emu.emit(account, "payment_intent.processing", pi.clone());
+        return Reply::json(200, &pi);
     }
     let number = pm
         .as_ref()

@@ -10,6 +10,10 @@ pub fn route(emu: &Emulator, method: &str, segments: &[&str], params: &Value) ->
     match (method, segments) {
         ("POST", ["_test", "checkout", "sessions", id, "async"]) => async_result(emu, id, params),
         ("POST", ["_test", "refunds", id, "fail"]) => fail_refund(emu, id),
+        ("POST", ["_test", "payment_intents", id, "settle"]) => match owner_of(emu, id) {
+            Some((account, pi)) => super::payments::settle_debit(emu, &account, pi),
+            None => missing("payment_intent", id),
+        },
         ("POST", ["_test", "disputes"]) => open_dispute(emu, params),
         ("POST", ["_test", "disputes", id, "close"]) => close_dispute(emu, id, params),
         ("POST", ["_test", "accounts", id, "activate"]) => super::connect::activate(emu, id),

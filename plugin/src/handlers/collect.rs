@@ -22,16 +22,49 @@ pub enum Charge {
     NeedsLink,
 }
 
-/// The customer's default card, or their only card.
-fn card_on_file(m: &Merchant, stripe_customer: &str) -> Result<Option<String>, PluginError> {
+/// Payment methods that can be charged off-session with no customer present:
+/// cards and bank debits with a mandate (SEPA, Bacs, ACH).
+const CHARGEABLE: [&str; 4] = ["card", "sepa_debit", "bacs_debit", "us_bank_account"];
+
+/// A payment method on file and its type.
+struct OnFile {
+    id: String,
+    kind: String,
+}
+
+/// The customer's default payment method; else their only card; else, with
+/// no card, their only payment method of any chargeable type (a debit).
+fn method_on_file(m: &Merchant, stripe_customer: &str) -> Result<Option<OnFile>, PluginError> {
     let customer = imports::stripe(m, &request::retrieve_customer(stripe_customer))?;
     if let Some(pm) = customer.default_payment_method() {
-        return Ok(Some(pm.to_string()));
+        let method = imports::stripe(m, &request::retrieve_payment_method(pm))?;
+        return Ok(chargeable(&method));
     }
-    let cards = imports::stripe(m, &request::list_cards(stripe_customer))?;
-    Ok(match cards.list() {
-        [only] => Some(only.id().to_string()),
-        _ => None,
+    let cards = imports::stripe(
+        m,
+        &request::list_payment_methods(stripe_customer, Some("card")),
+    )?;
+    match cards.list() {
+        [only] => return Ok(chargeable(only)),
+        [] => {}
+        _ => return Ok(None),
+    }
+    // A server that lists only cards (localstripe) refuses this: no debit then.
+    match imports::call(m, &request::list_payment_methods(stripe_customer, None)) {
+        Ok(all) => Ok(match all.list() {
+            [only] => chargeable(only),
+            _ => None,
+        }),
+        Err(CallError::Stripe(f)) if !f.error.retryable => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn chargeable(method: &Obj) -> Option<OnFile> {
+    let kind = method.kind.as_deref().unwrap_or("card");
+    CHARGEABLE.contains(&kind).then(|| OnFile {
+        id: method.id().to_string(),
+        kind: kind.to_string(),
     })
 }
 
@@ -229,7 +262,7 @@ fn charge_card_on_file(
     let Some(stripe_customer) = current_customer(invoice_id, &rec)? else {
         return Ok(Charge::NoCard);
     };
-    let Some(card) = card_on_file(m, &stripe_customer)? else {
+    let Some(OnFile { id: card, kind }) = method_on_file(m, &stripe_customer)? else {
         return Ok(Charge::NoCard);
     };
     if rec.declined_methods.contains(&card) {
@@ -253,6 +286,7 @@ fn charge_card_on_file(
         amount_minor: rec.outstanding(),
         stripe_customer: &stripe_customer,
         payment_method: &card,
+        method_type: &kind,
         receipt_email: receipt,
         attempt: rec.attempt,
     };

@@ -12,6 +12,9 @@ use miniserde::{Error, Result, make_place};
 pub struct Obj {
     pub id: Option<String>,
     pub object: Option<String>,
+    /// A payment method's type (`card`, `sepa_debit` ...).
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     pub deleted: Option<bool>,
     pub url: Option<String>,
     pub expires_at: Option<Amount>,

@@ -284,17 +284,22 @@ pub fn expire_checkout_session(id: &str) -> StripeRequest {
     )
 }
 
-/// The customer's cards: the only one is used when no default is set.
-pub fn list_cards(stripe_customer: &str) -> StripeRequest {
-    let params = vec![
-        ("customer".into(), stripe_customer.into()),
-        ("type".into(), "card".into()),
-        ("limit".into(), "2".into()),
-    ];
+/// The customer's payment methods of `kind` (`None`: of every type), two at
+/// most: the only one is used when no default is set.
+pub fn list_payment_methods(stripe_customer: &str, kind: Option<&str>) -> StripeRequest {
+    let mut params = vec![("customer".into(), stripe_customer.into())];
+    if let Some(k) = kind {
+        params.push(("type".into(), k.into()));
+    }
+    params.push(("limit".into(), "2".into()));
     StripeRequest {
         params,
         ..StripeRequest::get("/v1/payment_methods".into())
     }
+}
+
+pub fn retrieve_payment_method(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/payment_methods/{}", segment(id)))
 }
 
 /// What an off-session charge needs to know.
@@ -305,6 +310,8 @@ pub struct OffSessionCharge<'a> {
     pub amount_minor: u64,
     pub stripe_customer: &'a str,
     pub payment_method: &'a str,
+    /// Its type (`card`, `sepa_debit` ...), named so that no redirect is possible.
+    pub method_type: &'a str,
     pub receipt_email: Option<&'a str>,
     pub attempt: u32,
 }
@@ -321,8 +328,8 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("confirm"), s("true")),
         // Off-session there is no page to come back to: the payment method's
         // type is named, so redirect-based methods are ruled out and Stripe
-        // never asks for a return_url. (Cards are what is charged on file today.)
-        (s("payment_method_types[0]"), s("card")),
+        // never asks for a return_url.
+        (s("payment_method_types[0]"), s(c.method_type)),
         (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
         (format!("metadata[{CHANNEL_KEY}]"), s("auto_charge")),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
