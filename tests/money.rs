@@ -1171,3 +1171,57 @@ fn a_direct_debit_on_file_is_charged_on_send_and_tracked_to_paid_or_failed() {
         assert_eq!(h.emails().len(), emails, "{iban}: {:?}", h.emails());
     }
 }
+
+/// Guide gap: "Payment successful" is only for a paid invoice. Opened after
+/// a refund or during a dispute, the pay link says what is true.
+#[test]
+fn the_pay_link_shows_a_refund_or_a_dispute_not_payment_successful() {
+    let (h, m) = sent_invoice();
+    let token = h.token(&h.finalize(&m, &invoice()));
+    let pay = "payment_intent.succeeded";
+    deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", 120000));
+    assert!(matches!(h.open(&m, &token), PayPage::Paid(_)));
+    let opened = "charge.dispute.created";
+    deliver_event(
+        &h,
+        &m,
+        "evt_d",
+        opened,
+        dispute_of("dp_1", "pi_1", "needs_response", 120000),
+    );
+    let page = h.open(&m, &token);
+    assert!(matches!(page, PayPage::Disputed(_)), "{page:?}");
+    let lost = "charge.dispute.closed";
+    deliver_event(
+        &h,
+        &m,
+        "evt_l",
+        lost,
+        dispute_of("dp_1", "pi_1", "lost", 120000),
+    );
+    let page = h.open(&m, &token);
+    assert!(matches!(page, PayPage::Disputed(_)), "{page:?}");
+}
+
+/// Guide gap: when the bank asks the customer to authenticate an
+/// auto-charge, the merchant is told too, not only the customer.
+#[test]
+fn authentication_required_emails_the_merchant_too() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Strong Auth Ltd");
+    h.add_card(&cus, "4000002760003184", true);
+    h.finalize(&h.merchant, &h.invoice_for(&cus));
+    let to: Vec<String> = h
+        .emails()
+        .iter()
+        .map(|e| e["to"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        to.contains(&"finance@merchant.example".to_string()),
+        "{to:?}"
+    );
+    assert!(
+        to.contains(&"exampleCorpInvoices@example.com".to_string()),
+        "{to:?}"
+    );
+}
