@@ -1245,3 +1245,61 @@ fn authentication_required_emails_the_merchant_too() {
         "{to:?}"
     );
 }
+
+/// Issue 10 (expiring kv): what the plugin keeps only for Stripe's window
+/// (an event's seen-marker, a payment's invoice) is stored with a time to
+/// live and is gone after it; an invoice's record is kept.
+#[test]
+fn what_the_plugin_keeps_for_stripes_window_expires_after_it() {
+    let (h, m) = sent_invoice();
+    let pay = "payment_intent.succeeded";
+    deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", 120000));
+    let again = deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", 120000));
+    assert!(again.reason.starts_with("duplicate delivery"), "{again:?}");
+    let expiring: i64 = h
+        .runtime
+        .env()
+        .db
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM kv WHERE (key LIKE 'event:%' OR key LIKE 'payment:%') AND expires_ms IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(expiring, 2, "the seen-marker and the payment map expire");
+    h.clock.advance_ms(31 * 24 * 3600 * 1000);
+    let late = deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", 120000));
+    assert!(!late.reason.starts_with("duplicate delivery"), "{late:?}");
+    assert_eq!(
+        host_view(&h)["status"],
+        "PAID",
+        "the invoice's record is kept"
+    );
+}
+
+/// Issue 10 (expiring kv): a dispute can come months after the payment, when
+/// the payment→invoice map has expired; the PaymentIntent's own metadata in
+/// Stripe still leads it to its invoice.
+#[test]
+fn a_dispute_after_stripes_event_window_still_finds_its_invoice() {
+    let (h, m) = sent_invoice();
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/_test/checkout/sessions/{session}/complete");
+    let paid = h.emulator.handle("POST", &path, &[], b"");
+    let pi = serde_json::from_slice::<serde_json::Value>(&paid.body).unwrap()["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seen = deliver_since(&h, &m, 0);
+    assert_eq!(host_view(&h)["status"], "PAID");
+    h.clock.advance_ms(90 * 24 * 3600 * 1000);
+    let dispute = format!("payment_intent={pi}");
+    h.emulator
+        .handle("POST", "/_test/disputes", &[], dispute.as_bytes());
+    deliver_since(&h, &m, seen);
+    assert_eq!(host_view(&h)["status"], "DISPUTED");
+}

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    expires_ms INTEGER,
     PRIMARY KEY (ns, key)
 );
 CREATE TABLE IF NOT EXISTS outbox (
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS invoices (
 
 pub struct Db {
     conn: Mutex<Connection>,
+    /// Counts writes with an expiry, to purge expired kv entries now and then.
+    ticks: std::sync::atomic::AtomicU64,
 }
 
 impl Db {
@@ -63,9 +66,27 @@ impl Db {
     fn init(conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        // Databases made before kv entries could expire gain the column.
+        let has_expiry: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('kv') WHERE name = 'expires_ms'")?
+            .exists([])?;
+        if !has_expiry {
+            conn.execute_batch("ALTER TABLE kv ADD COLUMN expires_ms INTEGER")?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_ms) WHERE expires_ms IS NOT NULL",
+        )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            ticks: Default::default(),
         })
+    }
+
+    /// The next count of writes with an expiry.
+    pub fn tick(&self) -> u64 {
+        self.ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .wrapping_add(1)
     }
 
     /// One kv value, read outside any plugin call (tests and operators).

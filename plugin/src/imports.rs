@@ -24,8 +24,30 @@ pub fn kv_get_string(key: &str) -> Result<Option<String>, PluginError> {
     Ok(value.and_then(|v| String::from_utf8(v).ok()))
 }
 
-pub fn kv_set(key: &str, value: &str) -> Result<(), PluginError> {
-    kv::set(key, value.as_bytes()).map_err(kv_failure)
+/// How long the plugin keeps a kv entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Records, links, counters: for as long as the merchant uses the plugin.
+    Always,
+    /// For Stripe's event window: Stripe keeps events 30 days and redelivers
+    /// for up to 3 (https://docs.stripe.com/webhooks#retries).
+    StripesEventWindow,
+    /// A short while (a lease).
+    Millis(u64),
+}
+
+impl Keep {
+    pub fn ttl_ms(self) -> Option<u64> {
+        match self {
+            Keep::Always => None,
+            Keep::StripesEventWindow => Some(30 * 24 * 3600 * 1000),
+            Keep::Millis(ms) => Some(ms),
+        }
+    }
+}
+
+pub fn kv_set(key: &str, value: &str, keep: Keep) -> Result<(), PluginError> {
+    kv::set(key, value.as_bytes(), keep.ttl_ms()).map_err(kv_failure)
 }
 
 pub fn kv_delete(key: &str) -> Result<(), PluginError> {
@@ -125,7 +147,7 @@ pub fn count(key: &str) -> Result<(), PluginError> {
             .and_then(|v| core::str::from_utf8(v).ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        if kv::compare_and_swap(key, old.as_deref(), (n + 1).to_string().as_bytes())
+        if kv::compare_and_swap(key, old.as_deref(), (n + 1).to_string().as_bytes(), None)
             .map_err(kv_failure)?
         {
             return Ok(());

@@ -334,7 +334,7 @@ fn load_raw(invoice_id: &str) -> Result<Option<(Vec<u8>, InvoiceRecord)>, Plugin
 /// stored record whose link is lost.
 pub fn create(invoice_id: &str, rec: InvoiceRecord) -> Result<InvoiceRecord, PluginError> {
     index_token(&rec.token, invoice_id)?;
-    if kv::compare_and_swap(&key(invoice_id), None, &rec.encode()).map_err(kv_failure)? {
+    if kv::compare_and_swap(&key(invoice_id), None, &rec.encode(), None).map_err(kv_failure)? {
         return Ok(rec);
     }
     let stored = load(invoice_id)?
@@ -349,7 +349,7 @@ pub fn create(invoice_id: &str, rec: InvoiceRecord) -> Result<InvoiceRecord, Plu
 fn index_token(token: &str, invoice_id: &str) -> Result<(), PluginError> {
     let key = token_key(token);
     if kv::get(&key).map_err(kv_failure)?.as_deref() != Some(invoice_id.as_bytes()) {
-        kv::set(&key, invoice_id.as_bytes()).map_err(kv_failure)?;
+        kv::set(&key, invoice_id.as_bytes(), None).map_err(kv_failure)?;
     }
     Ok(())
 }
@@ -373,7 +373,9 @@ pub fn update(
             return Ok(Some(rec));
         }
         rec.rev += 1;
-        if kv::compare_and_swap(&key(invoice_id), Some(&raw), &rec.encode()).map_err(kv_failure)? {
+        if kv::compare_and_swap(&key(invoice_id), Some(&raw), &rec.encode(), None)
+            .map_err(kv_failure)?
+        {
             return Ok(Some(rec));
         }
     }
@@ -404,21 +406,15 @@ const LEASE_MS: u64 = 120_000;
 /// it or opens a session for it: an auto-charge never runs beside a session
 /// being opened. A call that finds the lease held gets `not-ready`, and its
 /// retry finds the outcome. The lease is a kv entry taken by compare-and-swap,
-/// with an expiry, so a crashed holder cannot keep it.
+/// with a time to live, so a crashed holder cannot keep it.
 pub fn with_lease<T>(
     invoice_id: &str,
     work: &mut dyn FnMut() -> Result<T, PluginError>,
 ) -> Result<T, PluginError> {
     let key = format!("lease:{invoice_id}");
-    let now = crate::imports::now_ms();
-    let current = kv::get(&key).map_err(kv_failure)?;
-    let held = current
-        .as_deref()
-        .and_then(|v| core::str::from_utf8(v).ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|until| until > now);
-    let mine = (now + LEASE_MS).to_string().into_bytes();
-    if held || !kv::compare_and_swap(&key, current.as_deref(), &mine).map_err(kv_failure)? {
+    // An expired lease reads as absent, so a crashed holder's is free again.
+    let mine = crate::imports::now_ms().to_string().into_bytes();
+    if !kv::compare_and_swap(&key, None, &mine, Some(LEASE_MS)).map_err(kv_failure)? {
         return Err(PluginError::NotReady(format!(
             "invoice {invoice_id} is being charged or linked by another call; retry shortly"
         )));

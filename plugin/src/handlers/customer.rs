@@ -66,7 +66,7 @@ fn push_details(
         .unwrap_or(0);
     if let Some(req) = request::update_customer(stripe_id, customer, previous, done + 1) {
         imports::stripe(m, &req)?;
-        imports::kv_set(&key, &(done + 1).to_string())?;
+        imports::kv_set(&key, &(done + 1).to_string(), imports::Keep::Always)?;
     }
     Ok(())
 }
@@ -100,7 +100,7 @@ fn link(
     stripe_id: &str,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    imports::kv_set(&link_key(&customer.id), stripe_id)?;
+    imports::kv_set(&link_key(&customer.id), stripe_id, imports::Keep::Always)?;
     out.push(Transition::CustomerLinked(CustomerLink {
         customer_id: customer.id.clone(),
         stripe_customer_id: stripe_id.to_string(),

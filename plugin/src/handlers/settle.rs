@@ -87,7 +87,12 @@ fn pi_key(stripe_ref: &str) -> String {
 /// Remembers which invoice a PaymentIntent paid, for refunds and disputes,
 /// whose objects carry no invoice metadata of their own.
 pub fn remember_payment(stripe_ref: &str, invoice_id: &str) -> Result<(), PluginError> {
-    imports::kv_set(&pi_key(stripe_ref), invoice_id)
+    // A cache: once it expires, the PaymentIntent's own metadata is asked.
+    imports::kv_set(
+        &pi_key(stripe_ref),
+        invoice_id,
+        imports::Keep::StripesEventWindow,
+    )
 }
 
 pub fn invoice_of_payment(stripe_ref: &str) -> Result<Option<String>, PluginError> {

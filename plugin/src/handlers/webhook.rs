@@ -78,7 +78,8 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     let settled = effects(m, &event, tell)?;
     // Written last: if anything above failed, Stripe's redelivery redoes it all.
     if !seen {
-        kv::compare_and_swap(&seen_key, None, b"1").map_err(kv_failure)?;
+        let keep = imports::Keep::StripesEventWindow.ttl_ms();
+        kv::compare_and_swap(&seen_key, None, b"1", keep).map_err(kv_failure)?;
     }
     let reason = if seen {
         format!("duplicate delivery; {}", settled.note)
@@ -222,6 +223,19 @@ fn payment_intent_effects(
     }
 }
 
+/// The invoice a PaymentIntent names in its metadata, asked of Stripe; a
+/// PaymentIntent Stripe does not know is nobody's.
+fn payment_intent_invoice(m: &Merchant, pi: &str) -> Result<Option<String>, PluginError> {
+    match imports::call(m, &request::retrieve_payment_intent(pi)) {
+        Ok(p) => Ok(p
+            .invoice_id()
+            .or_else(|| p.legacy_invoice_id())
+            .map(str::to_string)),
+        Err(imports::CallError::Stripe(f)) if f.error.status == 404 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `found` (what Stripe showed first), then what the event itself settled.
 fn after(mut found: Vec<Transition>, settled: Settled) -> Settled {
     found.extend(settled.transitions);
@@ -243,11 +257,16 @@ fn noted(t: Transition, note: &str) -> Result<Settled, PluginError> {
 /// plugin collects for this merchant counts: anything else is acknowledged
 /// and ignored, never refused, since Stripe disables an endpoint that keeps
 /// failing and that would stop all reconciliation.
-fn invoice_of(o: &Obj) -> Result<Option<String>, PluginError> {
+fn invoice_of(m: &Merchant, o: &Obj) -> Result<Option<String>, PluginError> {
     let named = match o.invoice_id().or_else(|| o.legacy_invoice_id()) {
         Some(id) => Some(id.to_string()),
         None => match o.payment_intent() {
-            Some(pi) => settle::invoice_of_payment(pi)?,
+            Some(pi) => match settle::invoice_of_payment(pi)? {
+                Some(id) => Some(id),
+                // The map is kept for Stripe's event window; a dispute can
+                // come months later: the PaymentIntent's metadata says.
+                None => payment_intent_invoice(m, pi)?,
+            },
             None => None,
         },
     };
@@ -265,7 +284,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
         | "checkout.session.async_payment_succeeded"
         | "checkout.session.async_payment_failed"
         | "checkout.session.expired" => {
-            let Some(invoice) = invoice_of(o)? else {
+            let Some(invoice) = invoice_of(m, o)? else {
                 return not_ours();
             };
             let invoice = invoice.as_str();
@@ -313,7 +332,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
         | "payment_intent.processing"
         | "payment_intent.requires_action"
         | "payment_intent.canceled" => {
-            let Some(invoice) = invoice_of(o)? else {
+            let Some(invoice) = invoice_of(m, o)? else {
                 return not_ours();
             };
             payment_intent_news(m, &invoice, o, kind, tell)
@@ -329,17 +348,17 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
             let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else {
                 return not_ours();
             };
-            if invoice_of(o)?.is_none() {
+            if invoice_of(m, o)?.is_none() {
                 return not_ours();
             }
             let charge = imports::stripe(m, &request::retrieve_charge(charge_id))?;
-            let Some(invoice) = invoice_of(&charge)? else {
+            let Some(invoice) = invoice_of(m, &charge)? else {
                 return not_ours();
             };
             settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
         }
         "charge.dispute.created" | "charge.dispute.closed" => {
-            let Some(invoice) = invoice_of(o)? else {
+            let Some(invoice) = invoice_of(m, o)? else {
                 return not_ours();
             };
             // Closed with the money kept: won, an inquiry closed without a
