@@ -52,7 +52,7 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "true" | "yes" => Ok(true),
         "off" | "false" | "no" => Ok(false),
-        _ => Err(format!("expected on or off, got {s:?}")),
+        _ => Err(format!("expected on or off, got \"{s}\"")),
     }
 }
 

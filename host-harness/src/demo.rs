@@ -360,8 +360,9 @@ pub fn run(flags: &Flags) -> Result<()> {
         off.send_invoice(serde_json::json!({"id": "inv_03", "invoiceNumber": "INV-0003"}))?;
     t.show(&off);
     println!(
-        "          INV-0003 -> status {}, Stripe said {:?}",
-        inv3["status"], inv3["lastFailure"]["message"]
+        "          INV-0003 -> status {}, Stripe said \"{}\"",
+        inv3["status"].as_str().unwrap_or("?"),
+        inv3["lastFailure"]["message"].as_str().unwrap_or("nothing")
     );
     let (_, outbox) = off.host("GET", "/outbox", None)?;
     for m in outbox["data"].as_array().into_iter().flatten() {

@@ -27,7 +27,11 @@ impl Exchange {
                 String::from_utf8_lossy(&r.body).into_owned(),
                 None,
             ),
-            Err(e) => (None, String::new(), Some(format!("{e:?}"))),
+            Err(e) => (
+                None,
+                String::new(),
+                Some(crate::runtime::http_error_text(e)),
+            ),
         };
         Self {
             method: req.method.clone(),

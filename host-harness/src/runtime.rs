@@ -130,8 +130,8 @@ impl Runtime {
         let plugin = self
             .pre
             .instantiate(&mut store)
-            .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:?}"))?;
-        f(&plugin, &mut store).map_err(|e| anyhow::anyhow!("plugin call failed: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:#}"))?;
+        f(&plugin, &mut store).map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
     }
 
     pub fn on_invoice_finalized(
@@ -256,6 +256,17 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.
     Ok(unsafe { Component::deserialize_file(engine, &path) }?)
+}
+
+/// Why a request got no answer, in words (the bindings' own `Display` is Debug's).
+pub fn http_error_text(e: &billing::stripe_plugin::http::HttpError) -> String {
+    use billing::stripe_plugin::http::HttpError as E;
+    match e {
+        E::Timeout => "timed out".into(),
+        E::Connection(m) => format!("connection failed: {m}"),
+        E::Denied(m) => format!("denied: {m}"),
+        E::Other(m) => format!("failed: {m}"),
+    }
 }
 
 impl CollectionStop {

@@ -498,10 +498,6 @@ pub fn describe(t: &Transition) -> String {
         Transition::PaymentLinkAttached(l) => {
             format!("{}: payment link attached ({})", l.invoice_id, l.url)
         }
-        Transition::PaymentStarted(p) => format!(
-            "{}: payment started {} {} ({})",
-            p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref
-        ),
         Transition::PaymentProcessing(p) => {
             format!("{}: payment processing ({})", p.invoice_id, p.stripe_ref)
         }
@@ -521,16 +517,24 @@ pub fn describe(t: &Transition) -> String {
             "{}: refunded {} {}",
             r.invoice_id, r.amount.decimal, r.amount.currency
         ),
-        Transition::Disputed(d) => format!("{}: dispute {:?}", d.invoice_id, d.status),
+        Transition::Disputed(d) => format!(
+            "{}: dispute {}",
+            d.invoice_id,
+            match d.status {
+                crate::runtime::DisputeStatus::Opened => "opened",
+                crate::runtime::DisputeStatus::Won => "won",
+                crate::runtime::DisputeStatus::Lost => "lost",
+            }
+        ),
         Transition::CustomerLinked(l) => format!(
             "customer {} linked to {}",
             l.customer_id, l.stripe_customer_id
         ),
         Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
         Transition::StatusChanged(s) => format!(
-            "{}: status {:?}, paid {} {}, refunded {}",
+            "{}: status {}, paid {} {}, refunded {}",
             s.invoice_id,
-            s.status,
+            crate::state::status_name(s.status),
             s.amount_paid.decimal,
             s.amount_paid.currency,
             s.amount_refunded.decimal
@@ -539,8 +543,9 @@ pub fn describe(t: &Transition) -> String {
             format!("{}: payment flagged: {}", f.invoice_id, f.message)
         }
         Transition::CardOnFileChanged(c) => format!(
-            "card on file of {}: {:?}",
-            c.stripe_customer_id, c.payment_method_id
+            "card on file of {}: {}",
+            c.stripe_customer_id,
+            c.payment_method_id.as_deref().unwrap_or("none")
         ),
         Transition::AccountUpdated(a) => format!(
             "account {}: charges enabled {}",

@@ -257,7 +257,7 @@ fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), Apply
 }
 
 /// The platform's name for a payment status ("open" is a sent, unpaid invoice).
-fn status_name(s: PaymentStatus) -> &'static str {
+pub fn status_name(s: PaymentStatus) -> &'static str {
     match s {
         PaymentStatus::Open => "FINAL",
         PaymentStatus::Processing => "PROCESSING",
@@ -335,8 +335,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::CollectionStopped(c) => &c.invoice_id,
         Transition::CollectionResumed(id) => id,
         Transition::StatusChanged(s) => &s.invoice_id,
-        Transition::PaymentStarted(p)
-        | Transition::PaymentProcessing(p)
+        Transition::PaymentProcessing(p)
         | Transition::InvoicePaid(p)
         | Transition::InvoicePartiallyPaid(p) => &p.invoice_id,
         Transition::Overpaid(o) => &o.invoice_id,

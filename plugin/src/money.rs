@@ -23,9 +23,9 @@ pub enum MoneyError {
 impl fmt::Display for MoneyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownCurrency(c) => write!(f, "currency {c:?} is not one Stripe charges in"),
+            Self::UnknownCurrency(c) => write!(f, "currency \"{c}\" is not one Stripe charges in"),
             Self::NotADecimal(a) => {
-                write!(f, "amount {a:?} is not a plain decimal such as \"12.50\"")
+                write!(f, "amount \"{a}\" is not a plain decimal such as \"12.50\"")
             }
             Self::TooPrecise {
                 amount,

@@ -138,7 +138,7 @@ def check_logs(paths):
         with open(path) as f:
             for line in f:
                 x = json.loads(line)
-                if "Denied" in (x.get("error") or ""):
+                if (x.get("error") or "").lower().startswith("denied"):
                     continue  # refused by the host's gate: it never left
                 checked += 1
                 problems += check_request(x["method"], x["url"], x["body"])

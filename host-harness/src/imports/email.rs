@@ -37,7 +37,7 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
         return Ok(Delivery::Duplicate);
     }
     eprintln!(
-        "[email] to={} subject={:?} key={}",
+        "[email] to={} subject=\"{}\" key={}",
         msg.to.join(","),
         msg.subject,
         msg.dedupe_key

@@ -75,7 +75,7 @@ fn push_details(
 fn verified(m: &Merchant, supplied: &str) -> Result<String, PluginError> {
     if !supplied.starts_with("cus_") {
         return Err(invalid(format!(
-            "external id Stripe {supplied:?} is not a Stripe customer id (cus_...)"
+            "external id Stripe \"{supplied}\" is not a Stripe customer id (cus_...)"
         )));
     }
     match imports::stripe(m, &request::retrieve_customer(supplied)) {

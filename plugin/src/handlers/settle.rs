@@ -20,10 +20,10 @@ pub struct Settled {
 }
 
 impl Settled {
-    fn ignored(fact: &str, state: impl core::fmt::Debug) -> Self {
+    fn ignored(fact: &str, state: crate::payment_state::PayState) -> Self {
         Settled {
             transitions: Vec::new(),
-            note: format!("ignored: {fact} when the invoice is {state:?}"),
+            note: format!("ignored: {fact} when the invoice is {}", state.name()),
         }
     }
 
