@@ -300,11 +300,14 @@ pub fn invoice() -> Invoice {
     inv.to_wit(customer("c1"))
 }
 
+/// One canned refusal: method, path prefix, status, JSON body, times left.
+type Refusal = (String, String, u16, String, u32);
+
 /// Stripe answered in-process, except that chosen requests get a canned
-/// refusal (`method`, path prefix, status, JSON body), each rule a number of times.
+/// refusal, each rule a number of times.
 pub struct ScriptedStripe {
     pub emulator: Emulator,
-    pub rules: std::sync::Mutex<Vec<(String, String, u16, String, u32)>>,
+    pub rules: std::sync::Mutex<Vec<Refusal>>,
 }
 
 impl ScriptedStripe {

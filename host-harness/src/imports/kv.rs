@@ -82,7 +82,7 @@ fn purge_now_and_then(
     conn: &rusqlite::Connection,
     ttl_ms: Option<u64>,
 ) -> Result<(), KvError> {
-    if ttl_ms.is_some() && host.env.db.tick() % PURGE_EVERY == 0 {
+    if ttl_ms.is_some() && host.env.db.tick().is_multiple_of(PURGE_EVERY) {
         conn.prepare_cached(PURGE)
             .and_then(|mut stmt| stmt.execute(params![now(host)]))
             .map_err(failure)?;
