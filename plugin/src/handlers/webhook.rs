@@ -119,15 +119,22 @@ const PROCESSING: &str = "payment_intent.processing";
 /// declined PaymentIntent in the same session, or the event is late), or a
 /// failure while it is the debit in flight (a late decline of an earlier try).
 fn contradicts(invoice: &str, pi: &str, kind: &str) -> Result<bool, PluginError> {
+    // Only these kinds can contradict: the record is not read for the others
+    // (`succeeded` is the hot path).
+    let ending = matches!(
+        kind,
+        "payment_intent.payment_failed" | "payment_intent.canceled"
+    );
+    if kind != PROCESSING && !ending {
+        return Ok(false);
+    }
     let Some(rec) = record::load(invoice)? else {
         return Ok(false);
     };
-    Ok(match kind {
-        PROCESSING => rec.failed_refs.iter().any(|f| f == pi),
-        "payment_intent.payment_failed" | "payment_intent.canceled" => {
-            rec.in_flight.as_deref() == Some(pi)
-        }
-        _ => false,
+    Ok(if ending {
+        rec.in_flight.as_deref() == Some(pi)
+    } else {
+        rec.failed_refs.iter().any(|f| f == pi)
     })
 }
 
