@@ -93,33 +93,29 @@ fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
     insta::assert_json_snapshot!("charge_declined", story(&h, &result));
 }
 
+/// Stripe's test cards that decline cannot be saved to a customer (only 0341
+/// attaches, then declines), so live-mode declines of a saved card, with
+/// their decline and advice codes, are played by a scripted answer of the
+/// shape Stripe documents: https://docs.stripe.com/declines/codes
 #[test]
 fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
-    for (card, code, decline, advice, retryable) in [
-        (
-            "4000000000009995",
-            "card_declined",
-            "insufficient_funds",
-            Some("try_again_later"),
-            true,
-        ),
-        (
-            "4000000000000069",
-            "expired_card",
-            "expired_card",
-            Some("do_not_try_again"),
-            false,
-        ),
-        (
-            "4000000000000341",
-            "card_declined",
-            "generic_decline",
-            None,
-            false,
-        ),
+    for (code, decline, advice, retryable) in [
+        ("card_declined", "insufficient_funds", Some("try_again_later"), true),
+        ("expired_card", "expired_card", Some("do_not_try_again"), false),
+        ("card_declined", "generic_decline", None, false),
     ] {
-        let h = Harness::new();
-        let cus = customer_with_card(&h, card);
+        let (h, stripe) = Harness::scripted();
+        let cus = customer_with_card(&h, "4242424242424242");
+        stripe.refuse(
+            "POST",
+            "/v1/payment_intents",
+            402,
+            serde_json::json!({"error": {"type": "card_error", "code": code, "decline_code": decline,
+                "advice_code": advice, "message": "Your card was declined.",
+                "payment_intent": {"id": "pi_live_declined", "object": "payment_intent", "status": "requires_payment_method",
+                    "amount": 120000, "currency": "gbp", "metadata": {"billing_stripe_plugin_invoice": "inv_01"}}}}),
+            1,
+        );
         let result = h
             .runtime
             .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
@@ -129,7 +125,7 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
             Transition::PaymentFailed(f) => Some(f.clone()),
             _ => None,
         });
-        let f = f.unwrap_or_else(|| panic!("{card}: {result:?}"));
+        let f = f.unwrap_or_else(|| panic!("{decline}: {result:?}"));
         assert_eq!(
             (
                 f.code.as_deref(),
@@ -138,14 +134,29 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
                 f.retryable
             ),
             (Some(code), Some(decline), advice, retryable),
-            "{card}"
+            "{decline}"
         );
         assert_eq!(
             h.emails().len(),
             2,
-            "{card}: one email to the merchant, one to the customer"
+            "{decline}: one email to the merchant, one to the customer"
         );
     }
+}
+
+/// As Stripe's test cards behave: a card that declines cannot be saved.
+#[test]
+fn a_test_card_that_declines_cannot_be_saved_to_a_customer() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Declined Ltd");
+    let pm = h.stripe("POST", "/v1/payment_methods", "type=card&card[number]=4000000000009995");
+    let attach = h.stripe_reply(
+        "POST",
+        &format!("/v1/payment_methods/{}/attach", pm["id"].as_str().unwrap()),
+        &format!("customer={cus}"),
+    );
+    assert_eq!(attach.0, 402, "{}", attach.1);
+    assert_eq!(attach.1["error"]["decline_code"], "insufficient_funds");
 }
 
 #[test]

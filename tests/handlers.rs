@@ -24,7 +24,7 @@ fn finalizing_links_the_customer_and_attaches_a_checkout_link() {
         "inv_01"
     );
     assert_eq!(
-        sessions[0]["payment_intent_data"]["metadata"]["billing_stripe_plugin_invoice"],
+        sessions[0]["_payment_intent_data"]["metadata"]["billing_stripe_plugin_invoice"],
         "inv_01"
     );
     assert_eq!(sessions[0]["amount_total"], 120000);
@@ -294,6 +294,7 @@ fn a_customer_in_another_account_cannot_be_linked() {
     let theirs = h.stripe_customer("Theirs");
     let mut m = h.merchant.clone();
     m.account_id = "acct_other_merchant".into();
+    h.emulator.connect_existing(&m.account_id, "Other Merchant");
     let result = h
         .runtime
         .on_customer_updated(&m, &customer_linked_to("c1", &theirs), None)

@@ -3,7 +3,8 @@
 
 use host_harness::db::Db;
 use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::emulator::{Emulator, form};
+use host_harness::offline_stripe::InProcess;
+use stripe_emulator::{Emulator, form};
 use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
@@ -54,7 +55,7 @@ impl Harness {
     /// `backend` replaces the in-process emulator (for scripted answers).
     pub fn with(wasm: &[u8], limits: Limits, backend: Option<Arc<dyn HttpBackend>>) -> Self {
         Self::build(wasm, limits, move |emu| {
-            backend.unwrap_or_else(|| Arc::new(emu.clone()))
+            backend.unwrap_or_else(|| Arc::new(InProcess(emu.clone())))
         })
     }
 
@@ -83,8 +84,10 @@ impl Harness {
         backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
     ) -> Self {
         let clock = Clock::fixed(NOW_MS);
-        let emulator = Emulator::new(clock.clone());
+        let emulator = host_harness::offline_stripe::emulator(&clock);
         emulator.set_public_base("https://checkout.stripe.test");
+        // The merchant has connected its Stripe account to the platform.
+        emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
         let env = Arc::new(HostEnv {
             db: Arc::new(Db::in_memory().expect("sqlite")),
             stripe: StripeGate {
@@ -128,7 +131,7 @@ impl Harness {
 
     /// Wraps `body` as Stripe would deliver it now, signed with `secret`.
     pub fn delivery(&self, body: &[u8], secret: &str) -> WebhookRequest {
-        let header = host_harness::emulator::signature_header(
+        let header = stripe_emulator::signature_header(
             &[secret.to_string()],
             self.clock.now_secs(),
             body,
@@ -161,6 +164,11 @@ impl Harness {
 impl Harness {
     /// Calls the emulator as Stripe's dashboard or the customer would, in the merchant's account.
     pub fn stripe(&self, method: &str, path: &str, form: &str) -> Value {
+        self.stripe_reply(method, path, form).1
+    }
+
+    /// As `stripe`, with the HTTP status.
+    pub fn stripe_reply(&self, method: &str, path: &str, form: &str) -> (u16, Value) {
         let reply = self.emulator.handle(
             method,
             path,
@@ -170,7 +178,7 @@ impl Harness {
             ],
             form.as_bytes(),
         );
-        serde_json::from_slice(&reply.body).expect("json")
+        (reply.status, serde_json::from_slice(&reply.body).expect("json"))
     }
 
     /// Saves a test card for `cus`, as the default payment method if `default`.
@@ -261,7 +269,7 @@ pub struct LossyStripe {
 
 impl HttpBackend for LossyStripe {
     fn send(&self, req: &Request) -> Result<Response, HttpError> {
-        let answer = self.emulator.send(req);
+        let answer = InProcess(self.emulator.clone()).send(req);
         let mut lose = self.lose.lock().unwrap();
         if let Some(i) = lose.iter().position(|p| req.url.contains(p.as_str())) {
             lose.remove(i);
@@ -341,7 +349,7 @@ impl HttpBackend for ScriptedStripe {
             );
         }
         drop(rules);
-        self.emulator.send(req)
+        InProcess(self.emulator.clone()).send(req)
     }
 }
 

@@ -3,7 +3,8 @@
 //! stripe-node's `constructEvent` in the same run (tests/bench/webhook).
 
 use crate::db::Db;
-use crate::emulator::{Emulator, signature_header};
+use crate::offline_stripe::InProcess;
+use stripe_emulator::signature_header;
 use crate::imports::{Clock, HostEnv, StripeGate};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
@@ -19,13 +20,13 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let event: serde_json::Value = serde_json::from_slice(&body)?;
     let created = event["created"].as_u64().unwrap_or(0);
     let clock = Clock::fixed(created * 1000);
-    let emulator = Emulator::new(clock.clone());
+    let emulator = crate::offline_stripe::emulator(&clock);
     let env = Arc::new(HostEnv {
         db: Arc::new(Db::in_memory()?),
         stripe: StripeGate {
             base: "https://api.stripe.com".parse()?,
             api_key: Some("sk_test_bench".into()),
-            backend: Arc::new(emulator),
+            backend: Arc::new(InProcess(emulator.clone())),
         },
         clock: clock.clone(),
         recorder: Recorder::default(),

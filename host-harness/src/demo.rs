@@ -3,7 +3,8 @@
 //! customer over real HTTP, and prints what happened.
 
 use crate::config::{Flags, Settings};
-use crate::emulator::{Emulator, RunningEmulator, WebhookTarget};
+use stripe_emulator::server::RunningEmulator;
+use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
 use crate::server::{App, RunningServer};
@@ -46,7 +47,8 @@ impl Offline {
         let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
         std::fs::create_dir_all(&dir.0)?;
         let secret = format!("whsec_demo_{unique}");
-        let emulator = RunningEmulator::start(Emulator::new(Clock::System), "127.0.0.1:0")?;
+        let emulator = RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), "127.0.0.1:0")
+            .map_err(anyhow::Error::msg)?;
         let server = RunningServer::bind("127.0.0.1:0")?;
         // SAFETY: set before any thread reads the environment of this process.
         unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
@@ -73,10 +75,16 @@ impl Offline {
         };
         let app = Arc::new(App::from_settings(&settings, recorder)?);
         server.run(app.clone(), 4);
+        if !settings.merchant.account_id.is_empty() {
+            // The merchant connected its Stripe account to the platform.
+            emulator
+                .emulator
+                .connect_existing(&settings.merchant.account_id, "Demo Merchant Ltd");
+        }
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),
             secrets: settings.merchant.webhook_secrets.clone(),
-            automatic: true,
+            delivery: Delivery::Automatic,
         }));
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -170,7 +178,7 @@ impl Offline {
     /// Posts `body` to the host's webhook endpoint, signed now with the
     /// merchant's first secret, as Stripe delivers an event.
     pub fn post_webhook(&self, body: &[u8]) -> Result<(u16, Value)> {
-        let header = crate::emulator::signature_header(
+        let header = stripe_emulator::signature_header(
             &self.app.merchant.webhook_secrets[..1],
             Clock::System.now_secs(),
             body,

@@ -6,7 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod db;
 pub mod demo;
-pub mod emulator;
+pub mod offline_stripe;
 pub mod imports;
 pub mod platform;
 pub mod record;

@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_harness::config::{Flags, Settings};
-use host_harness::emulator::{Emulator, RunningEmulator, WebhookTarget};
-use host_harness::imports::Clock;
+use stripe_emulator::server::RunningEmulator;
+use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 use host_harness::record::Recorder;
 use host_harness::server::{App, RunningServer};
 use std::sync::Arc;
@@ -74,12 +74,17 @@ fn main() -> Result<()> {
                 .listen
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1:12111".into());
-            let running = RunningEmulator::start(Emulator::new(Clock::System), &listen)?;
+            let running = RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), &listen)
+                .map_err(anyhow::Error::msg)?;
+            if let Some(account) = &cli.flags.account {
+                // The merchant that serve acts for has connected its account.
+                running.emulator.connect_existing(account, "Merchant");
+            }
             if let Some(url) = webhook_url {
                 running.emulator.set_webhook(Some(WebhookTarget {
                     url,
                     secrets: cli.flags.webhook_secrets.clone(),
-                    automatic: true,
+                    delivery: Delivery::Automatic,
                 }));
             }
             eprintln!("Stripe emulator listening on {}", running.base_url);

@@ -17,7 +17,7 @@ secret="whsec_browser_$(date +%s%N)"
 account=acct_browser_merchant
 export STRIPE_API_KEY="sk_test_browser_$RANDOM"
 
-"$bin" stripe-emulator --listen "127.0.0.1:$stripe_port" \
+"$bin" stripe-emulator --listen "127.0.0.1:$stripe_port" --account "$account" \
     --webhook-url "http://127.0.0.1:$host_port/webhooks/stripe" --webhook-secret "$secret" 2>"$tmp/emulator.log" &
 pids+=($!)
 "$bin" serve --listen "127.0.0.1:$host_port" --stripe-api-base "http://127.0.0.1:$stripe_port" \

@@ -1,0 +1,154 @@
+//! An offline Stripe test-mode emulator whose job is to fail where Stripe
+//! fails: Stripe's paths, form bodies, objects (every top-level key of
+//! Stripe's own samples), error shape, idempotency, `Stripe-Account` scoping,
+//! signed webhooks, and a seeded plan of faults on request. Each rule cites
+//! Stripe's documentation where it is made.
+//!
+//! It knows nothing of the product that tests against it: it is an HTTP
+//! service (in-process through [`Emulator::handle`], or on a loopback port
+//! through [`server::RunningEmulator`]).
+
+#![recursion_limit = "256"]
+
+mod auth;
+mod checkout_page;
+mod clock;
+mod error;
+pub mod faults;
+pub mod form;
+mod idempotency;
+mod limits;
+mod list;
+mod params;
+mod reply;
+mod resources;
+mod router;
+pub mod server;
+mod shapes;
+mod store;
+mod test_cards;
+mod testing;
+mod webhooks;
+
+pub use clock::Clock;
+pub use reply::Reply;
+pub use test_cards::sepa_debit_succeeds;
+pub use webhooks::{Delivery, DeliveryPlan, WebhookTarget, signature_header};
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The API version the emulator's objects and events follow.
+pub const API_VERSION: &str = "2026-10-28.clover";
+
+#[derive(Default)]
+struct State {
+    store: store::Store,
+    idempotency: idempotency::Keys,
+}
+
+/// The emulator; clone it freely, all clones share one state.
+#[derive(Clone)]
+pub struct Emulator {
+    state: Arc<Mutex<State>>,
+    clock: Clock,
+    /// Base of the URLs it hands out (Checkout pages, onboarding).
+    public_base: Arc<Mutex<String>>,
+    webhook: Arc<Mutex<Option<WebhookTarget>>>,
+    /// One request at a time: a check and its change are atomic, as racing a
+    /// Checkout payment against an expiry must be.
+    op: Arc<Mutex<()>>,
+    faults: Arc<Mutex<faults::Plan>>,
+    deliveries: Arc<Mutex<webhooks::Deliveries>>,
+}
+
+impl Emulator {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            state: Arc::default(),
+            clock,
+            public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
+            webhook: Arc::default(),
+            op: Arc::default(),
+            faults: Arc::default(),
+            deliveries: Arc::default(),
+        }
+    }
+
+    pub fn set_public_base(&self, base: &str) {
+        *lock(&self.public_base) = base.trim_end_matches('/').to_string();
+    }
+
+    pub(crate) fn public_base(&self) -> String {
+        lock(&self.public_base).clone()
+    }
+
+    pub fn set_webhook(&self, target: Option<WebhookTarget>) {
+        *lock(&self.webhook) = target;
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+
+    pub(crate) fn store(&self) -> MappedStore<'_> {
+        MappedStore(self.state())
+    }
+
+    pub(crate) fn next_id(&self, prefix: &str) -> String {
+        let seq = self.state().store.next_id_number();
+        format!("{prefix}_emu{seq:010}")
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_secs()
+    }
+
+    /// Every event emitted so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        self.objects("event")
+    }
+
+    pub fn event(&self, id: &str) -> Option<Value> {
+        self.owner_of(id)
+            .map(|(_, e)| e)
+            .filter(|e| e["object"] == "event")
+    }
+
+    /// Objects of one kind (`"customer"`, `"checkout.session"` ...) across
+    /// accounts, oldest first, as stored (private fields included).
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        self.state().store.everywhere(kind)
+    }
+
+    /// Handles one request: `target` is path plus optional query.
+    pub fn handle(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
+        self.exchange(method, target, headers, body).into_reply()
+    }
+}
+
+/// The store inside the state's lock.
+pub(crate) struct MappedStore<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for MappedStore<'_> {
+    type Target = store::Store;
+    fn deref(&self) -> &store::Store {
+        &self.0.store
+    }
+}
+
+impl std::ops::DerefMut for MappedStore<'_> {
+    fn deref_mut(&mut self) -> &mut store::Store {
+        &mut self.0.store
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
