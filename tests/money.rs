@@ -1316,3 +1316,36 @@ fn a_dispute_after_stripes_event_window_still_finds_its_invoice() {
     assert_eq!(host_view(&h)["status"], "DISPUTED");
 }
 
+/// Found by the stricter emulator (issue 9): the card saved by Checkout
+/// cannot always become the customer's default (here the customer removed it
+/// before the event arrived). The payment must still mark the invoice paid:
+/// keeping the card is a convenience, the money is not.
+#[test]
+fn a_paid_checkout_is_paid_even_when_its_card_cannot_become_the_default() {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Removed Card Ltd");
+    h.records()
+        .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    let link = last_link(&h.finalize(&h.merchant, &h.invoice_for(&cus))).clone();
+    let path = format!("/_test/checkout/sessions/{}/complete", link.session());
+    let paid = h.emulator.handle("POST", &path, &[], b"card=4242424242424242");
+    assert_eq!(paid.status, 200);
+    let pm = h.emulator.objects("payment_method")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe("POST", &format!("/v1/payment_methods/{pm}/detach"), "");
+    let succeeded = h
+        .emulator
+        .events()
+        .into_iter()
+        .find(|e| e["type"] == "payment_intent.succeeded")
+        .unwrap();
+    let outcome = h
+        .runtime
+        .on_webhook(&h.merchant, &h.delivery(&serde_json::to_vec(&succeeded).unwrap(), SECRET))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("the payment was lost: {e:?}"));
+    assert!(paid_in(&outcome.transitions), "{:?}", outcome.transitions);
+}

@@ -227,15 +227,30 @@ fn current_customer(invoice_id: &str, rec: &InvoiceRecord) -> Result<Option<Stri
 /// A Checkout payment saved its method for later (`setup_future_usage`):
 /// it becomes the default of the invoice's Stripe customer, so that the next
 /// invoice is charged with it even when an older card is also on file.
-pub fn keep_saved_method(m: &Merchant, invoice_id: &str, pi: &Obj) -> Result<(), PluginError> {
+pub fn keep_saved_method(m: &Merchant, invoice_id: &str, pi: &Obj) -> Result<Kept, PluginError> {
     let (Some(customer), Some(method)) = (pi.customer(), pi.payment_method()) else {
-        return Ok(());
+        return Ok(Kept::NotAsked);
     };
     let ours = record::load(invoice_id)?.is_some_and(|r| r.stripe_customer == customer);
-    if pi.setup_future_usage.as_deref() == Some("off_session") && ours {
-        imports::stripe(m, &request::set_default_payment_method(customer, method))?;
+    if pi.setup_future_usage.as_deref() != Some("off_session") || !ours {
+        return Ok(Kept::NotAsked);
     }
-    Ok(())
+    // The payment is what matters: a card that cannot become the default
+    // (removed meanwhile, or Stripe unreachable) costs only the convenience.
+    match imports::stripe(m, &request::set_default_payment_method(customer, method)) {
+        Ok(_) => Ok(Kept::AsDefault),
+        Err(_) => Ok(Kept::Refused),
+    }
+}
+
+/// What became of the payment method a Checkout payment saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    AsDefault,
+    /// Stripe refused or could not be reached; the customer keeps their
+    /// previous default.
+    Refused,
+    NotAsked,
 }
 
 /// Charges the card on file off-session, at most once per attempt number,

@@ -190,7 +190,7 @@ fn payment_intent_effects(
         "payment_intent.succeeded" => {
             let s = settle::paid(m, invoice, o.id(), amount, o.currency(), tell)?;
             if o.via_checkout() {
-                collect::keep_saved_method(m, invoice, o)?;
+                let _kept = collect::keep_saved_method(m, invoice, o)?;
             }
             with_leftover_closed(m, invoice, None, s)
         }
