@@ -4,3 +4,5 @@
 pub mod error;
 pub mod objects;
 pub mod request;
+#[cfg(test)]
+mod samples;
