@@ -199,11 +199,12 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     let (h, lossy) = Harness::lossy();
     let cus = customer_with_card(&h, "4242424242424242");
     let inv = h.invoice_for(&cus);
+    // Every try within the plugin's retry budget (three) loses its answer.
     lossy
         .lose
         .lock()
         .unwrap()
-        .push("/v1/payment_intents".into());
+        .extend(std::iter::repeat_n("/v1/payment_intents".to_string(), 3));
     let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
     assert!(
         matches!(&first, Err(e) if e.retryable()),

@@ -2,6 +2,7 @@
 //! linked once): handler snapshots, collections, reconciliation, limits, the
 //! money-correctness defects, and end to end through `serve`.
 
+mod bad_day;
 mod collections;
 mod end_to_end;
 mod handlers;

@@ -56,7 +56,16 @@ impl Reply {
             PluginError::Stripe(s) if !s.retryable => 422,
             _ => 503,
         };
-        Self::error(status, &e.message(), e.retryable())
+        let mut reply = Self::error(status, &e.message(), e.retryable());
+        // Stripe asked to wait: whoever retries this call should, too.
+        if let PluginError::Stripe(s) = e
+            && let Some(ms) = s.retry_after_ms
+        {
+            reply
+                .headers
+                .push(("Retry-After".into(), ms.div_ceil(1000).to_string()));
+        }
+        reply
     }
 }
 

@@ -82,8 +82,47 @@ pub fn stripe(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, PluginErr
     call(merchant, req).map_err(PluginError::from)
 }
 
-/// As `stripe`, keeping Stripe's whole refusal (decline details) for the caller.
+/// At most this many tries of one request: the first and two retries.
+/// https://docs.stripe.com/error-low-level#idempotency (Stripe's SDKs retry
+/// twice by default, with the same key)
+const TRIES: u32 = 3;
+
+/// As `stripe`, keeping Stripe's whole refusal (decline details) for the
+/// caller. A request that is safe to repeat (a read, or a POST under an
+/// idempotency key) is tried again at once when its answer was lost or
+/// Stripe says a retry can help and asks for no wait; at the end the last
+/// error is returned, retryable or not, never a guess.
 pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
+    let mut tries = 1;
+    loop {
+        match call_once(merchant, req) {
+            Err(e) if tries < TRIES && req.safe_to_repeat() && e.worth_repeating_now() => {
+                tries += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl CallError {
+    fn worth_repeating_now(&self) -> bool {
+        match self {
+            CallError::Stripe(f) => {
+                f.error.retryable && !f.is_card_error() && f.error.retry_after_ms.unwrap_or(0) == 0
+            }
+            CallError::Host(e) => matches!(e, PluginError::HostUnavailable(_)),
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
     let body = if req.method == "POST" {
         req.encoded_params().into_bytes()
     } else {
@@ -107,16 +146,16 @@ pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> 
         })
     })?;
     if !(200..300).contains(&resp.status) {
-        let should_retry = resp
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("stripe-should-retry"))
-            .map(|(_, v)| v.as_str());
-        return Err(CallError::Stripe(error::from_response(
+        let mut failure = error::from_response(
             resp.status,
-            should_retry,
+            header(&resp.headers, "stripe-should-retry"),
             &resp.body,
-        )));
+        );
+        // Retry-After in seconds (the only form Stripe sends).
+        failure.error.retry_after_ms = header(&resp.headers, "retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|secs| secs.saturating_mul(1000));
+        return Err(CallError::Stripe(failure));
     }
     objects::parse(&resp.body).map_err(|_| {
         CallError::Host(PluginError::HostUnavailable(format!(

@@ -85,6 +85,10 @@ pub struct InvoiceRecord {
     pub payments: Vec<(String, u64)>,
     /// Keys idempotent requests; bumped after a declined charge or an expired session.
     pub attempt: u32,
+    /// When this attempt's off-session charge was first sent (ms): Stripe
+    /// keeps an idempotency key for 24 hours, so after that the key must not
+    /// be sent again before Stripe is asked what the first request did.
+    pub charge_sent_ms: Option<u64>,
     /// The Checkout Session behind the pay link, while one may be open.
     pub session: Option<String>,
     pub token: String,
@@ -171,6 +175,21 @@ impl InvoiceRecord {
 
     /// Whether a charge may be made or a session opened for the invoice now:
     /// collection not stopped, money still due, and none on its way.
+    /// A new attempt: fresh idempotency keys, nothing sent under them yet.
+    pub fn next_attempt(&mut self) {
+        self.attempt += 1;
+        self.charge_sent_ms = None;
+    }
+
+    /// Whether this attempt's charge key may be sent (again) as it is.
+    pub fn charge_key_age(&self, now_ms: u64) -> KeyAge {
+        match self.charge_sent_ms {
+            None => KeyAge::Unused,
+            Some(t) if now_ms.saturating_sub(t) < KEY_KEPT_MS => KeyAge::Kept,
+            Some(_) => KeyAge::Forgotten,
+        }
+    }
+
     pub fn takes_payment(&self) -> bool {
         self.stopped.is_none() && self.state.collecting() && self.state != PayState::Processing
     }
@@ -217,6 +236,9 @@ impl InvoiceRecord {
         if let Some(p) = &self.in_flight {
             f.append_pair("in_flight", p);
         }
+        if let Some(t) = self.charge_sent_ms {
+            f.append_pair("charge_sent", &num(t));
+        }
         if let Some(s) = self.stopped {
             f.append_pair("stopped", s.name());
         }
@@ -252,6 +274,7 @@ impl InvoiceRecord {
             refunded: 0,
             payments: Vec::new(),
             attempt: 1,
+            charge_sent_ms: None,
             session: None,
             token: String::new(),
             customer_id: String::new(),
@@ -283,6 +306,7 @@ impl InvoiceRecord {
                 "session" => r.session = Some(v),
                 "stopped" => r.stopped = Some(Stop::from_name(&v)?),
                 "in_flight" => r.in_flight = Some(v),
+                "charge_sent" => r.charge_sent_ms = Some(v.parse().ok()?),
                 "payment" => {
                     let (id, amount) = v.rsplit_once(' ')?;
                     r.payments.push((id.to_string(), amount.parse().ok()?));
@@ -304,6 +328,22 @@ impl InvoiceRecord {
         }
         Some(r)
     }
+}
+
+/// Stripe keeps an idempotency key for at least 24 hours
+/// (https://docs.stripe.com/api/idempotent_requests); the plugin trusts it
+/// for 23, so that a clock a little apart never replays a forgotten key.
+pub const KEY_KEPT_MS: u64 = 23 * 3600 * 1000;
+
+/// How old the current attempt's charge key is, as Stripe sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAge {
+    /// Never sent.
+    Unused,
+    /// Sent, and Stripe still replays it.
+    Kept,
+    /// Sent too long ago: Stripe may have forgotten it.
+    Forgotten,
 }
 
 pub fn key(invoice_id: &str) -> String {
@@ -391,7 +431,7 @@ pub fn drop_session(invoice_id: &str, session_id: &str) -> Result<(), PluginErro
         let ours = r.session.as_deref() == Some(session_id);
         if ours {
             r.session = None;
-            r.attempt += 1;
+            r.next_attempt();
         }
         ours
     })?;

@@ -148,7 +148,7 @@ fn scope_of(method: &str, path: &str) -> Option<Scope> {
         ("GET", ["v1", "customers", _])
         | ("POST", ["v1", "customers"] | ["v1", "customers", _])
         | ("GET", ["v1", "payment_methods"] | ["v1", "payment_methods", _])
-        | ("GET", ["v1", "payment_intents", _])
+        | ("GET", ["v1", "payment_intents"] | ["v1", "payment_intents", _])
         | ("POST", ["v1", "payment_intents"])
         | ("GET", ["v1", "charges", _])
         | ("GET", ["v1", "checkout", "sessions", _])

@@ -7,7 +7,7 @@ use super::settle::{self, Settled};
 use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, Transition};
 use crate::imports::{self, CallError};
 use crate::notify::{Reason, Tell};
-use crate::record::{self, InvoiceRecord};
+use crate::record::{self, InvoiceRecord, KeyAge};
 use crate::stripe::objects::Obj;
 use crate::stripe::request::{self, OffSessionCharge, SessionSpec};
 
@@ -293,18 +293,23 @@ fn charge_card_on_file(
     if !rec.takes_payment() {
         return Ok(Charge::Done);
     }
-    let receipt = receipt_email(m, &rec);
-    let charge = OffSessionCharge {
-        invoice_id,
-        invoice_number: &rec.number,
-        currency: &rec.currency,
-        amount_minor: rec.outstanding(),
-        stripe_customer: &stripe_customer,
-        payment_method: &card,
-        method_type: &kind,
-        receipt_email: receipt,
-        attempt: rec.attempt,
+    let rec = match rec.charge_key_age(imports::now_ms()) {
+        KeyAge::Kept => rec,
+        KeyAge::Unused => note_charge_sent(invoice_id, rec.attempt)?,
+        KeyAge::Forgotten => match earlier_charge(m, invoice_id, &rec, &stripe_customer)? {
+            Some(pi) => {
+                let charge = off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, None);
+                return charged(m, invoice_id, &rec, &charge, &pi, out);
+            }
+            None => {
+                bump_attempt(invoice_id, rec.attempt, None)?;
+                let attempt = record::load(invoice_id)?.map_or(rec.attempt + 1, |r| r.attempt);
+                note_charge_sent(invoice_id, attempt)?
+            }
+        },
     };
+    let receipt = receipt_email(m, &rec);
+    let charge = off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, receipt);
     match imports::call(m, &request::create_off_session_payment(&charge)) {
         Ok(pi) => charged(m, invoice_id, &rec, &charge, &pi, out),
         Err(CallError::Stripe(f)) if f.is_card_error() => {
@@ -317,6 +322,80 @@ fn charge_card_on_file(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn off_session_charge<'a>(
+    invoice_id: &'a str,
+    rec: &'a InvoiceRecord,
+    stripe_customer: &'a str,
+    payment_method: &'a str,
+    method_type: &'a str,
+    receipt_email: Option<&'a str>,
+) -> OffSessionCharge<'a> {
+    OffSessionCharge {
+        invoice_id,
+        invoice_number: &rec.number,
+        currency: &rec.currency,
+        amount_minor: rec.outstanding(),
+        stripe_customer,
+        payment_method,
+        method_type,
+        receipt_email,
+        attempt: rec.attempt,
+    }
+}
+
+/// Records that this attempt's charge is about to be sent (the first time),
+/// and returns the record as it now is.
+fn note_charge_sent(invoice_id: &str, attempt: u32) -> Result<InvoiceRecord, PluginError> {
+    let now = imports::now_ms();
+    let rec = record::update(invoice_id, &mut |r| {
+        let first = r.attempt == attempt && r.charge_sent_ms.is_none();
+        if first {
+            r.charge_sent_ms = Some(now);
+        }
+        first
+    })?;
+    rec.ok_or_else(|| PluginError::NotReady(format!("no record of {invoice_id}")))
+}
+
+/// The charge an earlier try of this attempt made, if it took (or may yet
+/// take) money: looked up in Stripe, by the attempt named in its metadata,
+/// among the customer's PaymentIntents since the key was first sent.
+fn earlier_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    stripe_customer: &str,
+) -> Result<Option<Obj>, PluginError> {
+    let since = rec.charge_sent_ms.unwrap_or(0) / 1000;
+    let since = i64::try_from(since).unwrap_or(i64::MAX).saturating_sub(300);
+    let attempt = rec.attempt.to_string();
+    let mut after: Option<String> = None;
+    for _page in 0..10 {
+        let list = imports::stripe(
+            m,
+            &request::list_payment_intents(stripe_customer, since, after.as_deref()),
+        )?;
+        let more = list.has_more == Some(true);
+        let data = list.data.unwrap_or_default();
+        let last = data.last().map(|pi| pi.id().to_string());
+        let ours = data.into_iter().find(|pi| {
+            pi.invoice_id() == Some(invoice_id)
+                && pi.metadata.as_ref().and_then(|md| md.attempt.as_deref()) == Some(attempt.as_str())
+        });
+        if let Some(pi) = ours {
+            let took = matches!(pi.status(), Some("succeeded" | "processing" | "requires_action"));
+            return Ok(took.then_some(pi));
+        }
+        match (more, last) {
+            (true, Some(last)) => after = Some(last),
+            _ => return Ok(None),
+        }
+    }
+    Err(PluginError::HostUnavailable(format!(
+        "too many PaymentIntents to search for {invoice_id}'s earlier charge; retry"
+    )))
 }
 
 /// Stripe took the charge: paid, processing, or waiting on the customer.
@@ -430,7 +509,7 @@ fn bump_attempt(
     record::update(invoice_id, &mut |r| {
         let fresh = r.attempt == seen;
         if fresh {
-            r.attempt += 1;
+            r.next_attempt();
         }
         let new_method = refused_method.filter(|pm| !r.declined_methods.iter().any(|d| d == pm));
         if let Some(pm) = new_method {

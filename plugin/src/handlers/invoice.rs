@@ -60,6 +60,7 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             refunded: 0,
             payments: Vec::new(),
             attempt: 1,
+            charge_sent_ms: None,
             session: None,
             token: pay_token(m, &inv.id)?,
             customer_id: c.id.clone(),
@@ -147,7 +148,7 @@ fn reprice(
         record::update(invoice_id, &mut |r| {
             r.due = due;
             r.currency = currency.to_string();
-            r.attempt += 1;
+            r.next_attempt();
             true
         })?;
         Ok(())

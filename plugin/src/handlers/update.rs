@@ -96,7 +96,7 @@ pub fn set_due(
         }
         record::update(invoice_id, &mut |r| {
             r.due = due;
-            r.attempt += 1;
+            r.next_attempt();
             true
         })?;
         Ok(())

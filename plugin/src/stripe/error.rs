@@ -57,6 +57,7 @@ pub fn from_response(status: u16, should_retry: Option<&str>, body: &[u8]) -> Fa
             decline_code: b.decline_code,
             message: b.message.unwrap_or_else(text),
             retryable,
+            retry_after_ms: None,
         },
         advice_code: b.advice_code,
         payment_intent: b.payment_intent.map(|p| p.0),

@@ -39,6 +39,8 @@ pub struct Obj {
     pub charges_enabled: Option<bool>,
     pub details_submitted: Option<bool>,
     pub data: Option<Vec<Obj>>,
+    /// A list's: whether another page follows.
+    pub has_more: Option<bool>,
 }
 
 impl Obj {
@@ -148,6 +150,9 @@ pub struct Metadata {
     /// How the payment was made: `checkout` or `auto_charge`.
     #[serde(rename = "billing_stripe_plugin_channel")]
     pub channel: Option<String>,
+    /// The attempt number of an off-session charge (its idempotency key's).
+    #[serde(rename = "billing_stripe_plugin_attempt")]
+    pub attempt: Option<String>,
     /// What plugin 0.1 wrote, before the keys had their own namespace.
     pub invoice_id: Option<String>,
 }

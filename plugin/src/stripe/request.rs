@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 /// Metadata keys of the plugin's own, on every object it creates.
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const CHANNEL_KEY: &str = "billing_stripe_plugin_channel";
+pub const ATTEMPT_KEY: &str = "billing_stripe_plugin_attempt";
 
 /// The API version every request pins, so that response shapes cannot drift under us.
 pub const API_VERSION: &str = "2024-06-20";
@@ -25,6 +26,12 @@ pub struct StripeRequest {
 }
 
 impl StripeRequest {
+    /// A read, or a write under an idempotency key: sending it again cannot
+    /// do the work twice (within Stripe's 24 hours for the key).
+    pub fn safe_to_repeat(&self) -> bool {
+        self.method == "GET" || self.idempotency_key.is_some()
+    }
+
     fn get(path: String) -> Self {
         Self {
             method: "GET",
@@ -298,6 +305,27 @@ pub fn list_payment_methods(stripe_customer: &str, kind: Option<&str>) -> Stripe
     }
 }
 
+/// A customer's PaymentIntents made since `since` (Unix seconds), newest
+/// first, a page of 100 after `starting_after`.
+pub fn list_payment_intents(
+    stripe_customer: &str,
+    since: i64,
+    starting_after: Option<&str>,
+) -> StripeRequest {
+    let mut params = vec![
+        ("customer".into(), stripe_customer.into()),
+        ("created[gte]".into(), since.to_string()),
+        ("limit".into(), "100".into()),
+    ];
+    if let Some(after) = starting_after {
+        params.push(("starting_after".into(), after.into()));
+    }
+    StripeRequest {
+        params,
+        ..StripeRequest::get("/v1/payment_intents".into())
+    }
+}
+
 pub fn retrieve_payment_method(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/payment_methods/{}", segment(id)))
 }
@@ -332,6 +360,7 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
         (s("payment_method_types[0]"), s(c.method_type)),
         (format!("metadata[{INVOICE_KEY}]"), s(c.invoice_id)),
         (format!("metadata[{CHANNEL_KEY}]"), s("auto_charge")),
+        (format!("metadata[{ATTEMPT_KEY}]"), c.attempt.to_string()),
         (s("metadata[invoice_number]"), s(c.invoice_number)),
     ];
     if let Some(email) = c.receipt_email {
