@@ -5,6 +5,7 @@
 
 use e2e_tests::*;
 use host_harness::runtime::{PluginError, StripeError, Transition};
+use host_harness::demo::INVOICE_JSON;
 use stripe_emulator::faults::{Fault, Rule, When};
 
 fn charge_fault(fault: Fault, when: When, times: u32) -> Rule {
@@ -117,4 +118,75 @@ fn after_24_hours_the_old_key_is_not_replayed_the_earlier_charge_is_looked_up() 
             When::BeforeWork => assert_eq!(distinct.len(), 2, "{what}: a new key: {keys:?}"),
         }
     }
+}
+
+/// Stripe stops retrying after three days and disables an endpoint that
+/// keeps failing: here no webhook arrives for a day. A sync reads what was
+/// missed from /v1/events and every invoice converges; the late deliveries
+/// then change nothing and email no one twice.
+#[test]
+fn webhooks_missed_for_a_day_are_recovered_by_sync() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    let mut sessions = Vec::new();
+    for n in 1..=4 {
+        let id = format!("inv_sync_{n}");
+        let mut doc: serde_json::Value = serde_json::from_str(INVOICE_JSON).unwrap();
+        doc["id"] = id.clone().into();
+        h.records().insert_draft(&doc, &id).unwrap();
+        let mut inv = invoice();
+        inv.id = id.clone();
+        inv.number = format!("INV-S{n}");
+        let link = last_link(&h.finalize(&m, &inv)).clone();
+        sessions.push((id, link.session().to_string()));
+    }
+    // Three are paid on Checkout's page, one of them after a decline; the
+    // fourth is left unpaid. No webhook reaches the host.
+    for (n, (_, cs)) in sessions.iter().enumerate().take(3) {
+        let pay = |card: &str| {
+            h.emulator.handle("POST", &format!("/_test/checkout/sessions/{cs}/complete"), &[], format!("card={card}").as_bytes())
+        };
+        if n == 1 {
+            assert_eq!(pay("4000000000000002").status, 402);
+        }
+        assert_eq!(pay("4242424242424242").status, 200);
+    }
+    h.clock.advance_ms(24 * 3600 * 1000);
+    let emails_before = h.emails().len();
+    let (mut cursor, mut calls) = (None, 0);
+    loop {
+        calls += 1;
+        let out = h
+            .runtime
+            .on_sync(&m, cursor.as_deref())
+            .unwrap()
+            .unwrap_or_else(|e| panic!("sync failed: {e:?}"));
+        h.records().apply(&out.transitions).unwrap();
+        cursor = Some(out.next_cursor.clone());
+        if !out.more {
+            break;
+        }
+        assert!(calls < 10);
+    }
+    let status = |id: &str| h.records().invoice_view(id).unwrap().unwrap()["status"].clone();
+    for (id, _) in &sessions[..3] {
+        assert_eq!(status(id), "PAID", "{id}");
+    }
+    assert_ne!(status(&sessions[3].0), "PAID", "the unpaid one stays unpaid");
+    let emails_after_sync = h.emails().len();
+    assert!(emails_after_sync >= emails_before, "receipts and notices of the missed events go out once");
+    // Stripe's own late deliveries, then another sync: nothing changes.
+    for e in h.emulator.events() {
+        let body = serde_json::to_vec(&e).unwrap();
+        let o = h.runtime.on_webhook(&m, &h.delivery(&body, SECRET)).unwrap().unwrap();
+        assert_eq!(o.status, 200);
+        h.records().apply(&o.transitions).unwrap();
+    }
+    let again = h.runtime.on_sync(&m, cursor.as_deref()).unwrap().unwrap();
+    assert_eq!(again.applied, 0, "{again:?}");
+    for (id, _) in &sessions[..3] {
+        assert_eq!(status(id), "PAID", "{id}");
+    }
+    assert_eq!(h.emails().len(), emails_after_sync, "no email twice");
 }

@@ -34,6 +34,19 @@ fn with_stripe_id(cus: &str) -> String {
     c.to_string()
 }
 
+/// The customer pays the invoice's Checkout Session with 4242.
+fn pay_session(off: &Offline, inv: &Value) {
+    let session = inv["checkoutSessionId"].as_str().unwrap();
+    let (status, _) = off
+        .stripe(
+            "POST",
+            &format!("/_test/checkout/sessions/{session}/complete"),
+            Some("card=4242424242424242"),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn an_invoice_is_paid_by_link_and_reconciled_by_webhook() {
     let off = offline();
@@ -51,15 +64,7 @@ fn an_invoice_is_paid_by_link_and_reconciled_by_webhook() {
         "the stable link, not a raw Checkout URL: {link}"
     );
 
-    let session = inv["checkoutSessionId"].as_str().unwrap();
-    let (status, _) = off
-        .stripe(
-            "POST",
-            &format!("/_test/checkout/sessions/{session}/complete"),
-            Some("card=4242424242424242"),
-        )
-        .unwrap();
-    assert_eq!(status, 200);
+    pay_session(&off, &inv);
     let inv = off
         .wait_for_status("inv_01", "PAID", Duration::from_secs(20))
         .unwrap();
@@ -583,4 +588,24 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
     );
     let (_, c) = off.host("GET", "/customers/c1", None).unwrap();
     assert_eq!(c["cardOnFile"], "pm_saved_by_setup", "{c}");
+}
+
+/// The webhook endpoint hears nothing (Stripe gave up, or it was disabled):
+/// `serve`'s sync reads the missed events from Stripe, stores the result
+/// with its cursor, and the next sync finds nothing new.
+#[test]
+fn serve_catches_up_on_missed_webhooks_by_sync() {
+    let off = offline();
+    hold_webhooks(&off);
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    let (_, inv) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    pay_session(&off, &inv);
+    let (_, before) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    assert_eq!(before["status"], "FINAL", "no webhook came");
+    let (read, applied) = off.app.sync().unwrap();
+    assert!(read >= 2 && applied >= 2, "read {read}, applied {applied}");
+    let (_, after) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    assert_eq!(after["status"], "PAID", "{after}");
+    let (_, again) = off.app.sync().unwrap();
+    assert_eq!(again, 0, "the stored cursor: nothing applied twice");
 }

@@ -116,6 +116,10 @@ pub struct Flags {
     /// Memory cap per plugin call, in MiB [default: 64].
     #[arg(long, global = true)]
     pub memory_mib: Option<usize>,
+    /// Catch up on missed webhooks from Stripe's events every so many
+    /// seconds, and once at start; 0 turns it off [default: 300].
+    #[arg(long, global = true)]
+    pub sync_every_secs: Option<u64>,
 }
 
 /// Everything resolved: file, then flags, then defaults.
@@ -128,6 +132,8 @@ pub struct Settings {
     pub stripe_api_base: String,
     pub api_key_env: String,
     pub stripe_timeout_secs: u64,
+    /// Seconds between syncs of missed webhooks (0: never).
+    pub sync_every_secs: u64,
     pub merchant: Merchant,
     pub limits: Limits,
 }
@@ -208,6 +214,7 @@ impl Settings {
                 .stripe_timeout_secs
                 .or(file.stripe.timeout_secs)
                 .unwrap_or(30),
+            sync_every_secs: flags.sync_every_secs.unwrap_or(300),
             limits: Limits {
                 deadline_ms: flags
                     .deadline_ms

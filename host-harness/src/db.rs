@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_ms INTEGER NOT NULL,
     UNIQUE (ns, dedupe_key)
 );
+CREATE TABLE IF NOT EXISTS sync_cursors (
+    merchant TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS customers (
     id TEXT PRIMARY KEY,
     doc TEXT NOT NULL,

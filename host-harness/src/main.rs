@@ -59,7 +59,10 @@ fn main() -> Result<()> {
             };
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
-            server.run(app, 4);
+            server.run(app.clone(), 4);
+            if settings.sync_every_secs > 0 {
+                app.sync_periodically(std::time::Duration::from_secs(settings.sync_every_secs));
+            }
             eprintln!(
                 "billing host listening on {} (Stripe API base {})",
                 server.base_url, settings.stripe_api_base

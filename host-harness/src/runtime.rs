@@ -26,7 +26,7 @@ pub use billing::stripe_plugin::types::{
     AccountStatus, Address, CardOnFile, CollectionStop, CollectionStopped, Customer,
     CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId, Invoice, InvoiceChange,
     InvoiceStatus, InvoiceUpdate, LineItem, Merchant, Money, Onboarding, OnboardingRequest,
-    PayLinkOutcome, PayPage, Payment, PaymentFailure, PaymentLink, PaymentOption, PaymentStatus,
+    PayLinkOutcome, PayPage, SyncOutcome, Payment, PaymentFailure, PaymentLink, PaymentOption, PaymentStatus,
     PluginError, Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
 };
 
@@ -164,6 +164,16 @@ impl Runtime {
         self.call(&m.account_id, |p, s| {
             p.billing_stripe_plugin_handlers()
                 .call_on_webhook(s, m, req)
+        })
+    }
+
+    pub fn on_sync(
+        &self,
+        m: &Merchant,
+        cursor: Option<&str>,
+    ) -> Result<Result<SyncOutcome, PluginError>> {
+        self.call(&m.account_id, |p, s| {
+            p.billing_stripe_plugin_handlers().call_on_sync(s, m, cursor)
         })
     }
 

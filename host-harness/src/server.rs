@@ -151,6 +151,46 @@ impl App {
         Ok(Self::new(runtime, s.merchant.clone()))
     }
 
+    /// Catches up on missed webhooks: calls `on-sync` from the stored cursor
+    /// until Stripe has nothing more, storing each call's transitions with
+    /// its cursor. Returns the events read and applied.
+    pub fn sync(&self) -> anyhow::Result<(u32, u32)> {
+        let key = self.merchant.account_id.clone();
+        let (mut read, mut applied) = (0, 0);
+        for _ in 0..100 {
+            let cursor = self.records().sync_cursor(&key)?;
+            let out = match self.runtime.on_sync(&self.merchant, cursor.as_deref())? {
+                Ok(out) => out,
+                Err(e) => anyhow::bail!("sync: {}", e.message()),
+            };
+            (read, applied) = (read + out.read, applied + out.applied);
+            self.records()
+                .apply_synced(&key, &out.next_cursor, &out.transitions)
+                .map_err(|e| anyhow::anyhow!("storing a sync: {e}"))?;
+            self.journal_lines("sync", &out.transitions);
+            if !out.more {
+                break;
+            }
+        }
+        Ok((read, applied))
+    }
+
+    /// Runs `sync` now and then every `every`, for as long as the process.
+    pub fn sync_periodically(self: &Arc<Self>, every: std::time::Duration) {
+        let app = self.clone();
+        std::thread::spawn(move || {
+            loop {
+                match app.sync() {
+                    Ok((read, applied)) => {
+                        eprintln!("[sync] {read} events read, {applied} applied that no webhook had brought")
+                    }
+                    Err(e) => eprintln!("[sync] failed, will try again: {e:#}"),
+                }
+                std::thread::sleep(every);
+            }
+        });
+    }
+
     /// Takes the journal lines written so far (one per applied transition).
     pub fn drain_journal(&self) -> Vec<String> {
         std::mem::take(&mut *self.journal.lock().unwrap_or_else(|p| p.into_inner()))
@@ -159,13 +199,17 @@ impl App {
     /// Applies transitions durably; `source` says which call produced them.
     fn apply(&self, source: &str, transitions: &[Transition]) -> Result<(), ApplyError> {
         self.records().apply(transitions)?;
+        self.journal_lines(source, transitions);
+        Ok(())
+    }
+
+    fn journal_lines(&self, source: &str, transitions: &[Transition]) {
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         j.extend(
             transitions
                 .iter()
                 .map(|t| format!("{:<34} {}", format!("({source})"), describe(t))),
         );
-        Ok(())
     }
     fn records(&self) -> Records<'_> {
         Records::new(&self.runtime.env().db)

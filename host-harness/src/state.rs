@@ -209,6 +209,41 @@ impl<'a> Records<'a> {
         Ok(())
     }
 
+    /// Where the last stored sync of `merchant` ended.
+    pub fn sync_cursor(&self, merchant: &str) -> Result<Option<String>> {
+        let conn = self.db.conn();
+        let cursor = conn
+            .query_row(
+                "SELECT cursor FROM sync_cursors WHERE merchant = ?1",
+                [merchant],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(cursor)
+    }
+
+    /// Applies a sync's transitions and keeps its cursor, both or neither:
+    /// a sync whose result was not stored is simply read again.
+    pub fn apply_synced(
+        &self,
+        merchant: &str,
+        cursor: &str,
+        transitions: &[Transition],
+    ) -> Result<(), ApplyError> {
+        let mut conn = self.db.conn();
+        let tx = conn.transaction()?;
+        for t in transitions {
+            apply_one(&tx, t)?;
+        }
+        tx.execute(
+            "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
+             ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
+            params![merchant, cursor],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn outbox(&self) -> Result<Vec<Value>> {
         let conn = self.db.conn();
         let mut stmt = conn.prepare(

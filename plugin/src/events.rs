@@ -10,7 +10,16 @@ pub struct Event {
     pub kind: String,
     pub account: Option<String>,
     pub livemode: Option<bool>,
+    /// When Stripe made the event (Unix seconds).
+    pub created: Option<u64>,
     pub data: Data,
+}
+
+/// A page of `/v1/events`, newest first.
+#[derive(Debug, miniserde::Deserialize)]
+pub struct EventPage {
+    pub data: Vec<Event>,
+    pub has_more: Option<bool>,
 }
 
 #[derive(Debug, miniserde::Deserialize)]

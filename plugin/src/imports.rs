@@ -8,6 +8,7 @@ use crate::bindings::billing::stripe_plugin::{
     kv,
     types::{Merchant, PluginError},
 };
+use crate::events::EventPage;
 use crate::stripe::objects::{self, Obj};
 use crate::stripe::{error, request::StripeRequest};
 
@@ -93,6 +94,25 @@ const TRIES: u32 = 3;
 /// Stripe says a retry can help and asks for no wait; at the end the last
 /// error is returned, retryable or not, never a guess.
 pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
+    let body = call_raw(merchant, req)?;
+    objects::parse(&body).map_err(|_| unreadable(req))
+}
+
+/// A page of events from `/v1/events`, read as events.
+pub fn events(merchant: &Merchant, req: &StripeRequest) -> Result<EventPage, PluginError> {
+    let body = call_raw(merchant, req)?;
+    Ok(objects::parse(&body).map_err(|_| unreadable(req))?)
+}
+
+fn unreadable(req: &StripeRequest) -> CallError {
+    CallError::Host(PluginError::HostUnavailable(format!(
+        "{} {}: unreadable Stripe response",
+        req.method, req.path
+    )))
+}
+
+/// The body of Stripe's 2xx answer, after the retries `call` describes.
+fn call_raw(merchant: &Merchant, req: &StripeRequest) -> Result<Vec<u8>, CallError> {
     let mut tries = 1;
     loop {
         match call_once(merchant, req) {
@@ -122,7 +142,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> {
+fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Vec<u8>, CallError> {
     let body = if req.method == "POST" {
         req.encoded_params().into_bytes()
     } else {
@@ -157,12 +177,7 @@ fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError>
             .map(|secs| secs.saturating_mul(1000));
         return Err(CallError::Stripe(failure));
     }
-    objects::parse(&resp.body).map_err(|_| {
-        CallError::Host(PluginError::HostUnavailable(format!(
-            "{}: unreadable Stripe response",
-            what()
-        )))
-    })
+    Ok(resp.body)
 }
 
 /// Queues an email; a duplicate (same dedupe key) is not an error.

@@ -22,7 +22,7 @@ pub mod stripe;
 
 use bindings::billing::stripe_plugin::types::{
     Customer, Invoice, InvoiceUpdate, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome,
-    PluginError, Transition, WebhookOutcome, WebhookRequest,
+    PluginError, SyncOutcome, Transition, WebhookOutcome, WebhookRequest,
 };
 use bindings::exports::billing::stripe_plugin::handlers::Guest;
 
@@ -49,6 +49,10 @@ impl Guest for Component {
         request: WebhookRequest,
     ) -> Result<WebhookOutcome, PluginError> {
         handlers::webhook::on_webhook(&merchant, &request)
+    }
+
+    fn on_sync(merchant: Merchant, cursor: Option<String>) -> Result<SyncOutcome, PluginError> {
+        handlers::sync::on_sync(&merchant, cursor.as_deref())
     }
 
     fn on_pay_link_opened(

@@ -6,6 +6,7 @@ pub mod invoice;
 pub mod onboarding;
 pub mod paylink;
 pub mod settle;
+pub mod sync;
 pub mod update;
 pub mod webhook;
 

@@ -53,43 +53,68 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
     let Some(event) = Event::parse(&req.body) else {
         return Ok(outcome(400, "body is not a Stripe event", None));
     };
+    let applied = apply_event(m, &event)?;
+    Ok(WebhookOutcome {
+        transitions: applied.settled.transitions,
+        ..outcome(200, &applied.settled.note, Some(&event))
+    })
+}
+
+/// An event applied: what it changed, and whether it had been applied before.
+pub struct Applied {
+    pub settled: Settled,
+    pub before: Seen,
+}
+
+/// Whether an event had been applied before (a redelivery, or a sync of an
+/// event a webhook brought).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    Before,
+    New,
+}
+
+/// One verified event, from a webhook or from a sync: account and mode
+/// routing, then its effects; its seen-marker is written last, so that a
+/// failure in between loses nothing.
+pub fn apply_event(m: &Merchant, event: &Event) -> Result<Applied, PluginError> {
+    let ignored = |note: &str| Applied {
+        settled: Settled {
+            transitions: Vec::new(),
+            note: note.to_string(),
+        },
+        before: Seen::New,
+    };
     let expected_account = (!m.account_id.is_empty()).then_some(m.account_id.as_str());
     // Answered 200 so that Stripe stops sending it, counted, and reported in the reason.
     if event.account.as_deref() != expected_account {
         imports::count("foreign-account-events")?;
-        return Ok(outcome(
-            200,
-            "event for another account; ignored",
-            Some(&event),
-        ));
+        return Ok(ignored("event for another account; ignored"));
     }
     if event.livemode() != m.livemode {
         imports::count("other-mode-events")?;
-        return Ok(outcome(
-            200,
-            "event for the other mode (live/test); ignored",
-            Some(&event),
-        ));
+        return Ok(ignored("event for the other mode (live/test); ignored"));
     }
     let seen_key = format!("event:{}", event.id);
-    let seen = kv::get(&seen_key).map_err(kv_failure)?.is_some();
+    let before = if kv::get(&seen_key).map_err(kv_failure)?.is_some() {
+        Seen::Before
+    } else {
+        Seen::New
+    };
     // A redelivery recomputes the same transitions but tells no one again.
-    let tell = if seen { Tell::Nobody } else { Tell::Both };
-    let settled = effects(m, &event, tell)?;
+    let tell = match before {
+        Seen::Before => Tell::Nobody,
+        Seen::New => Tell::Both,
+    };
+    let mut settled = effects(m, event, tell)?;
     // Written last: if anything above failed, Stripe's redelivery redoes it all.
-    if !seen {
+    if before == Seen::New {
         let keep = imports::Keep::StripesEventWindow.ttl_ms();
         kv::compare_and_swap(&seen_key, None, b"1", keep).map_err(kv_failure)?;
-    }
-    let reason = if seen {
-        format!("duplicate delivery; {}", settled.note)
     } else {
-        settled.note
-    };
-    Ok(WebhookOutcome {
-        transitions: settled.transitions,
-        ..outcome(200, &reason, Some(&event))
-    })
+        settled.note = format!("duplicate delivery; {}", settled.note);
+    }
+    Ok(Applied { settled, before })
 }
 
 fn not_ours() -> Result<Settled, PluginError> {

@@ -326,6 +326,25 @@ pub fn list_payment_intents(
     }
 }
 
+/// Events made within `[since, until]` (Unix seconds), newest first, a page
+/// of 100 after `starting_after`.
+pub fn list_events(since: u64, until: Option<u64>, starting_after: Option<&str>) -> StripeRequest {
+    let mut params = vec![
+        ("created[gte]".into(), since.to_string()),
+        ("limit".into(), "100".into()),
+    ];
+    if let Some(t) = until {
+        params.push(("created[lte]".into(), t.to_string()));
+    }
+    if let Some(after) = starting_after {
+        params.push(("starting_after".into(), after.into()));
+    }
+    StripeRequest {
+        params,
+        ..StripeRequest::get("/v1/events".into())
+    }
+}
+
 pub fn retrieve_payment_method(id: &str) -> StripeRequest {
     StripeRequest::get(format!("/v1/payment_methods/{}", segment(id)))
 }

@@ -60,6 +60,10 @@ impl Guest for Rogue {
         Err(PluginError::InvalidInput("rogue".into()))
     }
 
+    fn on_sync(_: Merchant, _: Option<String>) -> Result<SyncOutcome, PluginError> {
+        Err(PluginError::InvalidInput("rogue".into()))
+    }
+
     fn on_pay_link_opened(_: Merchant, _: String) -> Result<PayLinkOutcome, PluginError> {
         Ok(PayLinkOutcome {
             page: PayPage::NotFound,
