@@ -31,6 +31,10 @@ pub struct InvoiceState {
     /// The plugin record's revision behind `status`: an older one is dropped.
     #[serde(default)]
     pub status_revision: u64,
+    /// When this host first stored the invoice as PAID (ms since the epoch,
+    /// the host's wall clock): what finance reads as "paid on".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paid_at_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -326,6 +330,12 @@ fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
 /// The host applies what the plugin decided: the plugin's state machine has
 /// already refused out-of-order facts, so every transition here is legal, and
 /// applying one twice changes nothing (payments are keyed by their Stripe ref).
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
     let invoice_id = match t {
         Transition::CustomerLinked(l) => {
@@ -395,6 +405,9 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::StatusChanged(s) => {
             st.status_revision = s.revision;
             st.status = status_name(s.status).into();
+            if st.status == "PAID" && st.paid_at_ms.is_none() {
+                st.paid_at_ms = Some(wall_clock_ms());
+            }
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());

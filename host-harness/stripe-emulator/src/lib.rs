@@ -54,7 +54,8 @@ pub struct Emulator {
     clock: Clock,
     /// Base of the URLs it hands out (Checkout pages, onboarding).
     public_base: Arc<Mutex<String>>,
-    webhook: Arc<Mutex<Option<WebhookTarget>>>,
+    /// Webhook endpoints, each for one account's events or (None) for all.
+    webhooks: Arc<Mutex<Vec<(Option<String>, WebhookTarget)>>>,
     /// One request at a time: a check and its change are atomic, as racing a
     /// Checkout payment against an expiry must be.
     op: Arc<Mutex<()>>,
@@ -68,7 +69,7 @@ impl Emulator {
             state: Arc::default(),
             clock,
             public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
-            webhook: Arc::default(),
+            webhooks: Arc::default(),
             op: Arc::default(),
             faults: Arc::default(),
             deliveries: Arc::default(),
@@ -83,8 +84,14 @@ impl Emulator {
         lock(&self.public_base).clone()
     }
 
+    /// The one endpoint for every account's events (none: no delivery).
     pub fn set_webhook(&self, target: Option<WebhookTarget>) {
-        *lock(&self.webhook) = target;
+        *lock(&self.webhooks) = target.into_iter().map(|t| (None, t)).collect();
+    }
+
+    /// An endpoint for the events of `account` only ("" is the platform).
+    pub fn add_webhook_for(&self, account: &str, target: WebhookTarget) {
+        lock(&self.webhooks).push((Some(account.to_string()), target));
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -10,7 +10,9 @@ use std::time::Duration;
 /// Bodies beyond this are refused (Stripe's own limit is far lower).
 const MAX_BODY: u64 = 1 << 20;
 
-/// How long a "timeout" fault holds the connection before dropping it.
+/// How long a "timeout" fault holds the connection before dropping it, by
+/// default: longer than Stripe's SDKs wait (30 s). A client with a shorter
+/// timeout can be matched with `hold_timeouts_for`.
 const TIMEOUT_HOLD: Duration = Duration::from_secs(35);
 
 /// A running emulator; dropping it stops the server.
@@ -18,6 +20,7 @@ pub struct RunningEmulator {
     pub emulator: Emulator,
     pub base_url: String,
     server: Arc<tiny_http::Server>,
+    hold: Arc<std::sync::Mutex<Duration>>,
 }
 
 impl RunningEmulator {
@@ -29,15 +32,22 @@ impl RunningEmulator {
             .ok_or_else(|| "emulator: not an IP address".to_string())?;
         let base_url = format!("http://{addr}");
         emulator.set_public_base(&base_url);
-        for _ in 0..4 {
-            let (server, emulator) = (server.clone(), emulator.clone());
-            std::thread::spawn(move || serve(&server, &emulator));
+        let hold = Arc::new(std::sync::Mutex::new(TIMEOUT_HOLD));
+        for _ in 0..8 {
+            let (server, emulator, hold) = (server.clone(), emulator.clone(), hold.clone());
+            std::thread::spawn(move || serve(&server, &emulator, &hold));
         }
         Ok(Self {
             emulator,
             base_url,
             server,
+            hold,
         })
+    }
+
+    /// How long a timeout fault keeps the client waiting.
+    pub fn hold_timeouts_for(&self, hold: Duration) {
+        *crate::lock(&self.hold) = hold;
     }
 }
 
@@ -47,7 +57,7 @@ impl Drop for RunningEmulator {
     }
 }
 
-fn serve(server: &tiny_http::Server, emulator: &Emulator) {
+fn serve(server: &tiny_http::Server, emulator: &Emulator, hold: &std::sync::Mutex<Duration>) {
     while let Ok(mut req) = server.recv() {
         let method = req.method().as_str().to_string();
         let target = req.url().to_string();
@@ -67,7 +77,8 @@ fn serve(server: &tiny_http::Server, emulator: &Emulator) {
             Outcome::Answer(reply) => respond(req, reply),
             Outcome::Lost(fault) => {
                 if fault == Fault::Timeout {
-                    std::thread::sleep(TIMEOUT_HOLD);
+                    let hold = *crate::lock(hold);
+                    std::thread::sleep(hold);
                 }
                 // No answer at all: the connection is left without a response.
                 drop(req.into_writer());

@@ -46,7 +46,7 @@ pub struct DeliveryPlan {
 pub struct Deliveries {
     plan: DeliveryPlan,
     dropped: Vec<Value>,
-    pub duplicated: u64,
+    duplicated: u64,
 }
 
 /// Stripe's header for `body`, signed at `t` with each secret.
@@ -78,9 +78,16 @@ impl Emulator {
     pub fn retry_dropped(&self) -> usize {
         let held = std::mem::take(&mut lock(&self.deliveries).dropped);
         for event in &held {
-            self.send_after(event, Duration::ZERO);
+            for target in self.targets_of(event, Delivery::Automatic) {
+                self.send_after(target, event, Duration::ZERO);
+            }
         }
         held.len()
+    }
+
+    /// Events delivered twice by the plan so far.
+    pub fn duplicated(&self) -> u64 {
+        lock(&self.deliveries).duplicated
     }
 
     /// Forgets the held-back events (Stripe gave up on them).
@@ -88,11 +95,14 @@ impl Emulator {
         std::mem::take(&mut lock(&self.deliveries).dropped).len()
     }
 
-    /// Sends `event` to the webhook endpoint as the plan says.
+    /// Sends `event` to its webhook endpoints as the plan says.
     pub(crate) fn send(&self, event: &Value) {
-        let Some(_) = self.automatic_target() else {
-            return;
-        };
+        for target in self.targets_of(event, Delivery::Automatic) {
+            self.send_to(target, event);
+        }
+    }
+
+    fn send_to(&self, target: WebhookTarget, event: &Value) {
         let (delays, drop) = {
             let mut d = lock(&self.deliveries);
             let plan = d.plan.clone();
@@ -114,20 +124,21 @@ impl Emulator {
             return;
         }
         for delay in delays {
-            self.send_after(event, delay);
+            self.send_after(target.clone(), event, delay);
         }
     }
 
-    fn automatic_target(&self) -> Option<WebhookTarget> {
-        lock(&self.webhook)
-            .clone()
-            .filter(|t| t.delivery == Delivery::Automatic)
+    /// The endpoints that take `event`, delivering as `mode` says.
+    fn targets_of(&self, event: &Value, mode: Delivery) -> Vec<WebhookTarget> {
+        let account = event["account"].as_str().unwrap_or("");
+        lock(&self.webhooks)
+            .iter()
+            .filter(|(only, t)| t.delivery == mode && only.as_deref().is_none_or(|a| a == account))
+            .map(|(_, t)| t.clone())
+            .collect()
     }
 
-    fn send_after(&self, event: &Value, delay: Duration) {
-        let Some(target) = self.automatic_target() else {
-            return;
-        };
+    fn send_after(&self, target: WebhookTarget, event: &Value, delay: Duration) {
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();
         let clock = self.clock.clone();
         std::thread::spawn(move || {
@@ -136,9 +147,15 @@ impl Emulator {
         });
     }
 
-    /// Delivers `event` once, now, and returns the HTTP status (0: no answer).
+    /// Delivers `event` once, now, to its first endpoint, and returns the
+    /// HTTP status (0: no answer or no endpoint).
     pub fn deliver_now(&self, event: &Value) -> u16 {
-        let Some(target) = lock(&self.webhook).clone() else {
+        let account = event["account"].as_str().unwrap_or("");
+        let target = lock(&self.webhooks)
+            .iter()
+            .find(|(only, _)| only.as_deref().is_none_or(|a| a == account))
+            .map(|(_, t)| t.clone());
+        let Some(target) = target else {
             return 0;
         };
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();

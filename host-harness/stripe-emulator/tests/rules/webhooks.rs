@@ -1,0 +1,105 @@
+//! Webhook delivery: signed, per endpoint, and as untidy as Stripe's when
+//! the plan says so (late, twice, or held back and retried later).
+//! https://docs.stripe.com/webhooks#retries
+
+use crate::support::*;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stripe_emulator::{Delivery, DeliveryPlan, WebhookTarget};
+
+/// A loopback endpoint that keeps the event ids it receives.
+struct Endpoint {
+    url: String,
+    got: Arc<Mutex<Vec<String>>>,
+    _server: Arc<tiny_http::Server>,
+}
+
+fn endpoint() -> Endpoint {
+    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+    let url = format!("http://{}/hook", server.server_addr().to_ip().unwrap());
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let (s, g) = (server.clone(), got.clone());
+    std::thread::spawn(move || {
+        while let Ok(mut req) = s.recv() {
+            let mut body = String::new();
+            let _ = req.as_reader().read_to_string(&mut body);
+            let signed = req.headers().iter().any(|h| h.field.equiv("Stripe-Signature"));
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            if signed {
+                g.lock().unwrap().push(v["id"].as_str().unwrap_or_default().to_string());
+            }
+            let _ = req.respond(tiny_http::Response::empty(200));
+        }
+    });
+    Endpoint { url, got, _server: server }
+}
+
+fn wait_for(got: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+    let start = Instant::now();
+    while got.lock().unwrap().len() < n && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    got.lock().unwrap().clone()
+}
+
+fn target(url: &str) -> WebhookTarget {
+    WebhookTarget {
+        url: url.to_string(),
+        secrets: vec!["whsec_rules".into()],
+        delivery: Delivery::Automatic,
+    }
+}
+
+#[test]
+fn each_account_s_events_go_to_its_own_endpoint() {
+    let s = Stripe::new();
+    s.emu.connect_existing("acct_other", "Other");
+    let (mine, theirs) = (endpoint(), endpoint());
+    s.emu.add_webhook_for(ACCOUNT, target(&mine.url));
+    s.emu.add_webhook_for("acct_other", target(&theirs.url));
+    let cus = s.customer();
+    let card = s.saved_card(&cus, "4242424242424242");
+    s.off_session_charge(&cus, &card, "");
+    let n = s.emu.events().len();
+    assert_eq!(wait_for(&mine.got, n).len(), n);
+    assert!(theirs.got.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_plan_duplicates_or_holds_back_events_until_retried() {
+    let s = Stripe::new();
+    let hook = endpoint();
+    s.emu.add_webhook_for(ACCOUNT, target(&hook.url));
+    s.emu.set_delivery_plan(DeliveryPlan {
+        seed: 1,
+        max_delay: Duration::from_millis(50),
+        duplicate_per_mille: 1000,
+        drop_per_mille: 0,
+    });
+    s.customer();
+    let cus = s.customer();
+    s.saved_card(&cus, "4242424242424242");
+    let n = s.emu.events().len();
+    let got = wait_for(&hook.got, 2 * n);
+    assert_eq!(got.len(), 2 * n, "every event twice: {got:?}");
+    assert_eq!(s.emu.duplicated(), n as u64);
+
+    let s = Stripe::new();
+    let hook = endpoint();
+    s.emu.add_webhook_for(ACCOUNT, target(&hook.url));
+    s.emu.set_delivery_plan(DeliveryPlan {
+        seed: 2,
+        max_delay: Duration::ZERO,
+        duplicate_per_mille: 0,
+        drop_per_mille: 1000,
+    });
+    let cus = s.customer();
+    s.saved_card(&cus, "4242424242424242");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(hook.got.lock().unwrap().is_empty(), "all held back");
+    let held = s.emu.dropped();
+    assert_eq!(held, s.emu.events().len());
+    assert_eq!(s.emu.retry_dropped(), held);
+    assert_eq!(wait_for(&hook.got, held).len(), held);
+}
