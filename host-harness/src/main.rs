@@ -41,6 +41,9 @@ enum Command {
         /// Deliver signed events here (e.g. http://127.0.0.1:8787/webhooks/stripe); sign with --webhook-secret.
         #[arg(long)]
         webhook_url: Option<String>,
+        /// The business name of the account `--account` connects (shown on Checkout's page).
+        #[arg(long, default_value = "Merchant Ltd")]
+        business_name: String,
     },
 }
 
@@ -71,7 +74,10 @@ fn main() -> Result<()> {
                 std::thread::park();
             }
         }
-        Command::StripeEmulator { webhook_url } => {
+        Command::StripeEmulator {
+            webhook_url,
+            business_name,
+        } => {
             let listen = cli
                 .flags
                 .listen
@@ -81,7 +87,7 @@ fn main() -> Result<()> {
                 .map_err(anyhow::Error::msg)?;
             if let Some(account) = &cli.flags.account {
                 // The merchant that serve acts for has connected its account.
-                running.emulator.connect_existing(account, "Merchant");
+                running.emulator.connect_existing(account, &business_name);
             }
             if let Some(url) = webhook_url {
                 running.emulator.set_webhook(Some(WebhookTarget {

@@ -10,7 +10,7 @@ import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-const [host, stripe, account, apiKey] = process.argv.slice(2);
+const [host, stripe, account, apiKey, businessName] = process.argv.slice(2);
 const shots = join(import.meta.dirname, "..", "artifacts", "browser");
 mkdirSync(shots, { recursive: true });
 const fixtures = join(import.meta.dirname, "..", "..", "host-harness", "fixtures");
@@ -52,7 +52,8 @@ try {
   // 2. the checkout page appears: the merchant, the amount, a card field, a Pay button
   await page.waitForSelector("#card");
   const text = await page.textContent("body");
-  check(text.includes(account) && text.includes("GBP 1200.00"), "the checkout page shows the merchant and GBP 1200.00");
+  check(text.includes(businessName) && !text.includes(account) && text.includes("GBP 1200.00"),
+    "the checkout page shows the merchant's business name (not its account id) and GBP 1200.00");
   await page.screenshot({ path: join(shots, "2-checkout-page.png") });
   // 3. pay with 4242 4242 4242 4242
   await page.fill("#card", "4242 4242 4242 4242");

@@ -17,7 +17,8 @@ secret="whsec_browser_$(date +%s%N)"
 account=acct_browser_merchant
 export STRIPE_API_KEY="sk_test_browser_$RANDOM"
 
-"$bin" stripe-emulator --listen "127.0.0.1:$stripe_port" --account "$account" \
+business="Browser Test Shop"
+"$bin" stripe-emulator --listen "127.0.0.1:$stripe_port" --account "$account" --business-name "$business" \
     --webhook-url "http://127.0.0.1:$host_port/webhooks/stripe" --webhook-secret "$secret" 2>"$tmp/emulator.log" &
 pids+=($!)
 "$bin" serve --listen "127.0.0.1:$host_port" --stripe-api-base "http://127.0.0.1:$stripe_port" \
@@ -28,6 +29,6 @@ for _ in $(seq 100); do
     python3 -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$host_port/healthz', timeout=1)" 2>/dev/null && break
     sleep 0.1
 done
-node checkout.mjs "http://127.0.0.1:$host_port" "http://127.0.0.1:$stripe_port" "$account" "$STRIPE_API_KEY" || {
+node checkout.mjs "http://127.0.0.1:$host_port" "http://127.0.0.1:$stripe_port" "$account" "$STRIPE_API_KEY" "$business" || {
     echo "--- host log"; cat "$tmp/host.log"; echo "--- emulator log"; cat "$tmp/emulator.log"; exit 1;
 }
