@@ -49,6 +49,9 @@ pub struct Deliveries {
     duplicated: u64,
 }
 
+/// Deliveries tried again after an endpoint failed to answer 2xx.
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Stripe's header for `body`, signed at `t` with each secret.
 pub fn signature_header(secrets: &[String], t: i64, body: &[u8]) -> String {
     let mut header = format!("t={t}");
@@ -83,6 +86,12 @@ impl Emulator {
             }
         }
         held.len()
+    }
+
+    /// Deliveries tried again because the endpoint did not answer 2xx (this
+    /// process, every emulator).
+    pub fn redeliveries(&self) -> u64 {
+        RETRIES.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Events delivered twice by the plan so far.
@@ -191,6 +200,9 @@ fn post(agent: &ureq::Agent, target: &WebhookTarget, body: &[u8], now: i64) -> u
 fn deliver(target: &WebhookTarget, body: &[u8], now: impl Fn() -> i64) {
     let agent = agent();
     for attempt in 0..8u32 {
+        if attempt > 0 {
+            RETRIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         if (200..300).contains(&post(&agent, target, body, now())) {
             return;
         }

@@ -90,9 +90,10 @@ fn main() {
         invariants::count_by(faults.iter().map(|f| format!("{} {}", f.fault.name(), if matches!(f.when, stripe_emulator::faults::When::BeforeWork) { "before work" } else { "after work" })))
     );
     println!(
-        "  webhooks: {} events, {} delivered twice, {} never delivered (left to sync)",
+        "  webhooks: {} events, {} delivered twice, {} redelivered after a failed attempt, {} never delivered (left to sync)",
         emulator.events().len(),
         emulator.duplicated(),
+        emulator.redeliveries(),
         given_up
     );
     println!("  crashes: {} SIGKILLs of serve, each restarted", fleet.crashes());

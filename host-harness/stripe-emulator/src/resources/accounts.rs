@@ -35,6 +35,14 @@ const LINK_PARAMS: &[&str] = &[
 pub fn route(emu: &Emulator, method: &str, segments: &[&str], params: &Value) -> Reply {
     match (method, segments) {
         ("POST", ["accounts"]) => create_account(emu, params),
+        ("GET", ["accounts"]) => emu.list(
+            "",
+            "account",
+            "/v1/accounts",
+            params,
+            &[crate::list::Filter::Created],
+            public,
+        ),
         ("GET", ["accounts", id]) => match emu.get("", "account", id) {
             Some(a) if a["_deauthorized"] != true => Reply::json(200, &public(a)),
             _ => missing("account", id),

@@ -68,3 +68,15 @@ fn events_are_listed_by_type_and_time() {
 fn support_now_secs(s: &Stripe) -> u64 {
     s.time.load(std::sync::atomic::Ordering::SeqCst) / 1000
 }
+
+#[test]
+fn the_platform_lists_its_connected_accounts() {
+    let mut s = Stripe::new();
+    s.account = String::new();
+    let made = id(&s.ok("/v1/accounts", "type=express"));
+    let (status, list) = s.call("GET", "/v1/accounts", "limit=10");
+    assert_eq!(status, 200);
+    let listed = ids(&list);
+    assert_eq!(listed.first(), Some(&made), "newest first");
+    assert!(listed.contains(&ACCOUNT.to_string()));
+}

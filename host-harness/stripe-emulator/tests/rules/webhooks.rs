@@ -103,3 +103,38 @@ fn the_plan_duplicates_or_holds_back_events_until_retried() {
     assert_eq!(s.emu.retry_dropped(), held);
     assert_eq!(wait_for(&hook.got, held).len(), held);
 }
+
+#[test]
+fn late_deliveries_arrive_out_of_order_and_a_failing_endpoint_is_retried() {
+    let s = Stripe::new();
+    let hook = endpoint();
+    s.emu.add_webhook_for(ACCOUNT, target(&hook.url));
+    s.emu.set_delivery_plan(DeliveryPlan {
+        seed: 5,
+        max_delay: Duration::from_millis(300),
+        duplicate_per_mille: 0,
+        drop_per_mille: 0,
+    });
+    let cus = s.customer();
+    let card = s.saved_card(&cus, "4242424242424242");
+    for _ in 0..11 {
+        s.off_session_charge(&cus, &card, "");
+    }
+    let made: Vec<String> = s.emu.events().iter().map(id).collect();
+    let got = wait_for(&hook.got, made.len());
+    assert_eq!(got.len(), made.len());
+    assert_ne!(got, made, "a delay of up to 300 ms reorders a dozen events");
+
+    // An endpoint that is down at first: Stripe tries again.
+    let s = Stripe::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    s.emu.add_webhook_for(ACCOUNT, target(&format!("http://127.0.0.1:{port}/hook")));
+    let before = s.emu.redeliveries();
+    let cus = s.customer();
+    s.saved_card(&cus, "4242424242424242");
+    std::thread::sleep(Duration::from_millis(150));
+    let server = tiny_http::Server::http(format!("127.0.0.1:{port}")).unwrap();
+    let req = server.recv_timeout(Duration::from_secs(10)).unwrap().expect("a retried delivery");
+    let _ = req.respond(tiny_http::Response::empty(200));
+    assert!(s.emu.redeliveries() > before);
+}
