@@ -179,6 +179,36 @@ impl Plan {
     }
 }
 
+/// A rule from a test route's form: `path`, `fault` (500, rate_limit,
+/// lock_timeout, timeout, reset), `when` (before|after), optional `method`
+/// and `times` (default 1).
+pub(crate) fn rule_from(params: &serde_json::Value) -> Result<Rule, Reply> {
+    let bad = |what: &str| crate::error::invalid(None, what, None);
+    let fault = match params["fault"].as_str() {
+        Some("500") => Fault::ServerError,
+        Some("rate_limit") => Fault::RateLimited,
+        Some("lock_timeout") => Fault::LockTimeout,
+        Some("timeout") => Fault::Timeout,
+        Some("reset") => Fault::Reset,
+        _ => return Err(bad("fault must be 500, rate_limit, lock_timeout, timeout or reset")),
+    };
+    let when = match params["when"].as_str() {
+        Some("before") | None => When::BeforeWork,
+        Some("after") => When::AfterWork,
+        Some(_) => return Err(bad("when must be before or after")),
+    };
+    let Some(path) = params["path"].as_str().filter(|p| p.starts_with("/v1/")) else {
+        return Err(bad("path must start with /v1/"));
+    };
+    Ok(Rule {
+        method: params["method"].as_str().map(str::to_ascii_uppercase),
+        path: path.to_string(),
+        fault,
+        when,
+        times: params["times"].as_str().and_then(|t| t.parse().ok()).unwrap_or(1),
+    })
+}
+
 /// splitmix64: small, seeded, reproducible.
 pub fn next(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -57,6 +57,24 @@ fn test_route(emu: &Emulator, segments: &[&str], params: &Value) -> Reply {
         }),
         ["events", "deliver"] => Ok(deliver_listed(emu, params)),
         ["webhook"] => Ok(set_webhook(emu, params)),
+        ["faults"] => crate::faults::rule_from(params).map(|rule| {
+            emu.inject(rule);
+            Reply::json(200, &json!({"ok": true}))
+        }),
+        ["faults", "seeded"] => {
+            let number = |k: &str| params[k].as_str().and_then(|v| v.parse::<u64>().ok());
+            match (number("seed"), number("per_mille")) {
+                (Some(seed), Some(share)) => {
+                    emu.inject_seeded(seed, share.min(1000) as u32);
+                    Ok(Reply::json(200, &json!({"ok": true})))
+                }
+                _ => Err(crate::error::invalid(None, "seed and per_mille are required", None)),
+            }
+        }
+        ["faults", "heal"] => {
+            emu.heal();
+            Ok(Reply::json(200, &json!({"injected": emu.injected().len()})))
+        }
         _ => Err(unrecognized("POST", &format!("/_test/{}", segments.join("/")))),
     };
     result.unwrap_or_else(|e| e)

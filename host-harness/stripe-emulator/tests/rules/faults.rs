@@ -73,3 +73,18 @@ fn a_seeded_plan_is_reproducible() {
     assert!((15..=45).contains(&a.len()), "about 30% of 100: {}", a.len());
     assert_ne!(a, run(8));
 }
+
+#[test]
+fn the_plan_can_be_set_through_test_routes() {
+    let s = Stripe::new();
+    let set = s.test_route("/_test/faults", "path=/v1/customers&method=POST&fault=rate_limit&when=before&times=2");
+    assert_eq!(set.status, 200);
+    assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 429);
+    assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 429);
+    assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 200);
+    assert_eq!(s.test_route("/_test/faults", "path=/v1/customers&fault=nonsense").status, 400);
+    assert_eq!(s.test_route("/_test/faults/seeded", "seed=3&per_mille=1000").status, 200);
+    assert_ne!(s.call("GET", "/v1/customers", "").0, 200);
+    assert_eq!(s.test_route("/_test/faults/heal", "").status, 200);
+    assert_eq!(s.call("GET", "/v1/customers", "").0, 200);
+}
