@@ -201,7 +201,7 @@ fn hold_webhooks(off: &Offline) {
         .emulator
         .set_webhook(Some(stripe_emulator::WebhookTarget {
             url: format!("{}/webhooks/stripe", off.server.base_url),
-            secrets: off.app.merchant.webhook_secrets.clone(),
+            secrets: off.app.webhook_secrets(),
             delivery: stripe_emulator::Delivery::ByHand,
         }));
 }

@@ -119,7 +119,7 @@ fn the_component_is_small_and_speaks_only_our_contract() {
         .map(|(name, _)| name.to_string())
         .collect();
     assert_eq!(exports, ["billing:stripe-plugin/handlers@0.2.0"]);
-    for ours in ["http", "kv", "email", "clock"] {
+    for ours in ["http", "kv", "email", "clock", "mac"] {
         let name = format!("billing:stripe-plugin/{ours}@0.2.0");
         assert!(
             imports.contains(&name),
@@ -131,11 +131,34 @@ fn the_component_is_small_and_speaks_only_our_contract() {
     names.sort();
     assert_eq!(
         names,
-        ["clock", "email", "http", "kv", "types"]
+        ["clock", "email", "http", "kv", "mac", "types"]
             .map(|i| format!("billing:stripe-plugin/{i}@0.2.0")),
         "only the contract's interfaces are imported"
     );
     eprintln!("imports: {imports:?}");
+}
+
+/// Secrets never enter the sandbox: no type or function of the contract
+/// carries one (the plugin asks the host's `mac` import for MACs instead).
+#[test]
+fn no_secret_is_in_any_type_or_argument_of_the_contract() {
+    let wit = concat!(env!("CARGO_MANIFEST_DIR"), "/../wit");
+    for entry in std::fs::read_dir(wit).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wit") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default().to_ascii_lowercase();
+            assert!(
+                !code.contains("secret") && !code.contains("api-key") && !code.contains("password"),
+                "{}:{}: {line}",
+                path.display(),
+                n + 1
+            );
+        }
+    }
 }
 
 /// Garbage in never traps the plugin: mutated event bodies and headers, and

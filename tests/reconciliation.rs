@@ -482,7 +482,7 @@ fn money_in_another_currency_or_short_is_not_paid() {
 #[test]
 fn the_webhook_refuses_what_is_not_stripes_for_this_merchant() {
     let mut h = host();
-    h.merchant.webhook_secrets = vec!["whsec_old_one".into(), SECRET.into()];
+    h.set_keys(&["whsec_old_one", SECRET]);
     let e = json!({"id": "evt_other", "object": "event", "type": "customer.created", "account": ACCOUNT, "livemode": false,
         "data": {"object": {"id": "cus_1", "object": "customer"}}});
     let body = serde_json::to_vec(&e).unwrap();

@@ -5,7 +5,7 @@ use host_harness::db::Db;
 use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
 use host_harness::offline_stripe::InProcess;
 use stripe_emulator::{Emulator, form};
-use host_harness::imports::{Clock, HostEnv, HttpBackend, StripeGate};
+use host_harness::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
 use host_harness::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
@@ -41,13 +41,28 @@ pub fn merchant() -> Merchant {
         stripe_receipts: false,
         pay_link_base: "https://billing.example.com".into(),
         notification_email: "finance@merchant.example".into(),
-        webhook_secrets: vec![SECRET.into()],
         webhook_tolerance_secs: 300,
         livemode: false,
     }
 }
 
+/// The test merchant's secrets, kept by the host.
+pub fn keys(webhook: &[&str]) -> MerchantKeys {
+    MerchantKeys {
+        webhook_signing: webhook.iter().map(|s| s.to_string()).collect(),
+        pay_link: vec![PAY_LINK_KEY.into()],
+    }
+}
+
+/// The test merchant's pay-link key (fake, like every key here).
+pub const PAY_LINK_KEY: &str = "plk_test_harness";
+
 impl Harness {
+    /// Replaces the merchant's webhook secrets (a rotation).
+    pub fn set_keys(&mut self, webhook: &[&str]) {
+        self.runtime.env().keys.set(&self.merchant.account_id, keys(webhook));
+    }
+
     pub fn new() -> Self {
         Self::with(PLUGIN_WASM, Limits::default(), None)
     }
@@ -97,7 +112,9 @@ impl Harness {
             },
             clock: clock.clone(),
             recorder: Recorder::for_tests("harness"),
+            keys: KeyRing::default(),
         });
+        env.keys.set(ACCOUNT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
         Self {

@@ -5,7 +5,7 @@
 use crate::db::Db;
 use crate::offline_stripe::InProcess;
 use stripe_emulator::signature_header;
-use crate::imports::{Clock, HostEnv, StripeGate};
+use crate::imports::{Clock, HostEnv, StripeGate, KeyRing, MerchantKeys};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest};
@@ -30,8 +30,15 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
         },
         clock: clock.clone(),
         recorder: Recorder::default(),
+        keys: KeyRing::default(),
     });
     let cache = std::env::temp_dir().join("stripe-plugin-cache");
+    let keys = |webhook: &str| MerchantKeys {
+        webhook_signing: vec![webhook.to_string()],
+        pay_link: vec!["plk_bench".into()],
+    };
+    env.keys.set(event["account"].as_str().unwrap_or_default(), keys("whsec_bench_secret"));
+    env.keys.set("acct_bench_wrong_secret", keys("whsec_not_the_one"));
     let runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
     let secret = "whsec_bench_secret".to_string();
     let signing = secret.clone();
@@ -43,7 +50,6 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
         stripe_receipts: false,
         pay_link_base: "https://billing.example.com".into(),
         notification_email: "finance@merchant.example".into(),
-        webhook_secrets: vec![secret.clone()],
         webhook_tolerance_secs: 300,
         livemode: false,
     };
@@ -110,7 +116,7 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     // The floor of any call: a fresh instance, the body lifted in, one HMAC
     // over it, then refused (the secret does not match). No parse, no kv.
     let wrong = Merchant {
-        webhook_secrets: vec!["whsec_not_the_one".into()],
+        account_id: "acct_bench_wrong_secret".into(),
         ..merchant.clone()
     };
     let floor = time(&wrong)?;

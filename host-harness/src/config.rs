@@ -1,6 +1,7 @@
 //! One TOML file, every key also settable by a flag (flags win). See
 //! `host-harness.sample.toml` for every key with its meaning.
 
+use crate::imports::MerchantKeys;
 use crate::runtime::{Limits, Merchant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -37,6 +38,7 @@ pub struct MerchantSection {
     pub pay_link_base: Option<String>,
     pub notification_email: Option<String>,
     pub webhook_secrets: Option<Vec<String>>,
+    pub pay_link_secrets: Option<Vec<String>>,
     pub webhook_tolerance_secs: Option<u32>,
     pub livemode: Option<bool>,
 }
@@ -104,6 +106,10 @@ pub struct Flags {
     /// Webhook signing secret, whsec_...; repeat while rotating.
     #[arg(long = "webhook-secret", global = true)]
     pub webhook_secrets: Vec<String>,
+    /// Key of the pay-link tokens, newest first; repeat while rotating
+    /// [default: generated on first start and kept in the database].
+    #[arg(long = "pay-link-secret", global = true)]
+    pub pay_link_secrets: Vec<String>,
     /// Oldest accepted webhook signature, in seconds [default: 300].
     #[arg(long, global = true)]
     pub webhook_tolerance_secs: Option<u32>,
@@ -132,6 +138,9 @@ pub struct Settings {
     pub stripe_api_base: String,
     pub api_key_env: String,
     pub stripe_timeout_secs: u64,
+    /// The merchant's secrets: kept by the host, used by the plugin only
+    /// through the `mac` import.
+    pub keys: MerchantKeys,
     /// Seconds between syncs of missed webhooks (0: never).
     pub sync_every_secs: u64,
     pub merchant: Merchant,
@@ -185,7 +194,6 @@ impl Settings {
                 .clone()
                 .or(m.notification_email)
                 .unwrap_or_default(),
-            webhook_secrets,
             webhook_tolerance_secs: flags
                 .webhook_tolerance_secs
                 .or(m.webhook_tolerance_secs)
@@ -193,7 +201,16 @@ impl Settings {
             livemode: flags.livemode.or(m.livemode).unwrap_or(false),
         };
         let default_limits = Limits::default();
+        let pay_link = if flags.pay_link_secrets.is_empty() {
+            m.pay_link_secrets.unwrap_or_default()
+        } else {
+            flags.pay_link_secrets.clone()
+        };
         Ok(Self {
+            keys: MerchantKeys {
+                webhook_signing: webhook_secrets,
+                pay_link,
+            },
             db: flags
                 .db
                 .clone()
@@ -254,7 +271,7 @@ mod tests {
         let s = Settings::resolve(&flags).unwrap();
         assert_eq!(s.merchant.account_id, "acct_flag");
         assert_eq!(s.stripe_api_base, "https://api.stripe.com");
-        assert_eq!(s.merchant.webhook_secrets.len(), 2);
+        assert_eq!(s.keys.webhook_signing.len(), 2);
         assert_eq!(s.merchant.webhook_tolerance_secs, 300);
     }
 }

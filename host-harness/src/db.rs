@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     created_ms INTEGER NOT NULL,
     UNIQUE (ns, dedupe_key)
 );
+CREATE TABLE IF NOT EXISTS host_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sync_cursors (
     merchant TEXT PRIMARY KEY,
     cursor TEXT NOT NULL
@@ -94,6 +98,29 @@ impl Db {
     }
 
     /// One kv value, read outside any plugin call (tests and operators).
+    /// The pay-link key made on first start and kept here (256 random bits
+    /// from the OS), for a host configured without one.
+    pub fn pay_link_key(&self) -> Result<String> {
+        use rusqlite::OptionalExtension;
+        let conn = self.conn();
+        let kept: Option<String> = conn
+            .query_row("SELECT value FROM host_secrets WHERE name = 'pay-link'", [], |r| r.get(0))
+            .optional()?;
+        if let Some(k) = kept {
+            return Ok(k);
+        }
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+            .context("reading /dev/urandom for a pay-link key")?;
+        let key = format!("plk_{}", hex::encode(bytes));
+        conn.execute(
+            "INSERT OR IGNORE INTO host_secrets (name, value) VALUES ('pay-link', ?1)",
+            [&key],
+        )?;
+        Ok(conn.query_row("SELECT value FROM host_secrets WHERE name = 'pay-link'", [], |r| r.get(0))?)
+    }
+
     pub fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
         use rusqlite::OptionalExtension;
         Ok(self

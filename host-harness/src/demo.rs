@@ -83,7 +83,7 @@ impl Offline {
         }
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),
-            secrets: settings.merchant.webhook_secrets.clone(),
+            secrets: settings.keys.webhook_signing.clone(),
             delivery: Delivery::Automatic,
         }));
         let agent = ureq::Agent::config_builder()
@@ -179,7 +179,7 @@ impl Offline {
     /// merchant's first secret, as Stripe delivers an event.
     pub fn post_webhook(&self, body: &[u8]) -> Result<(u16, Value)> {
         let header = stripe_emulator::signature_header(
-            &self.app.merchant.webhook_secrets[..1],
+            &self.app.webhook_secrets()[..1],
             Clock::System.now_secs(),
             body,
         );

@@ -3,7 +3,7 @@
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, StripeGate, UreqBackend};
+use crate::imports::{Clock, HostEnv, KeyRing, StripeGate, UreqBackend};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{
@@ -141,14 +141,26 @@ impl App {
             api_key,
             backend,
         };
+        let mut keys = s.keys.clone();
+        if keys.pay_link.is_empty() {
+            keys.pay_link.push(db.pay_link_key()?);
+        }
         let env = Arc::new(HostEnv {
             db,
             stripe,
             clock: Clock::System,
             recorder,
+            keys: KeyRing::default(),
         });
+        env.keys.set(&s.merchant.account_id, keys);
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
         Ok(Self::new(runtime, s.merchant.clone()))
+    }
+
+    /// The merchant's webhook signing secrets (host side: tests and the demo
+    /// sign with them; the plugin never sees them).
+    pub fn webhook_secrets(&self) -> Vec<String> {
+        self.runtime.env().keys.get(&self.merchant.account_id).webhook_signing
     }
 
     /// Catches up on missed webhooks: calls `on-sync` from the stored cursor

@@ -2,6 +2,8 @@
 //! Stripe calls become typed results.
 
 use crate::bindings::billing::stripe_plugin::email;
+use crate::bindings::billing::stripe_plugin::mac::{self, KeyPurpose, MacError};
+use crate::signature::{Keyed, Keys};
 use crate::bindings::billing::stripe_plugin::{
     clock,
     http::{self, HttpError},
@@ -178,6 +180,35 @@ fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Vec<u8>, CallEr
         return Err(CallError::Stripe(failure));
     }
     Ok(resp.body)
+}
+
+/// The merchant's keys of one purpose, held by the host: the plugin asks for
+/// MACs and never sees a secret.
+pub struct HostKeys(pub KeyPurpose);
+
+impl Keys for HostKeys {
+    fn count(&self) -> u32 {
+        mac::key_count(self.0)
+    }
+
+    fn hmac(&self, index: u32, message: &[u8]) -> Keyed {
+        match mac::hmac_sha256(self.0, index, message) {
+            Ok(tag) => tag.try_into().map_or(Keyed::Missing, Keyed::Mac),
+            Err(MacError::NoSuchKey) => Keyed::Missing,
+            Err(MacError::Unavailable(_)) => Keyed::Unavailable,
+        }
+    }
+}
+
+/// The pay-link key's MAC of `message` (key 0: the newest makes new links).
+pub fn pay_link_mac(message: &[u8]) -> Result<[u8; 32], PluginError> {
+    match HostKeys(KeyPurpose::PayLink).hmac(0, message) {
+        Keyed::Mac(tag) => Ok(tag),
+        Keyed::Missing => Err(PluginError::InvalidInput(
+            "no pay-link key is configured for this merchant".into(),
+        )),
+        Keyed::Unavailable => Err(PluginError::HostUnavailable("the host's keys are unavailable".into())),
+    }
 }
 
 /// Queues an email; a duplicate (same dedupe key) is not an error.

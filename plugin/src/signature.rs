@@ -18,6 +18,49 @@ pub enum SignatureError {
     TooOld,
     TooNew,
     NoSecretConfigured,
+    /// The host could not compute a MAC now (retryable, unlike the rest).
+    KeysUnavailable,
+}
+
+/// What a key holder answers for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keyed {
+    Mac([u8; 32]),
+    /// No key at that index (rotated away meanwhile).
+    Missing,
+    Unavailable,
+}
+
+/// Whoever holds the webhook secrets: the host, through its MAC import (the
+/// plugin never sees a secret), or, in tests, a list of secrets.
+pub trait Keys {
+    /// How many secrets are valid now.
+    fn count(&self) -> u32;
+    /// HMAC-SHA256 of `message` under secret `index`.
+    fn hmac(&self, index: u32, message: &[u8]) -> Keyed;
+}
+
+impl<S: AsRef<str>> Keys for [S] {
+    fn count(&self) -> u32 {
+        u32::try_from(self.len()).unwrap_or(u32::MAX)
+    }
+
+    fn hmac(&self, index: u32, message: &[u8]) -> Keyed {
+        match self.get(index as usize) {
+            Some(secret) => Keyed::Mac(hmac_sha256(secret.as_ref().as_bytes(), message)),
+            None => Keyed::Missing,
+        }
+    }
+}
+
+/// HMAC-SHA256 (what the host computes natively for the plugin).
+pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return [0; 32];
+    };
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 impl SignatureError {
@@ -29,16 +72,17 @@ impl SignatureError {
             Self::TooOld => "signature timestamp outside the tolerance (too old)",
             Self::TooNew => "signature timestamp outside the tolerance (in the future)",
             Self::NoSecretConfigured => "no webhook secret configured",
+            Self::KeysUnavailable => "the host's keys are unavailable; retry",
         }
     }
 }
 
-/// Verifies `header` over the raw `payload` with any of `secrets`. Returns the
-/// signed timestamp. `now` is unix seconds.
-pub fn verify<S: AsRef<str>>(
+/// Verifies `header` over the raw `payload` with any of the `secrets` the key
+/// holder has. Returns the signed timestamp. `now` is unix seconds.
+pub fn verify<K: Keys + ?Sized>(
     header: Option<&str>,
     payload: &[u8],
-    secrets: &[S],
+    secrets: &K,
     now: i64,
     tolerance_secs: u32,
 ) -> Result<i64, SignatureError> {
@@ -76,12 +120,22 @@ pub fn verify<S: AsRef<str>>(
     if candidates.is_empty() {
         return Err(SignatureError::NoValidSignature);
     }
-    if secrets.is_empty() {
+    let count = secrets.count();
+    if count == 0 {
         return Err(SignatureError::NoSecretConfigured);
     }
+    // Stripe signs "{t}.{payload}".
+    let mut signed = Vec::with_capacity(t_text.len() + 1 + payload.len());
+    signed.extend_from_slice(t_text.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(payload);
     let mut matched = false;
-    for secret in secrets {
-        let expected = sign(secret.as_ref(), t_text, payload);
+    for index in 0..count {
+        let expected = match secrets.hmac(index, &signed) {
+            Keyed::Mac(m) => m,
+            Keyed::Missing => continue,
+            Keyed::Unavailable => return Err(SignatureError::KeysUnavailable),
+        };
         for candidate in &candidates {
             matched |= bool::from(expected.ct_eq(candidate));
         }
@@ -101,14 +155,11 @@ pub fn verify<S: AsRef<str>>(
 
 /// HMAC-SHA256 of `"{t}.{payload}"` with the secret's UTF-8 bytes.
 pub fn sign(secret: &str, timestamp: &str, payload: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length, so this cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
-        return [0; 32];
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(payload);
-    mac.finalize().into_bytes().into()
+    let mut message = Vec::with_capacity(timestamp.len() + 1 + payload.len());
+    message.extend_from_slice(timestamp.as_bytes());
+    message.push(b'.');
+    message.extend_from_slice(payload);
+    hmac_sha256(secret.as_bytes(), &message)
 }
 
 /// A header Stripe would send for `payload` at `timestamp`.
@@ -126,6 +177,7 @@ mod tests {
     const NOW: i64 = 1_764_000_000;
 
     fn check(header: &str, secrets: &[&str]) -> Result<i64, SignatureError> {
+        let secrets: &[&str] = secrets;
         verify(Some(header), BODY, secrets, NOW, 300)
     }
 
@@ -149,11 +201,11 @@ mod tests {
             Err(SignatureError::NoValidSignature)
         );
         assert_eq!(
-            verify(Some(&good), b"{\"id\":\"evt_2\"}", &[SECRET], NOW, 300),
+            verify(Some(&good), b"{\"id\":\"evt_2\"}", &[SECRET][..], NOW, 300),
             Err(SignatureError::NoValidSignature)
         );
         assert_eq!(
-            verify(None, BODY, &[SECRET], NOW, 300),
+            verify(None, BODY, &[SECRET][..], NOW, 300),
             Err(SignatureError::NoHeader)
         );
         assert_eq!(
@@ -225,7 +277,7 @@ mod tests {
             let got = match verify(
                 Some(&v.header),
                 v.payload.as_bytes(),
-                &v.secrets,
+                v.secrets.as_slice(),
                 v.now,
                 v.tolerance,
             ) {
@@ -236,6 +288,7 @@ mod tests {
                 Err(SignatureError::TooOld) => "too_old",
                 Err(SignatureError::TooNew) => "too_new",
                 Err(SignatureError::NoSecretConfigured) => "no_secret",
+                Err(SignatureError::KeysUnavailable) => "keys_unavailable",
             };
             assert_eq!(got, v.expect, "{}", v.name);
         }
@@ -247,7 +300,7 @@ mod tests {
             verify(
                 Some(&header_for(SECRET, t, BODY)),
                 BODY,
-                &[SECRET],
+                &[SECRET][..],
                 NOW,
                 300,
             )

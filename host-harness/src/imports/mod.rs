@@ -1,4 +1,4 @@
-//! The four host imports the plugin sees, each backed by a real part: HTTP by
+//! The five host imports the plugin sees, each backed by a real part: HTTP by
 //! ureq (only to the Stripe API base), kv and email by SQLite, the clock by the
 //! system clock or a fixed one for tests.
 
@@ -6,6 +6,7 @@ pub mod clock;
 pub mod email;
 pub mod http;
 pub mod kv;
+pub mod mac;
 
 use crate::db::Db;
 use crate::record::Recorder;
@@ -15,6 +16,7 @@ use wasmtime::StoreLimits;
 
 pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
+pub use mac::{KeyRing, MerchantKeys};
 
 /// What every call shares: storage, the way out to Stripe, time, the HTTP log.
 pub struct HostEnv {
@@ -22,6 +24,8 @@ pub struct HostEnv {
     pub stripe: StripeGate,
     pub clock: Clock,
     pub recorder: Recorder,
+    /// Each merchant's secrets, which the plugin uses only through `mac`.
+    pub keys: KeyRing,
 }
 
 /// The data of one Store: one call's view of the host.

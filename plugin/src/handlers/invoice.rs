@@ -8,21 +8,14 @@ use crate::bindings::billing::stripe_plugin::types::{
 };
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord, Stop};
-use crate::{money, signature};
+use crate::{imports, money};
 
-/// An unguessable token for the invoice's pay link: an HMAC of the account and
-/// invoice under the merchant's webhook secret, so no one can derive another's.
-/// Stored on first use, so a later secret rotation does not break old links.
+/// An unguessable token for the invoice's pay link: a MAC of the account and
+/// invoice under the merchant's pay-link key (held by the host), so no one can
+/// derive another's. Stored on first use, so a later key rotation does not
+/// break old links.
 fn pay_token(m: &Merchant, invoice_id: &str) -> Result<String, PluginError> {
-    let secret = m
-        .webhook_secrets
-        .first()
-        .ok_or_else(|| invalid("a webhook secret must be configured: it keys the pay links"))?;
-    let tag = signature::sign(
-        secret,
-        "paylink",
-        format!("{}/{invoice_id}", m.account_id).as_bytes(),
-    );
+    let tag = imports::pay_link_mac(format!("paylink.{}/{invoice_id}", m.account_id).as_bytes())?;
     Ok(hex::encode(&tag[..16]))
 }
 

@@ -16,7 +16,8 @@ use crate::events::Event;
 use crate::imports::{self, kv_failure};
 use crate::notify::{Reason, Tell};
 use crate::record;
-use crate::signature;
+use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
+use crate::signature::{self, SignatureError};
 use crate::stripe::{objects::Obj, request};
 
 /// Bodies above this are refused before any work (Stripe's events are a few KiB).
@@ -41,14 +42,20 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("stripe-signature"))
         .map(|(_, v)| v.as_str());
-    if let Err(e) = signature::verify(
+    match signature::verify(
         header,
         &req.body,
-        &m.webhook_secrets,
+        &imports::HostKeys(KeyPurpose::WebhookSigning),
         imports::now_secs(),
         m.webhook_tolerance_secs,
     ) {
-        return Ok(outcome(400, e.reason(), None));
+        Ok(_) => {}
+        Err(SignatureError::KeysUnavailable) => {
+            return Err(PluginError::HostUnavailable(
+                SignatureError::KeysUnavailable.reason().into(),
+            ));
+        }
+        Err(e) => return Ok(outcome(400, e.reason(), None)),
     }
     let Some(event) = Event::parse(&req.body) else {
         return Ok(outcome(400, "body is not a Stripe event", None));
