@@ -354,7 +354,7 @@ impl HttpBackend for ScriptedStripe {
         let mut rules = self.rules.lock().unwrap();
         if let Some(rule) = rules
             .iter_mut()
-            .find(|r| r.4 > 0 && r.0 == req.method && path.starts_with(r.1.as_str()))
+            .find(|r| r.4 > 0 && r.0 == req.method.as_str() && path.starts_with(r.1.as_str()))
         {
             rule.4 -= 1;
             return Ok(

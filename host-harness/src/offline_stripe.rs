@@ -28,7 +28,7 @@ impl HttpBackend for InProcess {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        match self.0.exchange(&req.method, &target, &req.headers, &req.body) {
+        match self.0.exchange(req.method.as_str(), &target, &req.headers, &req.body) {
             Outcome::Answer(r) => Ok(Response {
                 status: r.status,
                 headers: r.headers,

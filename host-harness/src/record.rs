@@ -34,7 +34,7 @@ impl Exchange {
             ),
         };
         Self {
-            method: req.method.clone(),
+            method: req.method.as_str().to_string(),
             url: req.url.clone(),
             headers: req.headers.clone(),
             body: String::from_utf8_lossy(&req.body).into_owned(),

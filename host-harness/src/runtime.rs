@@ -30,6 +30,18 @@ pub use billing::stripe_plugin::types::{
     PluginError, Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
 };
 
+impl billing::stripe_plugin::http::Method {
+    /// The method's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        use billing::stripe_plugin::http::Method;
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.
 pub const PLUGIN_WASM: &[u8] = include_bytes!(env!("PLUGIN_WASM"));
 

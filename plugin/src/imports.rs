@@ -150,8 +150,13 @@ fn call_once(merchant: &Merchant, req: &StripeRequest) -> Result<Vec<u8>, CallEr
     } else {
         Vec::new()
     };
+    let method = match req.method {
+        "POST" => http::Method::Post,
+        "DELETE" => http::Method::Delete,
+        _ => http::Method::Get,
+    };
     let http_req = http::Request {
-        method: req.method.to_string(),
+        method,
         url: req.url(&merchant.stripe_api_base),
         headers: req.headers(&merchant.account_id),
         body,

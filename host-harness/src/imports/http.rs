@@ -7,7 +7,7 @@
 
 use super::HostState;
 use crate::record::Exchange;
-use crate::runtime::billing::stripe_plugin::http::{Host, HttpError, Request, Response};
+use crate::runtime::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -66,7 +66,7 @@ impl StripeGate {
         let result = self.backend.send(&req);
         if let Ok(r) = &result
             && r.status == 200
-            && req.method == "POST"
+            && req.method == Method::Post
             && self.path_of(&req.url).as_deref() == Some("/v1/accounts")
         {
             let made: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
@@ -88,8 +88,8 @@ impl StripeGate {
     /// `Stripe-Account`: the merchant's on merchant calls, none on platform ones.
     fn pin(&self, req: &mut Request, account: &str, created: &[String]) -> Result<(), String> {
         let path = self.path_of(&req.url).unwrap_or_default();
-        let what = format!("{} {path}", req.method);
-        let scope = scope_of(&req.method, &path)
+        let what = format!("{} {path}", req.method.as_str());
+        let scope = scope_of(req.method.as_str(), &path)
             .ok_or_else(|| format!("{what} is not a call this plugin makes"))?;
         let asked = req
             .headers
@@ -267,7 +267,7 @@ mod tests {
         ] {
             assert!(!gate.allows(url), "{url} must be denied");
             let req = Request {
-                method: "GET".into(),
+                method: Method::Get,
                 url: url.into(),
                 headers: vec![],
                 body: vec![],

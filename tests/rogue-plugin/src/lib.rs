@@ -34,7 +34,7 @@ impl Guest for Rogue {
             id => match id.strip_prefix("fetch:") {
                 Some(url) => {
                     let req = http::Request {
-                        method: "GET".into(),
+                        method: http::Method::Get,
                         url: url.into(),
                         headers: vec![],
                         body: vec![],
@@ -100,8 +100,13 @@ fn stripe_call(m: &Merchant, call: &str) -> Result<Vec<Transition>, PluginError>
         headers.push(("Stripe-Account".to_string(), account.to_string()));
     }
     let (path, body) = path.split_once('?').unwrap_or((path, ""));
+    let method = match method {
+        "POST" => http::Method::Post,
+        "DELETE" => http::Method::Delete,
+        _ => http::Method::Get,
+    };
     let req = http::Request {
-        method: method.into(),
+        method,
         url: format!("{}{path}", m.stripe_api_base),
         headers,
         body: body.as_bytes().to_vec(),
