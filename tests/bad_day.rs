@@ -190,3 +190,41 @@ fn webhooks_missed_for_a_day_are_recovered_by_sync() {
     }
     assert_eq!(h.emails().len(), emails_after_sync, "no email twice");
 }
+
+/// More missed events than one sync call reads (five pages of 100): the
+/// first call says `more`, the next goes on below where it stopped, and the
+/// oldest event, a payment, is applied too.
+#[test]
+fn a_sync_longer_than_one_call_goes_on_where_it_stopped() {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    let mut doc: serde_json::Value = serde_json::from_str(INVOICE_JSON).unwrap();
+    doc["id"] = "inv_01".into();
+    h.records().insert_draft(&doc, "inv_01").unwrap();
+    let link = last_link(&h.finalize(&m, &invoice())).clone();
+    let path = format!("/_test/checkout/sessions/{}/complete", link.session());
+    assert_eq!(h.emulator.handle("POST", &path, &[], b"card=4242424242424242").status, 200);
+    // Then 600 other events of the account, a second apart.
+    for n in 0..600 {
+        h.clock.advance_ms(1000);
+        h.emulator.emit(ACCOUNT, "customer.updated", serde_json::json!({"id": format!("cus_noise_{n}"), "object": "customer"}));
+    }
+    let total = h.emulator.events().len() as u32;
+    let (mut cursor, mut calls, mut read, mut applied) = (None, 0, 0, 0);
+    loop {
+        calls += 1;
+        let out = h.runtime.on_sync(&m, cursor.as_deref()).unwrap().unwrap();
+        h.records().apply(&out.transitions).unwrap();
+        (read, applied) = (read + out.read, applied + out.applied);
+        cursor = Some(out.next_cursor);
+        if !out.more {
+            break;
+        }
+        assert!(calls < 5, "it ends");
+    }
+    assert!(calls >= 2, "one call cannot read {total} events");
+    assert_eq!(applied, total, "every event applied once (read {read})");
+    let view = h.records().invoice_view("inv_01").unwrap().unwrap();
+    assert_eq!(view["status"], "PAID");
+}
