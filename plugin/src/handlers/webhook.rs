@@ -12,7 +12,9 @@ use crate::bindings::billing::stripe_plugin::types::{
     AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome,
     WebhookRequest,
 };
-use crate::events::Event;
+use crate::events::{
+    AccountNews, CardNews, DisputeNews, Event, EventKind, PaymentNews, RefundNews, SessionNews,
+};
 use crate::imports::{self, kv_failure};
 use crate::notify::{Reason, Tell};
 use crate::record;
@@ -144,41 +146,23 @@ fn with_leftover_closed(
     Ok(settled)
 }
 
-const PROCESSING: &str = "payment_intent.processing";
-
-/// Whether news of `kind` about PaymentIntent `pi` contradicts what the
-/// record already knows of it: processing after it failed (Checkout retries a
+/// Whether `news` about PaymentIntent `pi` contradicts what the record
+/// already knows of it: processing after it failed (Checkout retries a
 /// declined PaymentIntent in the same session, or the event is late), or a
 /// failure while it is the debit in flight (a late decline of an earlier try).
-fn contradicts(invoice: &str, pi: &str, kind: &str) -> Result<bool, PluginError> {
-    // Only these kinds can contradict: the record is not read for the others
+fn contradicts(invoice: &str, pi: &str, news: PaymentNews) -> Result<bool, PluginError> {
+    // Only these can contradict: the record is not read for the others
     // (`succeeded` is the hot path).
-    let ending = matches!(
-        kind,
-        "payment_intent.payment_failed" | "payment_intent.canceled"
-    );
-    if kind != PROCESSING && !ending {
+    if news != PaymentNews::Processing && !news.ends_it() {
         return Ok(false);
     }
     let Some(rec) = record::load(invoice)? else {
         return Ok(false);
     };
-    Ok(if ending {
+    Ok(if news.ends_it() {
         rec.in_flight.as_deref() == Some(pi)
     } else {
         rec.failed_refs.iter().any(|f| f == pi)
-    })
-}
-
-/// The event a PaymentIntent in `status` would be news of.
-fn news_of_status(status: Option<&str>) -> Option<&'static str> {
-    Some(match status? {
-        "processing" => PROCESSING,
-        "succeeded" => "payment_intent.succeeded",
-        "canceled" => "payment_intent.canceled",
-        "requires_action" => "payment_intent.requires_action",
-        "requires_payment_method" => "payment_intent.payment_failed",
-        _ => return None,
     })
 }
 
@@ -189,19 +173,19 @@ fn payment_intent_news(
     m: &Merchant,
     invoice: &str,
     event_object: &Obj,
-    kind: &str,
+    news: PaymentNews,
     tell: Tell,
 ) -> Result<Settled, PluginError> {
     let pi_id = event_object.payment_ref();
-    if !contradicts(invoice, &pi_id, kind)? {
-        return payment_intent_effects(m, invoice, event_object, kind, tell);
+    if !contradicts(invoice, &pi_id, news)? {
+        return payment_intent_effects(m, invoice, event_object, news, tell);
     }
     let current = imports::stripe(m, &request::retrieve_payment_intent(&pi_id))?;
-    match news_of_status(current.status()) {
+    match current.status().and_then(PaymentNews::of_status) {
         Some(now) => payment_intent_effects(m, invoice, &current, now, tell),
         None => Ok(Settled {
             transitions: Vec::new(),
-            note: format!("ignored: {kind} ({pi_id}) is not what Stripe holds now"),
+            note: format!("ignored: {} ({pi_id}) is not what Stripe holds now", news.name()),
         }),
     }
 }
@@ -210,7 +194,7 @@ fn payment_intent_effects(
     m: &Merchant,
     invoice: &str,
     o: &Obj,
-    kind: &str,
+    news: PaymentNews,
     tell: Tell,
 ) -> Result<Settled, PluginError> {
     let amount = o.amount_taken().unwrap_or(0);
@@ -218,48 +202,51 @@ fn payment_intent_effects(
     // again, so no one is emailed (a failed debit is told by the session's
     // async_payment_failed, with the emails).
     let tell = if o.via_checkout() { Tell::Nobody } else { tell };
-    match kind {
-        "payment_intent.succeeded" => {
+    match news {
+        PaymentNews::Succeeded => {
             let s = settle::paid(m, invoice, o.id(), amount, o.currency(), tell)?;
             if o.via_checkout() {
                 let _kept = collect::keep_saved_method(m, invoice, o)?;
             }
             with_leftover_closed(m, invoice, None, s)
         }
-        PROCESSING => {
+        PaymentNews::Processing => {
             let s = settle::processing(invoice, o.id(), amount)?;
             with_leftover_closed(m, invoice, None, s)
         }
-        "payment_intent.canceled" => settle::canceled(invoice, o.id()),
-        "payment_intent.requires_action" => settle::action_required(
+        PaymentNews::Canceled => settle::canceled(invoice, o.id()),
+        PaymentNews::RequiresAction => settle::action_required(
             m,
             invoice,
             o.id(),
             "the bank asks the customer to confirm",
             tell,
         ),
-        _ => {
-            let mut found = Vec::new();
-            collect::settle_current_session(m, invoice, &mut found)?;
-            let empty = Default::default();
-            let err = o.last_payment_error.as_ref().unwrap_or(&empty);
-            let message = err.message.as_deref().unwrap_or("the payment failed");
-            if err.code.as_deref() == Some("authentication_required") {
-                let s = settle::action_required(m, invoice, o.id(), message, tell)?;
-                return Ok(after(found, s));
-            }
-            let reason = Reason {
-                invoice_id: invoice,
-                attempt_ref: o.id(),
-                message,
-                code: err.code.as_deref(),
-                decline_code: err.decline_code.as_deref(),
-                advice_code: err.advice_code.as_deref(),
-            };
-            let retryable = err.advice_code.as_deref() == Some("try_again_later");
-            Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
-        }
+        PaymentNews::Failed => payment_failed(m, invoice, o, tell),
     }
+}
+
+/// A PaymentIntent failed: a decline, or a bank asking for authentication.
+fn payment_failed(m: &Merchant, invoice: &str, o: &Obj, tell: Tell) -> Result<Settled, PluginError> {
+    let mut found = Vec::new();
+    collect::settle_current_session(m, invoice, &mut found)?;
+    let empty = Default::default();
+    let err = o.last_payment_error.as_ref().unwrap_or(&empty);
+    let message = err.message.as_deref().unwrap_or("the payment failed");
+    if err.code.as_deref() == Some("authentication_required") {
+        let s = settle::action_required(m, invoice, o.id(), message, tell)?;
+        return Ok(after(found, s));
+    }
+    let reason = Reason {
+        invoice_id: invoice,
+        attempt_ref: o.id(),
+        message,
+        code: err.code.as_deref(),
+        decline_code: err.decline_code.as_deref(),
+        advice_code: err.advice_code.as_deref(),
+    };
+    let retryable = err.advice_code.as_deref() == Some("try_again_later");
+    Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
 }
 
 /// The invoice a PaymentIntent names in its metadata, asked of Stripe; a
@@ -315,146 +302,136 @@ fn invoice_of(m: &Merchant, o: &Obj) -> Result<Option<String>, PluginError> {
     }
 }
 
+/// What the event changes, by its family.
 fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> {
-    let kind = e.kind.as_str();
     let o = e.object();
-    match kind {
-        "checkout.session.completed"
-        | "checkout.session.async_payment_succeeded"
-        | "checkout.session.async_payment_failed"
-        | "checkout.session.expired" => {
-            let Some(invoice) = invoice_of(m, o)? else {
-                return not_ours();
-            };
-            let invoice = invoice.as_str();
-            let pi = o.payment_ref();
-            match kind {
-                "checkout.session.expired" => {
-                    record::drop_session(invoice, o.id())?;
-                    Ok(Settled {
-                        transitions: Vec::new(),
-                        note: "session expired; the pay link will open a new one".into(),
-                    })
-                }
-                "checkout.session.async_payment_failed" => {
-                    let mut found = Vec::new();
-                    collect::settle_current_session(m, invoice, &mut found)?;
-                    let reason = Reason {
-                        invoice_id: invoice,
-                        attempt_ref: &pi,
-                        message: "the delayed payment (bank debit) failed",
-                        code: Some("async_payment_failed"),
-                        decline_code: None,
-                        advice_code: None,
-                    };
-                    Ok(after(found, settle::failed(m, &reason, false, tell)?))
-                }
-                "checkout.session.async_payment_succeeded" => {
-                    let s = settle::paid(m, invoice, &pi, o.amount_total(), o.currency(), tell)?;
-                    with_leftover_closed(m, invoice, Some(o.id()), s)
-                }
-                // A debit submitted in a session whose earlier card try was
-                // declined: Stripe's PaymentIntent says whether it still stands.
-                _ if o.payment_status() == Some("unpaid")
-                    && contradicts(invoice, &pi, PROCESSING)? =>
-                {
-                    payment_intent_news(m, invoice, o, PROCESSING, tell)
-                }
-                _ => {
-                    let s = settle::session_completed(m, invoice, o, tell)?;
-                    with_leftover_closed(m, invoice, Some(o.id()), s)
-                }
-            }
+    match e.kind() {
+        EventKind::Session(news) => session_effects(m, o, news, tell),
+        EventKind::PaymentIntent(news) => match invoice_of(m, o)? {
+            Some(invoice) => payment_intent_news(m, &invoice, o, news, tell),
+            None => not_ours(),
+        },
+        EventKind::Refund(news) => refund_effects(m, o, news),
+        EventKind::Dispute(news) => dispute_effects(m, o, news),
+        EventKind::CardOnFile(news) => card_on_file_effects(e, news),
+        EventKind::Account(news) => account_effects(m, e, news),
+        EventKind::Other => ignored(&e.kind),
+    }
+}
+
+fn session_effects(m: &Merchant, o: &Obj, news: SessionNews, tell: Tell) -> Result<Settled, PluginError> {
+    let Some(invoice) = invoice_of(m, o)? else {
+        return not_ours();
+    };
+    let invoice = invoice.as_str();
+    let pi = o.payment_ref();
+    match news {
+        SessionNews::Expired => {
+            record::drop_session(invoice, o.id())?;
+            Ok(Settled {
+                transitions: Vec::new(),
+                note: "session expired; the pay link will open a new one".into(),
+            })
         }
-        "payment_intent.succeeded"
-        | "payment_intent.payment_failed"
-        | "payment_intent.processing"
-        | "payment_intent.requires_action"
-        | "payment_intent.canceled" => {
-            let Some(invoice) = invoice_of(m, o)? else {
-                return not_ours();
+        SessionNews::AsyncPaymentFailed => {
+            let mut found = Vec::new();
+            collect::settle_current_session(m, invoice, &mut found)?;
+            let reason = Reason {
+                invoice_id: invoice,
+                attempt_ref: &pi,
+                message: "the delayed payment (bank debit) failed",
+                code: Some("async_payment_failed"),
+                decline_code: None,
+                advice_code: None,
             };
-            payment_intent_news(m, &invoice, o, kind, tell)
+            Ok(after(found, settle::failed(m, &reason, false, tell)?))
         }
-        "charge.refunded" | "charge.refund.updated" => {
-            // Events carry a snapshot, and arrive in any order: the charge as
-            // Stripe holds it now has the latest cumulative refunded amount.
-            let charge_id = if kind == "charge.refunded" {
-                Some(o.id())
-            } else {
-                o.charge()
-            };
-            let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else {
-                return not_ours();
-            };
-            if invoice_of(m, o)?.is_none() {
-                return not_ours();
-            }
-            let charge = imports::stripe(m, &request::retrieve_charge(charge_id))?;
-            let Some(invoice) = invoice_of(m, &charge)? else {
-                return not_ours();
-            };
-            settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
+        SessionNews::AsyncPaymentSucceeded => {
+            let s = settle::paid(m, invoice, &pi, o.amount_total(), o.currency(), tell)?;
+            with_leftover_closed(m, invoice, Some(o.id()), s)
         }
-        "charge.dispute.created" | "charge.dispute.closed" => {
-            let Some(invoice) = invoice_of(m, o)? else {
-                return not_ours();
-            };
-            // Closed with the money kept: won, an inquiry closed without a
-            // chargeback (warning_closed), prevented, or answered by a refund
-            // (the refund's own event counts that money).
-            // https://docs.stripe.com/api/disputes/object#dispute_object-status
-            let status = match (kind, o.status()) {
-                ("charge.dispute.created", _) => DisputeStatus::Opened,
-                (_, Some("won" | "warning_closed" | "prevented" | "charge_refunded")) => {
-                    DisputeStatus::Won
-                }
-                (_, Some("lost")) => DisputeStatus::Lost,
-                _ => {
-                    return Ok(Settled {
-                        transitions: Vec::new(),
-                        note: "dispute closed without a verdict".into(),
-                    });
-                }
-            };
-            settle::disputed(
-                &invoice,
-                o.id(),
-                &o.payment_ref(),
-                status,
-                o.amount().unwrap_or(0),
-            )
+        // A debit submitted in a session whose earlier card try was
+        // declined: Stripe's PaymentIntent says whether it still stands.
+        SessionNews::Completed
+            if o.payment_status() == Some("unpaid")
+                && contradicts(invoice, &pi, PaymentNews::Processing)? =>
+        {
+            payment_intent_news(m, invoice, o, PaymentNews::Processing, tell)
         }
-        "setup_intent.succeeded" => {
-            let Some(customer) = o.customer() else {
-                return not_ours();
-            };
-            noted(
-                Transition::CardOnFileChanged(CardOnFile {
-                    stripe_customer_id: customer.into(),
-                    payment_method_id: o.payment_method().map(Into::into),
-                }),
-                "card on file saved",
-            )
+        SessionNews::Completed => {
+            let s = settle::session_completed(m, invoice, o, tell)?;
+            with_leftover_closed(m, invoice, Some(o.id()), s)
         }
-        "payment_method.detached" => {
-            let before = e
-                .data
-                .previous_attributes
-                .as_ref()
-                .and_then(|p| p.customer());
-            let Some(customer) = o.customer().or(before) else {
-                return not_ours();
-            };
-            noted(
-                Transition::CardOnFileChanged(CardOnFile {
-                    stripe_customer_id: customer.into(),
-                    payment_method_id: None,
-                }),
-                "card on file removed",
-            )
+    }
+}
+
+/// Events carry a snapshot, and arrive in any order: the charge as Stripe
+/// holds it now has the latest cumulative refunded amount.
+fn refund_effects(m: &Merchant, o: &Obj, news: RefundNews) -> Result<Settled, PluginError> {
+    let charge_id = match news {
+        RefundNews::ChargeRefunded => Some(o.id()),
+        RefundNews::RefundUpdated => o.charge(),
+    };
+    let Some(charge_id) = charge_id.filter(|c| !c.is_empty()) else {
+        return not_ours();
+    };
+    if invoice_of(m, o)?.is_none() {
+        return not_ours();
+    }
+    let charge = imports::stripe(m, &request::retrieve_charge(charge_id))?;
+    let Some(invoice) = invoice_of(m, &charge)? else {
+        return not_ours();
+    };
+    settle::refunded(&invoice, &charge.payment_ref(), charge.amount_refunded())
+}
+
+fn dispute_effects(m: &Merchant, o: &Obj, news: DisputeNews) -> Result<Settled, PluginError> {
+    let Some(invoice) = invoice_of(m, o)? else {
+        return not_ours();
+    };
+    // Closed with the money kept: won, an inquiry closed without a
+    // chargeback (warning_closed), prevented, or answered by a refund
+    // (the refund's own event counts that money).
+    // https://docs.stripe.com/api/disputes/object#dispute_object-status
+    let status = match (news, o.status()) {
+        (DisputeNews::Created, _) => DisputeStatus::Opened,
+        (_, Some("won" | "warning_closed" | "prevented" | "charge_refunded")) => DisputeStatus::Won,
+        (_, Some("lost")) => DisputeStatus::Lost,
+        _ => {
+            return Ok(Settled {
+                transitions: Vec::new(),
+                note: "dispute closed without a verdict".into(),
+            });
         }
-        "account.updated" => noted(
+    };
+    settle::disputed(&invoice, o.id(), &o.payment_ref(), status, o.amount().unwrap_or(0))
+}
+
+fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginError> {
+    let o = e.object();
+    let (customer, method, note) = match news {
+        CardNews::Saved => (o.customer(), o.payment_method(), "card on file saved"),
+        CardNews::Removed => {
+            let before = e.data.previous_attributes.as_ref().and_then(|p| p.customer());
+            (o.customer().or(before), None, "card on file removed")
+        }
+    };
+    let Some(customer) = customer else {
+        return not_ours();
+    };
+    noted(
+        Transition::CardOnFileChanged(CardOnFile {
+            stripe_customer_id: customer.into(),
+            payment_method_id: method.map(Into::into),
+        }),
+        note,
+    )
+}
+
+fn account_effects(m: &Merchant, e: &Event, news: AccountNews) -> Result<Settled, PluginError> {
+    let o = e.object();
+    match news {
+        AccountNews::Updated => noted(
             Transition::AccountUpdated(AccountStatus {
                 account_id: o.id().into(),
                 charges_enabled: o.charges_enabled == Some(true),
@@ -462,19 +439,20 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
             }),
             "account updated",
         ),
-        "account.application.deauthorized" => {
+        AccountNews::Deauthorized => {
             let account = e.account.clone().unwrap_or_else(|| m.account_id.clone());
             noted(
                 Transition::AccountDisconnected(account),
                 "merchant disconnected the platform",
             )
         }
-        other => {
-            imports::count(&format!("ignored-events:{other}"))?;
-            Ok(Settled {
-                transitions: Vec::new(),
-                note: format!("{other} is not handled; ignored"),
-            })
-        }
     }
+}
+
+fn ignored(kind: &str) -> Result<Settled, PluginError> {
+    imports::count(&format!("ignored-events:{kind}"))?;
+    Ok(Settled {
+        transitions: Vec::new(),
+        note: format!("{kind} is not handled; ignored"),
+    })
 }
