@@ -21,6 +21,8 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let created = event["created"].as_u64().unwrap_or(0);
     let clock = Clock::fixed(created * 1000);
     let emulator = crate::offline_stripe::emulator(&clock);
+    // The merchant has connected its account (the emulator refuses others).
+    emulator.connect_existing(event["account"].as_str().unwrap_or_default(), "Bench Merchant");
     let env = Arc::new(HostEnv {
         db: Arc::new(Db::in_memory()?),
         stripe: StripeGate {
