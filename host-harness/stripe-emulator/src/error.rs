@@ -82,3 +82,20 @@ pub fn unrecognized(method: &str, path: &str) -> Reply {
         None,
     )
 }
+
+/// Stripe tells its clients whether a retry can help (`Stripe-Should-Retry`,
+/// which its SDKs honour before their own rules): never for a decline (402),
+/// always for a conflict (409: a key in use, a lock). Faults set it themselves.
+/// https://docs.stripe.com/error-low-level#server-errors
+pub fn say_whether_to_retry(reply: &mut Reply) {
+    let verdict = match reply.status {
+        402 => "false",
+        409 => "true",
+        _ => return,
+    };
+    if reply.header("Stripe-Should-Retry").is_none() {
+        reply
+            .headers
+            .push(("Stripe-Should-Retry".into(), verdict.into()));
+    }
+}

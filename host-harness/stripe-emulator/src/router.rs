@@ -31,7 +31,9 @@ impl Emulator {
                 } else {
                     form::parse(body)
                 };
-                self.api(method, rest, &params, body, header)
+                let mut reply = self.api(method, rest, &params, body, header);
+                crate::error::say_whether_to_retry(&mut reply);
+                reply
             }
             None => {
                 let _one_at_a_time = lock(&self.op);

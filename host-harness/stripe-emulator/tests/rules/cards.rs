@@ -72,3 +72,19 @@ fn pm_card_tokens_make_a_fresh_card_each_time() {
     );
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_decline_says_not_to_retry_and_a_conflict_says_to() {
+    let s = Stripe::new();
+    let cus = s.customer();
+    let pm = s.saved_card(&cus, "4000000000000341");
+    let declined = s.raw(
+        "POST",
+        "/v1/payment_intents",
+        &format!("amount=1000&currency=gbp&customer={cus}&payment_method={pm}&off_session=true&confirm=true&payment_method_types[0]=card"),
+        None,
+    );
+    assert_eq!((declined.status, declined.header("Stripe-Should-Retry")), (402, Some("false")));
+    let ok = s.raw("GET", "/v1/customers", "", None);
+    assert_eq!(ok.header("Stripe-Should-Retry"), None);
+}

@@ -78,6 +78,7 @@ fn the_same_key_used_concurrently_gets_409() {
         let second = s.raw("POST", "/v1/customers", "name=A", Some("busy"));
         assert_eq!(second.status, 409, "{}", second.json_body());
         assert_eq!(second.json_body()["error"]["code"], "idempotency_key_in_use");
+        assert_eq!(second.header("Stripe-Should-Retry"), Some("true"));
         assert_eq!(first.join().unwrap().status, 200);
     });
     assert_eq!(s.emu.objects("customer").len(), 1);
