@@ -196,15 +196,18 @@ fn a_zero_decimal_currency_is_charged_in_whole_units() {
 
 #[test]
 fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
-    let (h, lossy) = Harness::lossy();
+    let h = Harness::new();
     let cus = customer_with_card(&h, "4242424242424242");
     let inv = h.invoice_for(&cus);
-    // Every try within the plugin's retry budget (three) loses its answer.
-    lossy
-        .lose
-        .lock()
-        .unwrap()
-        .extend(std::iter::repeat_n("/v1/payment_intents".to_string(), 3));
+    // Every try within the plugin's retry budget (three) times out after
+    // Stripe charged: the answers are lost, as on a real network.
+    h.emulator.inject(stripe_emulator::faults::Rule {
+        method: Some("POST".into()),
+        path: "/v1/payment_intents".into(),
+        fault: stripe_emulator::faults::Fault::Timeout,
+        when: stripe_emulator::faults::When::AfterWork,
+        times: 3,
+    });
     let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
     assert!(
         matches!(&first, Err(e) if e.retryable()),

@@ -74,14 +74,6 @@ impl Harness {
         })
     }
 
-    /// Stripe that loses the answers to chosen requests (see `LossyStripe`).
-    pub fn lossy() -> (Self, Arc<LossyStripe>) {
-        Self::wrapped(|emulator| LossyStripe {
-            emulator,
-            lose: Default::default(),
-        })
-    }
-
     /// A host whose Stripe is the emulator wrapped by `wrap`, which the test keeps.
     pub fn wrapped<B: HttpBackend + 'static>(wrap: impl FnOnce(Emulator) -> B) -> (Self, Arc<B>) {
         let mut kept = None;
@@ -275,25 +267,6 @@ pub fn link_in(ts: &[Transition]) -> Option<&PaymentLink> {
         Transition::PaymentLinkAttached(l) => Some(l),
         _ => None,
     })
-}
-
-/// Stripe answered in-process, but a chosen request "times out" after Stripe
-/// has applied it: the answer is lost, as on a real network.
-pub struct LossyStripe {
-    pub emulator: Emulator,
-    pub lose: std::sync::Mutex<Vec<String>>,
-}
-
-impl HttpBackend for LossyStripe {
-    fn send(&self, req: &Request) -> Result<Response, HttpError> {
-        let answer = InProcess(self.emulator.clone()).send(req);
-        let mut lose = self.lose.lock().unwrap();
-        if let Some(i) = lose.iter().position(|p| req.url.contains(p.as_str())) {
-            lose.remove(i);
-            return Err(HttpError::Timeout);
-        }
-        answer
-    }
 }
 
 impl Default for Harness {
