@@ -26,8 +26,9 @@ fn finalized_with_card(card: &str) -> (Harness, Result<Vec<Transition>, PluginEr
 }
 
 /// What one call did, for a snapshot: requests, result, emails.
-fn story(h: &Harness, result: impl std::fmt::Debug) -> Value {
-    json!({"requests": h.requests(), "result": format!("{result:#?}"), "emails": h.emails()})
+/// What a call did, as data: the requests it sent, its result, the emails.
+fn story(h: &Harness, result: impl serde::Serialize) -> Value {
+    json!({"requests": h.requests(), "result": result, "emails": h.emails()})
 }
 
 #[test]
@@ -438,7 +439,7 @@ fn what_the_pay_link_shows_at_each_stage() {
     let mut open = |stage: &str| {
         let outcome = h.runtime.on_pay_link_opened(&h.merchant, &token).unwrap();
         stages.push(
-            json!({"stage": stage, "outcome": format!("{outcome:#?}"), "requests": h.requests()}),
+            json!({"stage": stage, "outcome": outcome, "requests": h.requests()}),
         );
     };
     open("open session");

@@ -14,7 +14,7 @@ fn finalizing_links_the_customer_and_attaches_a_checkout_link() {
         .on_invoice_finalized(&h.merchant, &invoice())
         .unwrap();
     insta::assert_json_snapshot!("finalize_requests", h.requests());
-    insta::assert_debug_snapshot!("finalize_transitions", result);
+    insta::assert_json_snapshot!("finalize_transitions", result);
 
     // The invoice id is in the metadata of both the session and its payment intent.
     let sessions = h.emulator.objects("checkout.session");
@@ -141,7 +141,7 @@ fn a_signed_paid_checkout_marks_the_invoice_paid() {
         .runtime
         .on_webhook(&h.merchant, &h.delivery(&body, SECRET))
         .unwrap();
-    insta::assert_debug_snapshot!("webhook_session_completed", outcome);
+    insta::assert_json_snapshot!("webhook_session_completed", outcome);
     assert!(
         h.requests().is_empty(),
         "reconciling a webhook needs no Stripe call"
@@ -238,7 +238,7 @@ fn the_stripe_external_id_links_relinks_and_unlinks() {
         .on_customer_updated(&h.merchant, &linked, None)
         .unwrap();
     insta::assert_json_snapshot!("customer_link_requests", h.requests());
-    insta::assert_debug_snapshot!("customer_link_transitions", result);
+    insta::assert_json_snapshot!("customer_link_transitions", result);
 
     let missing = customer_linked_to("c1", "cus_DoesNotExist");
     let refused = h

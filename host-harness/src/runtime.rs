@@ -20,6 +20,9 @@ use wasmtime::{
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
+    // The contract's values serialize as data (snapshots, logs), never as
+    // Rust's Debug output.
+    additional_derives: [serde::Serialize],
 });
 
 pub use billing::stripe_plugin::types::{
