@@ -11,6 +11,8 @@ use crate::{Emulator, faults, lock};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Where events go, signed with every secret listed (as during a roll).
@@ -47,10 +49,11 @@ pub struct Deliveries {
     plan: DeliveryPlan,
     dropped: Vec<Value>,
     duplicated: u64,
+    /// Deliveries tried again after an endpoint failed to answer 2xx
+    /// (counted by the delivery threads).
+    retries: Arc<AtomicU64>,
 }
 
-/// Deliveries tried again after an endpoint failed to answer 2xx.
-static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Stripe's header for `body`, signed at `t` with each secret.
 pub fn signature_header(secrets: &[String], t: i64, body: &[u8]) -> String {
@@ -88,10 +91,9 @@ impl Emulator {
         held.len()
     }
 
-    /// Deliveries tried again because the endpoint did not answer 2xx (this
-    /// process, every emulator).
+    /// Deliveries tried again because the endpoint did not answer 2xx.
     pub fn redeliveries(&self) -> u64 {
-        RETRIES.load(std::sync::atomic::Ordering::SeqCst)
+        lock(&self.deliveries).retries.load(Ordering::SeqCst)
     }
 
     /// Events delivered twice by the plan so far.
@@ -150,9 +152,10 @@ impl Emulator {
     fn send_after(&self, target: WebhookTarget, event: &Value, delay: Duration) {
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();
         let clock = self.clock.clone();
+        let retries = lock(&self.deliveries).retries.clone();
         std::thread::spawn(move || {
             std::thread::sleep(delay);
-            deliver(&target, &body, || clock.now_secs())
+            deliver(&target, &body, || clock.now_secs(), &retries)
         });
     }
 
@@ -197,11 +200,11 @@ fn post(agent: &ureq::Agent, target: &WebhookTarget, body: &[u8], now: i64) -> u
 
 /// Posts until a 2xx, backing off between attempts (Stripe retries for three
 /// days; here a handful of quick tries keeps tests short).
-fn deliver(target: &WebhookTarget, body: &[u8], now: impl Fn() -> i64) {
+fn deliver(target: &WebhookTarget, body: &[u8], now: impl Fn() -> i64, retries: &AtomicU64) {
     let agent = agent();
     for attempt in 0..8u32 {
         if attempt > 0 {
-            RETRIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            retries.fetch_add(1, Ordering::SeqCst);
         }
         if (200..300).contains(&post(&agent, target, body, now())) {
             return;

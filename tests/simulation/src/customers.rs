@@ -137,7 +137,7 @@ impl Outcome {
     }
 }
 
-pub fn run(args: &Args, fleet: &Fleet, emulator: &RunningEmulator, plan: &[Case]) -> Outcome {
+pub fn run(fleet: &Fleet, emulator: &RunningEmulator, plan: &[Case]) -> Outcome {
     let outcome = Outcome::default();
     std::thread::scope(|s| {
         for (n, m) in fleet.merchants.iter().enumerate() {
@@ -154,7 +154,6 @@ pub fn run(args: &Args, fleet: &Fleet, emulator: &RunningEmulator, plan: &[Case]
             });
         }
     });
-    let _ = args;
     outcome
 }
 

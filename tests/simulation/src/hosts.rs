@@ -63,7 +63,7 @@ impl Fleet {
         let dir = std::env::temp_dir().join(format!("bad-day-{}-{}", args.seed, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cache"))?;
-        let fleet = Fleet {
+        let mut fleet = Fleet {
             merchants: Vec::new(),
             api_key: format!("sk_test_sim_{:016x}", args.seed.wrapping_mul(0x9e37_79b9)),
             dir,
@@ -72,7 +72,6 @@ impl Fleet {
             sync_every_secs: args.sync_every_secs.to_string(),
             crashes: AtomicUsize::new(0),
         };
-        let mut fleet = fleet;
         for n in 1..=args.merchants {
             let account = format!("acct_sim_merchant_{n}");
             emulator.emulator.connect_existing(&account, &format!("Merchant {n} Ltd"));

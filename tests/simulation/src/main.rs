@@ -76,7 +76,7 @@ fn main() {
     });
     emulator.inject_seeded(args.seed, args.fault_per_mille);
     let plan = customers::plan(&args);
-    let outcome = customers::run(&args, &fleet, &running, &plan);
+    let outcome = customers::run(&fleet, &running, &plan);
     // The bad day ends: Stripe heals; what Stripe never delivered is left to sync.
     emulator.heal();
     let given_up = emulator.give_up_dropped();
