@@ -4,7 +4,7 @@
 //! error at the end (never a guess), and no key replayed after Stripe's 24 h.
 
 use e2e_tests::*;
-use host_harness::runtime::{PluginError, StripeError, Transition};
+use host_harness::bindings::{PluginError, StripeError, Transition};
 use host_harness::demo::INVOICE_JSON;
 use stripe_emulator::faults::{Fault, Rule, When};
 
@@ -26,13 +26,26 @@ fn paid_in(ts: &[Transition]) -> bool {
 fn charge_keys(h: &Harness) -> Vec<String> {
     h.requests()
         .iter()
-        .filter(|r| r["request"].as_str().unwrap_or_default().starts_with("POST") && r["request"].as_str().unwrap_or_default().ends_with("/v1/payment_intents"))
+        .filter(|r| {
+            r["request"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("POST")
+                && r["request"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("/v1/payment_intents")
+        })
         .map(|r| {
             r["headers"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .filter_map(|h| h.as_str()?.strip_prefix("Idempotency-Key: ").map(str::to_string))
+                .filter_map(|h| {
+                    h.as_str()?
+                        .strip_prefix("Idempotency-Key: ")
+                        .map(str::to_string)
+                })
                 .next()
                 .unwrap_or_default()
         })
@@ -85,14 +98,22 @@ fn the_retry_budget_ends_in_a_retryable_error_and_no_link_beside_an_unknown_char
     let (h, e) = finalize_refused(Fault::ServerError, When::AfterWork);
     assert!(e.retryable, "{e:?}");
     assert_eq!(charge_keys(&h).len(), 3, "a bounded budget: three tries");
-    assert_eq!(h.sessions("open"), 0, "no pay link beside a charge of unknown outcome");
+    assert_eq!(
+        h.sessions("open"),
+        0,
+        "no pay link beside a charge of unknown outcome"
+    );
 }
 
 #[test]
 fn a_rate_limit_is_not_hammered_and_says_when_to_come_back() {
     let (h, e) = finalize_refused(Fault::RateLimited, When::BeforeWork);
     assert!(e.retryable);
-    assert_eq!(e.retry_after_ms, Some(1000), "Stripe's Retry-After, passed on");
+    assert_eq!(
+        e.retry_after_ms,
+        Some(1000),
+        "Stripe's Retry-After, passed on"
+    );
     assert_eq!(charge_keys(&h).len(), 1, "no retry before Retry-After");
 }
 
@@ -101,7 +122,10 @@ fn a_rate_limit_is_not_hammered_and_says_when_to_come_back() {
 /// plugin asks Stripe what the earlier attempt did first.
 #[test]
 fn after_24_hours_the_old_key_is_not_replayed_the_earlier_charge_is_looked_up() {
-    for (when, what) in [(When::AfterWork, "the lost charge is adopted"), (When::BeforeWork, "nothing was taken: a new attempt")] {
+    for (when, what) in [
+        (When::AfterWork, "the lost charge is adopted"),
+        (When::BeforeWork, "nothing was taken: a new attempt"),
+    ] {
         let (h, cus) = with_card();
         h.emulator.inject(charge_fault(Fault::Timeout, when, 3));
         let inv = h.invoice_for(&cus);
@@ -145,7 +169,12 @@ fn webhooks_missed_for_a_day_are_recovered_by_sync() {
     // fourth is left unpaid. No webhook reaches the host.
     for (n, (_, cs)) in sessions.iter().enumerate().take(3) {
         let pay = |card: &str| {
-            h.emulator.handle("POST", &format!("/_test/checkout/sessions/{cs}/complete"), &[], format!("card={card}").as_bytes())
+            h.emulator.handle(
+                "POST",
+                &format!("/_test/checkout/sessions/{cs}/complete"),
+                &[],
+                format!("card={card}").as_bytes(),
+            )
         };
         if n == 1 {
             assert_eq!(pay("4000000000000002").status, 402);
@@ -173,13 +202,24 @@ fn webhooks_missed_for_a_day_are_recovered_by_sync() {
     for (id, _) in &sessions[..3] {
         assert_eq!(status(id), "PAID", "{id}");
     }
-    assert_ne!(status(&sessions[3].0), "PAID", "the unpaid one stays unpaid");
+    assert_ne!(
+        status(&sessions[3].0),
+        "PAID",
+        "the unpaid one stays unpaid"
+    );
     let emails_after_sync = h.emails().len();
-    assert!(emails_after_sync >= emails_before, "receipts and notices of the missed events go out once");
+    assert!(
+        emails_after_sync >= emails_before,
+        "receipts and notices of the missed events go out once"
+    );
     // Stripe's own late deliveries, then another sync: nothing changes.
     for e in h.emulator.events() {
         let body = serde_json::to_vec(&e).unwrap();
-        let o = h.runtime.on_webhook(&m, &h.delivery(&body, SECRET)).unwrap().unwrap();
+        let o = h
+            .runtime
+            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap();
         assert_eq!(o.status, 200);
         h.records().apply(&o.transitions).unwrap();
     }
@@ -204,11 +244,20 @@ fn a_sync_longer_than_one_call_goes_on_where_it_stopped() {
     h.records().insert_draft(&doc, "inv_01").unwrap();
     let link = last_link(&h.finalize(&m, &invoice())).clone();
     let path = format!("/_test/checkout/sessions/{}/complete", link.session());
-    assert_eq!(h.emulator.handle("POST", &path, &[], b"card=4242424242424242").status, 200);
+    assert_eq!(
+        h.emulator
+            .handle("POST", &path, &[], b"card=4242424242424242")
+            .status,
+        200
+    );
     // Then 600 other events of the account, a second apart.
     for n in 0..600 {
         h.clock.advance_ms(1000);
-        h.emulator.emit(ACCOUNT, "customer.updated", serde_json::json!({"id": format!("cus_noise_{n}"), "object": "customer"}));
+        h.emulator.emit(
+            ACCOUNT,
+            "customer.updated",
+            serde_json::json!({"id": format!("cus_noise_{n}"), "object": "customer"}),
+        );
     }
     let total = h.emulator.events().len() as u32;
     let (mut cursor, mut calls, mut read, mut applied) = (None, 0, 0, 0);

@@ -4,7 +4,7 @@
 //! and Connect onboarding. Snapshots hold the exact requests, transitions, emails.
 
 use e2e_tests::*;
-use host_harness::runtime::{OnboardingRequest, PayPage, PluginError, Transition};
+use host_harness::bindings::{OnboardingRequest, PayPage, PluginError, Transition};
 use serde_json::{Value, json};
 
 /// A customer in the merchant's Stripe account with `card` as its default.
@@ -101,8 +101,18 @@ fn a_declined_card_fails_emails_both_parties_and_leaves_a_link() {
 #[test]
 fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
     for (code, decline, advice, retryable) in [
-        ("card_declined", "insufficient_funds", Some("try_again_later"), true),
-        ("expired_card", "expired_card", Some("do_not_try_again"), false),
+        (
+            "card_declined",
+            "insufficient_funds",
+            Some("try_again_later"),
+            true,
+        ),
+        (
+            "expired_card",
+            "expired_card",
+            Some("do_not_try_again"),
+            false,
+        ),
         ("card_declined", "generic_decline", None, false),
     ] {
         let (h, stripe) = Harness::scripted();
@@ -150,7 +160,11 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
 fn a_test_card_that_declines_cannot_be_saved_to_a_customer() {
     let h = Harness::new();
     let cus = h.stripe_customer("Declined Ltd");
-    let pm = h.stripe("POST", "/v1/payment_methods", "type=card&card[number]=4000000000009995");
+    let pm = h.stripe(
+        "POST",
+        "/v1/payment_methods",
+        "type=card&card[number]=4000000000009995",
+    );
     let attach = h.stripe_reply(
         "POST",
         &format!("/v1/payment_methods/{}/attach", pm["id"].as_str().unwrap()),
@@ -438,9 +452,7 @@ fn what_the_pay_link_shows_at_each_stage() {
     let mut stages = Vec::new();
     let mut open = |stage: &str| {
         let outcome = h.runtime.on_pay_link_opened(&h.merchant, &token).unwrap();
-        stages.push(
-            json!({"stage": stage, "outcome": outcome, "requests": h.requests()}),
-        );
+        stages.push(json!({"stage": stage, "outcome": outcome, "requests": h.requests()}));
     };
     open("open session");
     h.stripe(

@@ -3,14 +3,15 @@
 //! served normally. And the plugin can reach no host but the Stripe API base.
 
 use e2e_tests::*;
+use host_harness::bindings::PluginError;
+use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_harness::imports::HttpBackend;
-use host_harness::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
-use host_harness::runtime::{Limits, PluginError};
+use host_harness::runtime::Limits;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn rogue_invoice(id: &str) -> host_harness::runtime::Invoice {
+fn rogue_invoice(id: &str) -> host_harness::bindings::Invoice {
     let mut inv = invoice();
     inv.id = id.into();
     inv
@@ -131,8 +132,10 @@ fn the_component_is_small_and_speaks_only_our_contract() {
     names.sort();
     assert_eq!(
         names,
-        ["clock", "email", "http", "kv", "mac", "types"]
-            .map(|i| format!("billing:stripe-plugin/{i}@0.2.0")),
+        [
+            "clock", "email", "errors", "http", "kv", "mac", "outcomes", "payments", "platform"
+        ]
+        .map(|i| format!("billing:stripe-plugin/{i}@0.2.0")),
         "only the contract's interfaces are imported"
     );
     eprintln!("imports: {imports:?}");
@@ -150,7 +153,11 @@ fn no_secret_is_in_any_type_or_argument_of_the_contract() {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or_default().to_ascii_lowercase();
+            let code = line
+                .split("//")
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
             assert!(
                 !code.contains("secret") && !code.contains("api-key") && !code.contains("password"),
                 "{}:{}: {line}",
@@ -314,14 +321,20 @@ fn every_item_of_the_contract_has_a_doc_comment() {
             let skip = s.is_empty()
                 || s.starts_with("//")
                 || s.starts_with('}')
-                || ["use ", "package ", "import ", "export "].iter().any(|p| s.starts_with(p));
+                || ["use ", "package ", "import ", "export "]
+                    .iter()
+                    .any(|p| s.starts_with(p));
             let named = s.chars().next().is_some_and(|c| c.is_ascii_lowercase());
             if skip || !named {
                 continue;
             }
             let documented = n > 0 && lines[n - 1].trim().starts_with("///");
             if !documented {
-                missing.push(format!("{}:{}: {s}", path.file_name().unwrap().to_string_lossy(), n + 1));
+                missing.push(format!(
+                    "{}:{}: {s}",
+                    path.file_name().unwrap().to_string_lossy(),
+                    n + 1
+                ));
             }
         }
     }

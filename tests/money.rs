@@ -3,7 +3,8 @@
 //! involved). Each test was seen failing before its fix.
 
 use e2e_tests::*;
-use host_harness::runtime::{Limits, PayPage, Transition};
+use host_harness::bindings::{PayPage, Transition};
+use host_harness::runtime::Limits;
 use std::time::Duration;
 
 fn paid_in(ts: &[Transition]) -> bool {
@@ -316,7 +317,7 @@ fn an_invoice_sent_again_with_nothing_due_stops_collection() {
             "nothing due" => again.amount_due = "0.00".into(),
             _ => again
                 .payment_options
-                .retain(|o| !matches!(o, host_harness::runtime::PaymentOption::Stripe)),
+                .retain(|o| !matches!(o, host_harness::bindings::PaymentOption::Stripe)),
         }
         h.finalize(&h.merchant, &again);
         assert_eq!(
@@ -453,7 +454,7 @@ fn concurrent_link_opens_and_auto_charges_take_the_money_once() {
 /// session stays payable. Credited: the link collects what is left.
 #[test]
 fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
-    use host_harness::runtime::{InvoiceChange, InvoiceUpdate};
+    use host_harness::bindings::{InvoiceChange, InvoiceUpdate};
     let h = Harness::new();
     let mut m = h.merchant.clone();
     m.auto_charge = false;
@@ -537,7 +538,7 @@ fn events_about_payments_the_plugin_never_made_are_acknowledged() {
 
 /// Delivers every event the emulator has emitted since `from`, in order, as
 /// `serve` would (transitions applied to the host's records); returns the new `from`.
-fn deliver_since(h: &Harness, m: &host_harness::runtime::Merchant, from: usize) -> usize {
+fn deliver_since(h: &Harness, m: &host_harness::bindings::Merchant, from: usize) -> usize {
     let events = h.emulator.events();
     for e in &events[from..] {
         let body = serde_json::to_vec(e).unwrap();
@@ -631,11 +632,11 @@ fn a_late_failure_of_an_older_attempt_leaves_a_debit_in_flight_processing() {
 /// host's records as `serve` does; returns the outcome.
 fn deliver_event(
     h: &Harness,
-    m: &host_harness::runtime::Merchant,
+    m: &host_harness::bindings::Merchant,
     id: &str,
     kind: &str,
     object: serde_json::Value,
-) -> host_harness::runtime::WebhookOutcome {
+) -> host_harness::bindings::WebhookOutcome {
     let event = serde_json::json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
         "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
     let body = serde_json::to_vec(&event).unwrap();
@@ -659,7 +660,7 @@ fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> serde_json::Valu
 }
 
 /// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
-fn sent_invoice() -> (Harness, host_harness::runtime::Merchant) {
+fn sent_invoice() -> (Harness, host_harness::bindings::Merchant) {
     let h = Harness::new();
     let mut m = h.merchant.clone();
     m.auto_charge = false;
@@ -1329,7 +1330,9 @@ fn a_paid_checkout_is_paid_even_when_its_card_cannot_become_the_default() {
         .unwrap();
     let link = last_link(&h.finalize(&h.merchant, &h.invoice_for(&cus))).clone();
     let path = format!("/_test/checkout/sessions/{}/complete", link.session());
-    let paid = h.emulator.handle("POST", &path, &[], b"card=4242424242424242");
+    let paid = h
+        .emulator
+        .handle("POST", &path, &[], b"card=4242424242424242");
     assert_eq!(paid.status, 200);
     let pm = h.emulator.objects("payment_method")[0]["id"]
         .as_str()
@@ -1344,7 +1347,10 @@ fn a_paid_checkout_is_paid_even_when_its_card_cannot_become_the_default() {
         .unwrap();
     let outcome = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(&serde_json::to_vec(&succeeded).unwrap(), SECRET))
+        .on_webhook(
+            &h.merchant,
+            &h.delivery(&serde_json::to_vec(&succeeded).unwrap(), SECRET),
+        )
         .unwrap()
         .unwrap_or_else(|e| panic!("the payment was lost: {e:?}"));
     assert!(paid_in(&outcome.transitions), "{:?}", outcome.transitions);

@@ -4,8 +4,8 @@
 //! refusals. Events come from the emulator doing what Stripe does.
 
 use e2e_tests::*;
+use host_harness::bindings::{PluginError, Transition, WebhookOutcome};
 use host_harness::demo::INVOICE_JSON;
-use host_harness::runtime::{PluginError, Transition, WebhookOutcome};
 use serde_json::{Value, json};
 
 /// A host that knows invoices inv_01 to inv_03 (finalized).
@@ -20,7 +20,7 @@ fn host() -> Harness {
     h
 }
 
-fn invoice_no(h: &Harness, id: &str, cus: &str) -> host_harness::runtime::Invoice {
+fn invoice_no(h: &Harness, id: &str, cus: &str) -> host_harness::bindings::Invoice {
     let mut inv = h.invoice_for(cus);
     inv.id = id.into();
     inv.number = format!("INV-{id}");
@@ -50,11 +50,7 @@ fn deliver(h: &Harness, event: &Value) -> (u16, Result<WebhookOutcome, PluginErr
 fn summary(event: &Value, status: u16, result: &Result<WebhookOutcome, PluginError>) -> String {
     let what = match result {
         Ok(o) => {
-            let ts: Vec<String> = o
-                .transitions
-                .iter()
-                .map(host_harness::server::describe)
-                .collect();
+            let ts: Vec<String> = o.transitions.iter().map(ToString::to_string).collect();
             format!("{} [{}]", o.reason, ts.join("; "))
         }
         Err(e) => format!("error: {}", e.message()),
@@ -87,7 +83,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_pay_link_opened(&h.merchant, &token)
         .unwrap()
         .unwrap();
-    let host_harness::runtime::PayPage::Redirect(url) = opened.page else {
+    let host_harness::bindings::PayPage::Redirect(url) = opened.page else {
         panic!("{opened:?}")
     };
     let session = url.rsplit('/').next().unwrap().to_string();
@@ -176,7 +172,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_pay_link_opened(&h.merchant, &token_of(&declined))
         .unwrap()
         .unwrap();
-    let host_harness::runtime::PayPage::Redirect(url2) = r.page else {
+    let host_harness::bindings::PayPage::Redirect(url2) = r.page else {
         panic!("{r:?}")
     };
     let s3 = url2.rsplit('/').next().unwrap().to_string();

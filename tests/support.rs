@@ -1,21 +1,21 @@
 //! A deterministic host for tests: fixed clock, in-memory SQLite, and Stripe
 //! answered in-process by the emulator (or by a script), every exchange recorded.
 
+use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+use host_harness::bindings::{
+    Customer, Invoice, Merchant, PaymentLink, Transition, WebhookRequest,
+};
 use host_harness::db::Db;
 use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::offline_stripe::InProcess;
-use stripe_emulator::{Emulator, form};
 use host_harness::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
+use host_harness::offline_stripe::InProcess;
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
-use host_harness::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
-use host_harness::runtime::{
-    Customer, Invoice, Limits, Merchant, PLUGIN_WASM, PaymentLink, Runtime, Transition,
-    WebhookRequest,
-};
+use host_harness::runtime::{Limits, PLUGIN_WASM, Runtime};
 use host_harness::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use stripe_emulator::{Emulator, form};
 
 /// 2025-11-28T00:00:00Z
 pub const NOW_MS: u64 = 1_764_288_000_000;
@@ -60,7 +60,10 @@ pub const PAY_LINK_KEY: &str = "plk_test_harness";
 impl Harness {
     /// Replaces the merchant's webhook secrets (a rotation).
     pub fn set_keys(&mut self, webhook: &[&str]) {
-        self.runtime.env().keys.set(&self.merchant.account_id, keys(webhook));
+        self.runtime
+            .env()
+            .keys
+            .set(&self.merchant.account_id, keys(webhook));
     }
 
     pub fn new() -> Self {
@@ -140,11 +143,8 @@ impl Harness {
 
     /// Wraps `body` as Stripe would deliver it now, signed with `secret`.
     pub fn delivery(&self, body: &[u8], secret: &str) -> WebhookRequest {
-        let header = stripe_emulator::signature_header(
-            &[secret.to_string()],
-            self.clock.now_secs(),
-            body,
-        );
+        let header =
+            stripe_emulator::signature_header(&[secret.to_string()], self.clock.now_secs(), body);
         WebhookRequest {
             headers: vec![
                 ("Content-Type".into(), "application/json".into()),
@@ -187,7 +187,10 @@ impl Harness {
             ],
             form.as_bytes(),
         );
-        (reply.status, serde_json::from_slice(&reply.body).expect("json"))
+        (
+            reply.status,
+            serde_json::from_slice(&reply.body).expect("json"),
+        )
     }
 
     /// Saves a test card for `cus`, as the default payment method if `default`.
@@ -285,7 +288,7 @@ pub fn customer(id: &str) -> Customer {
 /// The example customer with `Stripe` set to `cus`.
 pub fn customer_linked_to(id: &str, cus: &str) -> Customer {
     let mut c = customer(id);
-    c.external_ids.push(host_harness::runtime::ExternalId {
+    c.external_ids.push(host_harness::bindings::ExternalId {
         key: "Stripe".into(),
         value: cus.into(),
     });
@@ -331,7 +334,7 @@ impl HttpBackend for ScriptedStripe {
         {
             rule.4 -= 1;
             return Ok(
-                host_harness::runtime::billing::stripe_plugin::http::Response {
+                host_harness::bindings::billing::stripe_plugin::http::Response {
                     status: rule.2,
                     headers: vec![("Content-Type".into(), "application/json".into())],
                     body: rule.3.clone().into_bytes(),
@@ -361,7 +364,7 @@ impl Harness {
     }
 
     /// Opens the pay link `token` for `m`; fails the test on a trap or an error.
-    pub fn open(&self, m: &Merchant, token: &str) -> host_harness::runtime::PayPage {
+    pub fn open(&self, m: &Merchant, token: &str) -> host_harness::bindings::PayPage {
         match self.runtime.on_pay_link_opened(m, token) {
             Ok(Ok(o)) => o.page,
             other => panic!("opening the pay link failed: {other:?}"),

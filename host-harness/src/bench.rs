@@ -2,16 +2,17 @@
 //! the real runtime (fresh Store, pooling allocator, SQLite kv), to set beside
 //! stripe-node's `constructEvent` in the same run (tests/bench/webhook).
 
+use crate::bindings::{Merchant, WebhookRequest};
 use crate::db::Db;
+use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate};
 use crate::offline_stripe::InProcess;
-use stripe_emulator::signature_header;
-use crate::imports::{Clock, HostEnv, StripeGate, KeyRing, MerchantKeys};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
-use crate::runtime::{Limits, Merchant, PLUGIN_WASM, Runtime, WebhookRequest};
+use crate::runtime::{Limits, PLUGIN_WASM, Runtime};
 use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::time::Instant;
+use stripe_emulator::signature_header;
 
 /// Times `iterations` deliveries of the event in `path` (its `data.object`
 /// must name invoice `inv_bench` in its metadata) and prints µs per event.
@@ -22,7 +23,10 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let clock = Clock::fixed(created * 1000);
     let emulator = crate::offline_stripe::emulator(&clock);
     // The merchant has connected its account (the emulator refuses others).
-    emulator.connect_existing(event["account"].as_str().unwrap_or_default(), "Bench Merchant");
+    emulator.connect_existing(
+        event["account"].as_str().unwrap_or_default(),
+        "Bench Merchant",
+    );
     let env = Arc::new(HostEnv {
         db: Arc::new(Db::in_memory()?),
         stripe: StripeGate {
@@ -39,8 +43,12 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
         webhook_signing: vec![webhook.to_string()],
         pay_link: vec!["plk_bench".into()],
     };
-    env.keys.set(event["account"].as_str().unwrap_or_default(), keys("whsec_bench_secret"));
-    env.keys.set("acct_bench_wrong_secret", keys("whsec_not_the_one"));
+    env.keys.set(
+        event["account"].as_str().unwrap_or_default(),
+        keys("whsec_bench_secret"),
+    );
+    env.keys
+        .set("acct_bench_wrong_secret", keys("whsec_not_the_one"));
     let runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
     let secret = "whsec_bench_secret".to_string();
     let signing = secret.clone();
@@ -80,7 +88,10 @@ pub fn webhook(path: &std::path::Path, iterations: u32) -> Result<()> {
     let first = runtime.on_webhook(&merchant, &request)?;
     match &first {
         Ok(o) if o.status == 200 && !o.transitions.is_empty() => {}
-        other => bail!("the event was not processed: {other:?}"),
+        other => bail!(
+            "the event was not processed: {}",
+            serde_json::to_string(&other.as_ref().map_err(|e| e.message()))?
+        ),
     }
     for _ in 0..iterations.min(200) {
         runtime.on_webhook(&merchant, &request)??;

@@ -1,8 +1,9 @@
 //! One TOML file, every key also settable by a flag (flags win). See
 //! `host-harness.sample.toml` for every key with its meaning.
 
+use crate::bindings::Merchant;
 use crate::imports::MerchantKeys;
-use crate::runtime::{Limits, Merchant};
+use crate::runtime::Limits;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Deserialize;
@@ -171,7 +172,7 @@ impl Settings {
         };
         if let Some(bad) = webhook_secrets.iter().find(|s| !s.starts_with("whsec_")) {
             bail!(
-                "webhook secret {:?}... does not look like whsec_...",
+                "webhook secret \"{}...\" does not look like whsec_...",
                 bad.chars().take(6).collect::<String>()
             );
         }

@@ -104,7 +104,11 @@ impl Db {
         use rusqlite::OptionalExtension;
         let conn = self.conn();
         let kept: Option<String> = conn
-            .query_row("SELECT value FROM host_secrets WHERE name = 'pay-link'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM host_secrets WHERE name = 'pay-link'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         if let Some(k) = kept {
             return Ok(k);
@@ -118,7 +122,11 @@ impl Db {
             "INSERT OR IGNORE INTO host_secrets (name, value) VALUES ('pay-link', ?1)",
             [&key],
         )?;
-        Ok(conn.query_row("SELECT value FROM host_secrets WHERE name = 'pay-link'", [], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT value FROM host_secrets WHERE name = 'pay-link'",
+            [],
+            |r| r.get(0),
+        )?)
     }
 
     pub fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {

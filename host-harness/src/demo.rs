@@ -3,8 +3,6 @@
 //! customer over real HTTP, and prints what happened.
 
 use crate::config::{Flags, Settings};
-use stripe_emulator::server::RunningEmulator;
-use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
 use crate::server::{App, RunningServer};
@@ -13,6 +11,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
+use stripe_emulator::server::RunningEmulator;
+use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 
 pub const CUSTOMER_JSON: &str = include_str!("../fixtures/customer.json");
 pub const INVOICE_JSON: &str = include_str!("../fixtures/invoice.json");
@@ -47,8 +47,11 @@ impl Offline {
         let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
         std::fs::create_dir_all(&dir.0)?;
         let secret = format!("whsec_demo_{unique}");
-        let emulator = RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), "127.0.0.1:0")
-            .map_err(anyhow::Error::msg)?;
+        let emulator = RunningEmulator::start(
+            Emulator::new(stripe_emulator::Clock::system()),
+            "127.0.0.1:0",
+        )
+        .map_err(anyhow::Error::msg)?;
         let server = RunningServer::bind("127.0.0.1:0")?;
         // SAFETY: set before any thread reads the environment of this process.
         unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
@@ -167,8 +170,9 @@ impl Offline {
             }
             if start.elapsed() > within {
                 bail!(
-                    "invoice {invoice} is {} after {within:?}, not {status}",
-                    inv["status"]
+                    "invoice {invoice} is {} after {} s, not {status}",
+                    inv["status"],
+                    within.as_secs_f64()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));

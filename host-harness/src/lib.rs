@@ -3,11 +3,12 @@
 //! an HTTP server (`serve`), and an offline Stripe emulator.
 
 pub mod bench;
+pub mod bindings;
 pub mod config;
 pub mod db;
 pub mod demo;
-pub mod offline_stripe;
 pub mod imports;
+pub mod offline_stripe;
 pub mod platform;
 pub mod record;
 pub mod runtime;

@@ -3,11 +3,11 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_harness::config::{Flags, Settings};
-use stripe_emulator::server::RunningEmulator;
-use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 use host_harness::record::Recorder;
 use host_harness::server::{App, RunningServer};
 use std::sync::Arc;
+use stripe_emulator::server::RunningEmulator;
+use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 
 #[derive(Parser)]
 #[command(
@@ -83,8 +83,9 @@ fn main() -> Result<()> {
                 .listen
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1:12111".into());
-            let running = RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), &listen)
-                .map_err(anyhow::Error::msg)?;
+            let running =
+                RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), &listen)
+                    .map_err(anyhow::Error::msg)?;
             if let Some(account) = &cli.flags.account {
                 // The merchant that serve acts for has connected its account.
                 running.emulator.connect_existing(account, &business_name);

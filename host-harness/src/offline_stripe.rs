@@ -2,8 +2,8 @@
 //! carry requests to an in-process emulator (deterministic tests and the
 //! offline demo), with the emulator's faults mapped to the contract's errors.
 
+use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use crate::imports::{Clock, HttpBackend};
-use crate::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
 use stripe_emulator::Emulator;
 use stripe_emulator::faults::{Fault, Outcome};
 
@@ -28,15 +28,18 @@ impl HttpBackend for InProcess {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_string(),
         };
-        match self.0.exchange(req.method.as_str(), &target, &req.headers, &req.body) {
+        match self
+            .0
+            .exchange(req.method.as_str(), &target, &req.headers, &req.body)
+        {
             Outcome::Answer(r) => Ok(Response {
                 status: r.status,
                 headers: r.headers,
                 body: r.body,
             }),
-            Outcome::Lost(Fault::Reset) => Err(HttpError::Connection(
-                "connection reset by peer".into(),
-            )),
+            Outcome::Lost(Fault::Reset) => {
+                Err(HttpError::Connection("connection reset by peer".into()))
+            }
             Outcome::Lost(_) => Err(HttpError::Timeout),
         }
     }

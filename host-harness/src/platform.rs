@@ -2,7 +2,7 @@
 //! mapping onto the contract's records. Documents are stored verbatim, so
 //! fields this host does not know survive a round trip.
 
-use crate::runtime::{Address, Customer, ExternalId, Invoice, LineItem, PaymentOption};
+use crate::bindings::{Address, Customer, ExternalId, Invoice, LineItem, PaymentOption};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]

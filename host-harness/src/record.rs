@@ -1,7 +1,7 @@
 //! `--record-http`: every request the plugin sent and what came back, as JSON
 //! lines, without `Authorization` (the gate adds it after the copy is taken).
 
-use crate::runtime::billing::stripe_plugin::http::{HttpError, Request, Response};
+use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use serde::Serialize;
 use std::fs::File;
 use std::io::Write;
@@ -30,7 +30,7 @@ impl Exchange {
             Err(e) => (
                 None,
                 String::new(),
-                Some(crate::runtime::http_error_text(e)),
+                Some(crate::bindings::http_error_text(e)),
             ),
         };
         Self {

@@ -17,33 +17,7 @@ use wasmtime::{
     UpdateDeadline,
 };
 
-wasmtime::component::bindgen!({
-    world: "plugin",
-    path: "../wit",
-    // The contract's values serialize as data (snapshots, logs), never as
-    // Rust's Debug output.
-    additional_derives: [serde::Serialize],
-});
-
-pub use billing::stripe_plugin::types::{
-    AccountStatus, Address, CardOnFile, CollectionStop, CollectionStopped, Customer,
-    CustomerAction, CustomerLink, Dispute, DisputeStatus, ExternalId, Invoice, InvoiceChange,
-    InvoiceStatus, InvoiceUpdate, LineItem, Merchant, Money, Onboarding, OnboardingRequest,
-    PayLinkOutcome, PayPage, SyncOutcome, Payment, PaymentFailure, PaymentLink, PaymentOption, PaymentStatus,
-    PluginError, Refund, StripeError, Transition, WebhookOutcome, WebhookRequest,
-};
-
-impl billing::stripe_plugin::http::Method {
-    /// The method's name on the wire.
-    pub fn as_str(self) -> &'static str {
-        use billing::stripe_plugin::http::Method;
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-        }
-    }
-}
+use crate::bindings::*;
 
 /// The component built by `build.rs` from `plugin/`, embedded in the binary.
 pub const PLUGIN_WASM: &[u8] = include_bytes!(env!("PLUGIN_WASM"));
@@ -188,7 +162,8 @@ impl Runtime {
         cursor: Option<&str>,
     ) -> Result<Result<SyncOutcome, PluginError>> {
         self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers().call_on_sync(s, m, cursor)
+            p.billing_stripe_plugin_handlers()
+                .call_on_sync(s, m, cursor)
         })
     }
 
@@ -281,65 +256,4 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.
     Ok(unsafe { Component::deserialize_file(engine, &path) }?)
-}
-
-/// Why a request got no answer, in words (the bindings' own `Display` is Debug's).
-pub fn http_error_text(e: &billing::stripe_plugin::http::HttpError) -> String {
-    use billing::stripe_plugin::http::HttpError as E;
-    match e {
-        E::Timeout => "timed out".into(),
-        E::Connection(m) => format!("connection failed: {m}"),
-        E::Denied(m) => format!("denied: {m}"),
-        E::Other(m) => format!("failed: {m}"),
-    }
-}
-
-impl CollectionStop {
-    /// The platform's name for why collection stopped.
-    pub fn name(self) -> &'static str {
-        match self {
-            CollectionStop::NothingDue => "NOTHING_DUE",
-            CollectionStop::StripeRemoved => "STRIPE_REMOVED",
-            CollectionStop::Void => "VOID",
-            CollectionStop::PaidOutsideStripe => "PAID_OUTSIDE_STRIPE",
-            CollectionStop::Uncollectible => "UNCOLLECTIBLE",
-        }
-    }
-}
-
-impl InvoiceChange {
-    /// Reads the platform's name of a change (`VOID`, `PAID_OUTSIDE_STRIPE`,
-    /// `UNCOLLECTIBLE`, `OPEN`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "OPEN" => InvoiceChange::Open,
-            "VOID" => InvoiceChange::Void,
-            "PAID_OUTSIDE_STRIPE" => InvoiceChange::PaidOutsideStripe,
-            "UNCOLLECTIBLE" => InvoiceChange::Uncollectible,
-            _ => return None,
-        })
-    }
-}
-
-impl PluginError {
-    /// Whether calling again later can help.
-    pub fn retryable(&self) -> bool {
-        match self {
-            PluginError::InvalidInput(_) => false,
-            PluginError::Stripe(e) => e.retryable,
-            PluginError::HostUnavailable(_) | PluginError::NotReady(_) => true,
-        }
-    }
-
-    pub fn message(&self) -> String {
-        match self {
-            PluginError::InvalidInput(m)
-            | PluginError::HostUnavailable(m)
-            | PluginError::NotReady(m) => m.clone(),
-            PluginError::Stripe(e) => format!(
-                "Stripe answered {} {}: {}",
-                e.status, e.error_type, e.message
-            ),
-        }
-    }
 }

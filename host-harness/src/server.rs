@@ -1,15 +1,16 @@
 //! `serve`: the billing host in a box. Routes the platform's API and Stripe's
 //! webhooks to the plugin, and applies what it returns durably before answering.
 
+use crate::bindings::{
+    CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PayPage,
+    PluginError, Transition, WebhookRequest,
+};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{Clock, HostEnv, KeyRing, StripeGate, UreqBackend};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
-use crate::runtime::{
-    CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PLUGIN_WASM,
-    PayPage, PluginError, Runtime, Transition, WebhookRequest,
-};
+use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -160,7 +161,11 @@ impl App {
     /// The merchant's webhook signing secrets (host side: tests and the demo
     /// sign with them; the plugin never sees them).
     pub fn webhook_secrets(&self) -> Vec<String> {
-        self.runtime.env().keys.get(&self.merchant.account_id).webhook_signing
+        self.runtime
+            .env()
+            .keys
+            .get(&self.merchant.account_id)
+            .webhook_signing
     }
 
     /// Catches up on missed webhooks: calls `on-sync` from the stored cursor
@@ -194,7 +199,9 @@ impl App {
             loop {
                 match app.sync() {
                     Ok((read, applied)) => {
-                        eprintln!("[sync] {read} events read, {applied} applied that no webhook had brought")
+                        eprintln!(
+                            "[sync] {read} events read, {applied} applied that no webhook had brought"
+                        )
                     }
                     Err(e) => eprintln!("[sync] failed, will try again: {e:#}"),
                 }
@@ -220,7 +227,7 @@ impl App {
         j.extend(
             transitions
                 .iter()
-                .map(|t| format!("{:<34} {}", format!("({source})"), describe(t))),
+                .map(|t| format!("{:<34} {}", format!("({source})"), t)),
         );
     }
     fn records(&self) -> Records<'_> {
@@ -554,77 +561,6 @@ fn found(v: Option<Value>, what: &str) -> Reply {
     match v {
         Some(v) => Reply::json(200, &v),
         None => Reply::error(404, &format!("no such {what}"), false),
-    }
-}
-
-/// One line for the timeline and the log.
-pub fn describe(t: &Transition) -> String {
-    match t {
-        Transition::PaymentLinkAttached(l) => {
-            format!("{}: payment link attached ({})", l.invoice_id, l.url)
-        }
-        Transition::PaymentProcessing(p) => {
-            format!("{}: payment processing ({})", p.invoice_id, p.stripe_ref)
-        }
-        Transition::InvoicePaid(p) => format!(
-            "{}: PAID {} {} ({})",
-            p.invoice_id, p.amount.decimal, p.amount.currency, p.stripe_ref
-        ),
-        Transition::InvoicePartiallyPaid(p) => format!(
-            "{}: partially paid {} {}",
-            p.invoice_id, p.amount.decimal, p.amount.currency
-        ),
-        Transition::PaymentFailed(f) => format!("{}: payment failed: {}", f.invoice_id, f.message),
-        Transition::NeedsCustomerAction(a) => {
-            format!("{}: needs customer action: {}", a.invoice_id, a.reason)
-        }
-        Transition::Refunded(r) => format!(
-            "{}: refunded {} {}",
-            r.invoice_id, r.amount.decimal, r.amount.currency
-        ),
-        Transition::Disputed(d) => format!(
-            "{}: dispute {}",
-            d.invoice_id,
-            match d.status {
-                crate::runtime::DisputeStatus::Opened => "opened",
-                crate::runtime::DisputeStatus::Won => "won",
-                crate::runtime::DisputeStatus::Lost => "lost",
-            }
-        ),
-        Transition::CustomerLinked(l) => format!(
-            "customer {} linked to {}",
-            l.customer_id, l.stripe_customer_id
-        ),
-        Transition::CustomerUnlinked(id) => format!("customer {id} unlinked"),
-        Transition::StatusChanged(s) => format!(
-            "{}: status {}, paid {} {}, refunded {}",
-            s.invoice_id,
-            crate::state::status_name(s.status),
-            s.amount_paid.decimal,
-            s.amount_paid.currency,
-            s.amount_refunded.decimal
-        ),
-        Transition::PaymentFlagged(f) => {
-            format!("{}: payment flagged: {}", f.invoice_id, f.message)
-        }
-        Transition::CardOnFileChanged(c) => format!(
-            "card on file of {}: {}",
-            c.stripe_customer_id,
-            c.payment_method_id.as_deref().unwrap_or("none")
-        ),
-        Transition::AccountUpdated(a) => format!(
-            "account {}: charges enabled {}",
-            a.account_id, a.charges_enabled
-        ),
-        Transition::AccountDisconnected(id) => format!("account {id} disconnected"),
-        Transition::CollectionStopped(c) => {
-            format!("{}: collection stopped ({})", c.invoice_id, c.reason.name())
-        }
-        Transition::CollectionResumed(id) => format!("{id}: collection resumed"),
-        Transition::Overpaid(o) => format!(
-            "{}: OVERPAID by {} {} ({}); received {} in all",
-            o.invoice_id, o.excess.decimal, o.excess.currency, o.stripe_ref, o.total_paid.decimal
-        ),
     }
 }
 

@@ -2,9 +2,9 @@
 //! plugin change them. All transitions of one call are applied in a single
 //! SQLite transaction, so a 2xx to Stripe always means the change is durable.
 
+use crate::bindings::{Money, Transition};
 use crate::db::Db;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::runtime::{Money, PaymentStatus, Transition};
 use anyhow::{Result, anyhow};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -295,22 +295,6 @@ fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), Apply
     Ok(())
 }
 
-/// The platform's name for a payment status ("open" is a sent, unpaid invoice).
-pub fn status_name(s: PaymentStatus) -> &'static str {
-    match s {
-        PaymentStatus::Open => "FINAL",
-        PaymentStatus::Processing => "PROCESSING",
-        PaymentStatus::ActionRequired => "ACTION_REQUIRED",
-        PaymentStatus::Failed => "PAYMENT_FAILED",
-        PaymentStatus::PartiallyPaid => "PARTIALLY_PAID",
-        PaymentStatus::Paid => "PAID",
-        PaymentStatus::PartiallyRefunded => "PARTIALLY_REFUNDED",
-        PaymentStatus::Refunded => "REFUNDED",
-        PaymentStatus::Disputed => "DISPUTED",
-        PaymentStatus::DisputeLost => "DISPUTE_LOST",
-    }
-}
-
 /// Payments are the money received, keyed and ordered by their Stripe ref, so
 /// the list is the same whatever order the events came in.
 fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
@@ -391,7 +375,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
     };
     let mut st = load_state(tx, invoice_id)?
         .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
-    let failure = |f: &crate::runtime::PaymentFailure| {
+    let failure = |f: &crate::bindings::PaymentFailure| {
         serde_json::json!({
             "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
             "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
@@ -404,7 +388,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::StatusChanged(s) if s.revision <= st.status_revision => return Ok(()),
         Transition::StatusChanged(s) => {
             st.status_revision = s.revision;
-            st.status = status_name(s.status).into();
+            st.status = s.status.name().into();
             if st.status == "PAID" && st.paid_at_ms.is_none() {
                 st.paid_at_ms = Some(wall_clock_ms());
             }

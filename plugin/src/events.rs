@@ -90,7 +90,9 @@ impl EventKind {
         use EventKind::*;
         match kind {
             "checkout.session.completed" => Session(SessionNews::Completed),
-            "checkout.session.async_payment_succeeded" => Session(SessionNews::AsyncPaymentSucceeded),
+            "checkout.session.async_payment_succeeded" => {
+                Session(SessionNews::AsyncPaymentSucceeded)
+            }
             "checkout.session.async_payment_failed" => Session(SessionNews::AsyncPaymentFailed),
             "checkout.session.expired" => Session(SessionNews::Expired),
             "charge.refunded" => Refund(RefundNews::ChargeRefunded),
@@ -172,7 +174,10 @@ mod tests {
 
     #[test]
     fn event_types_parse_once_into_their_family() {
-        assert_eq!(EventKind::parse("checkout.session.expired"), EventKind::Session(SessionNews::Expired));
+        assert_eq!(
+            EventKind::parse("checkout.session.expired"),
+            EventKind::Session(SessionNews::Expired)
+        );
         assert_eq!(
             EventKind::parse("payment_intent.payment_failed"),
             EventKind::PaymentIntent(PaymentNews::Failed)
@@ -187,7 +192,10 @@ mod tests {
         ] {
             assert_eq!(PaymentNews::parse(news.name()), Some(news));
         }
-        assert_eq!(PaymentNews::of_status("requires_payment_method"), Some(PaymentNews::Failed));
+        assert_eq!(
+            PaymentNews::of_status("requires_payment_method"),
+            Some(PaymentNews::Failed)
+        );
     }
 
     #[test]

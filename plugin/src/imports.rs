@@ -3,14 +3,14 @@
 
 use crate::bindings::billing::stripe_plugin::email;
 use crate::bindings::billing::stripe_plugin::mac::{self, KeyPurpose, MacError};
-use crate::signature::{Keyed, Keys};
 use crate::bindings::billing::stripe_plugin::{
     clock,
     http::{self, HttpError},
     kv,
-    types::{Merchant, PluginError},
 };
+use crate::contract::{Merchant, PluginError};
 use crate::events::EventPage;
+use crate::signature::{Keyed, Keys};
 use crate::stripe::objects::{self, Obj};
 use crate::stripe::{error, request::StripeRequest};
 
@@ -212,7 +212,9 @@ pub fn pay_link_mac(message: &[u8]) -> Result<[u8; 32], PluginError> {
         Keyed::Missing => Err(PluginError::InvalidInput(
             "no pay-link key is configured for this merchant".into(),
         )),
-        Keyed::Unavailable => Err(PluginError::HostUnavailable("the host's keys are unavailable".into())),
+        Keyed::Unavailable => Err(PluginError::HostUnavailable(
+            "the host's keys are unavailable".into(),
+        )),
     }
 }
 

@@ -10,6 +10,17 @@ pub mod bindings {
     });
 }
 
+/// The contract's records and variants, from whichever WIT interface defines
+/// them: code names `contract::Invoice`, not the interface it lives in.
+pub mod contract {
+    pub use crate::bindings::billing::stripe_plugin::{
+        errors::*,
+        outcomes::{Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome},
+        payments::*,
+        platform::*,
+    };
+}
+
 pub mod events;
 pub mod handlers;
 pub mod imports;
@@ -20,11 +31,11 @@ pub mod record;
 pub mod signature;
 pub mod stripe;
 
-use bindings::billing::stripe_plugin::types::{
+use bindings::exports::billing::stripe_plugin::handlers::Guest;
+use contract::{
     Customer, Invoice, InvoiceUpdate, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome,
     PluginError, SyncOutcome, Transition, WebhookOutcome, WebhookRequest,
 };
-use bindings::exports::billing::stripe_plugin::handlers::Guest;
 
 /// The component's export.
 pub struct Component;

@@ -4,7 +4,7 @@
 //! retried call never sends one twice.
 
 use crate::bindings::billing::stripe_plugin::email::Message;
-use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError};
+use crate::contract::{Merchant, PluginError};
 use crate::imports::send_email;
 use crate::money;
 use crate::record::InvoiceRecord;
@@ -167,7 +167,7 @@ pub fn action_required(
 pub fn overpaid(
     m: &Merchant,
     rec: &InvoiceRecord,
-    over: &crate::bindings::billing::stripe_plugin::types::Overpayment,
+    over: &crate::contract::Overpayment,
     tell: Tell,
 ) -> Result<(), PluginError> {
     if tell == Tell::Nobody || m.notification_email.is_empty() {

@@ -75,8 +75,8 @@ impl PayState {
     }
 
     /// The contract's name for this state.
-    pub fn status(self) -> crate::bindings::billing::stripe_plugin::types::PaymentStatus {
-        use crate::bindings::billing::stripe_plugin::types::PaymentStatus as P;
+    pub fn status(self) -> crate::contract::PaymentStatus {
+        use crate::contract::PaymentStatus as P;
         match self {
             PayState::Open => P::Open,
             PayState::Processing => P::Processing,

@@ -38,7 +38,7 @@ impl Clock {
     }
 }
 
-impl crate::runtime::billing::stripe_plugin::clock::Host for super::HostState {
+impl crate::bindings::billing::stripe_plugin::clock::Host for super::HostState {
     fn now_ms(&mut self) -> u64 {
         self.env.clock.now_ms()
     }

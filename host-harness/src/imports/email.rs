@@ -2,7 +2,7 @@
 //! with the same dedupe key is dropped by the table's UNIQUE constraint.
 
 use super::HostState;
-use crate::runtime::billing::stripe_plugin::email::{Delivery, EmailError, Host, Message};
+use crate::bindings::billing::stripe_plugin::email::{Delivery, EmailError, Host, Message};
 use rusqlite::params;
 
 impl Host for HostState {

@@ -6,8 +6,8 @@
 //! another merchant's account or the platform's.
 
 use super::HostState;
+use crate::bindings::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
 use crate::record::Exchange;
-use crate::runtime::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;

@@ -3,7 +3,7 @@
 //! Time spent here is off the guest's clock (see `HostState::off_the_clock`).
 
 use super::HostState;
-use crate::runtime::billing::stripe_plugin::kv::{Host, KvError};
+use crate::bindings::billing::stripe_plugin::kv::{Host, KvError};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 /// An entry past its expiry reads as absent.

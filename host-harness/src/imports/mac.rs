@@ -2,7 +2,7 @@
 //! names a key (purpose, index) and never receives a secret.
 
 use super::HostState;
-use crate::runtime::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
+use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -24,7 +24,6 @@ impl MerchantKeys {
             KeyPurpose::PayLink => &self.pay_link,
         }
     }
-
 }
 
 /// Every merchant's keys, by the merchant's namespace (its account).
@@ -71,7 +70,10 @@ impl Host for HostState {
         message: Vec<u8>,
     ) -> Result<Vec<u8>, MacError> {
         self.env.keys.with(&self.namespace, |keys| {
-            let secret = keys.of(purpose).get(index as usize).ok_or(MacError::NoSuchKey)?;
+            let secret = keys
+                .of(purpose)
+                .get(index as usize)
+                .ok_or(MacError::NoSuchKey)?;
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
                 .map_err(|e| MacError::Unavailable(e.to_string()))?;
             mac.update(&message);

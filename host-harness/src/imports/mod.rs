@@ -74,4 +74,7 @@ impl HostState {
     }
 }
 
-impl crate::runtime::billing::stripe_plugin::types::Host for HostState {}
+impl crate::bindings::billing::stripe_plugin::platform::Host for HostState {}
+impl crate::bindings::billing::stripe_plugin::payments::Host for HostState {}
+impl crate::bindings::billing::stripe_plugin::errors::Host for HostState {}
+impl crate::bindings::billing::stripe_plugin::outcomes::Host for HostState {}

@@ -18,7 +18,11 @@ pub fn api_key(authorization: Option<&str>) -> Result<String, Reply> {
             .decode(encoded.trim())
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
-        Some(text.split_once(':').map_or(text.as_str(), |(u, _)| u).to_string())
+        Some(
+            text.split_once(':')
+                .map_or(text.as_str(), |(u, _)| u)
+                .to_string(),
+        )
     });
     match key {
         Some(k) if k.starts_with("sk_test_") || k.starts_with("rk_test_") => Ok(k),
@@ -51,7 +55,11 @@ impl Emulator {
         if connected {
             return Ok(());
         }
-        let shown = format!("{}***{}", &key[..8.min(key.len())], &key[key.len().saturating_sub(4)..]);
+        let shown = format!(
+            "{}***{}",
+            &key[..8.min(key.len())],
+            &key[key.len().saturating_sub(4)..]
+        );
         Err(stripe_error(
             403,
             Kind::InvalidRequest,

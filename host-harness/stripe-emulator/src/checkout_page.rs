@@ -47,14 +47,12 @@ fn success_redirect(s: &Value) -> Reply {
 
 /// The name Stripe shows for the account: its business name, never its id.
 fn business_name(emu: &Emulator, account: &str) -> String {
-    let named = emu
-        .get("", "account", account)
-        .and_then(|a| {
-            a["settings"]["dashboard"]["display_name"]
-                .as_str()
-                .or(a["business_profile"]["name"].as_str())
-                .map(str::to_string)
-        });
+    let named = emu.get("", "account", account).and_then(|a| {
+        a["settings"]["dashboard"]["display_name"]
+            .as_str()
+            .or(a["business_profile"]["name"].as_str())
+            .map(str::to_string)
+    });
     named.unwrap_or_else(|| "Billing platform".to_string())
 }
 
@@ -122,7 +120,12 @@ fn after(reply: Reply, id: &str) -> Reply {
         202 => challenge(id),
         _ => {
             let v = reply.json_body();
-            failed(v["error"]["message"].as_str().unwrap_or("The payment failed."), id)
+            failed(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap_or("The payment failed."),
+                id,
+            )
         }
     }
 }
@@ -131,7 +134,8 @@ pub fn pay(emu: &Emulator, id: &str, params: &Value) -> Reply {
     if open_session(emu, id).is_err() {
         return show(emu, id);
     }
-    let card = serde_json::json!({"card": params["card"].as_str().unwrap_or_default().replace(' ', "")});
+    let card =
+        serde_json::json!({"card": params["card"].as_str().unwrap_or_default().replace(' ', "")});
     after(checkout_sessions::complete(emu, id, &card), id)
 }
 

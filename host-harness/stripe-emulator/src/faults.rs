@@ -190,7 +190,11 @@ pub(crate) fn rule_from(params: &serde_json::Value) -> Result<Rule, Reply> {
         Some("lock_timeout") => Fault::LockTimeout,
         Some("timeout") => Fault::Timeout,
         Some("reset") => Fault::Reset,
-        _ => return Err(bad("fault must be 500, rate_limit, lock_timeout, timeout or reset")),
+        _ => {
+            return Err(bad(
+                "fault must be 500, rate_limit, lock_timeout, timeout or reset",
+            ));
+        }
     };
     let when = match params["when"].as_str() {
         Some("before") | None => When::BeforeWork,
@@ -205,7 +209,10 @@ pub(crate) fn rule_from(params: &serde_json::Value) -> Result<Rule, Reply> {
         path: path.to_string(),
         fault,
         when,
-        times: params["times"].as_str().and_then(|t| t.parse().ok()).unwrap_or(1),
+        times: params["times"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(1),
     })
 }
 

@@ -118,4 +118,3 @@ impl Emulator {
         Ok(Seen::New)
     }
 }
-

@@ -7,8 +7,8 @@ use serde_json::Value;
 /// Stripe's zero-decimal currencies: amounts are whole units.
 /// https://docs.stripe.com/currencies#zero-decimal
 pub const ZERO_DECIMAL: &[&str] = &[
-    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf",
-    "xof", "xpf",
+    "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv",
+    "xaf", "xof", "xpf",
 ];
 
 /// The smallest charge Stripe takes in a currency, in minor units.

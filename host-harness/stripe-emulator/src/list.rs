@@ -40,7 +40,9 @@ impl Filter<'_> {
                 let stem = want.trim_end_matches('*');
                 object[*field].as_str().is_some_and(|v| v.starts_with(stem))
             }),
-            Filter::Created => params["created"].is_null() || created_matches(object, &params["created"]),
+            Filter::Created => {
+                params["created"].is_null() || created_matches(object, &params["created"])
+            }
         }
     }
 }
@@ -88,7 +90,10 @@ impl Emulator {
                     return crate::error::missing(kind, after);
                 };
                 let rest = &all[start..];
-                (rest.iter().take(limit).cloned().collect::<Vec<_>>(), rest.len() > limit)
+                (
+                    rest.iter().take(limit).cloned().collect::<Vec<_>>(),
+                    rest.len() > limit,
+                )
             }
             (None, Some(before)) => {
                 let Some(at) = position(before) else {

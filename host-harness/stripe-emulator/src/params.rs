@@ -1,7 +1,7 @@
 //! Reading a request's parameters as Stripe reads them.
 
 use crate::Reply;
-use crate::error::{invalid, stripe_error, Kind};
+use crate::error::{Kind, invalid, stripe_error};
 use serde_json::Value;
 
 /// Anything not in `allowed` is refused, as Stripe does ("Received unknown

@@ -86,8 +86,12 @@ fn route(emu: &Emulator, method: &str, rest: &str, account: &str, params: &Value
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
         ["customers", rest @ ..] => customers::route(emu, method, rest, account, params),
-        ["payment_methods", rest @ ..] => payment_methods::route(emu, method, rest, account, params),
-        ["payment_intents", rest @ ..] => payment_intents::route(emu, method, rest, account, params),
+        ["payment_methods", rest @ ..] => {
+            payment_methods::route(emu, method, rest, account, params)
+        }
+        ["payment_intents", rest @ ..] => {
+            payment_intents::route(emu, method, rest, account, params)
+        }
         ["charges", rest @ ..] => charges::route(emu, method, rest, account, params),
         ["refunds", rest @ ..] => refunds::route(emu, method, rest, account, params),
         ["disputes", rest @ ..] => disputes::route(emu, method, rest, account, params),
@@ -99,4 +103,3 @@ fn route(emu: &Emulator, method: &str, rest: &str, account: &str, params: &Value
         _ => crate::error::unrecognized(method, &format!("/v1/{rest}")),
     }
 }
-

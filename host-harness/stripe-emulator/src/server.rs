@@ -25,7 +25,8 @@ pub struct RunningEmulator {
 
 impl RunningEmulator {
     pub fn start(emulator: Emulator, listen: &str) -> Result<Self, String> {
-        let server = Arc::new(tiny_http::Server::http(listen).map_err(|e| format!("emulator: {e}"))?);
+        let server =
+            Arc::new(tiny_http::Server::http(listen).map_err(|e| format!("emulator: {e}"))?);
         let addr = server
             .server_addr()
             .to_ip()
@@ -64,12 +65,21 @@ fn serve(server: &tiny_http::Server, emulator: &Emulator, hold: &std::sync::Mute
         let headers: Vec<(String, String)> = req
             .headers()
             .iter()
-            .map(|h| (h.field.as_str().as_str().to_string(), h.value.as_str().to_string()))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_string(),
+                    h.value.as_str().to_string(),
+                )
+            })
             .collect();
         let mut body = Vec::new();
         let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
         let outcome = if read.is_err() || body.len() as u64 > MAX_BODY {
-            Outcome::Answer(crate::error::invalid(None, "The request body could not be read.", None))
+            Outcome::Answer(crate::error::invalid(
+                None,
+                "The request body could not be read.",
+                None,
+            ))
         } else {
             emulator.exchange(&method, &target, &headers, &body)
         };

@@ -85,55 +85,131 @@ const fn card(
 
 /// The cards, with their `pm_card_*` test tokens.
 const CARDS: &[(&str, TestCard)] = &[
-    ("pm_card_visa", card("4242424242424242", "visa", "credit", Behaviour::Succeeds)),
-    ("pm_card_visa_debit", card("4000056655665556", "visa", "debit", Behaviour::Succeeds)),
-    ("pm_card_mastercard", card("5555555555554444", "mastercard", "credit", Behaviour::Succeeds)),
-    ("pm_card_amex", card("378282246310005", "amex", "credit", Behaviour::Succeeds)),
-    ("pm_card_chargeDeclined", card("4000000000000002", "visa", "credit", Behaviour::Declines(GENERIC))),
+    (
+        "pm_card_visa",
+        card("4242424242424242", "visa", "credit", Behaviour::Succeeds),
+    ),
+    (
+        "pm_card_visa_debit",
+        card("4000056655665556", "visa", "debit", Behaviour::Succeeds),
+    ),
+    (
+        "pm_card_mastercard",
+        card(
+            "5555555555554444",
+            "mastercard",
+            "credit",
+            Behaviour::Succeeds,
+        ),
+    ),
+    (
+        "pm_card_amex",
+        card("378282246310005", "amex", "credit", Behaviour::Succeeds),
+    ),
+    (
+        "pm_card_chargeDeclined",
+        card(
+            "4000000000000002",
+            "visa",
+            "credit",
+            Behaviour::Declines(GENERIC),
+        ),
+    ),
     (
         "pm_card_chargeDeclinedInsufficientFunds",
-        card("4000000000009995", "visa", "credit", Behaviour::Declines(decline(
-            "card_declined", Some("insufficient_funds"), "Your card has insufficient funds.",
-        ))),
+        card(
+            "4000000000009995",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "card_declined",
+                Some("insufficient_funds"),
+                "Your card has insufficient funds.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeDeclinedLostCard",
-        card("4000000000009987", "visa", "credit", Behaviour::Declines(decline(
-            "card_declined", Some("lost_card"), "Your card was declined.",
-        ))),
+        card(
+            "4000000000009987",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "card_declined",
+                Some("lost_card"),
+                "Your card was declined.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeDeclinedStolenCard",
-        card("4000000000009979", "visa", "credit", Behaviour::Declines(decline(
-            "card_declined", Some("stolen_card"), "Your card was declined.",
-        ))),
+        card(
+            "4000000000009979",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "card_declined",
+                Some("stolen_card"),
+                "Your card was declined.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeDeclinedExpiredCard",
-        card("4000000000000069", "visa", "credit", Behaviour::Declines(decline(
-            "expired_card", Some("expired_card"), "Your card has expired.",
-        ))),
+        card(
+            "4000000000000069",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "expired_card",
+                Some("expired_card"),
+                "Your card has expired.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeDeclinedIncorrectCvc",
-        card("4000000000000127", "visa", "credit", Behaviour::Declines(decline(
-            "incorrect_cvc", Some("incorrect_cvc"), "Your card's security code is incorrect.",
-        ))),
+        card(
+            "4000000000000127",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "incorrect_cvc",
+                Some("incorrect_cvc"),
+                "Your card's security code is incorrect.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeDeclinedProcessingError",
-        card("4000000000000119", "visa", "credit", Behaviour::Declines(decline(
-            "processing_error", Some("processing_error"),
-            "An error occurred while processing your card. Try again in a little bit.",
-        ))),
+        card(
+            "4000000000000119",
+            "visa",
+            "credit",
+            Behaviour::Declines(decline(
+                "processing_error",
+                Some("processing_error"),
+                "An error occurred while processing your card. Try again in a little bit.",
+            )),
+        ),
     ),
     (
         "pm_card_chargeCustomerFail",
-        card("4000000000000341", "visa", "credit", Behaviour::DeclinesAfterAttach(GENERIC)),
+        card(
+            "4000000000000341",
+            "visa",
+            "credit",
+            Behaviour::DeclinesAfterAttach(GENERIC),
+        ),
     ),
     (
         "pm_card_authenticationRequired",
-        card("4000002760003184", "visa", "credit", Behaviour::RequiresAuthentication),
+        card(
+            "4000002760003184",
+            "visa",
+            "credit",
+            Behaviour::RequiresAuthentication,
+        ),
     ),
 ];
 
@@ -141,10 +217,7 @@ const CARDS: &[(&str, TestCard)] = &[
 /// call incorrect.
 pub fn by_number(number: &str) -> Option<TestCard> {
     let digits: String = number.chars().filter(|c| !c.is_whitespace()).collect();
-    CARDS
-        .iter()
-        .map(|(_, c)| *c)
-        .find(|c| c.number == digits)
+    CARDS.iter().map(|(_, c)| *c).find(|c| c.number == digits)
 }
 
 /// A test card by its `pm_card_*` token.

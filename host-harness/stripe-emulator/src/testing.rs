@@ -27,13 +27,19 @@ fn owned(emu: &Emulator, kind: &str, id: &str) -> Result<(String, Value), Reply>
 
 fn test_route(emu: &Emulator, segments: &[&str], params: &Value) -> Reply {
     let result = match segments {
-        ["checkout", "sessions", id, "complete"] => Ok(checkout_sessions::complete(emu, id, params)),
-        ["checkout", "sessions", id, "authenticate"] => {
-            Ok(checkout_sessions::authenticate(emu, id, params["result"] != "failed"))
+        ["checkout", "sessions", id, "complete"] => {
+            Ok(checkout_sessions::complete(emu, id, params))
         }
-        ["checkout", "sessions", id, "async"] => {
-            Ok(checkout_sessions::async_result(emu, id, params["result"] != "failed"))
-        }
+        ["checkout", "sessions", id, "authenticate"] => Ok(checkout_sessions::authenticate(
+            emu,
+            id,
+            params["result"] != "failed",
+        )),
+        ["checkout", "sessions", id, "async"] => Ok(checkout_sessions::async_result(
+            emu,
+            id,
+            params["result"] != "failed",
+        )),
         ["payment_intents", id, "settle"] => owned(emu, "payment_intent", id)
             .map(|(account, pi)| payment_intents::settle_debit(emu, &account, pi)),
         ["refunds", id, "fail"] => {
@@ -68,14 +74,21 @@ fn test_route(emu: &Emulator, segments: &[&str], params: &Value) -> Reply {
                     emu.inject_seeded(seed, share.min(1000) as u32);
                     Ok(Reply::json(200, &json!({"ok": true})))
                 }
-                _ => Err(crate::error::invalid(None, "seed and per_mille are required", None)),
+                _ => Err(crate::error::invalid(
+                    None,
+                    "seed and per_mille are required",
+                    None,
+                )),
             }
         }
         ["faults", "heal"] => {
             emu.heal();
             Ok(Reply::json(200, &json!({"injected": emu.injected().len()})))
         }
-        _ => Err(unrecognized("POST", &format!("/_test/{}", segments.join("/")))),
+        _ => Err(unrecognized(
+            "POST",
+            &format!("/_test/{}", segments.join("/")),
+        )),
     };
     result.unwrap_or_else(|e| e)
 }

@@ -54,7 +54,6 @@ pub struct Deliveries {
     retries: Arc<AtomicU64>,
 }
 
-
 /// Stripe's header for `body`, signed at `t` with each secret.
 pub fn signature_header(secrets: &[String], t: i64, body: &[u8]) -> String {
     let mut header = format!("t={t}");
@@ -122,7 +121,11 @@ impl Emulator {
             let twice = (roll() % 1000) < plan.duplicate_per_mille as u64;
             let max = plan.max_delay.as_millis() as u64;
             let mut delay = || Duration::from_millis(if max == 0 { 0 } else { roll() % (max + 1) });
-            let delays = if twice { vec![delay(), delay()] } else { vec![delay()] };
+            let delays = if twice {
+                vec![delay(), delay()]
+            } else {
+                vec![delay()]
+            };
             if drop {
                 d.dropped.push(event.clone());
             }

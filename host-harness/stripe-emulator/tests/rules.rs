@@ -20,7 +20,7 @@ mod limits;
 mod lists;
 #[path = "rules/related.rs"]
 mod related;
-#[path = "rules/webhooks.rs"]
-mod webhooks;
 #[path = "rules/shapes.rs"]
 mod shapes;
+#[path = "rules/webhooks.rs"]
+mod webhooks;

@@ -4,7 +4,7 @@
 //! paid state is checked again.
 
 use super::settle::{self, Settled};
-use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, Transition};
+use crate::contract::{Merchant, PluginError, Transition};
 use crate::imports::{self, CallError};
 use crate::notify::{Reason, Tell};
 use crate::record::{self, InvoiceRecord, KeyAge};
@@ -298,7 +298,8 @@ fn charge_card_on_file(
         KeyAge::Unused => note_charge_sent(invoice_id, rec.attempt)?,
         KeyAge::Forgotten => match earlier_charge(m, invoice_id, &rec, &stripe_customer)? {
             Some(pi) => {
-                let charge = off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, None);
+                let charge =
+                    off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, None);
                 return charged(m, invoice_id, &rec, &charge, &pi, out);
             }
             None => {
@@ -382,10 +383,14 @@ fn earlier_charge(
         let last = data.last().map(|pi| pi.id().to_string());
         let ours = data.into_iter().find(|pi| {
             pi.invoice_id() == Some(invoice_id)
-                && pi.metadata.as_ref().and_then(|md| md.attempt.as_deref()) == Some(attempt.as_str())
+                && pi.metadata.as_ref().and_then(|md| md.attempt.as_deref())
+                    == Some(attempt.as_str())
         });
         if let Some(pi) = ours {
-            let took = matches!(pi.status(), Some("succeeded" | "processing" | "requires_action"));
+            let took = matches!(
+                pi.status(),
+                Some("succeeded" | "processing" | "requires_action")
+            );
             return Ok(took.then_some(pi));
         }
         match (more, last) {

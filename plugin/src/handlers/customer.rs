@@ -2,9 +2,7 @@
 //! `cus_...`, relink, unlink. Unlinking deletes nothing in Stripe.
 
 use super::{invalid, link_key, stripe_external_id};
-use crate::bindings::billing::stripe_plugin::types::{
-    Customer, CustomerLink, Merchant, PluginError, Transition,
-};
+use crate::contract::{Customer, CustomerLink, Merchant, PluginError, Transition};
 use crate::imports;
 use crate::stripe::request;
 

@@ -3,9 +3,7 @@
 
 use super::collect::{self, Charge};
 use super::{customer, invalid, update};
-use crate::bindings::billing::stripe_plugin::types::{
-    Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition,
-};
+use crate::contract::{Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition};
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord, Stop};
 use crate::{imports, money};

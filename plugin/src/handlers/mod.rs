@@ -10,7 +10,7 @@ pub mod sync;
 pub mod update;
 pub mod webhook;
 
-use crate::bindings::billing::stripe_plugin::types::{Customer, PluginError};
+use crate::contract::{Customer, PluginError};
 
 /// kv key of the Stripe customer linked to a platform customer.
 pub(crate) fn link_key(customer_id: &str) -> String {

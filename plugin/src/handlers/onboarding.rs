@@ -3,9 +3,7 @@
 //! when charges are enabled.
 
 use super::invalid;
-use crate::bindings::billing::stripe_plugin::types::{
-    Merchant, Onboarding, OnboardingRequest, PluginError,
-};
+use crate::contract::{Merchant, Onboarding, OnboardingRequest, PluginError};
 use crate::imports;
 use crate::stripe::request;
 

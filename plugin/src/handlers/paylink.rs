@@ -7,9 +7,7 @@ use super::collect::{self, Charge};
 use super::invoice::attach_link;
 use super::settle::{money_of, status};
 use super::update;
-use crate::bindings::billing::stripe_plugin::types::{
-    Merchant, PayLinkOutcome, PayPage, Payment, PluginError,
-};
+use crate::contract::{Merchant, PayLinkOutcome, PayPage, Payment, PluginError};
 use crate::imports;
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord};

@@ -2,7 +2,7 @@
 //! (record::advance), and, when legal, turned into transitions and emails.
 //! Shared by the auto-charge path and the webhook path, so both agree.
 
-use crate::bindings::billing::stripe_plugin::types::{
+use crate::contract::{
     CustomerAction, Dispute, DisputeStatus, InvoiceStatus, Merchant, Money, Overpayment, Payment,
     PaymentFailure, PluginError, Transition,
 };
@@ -389,7 +389,7 @@ pub fn refunded(
     Ok(Settled::moved(
         invoice_id,
         &rec,
-        Transition::Refunded(crate::bindings::billing::stripe_plugin::types::Refund {
+        Transition::Refunded(crate::contract::Refund {
             invoice_id: invoice_id.into(),
             stripe_ref: stripe_ref.into(),
             amount: money_of(&rec.currency, rec.refunded),

@@ -11,7 +11,7 @@
 //! https://docs.stripe.com/webhooks#retries (Stripe keeps events 30 days)
 
 use super::webhook::{Seen, apply_event};
-use crate::bindings::billing::stripe_plugin::types::{Merchant, PluginError, SyncOutcome};
+use crate::contract::{Merchant, PluginError, SyncOutcome};
 use crate::imports;
 use crate::stripe::request;
 
@@ -141,14 +141,32 @@ mod tests {
 
     #[test]
     fn the_cursor_round_trips_and_moves_as_a_pass_goes() {
-        let start = Cursor { since: 100, until: None, high: None };
+        let start = Cursor {
+            since: 100,
+            until: None,
+            high: None,
+        };
         assert_eq!(Cursor::decode(&start.encode()), Some(start));
         let paused = start.paused(Some(500), 300);
-        assert_eq!(paused, Cursor { since: 100, until: Some(300), high: Some(500) });
+        assert_eq!(
+            paused,
+            Cursor {
+                since: 100,
+                until: Some(300),
+                high: Some(500)
+            }
+        );
         assert_eq!(Cursor::decode(&paused.encode()), Some(paused));
         // The pass goes on below 300 and finishes: the next window starts at
         // the newest event of the whole pass.
-        assert_eq!(paused.finished(Some(290)), Cursor { since: 500, until: None, high: None });
+        assert_eq!(
+            paused.finished(Some(290)),
+            Cursor {
+                since: 500,
+                until: None,
+                high: None
+            }
+        );
         // A pass that read nothing keeps its start.
         assert_eq!(start.finished(None), start);
     }

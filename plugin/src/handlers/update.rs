@@ -5,7 +5,7 @@
 
 use super::collect;
 use super::invalid;
-use crate::bindings::billing::stripe_plugin::types::{
+use crate::contract::{
     CollectionStop, CollectionStopped, InvoiceChange, InvoiceUpdate, Merchant, PluginError,
     Transition,
 };

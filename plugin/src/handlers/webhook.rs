@@ -8,7 +8,8 @@
 use super::collect;
 use super::settle::{self, Settled};
 use crate::bindings::billing::stripe_plugin::kv;
-use crate::bindings::billing::stripe_plugin::types::{
+use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
+use crate::contract::{
     AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome,
     WebhookRequest,
 };
@@ -18,7 +19,6 @@ use crate::events::{
 use crate::imports::{self, kv_failure};
 use crate::notify::{Reason, Tell};
 use crate::record;
-use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
 use crate::signature::{self, SignatureError};
 use crate::stripe::{objects::Obj, request};
 
@@ -185,7 +185,10 @@ fn payment_intent_news(
         Some(now) => payment_intent_effects(m, invoice, &current, now, tell),
         None => Ok(Settled {
             transitions: Vec::new(),
-            note: format!("ignored: {} ({pi_id}) is not what Stripe holds now", news.name()),
+            note: format!(
+                "ignored: {} ({pi_id}) is not what Stripe holds now",
+                news.name()
+            ),
         }),
     }
 }
@@ -227,7 +230,12 @@ fn payment_intent_effects(
 }
 
 /// A PaymentIntent failed: a decline, or a bank asking for authentication.
-fn payment_failed(m: &Merchant, invoice: &str, o: &Obj, tell: Tell) -> Result<Settled, PluginError> {
+fn payment_failed(
+    m: &Merchant,
+    invoice: &str,
+    o: &Obj,
+    tell: Tell,
+) -> Result<Settled, PluginError> {
     let mut found = Vec::new();
     collect::settle_current_session(m, invoice, &mut found)?;
     let empty = Default::default();
@@ -319,7 +327,12 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
     }
 }
 
-fn session_effects(m: &Merchant, o: &Obj, news: SessionNews, tell: Tell) -> Result<Settled, PluginError> {
+fn session_effects(
+    m: &Merchant,
+    o: &Obj,
+    news: SessionNews,
+    tell: Tell,
+) -> Result<Settled, PluginError> {
     let Some(invoice) = invoice_of(m, o)? else {
         return not_ours();
     };
@@ -404,7 +417,13 @@ fn dispute_effects(m: &Merchant, o: &Obj, news: DisputeNews) -> Result<Settled, 
             });
         }
     };
-    settle::disputed(&invoice, o.id(), &o.payment_ref(), status, o.amount().unwrap_or(0))
+    settle::disputed(
+        &invoice,
+        o.id(),
+        &o.payment_ref(),
+        status,
+        o.amount().unwrap_or(0),
+    )
 }
 
 fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginError> {
@@ -412,7 +431,11 @@ fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginErro
     let (customer, method, note) = match news {
         CardNews::Saved => (o.customer(), o.payment_method(), "card on file saved"),
         CardNews::Removed => {
-            let before = e.data.previous_attributes.as_ref().and_then(|p| p.customer());
+            let before = e
+                .data
+                .previous_attributes
+                .as_ref()
+                .and_then(|p| p.customer());
             (o.customer().or(before), None, "card on file removed")
         }
     };

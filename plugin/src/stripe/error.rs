@@ -2,7 +2,7 @@
 //! plain text, so JSON is never assumed.
 
 use super::objects::{Obj, parse};
-use crate::bindings::billing::stripe_plugin::types::StripeError;
+use crate::contract::StripeError;
 
 /// A refused request: the contract's error plus what a decline needs.
 #[derive(Debug, Clone)]

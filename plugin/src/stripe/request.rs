@@ -1,7 +1,7 @@
 //! Stripe API requests as plain data: method, path, form parameters in Stripe's
 //! bracket notation, and an idempotency key derived from the host's records.
 
-use crate::bindings::billing::stripe_plugin::types::{Customer, OnboardingRequest};
+use crate::contract::{Customer, OnboardingRequest};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 

@@ -6,7 +6,10 @@
 wit_bindgen::generate!({ world: "plugin", path: "../../wit", generate_all });
 
 use billing::stripe_plugin::http;
-use billing::stripe_plugin::types::*;
+use billing::stripe_plugin::outcomes::{
+    Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome,
+};
+use billing::stripe_plugin::{errors::*, payments::*, platform::*};
 use exports::billing::stripe_plugin::handlers::Guest;
 
 struct Rogue;

@@ -1,8 +1,8 @@
 //! The load: one case per invoice, each a customer doing what customers do.
 
+use crate::Args;
 use crate::hosts::{Fleet, Merchant, agent};
 use crate::rng::Rng;
-use crate::Args;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -83,7 +83,12 @@ pub struct Case {
     pub crash_after: bool,
 }
 
-const AMOUNTS: [(&str, &str); 4] = [("GBP", "120.00"), ("EUR", "99.50"), ("USD", "250.00"), ("JPY", "5000")];
+const AMOUNTS: [(&str, &str); 4] = [
+    ("GBP", "120.00"),
+    ("EUR", "99.50"),
+    ("USD", "250.00"),
+    ("JPY", "5000"),
+];
 
 pub fn plan(args: &Args) -> Vec<Case> {
     let mut rng = Rng::new(args.seed);
@@ -119,7 +124,12 @@ pub struct Outcome {
 
 impl Outcome {
     fn did(&self, s: Scenario) {
-        *self.by_scenario.lock().unwrap_or_else(|p| p.into_inner()).entry(s.name()).or_default() += 1;
+        *self
+            .by_scenario
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(s.name())
+            .or_default() += 1;
     }
 
     fn paid(&self, invoice: &str) {
@@ -133,7 +143,10 @@ impl Outcome {
 
     pub fn summary(&self) -> String {
         let by = self.by_scenario.lock().unwrap_or_else(|p| p.into_inner());
-        by.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+        by.iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -144,7 +157,12 @@ pub fn run(fleet: &Fleet, emulator: &RunningEmulator, plan: &[Case]) -> Outcome 
             let cases: Vec<&Case> = plan.iter().filter(|c| c.merchant == n).collect();
             let (outcome, emu) = (&outcome, &emulator.emulator);
             s.spawn(move || {
-                let driver = Driver { m, emu, agent: agent(), outcome };
+                let driver = Driver {
+                    m,
+                    emu,
+                    agent: agent(),
+                    outcome,
+                };
                 for case in cases {
                     driver.run_case(case);
                     if case.crash_after {
@@ -169,7 +187,10 @@ impl Driver<'_> {
     /// idempotency key through the day's faults.
     fn stripe(&self, method: &str, path: &str, form: &str, key: &str) -> Value {
         let headers = vec![
-            ("Authorization".to_string(), "Bearer sk_test_sim_dashboard".to_string()),
+            (
+                "Authorization".to_string(),
+                "Bearer sk_test_sim_dashboard".to_string(),
+            ),
             ("Stripe-Account".to_string(), self.m.account.clone()),
             ("Idempotency-Key".to_string(), key.to_string()),
         ];
@@ -190,12 +211,18 @@ impl Driver<'_> {
     }
 
     fn complete(&self, session: &str, form: &str) -> u16 {
-        self.customer(&format!("/_test/checkout/sessions/{session}/complete"), form)
+        self.customer(
+            &format!("/_test/checkout/sessions/{session}/complete"),
+            form,
+        )
     }
 
     fn run_case(&self, c: &Case) {
         self.outcome.did(c.scenario);
-        let stripe_id = c.scenario.card_on_file().map(|card| self.customer_with_card(c, card));
+        let stripe_id = c
+            .scenario
+            .card_on_file()
+            .map(|card| self.customer_with_card(c, card));
         let externals = match &stripe_id {
             Some(id) => json!([{"key": "Stripe", "value": id}]),
             None => json!([]),
@@ -203,16 +230,30 @@ impl Driver<'_> {
         let customer = json!({"contactName": format!("Customer {}", c.customer), "legalName": c.customer,
             "billingEmails": [format!("{}@customers.example", c.customer)], "email": format!("{}@customers.example", c.customer),
             "externalIds": externals});
-        self.m.host(&self.agent, "PUT", &format!("/customers/{}", c.customer), Some(&customer.to_string()));
+        self.m.host(
+            &self.agent,
+            "PUT",
+            &format!("/customers/{}", c.customer),
+            Some(&customer.to_string()),
+        );
         let invoice = json!({"id": c.invoice, "invoiceNumber": c.invoice.to_uppercase(), "customerId": c.customer,
             "currency": c.currency, "issueDate": "2026-11-29", "dueDate": "2026-12-29",
             "lineItems": [{"title": "Subscription", "quantity": "1", "rate": c.amount, "netTotal": c.amount,
                            "taxRate": "0", "totalTax": "0", "grossTotal": c.amount}],
             "netTotal": c.amount, "totalTax": "0", "grossTotal": c.amount, "amountDue": c.amount,
             "paymentOptions": ["BANK_TRANSFER", "STRIPE"], "autoCharge": stripe_id.is_some()});
-        let (s, v) = self.m.host(&self.agent, "POST", "/invoices", Some(&invoice.to_string()));
-        if s >= 300 { self.note(c, &format!("the host refused the invoice: {s} {v}")); }
-        let (_, inv) = self.m.host(&self.agent, "POST", &format!("/invoices/{}/finalize", c.invoice), None);
+        let (s, v) = self
+            .m
+            .host(&self.agent, "POST", "/invoices", Some(&invoice.to_string()));
+        if s >= 300 {
+            self.note(c, &format!("the host refused the invoice: {s} {v}"));
+        }
+        let (_, inv) = self.m.host(
+            &self.agent,
+            "POST",
+            &format!("/invoices/{}/finalize", c.invoice),
+            None,
+        );
         if c.scenario == Scenario::ChargedOnSend {
             if inv["status"] == "PAID" {
                 self.outcome.paid(&c.invoice);
@@ -245,7 +286,12 @@ impl Driver<'_> {
 
     /// Opens the stable pay link and follows it to Checkout.
     fn open_link(&self, c: &Case) -> Option<String> {
-        let (_, inv) = self.m.host(&self.agent, "GET", &format!("/invoices/{}", c.invoice), None);
+        let (_, inv) = self.m.host(
+            &self.agent,
+            "GET",
+            &format!("/invoices/{}", c.invoice),
+            None,
+        );
         let link = inv["paymentLink"].as_str()?.to_string();
         let no_redirects: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
@@ -276,17 +322,29 @@ impl Driver<'_> {
             }
             Scenario::FailsAuthenticationThenPays => {
                 self.complete(session, "card=4000002760003184");
-                self.customer(&format!("/_test/checkout/sessions/{session}/authenticate"), "result=failed");
+                self.customer(
+                    &format!("/_test/checkout/sessions/{session}/authenticate"),
+                    "result=failed",
+                );
                 self.complete(session, "card=4000002760003184");
-                self.customer(&format!("/_test/checkout/sessions/{session}/authenticate"), "result=complete")
+                self.customer(
+                    &format!("/_test/checkout/sessions/{session}/authenticate"),
+                    "result=complete",
+                )
             }
             Scenario::DebitSucceeds => {
                 self.complete(session, "async=1");
-                self.customer(&format!("/_test/checkout/sessions/{session}/async"), "result=succeeded")
+                self.customer(
+                    &format!("/_test/checkout/sessions/{session}/async"),
+                    "result=succeeded",
+                )
             }
             Scenario::DebitFailsThenPaysByCard => {
                 self.complete(session, "async=1");
-                self.customer(&format!("/_test/checkout/sessions/{session}/async"), "result=failed");
+                self.customer(
+                    &format!("/_test/checkout/sessions/{session}/async"),
+                    "result=failed",
+                );
                 // The failure is known to the host once its webhook (or sync) lands.
                 std::thread::sleep(Duration::from_millis(600));
                 match self.open_link(c) {
@@ -318,21 +376,33 @@ impl Driver<'_> {
     fn after_payment(&self, c: &Case) {
         let pi = || {
             self.emu.objects("payment_intent").into_iter().find(|pi| {
-                pi["status"] == "succeeded" && pi["metadata"]["billing_stripe_plugin_invoice"] == c.invoice.as_str()
+                pi["status"] == "succeeded"
+                    && pi["metadata"]["billing_stripe_plugin_invoice"] == c.invoice.as_str()
             })
         };
         match c.scenario {
             Scenario::PaysThenIsRefunded => {
                 if let Some(pi) = pi() {
                     let half = pi["amount"].as_i64().unwrap_or(0) / 2;
-                    let form = format!("payment_intent={}&amount={half}", pi["id"].as_str().unwrap_or_default());
-                    self.stripe("POST", "/v1/refunds", &form, &format!("refund-{}", c.invoice));
+                    let form = format!(
+                        "payment_intent={}&amount={half}",
+                        pi["id"].as_str().unwrap_or_default()
+                    );
+                    self.stripe(
+                        "POST",
+                        "/v1/refunds",
+                        &form,
+                        &format!("refund-{}", c.invoice),
+                    );
                 }
             }
             Scenario::PaysThenDisputes => {
                 if let Some(pi) = pi() {
                     let form = format!("payment_intent={}", pi["id"].as_str().unwrap_or_default());
-                    let d = self.emu.handle("POST", "/_test/disputes", &[], form.as_bytes()).json_body();
+                    let d = self
+                        .emu
+                        .handle("POST", "/_test/disputes", &[], form.as_bytes())
+                        .json_body();
                     if let Some(id) = d["id"].as_str() {
                         self.customer(&format!("/_test/disputes/{id}/close"), "status=won");
                     }
@@ -344,11 +414,26 @@ impl Driver<'_> {
 
     /// A Stripe customer of the merchant with `card` saved as the default.
     fn customer_with_card(&self, c: &Case, card: &str) -> String {
-        let cus = self.stripe("POST", "/v1/customers", &format!("name={}", c.customer), &format!("cus-{}", c.invoice));
+        let cus = self.stripe(
+            "POST",
+            "/v1/customers",
+            &format!("name={}", c.customer),
+            &format!("cus-{}", c.invoice),
+        );
         let cus = cus["id"].as_str().unwrap_or_default().to_string();
-        let pm = self.stripe("POST", "/v1/payment_methods", &format!("type=card&card[number]={card}"), &format!("pm-{}", c.invoice));
+        let pm = self.stripe(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={card}"),
+            &format!("pm-{}", c.invoice),
+        );
         let pm = pm["id"].as_str().unwrap_or_default().to_string();
-        self.stripe("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"), &format!("attach-{}", c.invoice));
+        self.stripe(
+            "POST",
+            &format!("/v1/payment_methods/{pm}/attach"),
+            &format!("customer={cus}"),
+            &format!("attach-{}", c.invoice),
+        );
         self.stripe(
             "POST",
             &format!("/v1/customers/{cus}"),
@@ -358,4 +443,3 @@ impl Driver<'_> {
         cus
     }
 }
-

@@ -33,7 +33,9 @@ pub struct Fleet {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 pub fn agent() -> ureq::Agent {
@@ -45,7 +47,12 @@ pub fn agent() -> ureq::Agent {
 }
 
 /// One HTTP call; `Err` when no answer came.
-pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> Result<(u16, Value), String> {
+pub fn call(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<(u16, Value), String> {
     let req = ureq::http::Request::builder()
         .method(method)
         .uri(url)
@@ -55,12 +62,16 @@ pub fn call(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) ->
     let mut resp = agent.run(req).map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
     let text = resp.body_mut().read_to_string().unwrap_or_default();
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 impl Fleet {
     pub fn start(args: &Args, emulator: &RunningEmulator) -> std::io::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("bad-day-{}-{}", args.seed, std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("bad-day-{}-{}", args.seed, std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("cache"))?;
         let mut fleet = Fleet {
@@ -74,7 +85,9 @@ impl Fleet {
         };
         for n in 1..=args.merchants {
             let account = format!("acct_sim_merchant_{n}");
-            emulator.emulator.connect_existing(&account, &format!("Merchant {n} Ltd"));
+            emulator
+                .emulator
+                .connect_existing(&account, &format!("Merchant {n} Ltd"));
             let listen = format!("127.0.0.1:{}", free_port()?);
             let m = Merchant {
                 secret: format!("whsec_sim_{:x}_{n}", args.seed),
@@ -106,13 +119,30 @@ impl Fleet {
         let log = OpenOptions::new().create(true).append(true).open(&m.log)?;
         let child = Command::new(&self.host_harness)
             .arg("serve")
-            .args(["--listen", &m.listen, "--account", &m.account, "--webhook-secret", &m.secret])
-            .args(["--stripe-api-base", &self.stripe_base, "--pay-link-base", &m.base_url])
+            .args([
+                "--listen",
+                &m.listen,
+                "--account",
+                &m.account,
+                "--webhook-secret",
+                &m.secret,
+            ])
+            .args([
+                "--stripe-api-base",
+                &self.stripe_base,
+                "--pay-link-base",
+                &m.base_url,
+            ])
             .arg("--db")
             .arg(&m.db)
             .arg("--cache-dir")
             .arg(self.dir.join("cache"))
-            .args(["--sync-every-secs", &self.sync_every_secs, "--stripe-timeout-secs", "2"])
+            .args([
+                "--sync-every-secs",
+                &self.sync_every_secs,
+                "--stripe-timeout-secs",
+                "2",
+            ])
             .args(["--notification-email", "finance@merchant.example"])
             .env("STRIPE_API_KEY", &self.api_key)
             .stdout(Stdio::null())
@@ -131,7 +161,10 @@ impl Fleet {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Err(std::io::Error::other(format!("serve for {} never answered", m.account)))
+        Err(std::io::Error::other(format!(
+            "serve for {} never answered",
+            m.account
+        )))
     }
 
     /// SIGKILL (no shutdown, no flush), then a restart on the same database.
@@ -166,7 +199,13 @@ impl Fleet {
 impl Merchant {
     /// A call to this merchant's host, repeated while it is down or busy
     /// (as a platform's job runner would).
-    pub fn host(&self, agent: &ureq::Agent, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    pub fn host(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let url = format!("{}{path}", self.base_url);
         let mut last = (0, Value::Null);
         for _ in 0..120 {

@@ -8,9 +8,9 @@
 //! - no failure email after the invoice was paid;
 //! - no secret in any log, record, email or error.
 
+use crate::Args;
 use crate::customers::{Case, Outcome};
 use crate::hosts::{Fleet, Merchant, agent};
-use crate::Args;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 use stripe_emulator::Emulator;
@@ -26,7 +26,10 @@ pub fn count_by(items: impl Iterator<Item = String>) -> String {
     for i in items {
         *by.entry(i).or_default() += 1;
     }
-    by.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", ")
+    by.iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Succeeded PaymentIntents by invoice: (id, amount).
@@ -47,7 +50,9 @@ fn ledger(emu: &Emulator) -> BTreeMap<String, Vec<(String, i64)>> {
 
 /// The plugin's own status of an invoice, from its record in the host's kv.
 fn plugin_status(m: &Merchant, invoice: &str) -> Option<String> {
-    let conn = rusqlite::Connection::open_with_flags(&m.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    let conn =
+        rusqlite::Connection::open_with_flags(&m.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()?;
     conn.busy_timeout(Duration::from_secs(5)).ok()?;
     let raw: Vec<u8> = conn
         .query_row(
@@ -76,7 +81,10 @@ fn unsettled(fleet: &Fleet, emu: &Emulator, plan: &[Case]) -> Vec<String> {
         let host = view["status"].as_str().unwrap_or("?").to_string();
         let plugin = plugin_status(m, &c.invoice).unwrap_or_else(|| "no record".into());
         if host != plugin {
-            out.push(format!("{}: host says {host}, the plugin's record says {plugin}", c.invoice));
+            out.push(format!(
+                "{}: host says {host}, the plugin's record says {plugin}",
+                c.invoice
+            ));
         }
         let refs: HashSet<&str> = view["payments"]
             .as_array()
@@ -84,7 +92,10 @@ fn unsettled(fleet: &Fleet, emu: &Emulator, plan: &[Case]) -> Vec<String> {
             .unwrap_or_default();
         for (pi, _) in ledger.get(&c.invoice).into_iter().flatten() {
             if !refs.contains(pi.as_str()) {
-                out.push(format!("{}: succeeded {pi} is not among the invoice's payments", c.invoice));
+                out.push(format!(
+                    "{}: succeeded {pi} is not among the invoice's payments",
+                    c.invoice
+                ));
             }
         }
     }
@@ -100,19 +111,35 @@ fn emails(fleet: &Fleet, plan: &[Case], out: &mut Vec<String>) -> usize {
         total += list.len();
         let mut seen = HashSet::new();
         for e in &list {
-            let key = (e["to"].to_string(), e["subject"].to_string(), e["text"].to_string());
+            let key = (
+                e["to"].to_string(),
+                e["subject"].to_string(),
+                e["text"].to_string(),
+            );
             if !seen.insert(key) {
                 out.push(format!("{}: email sent twice: {}", m.account, e["subject"]));
             }
         }
-        for c in plan.iter().filter(|c| fleet.merchants[c.merchant].account == m.account) {
+        for c in plan
+            .iter()
+            .filter(|c| fleet.merchants[c.merchant].account == m.account)
+        {
             let (_, view) = m.host(&agent, "GET", &format!("/invoices/{}", c.invoice), None);
-            let Some(paid_at) = view["paidAtMs"].as_i64() else { continue };
+            let Some(paid_at) = view["paidAtMs"].as_i64() else {
+                continue;
+            };
             let prefix = format!("payment-failed:{}:", c.invoice);
             for e in &list {
                 let late = e["createdMs"].as_i64().unwrap_or(0) > paid_at;
-                if late && e["dedupeKey"].as_str().is_some_and(|k| k.starts_with(&prefix)) {
-                    out.push(format!("{}: failure email after it was paid: {}", c.invoice, e["subject"]));
+                if late
+                    && e["dedupeKey"]
+                        .as_str()
+                        .is_some_and(|k| k.starts_with(&prefix))
+                {
+                    out.push(format!(
+                        "{}: failure email after it was paid: {}",
+                        c.invoice, e["subject"]
+                    ));
                 }
             }
         }
@@ -142,7 +169,14 @@ fn secrets(fleet: &Fleet, out: &mut Vec<String>) {
     }
 }
 
-pub fn check(args: &Args, fleet: &Fleet, emu: &Emulator, plan: &[Case], outcome: &Outcome, _given_up: usize) -> Report {
+pub fn check(
+    args: &Args,
+    fleet: &Fleet,
+    emu: &Emulator,
+    plan: &[Case],
+    outcome: &Outcome,
+    _given_up: usize,
+) -> Report {
     let start = Instant::now();
     let mut pending = unsettled(fleet, emu, plan);
     while !pending.is_empty() && start.elapsed() < Duration::from_secs(args.settle_secs) {
@@ -152,10 +186,17 @@ pub fn check(args: &Args, fleet: &Fleet, emu: &Emulator, plan: &[Case], outcome:
     let converged_after = start.elapsed();
     let mut violations = pending;
     let ledger = ledger(emu);
-    let accepted = outcome.payments_accepted.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let accepted = outcome
+        .payments_accepted
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     for c in plan {
         let charged = ledger.get(&c.invoice).map_or(0, Vec::len);
-        let chose = c.scenario.intended_payments().max(accepted.get(&c.invoice).copied().unwrap_or(0));
+        let chose = c
+            .scenario
+            .intended_payments()
+            .max(accepted.get(&c.invoice).copied().unwrap_or(0));
         if charged > chose {
             violations.push(format!(
                 "{} ({}): charged {charged} times, the customer chose {chose}",
@@ -166,10 +207,20 @@ pub fn check(args: &Args, fleet: &Fleet, emu: &Emulator, plan: &[Case], outcome:
     }
     let sent = emails(fleet, plan, &mut violations);
     secrets(fleet, &mut violations);
-    violations.extend(outcome.surprises.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|s| format!("unexpected: {s}")));
+    violations.extend(
+        outcome
+            .surprises
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| format!("unexpected: {s}")),
+    );
     let payments: usize = ledger.values().map(Vec::len).sum();
     Report {
-        ledger: format!("{payments} succeeded PaymentIntents over {} invoices; {sent} emails", ledger.len()),
+        ledger: format!(
+            "{payments} succeeded PaymentIntents over {} invoices; {sent} emails",
+            ledger.len()
+        ),
         converged_after,
         violations,
     }

@@ -25,7 +25,9 @@ use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Clock, DeliveryPlan, Emulator};
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "A seeded bad day for the Stripe plugin: faults, untidy webhooks, crashes; money invariants checked")]
+#[command(
+    about = "A seeded bad day for the Stripe plugin: faults, untidy webhooks, crashes; money invariants checked"
+)]
 pub struct Args {
     /// The host-harness binary (its `serve` is what is tested).
     #[arg(long, default_value = "target/debug/host-harness")]
@@ -82,12 +84,26 @@ fn main() {
     let given_up = emulator.give_up_dropped();
     let report = invariants::check(&args, &fleet, &emulator, &plan, &outcome, given_up);
     let faults = emulator.injected();
-    println!("bad day, seed {}: {} merchants, {} invoices, {:.1} s", args.seed, args.merchants, plan.len(), started.elapsed().as_secs_f64());
+    println!(
+        "bad day, seed {}: {} merchants, {} invoices, {:.1} s",
+        args.seed,
+        args.merchants,
+        plan.len(),
+        started.elapsed().as_secs_f64()
+    );
     println!("  customers: {}", outcome.summary());
     println!(
         "  Stripe faults injected: {} ({})",
         faults.len(),
-        invariants::count_by(faults.iter().map(|f| format!("{} {}", f.fault.name(), if matches!(f.when, stripe_emulator::faults::When::BeforeWork) { "before work" } else { "after work" })))
+        invariants::count_by(faults.iter().map(|f| format!(
+            "{} {}",
+            f.fault.name(),
+            if matches!(f.when, stripe_emulator::faults::When::BeforeWork) {
+                "before work"
+            } else {
+                "after work"
+            }
+        )))
     );
     println!(
         "  webhooks: {} events, {} delivered twice, {} redelivered after a failed attempt, {} never delivered (left to sync)",
@@ -96,9 +112,15 @@ fn main() {
         emulator.redeliveries(),
         given_up
     );
-    println!("  crashes: {} SIGKILLs of serve, each restarted", fleet.crashes());
+    println!(
+        "  crashes: {} SIGKILLs of serve, each restarted",
+        fleet.crashes()
+    );
     println!("  ledger: {}", report.ledger);
-    println!("  converged after {:.1} s", report.converged_after.as_secs_f64());
+    println!(
+        "  converged after {:.1} s",
+        report.converged_after.as_secs_f64()
+    );
     if report.violations.is_empty() {
         println!("  violations: 0");
     } else {

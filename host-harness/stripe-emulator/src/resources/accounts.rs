@@ -69,7 +69,9 @@ fn create_account(emu: &Emulator, params: &Value) -> Reply {
     if let Err(e) = check_metadata(&params["metadata"], "metadata") {
         return e;
     }
-    let name = params["business_profile"]["name"].as_str().unwrap_or_default();
+    let name = params["business_profile"]["name"]
+        .as_str()
+        .unwrap_or_default();
     let mut account = new_account(emu, &emu.next_id("acct"), name);
     for key in ["type", "country", "email"] {
         if let Some(v) = str_of(&params[key]) {
@@ -128,6 +130,7 @@ pub fn deauthorize(emu: &Emulator, id: &str) -> Reply {
     };
     account["_deauthorized"] = true.into();
     emu.put("", account);
-    let app = json!({"id": "ca_emulated_platform", "object": "application", "name": "Billing platform"});
+    let app =
+        json!({"id": "ca_emulated_platform", "object": "application", "name": "Billing platform"});
     Reply::json(200, &emu.emit(id, "account.application.deauthorized", app))
 }

@@ -7,7 +7,7 @@
 use super::payment_intents::{decline_error, fail, new_intent, require_action, succeed};
 use super::payment_methods::new_card;
 use super::{public, retrieve};
-use crate::error::{invalid, missing, param_missing, stripe_error, Kind};
+use crate::error::{Kind, invalid, missing, param_missing, stripe_error};
 use crate::limits::{check_amount, check_metadata};
 use crate::list::Filter;
 use crate::params::{int_param, str_of, unknown_param};
@@ -58,7 +58,9 @@ pub fn route(emu: &Emulator, method: &str, rest: &[&str], account: &str, params:
             Some(s) => expire(emu, account, s),
             None => missing("checkout.session", id),
         },
-        _ => crate::error::unrecognized(method, &format!("/v1/checkout/sessions/{}", rest.join("/"))),
+        _ => {
+            crate::error::unrecognized(method, &format!("/v1/checkout/sessions/{}", rest.join("/")))
+        }
     }
 }
 
@@ -67,7 +69,8 @@ fn total(items: &[Value]) -> Result<(i64, String), Reply> {
     let (mut sum, mut currency) = (0i64, None::<String>);
     for (i, item) in items.iter().enumerate() {
         let price = &item["price_data"];
-        let (Ok(Some(unit)), Ok(Some(qty))) = (int_param(price, "unit_amount"), int_param(item, "quantity"))
+        let (Ok(Some(unit)), Ok(Some(qty))) =
+            (int_param(price, "unit_amount"), int_param(item, "quantity"))
         else {
             return Err(invalid(
                 Some("parameter_invalid"),
@@ -76,12 +79,20 @@ fn total(items: &[Value]) -> Result<(i64, String), Reply> {
             ));
         };
         if unit < 0 || qty < 1 || str_of(&price["product_data"]["name"]).is_none() {
-            return Err(invalid(Some("parameter_invalid"), "invalid line item", Some(&format!("line_items[{i}]"))));
+            return Err(invalid(
+                Some("parameter_invalid"),
+                "invalid line item",
+                Some(&format!("line_items[{i}]")),
+            ));
         }
         let param = format!("line_items[{i}][price_data][currency]");
         let cur = str_of(&price["currency"]).ok_or_else(|| param_missing(&param))?;
         if currency.as_deref().is_some_and(|c| c != cur) {
-            return Err(invalid(Some("parameter_invalid"), "All line items must use the same currency", Some(&param)));
+            return Err(invalid(
+                Some("parameter_invalid"),
+                "All line items must use the same currency",
+                Some(&param),
+            ));
         }
         currency = Some(cur.to_ascii_lowercase());
         sum += unit * qty;
@@ -94,7 +105,10 @@ fn validate(emu: &Emulator, account: &str, params: &Value) -> Result<(i64, Strin
         return Err(e);
     }
     check_metadata(&params["metadata"], "metadata")?;
-    check_metadata(&params["payment_intent_data"]["metadata"], "payment_intent_data[metadata]")?;
+    check_metadata(
+        &params["payment_intent_data"]["metadata"],
+        "payment_intent_data[metadata]",
+    )?;
     if params["mode"] != "payment" {
         return Err(invalid(
             Some("parameter_invalid"),
@@ -248,7 +262,13 @@ pub fn complete(emu: &Emulator, id: &str, params: &Value) -> Reply {
     };
     let number = params["card"].as_str().unwrap_or("4242424242424242");
     let Some(card) = test_cards::by_number(number) else {
-        return stripe_error(402, Kind::Card, Some("incorrect_number"), "Your card number is incorrect.", Some("number"));
+        return stripe_error(
+            402,
+            Kind::Card,
+            Some("incorrect_number"),
+            "Your card number is incorrect.",
+            Some("number"),
+        );
     };
     let pm = new_card(emu, &account, &card);
     let mut intent = session_intent(emu, &account, &mut session);
@@ -258,7 +278,10 @@ pub fn complete(emu: &Emulator, id: &str, params: &Value) -> Reply {
     }
     if matches!(card.behaviour, Behaviour::RequiresAuthentication) {
         let intent = require_action(emu, &account, intent);
-        return Reply::json(202, &json!({"requires_action": true, "payment_intent": public(intent)}));
+        return Reply::json(
+            202,
+            &json!({"requires_action": true, "payment_intent": public(intent)}),
+        );
     }
     if params["async"] == "1" {
         intent["status"] = "processing".into();
@@ -283,14 +306,23 @@ pub fn authenticate(emu: &Emulator, id: &str, passed: bool) -> Reply {
         .and_then(|pi| emu.get(&account, "payment_intent", pi))
         .filter(|pi| pi["status"] == "requires_action")
     else {
-        return invalid(None, "This Checkout Session is not waiting for authentication.", None);
+        return invalid(
+            None,
+            "This Checkout Session is not waiting for authentication.",
+            None,
+        );
     };
     if !passed {
         let pm = intent["payment_method"]
             .as_str()
             .and_then(|p| emu.get(&account, "payment_method", p))
             .unwrap_or_default();
-        return fail(emu, &account, intent, decline_error(&AUTHENTICATION_FAILED, &pm));
+        return fail(
+            emu,
+            &account,
+            intent,
+            decline_error(&AUTHENTICATION_FAILED, &pm),
+        );
     }
     let intent = succeed(emu, &account, intent);
     keep_card(emu, &account, &session, &intent);
@@ -329,23 +361,38 @@ pub fn async_result(emu: &Emulator, id: &str, succeeded: bool) -> Reply {
     let Some((account, mut session)) = emu.owner_of(id) else {
         return missing("checkout.session", id);
     };
-    let pi_id = session["payment_intent"].as_str().unwrap_or_default().to_string();
+    let pi_id = session["payment_intent"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let Some(pi) = emu
         .get(&account, "payment_intent", &pi_id)
         .filter(|pi| pi["status"] == "processing")
     else {
-        return invalid(None, "This Checkout Session has no bank debit processing.", None);
+        return invalid(
+            None,
+            "This Checkout Session has no bank debit processing.",
+            None,
+        );
     };
     if succeeded {
         succeed(emu, &account, pi);
         session["payment_status"] = "paid".into();
         emu.put(&account, session.clone());
-        emu.emit(&account, "checkout.session.async_payment_succeeded", public(session));
+        emu.emit(
+            &account,
+            "checkout.session.async_payment_succeeded",
+            public(session),
+        );
     } else {
         let error = json!({"type": "card_error", "code": "payment_method_provider_decline",
             "message": "The bank debit was declined."});
         let _ = fail(emu, &account, pi, error);
-        emu.emit(&account, "checkout.session.async_payment_failed", public(session));
+        emu.emit(
+            &account,
+            "checkout.session.async_payment_failed",
+            public(session),
+        );
     }
     Reply::json(200, &json!({"ok": true}))
 }

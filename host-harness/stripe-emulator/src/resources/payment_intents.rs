@@ -6,7 +6,7 @@
 use super::charges::new_charge;
 use super::payment_methods::{resolve, test_card};
 use super::{public, retrieve};
-use crate::error::{invalid, missing, param_missing, stripe_error, Kind};
+use crate::error::{Kind, invalid, missing, param_missing, stripe_error};
 use crate::limits::{check_amount, check_metadata};
 use crate::list::Filter;
 use crate::params::{int_param, str_of, unknown_param};
@@ -112,9 +112,14 @@ pub fn fail(emu: &Emulator, account: &str, mut pi: Value, error: Value) -> Reply
 /// A card that asks for 3-D Secure: the PaymentIntent waits for the customer.
 pub fn require_action(emu: &Emulator, account: &str, mut pi: Value) -> Value {
     pi["status"] = "requires_action".into();
-    pi["next_action"] = json!({"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}});
+    pi["next_action"] =
+        json!({"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}});
     emu.put(account, pi.clone());
-    emu.emit(account, "payment_intent.requires_action", public(pi.clone()));
+    emu.emit(
+        account,
+        "payment_intent.requires_action",
+        public(pi.clone()),
+    );
     pi
 }
 
@@ -205,7 +210,11 @@ fn create(emu: &Emulator, account: &str, params: &Value) -> Reply {
     if let Err(e) = redirects_ruled_out(params).and_then(|_| allowed_type(params, &pm)) {
         return e;
     }
-    let session = if off_session { Session::Off } else { Session::On };
+    let session = if off_session {
+        Session::Off
+    } else {
+        Session::On
+    };
     confirm(emu, account, &fields, &pm, session)
 }
 
@@ -236,7 +245,9 @@ fn allowed_type(params: &Value, pm: &Value) -> Result<(), Reply> {
     match params["payment_method_types"].as_array() {
         Some(types) if !types.iter().any(|t| t == pm_type) => Err(invalid(
             Some("payment_intent_incompatible_payment_method"),
-            &format!("The PaymentMethod provided ({pm_type}) is not allowed for this PaymentIntent."),
+            &format!(
+                "The PaymentMethod provided ({pm_type}) is not allowed for this PaymentIntent."
+            ),
             Some("payment_method"),
         )),
         _ => Ok(()),
@@ -253,13 +264,22 @@ fn confirm(emu: &Emulator, account: &str, fields: &Value, pm: &Value, session: S
         return Reply::json(200, &public(pi));
     }
     let Some(card) = test_card(pm) else {
-        return stripe_error(402, Kind::Card, Some("incorrect_number"), "Your card number is incorrect.", None);
+        return stripe_error(
+            402,
+            Kind::Card,
+            Some("incorrect_number"),
+            "Your card number is incorrect.",
+            None,
+        );
     };
     let pi = new_intent(emu, account, fields, "requires_confirmation");
     if let Some(d) = test_cards::charge_decline(&card, session) {
         return fail(emu, account, pi, decline_error(&d, pm));
     }
-    if matches!(card.behaviour, test_cards::Behaviour::RequiresAuthentication) {
+    if matches!(
+        card.behaviour,
+        test_cards::Behaviour::RequiresAuthentication
+    ) {
         return Reply::json(200, &public(require_action(emu, account, pi)));
     }
     Reply::json(200, &public(succeed(emu, account, pi)))

@@ -3,7 +3,7 @@
 //! https://docs.stripe.com/api/payment_methods
 
 use super::{public, retrieve};
-use crate::error::{invalid, missing, param_missing, stripe_error, Kind};
+use crate::error::{Kind, invalid, missing, param_missing, stripe_error};
 use crate::limits::check_metadata;
 use crate::list::Filter;
 use crate::params::{str_of, unknown_param};

@@ -49,7 +49,9 @@ fn charge_of(emu: &Emulator, account: &str, params: &Value) -> Result<String, Re
                 .ok_or_else(|| {
                     invalid(
                         Some("charge_not_refundable"),
-                        &format!("This PaymentIntent ({pi}) does not have a successful charge to refund."),
+                        &format!(
+                            "This PaymentIntent ({pi}) does not have a successful charge to refund."
+                        ),
                         Some("payment_intent"),
                     )
                 }),

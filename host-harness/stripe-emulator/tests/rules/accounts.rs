@@ -18,7 +18,11 @@ fn the_key_is_accepted_as_bearer_or_as_basic_user_name_in_test_mode_only() {
     let basic = base64::engine::general_purpose::STANDARD.encode("sk_test_rules:");
     assert_eq!(get("Bearer sk_test_rules"), 200);
     assert_eq!(get(&format!("Basic {basic}")), 200, "curl -u sk_test_...:");
-    assert_eq!(get("Bearer sk_live_rules"), 401, "the emulator is test mode only");
+    assert_eq!(
+        get("Bearer sk_live_rules"),
+        401,
+        "the emulator is test mode only"
+    );
     assert_eq!(get("Basic !!"), 401);
 }
 
@@ -32,7 +36,10 @@ fn objects_of_one_account_are_missing_from_another() {
     b.account = "acct_b".into();
     assert_eq!(s.call("GET", &format!("/v1/customers/{cus}"), "").0, 200);
     let (status, err) = b.call("GET", &format!("/v1/customers/{cus}"), "");
-    assert_eq!((status, err["error"]["code"].as_str()), (404, Some("resource_missing")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("resource_missing"))
+    );
 }
 
 #[test]
@@ -42,20 +49,36 @@ fn an_unknown_or_disconnected_account_is_refused_with_403() {
     stranger.emu = s.emu.clone();
     stranger.account = "acct_nobody".into();
     let (status, err) = stranger.call("GET", "/v1/customers", "");
-    assert_eq!((status, err["error"]["code"].as_str()), (403, Some("account_invalid")));
-    assert!(!err.to_string().contains("sk_test_rules"), "the key is never echoed whole");
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (403, Some("account_invalid"))
+    );
+    assert!(
+        !err.to_string().contains("sk_test_rules"),
+        "the key is never echoed whole"
+    );
     assert_eq!(s.call("GET", "/v1/customers", "").0, 200);
     let r = s.test_route(&format!("/_test/accounts/{ACCOUNT}/deauthorize"), "");
     assert_eq!(r.status, 200);
-    assert_eq!(s.call("GET", "/v1/customers", "").0, 403, "access was revoked");
-    assert!(s.event_types().contains(&"account.application.deauthorized".to_string()));
+    assert_eq!(
+        s.call("GET", "/v1/customers", "").0,
+        403,
+        "access was revoked"
+    );
+    assert!(
+        s.event_types()
+            .contains(&"account.application.deauthorized".to_string())
+    );
 }
 
 #[test]
 fn an_account_made_by_the_platform_can_be_used_at_once() {
     let mut s = Stripe::new();
     s.account = String::new();
-    let acct = id(&s.ok("/v1/accounts", "type=express&business_profile[name]=New+Shop"));
+    let acct = id(&s.ok(
+        "/v1/accounts",
+        "type=express&business_profile[name]=New+Shop",
+    ));
     s.account = acct.clone();
     assert_eq!(s.call("GET", "/v1/customers", "").0, 200);
     s.account = String::new();

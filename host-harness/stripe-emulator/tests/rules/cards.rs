@@ -11,11 +11,21 @@ fn cards_that_decline_cannot_be_saved_to_a_customer() {
         ("4000000000009995", "insufficient_funds"),
         ("4000000000000069", "expired_card"),
     ] {
-        let pm = id(&s.ok("/v1/payment_methods", &format!("type=card&card[number]={number}")));
-        let (status, err) = s.call("POST", &format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"));
+        let pm = id(&s.ok(
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        ));
+        let (status, err) = s.call(
+            "POST",
+            &format!("/v1/payment_methods/{pm}/attach"),
+            &format!("customer={cus}"),
+        );
         assert_eq!(status, 402, "{number}");
         assert_eq!(err["error"]["decline_code"], decline, "{number}");
-        assert!(err["error"]["advice_code"].is_null(), "Stripe documents no advice code for test cards");
+        assert!(
+            err["error"]["advice_code"].is_null(),
+            "Stripe documents no advice code for test cards"
+        );
     }
     let (_, list) = s.call("GET", &format!("/v1/customers/{cus}/payment_methods"), "");
     assert_eq!(list["data"].as_array().unwrap().len(), 0);
@@ -29,8 +39,14 @@ fn card_0341_attaches_then_declines_when_charged() {
     let (status, err) = s.off_session_charge(&cus, &pm, "");
     assert_eq!(status, 402);
     assert_eq!(err["error"]["code"], "card_declined");
-    assert_eq!(err["error"]["payment_intent"]["status"], "requires_payment_method");
-    assert_eq!(s.event_types().last().unwrap(), "payment_intent.payment_failed");
+    assert_eq!(
+        err["error"]["payment_intent"]["status"],
+        "requires_payment_method"
+    );
+    assert_eq!(
+        s.event_types().last().unwrap(),
+        "payment_intent.payment_failed"
+    );
 }
 
 #[test]
@@ -39,14 +55,23 @@ fn card_3184_asks_for_authentication_off_session_it_declines() {
     let cus = s.customer();
     let pm = s.saved_card(&cus, "4000002760003184");
     let (status, err) = s.off_session_charge(&cus, &pm, "");
-    assert_eq!((status, err["error"]["code"].as_str()), (402, Some("authentication_required")));
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (402, Some("authentication_required"))
+    );
     let (status, pi) = s.call(
         "POST",
         "/v1/payment_intents",
         &format!("amount=1000&currency=gbp&customer={cus}&payment_method={pm}&confirm=true&payment_method_types[0]=card"),
     );
-    assert_eq!((status, pi["status"].as_str()), (200, Some("requires_action")));
-    assert_eq!(s.event_types().last().unwrap(), "payment_intent.requires_action");
+    assert_eq!(
+        (status, pi["status"].as_str()),
+        (200, Some("requires_action"))
+    );
+    assert_eq!(
+        s.event_types().last().unwrap(),
+        "payment_intent.requires_action"
+    );
 }
 
 #[test]
@@ -57,14 +82,21 @@ fn pm_card_tokens_make_a_fresh_card_each_time() {
         "/v1/payment_intents",
         "amount=1000&currency=gbp&payment_method=pm_card_visa&confirm=true&payment_method_types[0]=card",
     );
-    assert_eq!((status, pi["status"].as_str()), (200, Some("succeeded")), "{pi}");
+    assert_eq!(
+        (status, pi["status"].as_str()),
+        (200, Some("succeeded")),
+        "{pi}"
+    );
     assert!(pi["payment_method"].as_str().unwrap().starts_with("pm_emu"));
     let (status, err) = s.call(
         "POST",
         "/v1/payment_intents",
         "amount=1000&currency=gbp&payment_method=pm_card_chargeDeclinedInsufficientFunds&confirm=true&payment_method_types[0]=card",
     );
-    assert_eq!((status, err["error"]["decline_code"].as_str()), (402, Some("insufficient_funds")));
+    assert_eq!(
+        (status, err["error"]["decline_code"].as_str()),
+        (402, Some("insufficient_funds"))
+    );
     let (status, _) = s.call(
         "POST",
         "/v1/payment_intents",
@@ -84,7 +116,10 @@ fn a_decline_says_not_to_retry_and_a_conflict_says_to() {
         &format!("amount=1000&currency=gbp&customer={cus}&payment_method={pm}&off_session=true&confirm=true&payment_method_types[0]=card"),
         None,
     );
-    assert_eq!((declined.status, declined.header("Stripe-Should-Retry")), (402, Some("false")));
+    assert_eq!(
+        (declined.status, declined.header("Stripe-Should-Retry")),
+        (402, Some("false"))
+    );
     let ok = s.raw("GET", "/v1/customers", "", None);
     assert_eq!(ok.header("Stripe-Should-Retry"), None);
 }

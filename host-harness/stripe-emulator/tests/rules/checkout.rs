@@ -13,7 +13,12 @@ fn a_decline_keeps_the_session_open_on_one_payment_intent() {
     let s = Stripe::new();
     let session = s.session("&payment_intent_data[metadata][k]=v");
     let cs = id(&session);
-    let pay = |card: &str| s.test_route(&format!("/_test/checkout/sessions/{cs}/complete"), &format!("card={card}"));
+    let pay = |card: &str| {
+        s.test_route(
+            &format!("/_test/checkout/sessions/{cs}/complete"),
+            &format!("card={card}"),
+        )
+    };
     assert_eq!(pay("4000000000000002").status, 402);
     let open = session_now(&s, &cs);
     assert_eq!(open["status"], "open");
@@ -22,7 +27,10 @@ fn a_decline_keeps_the_session_open_on_one_payment_intent() {
     assert_eq!(failed["type"], "payment_intent.payment_failed");
     assert_eq!(failed["data"]["object"]["id"], pi.as_str());
     assert_eq!(failed["data"]["object"]["metadata"]["k"], "v");
-    assert_eq!(failed["data"]["object"]["status"], "requires_payment_method");
+    assert_eq!(
+        failed["data"]["object"]["status"],
+        "requires_payment_method"
+    );
     assert_eq!(pay("4242424242424242").status, 200);
     let intents = s.emu.objects("payment_intent");
     assert_eq!(intents.len(), 1, "the retry used the same PaymentIntent");
@@ -37,16 +45,25 @@ fn card_3184_on_the_page_asks_for_authentication_which_can_fail_or_pass() {
     let page = s.test_route(&format!("/checkout/{cs}/pay"), "card=4000+0027+6000+3184");
     assert_eq!(page.status, 200);
     assert!(String::from_utf8_lossy(&page.body).contains("Complete authentication"));
-    assert_eq!(s.event_types().last().unwrap(), "payment_intent.requires_action");
+    assert_eq!(
+        s.event_types().last().unwrap(),
+        "payment_intent.requires_action"
+    );
     let failed = s.test_route(&format!("/checkout/{cs}/authenticate"), "result=failed");
     assert_eq!(failed.status, 402);
-    assert_eq!(s.event_types().last().unwrap(), "payment_intent.payment_failed");
+    assert_eq!(
+        s.event_types().last().unwrap(),
+        "payment_intent.payment_failed"
+    );
     assert_eq!(session_now(&s, &cs)["status"], "open");
     s.test_route(&format!("/checkout/{cs}/pay"), "card=4000002760003184");
     let passed = s.test_route(&format!("/checkout/{cs}/authenticate"), "result=complete");
     assert_eq!(passed.status, 303, "back to the success URL");
     let events = s.event_types();
-    assert_eq!(&events[events.len() - 2..], ["payment_intent.succeeded", "checkout.session.completed"]);
+    assert_eq!(
+        &events[events.len() - 2..],
+        ["payment_intent.succeeded", "checkout.session.completed"]
+    );
     assert_eq!(s.emu.objects("payment_intent").len(), 1);
 }
 
@@ -59,7 +76,10 @@ fn a_session_expires_by_the_clock_with_its_event() {
     s.advance_secs(1);
     assert_eq!(session_now(&s, &cs)["status"], "expired");
     assert_eq!(s.event_types().last().unwrap(), "checkout.session.expired");
-    let late = s.test_route(&format!("/_test/checkout/sessions/{cs}/complete"), "card=4242424242424242");
+    let late = s.test_route(
+        &format!("/_test/checkout/sessions/{cs}/complete"),
+        "card=4242424242424242",
+    );
     assert_eq!(late.status, 400, "an expired session cannot be paid");
 }
 

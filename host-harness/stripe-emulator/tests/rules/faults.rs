@@ -16,7 +16,8 @@ fn rule(fault: Fault, when: When) -> Rule {
 }
 
 fn exchange(s: &Stripe) -> Outcome {
-    s.emu.exchange("POST", "/v1/customers", &s.headers(Some("f")), b"name=A")
+    s.emu
+        .exchange("POST", "/v1/customers", &s.headers(Some("f")), b"name=A")
 }
 
 #[test]
@@ -28,13 +29,21 @@ fn answering_faults_carry_stripes_status_and_retry_headers() {
     ] {
         let s = Stripe::new();
         s.emu.inject(rule(fault, When::BeforeWork));
-        let Outcome::Answer(r) = exchange(&s) else { panic!("{fault:?}: no answer") };
+        let Outcome::Answer(r) = exchange(&s) else {
+            panic!("{fault:?}: no answer")
+        };
         assert_eq!(r.status, status, "{fault:?}");
         assert_eq!(r.json_body()["error"]["code"].as_str(), code, "{fault:?}");
         assert_eq!(r.header("Retry-After"), retry_after, "{fault:?}");
         assert_eq!(r.header("Stripe-Should-Retry"), Some("true"), "{fault:?}");
-        assert_eq!(s.emu.objects("customer").len(), 0, "{fault:?}: nothing was done");
-        let Outcome::Answer(again) = exchange(&s) else { panic!() };
+        assert_eq!(
+            s.emu.objects("customer").len(),
+            0,
+            "{fault:?}: nothing was done"
+        );
+        let Outcome::Answer(again) = exchange(&s) else {
+            panic!()
+        };
         assert_eq!(again.status, 200, "{fault:?}: the rule was used up");
     }
 }
@@ -45,12 +54,29 @@ fn a_fault_after_the_work_loses_the_answer_but_not_the_change() {
         let s = Stripe::new();
         s.emu.inject(rule(fault, When::AfterWork));
         let first = exchange(&s);
-        assert!(!matches!(&first, Outcome::Answer(r) if r.status == 200), "{fault:?}");
-        assert_eq!(s.emu.objects("customer").len(), 1, "{fault:?}: Stripe did the work");
+        assert!(
+            !matches!(&first, Outcome::Answer(r) if r.status == 200),
+            "{fault:?}"
+        );
+        assert_eq!(
+            s.emu.objects("customer").len(),
+            1,
+            "{fault:?}: Stripe did the work"
+        );
         // The client retries with the same key: the saved answer comes back.
-        let Outcome::Answer(retry) = exchange(&s) else { panic!() };
-        assert_eq!(s.emu.objects("customer").len(), 1, "{fault:?}: not done twice");
-        assert_eq!(retry.header("Idempotent-Replayed"), Some("true"), "{fault:?}");
+        let Outcome::Answer(retry) = exchange(&s) else {
+            panic!()
+        };
+        assert_eq!(
+            s.emu.objects("customer").len(),
+            1,
+            "{fault:?}: not done twice"
+        );
+        assert_eq!(
+            retry.header("Idempotent-Replayed"),
+            Some("true"),
+            "{fault:?}"
+        );
     }
 }
 
@@ -60,7 +86,12 @@ fn a_seeded_plan_is_reproducible() {
         let s = Stripe::new();
         s.emu.inject_seeded(seed, 300);
         for i in 0..100 {
-            s.emu.exchange("POST", "/v1/customers", &s.headers(Some(&format!("k{i}"))), b"name=A");
+            s.emu.exchange(
+                "POST",
+                "/v1/customers",
+                &s.headers(Some(&format!("k{i}"))),
+                b"name=A",
+            );
         }
         s.emu
             .injected()
@@ -70,20 +101,35 @@ fn a_seeded_plan_is_reproducible() {
     };
     let (a, b) = (run(7), run(7));
     assert_eq!(a, b);
-    assert!((15..=45).contains(&a.len()), "about 30% of 100: {}", a.len());
+    assert!(
+        (15..=45).contains(&a.len()),
+        "about 30% of 100: {}",
+        a.len()
+    );
     assert_ne!(a, run(8));
 }
 
 #[test]
 fn the_plan_can_be_set_through_test_routes() {
     let s = Stripe::new();
-    let set = s.test_route("/_test/faults", "path=/v1/customers&method=POST&fault=rate_limit&when=before&times=2");
+    let set = s.test_route(
+        "/_test/faults",
+        "path=/v1/customers&method=POST&fault=rate_limit&when=before&times=2",
+    );
     assert_eq!(set.status, 200);
     assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 429);
     assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 429);
     assert_eq!(s.call("POST", "/v1/customers", "name=A").0, 200);
-    assert_eq!(s.test_route("/_test/faults", "path=/v1/customers&fault=nonsense").status, 400);
-    assert_eq!(s.test_route("/_test/faults/seeded", "seed=3&per_mille=1000").status, 200);
+    assert_eq!(
+        s.test_route("/_test/faults", "path=/v1/customers&fault=nonsense")
+            .status,
+        400
+    );
+    assert_eq!(
+        s.test_route("/_test/faults/seeded", "seed=3&per_mille=1000")
+            .status,
+        200
+    );
     assert_ne!(s.call("GET", "/v1/customers", "").0, 200);
     assert_eq!(s.test_route("/_test/faults/heal", "").status, 200);
     assert_eq!(s.call("GET", "/v1/customers", "").0, 200);

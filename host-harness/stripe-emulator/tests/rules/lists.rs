@@ -14,11 +14,26 @@ fn lists_page_newest_first_by_cursor_either_way() {
     let (_, first) = s.call("GET", "/v1/customers", "limit=2");
     assert_eq!(ids(&first), [made[4].clone(), made[3].clone()]);
     assert_eq!(first["has_more"], true);
-    let (_, next) = s.call("GET", "/v1/customers", &format!("limit=2&starting_after={}", made[3]));
+    let (_, next) = s.call(
+        "GET",
+        "/v1/customers",
+        &format!("limit=2&starting_after={}", made[3]),
+    );
     assert_eq!(ids(&next), [made[2].clone(), made[1].clone()]);
-    let (_, last) = s.call("GET", "/v1/customers", &format!("limit=2&starting_after={}", made[1]));
-    assert_eq!((ids(&last), &last["has_more"]), (vec![made[0].clone()], &Value::Bool(false)));
-    let (_, back) = s.call("GET", "/v1/customers", &format!("limit=2&ending_before={}", made[1]));
+    let (_, last) = s.call(
+        "GET",
+        "/v1/customers",
+        &format!("limit=2&starting_after={}", made[1]),
+    );
+    assert_eq!(
+        (ids(&last), &last["has_more"]),
+        (vec![made[0].clone()], &Value::Bool(false))
+    );
+    let (_, back) = s.call(
+        "GET",
+        "/v1/customers",
+        &format!("limit=2&ending_before={}", made[1]),
+    );
     assert_eq!(ids(&back), [made[3].clone(), made[2].clone()]);
     assert_eq!(back["has_more"], true);
     assert_eq!(s.call("GET", "/v1/customers", "limit=101").0, 400);
@@ -30,7 +45,10 @@ fn payment_intents_charges_and_sessions_are_listed_by_customer() {
     let (a, b) = (s.customer(), s.customer());
     let card = s.saved_card(&a, "4242424242424242");
     s.off_session_charge(&a, &card, "");
-    s.ok("/v1/payment_intents", &format!("amount=1000&currency=gbp&customer={b}"));
+    s.ok(
+        "/v1/payment_intents",
+        &format!("amount=1000&currency=gbp&customer={b}"),
+    );
     s.session(&format!("&customer={a}"));
     for (path, kind) in [
         ("/v1/payment_intents", "payment_intent"),
@@ -41,7 +59,10 @@ fn payment_intents_charges_and_sessions_are_listed_by_customer() {
         assert_eq!(status, 200, "{path}");
         let data = list["data"].as_array().unwrap();
         assert_eq!(data.len(), 1, "{path}: {list}");
-        assert_eq!((data[0]["object"].as_str(), data[0]["customer"].as_str()), (Some(kind), Some(a.as_str())));
+        assert_eq!(
+            (data[0]["object"].as_str(), data[0]["customer"].as_str()),
+            (Some(kind), Some(a.as_str()))
+        );
     }
 }
 
@@ -59,7 +80,11 @@ fn events_are_listed_by_type_and_time() {
     s.off_session_charge(&a, &card, "");
     let (_, succeeded) = s.call("GET", "/v1/events", "type=payment_intent.succeeded");
     assert_eq!(ids(&succeeded).len(), 2);
-    let (_, later) = s.call("GET", "/v1/events", &format!("type=payment_intent.succeeded&created[gt]={since}"));
+    let (_, later) = s.call(
+        "GET",
+        "/v1/events",
+        &format!("type=payment_intent.succeeded&created[gt]={since}"),
+    );
     assert_eq!(ids(&later).len(), 1);
     let (_, family) = s.call("GET", "/v1/events", "type=payment_intent.*");
     assert_eq!(ids(&family).len(), 2);

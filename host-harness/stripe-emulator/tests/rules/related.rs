@@ -11,7 +11,13 @@ fn a_payment_intents_metadata_is_copied_to_its_charge() {
     let cus = s.customer();
     let card = s.saved_card(&cus, "4242424242424242");
     let (_, pi) = s.off_session_charge(&cus, &card, "&metadata[order]=42");
-    let charge = s.call("GET", &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()), "").1;
+    let charge = s
+        .call(
+            "GET",
+            &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()),
+            "",
+        )
+        .1;
     assert_eq!(charge["metadata"]["order"], "42");
     assert_eq!(charge["payment_intent"], pi["id"]);
     assert_eq!(charge["payment_method_details"]["type"], "card");
@@ -21,8 +27,14 @@ fn a_payment_intents_metadata_is_copied_to_its_charge() {
 fn a_bank_debit_that_succeeds_has_a_charge_that_can_be_refunded_and_disputed() {
     let s = Stripe::new();
     let cus = s.customer();
-    let pm = id(&s.ok("/v1/payment_methods", "type=sepa_debit&sepa_debit[iban]=AT611904300234573201"));
-    s.ok(&format!("/v1/payment_methods/{pm}/attach"), &format!("customer={cus}"));
+    let pm = id(&s.ok(
+        "/v1/payment_methods",
+        "type=sepa_debit&sepa_debit[iban]=AT611904300234573201",
+    ));
+    s.ok(
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &format!("customer={cus}"),
+    );
     let (status, pi) = s.call(
         "POST",
         "/v1/payment_intents",
@@ -30,7 +42,11 @@ fn a_bank_debit_that_succeeds_has_a_charge_that_can_be_refunded_and_disputed() {
     );
     assert_eq!((status, pi["status"].as_str()), (200, Some("processing")));
     let pi_id = id(&pi);
-    assert_eq!(s.test_route(&format!("/_test/payment_intents/{pi_id}/settle"), "").status, 200);
+    assert_eq!(
+        s.test_route(&format!("/_test/payment_intents/{pi_id}/settle"), "")
+            .status,
+        200
+    );
     let settled = s.call("GET", &format!("/v1/payment_intents/{pi_id}"), "").1;
     assert_eq!(settled["status"], "succeeded");
     assert!(settled["latest_charge"].is_string());
@@ -39,7 +55,12 @@ fn a_bank_debit_that_succeeds_has_a_charge_that_can_be_refunded_and_disputed() {
     let dispute = s.test_route("/_test/disputes", &format!("payment_intent={pi_id}"));
     assert_eq!(dispute.status, 200);
     let events = s.event_types();
-    for kind in ["refund.created", "charge.refunded", "charge.dispute.created", "charge.dispute.funds_withdrawn"] {
+    for kind in [
+        "refund.created",
+        "charge.refunded",
+        "charge.dispute.created",
+        "charge.dispute.funds_withdrawn",
+    ] {
         assert!(events.iter().any(|e| e == kind), "{kind} in {events:?}");
     }
 }
@@ -53,14 +74,39 @@ fn refunds_and_disputes_follow_stripes_lifecycle() {
     let pi_id = id(&pi);
     let refund = id(&s.ok("/v1/refunds", &format!("payment_intent={pi_id}&amount=400")));
     s.test_route(&format!("/_test/refunds/{refund}/fail"), "");
-    let charge = s.call("GET", &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()), "").1;
-    assert_eq!(charge["amount_refunded"], 0, "a failed refund gives the money back to the charge");
-    let dispute = s.test_route("/_test/disputes", &format!("payment_intent={pi_id}")).json_body();
-    let closed = s.test_route(&format!("/_test/disputes/{}/close", id(&dispute)), "status=won");
+    let charge = s
+        .call(
+            "GET",
+            &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()),
+            "",
+        )
+        .1;
+    assert_eq!(
+        charge["amount_refunded"], 0,
+        "a failed refund gives the money back to the charge"
+    );
+    let dispute = s
+        .test_route("/_test/disputes", &format!("payment_intent={pi_id}"))
+        .json_body();
+    let closed = s.test_route(
+        &format!("/_test/disputes/{}/close", id(&dispute)),
+        "status=won",
+    );
     assert_eq!(closed.json_body()["status"], "won");
-    assert_eq!(s.test_route(&format!("/_test/disputes/{}/close", id(&dispute)), "status=lost").status, 400);
+    assert_eq!(
+        s.test_route(
+            &format!("/_test/disputes/{}/close", id(&dispute)),
+            "status=lost"
+        )
+        .status,
+        400
+    );
     let events = s.event_types();
-    let tail: Vec<&str> = events.iter().map(String::as_str).skip_while(|e| *e != "refund.created").collect();
+    let tail: Vec<&str> = events
+        .iter()
+        .map(String::as_str)
+        .skip_while(|e| *e != "refund.created")
+        .collect();
     assert_eq!(
         tail,
         [

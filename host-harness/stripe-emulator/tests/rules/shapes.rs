@@ -6,7 +6,10 @@ use crate::support::*;
 use serde_json::Value;
 
 fn samples() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/stripe-fixtures/fixtures3.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/stripe-fixtures/fixtures3.json"
+    );
     let text = std::fs::read_to_string(path).expect("the vendored fixtures");
     serde_json::from_str::<Value>(&text).unwrap()["resources"].take()
 }
@@ -24,16 +27,20 @@ fn kind(v: &Value) -> &'static str {
 
 /// The differences between `ours` and Stripe's sample of `resource`.
 fn differences(samples: &Value, resource: &str, ours: &Value) -> Vec<String> {
-    let sample = samples[resource].as_object().unwrap_or_else(|| panic!("no sample of {resource}"));
+    let sample = samples[resource]
+        .as_object()
+        .unwrap_or_else(|| panic!("no sample of {resource}"));
     let mut out = Vec::new();
     for (key, theirs) in sample {
         match ours.get(key) {
             None => out.push(format!("{resource}.{key} is missing")),
-            Some(v) if !v.is_null() && !theirs.is_null() && kind(v) != kind(theirs) => out.push(format!(
-                "{resource}.{key} is a {} where Stripe has a {}",
-                kind(v),
-                kind(theirs)
-            )),
+            Some(v) if !v.is_null() && !theirs.is_null() && kind(v) != kind(theirs) => {
+                out.push(format!(
+                    "{resource}.{key} is a {} where Stripe has a {}",
+                    kind(v),
+                    kind(theirs)
+                ))
+            }
             Some(_) => {}
         }
     }
@@ -45,9 +52,20 @@ fn one_of_each(s: &Stripe) -> Vec<(&'static str, Value)> {
     let cus = s.customer();
     let card = s.saved_card(&cus, "4242424242424242");
     let (_, pi) = s.off_session_charge(&cus, &card, "");
-    let charge = s.call("GET", &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()), "").1;
-    let refund = s.ok("/v1/refunds", &format!("payment_intent={}&amount=100", id(&pi)));
-    let dispute = s.test_route("/_test/disputes", &format!("payment_intent={}", id(&pi))).json_body();
+    let charge = s
+        .call(
+            "GET",
+            &format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap()),
+            "",
+        )
+        .1;
+    let refund = s.ok(
+        "/v1/refunds",
+        &format!("payment_intent={}&amount=100", id(&pi)),
+    );
+    let dispute = s
+        .test_route("/_test/disputes", &format!("payment_intent={}", id(&pi)))
+        .json_body();
     let session = s.session("");
     let event = s.emu.events().pop().unwrap();
     let mut platform = Stripe::new();
@@ -59,8 +77,14 @@ fn one_of_each(s: &Stripe) -> Vec<(&'static str, Value)> {
         &format!("account={}&type=account_onboarding&refresh_url=https://x.test/r&return_url=https://x.test/ok", id(&account)),
     );
     vec![
-        ("customer", s.call("GET", &format!("/v1/customers/{cus}"), "").1),
-        ("payment_method", s.call("GET", &format!("/v1/payment_methods/{card}"), "").1),
+        (
+            "customer",
+            s.call("GET", &format!("/v1/customers/{cus}"), "").1,
+        ),
+        (
+            "payment_method",
+            s.call("GET", &format!("/v1/payment_methods/{card}"), "").1,
+        ),
         ("payment_intent", pi),
         ("charge", charge),
         ("refund", refund),
@@ -79,8 +103,16 @@ fn every_object_carries_every_top_level_key_of_stripes_sample() {
     let mut problems = Vec::new();
     for (resource, ours) in one_of_each(&s) {
         problems.extend(differences(&samples, resource, &ours));
-        let private: Vec<&String> = ours.as_object().unwrap().keys().filter(|k| k.starts_with('_')).collect();
-        assert!(private.is_empty(), "{resource} shows the emulator's own fields {private:?}");
+        let private: Vec<&String> = ours
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with('_'))
+            .collect();
+        assert!(
+            private.is_empty(),
+            "{resource} shows the emulator's own fields {private:?}"
+        );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
@@ -93,6 +125,9 @@ fn the_check_itself_catches_a_missing_key_and_a_wrong_type() {
     ours["amount"] = "100".into();
     assert_eq!(
         differences(&samples, "refund", &ours),
-        ["refund.amount is a string where Stripe has a number", "refund.reason is missing"]
+        [
+            "refund.amount is a string where Stripe has a number",
+            "refund.reason is missing"
+        ]
     );
 }

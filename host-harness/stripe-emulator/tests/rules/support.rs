@@ -32,7 +32,10 @@ impl Stripe {
     }
 
     pub fn headers(&self, key: Option<&str>) -> Vec<(String, String)> {
-        let mut h = vec![("Authorization".to_string(), "Bearer sk_test_rules".to_string())];
+        let mut h = vec![(
+            "Authorization".to_string(),
+            "Bearer sk_test_rules".to_string(),
+        )];
         if !self.account.is_empty() {
             h.push(("Stripe-Account".into(), self.account.clone()));
         }
@@ -50,7 +53,11 @@ impl Stripe {
     pub fn raw(&self, method: &str, path: &str, form: &str, key: Option<&str>) -> Reply {
         let (target, body) = if method == "GET" {
             let sep = if path.contains('?') { '&' } else { '?' };
-            let target = if form.is_empty() { path.to_string() } else { format!("{path}{sep}{form}") };
+            let target = if form.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}{sep}{form}")
+            };
             (target, Vec::new())
         } else {
             (path.to_string(), form.as_bytes().to_vec())
@@ -76,8 +83,14 @@ impl Stripe {
 
     /// A card saved to `customer` (a number or a pm_card_* token).
     pub fn saved_card(&self, customer: &str, number: &str) -> String {
-        let pm = id(&self.ok("/v1/payment_methods", &format!("type=card&card[number]={number}")));
-        self.ok(&format!("/v1/payment_methods/{pm}/attach"), &format!("customer={customer}"));
+        let pm = id(&self.ok(
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        ));
+        self.ok(
+            &format!("/v1/payment_methods/{pm}/attach"),
+            &format!("customer={customer}"),
+        );
         pm
     }
 
@@ -112,5 +125,8 @@ impl Stripe {
 }
 
 pub fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }

@@ -23,15 +23,24 @@ fn endpoint() -> Endpoint {
         while let Ok(mut req) = s.recv() {
             let mut body = String::new();
             let _ = req.as_reader().read_to_string(&mut body);
-            let signed = req.headers().iter().any(|h| h.field.equiv("Stripe-Signature"));
+            let signed = req
+                .headers()
+                .iter()
+                .any(|h| h.field.equiv("Stripe-Signature"));
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             if signed {
-                g.lock().unwrap().push(v["id"].as_str().unwrap_or_default().to_string());
+                g.lock()
+                    .unwrap()
+                    .push(v["id"].as_str().unwrap_or_default().to_string());
             }
             let _ = req.respond(tiny_http::Response::empty(200));
         }
     });
-    Endpoint { url, got, _server: server }
+    Endpoint {
+        url,
+        got,
+        _server: server,
+    }
 }
 
 fn wait_for(got: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
@@ -127,14 +136,22 @@ fn late_deliveries_arrive_out_of_order_and_a_failing_endpoint_is_retried() {
 
     // An endpoint that is down at first: Stripe tries again.
     let s = Stripe::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    s.emu.add_webhook_for(ACCOUNT, target(&format!("http://127.0.0.1:{port}/hook")));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    s.emu
+        .add_webhook_for(ACCOUNT, target(&format!("http://127.0.0.1:{port}/hook")));
     let before = s.emu.redeliveries();
     let cus = s.customer();
     s.saved_card(&cus, "4242424242424242");
     std::thread::sleep(Duration::from_millis(150));
     let server = tiny_http::Server::http(format!("127.0.0.1:{port}")).unwrap();
-    let req = server.recv_timeout(Duration::from_secs(10)).unwrap().expect("a retried delivery");
+    let req = server
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("a retried delivery");
     let _ = req.respond(tiny_http::Response::empty(200));
     assert!(s.emu.redeliveries() > before);
 }
