@@ -111,7 +111,10 @@ impl Harness {
         });
         env.keys.set(ACCOUNT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
-        let runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
+        let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
+        if wasm == PLUGIN_WASM {
+            tap_if_asked(&mut runtime);
+        }
         Self {
             runtime,
             emulator,
@@ -385,4 +388,22 @@ impl Harness {
         let link = link_in(ts).expect("a payment link");
         link.url.rsplit('/').next().unwrap_or_default().to_string()
     }
+}
+
+/// The modules whose snapshots the portability check replays.
+const SNAPSHOT_MODULES: [&str; 3] = ["handlers::", "collections::", "reconciliation::"];
+
+/// With `STRIPE_PLUGIN_SCENARIO_DIR` set, the harness of a snapshot test
+/// records its calls as a portable scenario there (tests/portability/).
+fn tap_if_asked(runtime: &mut Runtime) {
+    static HARNESSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = std::env::var_os("STRIPE_PLUGIN_SCENARIO_DIR") else {
+        return;
+    };
+    let test = std::thread::current().name().unwrap_or("main").to_string();
+    if !SNAPSHOT_MODULES.iter().any(|m| test.starts_with(m)) {
+        return;
+    }
+    let n = HARNESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    runtime.tap_scenarios(dir.into(), &format!("{test}-{n}"));
 }

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod imports;
 pub mod offline_stripe;
 pub mod platform;
+pub mod portable;
 pub mod record;
 pub mod runtime;
 pub mod server;

@@ -36,6 +36,19 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         iterations: u32,
     },
+    /// Replays portable scenarios (tests/portability/README.md) with in-memory
+    /// imports; prints one canonical JSON line per call.
+    Replay {
+        /// Scenario files, replayed in the order given.
+        #[arg(required = true)]
+        scenarios: Vec<std::path::PathBuf>,
+    },
+    /// Writes the embedded plugin component, the exact bytes this host runs
+    /// (for a second runtime, e.g. jco).
+    WriteComponent {
+        /// Where to write it.
+        path: std::path::PathBuf,
+    },
     /// The offline Stripe test-mode emulator alone, on --listen.
     StripeEmulator {
         /// Deliver signed events here (e.g. http://127.0.0.1:8787/webhooks/stripe); sign with --webhook-secret.
@@ -51,6 +64,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo => host_harness::demo::run(&cli.flags),
+        Command::WriteComponent { path } => {
+            Ok(std::fs::write(path, host_harness::runtime::PLUGIN_WASM)?)
+        }
+        Command::Replay { scenarios } => host_harness::portable::replay::main(&scenarios),
         Command::BenchWebhook { event, iterations } => {
             host_harness::bench::webhook(&event, iterations)
         }

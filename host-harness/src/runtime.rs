@@ -6,6 +6,7 @@
 //! host imports, so a slow Stripe never traps a call after money moved.
 
 use crate::imports::{HostEnv, HostState};
+use crate::portable::tap::Tap;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -45,9 +46,12 @@ impl Default for Limits {
 /// A loaded plugin, ready to serve calls from many threads.
 pub struct Runtime {
     engine: Engine,
+    component: Component,
     pre: PluginPre<HostState>,
     env: Arc<HostEnv>,
     limits: Limits,
+    /// Records the calls as a portable scenario (tests only).
+    tap: Option<Arc<Tap>>,
 }
 
 impl Runtime {
@@ -79,10 +83,18 @@ impl Runtime {
         let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
             engine,
+            component,
             pre,
             env,
             limits,
+            tap: None,
         })
+    }
+
+    /// Records every call from now on as the portable scenario `name`, written
+    /// into `dir` when the runtime is dropped.
+    pub fn tap_scenarios(&mut self, dir: PathBuf, name: &str) {
+        self.tap = Some(Arc::new(Tap::new(&self.engine, &self.component, dir, name)));
     }
 
     pub fn env(&self) -> &Arc<HostEnv> {
@@ -90,19 +102,28 @@ impl Runtime {
     }
 
     /// Runs `f` against a fresh instance for the merchant's kv namespace.
-    fn call<T>(
+    fn call<T: serde::Serialize>(
         &self,
         namespace: &str,
+        (handler, args): (&str, impl FnOnce() -> Vec<serde_json::Value>),
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
+        if let Some(tap) = &self.tap {
+            tap.call(
+                handler,
+                self.env.clock.now_ms(),
+                namespace,
+                &self.env.keys,
+                &args(),
+            );
+        }
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(16)
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            HostState::new(self.env.clone(), namespace, limits),
-        );
+        let mut state = HostState::new(self.env.clone(), namespace, limits);
+        state.tap = self.tap.clone();
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         let budget = Duration::from_millis(self.limits.deadline_ms);
         store.set_epoch_deadline(ticks(budget));
@@ -120,7 +141,11 @@ impl Runtime {
             .pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:#}"))?;
-        f(&plugin, &mut store).map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
+        let result = f(&plugin, &mut store);
+        if let Some(tap) = &self.tap {
+            tap.outcome(result.as_ref().ok().map(json));
+        }
+        result.map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
     }
 
     pub fn on_invoice_finalized(
@@ -128,10 +153,14 @@ impl Runtime {
         m: &Merchant,
         inv: &Invoice,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_invoice_finalized(s, m, inv)
-        })
+        self.call(
+            &m.account_id,
+            ("on-invoice-finalized", || vec![json(&m), json(&inv)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_invoice_finalized(s, m, inv)
+            },
+        )
     }
 
     pub fn on_invoice_updated(
@@ -139,10 +168,14 @@ impl Runtime {
         m: &Merchant,
         u: &InvoiceUpdate,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_invoice_updated(s, m, u)
-        })
+        self.call(
+            &m.account_id,
+            ("on-invoice-updated", || vec![json(&m), json(&u)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_invoice_updated(s, m, u)
+            },
+        )
     }
 
     pub fn on_webhook(
@@ -150,10 +183,14 @@ impl Runtime {
         m: &Merchant,
         req: &WebhookRequest,
     ) -> Result<Result<WebhookOutcome, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_webhook(s, m, req)
-        })
+        self.call(
+            &m.account_id,
+            ("on-webhook", || vec![json(&m), json(&req)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_webhook(s, m, req)
+            },
+        )
     }
 
     pub fn on_sync(
@@ -161,10 +198,14 @@ impl Runtime {
         m: &Merchant,
         cursor: Option<&str>,
     ) -> Result<Result<SyncOutcome, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_sync(s, m, cursor)
-        })
+        self.call(
+            &m.account_id,
+            ("on-sync", || vec![json(&m), json(&cursor)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_sync(s, m, cursor)
+            },
+        )
     }
 
     pub fn on_pay_link_opened(
@@ -172,10 +213,14 @@ impl Runtime {
         m: &Merchant,
         token: &str,
     ) -> Result<Result<PayLinkOutcome, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_pay_link_opened(s, m, token)
-        })
+        self.call(
+            &m.account_id,
+            ("on-pay-link-opened", || vec![json(&m), json(&token)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_pay_link_opened(s, m, token)
+            },
+        )
     }
 
     pub fn start_onboarding(
@@ -183,10 +228,14 @@ impl Runtime {
         m: &Merchant,
         r: &OnboardingRequest,
     ) -> Result<Result<Onboarding, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_start_onboarding(s, m, r)
-        })
+        self.call(
+            &m.account_id,
+            ("start-onboarding", || vec![json(&m), json(&r)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_start_onboarding(s, m, r)
+            },
+        )
     }
 
     pub fn on_customer_updated(
@@ -195,10 +244,16 @@ impl Runtime {
         c: &Customer,
         previous: Option<&Customer>,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
-        self.call(&m.account_id, |p, s| {
-            p.billing_stripe_plugin_handlers()
-                .call_on_customer_updated(s, m, c, previous)
-        })
+        self.call(
+            &m.account_id,
+            ("on-customer-updated", || {
+                vec![json(&m), json(&c), json(&previous)]
+            }),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_customer_updated(s, m, c, previous)
+            },
+        )
     }
 }
 
@@ -256,4 +311,9 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
     std::fs::rename(&tmp, &path)?;
     // SAFETY: as above; written just now.
     Ok(unsafe { Component::deserialize_file(engine, &path) }?)
+}
+
+/// A value as serde sees it, for the scenario tap.
+fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
 }

@@ -163,12 +163,16 @@ fn scope_of(method: &str, path: &str) -> Option<Scope> {
 
 impl Host for HostState {
     fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
+        let tapped = self.tap.as_ref().map(|_| req.clone());
         let account = self.stripe_account.clone();
         let mut created = std::mem::take(&mut self.created_accounts);
         let (result, logged) =
             self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created));
         self.created_accounts = created;
         self.env.recorder.record(Exchange::new(&logged, &result));
+        if let (Some(tap), Some(req)) = (&self.tap, tapped) {
+            tap.answer(&req, &result);
+        }
         result
     }
 }

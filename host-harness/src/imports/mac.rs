@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// One merchant's secrets, newest first in each list.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct MerchantKeys {
     /// Stripe's webhook signing secrets (`whsec_...`), all valid now.
     pub webhook_signing: Vec<String>,
@@ -18,7 +19,7 @@ pub struct MerchantKeys {
 }
 
 impl MerchantKeys {
-    fn of(&self, purpose: KeyPurpose) -> &[String] {
+    pub fn of(&self, purpose: KeyPurpose) -> &[String] {
         match purpose {
             KeyPurpose::WebhookSigning => &self.webhook_signing,
             KeyPurpose::PayLink => &self.pay_link,
@@ -74,10 +75,15 @@ impl Host for HostState {
                 .of(purpose)
                 .get(index as usize)
                 .ok_or(MacError::NoSuchKey)?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-                .map_err(|e| MacError::Unavailable(e.to_string()))?;
-            mac.update(&message);
-            Ok(mac.finalize().into_bytes().to_vec())
+            hmac_sha256(secret, &message)
         })
     }
+}
+
+/// HMAC-SHA256 of `message` under `secret`.
+pub fn hmac_sha256(secret: &str, message: &[u8]) -> Result<Vec<u8>, MacError> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|e| MacError::Unavailable(e.to_string()))?;
+    mac.update(message);
+    Ok(mac.finalize().into_bytes().to_vec())
 }

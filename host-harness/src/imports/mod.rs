@@ -42,6 +42,8 @@ pub struct HostState {
     /// (Stripe, storage, email): the deadline bounds only the rest.
     pub started: Instant,
     pub host_time: Duration,
+    /// Records HTTP answers for a portable scenario (tests only).
+    pub tap: Option<Arc<crate::portable::tap::Tap>>,
 }
 
 impl HostState {
@@ -54,6 +56,7 @@ impl HostState {
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,
+            tap: None,
         }
     }
 }
