@@ -4,9 +4,10 @@
 
 use e2e_tests::*;
 use host_harness::bindings::PluginError;
+use host_harness::bindings::Transition;
 use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_harness::imports::HttpBackend;
-use host_harness::runtime::Limits;
+use host_harness::runtime::{Limits, Reuse};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +45,63 @@ fn traps_loops_and_memory_grabs_fail_that_call_only() {
             .unwrap();
         assert_eq!(ok.unwrap().len(), 0, "after {misbehaviour}");
     }
+}
+
+/// What the rogue plugin's `count` says: how many calls its instance served.
+fn count(h: &Harness, m: &host_harness::bindings::Merchant) -> String {
+    match h.runtime.on_invoice_finalized(m, &rogue_invoice("count")) {
+        Ok(Ok(ts)) => match ts.as_slice() {
+            [Transition::CustomerUnlinked(said)] => said.clone(),
+            other => panic!("count said {}", other.len()),
+        },
+        _ => panic!("count failed"),
+    }
+}
+
+/// An instance is reused only for its own merchant, and never after it
+/// trapped or hit a limit. The rogue plugin keeps a call counter in a static
+/// (the real plugin keeps nothing), so it shows which instance served a call.
+#[test]
+fn an_instance_serves_one_merchant_and_is_dropped_after_a_trap_or_a_limit() {
+    let limits = Limits {
+        deadline_ms: 500,
+        memory_bytes: 32 << 20,
+    };
+    let h = Harness::with(ROGUE_WASM, limits, None);
+    let a = h.merchant.clone();
+    let b = host_harness::bindings::Merchant {
+        account_id: "acct_other_merchant".into(),
+        ..a.clone()
+    };
+    assert_eq!(count(&h, &a), "call 1 of this instance");
+    assert_eq!(
+        count(&h, &a),
+        "call 2 of this instance",
+        "A's instance is reused"
+    );
+    assert_eq!(
+        count(&h, &b),
+        "call 1 of this instance",
+        "B never gets A's instance"
+    );
+    assert_eq!(count(&h, &a), "call 3 of this instance");
+    for misbehaviour in ["trap", "loop", "grab"] {
+        h.runtime
+            .on_invoice_finalized(&a, &rogue_invoice(misbehaviour))
+            .expect_err(misbehaviour);
+        assert_eq!(
+            count(&h, &a),
+            "call 1 of this instance",
+            "after {misbehaviour}"
+        );
+        assert_eq!(count(&h, &a), "call 2 of this instance");
+    }
+    assert_eq!(count(&h, &b), "call 2 of this instance");
+
+    let mut fresh = Harness::with(ROGUE_WASM, limits, None);
+    fresh.runtime.set_reuse(Reuse::Never);
+    assert_eq!(count(&fresh, &a), "call 1 of this instance");
+    assert_eq!(count(&fresh, &a), "call 1 of this instance");
 }
 
 /// Counts what would have gone out; any call is a failure of the gate.

@@ -1,7 +1,9 @@
 //! The wasmtime runtime: one Engine, Component, Linker and InstancePre built at
-//! start-up, a fresh Store per call, and limits on every call (an epoch
-//! deadline for the guest's own time, a memory cap). A trap or a limit hit is
-//! an error for that call only. Epochs rather than fuel: fuel metering slowed
+//! start-up, and limits on every call (an epoch deadline for the guest's own
+//! time, a memory cap). An instance serves one merchant only: by default it is
+//! kept after a call that returned and reused for that merchant's next call
+//! (`Reuse`); one that trapped or hit a limit is dropped, so a trap or a
+//! limit hit is an error for that call only. Epochs rather than fuel: fuel metering slowed
 //! the webhook hot path by about a third. The deadline excludes time spent in
 //! host imports, so a slow Stripe never traps a call after money moved.
 
@@ -43,8 +45,32 @@ impl Default for Limits {
     }
 }
 
+/// Whether an instance serves more than one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// A fresh instance for every call.
+    Never,
+    /// An instance that returned normally is kept for the same merchant's
+    /// next call; the plugin keeps nothing between calls (no statics), so a
+    /// call sees only its arguments and the imports. One that trapped or hit
+    /// a limit is dropped.
+    PerMerchant,
+}
+
+/// Instances kept idle, by merchant namespace.
+const MAX_IDLE: usize = 32;
+const MAX_IDLE_PER_MERCHANT: usize = 4;
+
+/// An instance between calls, with its Store.
+struct Idle {
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
 /// A loaded plugin, ready to serve calls from many threads.
 pub struct Runtime {
+    reuse: Reuse,
+    idle: std::sync::Mutex<(usize, std::collections::HashMap<String, Vec<Idle>>)>,
     engine: Engine,
     component: Component,
     pre: PluginPre<HostState>,
@@ -82,6 +108,8 @@ impl Runtime {
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         let pre = PluginPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Self {
+            reuse: Reuse::PerMerchant,
+            idle: Default::default(),
             engine,
             component,
             pre,
@@ -97,11 +125,23 @@ impl Runtime {
         self.tap = Some(Arc::new(Tap::new(&self.engine, &self.component, dir, name)));
     }
 
+    /// Chooses whether instances serve more than one call.
+    pub fn set_reuse(&mut self, reuse: Reuse) {
+        self.reuse = reuse;
+        self.idle_instances().1.clear();
+    }
+
+    fn idle_instances(
+        &self,
+    ) -> std::sync::MutexGuard<'_, (usize, std::collections::HashMap<String, Vec<Idle>>)> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn env(&self) -> &Arc<HostEnv> {
         &self.env
     }
 
-    /// Runs `f` against a fresh instance for the merchant's kv namespace.
+    /// Runs `f` on an instance of the merchant's (kept from its last call, or new).
     fn call<T: serde::Serialize>(
         &self,
         namespace: &str,
@@ -117,16 +157,59 @@ impl Runtime {
                 &args(),
             );
         }
+        let Idle { mut store, plugin } = match self.take_idle(namespace) {
+            Some(idle) => idle,
+            None => self.instantiate(namespace)?,
+        };
+        store.data_mut().begin_call(self.tap.clone());
+        store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
+        let result = f(&plugin, &mut store);
+        if let Some(tap) = &self.tap {
+            tap.outcome(result.as_ref().ok().map(json));
+        }
+        // A trap or a limit hit leaves the instance unusable: it is dropped.
+        if result.is_ok() {
+            self.keep_idle(namespace, Idle { store, plugin });
+        }
+        result.map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
+    }
+
+    fn take_idle(&self, namespace: &str) -> Option<Idle> {
+        if self.reuse == Reuse::Never {
+            return None;
+        }
+        let mut guard = self.idle_instances();
+        let (count, by_merchant) = &mut *guard;
+        let idle = by_merchant.get_mut(namespace)?.pop()?;
+        *count -= 1;
+        Some(idle)
+    }
+
+    fn keep_idle(&self, namespace: &str, idle: Idle) {
+        if self.reuse == Reuse::Never {
+            return;
+        }
+        let mut guard = self.idle_instances();
+        let (count, by_merchant) = &mut *guard;
+        let list = by_merchant.entry(namespace.to_string()).or_default();
+        if *count < MAX_IDLE && list.len() < MAX_IDLE_PER_MERCHANT {
+            list.push(idle);
+            *count += 1;
+        }
+    }
+
+    /// A new instance for the merchant, in its own Store with the call limits.
+    fn instantiate(&self, namespace: &str) -> Result<Idle> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(16)
             .build();
-        let mut state = HostState::new(self.env.clone(), namespace, limits);
-        state.tap = self.tap.clone();
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(self.env.clone(), namespace, limits),
+        );
         store.limiter(|s| &mut s.limits);
         let budget = Duration::from_millis(self.limits.deadline_ms);
-        store.set_epoch_deadline(ticks(budget));
         // At each tick past the deadline: time spent waiting on the host
         // (Stripe, storage) is given back; only the guest's own time counts.
         store.epoch_deadline_callback(move |ctx| {
@@ -141,11 +224,7 @@ impl Runtime {
             .pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiating the plugin: {e:#}"))?;
-        let result = f(&plugin, &mut store);
-        if let Some(tap) = &self.tap {
-            tap.outcome(result.as_ref().ok().map(json));
-        }
-        result.map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
+        Ok(Idle { store, plugin })
     }
 
     pub fn on_invoice_finalized(

@@ -62,6 +62,16 @@ impl HostState {
 }
 
 impl HostState {
+    /// Starts a call on this Store: nothing of the previous call's host-side
+    /// state carries over (its clocks, the accounts it created, its tap).
+    pub fn begin_call(&mut self, tap: Option<Arc<crate::portable::tap::Tap>>) {
+        self.stripe_account = self.namespace.clone();
+        self.created_accounts.clear();
+        self.started = Instant::now();
+        self.host_time = Duration::ZERO;
+        self.tap = tap;
+    }
+
     /// Runs an import's work off the guest's clock: waiting on Stripe or on
     /// storage never counts against the call's deadline.
     pub fn off_the_clock<T>(&mut self, work: impl FnOnce(&Self) -> T) -> T {

@@ -1,7 +1,9 @@
 //! Misbehaves on purpose, chosen by the invoice id: `trap`, `loop`, `grab`
 //! (memory), `fetch:<url>`, `stripe:<METHOD> <path> <Stripe-Account or ->`
-//! (a call to the merchant's Stripe API base). Anything else returns no
-//! transitions.
+//! (a call to the merchant's Stripe API base), `count` (remembers, in a
+//! static, how many calls this instance has served: what the real plugin
+//! must never do, and what shows the host's instance reuse). Anything else
+//! returns no transitions.
 
 wit_bindgen::generate!({ world: "plugin", path: "../../wit", generate_all });
 
@@ -21,6 +23,13 @@ impl Guest for Rogue {
         }
         match invoice.id.as_str() {
             "trap" => panic!("rogue trap"),
+            "count" => {
+                static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                Ok(vec![Transition::CustomerUnlinked(format!(
+                    "call {n} of this instance"
+                ))])
+            }
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
