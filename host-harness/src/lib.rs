@@ -3,6 +3,7 @@
 //! an HTTP server (`serve`), and an offline Stripe emulator.
 
 pub mod bench;
+pub mod bench_serve;
 pub mod bindings;
 pub mod config;
 pub mod db;

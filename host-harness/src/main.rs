@@ -35,6 +35,28 @@ enum Command {
         event: std::path::PathBuf,
         #[arg(long, default_value_t = 5000)]
         iterations: u32,
+        /// Where the events padded to 1, 16 and 64 KB are written.
+        #[arg(long, default_value = "target/bench")]
+        out_dir: std::path::PathBuf,
+    },
+    /// Durable webhook throughput of `serve` over loopback, and of a Node.js
+    /// handler in the same run (see tests/bench/run).
+    BenchServe {
+        /// A Stripe event whose object names invoice inv_bench in its metadata.
+        #[arg(long)]
+        event: std::path::PathBuf,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// tests/bench/node/handler.mjs, to load it the same way after serve.
+        #[arg(long)]
+        node_handler: Option<std::path::PathBuf>,
+    },
+    /// Invoices finalized per second against the emulator over loopback.
+    BenchFinalize {
+        #[arg(long, default_value_t = 300)]
+        invoices: u32,
     },
     /// Replays portable scenarios (tests/portability/README.md) with in-memory
     /// imports; prints one canonical JSON line per call.
@@ -67,10 +89,19 @@ fn main() -> Result<()> {
         Command::WriteComponent { path } => {
             Ok(std::fs::write(path, host_harness::runtime::PLUGIN_WASM)?)
         }
+        Command::BenchServe {
+            event,
+            seconds,
+            connections,
+            node_handler,
+        } => host_harness::bench_serve::run(&event, seconds, connections, node_handler),
+        Command::BenchFinalize { invoices } => host_harness::bench::finalize(invoices),
         Command::Replay { scenarios } => host_harness::portable::replay::main(&scenarios),
-        Command::BenchWebhook { event, iterations } => {
-            host_harness::bench::webhook(&event, iterations)
-        }
+        Command::BenchWebhook {
+            event,
+            iterations,
+            out_dir,
+        } => host_harness::bench::webhook(&event, iterations, &out_dir),
         Command::Serve => {
             let settings = Settings::resolve(&cli.flags)?;
             let recorder = match &settings.record_http {

@@ -91,6 +91,10 @@ impl Runtime {
         let mut config = Config::new();
         config.concurrency_support(false);
         config.epoch_interruption(true);
+        // For `perf record`: name the JIT code in /tmp/perf-PID.map.
+        if std::env::var_os("STRIPE_PLUGIN_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(64)
             .total_core_instances(256)

@@ -573,8 +573,11 @@ pub struct RunningServer {
 impl RunningServer {
     /// Binds first, so that the address is known before the app is built.
     pub fn bind(listen: &str) -> anyhow::Result<Self> {
+        // Responses go out at once (TCP_NODELAY), not after the client's delayed ACK.
+        let listener = stripe_emulator::server::listener_without_nagle(listen)
+            .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
         let server = Arc::new(
-            tiny_http::Server::http(listen)
+            tiny_http::Server::from_listener(listener, None)
                 .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?,
         );
         let addr = server

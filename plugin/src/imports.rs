@@ -1,15 +1,14 @@
 //! The host imports, wrapped so that their failures become `PluginError`s and
 //! Stripe calls become typed results.
 
-use crate::bindings::billing::stripe_plugin::email;
-use crate::bindings::billing::stripe_plugin::mac::{self, KeyPurpose, MacError};
-use crate::bindings::billing::stripe_plugin::{
-    clock,
+use crate::contract::{Merchant, PluginError};
+use crate::events::EventPage;
+use crate::host::mac::{self, KeyPurpose, MacError};
+use crate::host::{
+    clock, email,
     http::{self, HttpError},
     kv,
 };
-use crate::contract::{Merchant, PluginError};
-use crate::events::EventPage;
 use crate::signature::{Keyed, Keys};
 use crate::stripe::objects::{self, Obj};
 use crate::stripe::{error, request::StripeRequest};

@@ -23,6 +23,7 @@ pub mod contract {
 
 pub mod events;
 pub mod handlers;
+pub mod host;
 pub mod imports;
 pub mod money;
 pub mod notify;

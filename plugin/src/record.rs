@@ -3,8 +3,8 @@
 //! that keys idempotent requests, its open session and its pay-link token.
 //! Updates go through compare-and-swap, so concurrent handlers never lose one.
 
-use crate::bindings::billing::stripe_plugin::kv;
 use crate::contract::PluginError;
+use crate::host::kv;
 use crate::imports::kv_failure;
 use crate::payment_state::{Fact, Holdings, PayState, Step, next, settled_state};
 

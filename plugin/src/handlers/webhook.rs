@@ -7,7 +7,6 @@
 
 use super::collect;
 use super::settle::{self, Settled};
-use crate::bindings::billing::stripe_plugin::kv;
 use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
 use crate::contract::{
     AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome,
@@ -16,6 +15,7 @@ use crate::contract::{
 use crate::events::{
     AccountNews, CardNews, DisputeNews, Event, EventKind, PaymentNews, RefundNews, SessionNews,
 };
+use crate::host::kv;
 use crate::imports::{self, kv_failure};
 use crate::notify::{Reason, Tell};
 use crate::record;
