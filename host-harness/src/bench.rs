@@ -236,12 +236,24 @@ pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
         Some(&out_dir.join("webhook-setup.json")),
     )?);
     let mut bench = Bench::new(body.clone(), None)?;
-    if std::env::var_os("BENCH_HOT_PATH_ONLY").is_some() {
-        // For a profiler: nothing but reused deliveries.
-        let deliveries = bench.deliveries(iterations, "hot");
+    // For a profiler: one path only, many times (BENCH_PROFILE=reused|fresh-empty).
+    if let Ok(path) = std::env::var("BENCH_PROFILE") {
+        let requests = match path.as_str() {
+            "fresh-empty" => {
+                bench.runtime.set_reuse(Reuse::Never);
+                vec![
+                    WebhookRequest {
+                        headers: vec![],
+                        body: vec![]
+                    };
+                    iterations as usize
+                ]
+            }
+            _ => bench.deliveries(iterations, "hot"),
+        };
         println!(
-            "{:.2} us per event",
-            bench.time(&bench.merchant, &deliveries)?
+            "{path}: {:.2} us per call",
+            bench.time(&bench.merchant, &requests)?
         );
         return Ok(());
     }
