@@ -5,7 +5,7 @@
 use crate::config::{Flags, Settings};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
-use crate::server::{App, RunningServer};
+use crate::server::{App, RunningServer, Shutdown};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::sync::Arc;
@@ -77,7 +77,7 @@ impl Offline {
             None => Recorder::for_tests("offline"),
         };
         let app = Arc::new(App::from_settings(&settings, recorder)?);
-        server.run(app.clone(), 4);
+        server.run(app.clone(), 8, Shutdown::OnDrop)?;
         if !settings.merchant.account_id.is_empty() {
             // The merchant connected its Stripe account to the platform.
             emulator

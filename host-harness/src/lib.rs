@@ -8,6 +8,7 @@ pub mod bindings;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod http_server;
 pub mod imports;
 pub mod offline_stripe;
 pub mod platform;

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_harness::config::{Flags, Settings};
 use host_harness::record::Recorder;
-use host_harness::server::{App, RunningServer};
+use host_harness::server::{App, RunningServer, Shutdown};
 use std::sync::Arc;
 use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Delivery, Emulator, WebhookTarget};
@@ -110,7 +110,7 @@ fn main() -> Result<()> {
             };
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
-            server.run(app.clone(), 4);
+            server.run(app.clone(), 8, Shutdown::OnSignal)?;
             if settings.sync_every_secs > 0 {
                 app.sync_periodically(std::time::Duration::from_secs(settings.sync_every_secs));
             }
@@ -118,9 +118,10 @@ fn main() -> Result<()> {
                 "billing host listening on {} (Stripe API base {})",
                 server.base_url, settings.stripe_api_base
             );
-            loop {
-                std::thread::park();
-            }
+            // Until SIGTERM: then no new connections, the calls in flight finish.
+            server.wait();
+            eprintln!("billing host stopped");
+            Ok(())
         }
         Command::StripeEmulator {
             webhook_url,

@@ -13,11 +13,11 @@ use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 /// Largest request body read; webhook bodies have their own, smaller bound in the plugin.
-const MAX_BODY: u64 = 1 << 20;
+/// The largest request body serve reads (larger ones are refused with 413).
+pub const MAX_BODY: u64 = 1 << 20;
 
 /// An HTTP answer.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ impl Reply {
         }
     }
 
-    fn error(status: u16, message: &str, retryable: bool) -> Self {
+    pub fn error(status: u16, message: &str, retryable: bool) -> Self {
         Self::json(
             status,
             &json!({"error": {"message": message, "retryable": retryable}}),
@@ -67,44 +67,6 @@ impl Reply {
                 .push(("Retry-After".into(), ms.div_ceil(1000).to_string()));
         }
         reply
-    }
-}
-
-/// Answers requests on `server` until it is unblocked.
-pub fn serve_loop(
-    server: &tiny_http::Server,
-    handle: impl Fn(&str, &str, &[(String, String)], &[u8]) -> Reply,
-) {
-    while let Ok(mut req) = server.recv() {
-        let method = req.method().as_str().to_string();
-        let target = req.url().to_string();
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_string(),
-                    h.value.as_str().to_string(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
-        let reply = if read.is_err() {
-            Reply::error(400, "could not read the request body", false)
-        } else if body.len() as u64 > MAX_BODY {
-            Reply::error(413, "request body too large", false)
-        } else {
-            handle(&method, &target, &headers, &body)
-        };
-        let mut response =
-            tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-        for (k, v) in reply.headers {
-            if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-                response.add_header(h);
-            }
-        }
-        let _ = req.respond(response);
     }
 }
 
@@ -564,42 +526,4 @@ fn found(v: Option<Value>, what: &str) -> Reply {
     }
 }
 
-/// A running `serve` on a loopback port.
-pub struct RunningServer {
-    pub base_url: String,
-    server: Arc<tiny_http::Server>,
-}
-
-impl RunningServer {
-    /// Binds first, so that the address is known before the app is built.
-    pub fn bind(listen: &str) -> anyhow::Result<Self> {
-        // Responses go out at once (TCP_NODELAY), not after the client's delayed ACK.
-        let listener = stripe_emulator::server::listener_without_nagle(listen)
-            .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?;
-        let server = Arc::new(
-            tiny_http::Server::from_listener(listener, None)
-                .map_err(|e| anyhow::anyhow!("listen on {listen}: {e}"))?,
-        );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| anyhow::anyhow!("not an IP address"))?;
-        Ok(Self {
-            base_url: format!("http://{addr}"),
-            server,
-        })
-    }
-
-    pub fn run(&self, app: Arc<App>, threads: usize) {
-        for _ in 0..threads.max(1) {
-            let (server, app) = (self.server.clone(), app.clone());
-            std::thread::spawn(move || serve_loop(&server, |m, t, h, b| app.handle(m, t, h, b)));
-        }
-    }
-}
-
-impl Drop for RunningServer {
-    fn drop(&mut self) {
-        self.server.unblock();
-    }
-}
+pub use crate::http_server::{RunningServer, Shutdown};

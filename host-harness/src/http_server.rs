@@ -1,0 +1,196 @@
+//! serve's HTTP stack: axum on tokio (hyper underneath), a maintained,
+//! production-grade server. tiny_http, before it, aborted the whole process
+//! on one request declaring `Content-Length: 99999999999` (it allocated the
+//! declared length to drain the body). Here a body over the limit is refused
+//! with 413 from its declared length, before anything is read; a request
+//! must finish within a timeout; hyper answers malformed requests (bad
+//! chunking, oversized headers, a TLS hello) with 4xx or closes the
+//! connection. The App is blocking (wasm calls, SQLite): each request runs
+//! on tokio's blocking pool, never on the async workers.
+
+use crate::server::{App, MAX_BODY, Reply};
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a request may take, body included, before it is answered 408.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// When serve stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// On SIGTERM or Ctrl-C: stop accepting, finish the calls in flight, exit
+    /// (the `serve` command).
+    OnSignal,
+    /// When the `RunningServer` is dropped (the demo and tests).
+    OnDrop,
+}
+
+/// A running `serve` on a loopback port.
+pub struct RunningServer {
+    pub base_url: String,
+    listener: Mutex<Option<std::net::TcpListener>>,
+    stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl RunningServer {
+    /// Binds first, so that the address is known before the app is built.
+    pub fn bind(listen: &str) -> Result<Self> {
+        let listener =
+            std::net::TcpListener::bind(listen).with_context(|| format!("listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        Ok(Self {
+            base_url: format!("http://{addr}"),
+            listener: Mutex::new(Some(listener)),
+            stop: Mutex::new(None),
+            thread: Mutex::new(None),
+        })
+    }
+
+    /// Serves `app` on its own tokio runtime, with up to `blocking` calls of
+    /// the App at once.
+    pub fn run(&self, app: Arc<App>, blocking: usize, shutdown: Shutdown) -> Result<()> {
+        let listener = lock(&self.listener)
+            .take()
+            .context("this server is already running")?;
+        listener.set_nonblocking(true)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(blocking.max(1))
+            .enable_all()
+            .build()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        *lock(&self.stop) = Some(tx);
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    eprintln!("[host] could not listen");
+                    return;
+                };
+                let stopped = async move {
+                    match shutdown {
+                        Shutdown::OnSignal => signalled().await,
+                        Shutdown::OnDrop => drop(rx.await),
+                    }
+                };
+                // Responses go out at once (TCP_NODELAY), not after a delayed ACK.
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let served = axum::serve(listener, router(app))
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                if let Err(e) = served {
+                    eprintln!("[host] server stopped: {e}");
+                }
+            });
+        });
+        *lock(&self.thread) = Some(thread);
+        Ok(())
+    }
+
+    /// Waits until the server has stopped (after SIGTERM, with the calls in
+    /// flight finished).
+    pub fn wait(&self) {
+        if let Some(t) = lock(&self.thread).take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(tx) = lock(&self.stop).take() {
+            let _ = tx.send(());
+        }
+        self.wait();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGTERM, or Ctrl-C.
+async fn signalled() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => drop(tokio::signal::ctrl_c().await),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tokio::signal::ctrl_c().await);
+    eprintln!("[host] shutting down: no new connections; finishing the calls in flight");
+}
+
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(app)
+        .layer(DefaultBodyLimit::max(MAX_BODY as usize))
+        // A declared length over the limit is refused at once, unread.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY as usize,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+}
+
+/// Every route: the body read within its limit, then the App on the
+/// blocking pool.
+async fn handle(
+    State(app): State<Arc<App>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let target = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+    let reply =
+        tokio::task::spawn_blocking(move || app.handle(method.as_str(), &target, &headers, &body))
+            .await
+            .unwrap_or_else(|_| Reply::error(500, "the call failed", true));
+    to_response(reply)
+}
+
+fn to_response(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
