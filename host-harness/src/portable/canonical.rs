@@ -106,7 +106,7 @@ pub fn to_val(ty: &Type, v: &Value) -> Result<Val> {
             Value::Null => None,
             x => Some(Box::new(to_val(&o.ty(), x)?)),
         }),
-        other => bail!("the contract has no {other:?} argument"),
+        _ => bail!("the contract has no argument of this type (floats, chars, flags, resources)"),
     })
 }
 

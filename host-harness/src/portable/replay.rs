@@ -256,7 +256,7 @@ impl Replayer {
     pub fn run(&self, scenario: &Scenario) -> Result<Vec<String>> {
         if scenario.format != FORMAT {
             bail!(
-                "{}: format {:?} is not {FORMAT}",
+                "{}: format \"{}\" is not {FORMAT}",
                 scenario.name,
                 scenario.format
             );
