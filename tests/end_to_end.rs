@@ -12,7 +12,7 @@ fn offline() -> Offline {
 
 /// Creates a customer directly in the merchant's Stripe account (self-serve onboarding).
 fn stripe_customer(off: &Offline) -> String {
-    let account = &off.app.merchant.account_id;
+    let account = &off.app.merchant().unwrap().account_id.clone();
     let reply = off.emulator.emulator.handle(
         "POST",
         "/v1/customers",
@@ -37,14 +37,7 @@ fn with_stripe_id(cus: &str) -> String {
 /// The customer pays the invoice's Checkout Session with 4242.
 fn pay_session(off: &Offline, inv: &Value) {
     let session = inv["checkoutSessionId"].as_str().unwrap();
-    let (status, _) = off
-        .stripe(
-            "POST",
-            &format!("/_test/checkout/sessions/{session}/complete"),
-            Some("card=4242424242424242"),
-        )
-        .unwrap();
-    assert_eq!(status, 200);
+    assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
 }
 
 #[test]
@@ -123,7 +116,7 @@ fn unsigned_or_forged_webhooks_are_refused_and_change_nothing() {
     off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
     let forged = json!({"id": "evt_forged", "object": "event", "type": "checkout.session.completed",
-        "account": off.app.merchant.account_id, "livemode": false,
+        "account": off.app.merchant().unwrap().account_id, "livemode": false,
         "data": {"object": {"id": "cs_x", "object": "checkout.session", "payment_status": "paid",
         "amount_total": 120000, "currency": "gbp", "metadata": {"billing_stripe_plugin_invoice": "inv_01"}}}});
     let (status, body) = off
@@ -349,7 +342,7 @@ fn a_webhook_for_an_invoice_the_plugin_never_collected_is_acknowledged() {
         json!({"billing_stripe_plugin_invoice": "inv_elsewhere"}),
         json!({"invoice_id": "ORDER-77 of the merchant's own shop"}),
     ] {
-        let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": off.app.merchant.account_id,
+        let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": off.app.merchant().unwrap().account_id,
             "livemode": false, "data": {"object": {"id": "pi_foreign", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
             "currency": "gbp", "status": "succeeded", "metadata": metadata}}});
         let (status, body) = off.post_webhook(event.to_string().as_bytes()).unwrap();
@@ -383,7 +376,7 @@ fn every_handled_event_type_reaches_its_transition_through_serve() {
     let off = offline();
     hold_webhooks(&off);
     let emu = &off.emulator.emulator;
-    let account = off.app.merchant.account_id.clone();
+    let account = off.app.merchant().unwrap().account_id.clone();
     off.host(
         "PUT",
         "/customers/c1",

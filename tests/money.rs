@@ -96,7 +96,7 @@ mod through_serve {
                 "decline_code": "generic_decline", "message": "Your card was declined."});
         }
         serde_json::to_vec(&json!({
-            "id": id, "object": "event", "type": kind, "account": off.app.merchant.account_id,
+            "id": id, "object": "event", "type": kind, "account": off.app.merchant().unwrap().account_id,
             "livemode": false, "created": 1, "data": {"object": object},
         }))
         .unwrap()
@@ -988,7 +988,7 @@ fn every_pair_of_events_concurrently_and_redelivered_keeps_host_and_plugin_equal
     use serde_json::json;
     use through_serve::*;
     let off = offline();
-    let account = off.app.merchant.account_id.clone();
+    let account = off.app.merchant().unwrap().account_id.clone();
     let kinds = [
         "processing a",
         "failed a",

@@ -141,7 +141,7 @@ impl Harness {
     }
 
     pub fn records(&self) -> Records<'_> {
-        Records::new(&self.runtime.env().db)
+        Records::new(&self.runtime.env().db, host_harness::db::DEFAULT_MERCHANT)
     }
 
     /// Wraps `body` as Stripe would deliver it now, signed with `secret`.
@@ -236,7 +236,9 @@ impl Harness {
     }
 
     pub fn emails(&self) -> Vec<Value> {
-        self.records().outbox().expect("outbox")
+        self.records()
+            .outbox(&self.merchant.account_id)
+            .expect("outbox")
     }
 }
 

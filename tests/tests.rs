@@ -7,5 +7,6 @@ mod collections;
 mod end_to_end;
 mod handlers;
 mod limits;
+mod merchants;
 mod money;
 mod reconciliation;

@@ -32,6 +32,10 @@ pub struct StripeSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MerchantSection {
+    /// The default merchant's id, for `/merchants/{id}/…` [default: default].
+    pub id: Option<String>,
+    /// The name the merchant's customers see on its pages.
+    pub display_name: Option<String>,
     pub account_id: Option<String>,
     pub auto_charge: Option<bool>,
     pub show_payment_link: Option<bool>,
@@ -144,6 +148,9 @@ pub struct Settings {
     pub keys: MerchantKeys,
     /// Seconds between syncs of missed webhooks (0: never).
     pub sync_every_secs: u64,
+    /// The default merchant: the one the unscoped routes serve.
+    pub merchant_id: String,
+    pub display_name: Option<String>,
     pub merchant: Merchant,
     pub limits: Limits,
 }
@@ -176,6 +183,13 @@ impl Settings {
                 bad.chars().take(6).collect::<String>()
             );
         }
+        let merchant_id =
+            m.id.clone()
+                .unwrap_or_else(|| crate::db::DEFAULT_MERCHANT.into());
+        if !crate::merchants::valid_id(&merchant_id) {
+            bail!("merchant.id must be 1 to 64 letters, digits, - or _");
+        }
+        let display_name = m.display_name.clone();
         let merchant = Merchant {
             account_id: flags.account.clone().or(m.account_id).unwrap_or_default(),
             stripe_api_base: stripe_api_base.clone(),
@@ -246,6 +260,8 @@ impl Settings {
             },
             listen,
             stripe_api_base,
+            merchant_id,
+            display_name,
             merchant,
         })
     }

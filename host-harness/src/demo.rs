@@ -115,13 +115,31 @@ impl Offline {
         call(&self.agent, method, &url, form, &[])
     }
 
-    /// Calls the emulator's API as the merchant would from Stripe's dashboard.
+    /// The customer pays Checkout Session `session` with the test card `card`.
+    pub fn pay_session(&self, session: &str, card: &str) -> Result<u16> {
+        let path = format!("/_test/checkout/sessions/{session}/complete");
+        Ok(self.stripe("POST", &path, Some(&format!("card={card}")))?.0)
+    }
+
+    /// Calls the emulator's API as the default merchant would from Stripe's dashboard.
     pub fn stripe_api(&self, method: &str, path: &str, form: &str) -> Result<(u16, Value)> {
+        let account = self.app.merchant()?.account_id;
+        self.stripe_api_as(&account, method, path, form)
+    }
+
+    /// Calls the emulator's API as the owner of `account` would.
+    pub fn stripe_api_as(
+        &self,
+        account: &str,
+        method: &str,
+        path: &str,
+        form: &str,
+    ) -> Result<(u16, Value)> {
         let url = format!("{}{path}", self.emulator.base_url);
         let auth = format!("Bearer {DEMO_KEY}");
         let headers = [
             ("Authorization", auth.as_str()),
-            ("Stripe-Account", self.app.merchant.account_id.as_str()),
+            ("Stripe-Account", account),
         ];
         call(&self.agent, method, &url, Some(form), &headers)
     }
@@ -210,7 +228,7 @@ impl Offline {
             .runtime
             .env()
             .db
-            .kv_get(&self.app.merchant.account_id, key)
+            .kv_get(&self.app.merchant()?.account_id, key)
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {

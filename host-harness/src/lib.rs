@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod http_server;
 pub mod imports;
+pub mod merchants;
 pub mod offline_stripe;
 pub mod platform;
 pub mod portable;

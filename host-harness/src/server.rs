@@ -7,7 +7,8 @@ use crate::bindings::{
 };
 use crate::config::Settings;
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, KeyRing, StripeGate, UreqBackend};
+use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate, UreqBackend};
+use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
@@ -70,24 +71,50 @@ impl Reply {
     }
 }
 
-/// The host: a runtime, a merchant, the records, and a journal of what changed.
+/// What the host gives every merchant: the Stripe API base, where pay links
+/// point, the webhook tolerance, and the platform's keys.
+pub struct Platform {
+    /// The merchant of the unscoped routes, named by the config file; events
+    /// with no `account` go to it.
+    pub default_merchant: String,
+    pub stripe_api_base: String,
+    /// The default merchant's pay-link base; another merchant's adds
+    /// `/merchants/{id}`, so its links name it.
+    pub pay_link_base: String,
+    pub webhook_tolerance_secs: u32,
+    /// The platform's Connect endpoint secrets, and the pay-link keys from
+    /// which each merchant's own are derived.
+    pub keys: MerchantKeys,
+}
+
+/// One merchant as a call sees it.
+pub struct Scope {
+    pub id: String,
+    pub settings: MerchantSettings,
+    /// The contract's record of this merchant.
+    pub merchant: Merchant,
+}
+
+impl Scope {
+    /// Whether the merchant can use Stripe yet: the default merchant may run
+    /// on the platform's own account, any other needs its connected one.
+    fn connected(&self, platform: &Platform) -> bool {
+        self.id == platform.default_merchant || !self.merchant.account_id.is_empty()
+    }
+}
+
+/// The host: a runtime, the platform's settings, the merchants' records, and
+/// a journal of what changed.
 pub struct App {
     pub runtime: Runtime,
-    pub merchant: Merchant,
+    pub platform: Platform,
     journal: Mutex<Vec<String>>,
 }
 
 impl App {
-    pub fn new(runtime: Runtime, merchant: Merchant) -> Self {
-        Self {
-            runtime,
-            merchant,
-            journal: Mutex::default(),
-        }
-    }
-
     /// Builds the whole host from settings: database, Stripe gate (real HTTP
-    /// with the configured timeout), system clock, runtime.
+    /// with the configured timeout), system clock, runtime. The default
+    /// merchant's settings come from the config file at every start.
     pub fn from_settings(s: &Settings, recorder: Recorder) -> anyhow::Result<Self> {
         let db = Arc::new(if s.db.as_os_str() == ":memory:" {
             Db::in_memory()?
@@ -115,38 +142,142 @@ impl App {
             recorder,
             keys: KeyRing::default(),
         });
-        env.keys.set(&s.merchant.account_id, keys);
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
-        Ok(Self::new(runtime, s.merchant.clone()))
+        let m = &s.merchant;
+        let platform = Platform {
+            default_merchant: s.merchant_id.clone(),
+            stripe_api_base: m.stripe_api_base.clone(),
+            pay_link_base: m.pay_link_base.clone(),
+            webhook_tolerance_secs: m.webhook_tolerance_secs,
+            keys,
+        };
+        let app = Self {
+            runtime,
+            platform,
+            journal: Mutex::default(),
+        };
+        let seeded = MerchantSettings {
+            account_id: Some(m.account_id.clone()).filter(|a| !a.is_empty()),
+            auto_charge: m.auto_charge,
+            show_payment_link: m.show_payment_link,
+            stripe_receipts: m.stripe_receipts,
+            notification_email: m.notification_email.clone(),
+            livemode: m.livemode,
+            display_name: s.display_name.clone(),
+        };
+        app.merchants()
+            .put(&s.merchant_id, &seeded)
+            .map_err(|e| anyhow::anyhow!("storing the default merchant: {}", put_error_text(&e)))?;
+        Ok(app)
     }
 
-    /// The merchant's webhook signing secrets (host side: tests and the demo
+    fn merchants(&self) -> Merchants<'_> {
+        Merchants::new(&self.runtime.env().db)
+    }
+
+    /// The merchant `id` as calls see it, with its keys in the key ring.
+    pub fn scope(&self, id: &str) -> anyhow::Result<Option<Scope>> {
+        let Some(settings) = self.merchants().get(id)? else {
+            return Ok(None);
+        };
+        let p = &self.platform;
+        let pay_link_base = if id == p.default_merchant {
+            p.pay_link_base.clone()
+        } else {
+            format!("{}/merchants/{id}", p.pay_link_base.trim_end_matches('/'))
+        };
+        let merchant = Merchant {
+            account_id: settings.account().unwrap_or_default().to_string(),
+            stripe_api_base: p.stripe_api_base.clone(),
+            auto_charge: settings.auto_charge,
+            show_payment_link: settings.show_payment_link,
+            stripe_receipts: settings.stripe_receipts,
+            pay_link_base,
+            notification_email: settings.notification_email.clone(),
+            webhook_tolerance_secs: p.webhook_tolerance_secs,
+            livemode: settings.livemode,
+        };
+        let scope = Scope {
+            id: id.to_string(),
+            settings,
+            merchant,
+        };
+        if scope.connected(p) {
+            self.runtime
+                .env()
+                .keys
+                .ensure(&scope.merchant.account_id, self.keys_of(id));
+        }
+        Ok(Some(scope))
+    }
+
+    /// A merchant's keys: the platform's webhook secrets (one Connect
+    /// endpoint serves every account), and pay-link keys of its own, so that
+    /// no merchant's token verifies under another's.
+    fn keys_of(&self, id: &str) -> MerchantKeys {
+        let p = &self.platform;
+        if id == p.default_merchant {
+            return p.keys.clone();
+        }
+        let derive = |key: &String| {
+            let mac = crate::imports::mac::hmac_sha256(key, format!("pay-link:{id}").as_bytes())
+                .unwrap_or_default();
+            format!("plk_{}", hex::encode(mac))
+        };
+        MerchantKeys {
+            webhook_signing: p.keys.webhook_signing.clone(),
+            pay_link: p.keys.pay_link.iter().map(derive).collect(),
+        }
+    }
+
+    fn default_scope(&self) -> anyhow::Result<Scope> {
+        self.scope(&self.platform.default_merchant)?
+            .ok_or_else(|| anyhow::anyhow!("the default merchant is missing from the database"))
+    }
+
+    /// The default merchant's record (the one the config file names).
+    pub fn merchant(&self) -> anyhow::Result<Merchant> {
+        Ok(self.default_scope()?.merchant)
+    }
+
+    /// The platform's webhook signing secrets (host side: tests and the demo
     /// sign with them; the plugin never sees them).
     pub fn webhook_secrets(&self) -> Vec<String> {
-        self.runtime
-            .env()
-            .keys
-            .get(&self.merchant.account_id)
-            .webhook_signing
+        self.platform.keys.webhook_signing.clone()
     }
 
-    /// Catches up on missed webhooks: calls `on-sync` from the stored cursor
-    /// until Stripe has nothing more, storing each call's transitions with
-    /// its cursor. Returns the events read and applied.
+    /// Catches up on missed webhooks for every connected merchant: calls
+    /// `on-sync` from each one's stored cursor until Stripe has nothing more,
+    /// storing each call's transitions with its cursor. Returns the events
+    /// read and applied.
     pub fn sync(&self) -> anyhow::Result<(u32, u32)> {
-        let key = self.merchant.account_id.clone();
+        let (mut read, mut applied) = (0, 0);
+        for id in self.merchants().ids()? {
+            let Some(scope) = self.scope(&id)? else {
+                continue;
+            };
+            if scope.connected(&self.platform) {
+                let (r, a) = self.sync_one(&scope)?;
+                (read, applied) = (read + r, applied + a);
+            }
+        }
+        Ok((read, applied))
+    }
+
+    fn sync_one(&self, scope: &Scope) -> anyhow::Result<(u32, u32)> {
+        let key = scope.merchant.account_id.clone();
         let (mut read, mut applied) = (0, 0);
         for _ in 0..100 {
-            let cursor = self.records().sync_cursor(&key)?;
-            let out = match self.runtime.on_sync(&self.merchant, cursor.as_deref())? {
+            let cursor = self.records(scope).sync_cursor(&key)?;
+            let out = match self.runtime.on_sync(&scope.merchant, cursor.as_deref())? {
                 Ok(out) => out,
-                Err(e) => anyhow::bail!("sync: {}", e.message()),
+                Err(e) => anyhow::bail!("sync of {}: {}", scope.id, e.message()),
             };
             (read, applied) = (read + out.read, applied + out.applied);
-            self.records()
+            self.records(scope)
                 .apply_synced(&key, &out.next_cursor, &out.transitions)
                 .map_err(|e| anyhow::anyhow!("storing a sync: {e}"))?;
-            self.journal_lines("sync", &out.transitions);
+            self.journal_lines(scope, "sync", &out.transitions);
             if !out.more {
                 break;
             }
@@ -178,22 +309,30 @@ impl App {
     }
 
     /// Applies transitions durably; `source` says which call produced them.
-    fn apply(&self, source: &str, transitions: &[Transition]) -> Result<(), ApplyError> {
-        self.records().apply(transitions)?;
-        self.journal_lines(source, transitions);
+    fn apply(
+        &self,
+        scope: &Scope,
+        source: &str,
+        transitions: &[Transition],
+    ) -> Result<(), ApplyError> {
+        self.records(scope).apply(transitions)?;
+        self.journal_lines(scope, source, transitions);
         Ok(())
     }
 
-    fn journal_lines(&self, source: &str, transitions: &[Transition]) {
+    /// One line per transition; another merchant's than the default's names it.
+    fn journal_lines(&self, scope: &Scope, source: &str, transitions: &[Transition]) {
+        let source = if scope.id == self.platform.default_merchant {
+            format!("({source})")
+        } else {
+            format!("({}: {source})", scope.id)
+        };
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.extend(
-            transitions
-                .iter()
-                .map(|t| format!("{:<34} {}", format!("({source})"), t)),
-        );
+        j.extend(transitions.iter().map(|t| format!("{source:<34} {t}")));
     }
-    fn records(&self) -> Records<'_> {
-        Records::new(&self.runtime.env().db)
+
+    fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
+        Records::new(&self.runtime.env().db, &scope.id)
     }
 
     pub fn handle(
@@ -206,29 +345,18 @@ impl App {
         let path = target.split('?').next().unwrap_or(target);
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         let result = match (method, segments.as_slice()) {
-            ("POST", ["webhooks", "stripe"]) => Ok(self.webhook(headers, body)),
-            ("PUT", ["customers", id]) => self.put_customer(id, body),
-            ("GET", ["customers", id]) => self
-                .records()
-                .customer_view(id)
-                .map(|c| found(c, "customer")),
-            ("POST", ["invoices"]) => self.create_invoice(body),
-            ("POST", ["invoices", id, "finalize"]) => self.finalize(id),
-            ("PATCH", ["invoices", id]) => self.update_invoice(id, body),
-            ("GET", ["invoices", id]) => {
-                self.records().invoice_view(id).map(|i| found(i, "invoice"))
-            }
-            ("GET", ["pay", token]) => self.pay_link(token),
-            ("POST", ["onboarding"]) => self.onboarding(body),
-            ("GET", ["accounts", id]) => {
-                self.records().account_view(id).map(|a| found(a, "account"))
-            }
-            ("GET", ["outbox"]) => self
-                .records()
-                .outbox()
-                .map(|o| Reply::json(200, &json!({"data": o}))),
+            ("POST", ["webhooks", "stripe"]) => self.webhook(headers, body),
             ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
-            _ => Ok(Reply::error(404, "no such route", false)),
+            ("PUT", ["merchants", id]) => self.put_merchant(id, body),
+            ("GET", ["merchants", id]) => self.merchant_view(id),
+            (_, ["merchants", id, rest @ ..]) => match self.scope(id) {
+                Ok(Some(scope)) => self.scoped(&scope, method, rest, body),
+                Ok(None) => Ok(Reply::error(404, &format!("no such merchant {id}"), false)),
+                Err(e) => Err(e),
+            },
+            (_, rest) => self
+                .default_scope()
+                .and_then(|scope| self.scoped(&scope, method, rest, body)),
         };
         result.unwrap_or_else(|e| {
             eprintln!("[host] {method} {path}: {e:#}");
@@ -236,21 +364,127 @@ impl App {
         })
     }
 
+    /// The platform's routes for one merchant: `/merchants/{id}/…`, or
+    /// unscoped for the default merchant.
+    fn scoped(
+        &self,
+        scope: &Scope,
+        method: &str,
+        route: &[&str],
+        body: &[u8],
+    ) -> anyhow::Result<Reply> {
+        let reads_only = method == "GET" && !matches!(route, ["pay", _]);
+        if !reads_only && !matches!(route, ["onboarding"]) && !scope.connected(&self.platform) {
+            return Ok(Reply::error(
+                409,
+                &format!(
+                    "merchant {} has no connected Stripe account yet: POST /merchants/{}/onboarding first",
+                    scope.id, scope.id
+                ),
+                false,
+            ));
+        }
+        match (method, route) {
+            ("PUT", ["customers", id]) => self.put_customer(scope, id, body),
+            ("GET", ["customers", id]) => self
+                .records(scope)
+                .customer_view(id)
+                .map(|c| found(c, "customer")),
+            ("POST", ["invoices"]) => self.create_invoice(scope, body),
+            ("POST", ["invoices", id, "finalize"]) => self.finalize(scope, id),
+            ("PATCH", ["invoices", id]) => self.update_invoice(scope, id, body),
+            ("GET", ["invoices", id]) => self
+                .records(scope)
+                .invoice_view(id)
+                .map(|i| found(i, "invoice")),
+            ("GET", ["pay", token]) => self.pay_link(scope, token),
+            ("POST", ["onboarding"]) => self.onboarding(scope, body),
+            ("GET", ["accounts", id]) => self
+                .records(scope)
+                .account_view(id)
+                .map(|a| found(a, "account")),
+            ("GET", ["outbox"]) => self
+                .records(scope)
+                .outbox(&scope.merchant.account_id)
+                .map(|o| Reply::json(200, &json!({"data": o}))),
+            _ => Ok(Reply::error(404, "no such route", false)),
+        }
+    }
+
+    fn put_merchant(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+        let stored = MerchantSettings::parse(body).and_then(|s| self.merchants().put(id, &s));
+        match stored {
+            Ok(()) => self.merchant_view(id),
+            Err(PutError::Storage(e)) => Err(e),
+            Err(e @ PutError::AccountTaken(_)) => Ok(Reply::error(409, &put_error_text(&e), false)),
+            Err(e @ PutError::Invalid(_)) => Ok(Reply::error(400, &put_error_text(&e), false)),
+        }
+    }
+
+    /// The merchant's settings, with what Stripe said of its account.
+    fn merchant_view(&self, id: &str) -> anyhow::Result<Reply> {
+        let Some(scope) = self.scope(id)? else {
+            return Ok(Reply::error(404, &format!("no such merchant {id}"), false));
+        };
+        let mut view = serde_json::to_value(&scope.settings)?;
+        let account = match scope.settings.account() {
+            Some(a) => self.records(&scope).account_view(a)?,
+            None => None,
+        };
+        let flag = |k: &str| account.as_ref().is_some_and(|a| a[k] == true);
+        view["id"] = id.into();
+        view["chargesEnabled"] = flag("chargesEnabled").into();
+        view["detailsSubmitted"] = flag("detailsSubmitted").into();
+        view["payLinkBase"] = scope.merchant.pay_link_base.clone().into();
+        Ok(Reply::json(200, &view))
+    }
+
     /// 2xx only once the transitions are stored; an invoice the host does not
     /// know yet is a 503, so that Stripe delivers the event again later.
-    fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> Reply {
+    ///
+    /// One endpoint serves every connected account: an event goes to the
+    /// merchant of its `account`, or to the default merchant when it has
+    /// none. An account of no merchant's is still verified by the plugin
+    /// (under the platform's secrets, as the default merchant's event for a
+    /// foreign account), then answered 2xx and ignored.
+    fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> anyhow::Result<Reply> {
+        let account = event_account(body);
+        let routed = match account.as_deref() {
+            Some(a) => self.merchants().by_account(a)?,
+            None => None,
+        };
+        let unrouted = account.is_some() && routed.is_none();
+        let scope = match routed {
+            Some(id) => self.scope(&id)?,
+            None => None,
+        };
+        let scope = match scope {
+            Some(s) => s,
+            None => self.default_scope()?,
+        };
         let req = WebhookRequest {
             headers: headers.to_vec(),
             body: body.to_vec(),
         };
-        let outcome = match self.runtime.on_webhook(&self.merchant, &req) {
+        let outcome = match self.runtime.on_webhook(&scope.merchant, &req) {
             Err(trap) => {
                 eprintln!("[host] on-webhook failed: {trap:#}");
-                return Reply::error(500, "plugin failed", true);
+                return Ok(Reply::error(500, "plugin failed", true));
             }
-            Ok(Err(e)) => return Reply::plugin_error(&e),
+            Ok(Err(e)) => return Ok(Reply::plugin_error(&e)),
             Ok(Ok(outcome)) => outcome,
         };
+        if unrouted && (200..300).contains(&outcome.status) {
+            let reason = format!(
+                "account {} belongs to no merchant; ignored",
+                account.unwrap_or_default()
+            );
+            return Ok(Reply::json(
+                outcome.status,
+                &json!({"reason": reason, "event": outcome.event_id, "type": outcome.event_type,
+                        "transitions": 0}),
+            ));
+        }
         eprintln!(
             "[webhook] {} {} -> {} {}",
             outcome.event_id.as_deref().unwrap_or("-"),
@@ -260,29 +494,29 @@ impl App {
         );
         if (200..300).contains(&outcome.status) {
             let source = format!("webhook {}", outcome.event_type.as_deref().unwrap_or("?"));
-            match self.apply(&source, &outcome.transitions) {
+            match self.apply(&scope, &source, &outcome.transitions) {
                 Ok(()) => {}
                 Err(ApplyError::UnknownInvoice(id)) => {
-                    return Reply::error(
+                    return Ok(Reply::error(
                         503,
                         &format!("invoice {id} is not known here yet; retry later"),
                         true,
-                    );
+                    ));
                 }
                 Err(ApplyError::Storage(e)) => {
                     eprintln!("[host] storing webhook transitions: {e:#}");
-                    return Reply::error(503, "storage unavailable", true);
+                    return Ok(Reply::error(503, "storage unavailable", true));
                 }
             }
         }
-        Reply::json(
+        Ok(Reply::json(
             outcome.status,
             &json!({"reason": outcome.reason, "event": outcome.event_id, "type": outcome.event_type,
                     "transitions": outcome.transitions.len()}),
-        )
+        ))
     }
 
-    fn put_customer(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+    fn put_customer(&self, scope: &Scope, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
@@ -297,22 +531,25 @@ impl App {
             Ok(c) => c,
             Err(e) => return Ok(Reply::error(400, &format!("invalid customer: {e}"), false)),
         };
-        let previous = self.records().parsed_customer(id)?.map(|p| p.to_wit(id));
+        let previous = self
+            .records(scope)
+            .parsed_customer(id)?
+            .map(|p| p.to_wit(id));
         match self.runtime.on_customer_updated(
-            &self.merchant,
+            &scope.merchant,
             &parsed.to_wit(id),
             previous.as_ref(),
         )? {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
-                self.records().put_customer(id, &doc)?;
-                self.apply_or_503("customer updated", &transitions)?;
-                Ok(found(self.records().customer_view(id)?, "customer"))
+                self.records(scope).put_customer(id, &doc)?;
+                self.apply_or_503(scope, "customer updated", &transitions)?;
+                Ok(found(self.records(scope).customer_view(id)?, "customer"))
             }
         }
     }
 
-    fn create_invoice(&self, body: &[u8]) -> anyhow::Result<Reply> {
+    fn create_invoice(&self, scope: &Scope, body: &[u8]) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {
@@ -327,7 +564,7 @@ impl App {
             Ok(i) => i,
             Err(e) => return Ok(Reply::error(400, &format!("invalid invoice: {e}"), false)),
         };
-        if !self.records().insert_draft(&doc, &parsed.id)? {
+        if !self.records(scope).insert_draft(&doc, &parsed.id)? {
             return Ok(Reply::error(
                 409,
                 &format!("invoice {} exists", parsed.id),
@@ -336,25 +573,25 @@ impl App {
         }
         Ok(Reply {
             status: 201,
-            ..found(self.records().invoice_view(&parsed.id)?, "invoice")
+            ..found(self.records(scope).invoice_view(&parsed.id)?, "invoice")
         })
     }
 
-    fn finalize(&self, id: &str) -> anyhow::Result<Reply> {
-        let Some((invoice, _)) = self.records().parsed_invoice(id)? else {
+    fn finalize(&self, scope: &Scope, id: &str) -> anyhow::Result<Reply> {
+        let Some((invoice, _)) = self.records(scope).parsed_invoice(id)? else {
             return Ok(Reply::error(404, "no such invoice", false));
         };
         let customer = self
-            .records()
+            .records(scope)
             .parsed_customer(&invoice.customer_id)?
             .unwrap_or_default();
         let wit = invoice.to_wit(customer.to_wit(&invoice.customer_id));
-        match self.runtime.on_invoice_finalized(&self.merchant, &wit)? {
+        match self.runtime.on_invoice_finalized(&scope.merchant, &wit)? {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
-                self.records().set_status_if(id, "DRAFT", "FINAL")?;
-                self.apply_or_503("invoice finalized", &transitions)?;
-                Ok(found(self.records().invoice_view(id)?, "invoice"))
+                self.records(scope).set_status_if(id, "DRAFT", "FINAL")?;
+                self.apply_or_503(scope, "invoice finalized", &transitions)?;
+                Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
             }
         }
     }
@@ -362,8 +599,8 @@ impl App {
     /// The platform changed a sent invoice: `{"change": "VOID" | "PAID_OUTSIDE_STRIPE"
     /// | "UNCOLLECTIBLE" | "OPEN", "amountDue": "200.00"}`. The plugin stops or
     /// re-prices collection; `amountDue` is kept on the invoice.
-    fn update_invoice(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
-        let Some((_, _)) = self.records().parsed_invoice(id)? else {
+    fn update_invoice(&self, scope: &Scope, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+        let Some((_, _)) = self.records(scope).parsed_invoice(id)? else {
             return Ok(Reply::error(404, "no such invoice", false));
         };
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
@@ -380,21 +617,21 @@ impl App {
             change,
             amount_due: amount_due.clone(),
         };
-        match self.runtime.on_invoice_updated(&self.merchant, &update)? {
+        match self.runtime.on_invoice_updated(&scope.merchant, &update)? {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 if v["amountDue"].is_string() {
-                    self.records().set_amount_due(id, &amount_due)?;
+                    self.records(scope).set_amount_due(id, &amount_due)?;
                 }
-                self.apply_or_503("invoice updated", &transitions)?;
-                Ok(found(self.records().invoice_view(id)?, "invoice"))
+                self.apply_or_503(scope, "invoice updated", &transitions)?;
+                Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
             }
         }
     }
 
     /// The stable pay link: where the plugin says to go, or what to show.
-    fn pay_link(&self, token: &str) -> anyhow::Result<Reply> {
-        let outcome = match self.runtime.on_pay_link_opened(&self.merchant, token)? {
+    fn pay_link(&self, scope: &Scope, token: &str) -> anyhow::Result<Reply> {
+        let outcome = match self.runtime.on_pay_link_opened(&scope.merchant, token)? {
             Err(e) => {
                 return Ok(page(
                     503,
@@ -404,7 +641,7 @@ impl App {
             }
             Ok(o) => o,
         };
-        self.apply_or_503("pay link opened", &outcome.transitions)?;
+        self.apply_or_503(scope, "pay link opened", &outcome.transitions)?;
         Ok(match outcome.page {
             PayPage::Redirect(url) => Reply {
                 status: 303,
@@ -412,7 +649,7 @@ impl App {
                 body: Vec::new(),
             },
             PayPage::Paid(p) => {
-                let number = self.invoice_number(&p.invoice_id)?;
+                let number = self.invoice_number(scope, &p.invoice_id)?;
                 let text = format!(
                     "Invoice {number} is paid: {} {}. Thank you.",
                     p.total_paid.decimal, p.total_paid.currency
@@ -425,7 +662,7 @@ impl App {
                 &format!("The payment for invoice {number} is on its way. Nothing more to do."),
             ),
             PayPage::NothingDue(c) => {
-                let number = self.invoice_number(&c.invoice_id)?;
+                let number = self.invoice_number(scope, &c.invoice_id)?;
                 let why = match c.reason {
                     CollectionStop::PaidOutsideStripe => "it has been paid",
                     CollectionStop::Void => "it was cancelled",
@@ -441,7 +678,7 @@ impl App {
                 )
             }
             PayPage::Refunded(s) => {
-                let number = self.invoice_number(&s.invoice_id)?;
+                let number = self.invoice_number(scope, &s.invoice_id)?;
                 page(
                     200,
                     "Payment refunded",
@@ -455,7 +692,7 @@ impl App {
                 )
             }
             PayPage::Disputed(s) => {
-                let number = self.invoice_number(&s.invoice_id)?;
+                let number = self.invoice_number(scope, &s.invoice_id)?;
                 page(
                     200,
                     "Payment disputed",
@@ -468,35 +705,56 @@ impl App {
         })
     }
 
-    fn onboarding(&self, body: &[u8]) -> anyhow::Result<Reply> {
+    /// Creates the merchant's connected account (once: a merchant that has
+    /// one gets a fresh link for it), stores it on the merchant, and returns
+    /// the Account Link. `merchantRef` defaults to the merchant's id.
+    fn onboarding(&self, scope: &Scope, body: &[u8]) -> anyhow::Result<Reply> {
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
         let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let base = &scope.merchant.pay_link_base;
         let req = OnboardingRequest {
-            merchant_ref: field("merchantRef"),
+            merchant_ref: v["merchantRef"].as_str().unwrap_or(&scope.id).to_string(),
             email: field("email"),
             country: field("country"),
-            refresh_url: format!("{}/onboarding/refresh", self.merchant.pay_link_base),
-            return_url: format!("{}/onboarding/done", self.merchant.pay_link_base),
+            refresh_url: format!("{base}/onboarding/refresh"),
+            return_url: format!("{base}/onboarding/done"),
         };
-        Ok(match self.runtime.start_onboarding(&self.merchant, &req)? {
-            Err(e) => Reply::plugin_error(&e),
-            Ok(o) => Reply::json(
-                200,
-                &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at}),
-            ),
-        })
+        let o = match self.runtime.start_onboarding(&scope.merchant, &req)? {
+            Err(e) => return Ok(Reply::plugin_error(&e)),
+            Ok(o) => o,
+        };
+        if scope.id != self.platform.default_merchant && scope.settings.account().is_none() {
+            let settings = MerchantSettings {
+                account_id: Some(o.account_id.clone()),
+                ..scope.settings.clone()
+            };
+            match self.merchants().put(&scope.id, &settings) {
+                Ok(()) => {}
+                Err(PutError::Storage(e)) => return Err(e),
+                Err(e) => return Ok(Reply::error(409, &put_error_text(&e), false)),
+            }
+        }
+        Ok(Reply::json(
+            200,
+            &json!({"accountId": o.account_id, "url": o.url, "expiresAt": o.expires_at}),
+        ))
     }
 
     /// The number the platform shows for an invoice (its id if unknown).
-    fn invoice_number(&self, invoice_id: &str) -> anyhow::Result<String> {
+    fn invoice_number(&self, scope: &Scope, invoice_id: &str) -> anyhow::Result<String> {
         Ok(self
-            .records()
+            .records(scope)
             .parsed_invoice(invoice_id)?
             .map_or_else(|| invoice_id.to_string(), |(i, _)| i.invoice_number))
     }
 
-    fn apply_or_503(&self, source: &str, transitions: &[Transition]) -> anyhow::Result<()> {
-        self.apply(source, transitions)
+    fn apply_or_503(
+        &self,
+        scope: &Scope,
+        source: &str,
+        transitions: &[Transition],
+    ) -> anyhow::Result<()> {
+        self.apply(scope, source, transitions)
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
@@ -517,6 +775,27 @@ fn page(status: u16, title: &str, text: &str) -> Reply {
             x = esc(text)
         ),
     )
+}
+
+/// The connected account an event names (`account`), read without trusting
+/// it: the plugin verifies the signature under the merchant it is routed to.
+fn event_account(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Routing<'a> {
+        #[serde(borrow)]
+        account: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Routing>(body)
+        .ok()
+        .and_then(|r| r.account)
+        .map(|a| a.into_owned())
+}
+
+fn put_error_text(e: &PutError) -> String {
+    match e {
+        PutError::Invalid(m) | PutError::AccountTaken(m) => m.clone(),
+        PutError::Storage(e) => format!("storage: {e:#}"),
+    }
 }
 
 fn found(v: Option<Value>, what: &str) -> Reply {

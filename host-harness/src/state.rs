@@ -72,13 +72,15 @@ impl From<rusqlite::Error> for ApplyError {
 
 type CustomerRow = (Value, Option<String>, Option<String>);
 
+/// One merchant's records: every invoice and customer query is scoped to it.
 pub struct Records<'a> {
     db: &'a Db,
+    merchant: &'a str,
 }
 
 impl<'a> Records<'a> {
-    pub fn new(db: &'a Db) -> Self {
-        Self { db }
+    pub fn new(db: &'a Db, merchant: &'a str) -> Self {
+        Self { db, merchant }
     }
 
     /// The document, the Stripe link and the card on file.
@@ -86,8 +88,9 @@ impl<'a> Records<'a> {
         let conn = self.db.conn();
         let row: Option<(String, Option<String>, Option<String>)> = conn
             .query_row(
-                "SELECT doc, stripe_customer_id, card_on_file FROM customers WHERE id = ?1",
-                [id],
+                "SELECT doc, stripe_customer_id, card_on_file FROM customers
+                 WHERE merchant = ?1 AND id = ?2",
+                [self.merchant, id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .optional()?;
@@ -131,9 +134,11 @@ impl<'a> Records<'a> {
     pub fn invoice(&self, id: &str) -> Result<Option<(Value, InvoiceState)>> {
         let conn = self.db.conn();
         let row: Option<(String, String)> = conn
-            .query_row("SELECT doc, state FROM invoices WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT doc, state FROM invoices WHERE merchant = ?1 AND id = ?2",
+                [self.merchant, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         row.map(|(doc, state)| Ok((serde_json::from_str(&doc)?, serde_json::from_str(&state)?)))
             .transpose()
@@ -164,8 +169,13 @@ impl<'a> Records<'a> {
         };
         let conn = self.db.conn();
         let n = conn.execute(
-            "INSERT OR IGNORE INTO invoices (id, doc, state) VALUES (?1, ?2, ?3)",
-            params![id, doc.to_string(), serde_json::to_string(&state)?],
+            "INSERT OR IGNORE INTO invoices (merchant, id, doc, state) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                self.merchant,
+                id,
+                doc.to_string(),
+                serde_json::to_string(&state)?
+            ],
         )?;
         Ok(n == 1)
     }
@@ -174,8 +184,9 @@ impl<'a> Records<'a> {
     pub fn set_amount_due(&self, id: &str, amount_due: &str) -> Result<()> {
         let conn = self.db.conn();
         conn.execute(
-            "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?2) WHERE id = ?1",
-            params![id, amount_due],
+            "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?3)
+             WHERE merchant = ?1 AND id = ?2",
+            params![self.merchant, id, amount_due],
         )?;
         Ok(())
     }
@@ -183,8 +194,9 @@ impl<'a> Records<'a> {
     pub fn put_customer(&self, id: &str, doc: &Value) -> Result<()> {
         let conn = self.db.conn();
         conn.execute(
-            "INSERT INTO customers (id, doc) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            params![id, doc.to_string()],
+            "INSERT INTO customers (merchant, id, doc) VALUES (?1, ?2, ?3)
+             ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
+            params![self.merchant, id, doc.to_string()],
         )?;
         Ok(())
     }
@@ -192,11 +204,11 @@ impl<'a> Records<'a> {
     pub fn set_status_if(&self, id: &str, from: &str, to: &str) -> Result<()> {
         let mut conn = self.db.conn();
         let tx = conn.transaction()?;
-        if let Some(mut st) = load_state(&tx, id)?
+        if let Some(mut st) = load_state(&tx, self.merchant, id)?
             && st.status == from
         {
             st.status = to.into();
-            save_state(&tx, id, &st)?;
+            save_state(&tx, self.merchant, id, &st)?;
         }
         tx.commit()?;
         Ok(())
@@ -207,7 +219,7 @@ impl<'a> Records<'a> {
         let mut conn = self.db.conn();
         let tx = conn.transaction()?;
         for t in transitions {
-            apply_one(&tx, t)?;
+            apply_one(&tx, self.merchant, t)?;
         }
         tx.commit()?;
         Ok(())
@@ -237,7 +249,7 @@ impl<'a> Records<'a> {
         let mut conn = self.db.conn();
         let tx = conn.transaction()?;
         for t in transitions {
-            apply_one(&tx, t)?;
+            apply_one(&tx, self.merchant, t)?;
         }
         tx.execute(
             "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
@@ -248,12 +260,14 @@ impl<'a> Records<'a> {
         Ok(())
     }
 
-    pub fn outbox(&self) -> Result<Vec<Value>> {
+    /// The emails sent under the merchant's namespace (its account).
+    pub fn outbox(&self, namespace: &str) -> Result<Vec<Value>> {
         let conn = self.db.conn();
         let mut stmt = conn.prepare(
-            "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms FROM outbox ORDER BY id",
+            "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms
+             FROM outbox WHERE ns = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([namespace], |r| {
             Ok(serde_json::json!({
                 "account": r.get::<_, String>(0)?,
                 "dedupeKey": r.get::<_, String>(1)?,
@@ -276,21 +290,32 @@ fn into_object(v: Value) -> Map<String, Value> {
     }
 }
 
-fn load_state(tx: &Transaction, id: &str) -> Result<Option<InvoiceState>, ApplyError> {
+fn load_state(
+    tx: &Transaction,
+    merchant: &str,
+    id: &str,
+) -> Result<Option<InvoiceState>, ApplyError> {
     let s: Option<String> = tx
-        .query_row("SELECT state FROM invoices WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT state FROM invoices WHERE merchant = ?1 AND id = ?2",
+            [merchant, id],
+            |r| r.get(0),
+        )
         .optional()?;
     s.map(|s| serde_json::from_str(&s).map_err(|e| ApplyError::Storage(anyhow!(e))))
         .transpose()
 }
 
-fn save_state(tx: &Transaction, id: &str, st: &InvoiceState) -> Result<(), ApplyError> {
+fn save_state(
+    tx: &Transaction,
+    merchant: &str,
+    id: &str,
+    st: &InvoiceState,
+) -> Result<(), ApplyError> {
     let json = serde_json::to_string(st).map_err(|e| ApplyError::Storage(anyhow!(e)))?;
     tx.execute(
-        "UPDATE invoices SET state = ?2 WHERE id = ?1",
-        params![id, json],
+        "UPDATE invoices SET state = ?3 WHERE merchant = ?1 AND id = ?2",
+        params![merchant, id, json],
     )?;
     Ok(())
 }
@@ -320,27 +345,29 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
+fn apply_one(tx: &Transaction, merchant: &str, t: &Transition) -> Result<(), ApplyError> {
     let invoice_id = match t {
         Transition::CustomerLinked(l) => {
             tx.execute(
-                "INSERT INTO customers (id, doc, stripe_customer_id) VALUES (?1, '{}', ?2)
-                 ON CONFLICT (id) DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
-                params![l.customer_id, l.stripe_customer_id],
+                "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
+                 VALUES (?1, ?2, '{}', ?3) ON CONFLICT (merchant, id)
+                 DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
+                params![merchant, l.customer_id, l.stripe_customer_id],
             )?;
             return Ok(());
         }
         Transition::CustomerUnlinked(id) => {
             tx.execute(
-                "UPDATE customers SET stripe_customer_id = NULL WHERE id = ?1",
-                [id],
+                "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
             )?;
             return Ok(());
         }
         Transition::CardOnFileChanged(c) => {
             tx.execute(
-                "UPDATE customers SET card_on_file = ?2 WHERE stripe_customer_id = ?1",
-                params![c.stripe_customer_id, c.payment_method_id],
+                "UPDATE customers SET card_on_file = ?3
+                 WHERE merchant = ?1 AND stripe_customer_id = ?2",
+                params![merchant, c.stripe_customer_id, c.payment_method_id],
             )?;
             return Ok(());
         }
@@ -373,7 +400,7 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         Transition::Refunded(r) => &r.invoice_id,
         Transition::Disputed(d) => &d.invoice_id,
     };
-    let mut st = load_state(tx, invoice_id)?
+    let mut st = load_state(tx, merchant, invoice_id)?
         .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
     let failure = |f: &crate::bindings::PaymentFailure| {
         serde_json::json!({
@@ -419,5 +446,5 @@ fn apply_one(tx: &Transaction, t: &Transition) -> Result<(), ApplyError> {
         }
         _ => {}
     }
-    save_state(tx, invoice_id, &st)
+    save_state(tx, merchant, invoice_id, &st)
 }

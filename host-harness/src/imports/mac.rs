@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// One merchant's secrets, newest first in each list.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct MerchantKeys {
     /// Stripe's webhook signing secrets (`whsec_...`), all valid now.
@@ -37,6 +37,19 @@ impl KeyRing {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(namespace.to_string(), keys);
+    }
+
+    /// Makes `keys` the namespace's, writing only when they differ.
+    pub fn ensure(&self, namespace: &str, keys: MerchantKeys) {
+        let same = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(namespace)
+            .is_some_and(|k| *k == keys);
+        if !same {
+            self.set(namespace, keys);
+        }
     }
 
     /// Runs `f` on the merchant's keys without copying them (the webhook path).

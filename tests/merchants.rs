@@ -1,0 +1,316 @@
+//! Many merchants on one host, through `serve` over loopback: merchants are
+//! data (`PUT /merchants/{m}`), every platform route also exists under
+//! `/merchants/{m}/…`, one Connect webhook endpoint routes each event by its
+//! `account`, and a pay link opens only its own merchant's invoice.
+
+use host_harness::config::Flags;
+use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ALPHA: &str = "acct_alpha_isolation";
+const BETA: &str = "acct_beta_isolation";
+
+fn offline() -> Offline {
+    Offline::start(&Flags::default()).expect("offline host")
+}
+
+/// A merchant whose Stripe account is already connected to the platform.
+fn connected_merchant(off: &Offline, id: &str, account: &str, auto_charge: bool) {
+    let (status, _) = off
+        .stripe(
+            "POST",
+            &format!("/_test/accounts/{account}/connect"),
+            Some(&format!("business_name={id}+Ltd")),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let settings = json!({
+        "accountId": account, "autoCharge": auto_charge, "showPaymentLink": true,
+        "stripeReceipts": false, "notificationEmail": format!("finance@{id}.example"),
+        "livemode": false, "displayName": format!("{id} Ltd"),
+    });
+    let (status, body) = off
+        .host(
+            "PUT",
+            &format!("/merchants/{id}"),
+            Some(&settings.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (_, got) = off.host("GET", &format!("/merchants/{id}"), None).unwrap();
+    assert_eq!(got["accountId"], account, "{got}");
+    assert_eq!(got["autoCharge"], auto_charge, "{got}");
+}
+
+/// The platform's customer `c1` of merchant `m`, linked to a new Stripe
+/// customer of `account` whose default card is `number`.
+fn customer_with_card(off: &Offline, m: &str, account: &str, number: &str) {
+    let (_, cus) = off
+        .stripe_api_as(account, "POST", "/v1/customers", "name=John+Doe")
+        .unwrap();
+    let cus = cus["id"].as_str().unwrap().to_string();
+    let mut doc: Value = serde_json::from_str(CUSTOMER_JSON).unwrap();
+    doc["externalIds"][1]["value"] = cus.as_str().into();
+    let (status, body) = off
+        .host(
+            "PUT",
+            &format!("/merchants/{m}/customers/c1"),
+            Some(&doc.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let form = format!("type=card&card[number]={number}");
+    let (_, pm) = off
+        .stripe_api_as(account, "POST", "/v1/payment_methods", &form)
+        .unwrap();
+    let pm = pm["id"].as_str().unwrap();
+    let attach = format!("/v1/payment_methods/{pm}/attach");
+    off.stripe_api_as(account, "POST", &attach, &format!("customer={cus}"))
+        .unwrap();
+    let default = format!("invoice_settings[default_payment_method]={pm}");
+    off.stripe_api_as(account, "POST", &format!("/v1/customers/{cus}"), &default)
+        .unwrap();
+}
+
+fn send(off: &Offline, m: &str) -> Value {
+    let (status, body) = off
+        .host(
+            "POST",
+            &format!("/merchants/{m}/invoices"),
+            Some(INVOICE_JSON),
+        )
+        .unwrap();
+    assert_eq!(
+        status, 201,
+        "the same invoice id is free in each merchant: {body}"
+    );
+    let (status, inv) = off
+        .host(
+            "POST",
+            &format!("/merchants/{m}/invoices/inv_01/finalize"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{inv}");
+    inv
+}
+
+fn invoice(off: &Offline, m: &str) -> Value {
+    off.host("GET", &format!("/merchants/{m}/invoices/inv_01"), None)
+        .unwrap()
+        .1
+}
+
+/// The path of a pay link, and its token.
+fn token_of(link: &str) -> &str {
+    link.rsplit('/').next().unwrap()
+}
+
+#[test]
+fn two_merchants_on_two_connected_accounts_share_nothing() {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, true);
+    connected_merchant(&off, "beta", BETA, false);
+    // Alpha charges a declining card on file: both alpha and its customer
+    // are emailed. Beta sends a link, which its customer pays.
+    customer_with_card(&off, "alpha", ALPHA, "4000000000000341");
+    let alpha = send(&off, "alpha");
+    let beta = send(&off, "beta");
+
+    let alpha_link = alpha["paymentLink"].as_str().expect("alpha's link");
+    let beta_link = beta["paymentLink"].as_str().expect("beta's link");
+    let base = &off.server.base_url;
+    assert!(
+        alpha_link.starts_with(&format!("{base}/merchants/alpha/pay/")),
+        "{alpha_link}"
+    );
+    assert!(
+        beta_link.starts_with(&format!("{base}/merchants/beta/pay/")),
+        "{beta_link}"
+    );
+
+    // A token opens its own merchant's invoice only, wherever it is sent.
+    for path in [
+        format!("/merchants/beta/pay/{}", token_of(alpha_link)),
+        format!("/merchants/alpha/pay/{}", token_of(beta_link)),
+        format!("/pay/{}", token_of(alpha_link)),
+        format!("/merchants/nobody/pay/{}", token_of(alpha_link)),
+    ] {
+        let (status, page) = off.host("GET", &path, None).unwrap();
+        assert_eq!(status, 404, "{path}: {page}");
+    }
+
+    let session = beta["checkoutSessionId"].as_str().unwrap();
+    assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
+    wait_for(&off, "beta", "PAID");
+    let alpha = invoice(&off, "alpha");
+    assert_ne!(
+        alpha["status"], "PAID",
+        "beta's payment moved only beta's invoice: {alpha}"
+    );
+    assert!(
+        alpha["lastFailure"].is_object(),
+        "alpha's charge declined: {alpha}"
+    );
+    // The unscoped routes are the default merchant's, which has no inv_01.
+    let (status, _) = off.host("GET", "/invoices/inv_01", None).unwrap();
+    assert_eq!(status, 404);
+
+    // Emails: alpha's failure went to alpha and its customer, under alpha's account only.
+    let outbox = |m: &str| {
+        off.host("GET", &format!("/merchants/{m}/outbox"), None)
+            .unwrap()
+            .1
+    };
+    let alpha_mail = outbox("alpha")["data"].as_array().unwrap().clone();
+    assert!(!alpha_mail.is_empty(), "alpha's decline was emailed");
+    for mail in &alpha_mail {
+        assert_eq!(mail["account"], ALPHA, "{mail}");
+        assert!(!mail.to_string().contains("beta"), "{mail}");
+    }
+    assert!(
+        alpha_mail.iter().any(
+            |m| m["to"].as_str().unwrap().contains("finance@alpha.example")
+                || m["cc"].as_str().unwrap().contains("finance@alpha.example")
+        ),
+        "{alpha_mail:?}"
+    );
+    for mail in outbox("beta")["data"].as_array().unwrap() {
+        assert_eq!(mail["account"], BETA, "{mail}");
+        assert!(!mail.to_string().contains("alpha"), "{mail}");
+    }
+
+    // kv: each merchant's entries sit in its own namespace, and neither's
+    // Stripe objects appear in the other's.
+    let db = &off.app.runtime.env().db;
+    let rows: Vec<(String, String, Vec<u8>)> = {
+        let conn = db.conn();
+        let mut stmt = conn.prepare("SELECT ns, key, value FROM kv").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let text =
+        |(_, k, v): &(String, String, Vec<u8>)| format!("{k} {}", String::from_utf8_lossy(v));
+    let alpha_session = alpha["checkoutSessionId"].as_str().unwrap();
+    assert!(rows.iter().any(|r| r.0 == ALPHA) && rows.iter().any(|r| r.0 == BETA));
+    for row in &rows {
+        if row.0 == BETA {
+            assert!(!text(row).contains(alpha_session), "{}", text(row));
+        }
+        if row.0 == ALPHA {
+            assert!(!text(row).contains(session), "{}", text(row));
+        }
+    }
+}
+
+fn wait_for(off: &Offline, m: &str, status: &str) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let inv = invoice(off, m);
+        if inv["status"] == status {
+            return inv;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{m}'s inv_01 is {} not {status}",
+            inv["status"]
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn one_connect_endpoint_routes_events_by_account_and_ignores_unknown_accounts() {
+    let off = offline();
+    // Onboarding creates gamma's connected account and stores it on gamma.
+    let settings = json!({"autoCharge": false, "notificationEmail": "finance@gamma.example",
+        "displayName": "Gamma GmbH"});
+    let (status, body) = off
+        .host("PUT", "/merchants/gamma", Some(&settings.to_string()))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let request = json!({"email": "owner@gamma.example", "country": "DE"});
+    let (status, link) = off
+        .host(
+            "POST",
+            "/merchants/gamma/onboarding",
+            Some(&request.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{link}");
+    let account = link["accountId"]
+        .as_str()
+        .expect("a connected account")
+        .to_string();
+    assert!(link["url"].as_str().unwrap().starts_with("http"), "{link}");
+    let (_, gamma) = off.host("GET", "/merchants/gamma", None).unwrap();
+    assert_eq!(gamma["accountId"], account.as_str(), "{gamma}");
+    assert_eq!(gamma["chargesEnabled"], false, "{gamma}");
+
+    // Onboarding finished: Stripe sends account.updated for gamma's account
+    // to the platform's one Connect endpoint, which routes it to gamma.
+    let (status, _) = off
+        .stripe(
+            "POST",
+            &format!("/_test/accounts/{account}/activate"),
+            Some(""),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let start = std::time::Instant::now();
+    while off.host("GET", "/merchants/gamma", None).unwrap().1["chargesEnabled"] != true {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "account.updated reached gamma"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // An event of an account that belongs to no merchant: 2xx, ignored.
+    let stranger = json!({"id": "evt_stranger", "object": "event", "type": "account.updated",
+        "account": "acct_nobody", "livemode": false, "created": 1,
+        "data": {"object": {"id": "acct_nobody", "object": "account", "charges_enabled": true}}});
+    let (status, body) = off.post_webhook(stranger.to_string().as_bytes()).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["reason"],
+        "account acct_nobody belongs to no merchant; ignored"
+    );
+    // ...but only once it is signed: a forged one is refused as any other.
+    let (status, _) = off
+        .host("POST", "/webhooks/stripe", Some(&stranger.to_string()))
+        .unwrap();
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn merchant_settings_are_checked_and_unknown_merchants_are_404() {
+    let off = offline();
+    let (status, body) = off
+        .host("PUT", "/merchants/delta", Some(r#"{"autoCharge": "yes"}"#))
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = off
+        .host("PUT", "/merchants/delta", Some(r#"{"autoCharg": true}"#))
+        .unwrap();
+    assert_eq!(
+        status, 400,
+        "an unknown setting is an error, not ignored: {body}"
+    );
+    for path in [
+        "/merchants/delta",
+        "/merchants/delta/invoices/inv_01",
+        "/merchants/delta/outbox",
+    ] {
+        let (status, _) = off.host("GET", path, None).unwrap();
+        assert_eq!(status, 404, "{path}");
+    }
+    // Two merchants cannot share a connected account.
+    let a = json!({"accountId": "acct_shared"}).to_string();
+    assert_eq!(off.host("PUT", "/merchants/one", Some(&a)).unwrap().0, 200);
+    let (status, body) = off.host("PUT", "/merchants/two", Some(&a)).unwrap();
+    assert_eq!(status, 409, "{body}");
+}
