@@ -16,7 +16,7 @@ fn offline() -> Offline {
 }
 
 /// A merchant whose Stripe account is already connected to the platform.
-fn connected_merchant(off: &Offline, id: &str, account: &str, auto_charge: bool) {
+pub fn connected_merchant(off: &Offline, id: &str, account: &str, auto_charge: bool) {
     let (status, _) = off
         .stripe(
             "POST",
@@ -45,7 +45,7 @@ fn connected_merchant(off: &Offline, id: &str, account: &str, auto_charge: bool)
 
 /// The platform's customer `c1` of merchant `m`, linked to a new Stripe
 /// customer of `account` whose default card is `number`.
-fn customer_with_card(off: &Offline, m: &str, account: &str, number: &str) {
+pub fn customer_with_card(off: &Offline, m: &str, account: &str, number: &str) {
     let (_, cus) = off
         .stripe_api_as(account, "POST", "/v1/customers", "name=John+Doe")
         .unwrap();
@@ -73,7 +73,7 @@ fn customer_with_card(off: &Offline, m: &str, account: &str, number: &str) {
         .unwrap();
 }
 
-fn send(off: &Offline, m: &str) -> Value {
+pub fn send(off: &Offline, m: &str) -> Value {
     let (status, body) = off
         .host(
             "POST",

@@ -99,6 +99,7 @@ impl Harness {
         // The merchant has connected its Stripe account to the platform.
         emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
         let env = Arc::new(HostEnv {
+            metrics: Default::default(),
             db: Arc::new(Db::in_memory().expect("sqlite")),
             stripe: StripeGate {
                 base: "https://api.stripe.com".parse().expect("url"),

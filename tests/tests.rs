@@ -9,4 +9,5 @@ mod handlers;
 mod limits;
 mod merchants;
 mod money;
+mod observability;
 mod reconciliation;

@@ -39,6 +39,7 @@ impl Bench {
         // The merchant has connected its account (the emulator refuses others).
         emulator.connect_existing(&account, "Bench Merchant");
         let env = Arc::new(HostEnv {
+            metrics: Default::default(),
             db: Arc::new(Db::in_memory()?),
             stripe: StripeGate {
                 base: "https://api.stripe.com".parse()?,
@@ -341,6 +342,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
         requests: Default::default(),
     });
     let env = Arc::new(HostEnv {
+        metrics: Default::default(),
         db: Arc::new(Db::in_memory()?),
         stripe: StripeGate {
             base: running.base_url.parse()?,

@@ -127,6 +127,9 @@ pub struct Flags {
     /// Memory cap per plugin call, in MiB [default: 64].
     #[arg(long, global = true)]
     pub memory_mib: Option<usize>,
+    /// How log lines are written: text or json [default: text].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<crate::logging::LogFormat>,
     /// Catch up on missed webhooks from Stripe's events every so many
     /// seconds, and once at start; 0 turns it off [default: 300].
     #[arg(long, global = true)]

@@ -71,7 +71,7 @@ impl RunningServer {
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    eprintln!("[host] could not listen");
+                    tracing::error!("could not listen");
                     return;
                 };
                 let stopped = async move {
@@ -88,7 +88,7 @@ impl RunningServer {
                     .with_graceful_shutdown(stopped)
                     .await;
                 if let Err(e) = served {
-                    eprintln!("[host] server stopped: {e}");
+                    tracing::error!(error = %e, "server stopped");
                 }
             });
         });
@@ -135,7 +135,7 @@ async fn signalled() {
     }
     #[cfg(not(unix))]
     drop(tokio::signal::ctrl_c().await);
-    eprintln!("[host] shutting down: no new connections; finishing the calls in flight");
+    tracing::info!("shutting down: no new connections; finishing the calls in flight");
 }
 
 fn router(app: Arc<App>) -> Router {

@@ -84,6 +84,7 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    host_harness::logging::init(cli.flags.log_format.unwrap_or_default());
     match cli.command {
         Command::Demo => host_harness::demo::run(&cli.flags),
         Command::WriteComponent { path } => {
@@ -114,13 +115,14 @@ fn main() -> Result<()> {
             if settings.sync_every_secs > 0 {
                 app.sync_periodically(std::time::Duration::from_secs(settings.sync_every_secs));
             }
-            eprintln!(
-                "billing host listening on {} (Stripe API base {})",
-                server.base_url, settings.stripe_api_base
+            tracing::info!(
+                listen = %server.base_url,
+                stripe_api_base = %settings.stripe_api_base,
+                "billing host listening"
             );
             // Until SIGTERM: then no new connections, the calls in flight finish.
             server.wait();
-            eprintln!("billing host stopped");
+            tracing::info!("billing host stopped");
             Ok(())
         }
         Command::StripeEmulator {

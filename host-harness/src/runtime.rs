@@ -167,7 +167,9 @@ impl Runtime {
         };
         store.data_mut().begin_call(self.tap.clone());
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
+        let started = std::time::Instant::now();
         let result = f(&plugin, &mut store);
+        self.env.metrics.handler_call(handler, started.elapsed());
         if let Some(tap) = &self.tap {
             tap.outcome(result.as_ref().ok().map(json));
         }

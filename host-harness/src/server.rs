@@ -9,12 +9,14 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate, UreqBackend};
 use crate::merchants::{MerchantSettings, Merchants, PutError};
+use crate::metrics::WebhookOutcome;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
+use tracing::field::Empty;
 
 /// Largest request body read; webhook bodies have their own, smaller bound in the plugin.
 /// The largest request body serve reads (larger ones are refused with 413).
@@ -136,6 +138,7 @@ impl App {
             keys.pay_link.push(db.pay_link_key()?);
         }
         let env = Arc::new(HostEnv {
+            metrics: Default::default(),
             db,
             stripe,
             clock: Clock::System,
@@ -291,12 +294,14 @@ impl App {
         std::thread::spawn(move || {
             loop {
                 match app.sync() {
-                    Ok((read, applied)) => {
-                        eprintln!(
-                            "[sync] {read} events read, {applied} applied that no webhook had brought"
-                        )
+                    Ok((read, applied)) => tracing::info!(
+                        read,
+                        applied,
+                        "sync: events read, and applied that no webhook had brought"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "sync failed; will try again")
                     }
-                    Err(e) => eprintln!("[sync] failed, will try again: {e:#}"),
                 }
                 std::thread::sleep(every);
             }
@@ -342,11 +347,57 @@ impl App {
         headers: &[(String, String)],
         body: &[u8],
     ) -> Reply {
+        let started = std::time::Instant::now();
         let path = target.split('?').next().unwrap_or(target);
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let result = match (method, segments.as_slice()) {
+        let span = tracing::info_span!(
+            "request",
+            merchant = Empty,
+            invoice = Empty,
+            event = Empty,
+            event_type = Empty,
+            outcome = Empty,
+        );
+        let _in_span = span.enter();
+        let reply = self.route(method, &segments, headers, body);
+        // A webhook's outcome is its own (applied, ignored ...); the rest say
+        // what their status says.
+        if segments != ["webhooks", "stripe"] {
+            span.record(
+                "outcome",
+                match reply.status {
+                    200..=399 => "ok",
+                    400..=499 => "refused",
+                    _ => "failed",
+                },
+            );
+        }
+        let route = loggable_route(&segments);
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        // Probes are polled often: their lines are debug.
+        if matches!(segments.as_slice(), ["healthz"] | ["metrics"]) {
+            tracing::debug!(method, route, status = reply.status, elapsed_us, "handled");
+        } else {
+            tracing::info!(method, route, status = reply.status, elapsed_us, "handled");
+        }
+        reply
+    }
+
+    fn route(
+        &self,
+        method: &str,
+        segments: &[&str],
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
+        let result = match (method, segments) {
             ("POST", ["webhooks", "stripe"]) => self.webhook(headers, body),
             ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
+            ("GET", ["metrics"]) => Ok(Reply {
+                status: 200,
+                headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],
+                body: self.runtime.env().metrics.render().into_bytes(),
+            }),
             ("PUT", ["merchants", id]) => self.put_merchant(id, body),
             ("GET", ["merchants", id]) => self.merchant_view(id),
             (_, ["merchants", id, rest @ ..]) => match self.scope(id) {
@@ -359,7 +410,7 @@ impl App {
                 .and_then(|scope| self.scoped(&scope, method, rest, body)),
         };
         result.unwrap_or_else(|e| {
-            eprintln!("[host] {method} {path}: {e:#}");
+            tracing::error!(error = %format!("{e:#}"), "host error");
             Reply::error(500, "host error", true)
         })
     }
@@ -373,6 +424,11 @@ impl App {
         route: &[&str],
         body: &[u8],
     ) -> anyhow::Result<Reply> {
+        let span = tracing::Span::current();
+        span.record("merchant", scope.id.as_str());
+        if let ["invoices", id, ..] = route {
+            span.record("invoice", *id);
+        }
         let reads_only = method == "GET" && !matches!(route, ["pay", _]);
         if !reads_only && !matches!(route, ["onboarding"]) && !scope.connected(&self.platform) {
             return Ok(Reply::error(
@@ -448,6 +504,36 @@ impl App {
     /// (under the platform's secrets, as the default merchant's event for a
     /// foreign account), then answered 2xx and ignored.
     fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> anyhow::Result<Reply> {
+        let mut seen = SeenEvent::default();
+        let reply = self.deliver(headers, body, &mut seen)?;
+        let outcome = match reply.status {
+            200..=299 if seen.unrouted => WebhookOutcome::Unrouted,
+            200..=299 if seen.transitions > 0 => WebhookOutcome::Applied,
+            200..=299 => WebhookOutcome::Ignored,
+            400..=499 => WebhookOutcome::Refused,
+            _ => WebhookOutcome::Failed,
+        };
+        let span = tracing::Span::current();
+        span.record("outcome", outcome.name());
+        if let Some(t) = &seen.event_type {
+            span.record("event_type", t.as_str());
+        }
+        if let Some(id) = &seen.event_id {
+            span.record("event", id.as_str());
+        }
+        self.runtime
+            .env()
+            .metrics
+            .webhook(seen.event_type.as_deref(), outcome);
+        Ok(reply)
+    }
+
+    fn deliver(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+        seen: &mut SeenEvent,
+    ) -> anyhow::Result<Reply> {
         let account = event_account(body);
         let routed = match account.as_deref() {
             Some(a) => self.merchants().by_account(a)?,
@@ -462,18 +548,22 @@ impl App {
             Some(s) => s,
             None => self.default_scope()?,
         };
+        tracing::Span::current().record("merchant", scope.id.as_str());
+        seen.unrouted = unrouted;
         let req = WebhookRequest {
             headers: headers.to_vec(),
             body: body.to_vec(),
         };
         let outcome = match self.runtime.on_webhook(&scope.merchant, &req) {
             Err(trap) => {
-                eprintln!("[host] on-webhook failed: {trap:#}");
+                tracing::error!(error = %format!("{trap:#}"), "on-webhook failed");
                 return Ok(Reply::error(500, "plugin failed", true));
             }
             Ok(Err(e)) => return Ok(Reply::plugin_error(&e)),
             Ok(Ok(outcome)) => outcome,
         };
+        seen.event_id = outcome.event_id.clone();
+        seen.event_type = outcome.event_type.clone();
         if unrouted && (200..300).contains(&outcome.status) {
             let reason = format!(
                 "account {} belongs to no merchant; ignored",
@@ -485,17 +575,11 @@ impl App {
                         "transitions": 0}),
             ));
         }
-        eprintln!(
-            "[webhook] {} {} -> {} {}",
-            outcome.event_id.as_deref().unwrap_or("-"),
-            outcome.event_type.as_deref().unwrap_or("-"),
-            outcome.status,
-            outcome.reason
-        );
+        tracing::debug!(reason = %outcome.reason, "plugin answered");
         if (200..300).contains(&outcome.status) {
             let source = format!("webhook {}", outcome.event_type.as_deref().unwrap_or("?"));
             match self.apply(&scope, &source, &outcome.transitions) {
-                Ok(()) => {}
+                Ok(()) => seen.transitions = outcome.transitions.len(),
                 Err(ApplyError::UnknownInvoice(id)) => {
                     return Ok(Reply::error(
                         503,
@@ -504,7 +588,7 @@ impl App {
                     ));
                 }
                 Err(ApplyError::Storage(e)) => {
-                    eprintln!("[host] storing webhook transitions: {e:#}");
+                    tracing::error!(error = %format!("{e:#}"), "storing webhook transitions");
                     return Ok(Reply::error(503, "storage unavailable", true));
                 }
             }
@@ -775,6 +859,28 @@ fn page(status: u16, title: &str, text: &str) -> Reply {
             x = esc(text)
         ),
     )
+}
+
+/// What the metrics and the log line say of one webhook delivery.
+#[derive(Default)]
+struct SeenEvent {
+    event_id: Option<String>,
+    event_type: Option<String>,
+    transitions: usize,
+    unrouted: bool,
+}
+
+/// The route for the log: a pay-link token is a bearer credential of the
+/// customer's, so it is never written down.
+fn loggable_route(segments: &[&str]) -> String {
+    let mut out = String::new();
+    let mut after_pay = false;
+    for s in segments {
+        out.push('/');
+        out.push_str(if after_pay { "{token}" } else { s });
+        after_pay = *s == "pay";
+    }
+    out
 }
 
 /// The connected account an event names (`account`), read without trusting

@@ -33,14 +33,15 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
                 ],
             )
             .map_err(|e| EmailError::Unavailable(e.to_string()))?;
+    host.env.metrics.email(inserted > 0);
     if inserted == 0 {
         return Ok(Delivery::Duplicate);
     }
-    eprintln!(
-        "[email] to={} subject=\"{}\" key={}",
-        msg.to.join(","),
-        msg.subject,
-        msg.dedupe_key
+    tracing::info!(
+        account = %host.namespace,
+        subject = %msg.subject,
+        dedupe_key = %msg.dedupe_key,
+        "email queued"
     );
     Ok(Delivery::Sent)
 }

@@ -169,6 +169,9 @@ impl Host for HostState {
         let (result, logged) =
             self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created));
         self.created_accounts = created;
+        self.env
+            .metrics
+            .stripe_request(result.as_ref().ok().map(|r| r.status));
         self.env.recorder.record(Exchange::new(&logged, &result));
         if let (Some(tap), Some(req)) = (&self.tap, tapped) {
             tap.answer(&req, &result);

@@ -26,6 +26,8 @@ pub struct HostEnv {
     pub recorder: Recorder,
     /// Each merchant's secrets, which the plugin uses only through `mac`.
     pub keys: KeyRing,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The data of one Store: one call's view of the host.

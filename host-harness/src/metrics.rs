@@ -1,0 +1,152 @@
+//! `GET /metrics`: what a platform team graphs and alerts on, in Prometheus
+//! text format (0.0.4), from `prometheus-client`, the Prometheus project's
+//! own Rust client. Every name starts with `stripe_plugin_`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+/// The content type of `GET /metrics`.
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// Stripe's event type, or `unknown` when the body was not read.
+    pub event_type: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandlerLabels {
+    /// The contract's export name (`on-webhook`, `on-invoice-finalized` ...).
+    pub handler: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StripeLabels {
+    /// The HTTP status Stripe answered, or `none` when no answer came.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EmailLabels {
+    /// `sent`, or `duplicate` when the dedupe key had been sent before.
+    pub result: String,
+}
+
+type HistogramFamily = Family<HandlerLabels, Histogram, fn() -> Histogram>;
+
+/// What a webhook came to, as the metrics and the logs name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// 2xx, and the plugin's transitions were stored.
+    Applied,
+    /// 2xx with nothing to store (a duplicate, an event the plugin ignores).
+    Ignored,
+    /// 2xx for a connected account that belongs to no merchant.
+    Unrouted,
+    /// 4xx: refused (bad signature, bad body); Stripe should not retry.
+    Refused,
+    /// 5xx: not stored; Stripe retries.
+    Failed,
+}
+
+impl WebhookOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Ignored => "ignored",
+            Self::Unrouted => "unrouted",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs to ~1.6 s.
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    webhooks: Family<WebhookLabels, Counter>,
+    handler_seconds: HistogramFamily,
+    stripe_requests: Family<StripeLabels, Counter>,
+    emails: Family<EmailLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("stripe_plugin");
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhooks",
+            "Webhook deliveries by event type and outcome",
+            webhooks.clone(),
+        );
+        let handler_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "handler_duration_seconds",
+            "Time of one plugin call, imports included",
+            handler_seconds.clone(),
+        );
+        let stripe_requests = Family::<StripeLabels, Counter>::default();
+        registry.register(
+            "stripe_requests",
+            "Requests to Stripe by the status it answered",
+            stripe_requests.clone(),
+        );
+        let emails = Family::<EmailLabels, Counter>::default();
+        registry.register("emails", "Emails handed to the outbox", emails.clone());
+        Self {
+            registry,
+            webhooks,
+            handler_seconds,
+            stripe_requests,
+            emails,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn webhook(&self, event_type: Option<&str>, outcome: WebhookOutcome) {
+        self.webhooks
+            .get_or_create(&WebhookLabels {
+                event_type: event_type.unwrap_or("unknown").to_string(),
+                outcome: outcome.name().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn handler_call(&self, handler: &str, took: Duration) {
+        self.handler_seconds
+            .get_or_create(&HandlerLabels {
+                handler: handler.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn stripe_request(&self, status: Option<u16>) {
+        let status = status.map_or_else(|| "none".to_string(), |s| s.to_string());
+        self.stripe_requests
+            .get_or_create(&StripeLabels { status })
+            .inc();
+    }
+
+    pub fn email(&self, sent: bool) {
+        let result = if sent { "sent" } else { "duplicate" }.to_string();
+        self.emails.get_or_create(&EmailLabels { result }).inc();
+    }
+
+    /// Everything, in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+}
