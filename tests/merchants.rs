@@ -184,14 +184,7 @@ fn two_merchants_on_two_connected_accounts_share_nothing() {
     // kv: each merchant's entries sit in its own namespace, and neither's
     // Stripe objects appear in the other's.
     let db = &off.app.runtime.env().db;
-    let rows: Vec<(String, String, Vec<u8>)> = {
-        let conn = db.conn();
-        let mut stmt = conn.prepare("SELECT ns, key, value FROM kv").unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
+    let rows = db.kv_rows().unwrap();
     let text =
         |(_, k, v): &(String, String, Vec<u8>)| format!("{k} {}", String::from_utf8_lossy(v));
     let alpha_session = alpha["checkoutSessionId"].as_str().unwrap();

@@ -227,7 +227,8 @@ fn a_pay_link_whose_index_was_lost_works_after_the_retried_finalize() {
     h.runtime
         .env()
         .db
-        .conn()
+        .sqlite()
+        .unwrap()
         .execute("DELETE FROM kv WHERE key LIKE 'paylink:%'", [])
         .unwrap();
     h.finalize(&m, &inv);
@@ -1273,7 +1274,8 @@ fn what_the_plugin_keeps_for_stripes_window_expires_after_it() {
         .runtime
         .env()
         .db
-        .conn()
+        .sqlite()
+        .unwrap()
         .query_row(
             "SELECT count(*) FROM kv WHERE (key LIKE 'event:%' OR key LIKE 'payment:%') AND expires_ms IS NOT NULL",
             [],

@@ -153,8 +153,8 @@ impl Bench {
     fn store_invoices(&self, range: std::ops::Range<usize>) -> Result<()> {
         let db = &self.runtime.env().db;
         let ns = &self.merchant.account_id;
-        let record = db.kv_get(ns, "invoice:inv_bench")?.unwrap_or_default();
-        let mut conn = db.conn();
+        let record = db.kv_peek(ns, "invoice:inv_bench")?.unwrap_or_default();
+        let mut conn = db.sqlite()?;
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare(

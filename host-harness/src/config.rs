@@ -72,7 +72,9 @@ pub struct Flags {
     /// Address to listen on (loopback only by default) [default: 127.0.0.1:8787].
     #[arg(long, global = true)]
     pub listen: Option<String>,
-    /// SQLite database for kv, outbox, invoices and customers [default: host-harness.db].
+    /// The store for kv, outbox, merchants, invoices and customers: a SQLite
+    /// file, or a postgres://user@host/db URL for many workers on one
+    /// database [default: host-harness.db].
     #[arg(long, global = true)]
     pub db: Option<PathBuf>,
     /// Append every Stripe request and response to FILE as JSON lines (no Authorization).

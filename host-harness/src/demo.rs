@@ -228,7 +228,7 @@ impl Offline {
             .runtime
             .env()
             .db
-            .kv_get(&self.app.merchant()?.account_id, key)
+            .kv_peek(&self.app.merchant()?.account_id, key)
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {

@@ -2,9 +2,8 @@
 //! set by `PUT /merchants/{id}`. The default merchant is seeded from the
 //! config file at start, so single-merchant use keeps working.
 
-use crate::db::Db;
+use crate::db::{Db, MerchantPutError};
 use anyhow::Result;
-use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 /// What the platform sets for one merchant (`PUT /merchants/{id}`, JSON).
@@ -85,35 +84,18 @@ impl<'a> Merchants<'a> {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<MerchantSettings>> {
-        let text: Option<String> = self
-            .db
-            .conn()
-            .query_row("SELECT settings FROM merchants WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?;
+        let text = self.db.merchant_settings(id)?;
         Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
     }
 
     /// The merchant whose connected account is `account`.
     pub fn by_account(&self, account: &str) -> Result<Option<String>> {
-        Ok(self
-            .db
-            .conn()
-            .query_row(
-                "SELECT id FROM merchants WHERE account_id = ?1",
-                [account],
-                |r| r.get(0),
-            )
-            .optional()?)
+        Ok(self.db.merchant_by_account(account)?)
     }
 
     /// Every merchant's id, in order.
     pub fn ids(&self) -> Result<Vec<String>> {
-        let conn = self.db.conn();
-        let mut stmt = conn.prepare("SELECT id FROM merchants ORDER BY id")?;
-        let ids = stmt.query_map([], |r| r.get(0))?;
-        Ok(ids.collect::<rusqlite::Result<_>>()?)
+        Ok(self.db.merchant_ids()?)
     }
 
     /// Creates or replaces a merchant's settings.
@@ -124,23 +106,13 @@ impl<'a> Merchants<'a> {
             ));
         }
         let text = serde_json::to_string(settings).map_err(|e| PutError::Storage(e.into()))?;
-        let result = self.db.conn().execute(
-            "INSERT INTO merchants (id, account_id, settings) VALUES (?1, ?2, ?3)
-             ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
-             settings = excluded.settings",
-            params![id, settings.account(), text],
-        );
-        match result {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(f, _))
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-            {
-                Err(PutError::AccountTaken(format!(
-                    "account {} belongs to another merchant",
-                    settings.account().unwrap_or_default()
-                )))
-            }
-            Err(e) => Err(PutError::Storage(e.into())),
+        match self.db.put_merchant(id, settings.account(), &text) {
+            Ok(()) => Ok(()),
+            Err(MerchantPutError::AccountTaken) => Err(PutError::AccountTaken(format!(
+                "account {} belongs to another merchant",
+                settings.account().unwrap_or_default()
+            ))),
+            Err(MerchantPutError::Store(e)) => Err(PutError::Storage(e.into())),
         }
     }
 }

@@ -118,11 +118,7 @@ impl App {
     /// with the configured timeout), system clock, runtime. The default
     /// merchant's settings come from the config file at every start.
     pub fn from_settings(s: &Settings, recorder: Recorder) -> anyhow::Result<Self> {
-        let db = Arc::new(if s.db.as_os_str() == ":memory:" {
-            Db::in_memory()?
-        } else {
-            Db::open(&s.db)?
-        });
+        let db = Arc::new(Db::open(&s.db.to_string_lossy())?);
         let api_key = std::env::var(&s.api_key_env).ok().filter(|k| !k.is_empty());
         let base = url::Url::parse(&s.stripe_api_base)?;
         let backend = Arc::new(UreqBackend::new(std::time::Duration::from_secs(

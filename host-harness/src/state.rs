@@ -1,12 +1,12 @@
 //! The host's records of invoices and customers, and how transitions from the
 //! plugin change them. All transitions of one call are applied in a single
-//! SQLite transaction, so a 2xx to Stripe always means the change is durable.
+//! store transaction, so a 2xx to Stripe always means the change is durable.
 
 use crate::bindings::{Money, Transition};
 use crate::db::Db;
+use crate::db::{RecordsTx, StoreError, TxAbort};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use anyhow::{Result, anyhow};
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -64,8 +64,8 @@ impl std::fmt::Display for ApplyError {
 
 impl std::error::Error for ApplyError {}
 
-impl From<rusqlite::Error> for ApplyError {
-    fn from(e: rusqlite::Error) -> Self {
+impl From<StoreError> for ApplyError {
+    fn from(e: StoreError) -> Self {
         ApplyError::Storage(e.into())
     }
 }
@@ -85,15 +85,7 @@ impl<'a> Records<'a> {
 
     /// The document, the Stripe link and the card on file.
     fn customer(&self, id: &str) -> Result<Option<CustomerRow>> {
-        let conn = self.db.conn();
-        let row: Option<(String, Option<String>, Option<String>)> = conn
-            .query_row(
-                "SELECT doc, stripe_customer_id, card_on_file FROM customers
-                 WHERE merchant = ?1 AND id = ?2",
-                [self.merchant, id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
+        let row = self.db.customer(self.merchant, id)?;
         row.map(|(doc, link, card)| Ok((serde_json::from_str(&doc)?, link, card)))
             .transpose()
     }
@@ -122,24 +114,14 @@ impl<'a> Records<'a> {
     }
 
     pub fn account_view(&self, id: &str) -> Result<Option<Value>> {
-        let conn = self.db.conn();
-        Ok(conn
-            .query_row("SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = ?1", [id], |r| {
-                Ok(serde_json::json!({"id": id, "chargesEnabled": r.get::<_, bool>(0)?,
-                    "detailsSubmitted": r.get::<_, bool>(1)?, "disconnected": r.get::<_, bool>(2)?}))
-            })
-            .optional()?)
+        Ok(self.db.account(id)?.map(|a| {
+            serde_json::json!({"id": id, "chargesEnabled": a.charges_enabled,
+                "detailsSubmitted": a.details_submitted, "disconnected": a.disconnected})
+        }))
     }
 
     pub fn invoice(&self, id: &str) -> Result<Option<(Value, InvoiceState)>> {
-        let conn = self.db.conn();
-        let row: Option<(String, String)> = conn
-            .query_row(
-                "SELECT doc, state FROM invoices WHERE merchant = ?1 AND id = ?2",
-                [self.merchant, id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
+        let row = self.db.invoice(self.merchant, id)?;
         row.map(|(doc, state)| Ok((serde_json::from_str(&doc)?, serde_json::from_str(&state)?)))
             .transpose()
     }
@@ -167,75 +149,68 @@ impl<'a> Records<'a> {
             status: "DRAFT".into(),
             ..Default::default()
         };
-        let conn = self.db.conn();
-        let n = conn.execute(
-            "INSERT OR IGNORE INTO invoices (merchant, id, doc, state) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                self.merchant,
-                id,
-                doc.to_string(),
-                serde_json::to_string(&state)?
-            ],
-        )?;
-        Ok(n == 1)
+        let state = serde_json::to_string(&state)?;
+        Ok(self
+            .db
+            .insert_invoice(self.merchant, id, &doc.to_string(), &state)?)
     }
 
     /// Keeps the platform's new `amountDue` on the invoice document.
     pub fn set_amount_due(&self, id: &str, amount_due: &str) -> Result<()> {
-        let conn = self.db.conn();
-        conn.execute(
-            "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?3)
-             WHERE merchant = ?1 AND id = ?2",
-            params![self.merchant, id, amount_due],
-        )?;
-        Ok(())
+        Ok(self.db.set_amount_due(self.merchant, id, amount_due)?)
     }
 
     pub fn put_customer(&self, id: &str, doc: &Value) -> Result<()> {
-        let conn = self.db.conn();
-        conn.execute(
-            "INSERT INTO customers (merchant, id, doc) VALUES (?1, ?2, ?3)
-             ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
-            params![self.merchant, id, doc.to_string()],
-        )?;
-        Ok(())
+        Ok(self.db.put_customer(self.merchant, id, &doc.to_string())?)
     }
 
     pub fn set_status_if(&self, id: &str, from: &str, to: &str) -> Result<()> {
-        let mut conn = self.db.conn();
-        let tx = conn.transaction()?;
-        if let Some(mut st) = load_state(&tx, self.merchant, id)?
-            && st.status == from
-        {
-            st.status = to.into();
-            save_state(&tx, self.merchant, id, &st)?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.transaction(&mut |tx| {
+            if let Some(mut st) = load_state(tx, self.merchant, id)?
+                && st.status == from
+            {
+                st.status = to.into();
+                save_state(tx, self.merchant, id, &st)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     /// Applies every transition, or none.
     pub fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
-        let mut conn = self.db.conn();
-        let tx = conn.transaction()?;
-        for t in transitions {
-            apply_one(&tx, self.merchant, t)?;
+        self.transaction(&mut |tx| {
+            transitions
+                .iter()
+                .try_for_each(|t| apply_one(tx, self.merchant, t))
+        })
+    }
+
+    /// Runs `body` in one store transaction; an `ApplyError` rolls it back.
+    fn transaction(
+        &self,
+        body: &mut dyn FnMut(&mut dyn RecordsTx) -> Result<(), ApplyError>,
+    ) -> Result<(), ApplyError> {
+        let mut refused: Option<ApplyError> = None;
+        let outcome = self.db.records_tx(&mut |tx| {
+            body(tx).map_err(|e| {
+                let text = e.to_string();
+                refused = Some(e);
+                TxAbort::Refused(text)
+            })
+        });
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(TxAbort::Refused(text)) => {
+                Err(refused.unwrap_or(ApplyError::Storage(anyhow!(text))))
+            }
+            Err(TxAbort::Store(e)) => Err(e.into()),
         }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Where the last stored sync of `merchant` ended.
     pub fn sync_cursor(&self, merchant: &str) -> Result<Option<String>> {
-        let conn = self.db.conn();
-        let cursor = conn
-            .query_row(
-                "SELECT cursor FROM sync_cursors WHERE merchant = ?1",
-                [merchant],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(cursor)
+        Ok(self.db.sync_cursor(merchant)?)
     }
 
     /// Applies a sync's transitions and keeps its cursor, both or neither:
@@ -246,40 +221,21 @@ impl<'a> Records<'a> {
         cursor: &str,
         transitions: &[Transition],
     ) -> Result<(), ApplyError> {
-        let mut conn = self.db.conn();
-        let tx = conn.transaction()?;
-        for t in transitions {
-            apply_one(&tx, self.merchant, t)?;
-        }
-        tx.execute(
-            "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
-             ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
-            params![merchant, cursor],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.transaction(&mut |tx| {
+            for t in transitions {
+                apply_one(tx, self.merchant, t)?;
+            }
+            Ok(tx.set_sync_cursor(merchant, cursor)?)
+        })
     }
 
     /// The emails sent under the merchant's namespace (its account).
     pub fn outbox(&self, namespace: &str) -> Result<Vec<Value>> {
-        let conn = self.db.conn();
-        let mut stmt = conn.prepare(
-            "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms
-             FROM outbox WHERE ns = ?1 ORDER BY id",
-        )?;
-        let rows = stmt.query_map([namespace], |r| {
-            Ok(serde_json::json!({
-                "account": r.get::<_, String>(0)?,
-                "dedupeKey": r.get::<_, String>(1)?,
-                "to": r.get::<_, String>(2)?,
-                "cc": r.get::<_, String>(3)?,
-                "subject": r.get::<_, String>(4)?,
-                "text": r.get::<_, String>(5)?,
-                "html": r.get::<_, Option<String>>(6)?,
-                "createdMs": r.get::<_, i64>(7)?,
-            }))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let rows = self.db.outbox(namespace)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect())
     }
 }
 
@@ -291,33 +247,23 @@ fn into_object(v: Value) -> Map<String, Value> {
 }
 
 fn load_state(
-    tx: &Transaction,
+    tx: &mut dyn RecordsTx,
     merchant: &str,
     id: &str,
 ) -> Result<Option<InvoiceState>, ApplyError> {
-    let s: Option<String> = tx
-        .query_row(
-            "SELECT state FROM invoices WHERE merchant = ?1 AND id = ?2",
-            [merchant, id],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let s = tx.invoice_state(merchant, id)?;
     s.map(|s| serde_json::from_str(&s).map_err(|e| ApplyError::Storage(anyhow!(e))))
         .transpose()
 }
 
 fn save_state(
-    tx: &Transaction,
+    tx: &mut dyn RecordsTx,
     merchant: &str,
     id: &str,
     st: &InvoiceState,
 ) -> Result<(), ApplyError> {
     let json = serde_json::to_string(st).map_err(|e| ApplyError::Storage(anyhow!(e)))?;
-    tx.execute(
-        "UPDATE invoices SET state = ?3 WHERE merchant = ?1 AND id = ?2",
-        params![merchant, id, json],
-    )?;
-    Ok(())
+    Ok(tx.save_invoice_state(merchant, id, &json)?)
 }
 
 /// Payments are the money received, keyed and ordered by their Stripe ref, so
@@ -345,48 +291,21 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn apply_one(tx: &Transaction, merchant: &str, t: &Transition) -> Result<(), ApplyError> {
+fn apply_one(tx: &mut dyn RecordsTx, merchant: &str, t: &Transition) -> Result<(), ApplyError> {
     let invoice_id = match t {
         Transition::CustomerLinked(l) => {
-            tx.execute(
-                "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
-                 VALUES (?1, ?2, '{}', ?3) ON CONFLICT (merchant, id)
-                 DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
-                params![merchant, l.customer_id, l.stripe_customer_id],
-            )?;
-            return Ok(());
+            return Ok(tx.link_customer(merchant, &l.customer_id, &l.stripe_customer_id)?);
         }
-        Transition::CustomerUnlinked(id) => {
-            tx.execute(
-                "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = ?1 AND id = ?2",
-                [merchant, id],
-            )?;
-            return Ok(());
-        }
+        Transition::CustomerUnlinked(id) => return Ok(tx.unlink_customer(merchant, id)?),
         Transition::CardOnFileChanged(c) => {
-            tx.execute(
-                "UPDATE customers SET card_on_file = ?3
-                 WHERE merchant = ?1 AND stripe_customer_id = ?2",
-                params![merchant, c.stripe_customer_id, c.payment_method_id],
-            )?;
-            return Ok(());
+            let card = c.payment_method_id.as_deref();
+            return Ok(tx.set_card_on_file(merchant, &c.stripe_customer_id, card)?);
         }
         Transition::AccountUpdated(a) => {
-            tx.execute(
-                "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
-                 details_submitted = excluded.details_submitted, disconnected = 0",
-                params![a.account_id, a.charges_enabled, a.details_submitted],
-            )?;
-            return Ok(());
+            let (charges, details) = (a.charges_enabled, a.details_submitted);
+            return Ok(tx.account_updated(&a.account_id, charges, details)?);
         }
-        Transition::AccountDisconnected(id) => {
-            tx.execute(
-                "INSERT INTO accounts (id, disconnected) VALUES (?1, 1) ON CONFLICT (id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
-                [id],
-            )?;
-            return Ok(());
-        }
+        Transition::AccountDisconnected(id) => return Ok(tx.account_disconnected(id)?),
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
         Transition::CollectionStopped(c) => &c.invoice_id,
         Transition::CollectionResumed(id) => id,

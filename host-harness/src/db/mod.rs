@@ -1,0 +1,254 @@
+//! The host's store: the plugin's kv, the email outbox, the merchants, and
+//! the billing platform's invoices and customers. Two backends behind one
+//! trait: SQLite (embedded, the default: one file, one process) and
+//! PostgreSQL (`postgres://…`: many `serve` workers on one database).
+//! Migrations run when a store is opened.
+
+pub mod postgres;
+pub mod sqlite;
+
+use anyhow::Result;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The merchant that rows from before merchants were data belong to.
+pub const DEFAULT_MERCHANT: &str = "default";
+
+/// A storage failure, saying whether trying again can help.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Busy, locked, a lost connection, a serialization conflict: retry.
+    Unavailable(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "storage unavailable: {m}"),
+            StoreError::Failed(m) => write!(f, "storage failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// One email for the outbox.
+pub struct OutgoingEmail<'a> {
+    pub ns: &'a str,
+    pub dedupe_key: &'a str,
+    pub recipients: String,
+    pub cc: String,
+    pub subject: &'a str,
+    pub text_body: &'a str,
+    pub html_body: Option<&'a str>,
+    pub created_ms: i64,
+}
+
+/// One email as the outbox keeps it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRow {
+    pub account: String,
+    pub dedupe_key: String,
+    pub to: String,
+    pub cc: String,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+    pub created_ms: i64,
+}
+
+/// A stored customer: the platform's document, its Stripe link, its card.
+pub type CustomerRow = (String, Option<String>, Option<String>);
+
+/// What a connected account's last `account.updated` said.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountRow {
+    pub charges_enabled: bool,
+    pub details_submitted: bool,
+    pub disconnected: bool,
+}
+
+/// Why merchant settings were not stored.
+#[derive(Debug)]
+pub enum MerchantPutError {
+    /// Another merchant has this connected account.
+    AccountTaken,
+    Store(StoreError),
+}
+
+/// The writes of one transaction over the records (see `Records::apply`).
+/// Reads lock what they read until the transaction ends.
+pub trait RecordsTx {
+    fn invoice_state(&mut self, merchant: &str, id: &str) -> StoreResult<Option<String>>;
+    fn save_invoice_state(&mut self, merchant: &str, id: &str, state: &str) -> StoreResult<()>;
+    fn link_customer(&mut self, merchant: &str, id: &str, stripe_id: &str) -> StoreResult<()>;
+    fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()>;
+    fn set_card_on_file(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+        payment_method: Option<&str>,
+    ) -> StoreResult<()>;
+    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()>;
+    fn account_disconnected(&mut self, id: &str) -> StoreResult<()>;
+    fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()>;
+}
+
+/// The body of a records transaction: it commits when this returns `Ok`.
+pub type TxBody<'a, E> = &'a mut dyn FnMut(&mut dyn RecordsTx) -> std::result::Result<(), E>;
+
+/// What a backend stores. Each method is one statement or one transaction.
+pub trait Backend: Send + Sync {
+    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>>;
+    fn kv_set(&self, ns: &str, key: &str, value: &[u8], expires_ms: Option<i64>)
+    -> StoreResult<()>;
+    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()>;
+    /// Writes `new` if the live value is `expected` (None: absent or
+    /// expired), atomically against every other writer of the database.
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool>;
+    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()>;
+    /// Every kv entry, expired or not (tests and operators).
+    fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>>;
+
+    /// False when the dedupe key was sent before.
+    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
+    fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
+
+    /// The named host secret, made by `make` and kept on first use (the
+    /// first writer wins when several hosts start at once).
+    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String>;
+
+    fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>>;
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>>;
+    fn merchant_ids(&self) -> StoreResult<Vec<String>>;
+    fn put_merchant(
+        &self,
+        id: &str,
+        account: Option<&str>,
+        settings: &str,
+    ) -> std::result::Result<(), MerchantPutError>;
+
+    fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>>;
+    fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
+    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>>;
+    /// The document and the host's state of an invoice.
+    fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>>;
+    /// False when the id is taken.
+    fn insert_invoice(&self, merchant: &str, id: &str, doc: &str, state: &str)
+    -> StoreResult<bool>;
+    fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()>;
+    fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>>;
+
+    /// Runs `body` in one transaction.
+    fn records_tx(&self, body: TxBody<'_, TxAbort>) -> std::result::Result<(), TxAbort>;
+}
+
+/// Why a records transaction was rolled back.
+#[derive(Debug)]
+pub enum TxAbort {
+    Store(StoreError),
+    /// The body refused (the caller's error, carried as text).
+    Refused(String),
+}
+
+impl From<StoreError> for TxAbort {
+    fn from(e: StoreError) -> Self {
+        TxAbort::Store(e)
+    }
+}
+
+/// The store a host runs on, with the few counters the host keeps beside it.
+pub struct Db {
+    backend: Box<dyn Backend>,
+    /// Counts writes with an expiry, to purge expired kv entries now and then.
+    ticks: AtomicU64,
+    /// Kept for tests and the bench, which look inside SQLite directly.
+    sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
+}
+
+impl Db {
+    /// `target` is a SQLite path, `:memory:`, or a `postgres://` URL.
+    pub fn open(target: &str) -> Result<Self> {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            return Ok(Self::with(
+                Box::new(postgres::Postgres::open(target)?),
+                None,
+            ));
+        }
+        let db = std::sync::Arc::new(if target == ":memory:" {
+            sqlite::Sqlite::in_memory()?
+        } else {
+            sqlite::Sqlite::open(std::path::Path::new(target))?
+        });
+        Ok(Self::with(Box::new(db.clone()), Some(db)))
+    }
+
+    pub fn in_memory() -> Result<Self> {
+        Self::open(":memory:")
+    }
+
+    fn with(backend: Box<dyn Backend>, sqlite: Option<std::sync::Arc<sqlite::Sqlite>>) -> Self {
+        Self {
+            backend,
+            ticks: AtomicU64::new(0),
+            sqlite,
+        }
+    }
+
+    /// The SQLite connection, for tests and the bench that look inside it.
+    pub fn sqlite(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>> {
+        match &self.sqlite {
+            Some(s) => Ok(s.conn()),
+            None => anyhow::bail!("this store is not SQLite"),
+        }
+    }
+
+    /// The next count of writes with an expiry.
+    pub fn tick(&self) -> u64 {
+        self.ticks.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+    }
+
+    /// The pay-link key made on first start and kept in the store (256
+    /// random bits from the OS), for a host configured without one.
+    pub fn pay_link_key(&self) -> Result<String> {
+        let make = || {
+            let mut bytes = [0u8; 32];
+            let read = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+            match read {
+                Ok(()) => format!("plk_{}", hex::encode(bytes)),
+                Err(_) => String::new(),
+            }
+        };
+        let key = self.backend.host_secret("pay-link", &make)?;
+        anyhow::ensure!(
+            !key.is_empty(),
+            "could not read /dev/urandom for a pay-link key"
+        );
+        Ok(key)
+    }
+
+    /// One kv value, live or expired, read outside any plugin call.
+    pub fn kv_peek(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.backend.kv_get(ns, key, i64::MIN)?)
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = dyn Backend;
+    fn deref(&self) -> &Self::Target {
+        self.backend.as_ref()
+    }
+}

@@ -1,0 +1,512 @@
+//! The PostgreSQL backend: many `serve` workers on one database, through a
+//! pool of connections (r2d2 over the `postgres` crate). Compare-and-swap is
+//! a single conditional statement; a records transaction locks the invoice
+//! rows it reads (`SELECT … FOR UPDATE`), so two workers applying to one
+//! invoice take turns. Migrations run on open, under an advisory lock, so
+//! workers starting together migrate once.
+
+use super::{
+    AccountRow, Backend, CustomerRow, MerchantPutError, OutboxRow, OutgoingEmail, RecordsTx,
+    StoreError, StoreResult, TxAbort, TxBody,
+};
+use anyhow::{Context, Result};
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+
+type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+
+/// Each version's statements; `schema_version` counts how far a database has come.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE kv (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL,
+    expires_ms BIGINT,
+    PRIMARY KEY (ns, key)
+);
+CREATE INDEX kv_expiry ON kv (expires_ms) WHERE expires_ms IS NOT NULL;
+CREATE TABLE outbox (
+    id BIGSERIAL PRIMARY KEY,
+    ns TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    cc TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    text_body TEXT NOT NULL,
+    html_body TEXT,
+    created_ms BIGINT NOT NULL,
+    UNIQUE (ns, dedupe_key)
+);
+CREATE TABLE host_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sync_cursors (merchant TEXT PRIMARY KEY, cursor TEXT NOT NULL);
+CREATE TABLE merchants (
+    id TEXT PRIMARY KEY,
+    account_id TEXT UNIQUE,
+    settings TEXT NOT NULL
+);
+CREATE TABLE customers (
+    merchant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    stripe_customer_id TEXT,
+    card_on_file TEXT,
+    PRIMARY KEY (merchant, id)
+);
+CREATE TABLE accounts (
+    id TEXT PRIMARY KEY,
+    charges_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+    details_submitted BOOLEAN NOT NULL DEFAULT FALSE,
+    disconnected BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE TABLE invoices (
+    merchant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+"];
+
+pub struct Postgres {
+    pool: Pool,
+}
+
+fn failure(e: postgres::Error) -> StoreError {
+    use postgres::error::SqlState;
+    let transient = e.is_closed()
+        || e.code().is_some_and(|c| {
+            [
+                SqlState::T_R_SERIALIZATION_FAILURE,
+                SqlState::T_R_DEADLOCK_DETECTED,
+                SqlState::LOCK_NOT_AVAILABLE,
+                SqlState::ADMIN_SHUTDOWN,
+                SqlState::CANNOT_CONNECT_NOW,
+                SqlState::TOO_MANY_CONNECTIONS,
+            ]
+            .contains(c)
+        })
+        || e.code().is_none();
+    let text = e.to_string();
+    if transient {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Failed(text)
+    }
+}
+
+impl Postgres {
+    pub fn open(url: &str) -> Result<Self> {
+        let config: postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let pool = r2d2::Pool::builder()
+            .max_size(16)
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(PostgresConnectionManager::new(config, NoTls))
+            .context("connecting to PostgreSQL")?;
+        let store = Self { pool };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn conn(&self) -> StoreResult<Conn> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(format!("no PostgreSQL connection: {e}")))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        // One migrator at a time, however many workers start at once.
+        tx.execute("SELECT pg_advisory_xact_lock(7355608)", &[])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)")?;
+        let version: i32 = tx
+            .query_opt("SELECT version FROM schema_version", &[])?
+            .map_or(0, |r| r.get(0));
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.batch_execute(step)
+                .with_context(|| format!("migrating PostgreSQL to version {}", i + 1))?;
+        }
+        tx.execute("DELETE FROM schema_version", &[])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES ($1)",
+            &[&(MIGRATIONS.len() as i32)],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Backend for Postgres {
+    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT value FROM kv WHERE ns = $1 AND key = $2
+                 AND (expires_ms IS NULL OR expires_ms > $3)",
+                &[&ns, &key, &now_ms],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn kv_set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO kv (ns, key, value, expires_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,
+                 expires_ms = excluded.expires_ms",
+                &[&ns, &key, &value, &expires_ms],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute("DELETE FROM kv WHERE ns = $1 AND key = $2", &[&ns, &key])
+            .map(drop)
+            .map_err(failure)
+    }
+
+    /// One statement each way. Absent: insert, or take over an expired entry
+    /// (a concurrent insert makes this one conflict, and the live row fails
+    /// the `WHERE`). Present: an `UPDATE` whose `WHERE` PostgreSQL evaluates
+    /// again on the newest row after waiting for its lock, so of two swaps
+    /// from one value only the first matches.
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut conn = self.conn()?;
+        let n = match expected {
+            None => conn.execute(
+                "INSERT INTO kv (ns, key, value, expires_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value,
+                 expires_ms = excluded.expires_ms
+                 WHERE kv.expires_ms IS NOT NULL AND kv.expires_ms <= $5",
+                &[&ns, &key, &new, &expires_ms, &now_ms],
+            ),
+            Some(old) => conn.execute(
+                "UPDATE kv SET value = $3, expires_ms = $4
+                 WHERE ns = $1 AND key = $2 AND value = $5
+                 AND (expires_ms IS NULL OR expires_ms > $6)",
+                &[&ns, &key, &new, &expires_ms, &old, &now_ms],
+            ),
+        }
+        .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "DELETE FROM kv WHERE expires_ms IS NOT NULL AND expires_ms <= $1",
+                &[&now_ms],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
+        let rows = self
+            .conn()?
+            .query("SELECT ns, key, value FROM kv ORDER BY ns, key", &[])
+            .map_err(failure)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
+    fn outbox_insert(&self, e: &OutgoingEmail) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (ns, dedupe_key) DO NOTHING",
+                &[
+                    &e.ns, &e.dedupe_key, &e.recipients, &e.cc, &e.subject, &e.text_body,
+                    &e.html_body, &e.created_ms,
+                ],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms
+                 FROM outbox WHERE ns = $1 ORDER BY id",
+                &[&ns],
+            )
+            .map_err(failure)?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxRow {
+                account: r.get(0),
+                dedupe_key: r.get(1),
+                to: r.get(2),
+                cc: r.get(3),
+                subject: r.get(4),
+                text: r.get(5),
+                html: r.get(6),
+                created_ms: r.get(7),
+            })
+            .collect())
+    }
+
+    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String> {
+        let mut conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            &[&name, &make()],
+        )
+        .map_err(failure)?;
+        let row = conn
+            .query_one("SELECT value FROM host_secrets WHERE name = $1", &[&name])
+            .map_err(failure)?;
+        Ok(row.get(0))
+    }
+
+    fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .conn()?
+            .query_opt("SELECT settings FROM merchants WHERE id = $1", &[&id])
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT id FROM merchants WHERE account_id = $1",
+                &[&account],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn merchant_ids(&self) -> StoreResult<Vec<String>> {
+        let rows = self
+            .conn()?
+            .query("SELECT id FROM merchants ORDER BY id", &[])
+            .map_err(failure)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn put_merchant(
+        &self,
+        id: &str,
+        account: Option<&str>,
+        settings: &str,
+    ) -> Result<(), MerchantPutError> {
+        let result = self.conn().map_err(MerchantPutError::Store)?.execute(
+            "INSERT INTO merchants (id, account_id, settings) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+             settings = excluded.settings",
+            &[&id, &account, &settings],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Err(MerchantPutError::AccountTaken)
+            }
+            Err(e) => Err(MerchantPutError::Store(failure(e))),
+        }
+    }
+
+    fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT doc, stripe_customer_id, card_on_file FROM customers
+                 WHERE merchant = $1 AND id = $2",
+                &[&merchant, &id],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2))))
+    }
+
+    fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO customers (merchant, id, doc) VALUES ($1, $2, $3)
+                 ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
+                &[&merchant, &id, &doc],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = $1",
+                &[&id],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| AccountRow {
+            charges_enabled: r.get(0),
+            details_submitted: r.get(1),
+            disconnected: r.get(2),
+        }))
+    }
+
+    fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT doc, state FROM invoices WHERE merchant = $1 AND id = $2",
+                &[&merchant, &id],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn insert_invoice(
+        &self,
+        merchant: &str,
+        id: &str,
+        doc: &str,
+        state: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT INTO invoices (merchant, id, doc, state) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (merchant, id) DO NOTHING",
+                &[&merchant, &id, &doc, &state],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "UPDATE invoices SET doc = jsonb_set(doc::jsonb, '{amountDue}', to_jsonb($3::text))::text
+                 WHERE merchant = $1 AND id = $2",
+                &[&merchant, &id, &amount_due],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT cursor FROM sync_cursors WHERE merchant = $1",
+                &[&key],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction().map_err(failure)?;
+        body(&mut PostgresTx(&mut tx))?;
+        tx.commit().map_err(failure)?;
+        Ok(())
+    }
+}
+
+struct PostgresTx<'a, 'c>(&'a mut postgres::Transaction<'c>);
+
+impl PostgresTx<'_, '_> {
+    fn run(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> StoreResult<()> {
+        self.0.execute(sql, params).map(drop).map_err(failure)
+    }
+}
+
+impl RecordsTx for PostgresTx<'_, '_> {
+    fn invoice_state(&mut self, merchant: &str, id: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .0
+            .query_opt(
+                "SELECT state FROM invoices WHERE merchant = $1 AND id = $2 FOR UPDATE",
+                &[&merchant, &id],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn save_invoice_state(&mut self, merchant: &str, id: &str, state: &str) -> StoreResult<()> {
+        self.run(
+            "UPDATE invoices SET state = $3 WHERE merchant = $1 AND id = $2",
+            &[&merchant, &id, &state],
+        )
+    }
+
+    fn link_customer(&mut self, merchant: &str, id: &str, stripe_id: &str) -> StoreResult<()> {
+        self.run(
+            "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
+             VALUES ($1, $2, '{}', $3) ON CONFLICT (merchant, id)
+             DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
+            &[&merchant, &id, &stripe_id],
+        )
+    }
+
+    fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
+        self.run(
+            "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = $1 AND id = $2",
+            &[&merchant, &id],
+        )
+    }
+
+    fn set_card_on_file(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+        payment_method: Option<&str>,
+    ) -> StoreResult<()> {
+        self.run(
+            "UPDATE customers SET card_on_file = $3 WHERE merchant = $1 AND stripe_customer_id = $2",
+            &[&merchant, &stripe_customer, &payment_method],
+        )
+    }
+
+    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()> {
+        self.run(
+            "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+             details_submitted = excluded.details_submitted, disconnected = FALSE",
+            &[&id, &charges, &details],
+        )
+    }
+
+    fn account_disconnected(&mut self, id: &str) -> StoreResult<()> {
+        self.run(
+            "INSERT INTO accounts (id, disconnected) VALUES ($1, TRUE)
+             ON CONFLICT (id) DO UPDATE SET disconnected = TRUE, charges_enabled = FALSE",
+            &[&id],
+        )
+    }
+
+    fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()> {
+        self.run(
+            "INSERT INTO sync_cursors (merchant, cursor) VALUES ($1, $2)
+             ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
+            &[&key, &cursor],
+        )
+    }
+}

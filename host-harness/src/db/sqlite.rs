@@ -1,0 +1,607 @@
+//! The SQLite backend: one file, one process (WAL, `synchronous = FULL`).
+//! Schema versions are counted in `user_version`.
+
+use super::{
+    AccountRow, Backend, CustomerRow, MerchantPutError, OutboxRow, OutgoingEmail, RecordsTx,
+    StoreError, StoreResult, TxAbort, TxBody,
+};
+use anyhow::{Context, Result};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
+
+/// The schema as it was before versions were counted (`user_version` 0).
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    expires_ms INTEGER,
+    PRIMARY KEY (ns, key)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    ns TEXT NOT NULL,
+    dedupe_key TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    cc TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    text_body TEXT NOT NULL,
+    html_body TEXT,
+    created_ms INTEGER NOT NULL,
+    UNIQUE (ns, dedupe_key)
+);
+CREATE TABLE IF NOT EXISTS host_secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_cursors (
+    merchant TEXT PRIMARY KEY,
+    cursor TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS customers (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    stripe_customer_id TEXT,
+    card_on_file TEXT
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    id TEXT PRIMARY KEY,
+    charges_enabled INTEGER NOT NULL DEFAULT 0,
+    details_submitted INTEGER NOT NULL DEFAULT 0,
+    disconnected INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS invoices (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+";
+
+/// Version 2: merchants are data, and invoices and customers belong to one
+/// (their ids are the platform's, unique within a merchant only). Rows kept
+/// from version 1 belong to the default merchant.
+const SCHEMA_V2: &str = "
+CREATE TABLE merchants (
+    id TEXT PRIMARY KEY,
+    account_id TEXT UNIQUE,
+    settings TEXT NOT NULL
+);
+ALTER TABLE invoices RENAME TO invoices_v1;
+CREATE TABLE invoices (
+    merchant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (merchant, id)
+);
+INSERT INTO invoices (merchant, id, doc, state)
+    SELECT 'default', id, doc, state FROM invoices_v1;
+DROP TABLE invoices_v1;
+ALTER TABLE customers RENAME TO customers_v1;
+CREATE TABLE customers (
+    merchant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    stripe_customer_id TEXT,
+    card_on_file TEXT,
+    PRIMARY KEY (merchant, id)
+);
+INSERT INTO customers (merchant, id, doc, stripe_customer_id, card_on_file)
+    SELECT 'default', id, doc, stripe_customer_id, card_on_file FROM customers_v1;
+DROP TABLE customers_v1;
+";
+
+/// One connection behind a mutex: handlers are short, and SQLite serialises
+/// writers anyway.
+pub struct Sqlite {
+    conn: Mutex<Connection>,
+}
+
+impl Sqlite {
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::init(conn)
+    }
+
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The connection; a poisoned lock still holds a consistent SQLite handle.
+    pub fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Brings the schema to the newest version, one step per version, each in
+/// its own transaction; `user_version` says how far a database has come.
+fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < 1 {
+        conn.execute_batch(SCHEMA_V1)?;
+        // Databases made before kv entries could expire gain the column.
+        let has_expiry: bool = conn
+            .prepare("SELECT 1 FROM pragma_table_info('kv') WHERE name = 'expires_ms'")?
+            .exists([])?;
+        if !has_expiry {
+            conn.execute_batch("ALTER TABLE kv ADD COLUMN expires_ms INTEGER")?;
+        }
+        conn.execute_batch(
+            "CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_ms) WHERE expires_ms IS NOT NULL;
+             PRAGMA user_version = 1;",
+        )?;
+    }
+    if version < 2 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
+        ))
+        .context("migrating the database to version 2 (merchants)")?;
+    }
+    Ok(())
+}
+
+fn failure(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Failed(e.to_string()),
+    }
+}
+
+/// An entry past its expiry reads as absent.
+const KV_SELECT: &str = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2
+     AND (expires_ms IS NULL OR expires_ms > ?3)";
+const KV_UPSERT: &str = "INSERT INTO kv (ns, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms";
+
+impl Backend for Arc<Sqlite> {
+    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(KV_SELECT).map_err(failure)?;
+        stmt.query_row(params![ns, key, now_ms], |r| r.get(0))
+            .optional()
+            .map_err(failure)
+    }
+
+    fn kv_set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(KV_UPSERT).map_err(failure)?;
+        stmt.execute(params![ns, key, value, expires_ms])
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")
+            .map_err(failure)?;
+        stmt.execute(params![ns, key]).map(drop).map_err(failure)
+    }
+
+    /// In an IMMEDIATE transaction, so two hosts on one file never both win.
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
+        let current: Option<Vec<u8>> = tx
+            .prepare_cached(KV_SELECT)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![ns, key, now_ms], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(failure)?;
+        if current.as_deref() != expected {
+            return Ok(false);
+        }
+        tx.prepare_cached(KV_UPSERT)
+            .and_then(|mut stmt| stmt.execute(params![ns, key, new, expires_ms]))
+            .map_err(failure)?;
+        tx.commit().map_err(failure)?;
+        Ok(true)
+    }
+
+    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("DELETE FROM kv WHERE expires_ms IS NOT NULL AND expires_ms <= ?1")
+            .map_err(failure)?;
+        stmt.execute(params![now_ms]).map(drop).map_err(failure)
+    }
+
+    fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT ns, key, value FROM kv ORDER BY ns, key")
+            .map_err(failure)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(failure)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(failure)
+    }
+
+    fn outbox_insert(&self, e: &OutgoingEmail) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.ns, e.dedupe_key, e.recipients, e.cc, e.subject, e.text_body, e.html_body,
+                    e.created_ms
+                ],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms
+                 FROM outbox WHERE ns = ?1 ORDER BY id",
+            )
+            .map_err(failure)?;
+        let rows = stmt
+            .query_map([ns], |r| {
+                Ok(OutboxRow {
+                    account: r.get(0)?,
+                    dedupe_key: r.get(1)?,
+                    to: r.get(2)?,
+                    cc: r.get(3)?,
+                    subject: r.get(4)?,
+                    text: r.get(5)?,
+                    html: r.get(6)?,
+                    created_ms: r.get(7)?,
+                })
+            })
+            .map_err(failure)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(failure)
+    }
+
+    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String> {
+        let conn = self.conn();
+        let select = "SELECT value FROM host_secrets WHERE name = ?1";
+        let kept: Option<String> = conn
+            .query_row(select, [name], |r| r.get(0))
+            .optional()
+            .map_err(failure)?;
+        if let Some(k) = kept {
+            return Ok(k);
+        }
+        conn.execute(
+            "INSERT OR IGNORE INTO host_secrets (name, value) VALUES (?1, ?2)",
+            params![name, make()],
+        )
+        .map_err(failure)?;
+        conn.query_row(select, [name], |r| r.get(0))
+            .map_err(failure)
+    }
+
+    fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row("SELECT settings FROM merchants WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(failure)
+    }
+
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM merchants WHERE account_id = ?1")
+            .map_err(failure)?;
+        stmt.query_row([account], |r| r.get(0))
+            .optional()
+            .map_err(failure)
+    }
+
+    fn merchant_ids(&self) -> StoreResult<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT id FROM merchants ORDER BY id")
+            .map_err(failure)?;
+        let ids = stmt.query_map([], |r| r.get(0)).map_err(failure)?;
+        ids.collect::<rusqlite::Result<_>>().map_err(failure)
+    }
+
+    fn put_merchant(
+        &self,
+        id: &str,
+        account: Option<&str>,
+        settings: &str,
+    ) -> Result<(), MerchantPutError> {
+        let result = self.conn().execute(
+            "INSERT INTO merchants (id, account_id, settings) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
+             settings = excluded.settings",
+            params![id, account, settings],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+            {
+                Err(MerchantPutError::AccountTaken)
+            }
+            Err(e) => Err(MerchantPutError::Store(failure(e))),
+        }
+    }
+
+    fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
+        self.conn()
+            .query_row(
+                "SELECT doc, stripe_customer_id, card_on_file FROM customers
+                 WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO customers (merchant, id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
+                params![merchant, id, doc],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+        self.conn()
+            .query_row(
+                "SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(AccountRow {
+                        charges_enabled: r.get(0)?,
+                        details_submitted: r.get(1)?,
+                        disconnected: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>> {
+        self.conn()
+            .query_row(
+                "SELECT doc, state FROM invoices WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn insert_invoice(
+        &self,
+        merchant: &str,
+        id: &str,
+        doc: &str,
+        state: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO invoices (merchant, id, doc, state) VALUES (?1, ?2, ?3, ?4)",
+                params![merchant, id, doc, state],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?3)
+                 WHERE merchant = ?1 AND id = ?2",
+                params![merchant, id, amount_due],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT cursor FROM sync_cursors WHERE merchant = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
+        let mut writes = SqliteTx(&tx);
+        body(&mut writes)?;
+        tx.commit().map_err(failure)?;
+        Ok(())
+    }
+}
+
+struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
+
+impl RecordsTx for SqliteTx<'_, '_> {
+    fn invoice_state(&mut self, merchant: &str, id: &str) -> StoreResult<Option<String>> {
+        self.0
+            .query_row(
+                "SELECT state FROM invoices WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn save_invoice_state(&mut self, merchant: &str, id: &str, state: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE invoices SET state = ?3 WHERE merchant = ?1 AND id = ?2",
+                params![merchant, id, state],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn link_customer(&mut self, merchant: &str, id: &str, stripe_id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
+                 VALUES (?1, ?2, '{}', ?3) ON CONFLICT (merchant, id)
+                 DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
+                params![merchant, id, stripe_id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn set_card_on_file(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+        payment_method: Option<&str>,
+    ) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE customers SET card_on_file = ?3
+                 WHERE merchant = ?1 AND stripe_customer_id = ?2",
+                params![merchant, stripe_customer, payment_method],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+                 details_submitted = excluded.details_submitted, disconnected = 0",
+                params![id, charges, details],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account_disconnected(&mut self, id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (id, disconnected) VALUES (?1, 1)
+                 ON CONFLICT (id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
+                [id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
+                params![key, cursor],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DEFAULT_MERCHANT;
+
+    #[test]
+    fn a_database_from_before_merchants_keeps_its_records_under_the_default_merchant() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO invoices (id, doc, state) VALUES ('inv_01', '{}', '{\"status\":\"PAID\"}');
+             INSERT INTO customers (id, doc, stripe_customer_id) VALUES ('c1', '{}', 'cus_1');",
+        )
+        .unwrap();
+        let db = Sqlite::init(conn).unwrap();
+        let conn = db.conn();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let invoice: (String, String) = conn
+            .query_row(
+                "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            invoice,
+            (DEFAULT_MERCHANT.into(), r#"{"status":"PAID"}"#.into())
+        );
+        let customer: (String, String) = conn
+            .query_row(
+                "SELECT merchant, stripe_customer_id FROM customers WHERE id = 'c1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(customer, (DEFAULT_MERCHANT.into(), "cus_1".into()));
+        // Opening it again migrates nothing twice.
+        drop(conn);
+        migrate(&db.conn()).unwrap();
+    }
+}
