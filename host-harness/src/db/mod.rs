@@ -252,3 +252,80 @@ impl std::ops::Deref for Db {
         self.backend.as_ref()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the contention test runs: a SQLite file, and PostgreSQL when
+    /// `STRIPE_PLUGIN_TEST_POSTGRES` names a server (as `tests/run` does).
+    fn targets(name: &str) -> Vec<String> {
+        let dir = std::env::temp_dir().join(format!("cas-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = vec![dir.join("store.db").to_string_lossy().into_owned()];
+        if let Ok(server) = std::env::var("STRIPE_PLUGIN_TEST_POSTGRES")
+            && !server.is_empty()
+        {
+            let db = format!("cas_{name}_{}", std::process::id());
+            let mut client = ::postgres::Client::connect(&server, ::postgres::NoTls).unwrap();
+            client
+                .batch_execute(&format!("CREATE DATABASE {db}"))
+                .unwrap();
+            let mut url = url::Url::parse(&server).unwrap();
+            url.set_path(&db);
+            out.push(url.to_string());
+        }
+        out
+    }
+
+    /// Four stores opened on one database (as four workers would), eight
+    /// threads each, every one adding 1 to one counter with
+    /// compare-and-swap until it wins. A get-then-set loses increments.
+    #[test]
+    fn compare_and_swap_is_atomic_across_workers() {
+        for target in targets("counter") {
+            let stores: Vec<Db> = (0..4)
+                .map(|_| Db::open(&target).unwrap_or_else(|e| panic!("{e:#}")))
+                .collect();
+            let per_thread = 25;
+            std::thread::scope(|s| {
+                for store in &stores {
+                    for _ in 0..8 {
+                        s.spawn(move || {
+                            for _ in 0..per_thread {
+                                loop {
+                                    let now = 1;
+                                    let old = store.kv_get("ns", "counter", now).unwrap();
+                                    let n: u64 = old
+                                        .as_deref()
+                                        .map_or(0, |v| String::from_utf8_lossy(v).parse().unwrap());
+                                    let new = (n + 1).to_string();
+                                    let swapped = store.kv_compare_and_swap(
+                                        "ns",
+                                        "counter",
+                                        old.as_deref(),
+                                        new.as_bytes(),
+                                        None,
+                                        now,
+                                    );
+                                    match swapped {
+                                        Ok(true) => break,
+                                        Ok(false) | Err(StoreError::Unavailable(_)) => {}
+                                        Err(e) => panic!("{e}"),
+                                    }
+                                }
+                            }
+                        });
+                    }
+                }
+            });
+            let total = stores[0].kv_peek("ns", "counter").unwrap().unwrap();
+            assert_eq!(
+                String::from_utf8(total).unwrap(),
+                (4 * 8 * per_thread).to_string(),
+                "{target}"
+            );
+        }
+    }
+}
