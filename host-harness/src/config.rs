@@ -107,6 +107,9 @@ pub struct Flags {
     /// Base URL for pay links and success pages [default: http://<listen>].
     #[arg(long, global = true)]
     pub pay_link_base: Option<String>,
+    /// The default merchant's name on its customers' pages.
+    #[arg(long, global = true)]
+    pub display_name: Option<String>,
     /// The merchant's notification email.
     #[arg(long, global = true)]
     pub notification_email: Option<String>,
@@ -194,7 +197,7 @@ impl Settings {
         if !crate::merchants::valid_id(&merchant_id) {
             bail!("merchant.id must be 1 to 64 letters, digits, - or _");
         }
-        let display_name = m.display_name.clone();
+        let display_name = flags.display_name.clone().or(m.display_name.clone());
         let merchant = Merchant {
             account_id: flags.account.clone().or(m.account_id).unwrap_or_default(),
             stripe_api_base: stripe_api_base.clone(),

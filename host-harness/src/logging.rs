@@ -21,13 +21,18 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// A subscriber writing `format` to `writer`.
-pub fn subscriber<W>(format: LogFormat, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+/// A subscriber writing `format` to `writer`, in colour only when `colour`.
+pub fn subscriber<W>(
+    format: LogFormat,
+    writer: W,
+    colour: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter())
+        .with_ansi(colour)
         .with_writer(writer);
     match format {
         LogFormat::Text => Box::new(builder.finish()),
@@ -42,8 +47,10 @@ where
 }
 
 /// Logs to stderr for the rest of the process (a second call changes nothing).
+/// Colour only on a terminal: a log file gets plain text.
 pub fn init(format: LogFormat) {
-    init_with(format, std::io::stderr);
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing::subscriber::set_global_default(subscriber(format, std::io::stderr, colour));
 }
 
 /// Logs to `writer` for the rest of the process; false if logging was
@@ -52,5 +59,5 @@ pub fn init_with<W>(format: LogFormat, writer: W) -> bool
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing::subscriber::set_global_default(subscriber(format, writer)).is_ok()
+    tracing::subscriber::set_global_default(subscriber(format, writer, false)).is_ok()
 }

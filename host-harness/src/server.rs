@@ -10,6 +10,7 @@ use crate::db::Db;
 use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate, UreqBackend};
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
+use crate::pages::{PayView, Rendered};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
@@ -711,38 +712,33 @@ impl App {
 
     /// The stable pay link: where the plugin says to go, or what to show.
     fn pay_link(&self, scope: &Scope, token: &str) -> anyhow::Result<Reply> {
+        let brand = scope.settings.display_name.as_deref().unwrap_or_default();
         let outcome = match self.runtime.on_pay_link_opened(&scope.merchant, token)? {
             Err(e) => {
-                return Ok(page(
-                    503,
-                    "Payment unavailable",
-                    &format!("Please try again in a moment. ({})", e.message()),
-                ));
+                tracing::warn!(error = %e.message(), "pay link unavailable");
+                return Ok(page(PayView::Unavailable.render(brand), None));
             }
             Ok(o) => o,
         };
         self.apply_or_503(scope, "pay link opened", &outcome.transitions)?;
-        Ok(match outcome.page {
-            PayPage::Redirect(url) => Reply {
-                status: 303,
-                headers: vec![("Location".into(), url)],
-                body: Vec::new(),
-            },
+        let number = |id: &str| self.invoice_number(scope, id);
+        let location = match &outcome.page {
+            PayPage::Redirect(url) => Some(url.clone()),
+            _ => None,
+        };
+        let view_number;
+        let view = match &outcome.page {
+            PayPage::Redirect(url) => PayView::Redirecting { url },
             PayPage::Paid(p) => {
-                let number = self.invoice_number(scope, &p.invoice_id)?;
-                let text = format!(
-                    "Invoice {number} is paid: {} {}. Thank you.",
-                    p.total_paid.decimal, p.total_paid.currency
-                );
-                page(200, "Payment successful", &text)
+                view_number = number(&p.invoice_id)?;
+                PayView::Paid {
+                    invoice: &view_number,
+                    paid: &p.total_paid,
+                }
             }
-            PayPage::Processing(number) => page(
-                200,
-                "Payment processing",
-                &format!("The payment for invoice {number} is on its way. Nothing more to do."),
-            ),
+            PayPage::Processing(n) => PayView::Processing { invoice: n },
             PayPage::NothingDue(c) => {
-                let number = self.invoice_number(scope, &c.invoice_id)?;
+                view_number = number(&c.invoice_id)?;
                 let why = match c.reason {
                     CollectionStop::PaidOutsideStripe => "it has been paid",
                     CollectionStop::Void => "it was cancelled",
@@ -751,38 +747,28 @@ impl App {
                         "nothing is due through this link"
                     }
                 };
-                page(
-                    200,
-                    "Nothing to pay",
-                    &format!("There is nothing to pay for invoice {number}: {why}."),
-                )
+                PayView::NothingToPay {
+                    invoice: &view_number,
+                    why,
+                }
             }
             PayPage::Refunded(s) => {
-                let number = self.invoice_number(scope, &s.invoice_id)?;
-                page(
-                    200,
-                    "Payment refunded",
-                    &format!(
-                        "Invoice {number} was paid ({} {}); {} {} of it has been refunded.",
-                        s.amount_paid.decimal,
-                        s.amount_paid.currency,
-                        s.amount_refunded.decimal,
-                        s.amount_refunded.currency
-                    ),
-                )
+                view_number = number(&s.invoice_id)?;
+                PayView::Refunded {
+                    invoice: &view_number,
+                    paid: &s.amount_paid,
+                    refunded: &s.amount_refunded,
+                }
             }
             PayPage::Disputed(s) => {
-                let number = self.invoice_number(scope, &s.invoice_id)?;
-                page(
-                    200,
-                    "Payment disputed",
-                    &format!(
-                        "The payment for invoice {number} is disputed with your bank. Please contact the merchant."
-                    ),
-                )
+                view_number = number(&s.invoice_id)?;
+                PayView::Disputed {
+                    invoice: &view_number,
+                }
             }
-            PayPage::NotFound => page(404, "Link not found", "This payment link does not exist."),
-        })
+            PayPage::NotFound => PayView::NotFound,
+        };
+        Ok(page(view.render(brand), location))
     }
 
     /// Creates the merchant's connected account (once: a merchant that has
@@ -839,22 +825,13 @@ impl App {
     }
 }
 
-/// A small HTML page for the customer; `title` is also the page's heading.
-fn page(status: u16, title: &str, text: &str) -> Reply {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    };
-    Reply::html(
-        status,
-        format!(
-            "<!doctype html><html><head><meta charset=utf-8><title>{t}</title></head>\
-             <body style=\"font-family:sans-serif;max-width:32em;margin:4em auto\"><h1>{t}</h1><p>{x}</p></body></html>",
-            t = esc(title),
-            x = esc(text)
-        ),
-    )
+/// A customer's page as an HTTP answer; a redirect carries its `Location`.
+fn page(rendered: Rendered, location: Option<String>) -> Reply {
+    let mut reply = Reply::html(rendered.status, rendered.html);
+    if let Some(url) = location {
+        reply.headers.push(("Location".into(), url));
+    }
+    reply
 }
 
 /// What the metrics and the log line say of one webhook delivery.

@@ -2,13 +2,19 @@
 // open the invoice's pay link, see the Checkout page, pay with 4242 4242 4242
 // 4242, see "Payment successful" (and the invoice PAID), open the link again
 // and see "Payment successful" with no new session and no second charge.
-// Screenshots of each step go to tests/artifacts/browser/.
+// Then every state of the pay-link page the customer can meet (redirecting,
+// paid, nothing to pay, refunded, disputed, not found), each on a phone-sized
+// screen, screenshotted and checked by axe-core: 0 serious or critical
+// findings. Screenshots of each step go to tests/artifacts/browser/.
 //
 // Usage: node checkout.mjs HOST_BASE STRIPE_BASE ACCOUNT API_KEY
 
 import { chromium } from "playwright-core";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { createRequire } from "node:module";
+
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 const [host, stripe, account, apiKey, businessName] = process.argv.slice(2);
 const shots = join(import.meta.dirname, "..", "artifacts", "browser");
@@ -27,6 +33,48 @@ async function api(method, url, body, headers = {}) {
 }
 
 const stripeApi = (path) => api("GET", `${stripe}${path}`, undefined, { Authorization: `Bearer ${apiKey}`, "Stripe-Account": account });
+const stripePost = (path, form) => fetch(`${stripe}${path}`, {
+  method: "POST", body: form,
+  headers: { Authorization: `Bearer ${apiKey}`, "Stripe-Account": account, "Content-Type": "application/x-www-form-urlencoded" },
+}).then((r) => r.json());
+
+/// Sends invoice `id` (a copy of the fixture) to a new customer with no card
+/// on file, and returns it.
+async function sendInvoice(id, number) {
+  const buyer = { ...customer, name: `Buyer of ${number}` };
+  check((await api("PUT", `${host}/customers/c_${id}`, JSON.stringify(buyer))).status === 200, `the platform saves c_${id}`);
+  const invoice = JSON.parse(readFileSync(join(fixtures, "invoice.json"), "utf8"));
+  Object.assign(invoice, { id, invoiceNumber: number, customerId: `c_${id}` });
+  check((await api("POST", `${host}/invoices`, JSON.stringify(invoice))).status === 201, `the platform creates ${id}`);
+  const sent = await api("POST", `${host}/invoices/${id}/finalize`);
+  check(sent.status === 200, `${id} is sent with a link`);
+  return sent.json;
+}
+
+async function waitForStatus(id, wanted) {
+  let status;
+  for (let i = 0; i < 100 && status !== wanted; i++) {
+    status = (await api("GET", `${host}/invoices/${id}`)).json.status;
+    if (status !== wanted) await new Promise((r) => setTimeout(r, 100));
+  }
+  check(status === wanted, `${id} is ${wanted}`);
+}
+
+/// The page now open: a screenshot on a phone-sized screen, its heading,
+/// its language, the merchant's name, and axe-core's findings.
+async function checkPage(page, name, heading, mustShow) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: join(shots, `page-${name}.png`), fullPage: true });
+  check((await page.textContent("h1")) === heading, `the ${name} page says "${heading}"`);
+  check((await page.getAttribute("html", "lang")) === "en", `the ${name} page sets its language`);
+  const text = await page.textContent("body");
+  for (const s of mustShow) check(text.includes(s), `the ${name} page shows ${s}`);
+  await page.addScriptTag({ path: axePath });
+  const results = await page.evaluate(async () => await globalThis.axe.run());
+  const serious = results.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of serious) console.log(`  axe: ${v.impact} ${v.id}: ${v.help}`);
+  check(serious.length === 0, `axe-core finds nothing serious on the ${name} page (${results.violations.length} findings in all)`);
+}
 
 // The billing platform: a customer, an invoice with Stripe enabled, sent.
 const customer = JSON.parse(readFileSync(join(fixtures, "customer.json"), "utf8"));
@@ -77,7 +125,46 @@ try {
   check(sessions.length === 1, "no new Checkout Session was opened");
   const intents = (await stripeApi("/v1/events?limit=100")).json.data.filter((e) => e.type === "payment_intent.succeeded");
   check(intents.length === 1, "the customer was charged once");
+  await checkPage(page, "paid", "Payment successful", [businessName, "INV-0001", "£1,200.00"]);
+
+  // The page a client that does not follow the 303 sees.
+  const second = await sendInvoice("inv_02", "INV-0002");
+  const redirect = await fetch(second.paymentLink, { redirect: "manual" });
+  check(redirect.status === 303 && redirect.headers.get("location").startsWith(`${stripe}/checkout/`), "the pay link answers 303 to Checkout");
+  await page.setContent(await redirect.text());
+  await checkPage(page, "redirecting", "Redirecting to secure payment", [businessName, "Continue to payment"]);
+
+  // The platform voids the second invoice: nothing to pay.
+  check((await api("PATCH", `${host}/invoices/inv_02`, JSON.stringify({ change: "VOID", amountDue: "0.00" }))).status === 200, "the platform voids inv_02");
+  await page.goto(second.paymentLink);
+  await checkPage(page, "nothing-to-pay", "Nothing to pay", ["INV-0002", "cancelled"]);
+
+  // The merchant refunds part of the first payment in Stripe.
+  const pi = intents[0].data.object.id;
+  await stripePost("/v1/refunds", `payment_intent=${pi}&amount=20000`);
+  await waitForStatus("inv_01", "PARTIALLY_REFUNDED");
+  await page.goto(link);
+  await checkPage(page, "refunded", "Payment refunded", ["INV-0001", "£1,200.00", "£200.00"]);
+
+  // A third invoice is paid, then disputed by the customer's bank.
+  const third = await sendInvoice("inv_03", "INV-0003");
+  await fetch(`${stripe}/_test/checkout/sessions/${third.checkoutSessionId}/complete`, {
+    method: "POST", body: "card=4242424242424242", headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  await waitForStatus("inv_03", "PAID");
+  const paid3 = (await stripeApi("/v1/payment_intents?limit=100")).json.data
+    .find((p) => p.metadata.billing_stripe_plugin_invoice === "inv_03" && p.status === "succeeded");
+  await fetch(`${stripe}/_test/disputes`, {
+    method: "POST", body: `payment_intent=${paid3.id}`, headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  await waitForStatus("inv_03", "DISPUTED");
+  await page.goto(third.paymentLink);
+  await checkPage(page, "disputed", "Payment disputed", ["INV-0003", businessName]);
+
+  // A link that does not exist.
+  await page.goto(`${host}/pay/${"0".repeat(32)}`);
+  await checkPage(page, "not-found", "Link not found", []);
 } finally {
   await browser.close();
 }
-console.log(`browser journey: 5 steps, screenshots in ${shots}`);
+console.log(`browser journey: 5 steps and 6 page states, screenshots in ${shots}`);

@@ -23,6 +23,7 @@ business="Browser Test Shop"
 pids+=($!)
 "$bin" serve --listen "127.0.0.1:$host_port" --stripe-api-base "http://127.0.0.1:$stripe_port" \
     --db "$tmp/host.db" --account "$account" --webhook-secret "$secret" --cache-dir "$tmp/cache" \
+    --display-name "$business" \
     ${STRIPE_PLUGIN_RECORD_DIR:+--record-http "$STRIPE_PLUGIN_RECORD_DIR/browser.jsonl"} 2>"$tmp/host.log" &
 pids+=($!)
 for _ in $(seq 100); do
