@@ -602,3 +602,50 @@ fn serve_catches_up_on_missed_webhooks_by_sync() {
     let (_, again) = off.app.sync().unwrap();
     assert_eq!(again, 0, "the stored cursor: nothing applied twice");
 }
+
+/// A finalize that meets a Stripe 429 is answered 503 and queued in the
+/// store; the queue runs it once it is due, and the invoice gets its link.
+#[test]
+fn a_finalize_that_met_a_429_is_queued_and_done_by_the_queue() {
+    let off = offline();
+    off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
+    let (status, _) = off
+        .stripe(
+            "POST",
+            "/_test/faults",
+            Some("path=/v1/checkout/sessions&method=POST&fault=rate_limit&times=2"),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
+    assert_eq!((status, &body["queued"]), (503, &json!(true)), "{body}");
+    assert!(
+        !off.app.run_next_job().unwrap(),
+        "not due before Stripe's Retry-After"
+    );
+    let start = std::time::Instant::now();
+    let mut runs = 0;
+    loop {
+        let (_, inv) = off.host("GET", "/invoices/inv_01", None).unwrap();
+        if inv["paymentLink"].is_string() {
+            assert_eq!(inv["status"], "FINAL");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the queue finalized it: {inv}"
+        );
+        runs += usize::from(off.app.run_next_job().unwrap());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        runs, 2,
+        "one try met the second 429 and was put back; the next succeeded"
+    );
+    assert!(
+        !off.app.run_next_job().unwrap(),
+        "the job is gone once done"
+    );
+    let sessions = off.emulator.emulator.objects("checkout.session");
+    assert_eq!(sessions.len(), 1, "one Checkout Session in all");
+}

@@ -105,6 +105,12 @@ fn metrics_and_logs_name_what_happened_and_their_counts_move() {
             "{name} moved: {after:#?}"
         );
     }
+    for name in [
+        "stripe_plugin_queue_depth",
+        "stripe_plugin_queue_oldest_age_seconds",
+    ] {
+        assert!(after.contains_key(name), "{name} is exported: {after:#?}");
+    }
     let applied: f64 = after
         .iter()
         .filter(|(k, _)| k.starts_with("stripe_plugin_webhooks_total{") && k.contains("applied"))

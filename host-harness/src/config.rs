@@ -132,6 +132,10 @@ pub struct Flags {
     /// Memory cap per plugin call, in MiB [default: 64].
     #[arg(long, global = true)]
     pub memory_mib: Option<usize>,
+    /// Threads of this worker that run the durable work queue; 0: none
+    /// [default: 4].
+    #[arg(long, global = true)]
+    pub queue_workers: Option<usize>,
     /// How log lines are written: text or json [default: text].
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<crate::logging::LogFormat>,

@@ -17,6 +17,7 @@ pub mod offline_stripe;
 pub mod pages;
 pub mod platform;
 pub mod portable;
+pub mod queue;
 pub mod record;
 pub mod runtime;
 pub mod server;

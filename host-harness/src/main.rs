@@ -79,6 +79,10 @@ enum Command {
         /// The business name of the account `--account` connects (shown on Checkout's page).
         #[arg(long, default_value = "Merchant Ltd")]
         business_name: String,
+        /// API requests per second and account before 429s (Stripe's
+        /// sandbox allows 25); none by default.
+        #[arg(long)]
+        rate_limit: Option<u32>,
     },
 }
 
@@ -112,6 +116,7 @@ fn main() -> Result<()> {
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
             server.run(app.clone(), 8, Shutdown::OnSignal)?;
+            app.run_queue(cli.flags.queue_workers.unwrap_or(4));
             if settings.sync_every_secs > 0 {
                 app.sync_periodically(std::time::Duration::from_secs(settings.sync_every_secs));
             }
@@ -128,6 +133,7 @@ fn main() -> Result<()> {
         Command::StripeEmulator {
             webhook_url,
             business_name,
+            rate_limit,
         } => {
             let listen = cli
                 .flags
@@ -141,6 +147,7 @@ fn main() -> Result<()> {
                 // The merchant that serve acts for has connected its account.
                 running.emulator.connect_existing(account, &business_name);
             }
+            running.emulator.limit_rate(rate_limit);
             if let Some(url) = webhook_url {
                 running.emulator.set_webhook(Some(WebhookTarget {
                     url,

@@ -5,8 +5,10 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 /// The content type of `GET /metrics`.
@@ -77,6 +79,16 @@ pub struct Metrics {
     handler_seconds: HistogramFamily,
     stripe_requests: Family<StripeLabels, Counter>,
     emails: Family<EmailLabels, Counter>,
+    queue_depth: Gauge,
+    queue_oldest_age_seconds: Gauge<f64, AtomicU64>,
+    jobs: Family<JobLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    pub kind: String,
+    /// `done`, `retried` or `failed` (not retryable: given up).
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -102,12 +114,33 @@ impl Default for Metrics {
         );
         let emails = Family::<EmailLabels, Counter>::default();
         registry.register("emails", "Emails handed to the outbox", emails.clone());
+        let queue_depth = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Jobs in the durable work queue (all workers)",
+            queue_depth.clone(),
+        );
+        let queue_oldest_age_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest queued job",
+            queue_oldest_age_seconds.clone(),
+        );
+        let jobs = Family::<JobLabels, Counter>::default();
+        registry.register(
+            "jobs",
+            "Queued jobs run by this worker, by result",
+            jobs.clone(),
+        );
         Self {
             registry,
             webhooks,
             handler_seconds,
             stripe_requests,
             emails,
+            queue_depth,
+            queue_oldest_age_seconds,
+            jobs,
         }
     }
 }
@@ -140,6 +173,20 @@ impl Metrics {
     pub fn email(&self, sent: bool) {
         let result = if sent { "sent" } else { "duplicate" }.to_string();
         self.emails.get_or_create(&EmailLabels { result }).inc();
+    }
+
+    pub fn set_queue(&self, depth: i64, oldest_ms: i64) {
+        self.queue_depth.set(depth);
+        self.queue_oldest_age_seconds.set(oldest_ms as f64 / 1000.0);
+    }
+
+    pub fn job(&self, kind: &str, result: &str) {
+        self.jobs
+            .get_or_create(&JobLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Everything, in Prometheus text format.

@@ -90,6 +90,13 @@ pub struct Platform {
     pub keys: MerchantKeys,
 }
 
+/// What a finalize came to.
+pub(crate) enum Finalized {
+    Done,
+    Missing,
+    Failed(PluginError),
+}
+
 /// One merchant as a call sees it.
 pub struct Scope {
     pub id: String,
@@ -390,11 +397,7 @@ impl App {
         let result = match (method, segments) {
             ("POST", ["webhooks", "stripe"]) => self.webhook(headers, body),
             ("GET", ["healthz"]) => Ok(Reply::json(200, &json!({"ok": true}))),
-            ("GET", ["metrics"]) => Ok(Reply {
-                status: 200,
-                headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],
-                body: self.runtime.env().metrics.render().into_bytes(),
-            }),
+            ("GET", ["metrics"]) => self.metrics_page(),
             ("PUT", ["merchants", id]) => self.put_merchant(id, body),
             ("GET", ["merchants", id]) => self.merchant_view(id),
             (_, ["merchants", id, rest @ ..]) => match self.scope(id) {
@@ -462,6 +465,19 @@ impl App {
                 .map(|o| Reply::json(200, &json!({"data": o}))),
             _ => Ok(Reply::error(404, "no such route", false)),
         }
+    }
+
+    /// `/metrics`, with the queue's depth and age read from the store now.
+    fn metrics_page(&self) -> anyhow::Result<Reply> {
+        let env = self.runtime.env();
+        let now = i64::try_from(env.clock.now_ms()).unwrap_or(i64::MAX);
+        let (depth, oldest_ms) = env.db.queue_stats(now)?;
+        env.metrics.set_queue(depth, oldest_ms);
+        Ok(Reply {
+            status: 200,
+            headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],
+            body: env.metrics.render().into_bytes(),
+        })
     }
 
     fn put_merchant(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
@@ -658,9 +674,30 @@ impl App {
         })
     }
 
+    /// Sends the invoice. A failure that a retry can cure (a Stripe 429 or
+    /// 5xx, a timeout) is also queued, so the work is done even if the
+    /// platform never calls again: the answer is still the error (503, with
+    /// `Retry-After`), marked `"queued": true`.
     fn finalize(&self, scope: &Scope, id: &str) -> anyhow::Result<Reply> {
+        match self.finalize_now(scope, id)? {
+            Finalized::Done => Ok(found(self.records(scope).invoice_view(id)?, "invoice")),
+            Finalized::Missing => Ok(Reply::error(404, "no such invoice", false)),
+            Finalized::Failed(e) if e.retryable() => {
+                self.queue_finalize(scope, id, &e, 1)?;
+                let mut reply = Reply::plugin_error(&e);
+                reply.body = serde_json::to_vec_pretty(&json!({
+                    "error": {"message": e.message(), "retryable": true}, "queued": true,
+                }))?;
+                Ok(reply)
+            }
+            Finalized::Failed(e) => Ok(Reply::plugin_error(&e)),
+        }
+    }
+
+    /// Runs `on-invoice-finalized` and stores what it decided.
+    pub(crate) fn finalize_now(&self, scope: &Scope, id: &str) -> anyhow::Result<Finalized> {
         let Some((invoice, _)) = self.records(scope).parsed_invoice(id)? else {
-            return Ok(Reply::error(404, "no such invoice", false));
+            return Ok(Finalized::Missing);
         };
         let customer = self
             .records(scope)
@@ -668,11 +705,11 @@ impl App {
             .unwrap_or_default();
         let wit = invoice.to_wit(customer.to_wit(&invoice.customer_id));
         match self.runtime.on_invoice_finalized(&scope.merchant, &wit)? {
-            Err(e) => Ok(Reply::plugin_error(&e)),
+            Err(e) => Ok(Finalized::Failed(e)),
             Ok(transitions) => {
                 self.records(scope).set_status_if(id, "DRAFT", "FINAL")?;
                 self.apply_or_503(scope, "invoice finalized", &transitions)?;
-                Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
+                Ok(Finalized::Done)
             }
         }
     }

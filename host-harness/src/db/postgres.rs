@@ -6,8 +6,8 @@
 //! workers starting together migrate once.
 
 use super::{
-    AccountRow, Backend, CustomerRow, MerchantPutError, OutboxRow, OutgoingEmail, RecordsTx,
-    StoreError, StoreResult, TxAbort, TxBody,
+    AccountRow, Backend, CustomerRow, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
+    RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use postgres::NoTls;
@@ -17,7 +17,8 @@ type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
 
 /// Each version's statements; `schema_version` counts how far a database has come.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE kv (
     ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL,
     expires_ms BIGINT,
@@ -64,7 +65,23 @@ CREATE TABLE invoices (
     state TEXT NOT NULL,
     PRIMARY KEY (merchant, id)
 );
-"];
+",
+    "
+CREATE TABLE jobs (
+    id BIGSERIAL PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    attempts INT NOT NULL DEFAULT 0,
+    run_at_ms BIGINT NOT NULL,
+    locked_until_ms BIGINT,
+    created_ms BIGINT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    UNIQUE (merchant, kind, subject)
+);
+CREATE INDEX jobs_due ON jobs (run_at_ms);
+",
+];
 
 pub struct Postgres {
     pool: Pool,
@@ -415,6 +432,76 @@ impl Backend for Postgres {
             )
             .map_err(failure)?;
         Ok(row.map(|r| r.get(0)))
+    }
+
+    fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant, kind, subject) DO NOTHING",
+                &[
+                    &job.merchant,
+                    &job.kind,
+                    &job.subject,
+                    &job.run_at_ms,
+                    &job.created_ms,
+                    &job.error,
+                ],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    /// One statement: the inner `SELECT … FOR UPDATE SKIP LOCKED` passes
+    /// over rows another worker is claiming right now.
+    fn claim_job(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "UPDATE jobs SET locked_until_ms = $2, attempts = attempts + 1
+                 WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= $1
+                             AND (locked_until_ms IS NULL OR locked_until_ms <= $1)
+                             ORDER BY run_at_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, merchant, kind, subject, attempts",
+                &[&now_ms, &lease_until_ms],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| Job {
+            id: r.get(0),
+            merchant: r.get(1),
+            kind: r.get(2),
+            subject: r.get(3),
+            attempts: r.get(4),
+        }))
+    }
+
+    fn finish_job(&self, id: i64) -> StoreResult<()> {
+        self.conn()?
+            .execute("DELETE FROM jobs WHERE id = $1", &[&id])
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "UPDATE jobs SET run_at_ms = $2, locked_until_ms = NULL, last_error = $3 WHERE id = $1",
+                &[&id, &run_at_ms, &error],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)> {
+        let row = self
+            .conn()?
+            .query_one(
+                "SELECT count(*), coalesce($1 - min(created_ms), 0) FROM jobs",
+                &[&now_ms],
+            )
+            .map_err(failure)?;
+        Ok((row.get(0), row.get(1)))
     }
 
     fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {

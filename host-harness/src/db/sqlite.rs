@@ -2,8 +2,8 @@
 //! Schema versions are counted in `user_version`.
 
 use super::{
-    AccountRow, Backend, CustomerRow, MerchantPutError, OutboxRow, OutgoingEmail, RecordsTx,
-    StoreError, StoreResult, TxAbort, TxBody,
+    AccountRow, Backend, CustomerRow, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
+    RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -124,6 +124,23 @@ impl Sqlite {
     }
 }
 
+/// Version 3: the durable work queue.
+const SCHEMA_V3: &str = "
+CREATE TABLE jobs (
+    id INTEGER PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    run_at_ms INTEGER NOT NULL,
+    locked_until_ms INTEGER,
+    created_ms INTEGER NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    UNIQUE (merchant, kind, subject)
+);
+CREATE INDEX jobs_due ON jobs (run_at_ms);
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -147,6 +164,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
         ))
         .context("migrating the database to version 2 (merchants)")?;
+    }
+    if version < 3 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
+        ))
+        .context("migrating the database to version 3 (the work queue)")?;
     }
     Ok(())
 }
@@ -452,6 +475,49 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
+    fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![job.merchant, job.kind, job.subject, job.run_at_ms, job.created_ms, job.error],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn claim_job(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>> {
+        self.claim(now_ms, lease_until_ms)
+    }
+
+    fn finish_job(&self, id: i64) -> StoreResult<()> {
+        self.conn()
+            .execute("DELETE FROM jobs WHERE id = ?1", [id])
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE jobs SET run_at_ms = ?2, locked_until_ms = NULL, last_error = ?3 WHERE id = ?1",
+                params![id, run_at_ms, error],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)> {
+        self.conn()
+            .query_row(
+                "SELECT count(*), coalesce(?1 - min(created_ms), 0) FROM jobs",
+                [now_ms],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(failure)
+    }
+
     fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {
         let mut conn = self.conn();
         let tx = conn
@@ -461,6 +527,37 @@ impl Backend for Arc<Sqlite> {
         body(&mut writes)?;
         tx.commit().map_err(failure)?;
         Ok(())
+    }
+}
+
+impl Sqlite {
+    pub(super) fn claim(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
+        let job = tx
+            .query_row(
+                "UPDATE jobs SET locked_until_ms = ?2, attempts = attempts + 1
+                 WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= ?1
+                             AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)
+                             ORDER BY run_at_ms, id LIMIT 1)
+                 RETURNING id, merchant, kind, subject, attempts",
+                params![now_ms, lease_until_ms],
+                |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        merchant: r.get(1)?,
+                        kind: r.get(2)?,
+                        subject: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(failure)?;
+        tx.commit().map_err(failure)?;
+        Ok(job)
     }
 }
 
@@ -580,7 +677,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

@@ -269,6 +269,18 @@ impl Emulator {
         body: &[u8],
     ) -> Outcome {
         let path = target.split_once('?').map_or(target, |(p, _)| p);
+        if path.starts_with("/v1/") {
+            let account = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("stripe-account"))
+                .map_or("", |(_, v)| v.as_str());
+            let now_ms = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
+            if !lock(&self.rate).admit(account, now_ms) {
+                return Fault::RateLimited
+                    .reply()
+                    .map_or(Outcome::Lost(Fault::RateLimited), Outcome::Answer);
+            }
+        }
         let planned = if path.starts_with("/v1/") {
             lock(&self.faults).pick(method, path)
         } else {

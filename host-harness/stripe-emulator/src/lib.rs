@@ -20,6 +20,7 @@ mod idempotency;
 mod limits;
 mod list;
 mod params;
+mod rate_limit;
 mod reply;
 mod resources;
 mod router;
@@ -61,6 +62,7 @@ pub struct Emulator {
     op: Arc<Mutex<()>>,
     faults: Arc<Mutex<faults::Plan>>,
     deliveries: Arc<Mutex<webhooks::Deliveries>>,
+    rate: Arc<Mutex<rate_limit::Limiter>>,
 }
 
 impl Emulator {
@@ -73,7 +75,19 @@ impl Emulator {
             op: Arc::default(),
             faults: Arc::default(),
             deliveries: Arc::default(),
+            rate: Arc::default(),
         }
+    }
+
+    /// Limits each account to `per_second` API requests (Stripe's sandbox
+    /// allows 25), answering 429 `rate_limit` beyond; None: no limit.
+    pub fn limit_rate(&self, per_second: Option<u32>) {
+        lock(&self.rate).set(per_second);
+    }
+
+    /// API requests refused by the rate limit so far.
+    pub fn rate_limited(&self) -> u64 {
+        lock(&self.rate).refused
     }
 
     pub fn set_public_base(&self, base: &str) {

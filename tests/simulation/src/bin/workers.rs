@@ -9,12 +9,14 @@
 //!
 //! Exits 1 on any violation, and prints them.
 
+#[path = "../fleet.rs"]
+mod fleet;
+
 use clap::Parser;
+use fleet::{Fleet, FleetConfig, agent, call, in_parallel};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Clock, Delivery, Emulator, WebhookTarget, signature_header};
 
@@ -63,107 +65,6 @@ fn case(i: usize) -> Case {
     }
 }
 
-/// A small seeded generator (xorshift), so a run can be repeated.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            items.swap(i, self.below(i + 1));
-        }
-    }
-}
-
-struct Worker {
-    base_url: String,
-    child: Child,
-}
-
-/// A worker is stopped whatever happens, a failed assertion included: an
-/// orphan would hold its database connections.
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(60)))
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-/// One call; retried while the answer is 5xx or none (as a job runner would).
-fn call(
-    agent: &ureq::Agent,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Value) {
-    let mut last = (0, Value::Null);
-    for _ in 0..40 {
-        let mut req = ureq::http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let Ok(req) = req.body(body.to_vec()) else {
-            return last;
-        };
-        match agent.run(req) {
-            Ok(mut resp) => {
-                let status = resp.status().as_u16();
-                let text = resp.body_mut().read_to_string().unwrap_or_default();
-                last = (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                );
-                if status < 500 {
-                    return last;
-                }
-            }
-            Err(e) => last = (0, Value::String(e.to_string())),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    last
-}
-
-/// Runs `jobs` on `threads` threads, each job to a random worker.
-fn in_parallel<J: Send>(threads: usize, jobs: Vec<J>, run: impl Fn(J) + Sync) {
-    let queue = Mutex::new(jobs);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                    match job {
-                        Some(j) => run(j),
-                        None => break,
-                    }
-                }
-            });
-        }
-    });
-}
-
 fn stripe(emu: &Emulator, method: &str, path: &str, form: &str) -> Value {
     let reply = emu.handle(
         method,
@@ -175,78 +76,6 @@ fn stripe(emu: &Emulator, method: &str, path: &str, form: &str) -> Value {
         form.as_bytes(),
     );
     serde_json::from_slice(&reply.body).unwrap_or_default()
-}
-
-fn fresh_database(server: &str, seed: u64) -> String {
-    let name = format!("workers_{seed}_{}", std::process::id());
-    let mut client = postgres::Client::connect(server, postgres::NoTls).expect("PostgreSQL");
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .expect("a database for the workers");
-    let mut url = url::Url::parse(server).expect("a PostgreSQL URL");
-    url.set_path(&name);
-    url.to_string()
-}
-
-fn start_workers(
-    args: &Args,
-    db: &str,
-    emulator: &RunningEmulator,
-    dir: &std::path::Path,
-) -> Vec<Worker> {
-    let secret = format!("whsec_workers_{}", args.seed);
-    (0..args.workers)
-        .map(|n| {
-            let listen = format!("127.0.0.1:{}", free_port());
-            let log =
-                std::fs::File::create(dir.join(format!("worker-{n}.log"))).expect("a log file");
-            let child = Command::new(&args.host_harness)
-                .args([
-                    "serve",
-                    "--listen",
-                    &listen,
-                    "--db",
-                    db,
-                    "--account",
-                    ACCOUNT,
-                ])
-                .args([
-                    "--webhook-secret",
-                    &secret,
-                    "--stripe-api-base",
-                    &emulator.base_url,
-                ])
-                .args(["--sync-every-secs", "0", "--log-format", "json"])
-                // A Stripe call that hangs fails in 5 s, and the job is retried.
-                .args(["--stripe-timeout-secs", "5"])
-                .args(["--notification-email", "finance@workers.example"])
-                .arg("--cache-dir")
-                .arg(dir.join("cache"))
-                .env("STRIPE_API_KEY", API_KEY)
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("serve");
-            Worker {
-                base_url: format!("http://{listen}"),
-                child,
-            }
-        })
-        .collect()
-}
-
-fn wait_healthy(workers: &[Worker]) {
-    let agent = agent();
-    for w in workers {
-        let start = Instant::now();
-        while call(&agent, "GET", &format!("{}/healthz", w.base_url), &[], b"").0 != 200 {
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "worker never answered"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 fn main() {
@@ -262,20 +91,18 @@ fn main() {
         secrets: vec![secret.clone()],
         delivery: Delivery::ByHand,
     }));
-    let dir = std::env::temp_dir().join(format!("workers-{}-{}", args.seed, std::process::id()));
-    std::fs::create_dir_all(dir.join("cache")).expect("a temp dir");
-    let db = fresh_database(&args.postgres, args.seed);
-    let workers = start_workers(&args, &db, &running, &dir);
-    wait_healthy(&workers);
-    let urls: Vec<String> = workers.iter().map(|w| w.base_url.clone()).collect();
-    let rng = Mutex::new(Rng(args.seed | 1));
-    let pick = || {
-        urls[rng
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .below(urls.len())]
-        .clone()
-    };
+    let fleet = Fleet::start(&FleetConfig {
+        name: "workers",
+        workers: args.workers,
+        host_harness: &args.host_harness,
+        postgres: &args.postgres,
+        seed: args.seed,
+        account: ACCOUNT,
+        secret: &secret,
+        stripe_base: &running.base_url,
+        api_key: API_KEY,
+    });
+    let pick = || fleet.pick();
     let agent = agent();
     let json_body = [("Content-Type", "application/json")];
 
@@ -346,9 +173,7 @@ fn main() {
     let mut finalizes: Vec<usize> = (0..args.invoices)
         .flat_map(|i| vec![i; args.copies])
         .collect();
-    rng.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .shuffle(&mut finalizes);
+    fleet.shuffle(&mut finalizes);
     in_parallel(args.threads, finalizes, |i| {
         let url = format!("{}/invoices/inv_{i}/finalize", pick());
         let (status, body) = call(&agent, "POST", &url, &[], b"");
@@ -390,9 +215,7 @@ fn main() {
     // Every event `copies` times, shuffled, concurrently, to random workers.
     let events = emulator.events();
     let mut deliveries: Vec<&Value> = events.iter().flat_map(|e| vec![e; args.copies]).collect();
-    rng.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .shuffle(&mut deliveries);
+    fleet.shuffle(&mut deliveries);
     in_parallel(args.threads, deliveries, |event| {
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();
         let now = std::time::SystemTime::now()
@@ -412,7 +235,7 @@ fn main() {
         );
     });
 
-    let violations = check(&args, &emulator, &db);
+    let violations = check(&args, &emulator, &fleet.db);
     println!(
         "{} workers on one PostgreSQL: {} invoices, each finalize {}×, {} events each delivered {}× to random workers, {:.1} s",
         args.workers,
@@ -422,8 +245,6 @@ fn main() {
         args.copies,
         started.elapsed().as_secs_f64()
     );
-    drop(workers);
-    let _ = std::fs::remove_dir_all(&dir);
     if violations.is_empty() {
         println!("  violations: 0");
     } else {

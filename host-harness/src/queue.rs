@@ -1,0 +1,167 @@
+//! The durable work queue's runners: work that failed with a retryable
+//! error (today: a finalize that met a Stripe 429 or 5xx, or a timeout) is
+//! kept in the store and retried with backoff by whichever worker is free.
+//! A job is held by one worker at a time (a lease; `SKIP LOCKED` on
+//! PostgreSQL), deleted once done, and never lost: a worker that dies lets
+//! its lease run out, and another takes the job. Running a job twice (after
+//! a lost lease) changes nothing: a finalize is idempotent in the plugin.
+
+use crate::bindings::PluginError;
+use crate::db::{Job, NewJob};
+use crate::server::{App, Finalized, Scope};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a worker holds a job before another may take it.
+const LEASE_MS: i64 = 60_000;
+/// The longest wait between two tries.
+const MAX_BACKOFF_MS: i64 = 5 * 60_000;
+
+/// When try number `attempts` (1 for the first) of job `id` should be
+/// followed by the next: doubling from 1 s up to 5 min, never sooner than
+/// Stripe's `Retry-After`, spread by up to a second so that jobs failed
+/// together do not come back together.
+pub fn backoff_ms(id: i64, attempts: i32, retry_after_ms: Option<u64>) -> i64 {
+    let doubling = 1_000i64
+        .saturating_mul(1i64 << attempts.clamp(1, 20).saturating_sub(1))
+        .min(MAX_BACKOFF_MS);
+    let asked = retry_after_ms.map_or(0, |ms| i64::try_from(ms).unwrap_or(MAX_BACKOFF_MS));
+    doubling.max(asked) + id.wrapping_mul(7_919).rem_euclid(1_000)
+}
+
+fn retry_after(e: &PluginError) -> Option<u64> {
+    match e {
+        PluginError::Stripe(s) => s.retry_after_ms,
+        _ => None,
+    }
+}
+
+impl App {
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX)
+    }
+
+    /// Queues the finalize of `id`, to run after the backoff of try `attempts`.
+    pub(crate) fn queue_finalize(
+        &self,
+        scope: &Scope,
+        id: &str,
+        e: &PluginError,
+        attempts: i32,
+    ) -> anyhow::Result<()> {
+        let now = self.now_ms();
+        let queued = self.runtime.env().db.enqueue_job(&NewJob {
+            merchant: &scope.id,
+            kind: "finalize",
+            subject: id,
+            run_at_ms: now + backoff_ms(0, attempts, retry_after(e)),
+            created_ms: now,
+            error: &e.message(),
+        })?;
+        tracing::info!(invoice = id, queued, error = %e.message(), "finalize queued for a retry");
+        Ok(())
+    }
+
+    /// `workers` threads that run queued jobs for as long as the process.
+    pub fn run_queue(self: &Arc<Self>, workers: usize) {
+        for _ in 0..workers {
+            let app = self.clone();
+            std::thread::spawn(move || {
+                loop {
+                    match app.run_next_job() {
+                        Ok(true) => {}
+                        Ok(false) => std::thread::sleep(Duration::from_millis(200)),
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "work queue");
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Runs the next due job, if there is one (false: nothing due).
+    pub fn run_next_job(&self) -> anyhow::Result<bool> {
+        let db = &self.runtime.env().db;
+        let now = self.now_ms();
+        let Some(job) = db.claim_job(now, now + LEASE_MS)? else {
+            return Ok(false);
+        };
+        let span = tracing::info_span!("job", merchant = %job.merchant, invoice = %job.subject, attempts = job.attempts);
+        let _in_span = span.enter();
+        let result = self.run_job(&job)?;
+        let metrics = &self.runtime.env().metrics;
+        match result {
+            JobResult::Done => {
+                db.finish_job(job.id)?;
+                metrics.job(&job.kind, "done");
+                tracing::info!("job done");
+            }
+            JobResult::Retry(e) => {
+                let at = self.now_ms() + backoff_ms(job.id, job.attempts, retry_after(&e));
+                db.retry_job(job.id, at, &e.message())?;
+                metrics.job(&job.kind, "retried");
+                tracing::info!(error = %e.message(), "job will be tried again");
+            }
+            JobResult::GaveUp(why) => {
+                db.finish_job(job.id)?;
+                metrics.job(&job.kind, "failed");
+                tracing::error!(error = %why, "job failed for good");
+            }
+        }
+        Ok(true)
+    }
+
+    fn run_job(&self, job: &Job) -> anyhow::Result<JobResult> {
+        let Some(scope) = self.scope(&job.merchant)? else {
+            return Ok(JobResult::GaveUp(format!(
+                "merchant {} is gone",
+                job.merchant
+            )));
+        };
+        match job.kind.as_str() {
+            "finalize" => self.run_finalize(&scope, &job.subject),
+            other => Ok(JobResult::GaveUp(format!("unknown job kind {other}"))),
+        }
+    }
+
+    /// Finalizes the invoice unless that was done meanwhile (the platform
+    /// called again, or another worker ran the job).
+    fn run_finalize(&self, scope: &Scope, id: &str) -> anyhow::Result<JobResult> {
+        let sent = crate::state::Records::new(&self.runtime.env().db, &scope.id)
+            .parsed_invoice(id)?
+            .is_some_and(|(_, st)| st.status != "DRAFT");
+        if sent {
+            return Ok(JobResult::Done);
+        }
+        Ok(match self.finalize_now(scope, id)? {
+            Finalized::Done => JobResult::Done,
+            Finalized::Missing => JobResult::GaveUp(format!("invoice {id} is gone")),
+            Finalized::Failed(e) if e.retryable() => JobResult::Retry(e),
+            Finalized::Failed(e) => JobResult::GaveUp(e.message()),
+        })
+    }
+}
+
+enum JobResult {
+    Done,
+    Retry(PluginError),
+    GaveUp(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_and_honours_retry_after() {
+        assert_eq!(backoff_ms(0, 1, None), 1_000);
+        assert_eq!(backoff_ms(0, 2, None), 2_000);
+        assert_eq!(backoff_ms(0, 4, None), 8_000);
+        assert_eq!(backoff_ms(0, 30, None), MAX_BACKOFF_MS);
+        assert_eq!(backoff_ms(0, 1, Some(3_000)), 3_000);
+        let spread = backoff_ms(1, 1, None);
+        assert!((1_000..2_000).contains(&spread), "{spread}");
+    }
+}
