@@ -103,12 +103,27 @@ fn wait_healthy(base: &str) -> Result<()> {
 /// Posts signed, distinct events (the template's id replaced) to `url` from
 /// `connections` clients for `seconds`.
 fn load(url: &str, template: &str, event_id: &str, connections: usize, seconds: u64) -> Load {
+    load_spread(&[url.to_string()], template, event_id, connections, seconds)
+}
+
+/// The same, client `c` posting to `urls[c % n]`, as a load balancer
+/// spreading connections over workers would.
+fn load_spread(
+    urls: &[String],
+    template: &str,
+    event_id: &str,
+    connections: usize,
+    seconds: u64,
+) -> Load {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
     let workers: Vec<_> = (0..connections)
         .map(|c| {
-            let (url, template, event_id) =
-                (url.to_string(), template.to_string(), event_id.to_string());
+            let (url, template, event_id) = (
+                urls[c % urls.len()].clone(),
+                template.to_string(),
+                event_id.to_string(),
+            );
             std::thread::spawn(move || {
                 let agent = agent();
                 let (mut sent, mut ok, mut latencies) = (0usize, 0usize, Vec::new());
@@ -159,47 +174,59 @@ fn load(url: &str, template: &str, event_id: &str, connections: usize, seconds: 
     out
 }
 
-/// serve against the emulator, with the bench invoice sent.
-fn start_serve(dir: &Path, account: &str) -> Result<(Running, String, RunningEmulator)> {
+/// `workers` serve processes on `db` against one emulator, with the bench
+/// invoice sent (through the first).
+fn start_serve(
+    dir: &Path,
+    account: &str,
+    db: &str,
+    workers: usize,
+) -> Result<(Vec<Running>, Vec<String>, RunningEmulator)> {
     let emulator = Emulator::new(Clock::system());
     emulator.connect_existing(account, "Bench Merchant");
     let stripe = RunningEmulator::start(emulator, "127.0.0.1:0").map_err(anyhow::Error::msg)?;
-    let listen = format!("127.0.0.1:{}", free_port()?);
-    let base = format!("http://{listen}");
-    let log = std::fs::File::create(dir.join("serve.log"))?;
-    let child = Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .args([
-            "--listen",
-            &listen,
-            "--account",
-            account,
-            "--webhook-secret",
-            SECRET,
-        ])
-        .args([
-            "--stripe-api-base",
-            &stripe.base_url,
-            "--pay-link-base",
-            &base,
-        ])
-        .arg("--db")
-        .arg(dir.join("serve.db"))
-        .arg("--cache-dir")
-        .arg(std::env::temp_dir().join("stripe-plugin-cache"))
-        .args([
-            "--sync-every-secs",
-            "0",
-            "--notification-email",
-            "finance@merchant.example",
-        ])
-        .env("STRIPE_API_KEY", "sk_test_bench")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .context("starting serve")?;
-    let serve = Running(child);
-    wait_healthy(&base)?;
+    let mut running = Vec::new();
+    let mut bases = Vec::new();
+    for n in 0..workers {
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let base = format!("http://{listen}");
+        let log = std::fs::File::create(dir.join(format!("serve-{n}.log")))?;
+        let child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .args([
+                "--listen",
+                &listen,
+                "--account",
+                account,
+                "--webhook-secret",
+                SECRET,
+            ])
+            .args([
+                "--stripe-api-base",
+                &stripe.base_url,
+                "--pay-link-base",
+                &base,
+            ])
+            .args(["--db", db])
+            .arg("--cache-dir")
+            .arg(std::env::temp_dir().join("stripe-plugin-cache"))
+            .args(["--sync-every-secs", "0", "--queue-workers", "0"])
+            .args(["--notification-email", "finance@merchant.example"])
+            .env("STRIPE_API_KEY", "sk_test_bench")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting serve")?;
+        running.push(Running(child));
+        wait_healthy(&base)?;
+        bases.push(base);
+    }
+    send_bench_invoice(&bases[0])?;
+    Ok((running, bases, stripe))
+}
+
+/// The invoice every bench event pays.
+fn send_bench_invoice(base: &str) -> Result<()> {
     let agent = agent();
     let customer: Value = serde_json::from_str(crate::demo::CUSTOMER_JSON)?;
     let mut invoice: Value = serde_json::from_str(crate::demo::INVOICE_JSON)?;
@@ -225,7 +252,19 @@ fn start_serve(dir: &Path, account: &str) -> Result<(Running, String, RunningEmu
     if status >= 300 {
         bail!("finalizing the bench invoice: {status} {v}");
     }
-    Ok((serve, base, stripe))
+    Ok(())
+}
+
+/// A fresh database on the PostgreSQL server at `server`.
+fn fresh_postgres(server: &str, name: &str) -> Result<String> {
+    let mut client = postgres::Client::connect(server, postgres::NoTls)?;
+    // Two calls: one batch would run both in one transaction, which
+    // PostgreSQL refuses for these.
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    let mut url = url::Url::parse(server)?;
+    url.set_path(name);
+    Ok(url.to_string())
 }
 
 /// The Node.js handler on a fresh database.
@@ -250,6 +289,7 @@ pub fn run(
     seconds: u64,
     connections: usize,
     node_handler: Option<PathBuf>,
+    postgres: Option<String>,
 ) -> Result<()> {
     let template = std::fs::read_to_string(event)?;
     let parsed: Value = serde_json::from_str(&template)?;
@@ -257,14 +297,31 @@ pub fn run(
     let event_id = parsed["id"].as_str().unwrap_or("evt").to_string();
     let dir = std::env::temp_dir().join(format!("bench-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    let measure = |db: &str, workers: usize, subject: &str| -> Result<Value> {
+        let (serve, bases, stripe) = start_serve(&dir, account, db, workers)?;
+        let urls: Vec<String> = bases
+            .iter()
+            .map(|b| format!("{b}/webhooks/stripe"))
+            .collect();
+        load_spread(&urls, &template, &event_id, connections, 1); // warm-up
+        let report = load_spread(&urls, &template, &event_id, connections, seconds).report(subject);
+        drop(serve);
+        drop(stripe);
+        Ok(report)
+    };
 
-    let (serve, base, stripe) = start_serve(&dir, account)?;
-    let url = format!("{base}/webhooks/stripe");
-    load(&url, &template, &event_id, connections, 1); // warm-up
-    let plugin =
-        load(&url, &template, &event_id, connections, seconds).report("serve (plugin, SQLite)");
-    drop(serve);
-    drop(stripe);
+    let sqlite = dir.join("serve.db").to_string_lossy().into_owned();
+    let plugin = measure(&sqlite, 1, "serve (plugin, SQLite)")?;
+    let mut on_postgres = Vec::new();
+    if let Some(server) = &postgres {
+        for workers in [1, 2, 4] {
+            let db = fresh_postgres(server, &format!("bench_serve_{workers}"))?;
+            let subject = format!("serve x{workers} workers, PostgreSQL");
+            let mut report = measure(&db, workers, &subject)?;
+            report["workers"] = json!(workers);
+            on_postgres.push(report);
+        }
+    }
 
     let node = match node_handler {
         Some(script) => {
@@ -281,7 +338,8 @@ pub fn run(
     let _ = std::fs::remove_dir_all(&dir);
     println!(
         "{}",
-        json!({"connections": connections, "seconds": seconds, "serve": plugin, "node": node})
+        json!({"connections": connections, "seconds": seconds, "serve": plugin, "node": node,
+               "postgres": on_postgres})
     );
     Ok(())
 }

@@ -52,6 +52,9 @@ enum Command {
         /// tests/bench/node/handler.mjs, to load it the same way after serve.
         #[arg(long)]
         node_handler: Option<std::path::PathBuf>,
+        /// A PostgreSQL server: also measure 1, 2 and 4 workers on it.
+        #[arg(long)]
+        postgres: Option<String>,
     },
     /// Invoices finalized per second against the emulator over loopback.
     BenchFinalize {
@@ -99,7 +102,8 @@ fn main() -> Result<()> {
             seconds,
             connections,
             node_handler,
-        } => host_harness::bench_serve::run(&event, seconds, connections, node_handler),
+            postgres,
+        } => host_harness::bench_serve::run(&event, seconds, connections, node_handler, postgres),
         Command::BenchFinalize { invoices } => host_harness::bench::finalize(invoices),
         Command::Replay { scenarios } => host_harness::portable::replay::main(&scenarios),
         Command::BenchWebhook {

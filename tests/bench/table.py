@@ -42,6 +42,10 @@ row(f"serve, durable (WAL, synchronous=FULL), {serve['connections']} connections
 row("Node.js: stripe-node + better-sqlite3, same durability",
     f"{n['events_per_sec']:.0f} events/s, p99 {n['p99_ms']:.1f} ms, {n['lost']} lost",
     f"serve = {s['events_per_sec'] / n['events_per_sec']:.2f}× Node", "serve ≥ 2× Node", s["events_per_sec"] >= 2 * n["events_per_sec"])
+for p in serve.get("postgres", []):
+    row(f"serve, durable, {p['workers']} worker(s) on one PostgreSQL (synchronous_commit on), connections spread over them",
+        f"{p['events_per_sec']:.0f} events/s, p99 {p['p99_ms']:.1f} ms, {p['lost']} lost",
+        f"{p['events_per_sec'] / s['events_per_sec']:.2f}× serve on SQLite", "(reported)", None)
 row("finalize against the emulator over loopback", f"{fin['invoices_per_sec']:.0f} invoices/s",
     f"{fin['share_in_http'] * 100:.0f}% waiting on HTTP, {fin['share_in_plugin_and_host'] * 100:.0f}% plugin + host", "(reported)", None)
 for kb in ["1k", "16k", "64k"]:
