@@ -3,7 +3,8 @@
 // 4242, see "Payment successful" (and the invoice PAID), open the link again
 // and see "Payment successful" with no new session and no second charge.
 // Then every state of the pay-link page the customer can meet (redirecting,
-// paid, nothing to pay, refunded, disputed, not found), each on a phone-sized
+// paid, processing, nothing to pay, refunded, disputed, not found,
+// unavailable), each on a phone-sized
 // screen, screenshotted and checked by axe-core: 0 serious or critical
 // findings. Screenshots of each step go to tests/artifacts/browser/.
 //
@@ -161,10 +162,28 @@ try {
   await page.goto(third.paymentLink);
   await checkPage(page, "disputed", "Payment disputed", ["INV-0003", businessName]);
 
+  // A fourth is paid by bank debit: the money is on its way.
+  const fourth = await sendInvoice("inv_04", "INV-0004");
+  await fetch(`${stripe}/_test/checkout/sessions/${fourth.checkoutSessionId}/complete`, {
+    method: "POST", body: "card=4242424242424242&async=1", headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  await waitForStatus("inv_04", "PROCESSING");
+  await page.goto(fourth.paymentLink);
+  await checkPage(page, "processing", "Payment processing", ["INV-0004", businessName]);
+
+  // Stripe is down when the customer opens a fifth invoice's link.
+  const fifth = await sendInvoice("inv_05", "INV-0005");
+  const fault = "path=/v1/checkout/sessions&method=GET&fault=500&times=50";
+  await fetch(`${stripe}/_test/faults`, { method: "POST", body: fault, headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+  const down = await page.goto(fifth.paymentLink);
+  check(down.status() === 503, `the link answers 503 while Stripe is down (${down.status()})`);
+  await checkPage(page, "unavailable", "Payment unavailable", [businessName, "try again"]);
+  await fetch(`${stripe}/_test/faults/heal`, { method: "POST", body: "", headers: { "Content-Type": "application/x-www-form-urlencoded" } });
+
   // A link that does not exist.
   await page.goto(`${host}/pay/${"0".repeat(32)}`);
   await checkPage(page, "not-found", "Link not found", []);
 } finally {
   await browser.close();
 }
-console.log(`browser journey: 5 steps and 6 page states, screenshots in ${shots}`);
+console.log(`browser journey: 5 steps and 8 page states, screenshots in ${shots}`);
