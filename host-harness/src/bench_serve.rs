@@ -255,18 +255,6 @@ fn send_bench_invoice(base: &str) -> Result<()> {
     Ok(())
 }
 
-/// A fresh database on the PostgreSQL server at `server`.
-fn fresh_postgres(server: &str, name: &str) -> Result<String> {
-    let mut client = postgres::Client::connect(server, postgres::NoTls)?;
-    // Two calls: one batch would run both in one transaction, which
-    // PostgreSQL refuses for these.
-    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
-    client.batch_execute(&format!("CREATE DATABASE {name}"))?;
-    let mut url = url::Url::parse(server)?;
-    url.set_path(name);
-    Ok(url.to_string())
-}
-
 /// The Node.js handler on a fresh database.
 fn start_node(script: &Path, dir: &Path) -> Result<(Running, String)> {
     let port = free_port()?;
@@ -315,7 +303,8 @@ pub fn run(
     let mut on_postgres = Vec::new();
     if let Some(server) = &postgres {
         for workers in [1, 2, 4] {
-            let db = fresh_postgres(server, &format!("bench_serve_{workers}"))?;
+            let db =
+                crate::db::postgres::create_database(server, &format!("bench_serve_{workers}"))?;
             let subject = format!("serve x{workers} workers, PostgreSQL");
             let mut report = measure(&db, workers, &subject)?;
             report["workers"] = json!(workers);

@@ -63,7 +63,12 @@ impl Offline {
             .api_key_env
             .get_or_insert("STRIPE_PLUGIN_DEMO_KEY".into());
         let db = match std::env::var("STRIPE_PLUGIN_TEST_POSTGRES") {
-            Ok(server) if !server.is_empty() => fresh_postgres_database(&server, &unique)?.into(),
+            // Tests run on PostgreSQL when STRIPE_PLUGIN_TEST_POSTGRES names a
+            // server (see tests/run): a new, empty database per host.
+            Ok(server) if !server.is_empty() => {
+                let name = format!("offline_{}", unique.replace('-', "_"));
+                crate::db::postgres::create_database(&server, &name)?.into()
+            }
             _ => dir.0.join("host.db"),
         };
         flags.db.get_or_insert(db);
@@ -238,19 +243,6 @@ impl Offline {
     pub fn exchanges(&self) -> Vec<Exchange> {
         self.app.runtime.env().recorder.drain()
     }
-}
-
-/// A new, empty database on the PostgreSQL server at `server` (a URL), for
-/// one offline host: tests run on PostgreSQL when
-/// `STRIPE_PLUGIN_TEST_POSTGRES` names a server (see `tests/run`).
-fn fresh_postgres_database(server: &str, unique: &str) -> Result<String> {
-    let name = format!("offline_{}", unique.replace('-', "_"));
-    let mut client = postgres::Client::connect(server, postgres::NoTls)
-        .with_context(|| format!("connecting to {server}"))?;
-    client.batch_execute(&format!("CREATE DATABASE {name}"))?;
-    let mut url = url::Url::parse(server)?;
-    url.set_path(&name);
-    Ok(url.to_string())
 }
 
 /// One HTTP call; a body that is not JSON is sent as a form.

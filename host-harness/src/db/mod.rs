@@ -304,13 +304,7 @@ mod tests {
             && !server.is_empty()
         {
             let db = format!("cas_{name}_{}", std::process::id());
-            let mut client = ::postgres::Client::connect(&server, ::postgres::NoTls).unwrap();
-            client
-                .batch_execute(&format!("CREATE DATABASE {db}"))
-                .unwrap();
-            let mut url = url::Url::parse(&server).unwrap();
-            url.set_path(&db);
-            out.push(url.to_string());
+            out.push(postgres::create_database(&server, &db).unwrap());
         }
         out
     }

@@ -110,6 +110,20 @@ fn failure(e: postgres::Error) -> StoreError {
     }
 }
 
+/// Makes database `name` anew on the server at `server` (a URL) and returns
+/// its URL: for tests and benchmarks that each want an empty store.
+pub fn create_database(server: &str, name: &str) -> Result<String> {
+    let mut client = postgres::Client::connect(server, NoTls)
+        .with_context(|| format!("connecting to {server}"))?;
+    // Two calls: one batch would run both in one transaction, which
+    // PostgreSQL refuses for these.
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+    let mut url = url::Url::parse(server)?;
+    url.set_path(name);
+    Ok(url.to_string())
+}
+
 impl Postgres {
     pub fn open(url: &str) -> Result<Self> {
         let config: postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;

@@ -488,7 +488,32 @@ impl Backend for Arc<Sqlite> {
     }
 
     fn claim_job(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>> {
-        self.claim(now_ms, lease_until_ms)
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
+        let job = tx
+            .query_row(
+                "UPDATE jobs SET locked_until_ms = ?2, attempts = attempts + 1
+                 WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= ?1
+                             AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)
+                             ORDER BY run_at_ms, id LIMIT 1)
+                 RETURNING id, merchant, kind, subject, attempts",
+                params![now_ms, lease_until_ms],
+                |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        merchant: r.get(1)?,
+                        kind: r.get(2)?,
+                        subject: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(failure)?;
+        tx.commit().map_err(failure)?;
+        Ok(job)
     }
 
     fn finish_job(&self, id: i64) -> StoreResult<()> {
@@ -527,37 +552,6 @@ impl Backend for Arc<Sqlite> {
         body(&mut writes)?;
         tx.commit().map_err(failure)?;
         Ok(())
-    }
-}
-
-impl Sqlite {
-    pub(super) fn claim(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(failure)?;
-        let job = tx
-            .query_row(
-                "UPDATE jobs SET locked_until_ms = ?2, attempts = attempts + 1
-                 WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= ?1
-                             AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)
-                             ORDER BY run_at_ms, id LIMIT 1)
-                 RETURNING id, merchant, kind, subject, attempts",
-                params![now_ms, lease_until_ms],
-                |r| {
-                    Ok(Job {
-                        id: r.get(0)?,
-                        merchant: r.get(1)?,
-                        kind: r.get(2)?,
-                        subject: r.get(3)?,
-                        attempts: r.get(4)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(failure)?;
-        tx.commit().map_err(failure)?;
-        Ok(job)
     }
 }
 

@@ -275,8 +275,9 @@ fn check(args: &Args, emulator: &Emulator, db: &str) -> Vec<String> {
         let pis = paid.get(&id).cloned().unwrap_or_default();
         if pis.len() != 1 {
             out.push(format!(
-                "{id}: {} succeeded payments in Stripe (expected 1): {pis:?}",
-                pis.len()
+                "{id}: {} succeeded payments in Stripe (expected 1): {}",
+                pis.len(),
+                pis.join(", ")
             ));
         }
         let row = client
