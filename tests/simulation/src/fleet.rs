@@ -90,6 +90,20 @@ pub fn call(
     last
 }
 
+/// Prints the violations; the exit code says whether there were any. Returned
+/// from `main`, so the fleet is dropped (its workers stopped) either way.
+pub fn report(violations: &[String]) -> std::process::ExitCode {
+    println!("  violations: {}", violations.len());
+    for v in violations {
+        println!("    - {v}");
+    }
+    if violations.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    }
+}
+
 /// Runs `jobs` on `threads` threads, each job to a random worker.
 pub fn in_parallel<J: Send>(threads: usize, jobs: Vec<J>, run: impl Fn(J) + Sync) {
     let queue = Mutex::new(jobs);

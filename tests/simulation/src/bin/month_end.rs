@@ -83,7 +83,7 @@ fn metric(agent: &ureq::Agent, urls: &[String], name: &str) -> f64 {
         .sum()
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let emulator = Emulator::new(Clock::system());
     let running = RunningEmulator::start(emulator.clone(), "127.0.0.1:0").expect("emulator");
@@ -299,13 +299,5 @@ fn main() {
             "{charges} charges for {charges_expected} invoices with a card on file"
         ));
     }
-    if violations.is_empty() {
-        println!("  violations: 0");
-    } else {
-        println!("  violations: {}", violations.len());
-        for v in &violations {
-            println!("    - {v}");
-        }
-        std::process::exit(1);
-    }
+    fleet::report(&violations)
 }

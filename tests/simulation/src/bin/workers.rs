@@ -5,7 +5,13 @@
 //! - the emulator's ledger: one succeeded payment per invoice, whatever the
 //!   number of finalizes; the refunds that were made;
 //! - the database: every invoice has the status the ledger implies, one
-//!   payment, its refund; no email twice.
+//!   payment, its refund (and its dispute); no email twice;
+//! - the plugin's kv: a counter every worker adds to at once (deliveries of
+//!   other integrations' payments, ignored) equals the deliveries made.
+//!
+//! Each payment's events go as one burst, all at once, as Stripe sends them.
+//! With PostgreSQL's compare-and-swap replaced by get-then-set this run
+//! fails (the counter loses about half its increments); with it, it passes.
 //!
 //! Exits 1 on any violation, and prints them.
 
@@ -55,13 +61,18 @@ enum Case {
     Charged,
     /// Charged, then 10.00 of it refunded.
     ChargedThenRefunded,
+    /// Charged, 10.00 refunded, then disputed: two facts about one payment
+    /// that change different parts of the plugin's record, whose events
+    /// arrive together. Only compare-and-swap keeps both.
+    RefundedThenDisputed,
 }
 
 fn case(i: usize) -> Case {
-    match i % 3 {
+    match i % 4 {
         0 => Case::PaysLink,
         1 => Case::Charged,
-        _ => Case::ChargedThenRefunded,
+        2 => Case::ChargedThenRefunded,
+        _ => Case::RefundedThenDisputed,
     }
 }
 
@@ -78,7 +89,7 @@ fn stripe(emu: &Emulator, method: &str, path: &str, form: &str) -> Value {
     serde_json::from_slice(&reply.body).unwrap_or_default()
 }
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let started = Instant::now();
     let emulator = Emulator::new(Clock::system());
@@ -195,28 +206,41 @@ fn main() {
                 let path = format!("/_test/checkout/sessions/{session}/complete");
                 emulator.handle("POST", &path, &[], b"card=4242424242424242");
             }
-            Case::ChargedThenRefunded => {
+            Case::ChargedThenRefunded | Case::RefundedThenDisputed => {
                 let pi = emulator.objects("payment_intent").into_iter().find(|p| {
                     p["metadata"]["billing_stripe_plugin_invoice"] == format!("inv_{i}")
                         && p["status"] == "succeeded"
                 });
-                if let Some(pi) = pi {
-                    let form = format!(
-                        "payment_intent={}&amount=1000",
-                        pi["id"].as_str().unwrap_or_default()
-                    );
-                    stripe(&emulator, "POST", "/v1/refunds", &form);
+                let pi = pi.and_then(|p| p["id"].as_str().map(String::from));
+                let pi = pi.unwrap_or_default();
+                let form = format!("payment_intent={pi}&amount=1000");
+                stripe(&emulator, "POST", "/v1/refunds", &form);
+                if case(i) == Case::RefundedThenDisputed {
+                    let form = format!("payment_intent={pi}");
+                    emulator.handle("POST", "/_test/disputes", &[], form.as_bytes());
                 }
             }
             Case::Charged => {}
         }
     }
 
-    // Every event `copies` times, shuffled, concurrently, to random workers.
+    // Every event `copies` times, to random workers. Stripe sends the events
+    // of one payment within moments of each other, and a retry or a second
+    // endpoint doubles them: so each payment's deliveries go as one burst,
+    // shuffled and all at once, while other payments' bursts run beside it.
     let events = emulator.events();
-    let mut deliveries: Vec<&Value> = events.iter().flat_map(|e| vec![e; args.copies]).collect();
-    fleet.shuffle(&mut deliveries);
-    in_parallel(args.threads, deliveries, |event| {
+    let mut bursts = BTreeMap::<String, Vec<&Value>>::new();
+    for e in &events {
+        for _ in 0..args.copies {
+            bursts.entry(payment_of(e)).or_default().push(e);
+        }
+    }
+    let mut bursts: Vec<Vec<&Value>> = bursts.into_values().collect();
+    for b in &mut bursts {
+        fleet.shuffle(b);
+    }
+    fleet.shuffle(&mut bursts);
+    let deliver = |event: &Value| {
         let body = serde_json::to_vec_pretty(event).unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -233,9 +257,28 @@ fn main() {
             "event {}: {status} {reply}",
             event["id"]
         );
+    };
+    in_parallel(args.threads.div_ceil(4), bursts, |burst| {
+        in_parallel(burst.len(), burst, deliver);
     });
 
-    let violations = check(&args, &emulator, &fleet.db);
+    // Payments another integration made on the same account: every delivery
+    // of their events is ignored and counted in the plugin's kv, one counter
+    // that all workers add to at once.
+    let outside = outside_payments(&emulator, args.invoices * 2);
+    let mut burst: Vec<&Value> = outside.iter().flat_map(|e| vec![e; args.copies]).collect();
+    fleet.shuffle(&mut burst);
+    in_parallel(args.threads * 2, burst, deliver);
+
+    let mut violations = check(&args, &emulator, &fleet.db);
+    let counted = ignored_count(&fleet.db);
+    let sent = outside.len() * args.copies;
+    println!("  other integrations' payments: {sent} deliveries, {counted} counted as ignored");
+    if counted != sent {
+        violations.push(format!(
+            "{sent} deliveries of other integrations' payments, {counted} counted as ignored"
+        ));
+    }
     println!(
         "{} workers on one PostgreSQL: {} invoices, each finalize {}×, {} events each delivered {}× to random workers, {:.1} s",
         args.workers,
@@ -245,15 +288,52 @@ fn main() {
         args.copies,
         started.elapsed().as_secs_f64()
     );
-    if violations.is_empty() {
-        println!("  violations: 0");
-    } else {
-        println!("  violations: {}", violations.len());
-        for v in &violations {
-            println!("    - {v}");
-        }
-        std::process::exit(1);
+    fleet::report(&violations)
+}
+
+/// `n` card payments made on the account without the plugin; their
+/// `payment_intent.succeeded` events.
+fn outside_payments(emulator: &Emulator, n: usize) -> Vec<Value> {
+    let before = emulator.events().len();
+    for _ in 0..n {
+        let pm = stripe(
+            emulator,
+            "POST",
+            "/v1/payment_methods",
+            "type=card&card[number]=4242424242424242",
+        );
+        let form = format!(
+            "amount=500&currency=gbp&confirm=true&automatic_payment_methods[enabled]=true&automatic_payment_methods[allow_redirects]=never&payment_method={}",
+            pm["id"].as_str().unwrap_or_default()
+        );
+        stripe(emulator, "POST", "/v1/payment_intents", &form);
     }
+    let events = emulator.events();
+    let new = events.into_iter().skip(before);
+    new.filter(|e| e["type"] == "payment_intent.succeeded").collect()
+}
+
+/// The plugin's count of deliveries it ignored as not its own.
+fn ignored_count(db: &str) -> usize {
+    let mut client = postgres::Client::connect(db, postgres::NoTls).expect("the workers' database");
+    let row = client
+        .query_opt("SELECT value FROM kv WHERE key = 'not-ours-events'", &[])
+        .ok()
+        .flatten();
+    row.and_then(|r| String::from_utf8(r.get::<_, Vec<u8>>(0)).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The payment an event is about (its PaymentIntent), or the event's own
+/// object for the few that have none.
+fn payment_of(event: &Value) -> String {
+    let o = &event["data"]["object"];
+    let pi = match o["object"].as_str() {
+        Some("payment_intent") => o["id"].as_str(),
+        _ => o["payment_intent"].as_str(),
+    };
+    pi.or(o["id"].as_str()).unwrap_or_default().to_string()
 }
 
 /// Each effect once, in the ledger and in the database.
@@ -294,7 +374,8 @@ fn check(args: &Args, emulator: &Emulator, db: &str) -> Vec<String> {
         };
         let expected = match case(i) {
             Case::ChargedThenRefunded => "PARTIALLY_REFUNDED",
-            _ => "PAID",
+            Case::RefundedThenDisputed => "DISPUTED",
+            Case::PaysLink | Case::Charged => "PAID",
         };
         if state["status"] != expected {
             out.push(format!(
@@ -306,7 +387,8 @@ fn check(args: &Args, emulator: &Emulator, db: &str) -> Vec<String> {
         if payments != 1 {
             out.push(format!("{id}: {payments} payments recorded (expected 1)"));
         }
-        if case(i) == Case::ChargedThenRefunded && state["amountRefunded"] != "10.00" {
+        let refunded = matches!(case(i), Case::ChargedThenRefunded | Case::RefundedThenDisputed);
+        if refunded && state["amountRefunded"] != "10.00" {
             out.push(format!(
                 "{id}: refunded {} in the database, 10.00 in the ledger",
                 state["amountRefunded"]
