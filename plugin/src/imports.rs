@@ -229,9 +229,12 @@ pub fn send_email(msg: &email::Message) -> Result<(), PluginError> {
     }
 }
 
-/// Adds 1 to a counter (ignored event types, for the merchant's dashboard).
+/// Adds 1 to a counter (ignored event types, for the merchant's dashboard),
+/// shared by every worker. Each lost race means another worker's increment
+/// landed; after `COUNT_ROUNDS` of them the call is `not-ready`, so the
+/// delivery is retried and counted then: never dropped, never reported done.
 pub fn count(key: &str) -> Result<(), PluginError> {
-    for _ in 0..8 {
+    for _ in 0..COUNT_ROUNDS {
         let old = kv::get(key).map_err(kv_failure)?;
         let n: u64 = old
             .as_deref()
@@ -244,5 +247,85 @@ pub fn count(key: &str) -> Result<(), PluginError> {
             return Ok(());
         }
     }
-    Ok(())
+    Err(PluginError::NotReady(format!(
+        "counter {key} is contended; retry"
+    )))
+}
+
+const COUNT_ROUNDS: usize = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::billing::stripe_plugin as wit;
+    use crate::host::memory::MemoryHost;
+    use crate::host::native::{self, Host};
+
+    /// A kv shared with writers that always change the key first: every
+    /// compare-and-swap this plugin makes loses.
+    struct AlwaysBeaten(MemoryHost);
+
+    impl Host for AlwaysBeaten {
+        fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>, wit::kv::KvError> {
+            self.0.kv_get(key)
+        }
+        fn kv_set(&mut self, k: &str, v: &[u8], ttl: Option<u64>) -> Result<(), wit::kv::KvError> {
+            self.0.kv_set(k, v, ttl)
+        }
+        fn kv_delete(&mut self, key: &str) -> Result<(), wit::kv::KvError> {
+            self.0.kv_delete(key)
+        }
+        fn kv_compare_and_swap(
+            &mut self,
+            _: &str,
+            _: Option<&[u8]>,
+            _: &[u8],
+            _: Option<u64>,
+        ) -> Result<bool, wit::kv::KvError> {
+            Ok(false)
+        }
+        fn now_ms(&mut self) -> u64 {
+            self.0.now_ms()
+        }
+        fn fetch(
+            &mut self,
+            req: &wit::http::Request,
+        ) -> Result<wit::http::Response, wit::http::HttpError> {
+            self.0.fetch(req)
+        }
+        fn key_count(&mut self, purpose: wit::mac::KeyPurpose) -> u32 {
+            self.0.key_count(purpose)
+        }
+        fn hmac_sha256(
+            &mut self,
+            purpose: wit::mac::KeyPurpose,
+            index: u32,
+            message: &[u8],
+        ) -> Result<Vec<u8>, wit::mac::MacError> {
+            self.0.hmac_sha256(purpose, index, message)
+        }
+        fn send_email(
+            &mut self,
+            msg: &wit::email::Message,
+        ) -> Result<wit::email::Delivery, wit::email::EmailError> {
+            self.0.send_email(msg)
+        }
+    }
+
+    #[test]
+    fn a_count_that_keeps_losing_the_race_asks_for_a_retry_instead_of_dropping_it() {
+        native::install(Box::new(AlwaysBeaten(MemoryHost::default())));
+        let counted = count("not-ours-events");
+        assert!(
+            matches!(counted, Err(PluginError::NotReady(_))),
+            "an increment never stored must not be reported done"
+        );
+        native::install(Box::new(MemoryHost::default()));
+        assert!(count("not-ours-events").is_ok());
+        assert!(count("not-ours-events").is_ok());
+        assert_eq!(
+            kv::get("not-ours-events").ok().flatten().as_deref(),
+            Some(&b"2"[..])
+        );
+    }
 }
