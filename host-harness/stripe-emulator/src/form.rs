@@ -25,6 +25,10 @@ fn insert(node: &mut Value, path: &[String], value: Value) {
     let Value::Object(map) = node else { return };
     match path {
         [] => {}
+        // `a[]=x`: appended, as the next index.
+        [last] if last.is_empty() => {
+            map.insert(map.len().to_string(), value);
+        }
         [last] => {
             map.insert(last.clone(), value);
         }
@@ -74,6 +78,18 @@ mod tests {
         assert_eq!(
             v,
             serde_json::json!({"mode": "payment", "line_items": [{"price_data": {"unit_amount": "100"}}, {"quantity": "2"}], "metadata": {"a": "x y"}})
+        );
+    }
+
+    /// Stripe's own curl examples write lists with empty brackets
+    /// (`-d "payment_method_types[]"=card`), each one appending.
+    /// https://docs.stripe.com/api/payment_intents/create
+    #[test]
+    fn empty_brackets_append_to_a_list() {
+        let v = parse(b"payment_method_types[]=card&payment_method_types%5B%5D=bacs_debit&expand[]=latest_charge");
+        assert_eq!(
+            v,
+            serde_json::json!({"payment_method_types": ["card", "bacs_debit"], "expand": ["latest_charge"]})
         );
     }
 }
