@@ -11,6 +11,7 @@ use stripe_emulator::faults::{Fault, Rule, When};
 fn charge_fault(fault: Fault, when: When, times: u32) -> Rule {
     Rule {
         method: Some("POST".into()),
+        account: None,
         path: "/v1/payment_intents".into(),
         fault,
         when,

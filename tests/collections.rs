@@ -218,6 +218,7 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     // Stripe charged: the answers are lost, as on a real network.
     h.emulator.inject(stripe_emulator::faults::Rule {
         method: Some("POST".into()),
+        account: None,
         path: "/v1/payment_intents".into(),
         fault: stripe_emulator::faults::Fault::Timeout,
         when: stripe_emulator::faults::When::AfterWork,

@@ -110,10 +110,13 @@ impl Outcome {
     }
 }
 
-/// One rule: the next `times` requests whose path starts with `path` fail.
+/// One rule: the next `times` requests whose path starts with `path` fail
+/// (only those acting for `account`, when it is set: a bad day for one
+/// connected account).
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub method: Option<String>,
+    pub account: Option<String>,
     pub path: String,
     pub fault: Fault,
     pub when: When,
@@ -146,11 +149,12 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn pick(&mut self, method: &str, path: &str) -> Option<(Fault, When)> {
+    fn pick(&mut self, method: &str, path: &str, account: &str) -> Option<(Fault, When)> {
         if let Some(rule) = self.rules.iter_mut().find(|r| {
             r.times > 0
                 && path.starts_with(r.path.as_str())
                 && r.method.as_deref().is_none_or(|m| m == method)
+                && r.account.as_deref().is_none_or(|a| a == account)
         }) {
             rule.times -= 1;
             return Some((rule.fault, rule.when));
@@ -180,8 +184,8 @@ impl Plan {
 }
 
 /// A rule from a test route's form: `path`, `fault` (500, rate_limit,
-/// lock_timeout, timeout, reset), `when` (before|after), optional `method`
-/// and `times` (default 1).
+/// lock_timeout, timeout, reset), `when` (before|after), optional `method`,
+/// `account` and `times` (default 1).
 pub(crate) fn rule_from(params: &serde_json::Value) -> Result<Rule, Reply> {
     let bad = |what: &str| crate::error::invalid(None, what, None);
     let fault = match params["fault"].as_str() {
@@ -206,6 +210,7 @@ pub(crate) fn rule_from(params: &serde_json::Value) -> Result<Rule, Reply> {
     };
     Ok(Rule {
         method: params["method"].as_str().map(str::to_ascii_uppercase),
+        account: params["account"].as_str().map(String::from),
         path: path.to_string(),
         fault,
         when,
@@ -269,11 +274,11 @@ impl Emulator {
         body: &[u8],
     ) -> Outcome {
         let path = target.split_once('?').map_or(target, |(p, _)| p);
+        let account = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("stripe-account"))
+            .map_or("", |(_, v)| v.as_str());
         if path.starts_with("/v1/") {
-            let account = headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("stripe-account"))
-                .map_or("", |(_, v)| v.as_str());
             let now_ms = i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
             if !lock(&self.rate).admit(account, now_ms) {
                 return Fault::RateLimited
@@ -282,7 +287,7 @@ impl Emulator {
             }
         }
         let planned = if path.starts_with("/v1/") {
-            lock(&self.faults).pick(method, path)
+            lock(&self.faults).pick(method, path, account)
         } else {
             None
         };

@@ -8,6 +8,7 @@ use stripe_emulator::faults::{Fault, Outcome, Rule, When};
 fn rule(fault: Fault, when: When) -> Rule {
     Rule {
         method: Some("POST".into()),
+        account: None,
         path: "/v1/customers".into(),
         fault,
         when,
@@ -133,4 +134,30 @@ fn the_plan_can_be_set_through_test_routes() {
     assert_ne!(s.call("GET", "/v1/customers", "").0, 200);
     assert_eq!(s.test_route("/_test/faults/heal", "").status, 200);
     assert_eq!(s.call("GET", "/v1/customers", "").0, 200);
+}
+
+#[test]
+fn a_rule_for_one_account_leaves_the_others_alone() {
+    let s = Stripe::new();
+    s.emu.inject(Rule {
+        account: Some("acct_troubled".into()),
+        ..rule(Fault::ServerError, When::BeforeWork)
+    });
+    let other = s.emu.exchange(
+        "POST",
+        "/v1/customers",
+        &[("Stripe-Account".into(), "acct_fine".into())],
+        b"name=A",
+    );
+    assert!(
+        !matches!(&other, Outcome::Answer(r) if r.status == 500),
+        "another account's request is not faulted"
+    );
+    let troubled = s.emu.exchange(
+        "POST",
+        "/v1/customers",
+        &[("Stripe-Account".into(), "acct_troubled".into())],
+        b"name=A",
+    );
+    assert!(matches!(&troubled, Outcome::Answer(r) if r.status == 500));
 }
