@@ -189,7 +189,7 @@ fn finalizing_twice_or_after_a_timeout_charges_at_most_once() {
 }
 
 /// Stripe keeps events until the test delivers them (`deliver_now`).
-fn hold_webhooks(off: &Offline) {
+pub(crate) fn hold_webhooks(off: &Offline) {
     off.emulator
         .emulator
         .set_webhook(Some(stripe_emulator::WebhookTarget {

@@ -307,3 +307,39 @@ fn merchant_settings_are_checked_and_unknown_merchants_are_404() {
     let (status, body) = off.host("PUT", "/merchants/two", Some(&a)).unwrap();
     assert_eq!(status, 409, "{body}");
 }
+
+/// The catch-up sync runs merchant by merchant. A connected account whose
+/// Stripe calls keep failing (500s on listing its events, more than the
+/// plugin's own retries) does not hold up the other merchants' sync; its own
+/// is queued, and the queue catches it up once Stripe answers again.
+#[test]
+fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, false);
+    connected_merchant(&off, "beta", BETA, false);
+    crate::end_to_end::hold_webhooks(&off);
+    for m in ["alpha", "beta"] {
+        let inv = send(&off, m);
+        let session = inv["checkoutSessionId"].as_str().unwrap();
+        assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
+    }
+    let fault = format!("path=/v1/events&method=GET&fault=500&account={ALPHA}&times=3");
+    let (status, _) = off.stripe("POST", "/_test/faults", Some(&fault)).unwrap();
+    assert_eq!(status, 200);
+
+    let synced = off.app.sync();
+    assert!(synced.is_ok(), "one merchant's failure is not the sync's: {synced:?}");
+    assert_eq!(invoice(&off, "beta")["status"], "PAID", "beta was synced");
+    assert_eq!(invoice(&off, "alpha")["status"], "FINAL", "alpha's sync failed");
+
+    let start = std::time::Instant::now();
+    while invoice(&off, "alpha")["status"] != "PAID" {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the queue caught alpha up"
+        );
+        off.app.run_next_job().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!off.app.run_next_job().unwrap(), "the job is gone once done");
+}

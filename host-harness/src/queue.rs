@@ -1,6 +1,7 @@
 //! The durable work queue's runners: work that failed with a retryable
-//! error (today: a finalize that met a Stripe 429 or 5xx, or a timeout) is
-//! kept in the store and retried with backoff by whichever worker is free.
+//! error (a finalize that met a Stripe 429 or 5xx, or a timeout; a
+//! merchant's catch-up sync that did) is kept in the store and retried with
+//! backoff by whichever worker is free.
 //! A job is held by one worker at a time (a lease; `SKIP LOCKED` on
 //! PostgreSQL), deleted once done, and never lost: a worker that dies lets
 //! its lease run out, and another takes the job. Running a job twice (after
@@ -16,6 +17,30 @@ use std::time::Duration;
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between two tries.
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
+
+/// What a job does. Stored by name; one job per (merchant, kind, subject).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Sends the invoice named by the subject (`on-invoice-finalized`).
+    Finalize,
+    /// Catches the merchant up on missed webhooks (`on-sync`); no subject.
+    Sync,
+}
+
+impl JobKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JobKind::Finalize => "finalize",
+            JobKind::Sync => "sync",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        [JobKind::Finalize, JobKind::Sync]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
+}
 
 /// Why a try failed, as far as waiting goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,24 +98,31 @@ impl App {
         i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX)
     }
 
-    /// Queues the finalize of `id`, to run after the backoff of try `attempts`.
-    pub(crate) fn queue_finalize(
+    /// Queues `kind` of `subject` for the merchant, to run after the
+    /// backoff of a first try that failed with `e`.
+    pub(crate) fn queue(
         &self,
         scope: &Scope,
-        id: &str,
+        kind: JobKind,
+        subject: &str,
         e: &PluginError,
-        attempts: i32,
     ) -> anyhow::Result<()> {
         let now = self.now_ms();
         let queued = self.runtime.env().db.enqueue_job(&NewJob {
             merchant: &scope.id,
-            kind: "finalize",
-            subject: id,
-            run_at_ms: now + backoff_ms(0, attempts, Failure::of(e), retry_after(e)),
+            kind: kind.name(),
+            subject,
+            run_at_ms: now + backoff_ms(0, 1, Failure::of(e), retry_after(e)),
             created_ms: now,
             error: &e.message(),
         })?;
-        tracing::info!(invoice = id, queued, error = %e.message(), "finalize queued for a retry");
+        tracing::info!(
+            kind = kind.name(),
+            subject,
+            queued,
+            error = %e.message(),
+            "queued for a retry"
+        );
         Ok(())
     }
 
@@ -153,9 +185,13 @@ impl App {
                 job.merchant
             )));
         };
-        match job.kind.as_str() {
-            "finalize" => self.run_finalize(&scope, &job.subject),
-            other => Ok(JobResult::GaveUp(format!("unknown job kind {other}"))),
+        match JobKind::parse(&job.kind) {
+            Some(JobKind::Finalize) => self.run_finalize(&scope, &job.subject),
+            Some(JobKind::Sync) => Ok(match self.sync_one(&scope)? {
+                Ok(_) => JobResult::Done,
+                Err(e) => JobResult::of(e),
+            }),
+            None => Ok(JobResult::GaveUp(format!("unknown job kind {}", job.kind))),
         }
     }
 
@@ -171,8 +207,7 @@ impl App {
         Ok(match self.finalize_now(scope, id)? {
             Finalized::Done => JobResult::Done,
             Finalized::Missing => JobResult::GaveUp(format!("invoice {id} is gone")),
-            Finalized::Failed(e) if e.retryable() => JobResult::Retry(e),
-            Finalized::Failed(e) => JobResult::GaveUp(e.message()),
+            Finalized::Failed(e) => JobResult::of(e),
         })
     }
 }
@@ -181,6 +216,17 @@ enum JobResult {
     Done,
     Retry(PluginError),
     GaveUp(String),
+}
+
+impl JobResult {
+    /// A failed try: again later if a retry can help, else never.
+    fn of(e: PluginError) -> Self {
+        if e.retryable() {
+            JobResult::Retry(e)
+        } else {
+            JobResult::GaveUp(e.message())
+        }
+    }
 }
 
 #[cfg(test)]

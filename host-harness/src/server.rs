@@ -1,6 +1,7 @@
 //! `serve`: the billing host in a box. Routes the platform's API and Stripe's
 //! webhooks to the plugin, and applies what it returns durably before answering.
 
+use crate::queue::JobKind;
 use crate::bindings::{
     CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PayPage,
     PluginError, Transition, WebhookRequest,
@@ -253,32 +254,42 @@ impl App {
         self.platform.keys.webhook_signing.clone()
     }
 
-    /// Catches up on missed webhooks for every connected merchant: calls
-    /// `on-sync` from each one's stored cursor until Stripe has nothing more,
-    /// storing each call's transitions with its cursor. Returns the events
-    /// read and applied.
+    /// Catches up on missed webhooks for every connected merchant, one at a
+    /// time. A merchant whose sync fails does not hold up the others: if a
+    /// retry can help, its sync is queued; if not, it is logged. Returns the
+    /// events read and applied.
     pub fn sync(&self) -> anyhow::Result<(u32, u32)> {
         let (mut read, mut applied) = (0, 0);
         for id in self.merchants().ids()? {
             let Some(scope) = self.scope(&id)? else {
                 continue;
             };
-            if scope.connected(&self.platform) {
-                let (r, a) = self.sync_one(&scope)?;
-                (read, applied) = (read + r, applied + a);
+            if !scope.connected(&self.platform) {
+                continue;
+            }
+            match self.sync_one(&scope)? {
+                Ok((r, a)) => (read, applied) = (read + r, applied + a),
+                Err(e) if e.retryable() => self.queue(&scope, JobKind::Sync, "", &e)?,
+                Err(e) => tracing::error!(merchant = %id, error = %e.message(), "sync failed"),
             }
         }
         Ok((read, applied))
     }
 
-    fn sync_one(&self, scope: &Scope) -> anyhow::Result<(u32, u32)> {
+    /// Calls `on-sync` for the merchant from its stored cursor until Stripe
+    /// has nothing more, storing each call's transitions with its cursor.
+    /// The outer error is the store's; the inner one the plugin's.
+    pub(crate) fn sync_one(
+        &self,
+        scope: &Scope,
+    ) -> anyhow::Result<Result<(u32, u32), PluginError>> {
         let key = scope.merchant.account_id.clone();
         let (mut read, mut applied) = (0, 0);
         for _ in 0..100 {
             let cursor = self.records(scope).sync_cursor(&key)?;
             let out = match self.runtime.on_sync(&scope.merchant, cursor.as_deref())? {
                 Ok(out) => out,
-                Err(e) => anyhow::bail!("sync of {}: {}", scope.id, e.message()),
+                Err(e) => return Ok(Err(e)),
             };
             (read, applied) = (read + out.read, applied + out.applied);
             self.records(scope)
@@ -289,7 +300,7 @@ impl App {
                 break;
             }
         }
-        Ok((read, applied))
+        Ok(Ok((read, applied)))
     }
 
     /// Runs `sync` now and then every `every`, for as long as the process.
@@ -683,7 +694,7 @@ impl App {
             Finalized::Done => Ok(found(self.records(scope).invoice_view(id)?, "invoice")),
             Finalized::Missing => Ok(Reply::error(404, "no such invoice", false)),
             Finalized::Failed(e) if e.retryable() => {
-                self.queue_finalize(scope, id, &e, 1)?;
+                self.queue(scope, JobKind::Finalize, id, &e)?;
                 let mut reply = Reply::plugin_error(&e);
                 reply.body = serde_json::to_vec_pretty(&json!({
                     "error": {"message": e.message(), "retryable": true}, "queued": true,
