@@ -109,6 +109,7 @@ impl Harness {
             clock: clock.clone(),
             recorder: Recorder::for_tests("harness"),
             keys: KeyRing::default(),
+            pacing: None,
         });
         env.keys.set(ACCOUNT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");

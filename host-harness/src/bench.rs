@@ -49,6 +49,7 @@ impl Bench {
             clock: clock.clone(),
             recorder: Recorder::default(),
             keys: KeyRing::default(),
+            pacing: None,
         });
         let keys = |webhook: &str| MerchantKeys {
             webhook_signing: vec![webhook.to_string()],
@@ -352,6 +353,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
         clock,
         recorder: Recorder::default(),
         keys: KeyRing::default(),
+        pacing: None,
     });
     env.keys.set(
         account,

@@ -27,6 +27,7 @@ pub struct StripeSection {
     pub api_base: Option<String>,
     pub api_key_env: Option<String>,
     pub timeout_secs: Option<u64>,
+    pub requests_per_sec: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +93,11 @@ pub struct Flags {
     /// Timeout of one Stripe call, in seconds [default: 30].
     #[arg(long, global = true)]
     pub stripe_timeout_secs: Option<u64>,
+    /// Stripe requests per second and account that the whole fleet sends,
+    /// paced through the store; 0: off. Set it a little under Stripe's limit
+    /// (live 100, sandbox 25) [default: 0].
+    #[arg(long, global = true)]
+    pub stripe_requests_per_sec: Option<u32>,
     /// The merchant's connected account, acct_... (empty: the platform account).
     #[arg(long, global = true)]
     pub account: Option<String>,
@@ -155,6 +161,8 @@ pub struct Settings {
     pub stripe_api_base: String,
     pub api_key_env: String,
     pub stripe_timeout_secs: u64,
+    /// Stripe requests per second and account, for the whole fleet (0: unpaced).
+    pub stripe_requests_per_sec: u32,
     /// The merchant's secrets: kept by the host, used by the plugin only
     /// through the `mac` import.
     pub keys: MerchantKeys,
@@ -258,6 +266,10 @@ impl Settings {
                 .stripe_timeout_secs
                 .or(file.stripe.timeout_secs)
                 .unwrap_or(30),
+            stripe_requests_per_sec: flags
+                .stripe_requests_per_sec
+                .or(file.stripe.requests_per_sec)
+                .unwrap_or(0),
             sync_every_secs: flags.sync_every_secs.unwrap_or(300),
             limits: Limits {
                 deadline_ms: flags

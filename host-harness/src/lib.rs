@@ -14,6 +14,7 @@ pub mod logging;
 pub mod merchants;
 pub mod metrics;
 pub mod offline_stripe;
+pub mod pacing;
 pub mod pages;
 pub mod platform;
 pub mod portable;

@@ -170,6 +170,14 @@ impl Metrics {
             .inc();
     }
 
+    /// A request the host's pacing refused before it reached Stripe.
+    pub fn stripe_held_back(&self) {
+        let status = "held-back".to_string();
+        self.stripe_requests
+            .get_or_create(&StripeLabels { status })
+            .inc();
+    }
+
     pub fn email(&self, sent: bool) {
         let result = if sent { "sent" } else { "duplicate" }.to_string();
         self.emails.get_or_create(&EmailLabels { result }).inc();

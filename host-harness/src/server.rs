@@ -149,6 +149,7 @@ impl App {
             clock: Clock::System,
             recorder,
             keys: KeyRing::default(),
+            pacing: crate::pacing::Pacing::new(s.stripe_requests_per_sec),
         });
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
         let m = &s.merchant;

@@ -166,6 +166,17 @@ pub trait Backend: Send + Sync {
     fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()>;
     /// Jobs queued, and the age of the oldest (ms).
     fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)>;
+
+    /// Takes `account`'s next turn to send a Stripe request
+    /// ([`crate::pacing::take_turn`]): when it starts (ms), or `None` when
+    /// it is more than `max_wait_ms` away. One schedule for every worker.
+    fn pace(
+        &self,
+        account: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        max_wait_ms: i64,
+    ) -> StoreResult<Option<i64>>;
 }
 
 /// Work to queue.
@@ -355,6 +366,42 @@ mod tests {
                 String::from_utf8(total).unwrap(),
                 (4 * 8 * per_thread).to_string(),
                 "{target}"
+            );
+        }
+    }
+
+    /// Sixteen threads take an account's Stripe turns at once, from four
+    /// stores on one PostgreSQL database (four workers) or from one SQLite
+    /// store (its one worker): every turn is given once, spaced by the
+    /// interval, with no gap; one beyond the longest wait is refused.
+    #[test]
+    fn stripe_turns_are_one_schedule_for_every_worker() {
+        for target in targets("pacing") {
+            let workers = if target.starts_with("postgres") { 4 } else { 1 };
+            let stores: Vec<Db> = (0..workers)
+                .map(|_| Db::open(&target).unwrap_or_else(|e| panic!("{e:#}")))
+                .collect();
+            let turns = std::sync::Mutex::new(Vec::new());
+            std::thread::scope(|s| {
+                for k in 0..16 {
+                    let (store, turns) = (&stores[k % workers], &turns);
+                    s.spawn(move || {
+                        for _ in 0..25 {
+                            let slot = store.pace("acct_a", 0, 10, i64::MAX / 2).unwrap();
+                            turns.lock().unwrap().push(slot.unwrap());
+                        }
+                    });
+                }
+            });
+            let mut turns = turns.into_inner().unwrap();
+            turns.sort_unstable();
+            let expected: Vec<i64> = (0..400).map(|n| n * 10).collect();
+            assert_eq!(turns, expected, "{target}");
+            assert_eq!(stores[0].pace("acct_a", 0, 10, 1_000).unwrap(), None);
+            assert_eq!(
+                stores[0].pace("acct_b", 0, 10, 1_000).unwrap(),
+                Some(0),
+                "another account has its own schedule"
             );
         }
     }

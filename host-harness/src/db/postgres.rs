@@ -81,6 +81,9 @@ CREATE TABLE jobs (
 );
 CREATE INDEX jobs_due ON jobs (run_at_ms);
 ",
+    "
+CREATE TABLE stripe_pacing (account TEXT PRIMARY KEY, next_free_ms BIGINT NOT NULL);
+",
 ];
 
 pub struct Postgres {
@@ -102,7 +105,11 @@ fn failure(e: postgres::Error) -> StoreError {
             .contains(c)
         })
         || e.code().is_none();
-    let text = e.to_string();
+    // The server's own words: `Display` of a server error says only "db error".
+    let text = e.as_db_error().map_or_else(
+        || e.to_string(),
+        |d| format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+    );
     if transient {
         StoreError::Unavailable(text)
     } else {
@@ -516,6 +523,30 @@ impl Backend for Postgres {
             )
             .map_err(failure)?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    /// `pacing::take_turn` as one statement: the row's lock orders the
+    /// workers, and a turn too far away updates nothing and returns no row.
+    fn pace(
+        &self,
+        account: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        max_wait_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "INSERT INTO stripe_pacing AS p (account, next_free_ms)
+                 VALUES ($1, $2::BIGINT + $3::BIGINT)
+                 ON CONFLICT (account) DO UPDATE
+                 SET next_free_ms = GREATEST(p.next_free_ms, $2) + $3
+                 WHERE GREATEST(p.next_free_ms, $2) <= $2 + $4::BIGINT
+                 RETURNING next_free_ms - $3",
+                &[&account, &now_ms, &interval_ms, &max_wait_ms],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {

@@ -95,6 +95,9 @@ DROP TABLE customers_v1;
 /// writers anyway.
 pub struct Sqlite {
     conn: Mutex<Connection>,
+    /// Each account's next free Stripe turn. In memory: a SQLite store has
+    /// one worker, and a turn is worth nothing after a restart.
+    turns: Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl Sqlite {
@@ -115,6 +118,7 @@ impl Sqlite {
         migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            turns: Mutex::default(),
         })
     }
 
@@ -541,6 +545,22 @@ impl Backend for Arc<Sqlite> {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(failure)
+    }
+
+    fn pace(
+        &self,
+        account: &str,
+        now_ms: i64,
+        interval_ms: i64,
+        max_wait_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        let next_free = turns.get(account).copied();
+        let taken = crate::pacing::take_turn(next_free, now_ms, interval_ms, max_wait_ms);
+        Ok(taken.map(|(slot, next)| {
+            turns.insert(account.to_string(), next);
+            slot
+        }))
     }
 
     fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {

@@ -7,6 +7,7 @@
 
 use super::HostState;
 use crate::bindings::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
+use crate::pacing::{self, Turn};
 use crate::record::Exchange;
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,10 +162,36 @@ fn scope_of(method: &str, path: &str) -> Option<Scope> {
     })
 }
 
+impl HostState {
+    /// Waits for the account's turn when pacing is on; the refusal to
+    /// answer instead when the turn is too far away. A store that cannot say
+    /// lets the request go: Stripe's own limit still holds.
+    fn wait_turn(&mut self, account: &str) -> Option<Response> {
+        let pacing = self.env.pacing?;
+        let now = i64::try_from(self.env.clock.now_ms()).unwrap_or(i64::MAX);
+        let turn = self.off_the_clock(|s| pacing.turn(&s.env.db, account, now));
+        match turn {
+            Ok(Turn::After(wait)) => {
+                self.off_the_clock(|_| std::thread::sleep(wait));
+                None
+            }
+            Ok(Turn::Refused { retry_after }) => Some(pacing::refused(retry_after)),
+            Err(e) => {
+                tracing::warn!(error = %e, "pacing unavailable; sending unpaced");
+                None
+            }
+        }
+    }
+}
+
 impl Host for HostState {
     fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
-        let tapped = self.tap.as_ref().map(|_| req.clone());
         let account = self.stripe_account.clone();
+        if let Some(refused) = self.wait_turn(&account) {
+            self.env.metrics.stripe_held_back();
+            return Ok(refused);
+        }
+        let tapped = self.tap.as_ref().map(|_| req.clone());
         let mut created = std::mem::take(&mut self.created_accounts);
         let (result, logged) =
             self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created));

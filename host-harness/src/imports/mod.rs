@@ -28,6 +28,8 @@ pub struct HostEnv {
     pub keys: KeyRing,
     /// Counters and histograms for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Stripe's rate kept by the host, per account, when set.
+    pub pacing: Option<crate::pacing::Pacing>,
 }
 
 /// The data of one Store: one call's view of the host.

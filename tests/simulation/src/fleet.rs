@@ -142,6 +142,7 @@ pub struct Spawn<'a> {
     pub stripe_base: &'a str,
     pub api_key: &'a str,
     pub dir: &'a std::path::Path,
+    pub extra_args: &'a [String],
 }
 
 /// `n` `serve` processes on one database, each on its own loopback port.
@@ -173,6 +174,7 @@ pub fn start_workers(n: usize, s: &Spawn) -> Vec<Worker> {
                 .args(["--notification-email", "finance@workers.example"])
                 .arg("--cache-dir")
                 .arg(s.dir.join("cache"))
+                .args(s.extra_args)
                 .env("STRIPE_API_KEY", s.api_key)
                 .stdout(Stdio::null())
                 .stderr(log)
@@ -213,6 +215,8 @@ pub struct FleetConfig<'a> {
     pub secret: &'a str,
     pub stripe_base: &'a str,
     pub api_key: &'a str,
+    /// More flags for every worker's `serve`.
+    pub extra_args: &'a [String],
 }
 
 /// Healthy workers on a fresh database, and a seeded way to pick one.
@@ -238,6 +242,7 @@ impl Fleet {
             stripe_base: c.stripe_base,
             api_key: c.api_key,
             dir: &dir,
+            extra_args: c.extra_args,
         };
         let workers = start_workers(c.workers, &spawn);
         wait_healthy(&workers);

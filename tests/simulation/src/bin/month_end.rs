@@ -38,6 +38,10 @@ struct Args {
     /// Stripe API requests per second and account (the sandbox's is 25).
     #[arg(long, default_value_t = 25)]
     rate_limit: u32,
+    /// Requests per second and account the workers pace themselves to,
+    /// together (`serve --stripe-requests-per-sec`); 0: unpaced, 429s only.
+    #[arg(long, default_value_t = 24)]
+    pace: u32,
     /// Finalizes sent at once by the platform.
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -78,9 +82,10 @@ fn metric(agent: &ureq::Agent, urls: &[String], name: &str) -> f64 {
                 .lines()
                 .filter(|l| l.starts_with(name))
                 .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-                .sum::<f64>()
+                .fold(0.0, |a, b| a + b)
         })
-        .sum()
+        // A fold from +0.0: an empty float sum is -0.0, printed "-0".
+        .fold(0.0, |a, b| a + b)
 }
 
 fn main() -> std::process::ExitCode {
@@ -103,6 +108,7 @@ fn main() -> std::process::ExitCode {
         secret: &secret,
         stripe_base: &running.base_url,
         api_key: API_KEY,
+        extra_args: &["--stripe-requests-per-sec".into(), args.pace.to_string()],
     });
     let pick = || fleet.pick();
     let agent = agent();
@@ -273,10 +279,15 @@ fn main() -> std::process::ExitCode {
         fleet.urls(),
         "stripe_plugin_jobs_total{kind=\"finalize\",result=\"done\"}",
     );
+    let held_back = metric(
+        &agent,
+        fleet.urls(),
+        "stripe_plugin_stripe_requests_total{status=\"held-back\"}",
+    );
     let bound = requests / (args.rate_limit as f64 * args.merchants as f64);
     println!(
-        "month-end: {} invoices over {} merchants, {} workers on one PostgreSQL, Stripe at {} requests/s per account",
-        args.invoices, args.merchants, args.workers, args.rate_limit
+        "month-end: {} invoices over {} merchants, {} workers on one PostgreSQL, Stripe at {} requests/s per account, the workers pacing themselves to {}",
+        args.invoices, args.merchants, args.workers, args.rate_limit, args.pace
     );
     println!(
         "  finished in {:.1} s; the rate limit's bound for the {:.0} Stripe requests that succeeded is {:.1} s ({:.2}x)",
@@ -286,7 +297,7 @@ fn main() -> std::process::ExitCode {
         took.as_secs_f64() / bound.max(0.001)
     );
     println!(
-        "  429s from Stripe: {}; finalizes answered 503 and queued: {}; queued finalizes run: {done:.0} done, {retried:.0} retried",
+        "  429s from Stripe: {}; requests held back by the workers' pacing: {held_back:.0}; finalizes answered 503 and queued: {}; queued finalizes run: {done:.0} done, {retried:.0} retried",
         emulator.rate_limited(),
         queued.into_inner().unwrap_or_else(|p| p.into_inner())
     );

@@ -112,6 +112,7 @@ fn main() -> std::process::ExitCode {
         secret: &secret,
         stripe_base: &running.base_url,
         api_key: API_KEY,
+        extra_args: &[],
     });
     let pick = || fleet.pick();
     let agent = agent();

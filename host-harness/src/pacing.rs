@@ -1,0 +1,126 @@
+//! Stripe's rate limit, kept on our side of the wire. Stripe allows each
+//! account a number of requests per second (live 100, sandbox 25) and answers
+//! 429 beyond it (https://docs.stripe.com/rate-limits). A month-end run that
+//! sends every invoice at once spends most of those requests on 429s and then
+//! waits out backoffs while the budget sits unused. With pacing on, every
+//! worker takes its turn from one schedule per account kept in the store, so
+//! the whole fleet sends at the chosen rate however many workers there are:
+//! a request waits for its turn when that is near, and when it is far the
+//! call gets the 429 Stripe would have sent, without sending anything, so the
+//! work is queued and retried after it.
+
+use crate::bindings::billing::stripe_plugin::http::Response;
+use crate::db::{Db, StoreResult};
+use std::time::Duration;
+
+/// Requests per second per account, and how long one may wait for its turn.
+#[derive(Debug, Clone, Copy)]
+pub struct Pacing {
+    pub per_second: u32,
+    pub max_wait: Duration,
+}
+
+/// When a request may go.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Turn {
+    /// After this wait (often zero).
+    After(Duration),
+    /// Not within the longest wait: it is refused, and may be retried after this.
+    Refused { retry_after: Duration },
+}
+
+impl Pacing {
+    pub fn new(per_second: u32) -> Option<Self> {
+        (per_second > 0).then_some(Self {
+            per_second,
+            max_wait: Duration::from_secs(1),
+        })
+    }
+
+    /// Milliseconds between two requests of one account (at least 1).
+    pub fn interval_ms(&self) -> i64 {
+        (1000 / i64::from(self.per_second)).max(1)
+    }
+
+    /// Takes `account`'s next turn from the schedule in the store.
+    pub fn turn(&self, db: &Db, account: &str, now_ms: i64) -> StoreResult<Turn> {
+        let interval = self.interval_ms();
+        let max_wait = i64::try_from(self.max_wait.as_millis()).unwrap_or(i64::MAX);
+        Ok(match db.pace(account, now_ms, interval, max_wait)? {
+            Some(slot) => Turn::After(ms(slot - now_ms)),
+            // The schedule is full for longer than we wait: come back when
+            // the turns already given have gone.
+            None => Turn::Refused {
+                retry_after: self.max_wait + ms(interval),
+            },
+        })
+    }
+}
+
+fn ms(n: i64) -> Duration {
+    Duration::from_millis(u64::try_from(n).unwrap_or(0))
+}
+
+/// The answer a refused request gets: Stripe's own 429 `rate_limit`, with
+/// `Retry-After`, so the plugin and the queue treat it as they treat Stripe's.
+/// It says it came from the host.
+pub fn refused(retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let body = serde_json::json!({"error": {
+        "type": "invalid_request_error",
+        "code": "rate_limit",
+        "message": format!(
+            "Held back by the host before reaching Stripe: this account's request rate is \
+             taken for the next {} ms. Retry after {secs} s.",
+            retry_after.as_millis()
+        ),
+    }});
+    Response {
+        status: 429,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Retry-After".into(), secs.to_string()),
+        ],
+        body: serde_json::to_vec(&body).unwrap_or_default(),
+    }
+}
+
+/// The schedule itself, for one account: given when the next free turn is
+/// (`None`: never used), the turn taken now and the next free one after it;
+/// `None` when the free turn is more than `max_wait_ms` away (nothing taken).
+/// PostgreSQL runs the same rule as one statement.
+pub fn take_turn(
+    next_free: Option<i64>,
+    now_ms: i64,
+    interval_ms: i64,
+    max_wait_ms: i64,
+) -> Option<(i64, i64)> {
+    let slot = next_free.map_or(now_ms, |n| n.max(now_ms));
+    (slot - now_ms <= max_wait_ms).then_some((slot, slot + interval_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_are_spaced_by_the_interval_and_refused_beyond_the_longest_wait() {
+        assert_eq!(take_turn(None, 1_000, 40, 1_000), Some((1_000, 1_040)));
+        assert_eq!(take_turn(Some(1_040), 1_000, 40, 1_000), Some((1_040, 1_080)));
+        assert_eq!(
+            take_turn(Some(500), 1_000, 40, 1_000),
+            Some((1_000, 1_040)),
+            "an idle account's turn is now, not in the past"
+        );
+        assert_eq!(take_turn(Some(2_001), 1_000, 40, 1_000), None);
+    }
+
+    #[test]
+    fn a_refusal_reads_as_stripes_rate_limit() {
+        let r = refused(Duration::from_millis(1_040));
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("Retry-After".into(), "2".into())));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limit");
+    }
+}
