@@ -1,14 +1,23 @@
-//! The emulator on a loopback port (tiny_http: small and synchronous, which
-//! suits a test double that answers one request at a time).
+//! The emulator on a loopback port: hyper's HTTP/1 server on a tokio runtime
+//! of its own. The emulator's work is synchronous; it runs on the runtime's
+//! blocking pool, so a slow request never holds up the others. A lost
+//! answer (a timeout or reset fault) closes the connection without a
+//! response, as a network fault does: the client sees the connection end,
+//! or (a timeout) waits first.
 
 use crate::faults::{Fault, Outcome};
 use crate::{Emulator, Reply};
-use std::io::Read;
-use std::sync::Arc;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 /// Bodies beyond this are refused (Stripe's own limit is far lower).
-const MAX_BODY: u64 = 1 << 20;
+const MAX_BODY: usize = 1 << 20;
 
 /// How long a "timeout" fault holds the connection before dropping it, by
 /// default: longer than Stripe's SDKs wait (30 s). A client with a shorter
@@ -19,32 +28,37 @@ const TIMEOUT_HOLD: Duration = Duration::from_secs(35);
 pub struct RunningEmulator {
     pub emulator: Emulator,
     pub base_url: String,
-    server: Arc<tiny_http::Server>,
-    hold: Arc<std::sync::Mutex<Duration>>,
+    hold: Arc<Mutex<Duration>>,
+    stop: Option<oneshot::Sender<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl RunningEmulator {
     pub fn start(emulator: Emulator, listen: &str) -> Result<Self, String> {
-        let server = Arc::new(
-            tiny_http::Server::from_listener(listener_without_nagle(listen)?, None)
-                .map_err(|e| format!("emulator: {e}"))?,
-        );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| "emulator: not an IP address".to_string())?;
-        let base_url = format!("http://{addr}");
+        let fail = |e: std::io::Error| format!("emulator: {e}");
+        let listener = std::net::TcpListener::bind(listen).map_err(fail)?;
+        listener.set_nonblocking(true).map_err(fail)?;
+        let base_url = format!("http://{}", listener.local_addr().map_err(fail)?);
         emulator.set_public_base(&base_url);
-        let hold = Arc::new(std::sync::Mutex::new(TIMEOUT_HOLD));
-        for _ in 0..8 {
-            let (server, emulator, hold) = (server.clone(), emulator.clone(), hold.clone());
-            std::thread::spawn(move || serve(&server, &emulator, &hold));
-        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("stripe-emulator")
+            .enable_all()
+            .build()
+            .map_err(fail)?;
+        let listener = {
+            let _in_runtime = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(fail)?
+        };
+        let hold = Arc::new(Mutex::new(TIMEOUT_HOLD));
+        let (stop, stopped) = oneshot::channel();
+        runtime.spawn(accept(listener, emulator.clone(), hold.clone(), stopped));
         Ok(Self {
             emulator,
             base_url,
-            server,
             hold,
+            stop: Some(stop),
+            runtime: Some(runtime),
         })
     }
 
@@ -56,85 +70,107 @@ impl RunningEmulator {
 
 impl Drop for RunningEmulator {
     fn drop(&mut self) {
-        self.server.unblock();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
-fn serve(server: &tiny_http::Server, emulator: &Emulator, hold: &std::sync::Mutex<Duration>) {
-    while let Ok(mut req) = server.recv() {
-        let method = req.method().as_str().to_string();
-        let target = req.url().to_string();
-        let headers: Vec<(String, String)> = req
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.field.as_str().as_str().to_string(),
-                    h.value.as_str().to_string(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        let read = req.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
-        let outcome = if read.is_err() || body.len() as u64 > MAX_BODY {
-            Outcome::Answer(crate::error::invalid(
-                None,
-                "The request body could not be read.",
-                None,
-            ))
-        } else {
-            emulator.exchange(&method, &target, &headers, &body)
+/// Accepts connections until told to stop; each is served on its own task.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    emulator: Emulator,
+    hold: Arc<Mutex<Duration>>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
         };
-        match outcome {
-            Outcome::Answer(reply) => respond(req, reply),
-            Outcome::Lost(fault) => {
-                if fault == Fault::Timeout {
-                    let hold = *crate::lock(hold);
-                    std::thread::sleep(hold);
-                }
-                // No answer at all: the connection is left without a response.
-                drop(req.into_writer());
+        // Small answers go out at once, not after the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let (emulator, hold) = (emulator.clone(), hold.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| answer(req, emulator.clone(), hold.clone()));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The answer was lost: hyper closes the connection without a response.
+#[derive(Debug)]
+struct Lost(Fault);
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "answer lost ({})", self.0.name())
+    }
+}
+
+impl std::error::Error for Lost {}
+
+async fn answer(
+    req: hyper::Request<Incoming>,
+    emulator: Emulator,
+    hold: Arc<Mutex<Duration>>,
+) -> Result<hyper::Response<Full<Bytes>>, Lost> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let refused = crate::error::invalid(None, "The request body could not be read.", None);
+            return Ok(response(refused));
+        }
+    };
+    let method = parts.method.as_str().to_string();
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (k.as_str().to_string(), v)
+        })
+        .collect();
+    let outcome =
+        tokio::task::spawn_blocking(move || emulator.exchange(&method, &target, &headers, &body))
+            .await
+            .map_err(|_| Lost(Fault::ServerError))?;
+    match outcome {
+        Outcome::Answer(reply) => Ok(response(reply)),
+        Outcome::Lost(fault) => {
+            if fault == Fault::Timeout {
+                let hold = *crate::lock(&hold);
+                tokio::time::sleep(hold).await;
             }
+            Err(Lost(fault))
         }
     }
 }
 
-fn respond(req: tiny_http::Request, reply: Reply) {
-    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-    for (k, v) in reply.headers {
-        if let Ok(h) = tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()) {
-            response.add_header(h);
-        }
+fn response(reply: Reply) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        builder = builder.header(k.as_str(), v.as_str());
     }
-    let _ = req.respond(response);
-}
-
-/// A listener whose accepted sockets send at once (TCP_NODELAY, which Linux
-/// accepted sockets inherit). tiny_http writes a response's head and body
-/// separately: with Nagle's algorithm the body waited for the client's
-/// delayed ACK, about 40 ms per request.
-pub fn listener_without_nagle(listen: &str) -> Result<std::net::TcpListener, String> {
-    let listener = std::net::TcpListener::bind(listen).map_err(|e| format!("emulator: {e}"))?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket descriptor and an int option of the right size.
-        let rc = unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(format!(
-                "emulator: TCP_NODELAY: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-    }
-    Ok(listener)
+    builder
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| {
+            let mut broken = hyper::Response::new(Full::new(Bytes::new()));
+            *broken.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            broken
+        })
 }
