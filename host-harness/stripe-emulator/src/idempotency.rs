@@ -13,7 +13,7 @@
 
 use crate::error::{Kind, invalid, stripe_error};
 use crate::{Emulator, Reply};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 pub const MAX_KEY_LEN: usize = 255;
 pub const KEPT_SECS: i64 = 24 * 3600;
@@ -27,7 +27,30 @@ struct Saved {
 #[derive(Default)]
 pub struct Keys {
     saved: HashMap<(String, String), Saved>,
+    /// When each saved key was saved, oldest first: forgetting the keys
+    /// past 24 hours looks at these only, not at every key.
+    saved_at: VecDeque<(i64, (String, String))>,
     in_flight: HashSet<(String, String)>,
+}
+
+impl Keys {
+    fn save(&mut self, slot: (String, String), saved: Saved) {
+        self.saved_at.push_back((saved.at, slot.clone()));
+        self.saved.insert(slot, saved);
+    }
+
+    /// Forgets the keys saved `KEPT_SECS` or more before `now`.
+    fn forget_old(&mut self, now: i64) {
+        while let Some((at, _)) = self.saved_at.front()
+            && now - at >= KEPT_SECS
+        {
+            if let Some((at, slot)) = self.saved_at.pop_front()
+                && self.saved.get(&slot).is_some_and(|s| s.at == at)
+            {
+                self.saved.remove(&slot);
+            }
+        }
+    }
 }
 
 /// Whether Stripe saves this answer: only requests that started executing.
@@ -69,12 +92,13 @@ impl Emulator {
         let mut st = self.state();
         st.idempotency.in_flight.remove(&slot);
         if saved_by_stripe(&reply) {
-            st.idempotency.saved.insert(
+            let at = self.now();
+            st.idempotency.save(
                 slot,
                 Saved {
                     fingerprint,
                     reply: reply.clone(),
-                    at: self.now(),
+                    at,
                 },
             );
         }
@@ -85,7 +109,7 @@ impl Emulator {
         let now = self.now();
         let mut st = self.state();
         let keys = &mut st.idempotency;
-        keys.saved.retain(|_, s| now - s.at < KEPT_SECS);
+        keys.forget_old(now);
         if keys.in_flight.contains(slot) {
             return Err(stripe_error(
                 409,

@@ -3,7 +3,7 @@
 
 use crate::Emulator;
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// One stored object, the account that owns it, and when it was made
 /// (a sequence number: lists are newest first).
@@ -21,6 +21,9 @@ pub struct Store {
     /// The last place given in lists.
     seq: u64,
     objects: BTreeMap<String, Stored>,
+    /// Each account's objects of each kind, by their place in lists: a list
+    /// reads its own kind, not every object (objects are never removed).
+    by_kind: HashMap<(String, String), BTreeMap<u64, String>>,
     /// (expires_at, session id) of Checkout Sessions, soonest first.
     expiring: BTreeSet<(i64, String)>,
 }
@@ -40,9 +43,19 @@ impl Store {
     pub fn put(&mut self, account: &str, object: Value) {
         let id = object["id"].as_str().unwrap_or_default().to_string();
         let seq = match self.objects.get(&id) {
-            Some(s) => s.seq,
+            Some(s) => {
+                let old = (s.account.clone(), kind_of(&s.object));
+                if let Some(listed) = self.by_kind.get_mut(&old) {
+                    listed.remove(&s.seq);
+                }
+                s.seq
+            }
             None => self.next_seq(),
         };
+        self.by_kind
+            .entry((account.to_string(), kind_of(&object)))
+            .or_default()
+            .insert(seq, id.clone());
         self.objects.insert(
             id,
             Stored {
@@ -75,25 +88,29 @@ impl Store {
         account: &'a str,
         kind: &'a str,
     ) -> impl Iterator<Item = &'a Stored> + 'a {
-        let mut all: Vec<&Stored> = self
-            .objects
-            .values()
-            .filter(|s| s.account == account && s.object["object"] == kind)
-            .collect();
-        all.sort_by_key(|s| std::cmp::Reverse(s.seq));
-        all.into_iter()
+        let listed = self.by_kind.get(&(account.to_string(), kind.to_string()));
+        listed
+            .into_iter()
+            .flat_map(|by_seq| by_seq.values().rev())
+            .filter_map(|id| self.objects.get(id))
     }
 
     /// Every object of one kind, across accounts, oldest first.
     pub fn everywhere(&self, kind: &str) -> Vec<Value> {
         let mut all: Vec<&Stored> = self
-            .objects
-            .values()
-            .filter(|s| s.object["object"] == kind)
+            .by_kind
+            .iter()
+            .filter(|((_, k), _)| k == kind)
+            .flat_map(|(_, by_seq)| by_seq.values())
+            .filter_map(|id| self.objects.get(id))
             .collect();
         all.sort_by_key(|s| s.seq);
         all.into_iter().map(|s| s.object.clone()).collect()
     }
+}
+
+fn kind_of(object: &Value) -> String {
+    object["object"].as_str().unwrap_or_default().to_string()
 }
 
 impl Emulator {
