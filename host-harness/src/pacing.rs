@@ -37,9 +37,11 @@ impl Pacing {
         })
     }
 
-    /// Milliseconds between two requests of one account (at least 1).
+    /// Milliseconds between two requests of one account, rounded up so the
+    /// rate never goes over `per_second` (24/s: 42 ms, 23.8/s).
     pub fn interval_ms(&self) -> i64 {
-        (1000 / i64::from(self.per_second)).max(1)
+        let n = i64::from(self.per_second);
+        (1000 + n - 1) / n
     }
 
     /// Takes `account`'s next turn from the schedule in the store.
@@ -113,6 +115,16 @@ mod tests {
             "an idle account's turn is now, not in the past"
         );
         assert_eq!(take_turn(Some(2_001), 1_000, 40, 1_000), None);
+    }
+
+    #[test]
+    fn the_interval_never_lets_more_than_the_rate_through() {
+        for n in [1, 24, 25, 30, 99, 100, 1000, 5000] {
+            let interval = Pacing::new(n).unwrap().interval_ms();
+            assert!(interval >= 1 && interval * i64::from(n) >= 1000, "{n}/s: {interval} ms");
+        }
+        assert_eq!(Pacing::new(25).unwrap().interval_ms(), 40);
+        assert!(Pacing::new(0).is_none(), "0 turns pacing off");
     }
 
     #[test]
