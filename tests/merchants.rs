@@ -343,3 +343,35 @@ fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
     }
     assert!(!off.app.run_next_job().unwrap(), "the job is gone once done");
 }
+
+/// Every worker's timer asks for the periodic sync; each merchant's is
+/// queued once a period, however many ask and whenever in the period they
+/// do, and run once by whichever worker is free.
+#[test]
+fn a_periodic_sync_is_one_job_per_merchant_whichever_worker_asks() {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, false);
+    connected_merchant(&off, "beta", BETA, false);
+    crate::end_to_end::hold_webhooks(&off);
+    let inv = send(&off, "alpha");
+    let session = inv["checkoutSessionId"].as_str().unwrap();
+    assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
+
+    // Four workers' timers fire in the same period.
+    let period = Duration::from_secs(300);
+    for _ in 0..4 {
+        off.app.queue_syncs(period).unwrap();
+    }
+    let mut runs = 0;
+    while off.app.run_next_job().unwrap() {
+        runs += 1;
+    }
+    // Later in the period (the jobs done and gone), more workers' timers fire.
+    for _ in 0..4 {
+        off.app.queue_syncs(period).unwrap();
+    }
+    assert!(!off.app.run_next_job().unwrap(), "this period's syncs are done");
+    let connected = ["default", "alpha", "beta"].len();
+    assert_eq!(runs, connected, "one sync per connected merchant");
+    assert_eq!(invoice(&off, "alpha")["status"], "PAID", "the sync caught alpha up");
+}

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_harness::config::{Flags, Settings};
 use host_harness::record::Recorder;
-use host_harness::server::{App, RunningServer, Shutdown};
+use host_harness::server::{App, RunningServer, Shutdown, SyncBy};
 use std::sync::Arc;
 use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Delivery, Emulator, WebhookTarget};
@@ -120,9 +120,16 @@ fn main() -> Result<()> {
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
             server.run(app.clone(), 8, Shutdown::OnSignal)?;
-            app.run_queue(cli.flags.queue_workers.unwrap_or(4));
+            let runners = cli.flags.queue_workers.unwrap_or(4);
+            app.run_queue(runners);
             if settings.sync_every_secs > 0 {
-                app.sync_periodically(std::time::Duration::from_secs(settings.sync_every_secs));
+                let by = if runners > 0 {
+                    SyncBy::Queue
+                } else {
+                    SyncBy::ThisWorker
+                };
+                let every = std::time::Duration::from_secs(settings.sync_every_secs);
+                app.sync_periodically(every, by);
             }
             tracing::info!(
                 listen = %server.base_url,

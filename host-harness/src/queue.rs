@@ -13,6 +13,10 @@ use crate::server::{App, Finalized, Scope};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where the host notes which merchants' syncs this period are queued (a kv
+/// namespace no merchant's account id can be).
+const SYNC_PERIODS: &str = "host/sync-periods";
+
 /// How long a worker holds a job before another may take it.
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between two tries.
@@ -123,6 +127,36 @@ impl App {
             error = %e.message(),
             "queued for a retry"
         );
+        Ok(())
+    }
+
+    /// Queues a catch-up sync for every connected merchant whose sync this
+    /// `period` has not been queued yet: the first worker to ask claims the
+    /// period (a compare-and-swap on an entry that expires with it), so
+    /// each merchant is synced once a period however many workers run, by
+    /// whichever is free.
+    pub fn queue_syncs(&self, period: Duration) -> anyhow::Result<()> {
+        let now = self.now_ms();
+        let db = &self.runtime.env().db;
+        let until = now.saturating_add(i64::try_from(period.as_millis()).unwrap_or(i64::MAX));
+        for id in self.merchants().ids()? {
+            let Some(scope) = self.scope(&id)? else {
+                continue;
+            };
+            let claimed = || {
+                db.kv_compare_and_swap(SYNC_PERIODS, &id, None, b"queued", Some(until), now)
+            };
+            if scope.connected(&self.platform) && claimed()? {
+                self.runtime.env().db.enqueue_job(&NewJob {
+                    merchant: &id,
+                    kind: JobKind::Sync.name(),
+                    subject: "",
+                    run_at_ms: now,
+                    created_ms: now,
+                    error: "",
+                })?;
+            }
+        }
         Ok(())
     }
 

@@ -98,6 +98,15 @@ pub(crate) enum Finalized {
     Failed(PluginError),
 }
 
+/// Who runs the periodic sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncBy {
+    /// The queue: one job per merchant a period, for the whole fleet.
+    Queue,
+    /// This worker, every merchant, every period (no queue runners here).
+    ThisWorker,
+}
+
 /// One merchant as a call sees it.
 pub struct Scope {
     pub id: String,
@@ -109,7 +118,7 @@ pub struct Scope {
 impl Scope {
     /// Whether the merchant can use Stripe yet: the default merchant may run
     /// on the platform's own account, any other needs its connected one.
-    fn connected(&self, platform: &Platform) -> bool {
+    pub(crate) fn connected(&self, platform: &Platform) -> bool {
         self.id == platform.default_merchant || !self.merchant.account_id.is_empty()
     }
 }
@@ -180,7 +189,7 @@ impl App {
         Ok(app)
     }
 
-    fn merchants(&self) -> Merchants<'_> {
+    pub(crate) fn merchants(&self) -> Merchants<'_> {
         Merchants::new(&self.runtime.env().db)
     }
 
@@ -304,21 +313,32 @@ impl App {
         Ok(Ok((read, applied)))
     }
 
-    /// Runs `sync` now and then every `every`, for as long as the process.
-    pub fn sync_periodically(self: &Arc<Self>, every: std::time::Duration) {
+    /// Syncs every merchant itself at start (catching up on what came while
+    /// it was down), then every `every` for as long as the process: by
+    /// queueing each merchant's sync once a period for the whole fleet
+    /// (`queue_syncs`), or, on a worker without queue runners, by running
+    /// every merchant's sync itself.
+    pub fn sync_periodically(self: &Arc<Self>, every: std::time::Duration, by: SyncBy) {
         let app = self.clone();
         std::thread::spawn(move || {
+            let mut now_by = SyncBy::ThisWorker;
             loop {
-                match app.sync() {
-                    Ok((read, applied)) => tracing::info!(
-                        read,
-                        applied,
-                        "sync: events read, and applied that no webhook had brought"
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "sync failed; will try again")
-                    }
+                let done = match now_by {
+                    SyncBy::Queue => app.queue_syncs(every).map(|()| {
+                        tracing::info!("sync: this period's syncs queued");
+                    }),
+                    SyncBy::ThisWorker => app.sync().map(|(read, applied)| {
+                        tracing::info!(
+                            read,
+                            applied,
+                            "sync: events read, and applied that no webhook had brought"
+                        );
+                    }),
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %format!("{e:#}"), "sync failed; will try again");
                 }
+                now_by = by;
                 std::thread::sleep(every);
             }
         });
