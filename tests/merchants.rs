@@ -308,21 +308,28 @@ fn merchant_settings_are_checked_and_unknown_merchants_are_404() {
     assert_eq!(status, 409, "{body}");
 }
 
+/// Alpha and beta on their connected accounts, webhooks held (none reaches
+/// the host), and each of `payers` has sent an invoice its customer paid.
+fn paid_while_webhooks_are_held(payers: &[&str]) -> Offline {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, false);
+    connected_merchant(&off, "beta", BETA, false);
+    crate::end_to_end::hold_webhooks(&off);
+    for m in payers {
+        let inv = send(&off, m);
+        let session = inv["checkoutSessionId"].as_str().unwrap();
+        assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
+    }
+    off
+}
+
 /// The catch-up sync runs merchant by merchant. A connected account whose
 /// Stripe calls keep failing (500s on listing its events, more than the
 /// plugin's own retries) does not hold up the other merchants' sync; its own
 /// is queued, and the queue catches it up once Stripe answers again.
 #[test]
 fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
-    let off = offline();
-    connected_merchant(&off, "alpha", ALPHA, false);
-    connected_merchant(&off, "beta", BETA, false);
-    crate::end_to_end::hold_webhooks(&off);
-    for m in ["alpha", "beta"] {
-        let inv = send(&off, m);
-        let session = inv["checkoutSessionId"].as_str().unwrap();
-        assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
-    }
+    let off = paid_while_webhooks_are_held(&["alpha", "beta"]);
     let fault = format!("path=/v1/events&method=GET&fault=500&account={ALPHA}&times=3");
     let (status, _) = off.stripe("POST", "/_test/faults", Some(&fault)).unwrap();
     assert_eq!(status, 200);
@@ -349,13 +356,7 @@ fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
 /// do, and run once by whichever worker is free.
 #[test]
 fn a_periodic_sync_is_one_job_per_merchant_whichever_worker_asks() {
-    let off = offline();
-    connected_merchant(&off, "alpha", ALPHA, false);
-    connected_merchant(&off, "beta", BETA, false);
-    crate::end_to_end::hold_webhooks(&off);
-    let inv = send(&off, "alpha");
-    let session = inv["checkoutSessionId"].as_str().unwrap();
-    assert_eq!(off.pay_session(session, "4242424242424242").unwrap(), 200);
+    let off = paid_while_webhooks_are_held(&["alpha"]);
 
     // Four workers' timers fire in the same period.
     let period = Duration::from_secs(300);
