@@ -4,6 +4,7 @@
 //! PostgreSQL (`postgres://…`: many `serve` workers on one database).
 //! Migrations run when a store is opened.
 
+mod pg_session;
 pub mod postgres;
 pub mod sqlite;
 

@@ -12,9 +12,10 @@ use super::{
 use anyhow::{Context, Result};
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
+use super::pg_session::{SessionManager, SessionTx};
 
-type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
-type Conn = r2d2::PooledConnection<PostgresConnectionManager<NoTls>>;
+type Pool = r2d2::Pool<SessionManager>;
+type Conn = r2d2::PooledConnection<SessionManager>;
 
 /// Each version's statements; `schema_version` counts how far a database has come.
 const MIGRATIONS: &[&str] = &[
@@ -137,7 +138,7 @@ impl Postgres {
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .connection_timeout(std::time::Duration::from_secs(10))
-            .build(PostgresConnectionManager::new(config, NoTls))
+            .build(SessionManager(PostgresConnectionManager::new(config, NoTls)))
             .context("connecting to PostgreSQL")?;
         let store = Self { pool };
         store.migrate()?;
@@ -558,7 +559,7 @@ impl Backend for Postgres {
     }
 }
 
-struct PostgresTx<'a, 'c>(&'a mut postgres::Transaction<'c>);
+struct PostgresTx<'a, 'c>(&'a mut SessionTx<'c>);
 
 impl PostgresTx<'_, '_> {
     fn run(
