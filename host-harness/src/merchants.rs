@@ -88,9 +88,12 @@ impl<'a> Merchants<'a> {
         Ok(text.map(|t| serde_json::from_str(&t)).transpose()?)
     }
 
-    /// The merchant whose connected account is `account`.
-    pub fn by_account(&self, account: &str) -> Result<Option<String>> {
-        Ok(self.db.merchant_by_account(account)?)
+    /// The merchant whose connected account is `account`, and its settings.
+    pub fn by_account(&self, account: &str) -> Result<Option<(String, MerchantSettings)>> {
+        let Some((id, text)) = self.db.merchant_by_account(account)? else {
+            return Ok(None);
+        };
+        Ok(Some((id, serde_json::from_str(&text)?)))
     }
 
     /// Every merchant's id, in order.

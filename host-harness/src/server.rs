@@ -195,9 +195,12 @@ impl App {
 
     /// The merchant `id` as calls see it, with its keys in the key ring.
     pub fn scope(&self, id: &str) -> anyhow::Result<Option<Scope>> {
-        let Some(settings) = self.merchants().get(id)? else {
-            return Ok(None);
-        };
+        let settings = self.merchants().get(id)?;
+        Ok(settings.map(|s| self.scope_of(id, s)))
+    }
+
+    /// Merchant `id` with `settings`, as a call sees it.
+    fn scope_of(&self, id: &str, settings: MerchantSettings) -> Scope {
         let p = &self.platform;
         let pay_link_base = if id == p.default_merchant {
             p.pay_link_base.clone()
@@ -226,7 +229,7 @@ impl App {
                 .keys
                 .ensure(&scope.merchant.account_id, self.keys_of(id));
         }
-        Ok(Some(scope))
+        scope
     }
 
     /// A merchant's keys: the platform's webhook secrets (one Connect
@@ -586,11 +589,7 @@ impl App {
         };
         let unrouted = account.is_some() && routed.is_none();
         let scope = match routed {
-            Some(id) => self.scope(&id)?,
-            None => None,
-        };
-        let scope = match scope {
-            Some(s) => s,
+            Some((id, settings)) => self.scope_of(&id, settings),
             None => self.default_scope()?,
         };
         tracing::Span::current().record("merchant", scope.id.as_str());

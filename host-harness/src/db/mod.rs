@@ -132,7 +132,8 @@ pub trait Backend: Send + Sync {
     fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String>;
 
     fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>>;
-    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>>;
+    /// The merchant whose connected account is `account`: its id and settings.
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<(String, String)>>;
     fn merchant_ids(&self) -> StoreResult<Vec<String>>;
     fn put_merchant(
         &self,

@@ -327,15 +327,15 @@ impl Backend for Postgres {
         Ok(row.map(|r| r.get(0)))
     }
 
-    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>> {
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<(String, String)>> {
         let row = self
             .conn()?
             .query_opt(
-                "SELECT id FROM merchants WHERE account_id = $1",
+                "SELECT id, settings FROM merchants WHERE account_id = $1",
                 &[&account],
             )
             .map_err(failure)?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     fn merchant_ids(&self) -> StoreResult<Vec<String>> {

@@ -347,12 +347,12 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
-    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<String>> {
+    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<(String, String)>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached("SELECT id FROM merchants WHERE account_id = ?1")
+            .prepare_cached("SELECT id, settings FROM merchants WHERE account_id = ?1")
             .map_err(failure)?;
-        stmt.query_row([account], |r| r.get(0))
+        stmt.query_row([account], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(failure)
     }
