@@ -335,9 +335,16 @@ fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
     assert_eq!(status, 200);
 
     let synced = off.app.sync();
-    assert!(synced.is_ok(), "one merchant's failure is not the sync's: {synced:?}");
+    assert!(
+        synced.is_ok(),
+        "one merchant's failure is not the sync's: {synced:?}"
+    );
     assert_eq!(invoice(&off, "beta")["status"], "PAID", "beta was synced");
-    assert_eq!(invoice(&off, "alpha")["status"], "FINAL", "alpha's sync failed");
+    assert_eq!(
+        invoice(&off, "alpha")["status"],
+        "FINAL",
+        "alpha's sync failed"
+    );
 
     let start = std::time::Instant::now();
     while invoice(&off, "alpha")["status"] != "PAID" {
@@ -348,7 +355,10 @@ fn a_sync_that_fails_for_one_merchant_is_queued_and_the_others_still_sync() {
         off.app.run_next_job().unwrap();
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(!off.app.run_next_job().unwrap(), "the job is gone once done");
+    assert!(
+        !off.app.run_next_job().unwrap(),
+        "the job is gone once done"
+    );
 }
 
 /// Every worker's timer asks for the periodic sync; each merchant's is
@@ -371,8 +381,15 @@ fn a_periodic_sync_is_one_job_per_merchant_whichever_worker_asks() {
     for _ in 0..4 {
         off.app.queue_syncs(period).unwrap();
     }
-    assert!(!off.app.run_next_job().unwrap(), "this period's syncs are done");
+    assert!(
+        !off.app.run_next_job().unwrap(),
+        "this period's syncs are done"
+    );
     let connected = ["default", "alpha", "beta"].len();
     assert_eq!(runs, connected, "one sync per connected merchant");
-    assert_eq!(invoice(&off, "alpha")["status"], "PAID", "the sync caught alpha up");
+    assert_eq!(
+        invoice(&off, "alpha")["status"],
+        "PAID",
+        "the sync caught alpha up"
+    );
 }

@@ -108,7 +108,10 @@ mod tests {
     #[test]
     fn turns_are_spaced_by_the_interval_and_refused_beyond_the_longest_wait() {
         assert_eq!(take_turn(None, 1_000, 40, 1_000), Some((1_000, 1_040)));
-        assert_eq!(take_turn(Some(1_040), 1_000, 40, 1_000), Some((1_040, 1_080)));
+        assert_eq!(
+            take_turn(Some(1_040), 1_000, 40, 1_000),
+            Some((1_040, 1_080))
+        );
         assert_eq!(
             take_turn(Some(500), 1_000, 40, 1_000),
             Some((1_000, 1_040)),
@@ -121,7 +124,10 @@ mod tests {
     fn the_interval_never_lets_more_than_the_rate_through() {
         for n in [1, 24, 25, 30, 99, 100, 1000, 5000] {
             let interval = Pacing::new(n).unwrap().interval_ms();
-            assert!(interval >= 1 && interval * i64::from(n) >= 1000, "{n}/s: {interval} ms");
+            assert!(
+                interval >= 1 && interval * i64::from(n) >= 1000,
+                "{n}/s: {interval} ms"
+            );
         }
         assert_eq!(Pacing::new(25).unwrap().interval_ms(), 40);
         assert!(Pacing::new(0).is_none(), "0 turns pacing off");

@@ -143,9 +143,8 @@ impl App {
             let Some(scope) = self.scope(&id)? else {
                 continue;
             };
-            let claimed = || {
-                db.kv_compare_and_swap(SYNC_PERIODS, &id, None, b"queued", Some(until), now)
-            };
+            let claimed =
+                || db.kv_compare_and_swap(SYNC_PERIODS, &id, None, b"queued", Some(until), now);
             if scope.connected(&self.platform) && claimed()? {
                 self.runtime.env().db.enqueue_job(&NewJob {
                     merchant: &id,

@@ -1,7 +1,6 @@
 //! `serve`: the billing host in a box. Routes the platform's API and Stripe's
 //! webhooks to the plugin, and applies what it returns durably before answering.
 
-use crate::queue::JobKind;
 use crate::bindings::{
     CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PayPage,
     PluginError, Transition, WebhookRequest,
@@ -13,6 +12,7 @@ use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
 use crate::pages::{PayView, Rendered};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::queue::JobKind;
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};

@@ -5,6 +5,7 @@
 //! invoice take turns. Migrations run on open, under an advisory lock, so
 //! workers starting together migrate once.
 
+use super::pg_session::{SessionManager, SessionTx};
 use super::{
     AccountRow, Backend, CustomerRow, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
     RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
@@ -12,7 +13,6 @@ use super::{
 use anyhow::{Context, Result};
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
-use super::pg_session::{SessionManager, SessionTx};
 
 type Pool = r2d2::Pool<SessionManager>;
 type Conn = r2d2::PooledConnection<SessionManager>;
@@ -138,7 +138,9 @@ impl Postgres {
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .connection_timeout(std::time::Duration::from_secs(10))
-            .build(SessionManager(PostgresConnectionManager::new(config, NoTls)))
+            .build(SessionManager(PostgresConnectionManager::new(
+                config, NoTls,
+            )))
             .context("connecting to PostgreSQL")?;
         let store = Self { pool };
         store.migrate()?;

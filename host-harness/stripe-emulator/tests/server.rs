@@ -57,7 +57,12 @@ fn every_request_of_many_keep_alive_clients_is_answered() {
         }
     });
     let failures = failures.into_inner().unwrap();
-    assert!(failures.is_empty(), "{} unanswered or failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} unanswered or failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert_eq!(done.into_inner(), 32 * 40);
     assert_eq!(stripe.emulator.objects("customer").len(), 32 * 40);
 }
@@ -67,15 +72,22 @@ fn every_request_of_many_keep_alive_clients_is_answered() {
 #[test]
 fn a_lost_answer_is_no_response_at_all() {
     let stripe = running();
-    stripe
-        .emulator
-        .handle("POST", "/_test/faults", &[], b"path=/v1/customers&fault=reset&when=after");
+    stripe.emulator.handle(
+        "POST",
+        "/_test/faults",
+        &[],
+        b"path=/v1/customers&fault=reset&when=after",
+    );
     let agent = agent(Duration::from_secs(10));
     let lost = create_customer(&agent, &stripe.base_url);
     assert!(
         matches!(&lost, Err(e) if !matches!(e, ureq::Error::Timeout(_))),
         "a reset ends the connection; the client must not wait out its timeout: {lost:?}"
     );
-    assert_eq!(stripe.emulator.objects("customer").len(), 1, "the work was done");
+    assert_eq!(
+        stripe.emulator.objects("customer").len(),
+        1,
+        "the work was done"
+    );
     assert_eq!(create_customer(&agent, &stripe.base_url).ok(), Some(200));
 }

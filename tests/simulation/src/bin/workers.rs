@@ -311,7 +311,8 @@ fn outside_payments(emulator: &Emulator, n: usize) -> Vec<Value> {
     }
     let events = emulator.events();
     let new = events.into_iter().skip(before);
-    new.filter(|e| e["type"] == "payment_intent.succeeded").collect()
+    new.filter(|e| e["type"] == "payment_intent.succeeded")
+        .collect()
 }
 
 /// The plugin's count of deliveries it ignored as not its own.
@@ -388,7 +389,10 @@ fn check(args: &Args, emulator: &Emulator, db: &str) -> Vec<String> {
         if payments != 1 {
             out.push(format!("{id}: {payments} payments recorded (expected 1)"));
         }
-        let refunded = matches!(case(i), Case::ChargedThenRefunded | Case::RefundedThenDisputed);
+        let refunded = matches!(
+            case(i),
+            Case::ChargedThenRefunded | Case::RefundedThenDisputed
+        );
         if refunded && state["amountRefunded"] != "10.00" {
             out.push(format!(
                 "{id}: refunded {} in the database, 10.00 in the ledger",
