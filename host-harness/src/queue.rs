@@ -139,15 +139,11 @@ impl App {
         let now = self.now_ms();
         let db = &self.runtime.env().db;
         let until = now.saturating_add(i64::try_from(period.as_millis()).unwrap_or(i64::MAX));
-        for id in self.merchants().ids()? {
-            let Some(scope) = self.scope(&id)? else {
-                continue;
-            };
-            let claimed =
-                || db.kv_compare_and_swap(SYNC_PERIODS, &id, None, b"queued", Some(until), now);
-            if scope.connected(&self.platform) && claimed()? {
-                self.runtime.env().db.enqueue_job(&NewJob {
-                    merchant: &id,
+        for scope in self.connected_scopes()? {
+            let id = &scope.id;
+            if db.kv_compare_and_swap(SYNC_PERIODS, id, None, b"queued", Some(until), now)? {
+                db.enqueue_job(&NewJob {
+                    merchant: id,
                     kind: JobKind::Sync.name(),
                     subject: "",
                     run_at_ms: now,

@@ -118,7 +118,7 @@ pub struct Scope {
 impl Scope {
     /// Whether the merchant can use Stripe yet: the default merchant may run
     /// on the platform's own account, any other needs its connected one.
-    pub(crate) fn connected(&self, platform: &Platform) -> bool {
+    fn connected(&self, platform: &Platform) -> bool {
         self.id == platform.default_merchant || !self.merchant.account_id.is_empty()
     }
 }
@@ -273,20 +273,29 @@ impl App {
     /// events read and applied.
     pub fn sync(&self) -> anyhow::Result<(u32, u32)> {
         let (mut read, mut applied) = (0, 0);
-        for id in self.merchants().ids()? {
-            let Some(scope) = self.scope(&id)? else {
-                continue;
-            };
-            if !scope.connected(&self.platform) {
-                continue;
-            }
+        for scope in self.connected_scopes()? {
             match self.sync_one(&scope)? {
                 Ok((r, a)) => (read, applied) = (read + r, applied + a),
                 Err(e) if e.retryable() => self.queue(&scope, JobKind::Sync, "", &e)?,
-                Err(e) => tracing::error!(merchant = %id, error = %e.message(), "sync failed"),
+                Err(e) => {
+                    tracing::error!(merchant = %scope.id, error = %e.message(), "sync failed")
+                }
             }
         }
         Ok((read, applied))
+    }
+
+    /// Every merchant that can use Stripe yet, in id order.
+    pub(crate) fn connected_scopes(&self) -> anyhow::Result<Vec<Scope>> {
+        let mut out = Vec::new();
+        for id in self.merchants().ids()? {
+            if let Some(scope) = self.scope(&id)?
+                && scope.connected(&self.platform)
+            {
+                out.push(scope);
+            }
+        }
+        Ok(out)
     }
 
     /// Calls `on-sync` for the merchant from its stored cursor until Stripe

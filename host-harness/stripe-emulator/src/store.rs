@@ -43,19 +43,19 @@ impl Store {
     pub fn put(&mut self, account: &str, object: Value) {
         let id = object["id"].as_str().unwrap_or_default().to_string();
         let seq = match self.objects.get(&id) {
-            Some(s) => {
-                let old = (s.account.clone(), kind_of(&s.object));
-                if let Some(listed) = self.by_kind.get_mut(&old) {
-                    listed.remove(&s.seq);
-                }
-                s.seq
+            // Replaced: the same account, kind and place in lists, so its
+            // entry in the index stands.
+            Some(s) => s.seq,
+            None => {
+                let seq = self.next_seq();
+                let listed = (account.to_string(), kind_of(&object));
+                self.by_kind
+                    .entry(listed)
+                    .or_default()
+                    .insert(seq, id.clone());
+                seq
             }
-            None => self.next_seq(),
         };
-        self.by_kind
-            .entry((account.to_string(), kind_of(&object)))
-            .or_default()
-            .insert(seq, id.clone());
         self.objects.insert(
             id,
             Stored {
