@@ -11,3 +11,4 @@ mod merchants;
 mod money;
 mod observability;
 mod reconciliation;
+mod seams;

@@ -1,0 +1,478 @@
+//! Money where features meet (the queue, on-invoice-updated, on-sync, lost
+//! answers, disputes): each defect of the second money review reproduced
+//! through the real component, or through `serve` where the host is involved.
+
+use e2e_tests::*;
+use host_harness::bindings::{
+    InvoiceChange, InvoiceUpdate, Merchant, PayPage, PluginError, Transition,
+};
+use serde_json::{Value, json};
+use stripe_emulator::faults::{Fault, Rule, When};
+
+fn fault(method: &str, path: &str, fault: Fault, when: When, times: u32) -> Rule {
+    Rule {
+        method: Some(method.into()),
+        account: None,
+        path: path.into(),
+        fault,
+        when,
+        times,
+    }
+}
+
+fn update(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Vec<Transition> {
+    let u = InvoiceUpdate {
+        invoice_id: "inv_01".into(),
+        change,
+        amount_due: amount.into(),
+    };
+    match h.runtime.on_invoice_updated(m, &u) {
+        Ok(Ok(ts)) => {
+            h.records().apply(&ts).unwrap();
+            ts
+        }
+        other => panic!("updating inv_01 failed: {other:?}"),
+    }
+}
+
+fn update_result(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Result<Vec<Transition>, PluginError> {
+    let u = InvoiceUpdate {
+        invoice_id: "inv_01".into(),
+        change,
+        amount_due: amount.into(),
+    };
+    h.runtime.on_invoice_updated(m, &u).expect("no trap")
+}
+
+/// PaymentIntents of inv_01 that took money.
+fn charged(h: &Harness) -> usize {
+    h.emulator
+        .objects("payment_intent")
+        .iter()
+        .filter(|p| p["metadata"][INVOICE_KEY] == "inv_01" && p["status"] == "succeeded")
+        .count()
+}
+
+/// A customer with a default card, the invoice drafted at the host.
+fn with_card() -> (Harness, String) {
+    let h = Harness::new();
+    let cus = h.stripe_customer("Seams Ltd");
+    h.add_card(&cus, "4242424242424242", true);
+    h.records()
+        .insert_draft(&json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    (h, cus)
+}
+
+/// Finalizing meets a charge whose answer is lost on every try: Stripe took
+/// the money, the plugin does not know it.
+fn charge_of_unknown_outcome() -> (Harness, String) {
+    let (h, cus) = with_card();
+    h.emulator.inject(fault(
+        "POST",
+        "/v1/payment_intents",
+        Fault::Timeout,
+        When::AfterWork,
+        3,
+    ));
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
+    assert!(first.is_err(), "{first:?}");
+    assert_eq!(charged(&h), 1, "Stripe took the money");
+    (h, cus)
+}
+
+/// Review 2, finding 2a: a re-price or a credit after a charge of unknown
+/// outcome must not open a new attempt (a new key) and charge again.
+#[test]
+fn a_charge_of_unknown_outcome_is_resolved_before_a_reprice_or_a_credit() {
+    let (h, cus) = charge_of_unknown_outcome();
+    let mut inv = h.invoice_for(&cus);
+    inv.amount_due = "1000.00".into();
+    let _ = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    assert_eq!(charged(&h), 1, "re-priced: still one charge");
+
+    let (h, cus) = charge_of_unknown_outcome();
+    let _ = update_result(&h, &h.merchant, InvoiceChange::Open, "1000.00");
+    let _ = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
+    assert_eq!(charged(&h), 1, "credited, then sent again: still one charge");
+}
+
+/// Review 2, finding 2b and 2c: a changed default card (the retry's key
+/// meets `idempotency_error`) or auto-charge switched off must never put a
+/// pay link beside a charge of unknown outcome.
+#[test]
+fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
+    let (h, cus) = charge_of_unknown_outcome();
+    h.add_card(&cus, "5555555555554444", true);
+    let _ = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
+    assert_eq!(h.sessions("open"), 0, "new default card: no link beside the charge");
+    assert_eq!(charged(&h), 1);
+
+    let (h, cus) = charge_of_unknown_outcome();
+    let mut inv = h.invoice_for(&cus);
+    inv.auto_charge = false;
+    let _ = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    assert_eq!(h.sessions("open"), 0, "auto-charge off: no link beside the charge");
+    assert_eq!(charged(&h), 1);
+}
+
+/// Review 2, finding 1 (plugin half): a void or a payment made elsewhere is
+/// never undone by sending the invoice again; only an explicit OPEN reopens.
+#[test]
+fn sending_again_never_reopens_an_invoice_voided_or_paid_elsewhere() {
+    for stop in [InvoiceChange::Void, InvoiceChange::PaidOutsideStripe, InvoiceChange::Uncollectible] {
+        let h = Harness::new();
+        let mut m = h.merchant.clone();
+        m.auto_charge = false;
+        h.records()
+            .insert_draft(&json!({"id": "inv_01"}), "inv_01")
+            .unwrap();
+        h.finalize(&m, &invoice());
+        update(&h, &m, stop, "0");
+        let again = h.finalize(&m, &invoice());
+        assert!(
+            !again.iter().any(|t| matches!(t, Transition::CollectionResumed(_))),
+            "{stop:?}: {again:?}"
+        );
+        assert_eq!(h.sessions("open"), 0, "{stop:?}: no session after a re-send");
+        let view = h.records().invoice_view("inv_01").unwrap().unwrap();
+        assert!(view["collectionStopped"].is_string(), "{stop:?}: {view}");
+        // An explicit OPEN with an amount reopens it.
+        update(&h, &m, InvoiceChange::Open, "1200.00");
+        let token = view["paymentLink"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+        assert!(matches!(h.open(&m, &token), PayPage::Redirect(_)), "{stop:?}: reopened");
+    }
+}
+
+/// Review 2, finding 1: a void that arrives before the plugin has a record
+/// of the invoice (its first finalize failed early) is remembered, and a
+/// retried finalize then charges nothing.
+#[test]
+fn a_void_before_the_first_finalize_finished_is_remembered() {
+    let (h, cus) = with_card();
+    h.emulator.inject(fault(
+        "GET",
+        "/v1/customers",
+        Fault::ServerError,
+        When::BeforeWork,
+        3,
+    ));
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
+    assert!(first.is_err(), "{first:?}");
+    update(&h, &h.merchant, InvoiceChange::Void, "0");
+    let again = h.finalize(&h.merchant, &h.invoice_for(&cus));
+    assert_eq!(charged(&h), 0, "voided: never charged: {again:?}");
+    assert_eq!(h.sessions("open"), 0);
+}
+
+/// Review 2, finding 5: money that arrives after collection stopped (a debit
+/// in flight when the merchant recorded a bank transfer) is an overpayment:
+/// flagged, and the merchant emailed once.
+#[test]
+fn money_after_collection_stopped_is_an_overpayment_and_the_merchant_is_told() {
+    let (h, m) = sent_invoice();
+    let mut processing = payment_of("pi_sepa", 120000);
+    processing["status"] = "processing".into();
+    processing["amount_received"] = 0.into();
+    deliver_event(&h, &m, "evt_p", "payment_intent.processing", processing);
+    update(&h, &m, InvoiceChange::PaidOutsideStripe, "0");
+    let late = deliver_event(&h, &m, "evt_s", "payment_intent.succeeded", payment_of("pi_sepa", 120000));
+    assert!(
+        late.transitions
+            .iter()
+            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "1200.00")),
+        "{late:?}"
+    );
+    let told = h
+        .emails()
+        .into_iter()
+        .filter(|e| e["dedupeKey"].as_str().unwrap().starts_with("overpaid:"))
+        .count();
+    assert_eq!(told, 1);
+}
+
+/// Review 2, finding 5 (credit variant): a credit note sent just after a
+/// Checkout payment the plugin had not heard of yet leaves more paid than
+/// due: reported as an overpayment.
+#[test]
+fn a_credit_after_an_unseen_checkout_payment_reports_the_overpayment() {
+    let (h, m) = sent_invoice();
+    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
+    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
+    let ts = update(&h, &m, InvoiceChange::Open, "1000.00");
+    assert!(
+        ts.iter()
+            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "200.00")),
+        "{ts:?}"
+    );
+}
+
+/// Review 2, finding 6: the duplicate of two payments is disputed and lost;
+/// the first payment still covers the invoice, so it stays PAID and the
+/// overpayment the merchant was told to refund is cleared.
+#[test]
+fn a_lost_dispute_of_the_duplicate_payment_leaves_the_invoice_paid() {
+    let (h, m) = sent_invoice();
+    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_first", 120000));
+    deliver_event(&h, &m, "evt_2", "payment_intent.succeeded", payment_of("pi_second", 120000));
+    assert_eq!(host_view(&h)["overpaid"], "1200.00");
+    deliver_event(&h, &m, "evt_3", "charge.dispute.created", dispute_of("dp_1", "pi_second", "needs_response", 120000));
+    deliver_event(&h, &m, "evt_4", "charge.dispute.closed", dispute_of("dp_1", "pi_second", "lost", 120000));
+    let view = host_view(&h);
+    assert_eq!(view["status"], "PAID", "{view}");
+    assert!(view["overpaid"].is_null(), "nothing left to refund: {view}");
+}
+
+/// Review 2, finding 7: reopening a paid invoice for 200.00 more collects
+/// 200.00; reopening one with refunds or disputes is refused, clearly.
+#[test]
+fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
+    let (h, m) = sent_invoice();
+    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    let ts = update(&h, &m, InvoiceChange::Open, "200.00");
+    assert!(
+        ts.iter().any(|t| matches!(t, Transition::StatusChanged(s) if s.status.name() == "PARTIALLY_PAID")),
+        "{ts:?}"
+    );
+    let token = host_view(&h)["paymentLink"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let PayPage::Redirect(_) = h.open(&m, &token) else {
+        panic!("the rest is collected by link")
+    };
+    let open: Vec<Value> = h
+        .emulator
+        .objects("checkout.session")
+        .into_iter()
+        .filter(|s| s["status"] == "open")
+        .collect();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["amount_total"], 20000, "{}", open[0]);
+
+    let (h, m) = sent_invoice();
+    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    let mut charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
+        "amount": 120000, "amount_refunded": 50000, "currency": "gbp", "refunded": false});
+    charge["metadata"] = json!({(INVOICE_KEY): "inv_01"});
+    deliver_event(&h, &m, "evt_r", "charge.refunded", charge);
+    let refused = update_result(&h, &m, InvoiceChange::Open, "200.00");
+    assert!(matches!(refused, Err(PluginError::InvalidInput(_))), "{refused:?}");
+}
+
+/// Review 2, finding 3: a refund listed before its payment (the usual order
+/// after an outage: newest first) must not stall the whole sync.
+#[test]
+fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
+    let (h, m) = sent_invoice();
+    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
+    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
+    // 120 events of the merchant's own after the payment, then a refund.
+    for _ in 0..60 {
+        let s = h.stripe("POST", "/v1/checkout/sessions", "mode=payment&success_url=https://x.example&line_items[0][price_data][currency]=gbp&line_items[0][price_data][unit_amount]=100&line_items[0][price_data][product_data][name]=x&line_items[0][quantity]=1");
+        h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", s["id"].as_str().unwrap()), "");
+    }
+    let pi = h
+        .emulator
+        .objects("payment_intent")
+        .into_iter()
+        .find(|p| p["status"] == "succeeded")
+        .unwrap();
+    h.stripe("POST", "/v1/refunds", &format!("payment_intent={}&amount=20000", pi["id"].as_str().unwrap()));
+    let mut cursor: Option<String> = None;
+    for _ in 0..6 {
+        let out = match h.runtime.on_sync(&m, cursor.as_deref()).unwrap() {
+            Ok(out) => out,
+            Err(e) => panic!("the sync stalled: {e:?}"),
+        };
+        h.records().apply(&out.transitions).unwrap();
+        cursor = Some(out.next_cursor);
+    }
+    assert_eq!(host_view(&h)["status"], "PARTIALLY_REFUNDED", "{}", host_view(&h));
+}
+
+/// Review 2, finding 4: an event with a negative amount (a credit line) must
+/// neither make the sync's page unreadable nor be answered 400.
+#[test]
+fn an_event_with_a_negative_amount_neither_poisons_the_sync_nor_gets_a_400() {
+    let (h, s) = Harness::scripted();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.records()
+        .insert_draft(&json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    h.finalize(&m, &invoice());
+    let credit = json!({"id": "ii_1", "object": "invoiceitem", "amount": -500, "currency": "gbp"});
+    let at = NOW_MS / 1000;
+    let page = json!({"object": "list", "has_more": false, "url": "/v1/events", "data": [
+        {"id": "evt_ii", "object": "event", "type": "invoiceitem.created", "account": ACCOUNT,
+         "livemode": false, "created": at, "data": {"object": credit.clone()}},
+        {"id": "evt_pi", "object": "event", "type": "payment_intent.succeeded", "account": ACCOUNT,
+         "livemode": false, "created": at, "data": {"object": payment_of("pi_1", 120000)}},
+    ]});
+    s.refuse("GET", "/v1/events", 200, page, 5);
+    let out = h.runtime.on_sync(&m, None).unwrap().expect("the sync reads the page");
+    h.records().apply(&out.transitions).unwrap();
+    assert_eq!(host_view(&h)["status"], "PAID");
+    let outcome = deliver_event(&h, &m, "evt_ii2", "invoiceitem.created", credit);
+    assert_eq!(outcome.status, 200, "{outcome:?}");
+}
+
+fn payment_of(pi: &str, amount: u64) -> Value {
+    json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
+        "currency": "gbp", "status": "succeeded", "metadata": {(INVOICE_KEY): "inv_01"}})
+}
+
+fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> Value {
+    json!({"id": id, "object": "dispute", "payment_intent": pi, "charge": "ch_x",
+        "status": status, "amount": amount, "currency": "gbp"})
+}
+
+/// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
+fn sent_invoice() -> (Harness, Merchant) {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.records()
+        .insert_draft(&json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    h.finalize(&m, &invoice());
+    (h, m)
+}
+
+fn host_view(h: &Harness) -> Value {
+    h.records().invoice_view("inv_01").unwrap().unwrap()
+}
+
+/// A signed event about `object`, delivered and applied as `serve` does.
+fn deliver_event(
+    h: &Harness,
+    m: &Merchant,
+    id: &str,
+    kind: &str,
+    object: Value,
+) -> host_harness::bindings::WebhookOutcome {
+    let event = json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
+        "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
+    let body = serde_json::to_vec(&event).unwrap();
+    let outcome = h
+        .runtime
+        .on_webhook(m, &h.delivery(&body, SECRET))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
+    h.records().apply(&outcome.transitions).unwrap();
+    outcome
+}
+
+mod through_serve {
+    //! The host's half: the durable queue and PATCH.
+
+    use host_harness::config::Flags;
+    use host_harness::demo::Offline;
+    use serde_json::{Value, json};
+    use std::time::{Duration, Instant};
+
+    fn succeeded_for(off: &Offline, invoice: &str) -> usize {
+        off.emulator
+            .emulator
+            .objects("payment_intent")
+            .iter()
+            .filter(|p| {
+                p["metadata"][super::INVOICE_KEY] == invoice && p["status"] == "succeeded"
+            })
+            .count()
+    }
+
+    /// Runs every job the queue has, waiting out their backoff, until none is left.
+    fn drain_queue(off: &Offline) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(6) {
+            if !off.app.run_next_job().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// An invoice for c1, whose default card is on file, whose finalize met a 429 and was queued.
+    fn queued_with_a_card(off: &Offline) {
+        let (status, _) = off.send_invoice(json!({"id": "inv_00"})).unwrap();
+        assert_eq!(status, 200);
+        off.save_default_card("c1", "4242424242424242").unwrap();
+        let fault = "path=/v1/payment_intents&method=POST&fault=rate_limit&times=1";
+        assert_eq!(off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0, 200);
+        let (status, body) = off.send_invoice(json!({"id": "inv_02", "invoiceNumber": "INV-2"})).unwrap();
+        assert_eq!((status, &body["queued"]), (503, &json!(true)), "{body}");
+    }
+
+    /// Review 2, finding 1, as a new user met it: a finalize queued after a
+    /// 429, then the merchant voids the invoice (or records a bank
+    /// transfer): the queue must not charge it.
+    #[test]
+    fn a_queued_finalize_never_charges_an_invoice_stopped_meanwhile() {
+        for change in ["VOID", "PAID_OUTSIDE_STRIPE"] {
+            let off = Offline::start(&Flags::default()).unwrap();
+            queued_with_a_card(&off);
+            let (status, body) = off
+                .host("PATCH", "/invoices/inv_02", Some(&json!({"change": change}).to_string()))
+                .unwrap();
+            assert_eq!(status, 200, "{body}");
+            drain_queue(&off);
+            assert_eq!(succeeded_for(&off, "inv_02"), 0, "{change}: charged after a stop");
+            let (_, inv): (u16, Value) = off.host("GET", "/invoices/inv_02", None).unwrap();
+            assert_ne!(inv["status"], "PAID", "{change}: {inv}");
+            assert_eq!(inv["collectionStopped"], change, "{change}: {inv}");
+        }
+    }
+
+    /// Review 2, the host's half: a job that fails for good is kept where an
+    /// operator can list it and try it again, and counted.
+    #[test]
+    fn a_job_that_fails_for_good_is_kept_as_a_dead_letter_and_can_be_retried() {
+        let off = Offline::start(&Flags::default()).unwrap();
+        let fault = "path=/v1/checkout/sessions&method=POST&fault=rate_limit&times=1";
+        assert_eq!(off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0, 200);
+        let (status, _) = off.send_invoice(json!({"id": "inv_03"})).unwrap();
+        assert_eq!(status, 503);
+        // The invoice is refused when the queue tries it: a bad amount now.
+        off.app
+            .runtime
+            .env()
+            .db
+            .set_amount_due(&off.app.platform.default_merchant, "inv_03", "12.345")
+            .unwrap();
+        drain_queue(&off);
+        let (status, dead) = off.host("GET", "/dead-letters", None).unwrap();
+        assert_eq!(status, 200, "{dead}");
+        let rows = dead["data"].as_array().unwrap();
+        assert_eq!(rows.len(), 1, "{dead}");
+        assert_eq!(rows[0]["subject"], "inv_03");
+        assert!(rows[0]["error"].as_str().unwrap().contains("12.345"), "{dead}");
+        let metrics = off.host("GET", "/metrics", None).unwrap().1;
+        let text = metrics.as_str().unwrap_or_default().to_string();
+        assert!(text.contains("stripe_plugin_dead_letters 1"), "{text}");
+        // Fixed, and retried by the operator: done.
+        off.app
+            .runtime
+            .env()
+            .db
+            .set_amount_due(&off.app.platform.default_merchant, "inv_03", "1200.00")
+            .unwrap();
+        let id = rows[0]["id"].as_i64().unwrap();
+        let (status, body) = off.host("POST", &format!("/dead-letters/{id}/retry"), None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        drain_queue(&off);
+        let (_, inv) = off.host("GET", "/invoices/inv_03", None).unwrap();
+        assert!(inv["paymentLink"].is_string(), "{inv}");
+        let (_, dead) = off.host("GET", "/dead-letters", None).unwrap();
+        assert_eq!(dead["data"].as_array().unwrap().len(), 0, "{dead}");
+    }
+}
