@@ -235,6 +235,14 @@ fn a_lost_dispute_of_the_duplicate_payment_leaves_the_invoice_paid() {
     assert!(view["overpaid"].is_null(), "nothing left to refund: {view}");
 }
 
+/// Review 2 (host): "paid on" is stamped by the host's clock, not the wall clock.
+#[test]
+fn the_host_stamps_paid_on_with_its_own_clock() {
+    let (h, m) = sent_invoice();
+    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    assert_eq!(host_view(&h)["paidAtMs"], NOW_MS, "{}", host_view(&h));
+}
+
 /// Review 2, finding 7: reopening a paid invoice for 200.00 more collects
 /// 200.00; reopening one with refunds or disputes is refused, clearly.
 #[test]
