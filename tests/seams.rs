@@ -284,8 +284,10 @@ fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
     let (h, m) = sent_invoice();
     let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
     h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
-    // 120 events of the merchant's own after the payment, then a refund.
-    for _ in 0..60 {
+    // More than a page (100) of the merchant's own events after the
+    // payment, then a refund: newest first, the refund is read a page
+    // before its payment.
+    for _ in 0..150 {
         let s = h.stripe("POST", "/v1/checkout/sessions", "mode=payment&success_url=https://x.example&line_items[0][price_data][currency]=gbp&line_items[0][price_data][unit_amount]=100&line_items[0][price_data][product_data][name]=x&line_items[0][quantity]=1");
         h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", s["id"].as_str().unwrap()), "");
     }
