@@ -251,13 +251,14 @@ fn a_sync_longer_than_one_call_goes_on_where_it_stopped() {
             .status,
         200
     );
-    // Then 600 other events of the account, a second apart.
+    // Then 600 other events of the account, a second apart: payments of
+    // another integration's (a type the sync lists, of no invoice of ours).
     for n in 0..600 {
         h.clock.advance_ms(1000);
         h.emulator.emit(
             ACCOUNT,
-            "customer.updated",
-            serde_json::json!({"id": format!("cus_noise_{n}"), "object": "customer"}),
+            "payment_intent.canceled",
+            serde_json::json!({"id": format!("pi_noise_{n}"), "object": "payment_intent", "metadata": {}}),
         );
     }
     let total = h.emulator.events().len() as u32;

@@ -162,7 +162,7 @@ fn the_component_is_small_and_speaks_only_our_contract() {
     let wasm = host_harness::runtime::PLUGIN_WASM;
     assert!(
         wasm.len() <= 256 * 1024,
-        "component is {} bytes, over the 256 KiB budget",
+        "component is {} bytes, over the 256 KiB budget (built without binaryen's wasm-opt? tests/run installs it)",
         wasm.len()
     );
 

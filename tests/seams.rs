@@ -35,7 +35,12 @@ fn update(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Vec
     }
 }
 
-fn update_result(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Result<Vec<Transition>, PluginError> {
+fn update_result(
+    h: &Harness,
+    m: &Merchant,
+    change: InvoiceChange,
+    amount: &str,
+) -> Result<Vec<Transition>, PluginError> {
     let u = InvoiceUpdate {
         invoice_id: "inv_01".into(),
         change,
@@ -100,7 +105,11 @@ fn a_charge_of_unknown_outcome_is_resolved_before_a_reprice_or_a_credit() {
         .runtime
         .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
         .unwrap();
-    assert_eq!(charged(&h), 1, "credited, then sent again: still one charge");
+    assert_eq!(
+        charged(&h),
+        1,
+        "credited, then sent again: still one charge"
+    );
 }
 
 /// Review 2, finding 2b and 2c: a changed default card (the retry's key
@@ -114,14 +123,22 @@ fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
         .runtime
         .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
         .unwrap();
-    assert_eq!(h.sessions("open"), 0, "new default card: no link beside the charge");
+    assert_eq!(
+        h.sessions("open"),
+        0,
+        "new default card: no link beside the charge"
+    );
     assert_eq!(charged(&h), 1);
 
     let (h, cus) = charge_of_unknown_outcome();
     let mut inv = h.invoice_for(&cus);
     inv.auto_charge = false;
     let _ = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
-    assert_eq!(h.sessions("open"), 0, "auto-charge off: no link beside the charge");
+    assert_eq!(
+        h.sessions("open"),
+        0,
+        "auto-charge off: no link beside the charge"
+    );
     assert_eq!(charged(&h), 1);
 }
 
@@ -129,27 +146,39 @@ fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
 /// never undone by sending the invoice again; only an explicit OPEN reopens.
 #[test]
 fn sending_again_never_reopens_an_invoice_voided_or_paid_elsewhere() {
-    for stop in [InvoiceChange::Void, InvoiceChange::PaidOutsideStripe, InvoiceChange::Uncollectible] {
+    for stop in [
+        InvoiceChange::Void,
+        InvoiceChange::PaidOutsideStripe,
+        InvoiceChange::Uncollectible,
+    ] {
         let h = Harness::new();
         let mut m = h.merchant.clone();
         m.auto_charge = false;
         h.records()
             .insert_draft(&json!({"id": "inv_01"}), "inv_01")
             .unwrap();
-        h.finalize(&m, &invoice());
+        let token = h.token(&h.finalize(&m, &invoice()));
         update(&h, &m, stop, "0");
         let again = h.finalize(&m, &invoice());
         assert!(
-            !again.iter().any(|t| matches!(t, Transition::CollectionResumed(_))),
+            !again
+                .iter()
+                .any(|t| matches!(t, Transition::CollectionResumed(_))),
             "{stop:?}: {again:?}"
         );
-        assert_eq!(h.sessions("open"), 0, "{stop:?}: no session after a re-send");
+        assert_eq!(
+            h.sessions("open"),
+            0,
+            "{stop:?}: no session after a re-send"
+        );
         let view = h.records().invoice_view("inv_01").unwrap().unwrap();
         assert!(view["collectionStopped"].is_string(), "{stop:?}: {view}");
         // An explicit OPEN with an amount reopens it.
         update(&h, &m, InvoiceChange::Open, "1200.00");
-        let token = view["paymentLink"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-        assert!(matches!(h.open(&m, &token), PayPage::Redirect(_)), "{stop:?}: reopened");
+        assert!(
+            matches!(h.open(&m, &token), PayPage::Redirect(_)),
+            "{stop:?}: reopened"
+        );
     }
 }
 
@@ -188,7 +217,13 @@ fn money_after_collection_stopped_is_an_overpayment_and_the_merchant_is_told() {
     processing["amount_received"] = 0.into();
     deliver_event(&h, &m, "evt_p", "payment_intent.processing", processing);
     update(&h, &m, InvoiceChange::PaidOutsideStripe, "0");
-    let late = deliver_event(&h, &m, "evt_s", "payment_intent.succeeded", payment_of("pi_sepa", 120000));
+    let late = deliver_event(
+        &h,
+        &m,
+        "evt_s",
+        "payment_intent.succeeded",
+        payment_of("pi_sepa", 120000),
+    );
     assert!(
         late.transitions
             .iter()
@@ -209,8 +244,15 @@ fn money_after_collection_stopped_is_an_overpayment_and_the_merchant_is_told() {
 #[test]
 fn a_credit_after_an_unseen_checkout_payment_reports_the_overpayment() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
-    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4242424242424242",
+    );
     let ts = update(&h, &m, InvoiceChange::Open, "1000.00");
     assert!(
         ts.iter()
@@ -225,11 +267,35 @@ fn a_credit_after_an_unseen_checkout_payment_reports_the_overpayment() {
 #[test]
 fn a_lost_dispute_of_the_duplicate_payment_leaves_the_invoice_paid() {
     let (h, m) = sent_invoice();
-    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_first", 120000));
-    deliver_event(&h, &m, "evt_2", "payment_intent.succeeded", payment_of("pi_second", 120000));
+    deliver_event(
+        &h,
+        &m,
+        "evt_1",
+        "payment_intent.succeeded",
+        payment_of("pi_first", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_2",
+        "payment_intent.succeeded",
+        payment_of("pi_second", 120000),
+    );
     assert_eq!(host_view(&h)["overpaid"], "1200.00");
-    deliver_event(&h, &m, "evt_3", "charge.dispute.created", dispute_of("dp_1", "pi_second", "needs_response", 120000));
-    deliver_event(&h, &m, "evt_4", "charge.dispute.closed", dispute_of("dp_1", "pi_second", "lost", 120000));
+    deliver_event(
+        &h,
+        &m,
+        "evt_3",
+        "charge.dispute.created",
+        dispute_of("dp_1", "pi_second", "needs_response", 120000),
+    );
+    deliver_event(
+        &h,
+        &m,
+        "evt_4",
+        "charge.dispute.closed",
+        dispute_of("dp_1", "pi_second", "lost", 120000),
+    );
     let view = host_view(&h);
     assert_eq!(view["status"], "PAID", "{view}");
     assert!(view["overpaid"].is_null(), "nothing left to refund: {view}");
@@ -239,7 +305,13 @@ fn a_lost_dispute_of_the_duplicate_payment_leaves_the_invoice_paid() {
 #[test]
 fn the_host_stamps_paid_on_with_its_own_clock() {
     let (h, m) = sent_invoice();
-    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    deliver_event(
+        &h,
+        &m,
+        "evt_1",
+        "payment_intent.succeeded",
+        payment_of("pi_1", 120000),
+    );
     assert_eq!(host_view(&h)["paidAtMs"], NOW_MS, "{}", host_view(&h));
 }
 
@@ -248,13 +320,21 @@ fn the_host_stamps_paid_on_with_its_own_clock() {
 #[test]
 fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
     let (h, m) = sent_invoice();
-    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    let token = h.token(&h.finalize(&m, &invoice()));
+    deliver_event(
+        &h,
+        &m,
+        "evt_1",
+        "payment_intent.succeeded",
+        payment_of("pi_1", 120000),
+    );
     let ts = update(&h, &m, InvoiceChange::Open, "200.00");
     assert!(
-        ts.iter().any(|t| matches!(t, Transition::StatusChanged(s) if s.status.name() == "PARTIALLY_PAID")),
+        ts.iter().any(
+            |t| matches!(t, Transition::StatusChanged(s) if s.status.name() == "PARTIALLY_PAID")
+        ),
         "{ts:?}"
     );
-    let token = host_view(&h)["paymentLink"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
     let PayPage::Redirect(_) = h.open(&m, &token) else {
         panic!("the rest is collected by link")
     };
@@ -268,13 +348,75 @@ fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
     assert_eq!(open[0]["amount_total"], 20000, "{}", open[0]);
 
     let (h, m) = sent_invoice();
-    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
-    let mut charge = json!({"id": "ch_1", "object": "charge", "payment_intent": "pi_1",
-        "amount": 120000, "amount_refunded": 50000, "currency": "gbp", "refunded": false});
-    charge["metadata"] = json!({(INVOICE_KEY): "inv_01"});
-    deliver_event(&h, &m, "evt_r", "charge.refunded", charge);
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4242424242424242",
+    );
+    let pi = h.emulator.objects("payment_intent")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        "/v1/refunds",
+        &format!("payment_intent={pi}&amount=50000"),
+    );
+    deliver_all(&h, &m);
+    assert_eq!(
+        host_view(&h)["status"],
+        "PARTIALLY_REFUNDED",
+        "{}",
+        host_view(&h)
+    );
     let refused = update_result(&h, &m, InvoiceChange::Open, "200.00");
-    assert!(matches!(refused, Err(PluginError::InvalidInput(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PluginError::InvalidInput(_))),
+        "{refused:?}"
+    );
+}
+
+/// Found by the generated histories: the customer fails 3-D Secure on
+/// Checkout; delivered newest first, the stale `requires_action` must not
+/// move the failed invoice back to "action required".
+#[test]
+fn a_stale_request_for_action_after_a_failure_changes_nothing() {
+    let (h, m) = sent_invoice();
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4000002760003184",
+    );
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/authenticate"),
+        "result=failed",
+    );
+    let mut events = h.emulator.events();
+    events.reverse();
+    for e in events {
+        let body = serde_json::to_vec(&e).unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap();
+        h.records().apply(&outcome.transitions).unwrap();
+    }
+    assert_eq!(
+        host_view(&h)["status"],
+        "PAYMENT_FAILED",
+        "{}",
+        host_view(&h)
+    );
 }
 
 /// Review 2, finding 3: a refund listed before its payment (the usual order
@@ -282,14 +424,25 @@ fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
 #[test]
 fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
-    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4242424242424242",
+    );
     // More than a page (100) of the merchant's own events after the
     // payment, then a refund: newest first, the refund is read a page
     // before its payment.
     for _ in 0..150 {
         let s = h.stripe("POST", "/v1/checkout/sessions", "mode=payment&success_url=https://x.example&line_items[0][price_data][currency]=gbp&line_items[0][price_data][unit_amount]=100&line_items[0][price_data][product_data][name]=x&line_items[0][quantity]=1");
-        h.stripe("POST", &format!("/v1/checkout/sessions/{}/expire", s["id"].as_str().unwrap()), "");
+        h.stripe(
+            "POST",
+            &format!("/v1/checkout/sessions/{}/expire", s["id"].as_str().unwrap()),
+            "",
+        );
     }
     let pi = h
         .emulator
@@ -297,7 +450,11 @@ fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
         .into_iter()
         .find(|p| p["status"] == "succeeded")
         .unwrap();
-    h.stripe("POST", "/v1/refunds", &format!("payment_intent={}&amount=20000", pi["id"].as_str().unwrap()));
+    h.stripe(
+        "POST",
+        "/v1/refunds",
+        &format!("payment_intent={}&amount=20000", pi["id"].as_str().unwrap()),
+    );
     let mut cursor: Option<String> = None;
     for _ in 0..6 {
         let out = match h.runtime.on_sync(&m, cursor.as_deref()).unwrap() {
@@ -307,7 +464,12 @@ fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
         h.records().apply(&out.transitions).unwrap();
         cursor = Some(out.next_cursor);
     }
-    assert_eq!(host_view(&h)["status"], "PARTIALLY_REFUNDED", "{}", host_view(&h));
+    assert_eq!(
+        host_view(&h)["status"],
+        "PARTIALLY_REFUNDED",
+        "{}",
+        host_view(&h)
+    );
 }
 
 /// Review 2, finding 4: an event with a negative amount (a credit line) must
@@ -330,11 +492,28 @@ fn an_event_with_a_negative_amount_neither_poisons_the_sync_nor_gets_a_400() {
          "livemode": false, "created": at, "data": {"object": payment_of("pi_1", 120000)}},
     ]});
     s.refuse("GET", "/v1/events", 200, page, 5);
-    let out = h.runtime.on_sync(&m, None).unwrap().expect("the sync reads the page");
+    let out = h
+        .runtime
+        .on_sync(&m, None)
+        .unwrap()
+        .expect("the sync reads the page");
     h.records().apply(&out.transitions).unwrap();
     assert_eq!(host_view(&h)["status"], "PAID");
     let outcome = deliver_event(&h, &m, "evt_ii2", "invoiceitem.created", credit);
     assert_eq!(outcome.status, 200, "{outcome:?}");
+}
+
+/// Every event the emulator made, delivered in order and applied.
+fn deliver_all(h: &Harness, m: &Merchant) {
+    for e in h.emulator.events() {
+        let body = serde_json::to_vec(&e).unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap_or_else(|err| panic!("{}: {err:?}", e["type"]));
+        h.records().apply(&outcome.transitions).unwrap();
+    }
 }
 
 fn payment_of(pi: &str, amount: u64) -> Value {
@@ -396,9 +575,7 @@ mod through_serve {
             .emulator
             .objects("payment_intent")
             .iter()
-            .filter(|p| {
-                p["metadata"][super::INVOICE_KEY] == invoice && p["status"] == "succeeded"
-            })
+            .filter(|p| p["metadata"][super::INVOICE_KEY] == invoice && p["status"] == "succeeded")
             .count()
     }
 
@@ -418,8 +595,13 @@ mod through_serve {
         assert_eq!(status, 200);
         off.save_default_card("c1", "4242424242424242").unwrap();
         let fault = "path=/v1/payment_intents&method=POST&fault=rate_limit&times=1";
-        assert_eq!(off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0, 200);
-        let (status, body) = off.send_invoice(json!({"id": "inv_02", "invoiceNumber": "INV-2"})).unwrap();
+        assert_eq!(
+            off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0,
+            200
+        );
+        let (status, body) = off
+            .send_invoice(json!({"id": "inv_02", "invoiceNumber": "INV-2"}))
+            .unwrap();
         assert_eq!((status, &body["queued"]), (503, &json!(true)), "{body}");
     }
 
@@ -432,11 +614,19 @@ mod through_serve {
             let off = Offline::start(&Flags::default()).unwrap();
             queued_with_a_card(&off);
             let (status, body) = off
-                .host("PATCH", "/invoices/inv_02", Some(&json!({"change": change}).to_string()))
+                .host(
+                    "PATCH",
+                    "/invoices/inv_02",
+                    Some(&json!({"change": change}).to_string()),
+                )
                 .unwrap();
             assert_eq!(status, 200, "{body}");
             drain_queue(&off);
-            assert_eq!(succeeded_for(&off, "inv_02"), 0, "{change}: charged after a stop");
+            assert_eq!(
+                succeeded_for(&off, "inv_02"),
+                0,
+                "{change}: charged after a stop"
+            );
             let (_, inv): (u16, Value) = off.host("GET", "/invoices/inv_02", None).unwrap();
             assert_ne!(inv["status"], "PAID", "{change}: {inv}");
             assert_eq!(inv["collectionStopped"], change, "{change}: {inv}");
@@ -449,7 +639,10 @@ mod through_serve {
     fn a_job_that_fails_for_good_is_kept_as_a_dead_letter_and_can_be_retried() {
         let off = Offline::start(&Flags::default()).unwrap();
         let fault = "path=/v1/checkout/sessions&method=POST&fault=rate_limit&times=1";
-        assert_eq!(off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0, 200);
+        assert_eq!(
+            off.stripe("POST", "/_test/faults", Some(fault)).unwrap().0,
+            200
+        );
         let (status, _) = off.send_invoice(json!({"id": "inv_03"})).unwrap();
         assert_eq!(status, 503);
         // The invoice is refused when the queue tries it: a bad amount now.
@@ -465,7 +658,10 @@ mod through_serve {
         let rows = dead["data"].as_array().unwrap();
         assert_eq!(rows.len(), 1, "{dead}");
         assert_eq!(rows[0]["subject"], "inv_03");
-        assert!(rows[0]["error"].as_str().unwrap().contains("12.345"), "{dead}");
+        assert!(
+            rows[0]["error"].as_str().unwrap().contains("12.345"),
+            "{dead}"
+        );
         let metrics = off.host("GET", "/metrics", None).unwrap().1;
         let text = metrics.as_str().unwrap_or_default().to_string();
         assert!(text.contains("stripe_plugin_dead_letters 1"), "{text}");
@@ -477,7 +673,9 @@ mod through_serve {
             .set_amount_due(&off.app.platform.default_merchant, "inv_03", "1200.00")
             .unwrap();
         let id = rows[0]["id"].as_i64().unwrap();
-        let (status, body) = off.host("POST", &format!("/dead-letters/{id}/retry"), None).unwrap();
+        let (status, body) = off
+            .host("POST", &format!("/dead-letters/{id}/retry"), None)
+            .unwrap();
         assert_eq!(status, 200, "{body}");
         drain_queue(&off);
         let (_, inv) = off.host("GET", "/invoices/inv_03", None).unwrap();

@@ -143,7 +143,11 @@ impl Harness {
     }
 
     pub fn records(&self) -> Records<'_> {
-        Records::new(&self.runtime.env().db, host_harness::db::DEFAULT_MERCHANT)
+        Records::new(
+            &self.runtime.env().db,
+            host_harness::db::DEFAULT_MERCHANT,
+            self.clock.now_ms(),
+        )
     }
 
     /// Wraps `body` as Stripe would deliver it now, signed with `secret`.

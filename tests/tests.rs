@@ -6,6 +6,7 @@ mod bad_day;
 mod collections;
 mod end_to_end;
 mod handlers;
+mod histories;
 mod limits;
 mod merchants;
 mod money;

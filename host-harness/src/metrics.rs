@@ -80,6 +80,7 @@ pub struct Metrics {
     stripe_requests: Family<StripeLabels, Counter>,
     emails: Family<EmailLabels, Counter>,
     queue_depth: Gauge,
+    dead_letters: Gauge,
     queue_oldest_age_seconds: Gauge<f64, AtomicU64>,
     jobs: Family<JobLabels, Counter>,
 }
@@ -120,6 +121,12 @@ impl Default for Metrics {
             "Jobs in the durable work queue (all workers)",
             queue_depth.clone(),
         );
+        let dead_letters = Gauge::default();
+        registry.register(
+            "dead_letters",
+            "Jobs that failed for good, kept for an operator (all merchants)",
+            dead_letters.clone(),
+        );
         let queue_oldest_age_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "queue_oldest_age_seconds",
@@ -139,6 +146,7 @@ impl Default for Metrics {
             stripe_requests,
             emails,
             queue_depth,
+            dead_letters,
             queue_oldest_age_seconds,
             jobs,
         }
@@ -183,8 +191,9 @@ impl Metrics {
         self.emails.get_or_create(&EmailLabels { result }).inc();
     }
 
-    pub fn set_queue(&self, depth: i64, oldest_ms: i64) {
+    pub fn set_queue(&self, depth: i64, oldest_ms: i64, dead: i64) {
         self.queue_depth.set(depth);
+        self.dead_letters.set(dead);
         self.queue_oldest_age_seconds.set(oldest_ms as f64 / 1000.0);
     }
 

@@ -6,6 +6,8 @@
 //! PostgreSQL), deleted once done, and never lost: a worker that dies lets
 //! its lease run out, and another takes the job. Running a job twice (after
 //! a lost lease) changes nothing: a finalize is idempotent in the plugin.
+//! A job that fails for good is kept as a dead letter, which an operator
+//! lists and queues again (`/dead-letters`).
 
 use crate::bindings::PluginError;
 use crate::db::{Job, NewJob};
@@ -199,9 +201,9 @@ impl App {
                 tracing::info!(error = %e.message(), "job will be tried again");
             }
             JobResult::GaveUp(why) => {
-                db.finish_job(job.id)?;
+                db.bury_job(job.id, &why, self.now_ms())?;
                 metrics.job(&job.kind, "failed");
-                tracing::error!(error = %why, "job failed for good");
+                tracing::error!(error = %why, "job failed for good; kept as a dead letter");
             }
         }
         Ok(true)
@@ -227,7 +229,8 @@ impl App {
     /// Finalizes the invoice unless that was done meanwhile (the platform
     /// called again, or another worker ran the job).
     fn run_finalize(&self, scope: &Scope, id: &str) -> anyhow::Result<JobResult> {
-        let sent = crate::state::Records::new(&self.runtime.env().db, &scope.id)
+        let sent = self
+            .records(scope)
             .parsed_invoice(id)?
             .is_some_and(|(_, st)| st.status != "DRAFT");
         if sent {

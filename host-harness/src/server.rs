@@ -128,7 +128,7 @@ impl Scope {
 pub struct App {
     pub runtime: Runtime,
     pub platform: Platform,
-    journal: Mutex<Vec<String>>,
+    journal: Mutex<Journal>,
 }
 
 impl App {
@@ -147,10 +147,6 @@ impl App {
             api_key,
             backend,
         };
-        let mut keys = s.keys.clone();
-        if keys.pay_link.is_empty() {
-            keys.pay_link.push(db.pay_link_key()?);
-        }
         let env = Arc::new(HostEnv {
             metrics: Default::default(),
             db,
@@ -160,6 +156,17 @@ impl App {
             keys: KeyRing::default(),
             pacing: crate::pacing::Pacing::new(s.stripe_requests_per_sec),
         });
+        Self::with_env(s, env)
+    }
+
+    /// The host on an environment made by the caller (its store, Stripe
+    /// backend and clock): what `from_settings` builds for `serve`, and what
+    /// a test builds around an in-process emulator and a fixed clock.
+    pub fn with_env(s: &Settings, env: Arc<HostEnv>) -> anyhow::Result<Self> {
+        let mut keys = s.keys.clone();
+        if keys.pay_link.is_empty() {
+            keys.pay_link.push(env.db.pay_link_key()?);
+        }
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
         let m = &s.merchant;
         let platform = Platform {
@@ -358,7 +365,10 @@ impl App {
 
     /// Takes the journal lines written so far (one per applied transition).
     pub fn drain_journal(&self) -> Vec<String> {
-        std::mem::take(&mut *self.journal.lock().unwrap_or_else(|p| p.into_inner()))
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
     }
 
     /// Applies transitions durably; `source` says which call produced them.
@@ -381,11 +391,14 @@ impl App {
             format!("({}: {source})", scope.id)
         };
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
-        j.extend(transitions.iter().map(|t| format!("{source:<34} {t}")));
+        for t in transitions {
+            j.push(format!("{source:<34} {t}"));
+        }
     }
 
-    fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
-        Records::new(&self.runtime.env().db, &scope.id)
+    pub(crate) fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
+        let env = self.runtime.env();
+        Records::new(&env.db, &scope.id, env.clock.now_ms())
     }
 
     pub fn handle(
@@ -507,6 +520,11 @@ impl App {
                 .records(scope)
                 .outbox(&scope.merchant.account_id)
                 .map(|o| Reply::json(200, &json!({"data": o}))),
+            ("GET", ["dead-letters"]) => {
+                let dead = self.runtime.env().db.dead_letters(&scope.id)?;
+                Ok(Reply::json(200, &json!({"data": dead})))
+            }
+            ("POST", ["dead-letters", id, "retry"]) => self.retry_dead_letter(scope, id),
             _ => Ok(Reply::error(404, "no such route", false)),
         }
     }
@@ -516,7 +534,8 @@ impl App {
         let env = self.runtime.env();
         let now = i64::try_from(env.clock.now_ms()).unwrap_or(i64::MAX);
         let (depth, oldest_ms) = env.db.queue_stats(now)?;
-        env.metrics.set_queue(depth, oldest_ms);
+        env.metrics
+            .set_queue(depth, oldest_ms, env.db.dead_letter_count()?);
         Ok(Reply {
             status: 200,
             headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],
@@ -680,7 +699,9 @@ impl App {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 self.records(scope).put_customer(id, &doc)?;
-                self.apply_or_503(scope, "customer updated", &transitions)?;
+                if let Some(refused) = self.apply_or_503(scope, "customer updated", &transitions)? {
+                    return Ok(refused);
+                }
                 Ok(found(self.records(scope).customer_view(id)?, "customer"))
             }
         }
@@ -748,7 +769,12 @@ impl App {
             Err(e) => Ok(Finalized::Failed(e)),
             Ok(transitions) => {
                 self.records(scope).set_status_if(id, "DRAFT", "FINAL")?;
-                self.apply_or_503(scope, "invoice finalized", &transitions)?;
+                if let Err(e) = self.apply(scope, "invoice finalized", &transitions) {
+                    // Not stored: a retry (or the queue) recomputes the same transitions.
+                    return Ok(Finalized::Failed(PluginError::HostUnavailable(format!(
+                        "storing what the plugin decided: {e}"
+                    ))));
+                }
                 Ok(Finalized::Done)
             }
         }
@@ -781,9 +807,39 @@ impl App {
                 if v["amountDue"].is_string() {
                     self.records(scope).set_amount_due(id, &amount_due)?;
                 }
-                self.apply_or_503(scope, "invoice updated", &transitions)?;
+                // A finalize still queued must not send what the platform stopped.
+                if !matches!(change, InvoiceChange::Open) {
+                    let db = &self.runtime.env().db;
+                    if db.cancel_job(&scope.id, JobKind::Finalize.name(), id)? {
+                        tracing::info!(
+                            invoice = id,
+                            "queued finalize cancelled: collection stopped"
+                        );
+                    }
+                }
+                if let Some(refused) = self.apply_or_503(scope, "invoice updated", &transitions)? {
+                    return Ok(refused);
+                }
                 Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
             }
+        }
+    }
+
+    /// An operator queues a dead letter again, due now.
+    fn retry_dead_letter(&self, scope: &Scope, id: &str) -> anyhow::Result<Reply> {
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(Reply::error(404, "no such dead letter", false));
+        };
+        let now = i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX);
+        if self
+            .runtime
+            .env()
+            .db
+            .revive_dead_letter(&scope.id, id, now)?
+        {
+            Ok(Reply::json(200, &json!({"queued": true})))
+        } else {
+            Ok(Reply::error(404, "no such dead letter", false))
         }
     }
 
@@ -797,7 +853,9 @@ impl App {
             }
             Ok(o) => o,
         };
-        self.apply_or_503(scope, "pay link opened", &outcome.transitions)?;
+        if let Some(refused) = self.apply_or_503(scope, "pay link opened", &outcome.transitions)? {
+            return Ok(refused);
+        }
         let number = |id: &str| self.invoice_number(scope, id);
         let location = match &outcome.page {
             PayPage::Redirect(url) => Some(url.clone()),
@@ -891,14 +949,42 @@ impl App {
             .map_or_else(|| invoice_id.to_string(), |(i, _)| i.invoice_number))
     }
 
+    /// Stores what the plugin decided; when the host cannot, the answer is
+    /// a 503 (retry), never a 500: nothing was lost, the call can be redone.
     fn apply_or_503(
         &self,
         scope: &Scope,
         source: &str,
         transitions: &[Transition],
-    ) -> anyhow::Result<()> {
-        self.apply(scope, source, transitions)
-            .map_err(|e| anyhow::anyhow!("{e}"))
+    ) -> anyhow::Result<Option<Reply>> {
+        Ok(self.apply(scope, source, transitions).err().map(|e| {
+            tracing::warn!(error = %e, source, "transitions not stored; answered 503");
+            Reply::error(503, &format!("not stored, retry: {e}"), true)
+        }))
+    }
+}
+
+/// What the host applied, one line per transition, for the demo and the
+/// tests to read: the newest lines only, so a long-running `serve` never
+/// grows it without bound.
+#[derive(Default)]
+pub struct Journal {
+    lines: std::collections::VecDeque<String>,
+}
+
+impl Journal {
+    /// Lines kept before the oldest is dropped.
+    pub const KEPT: usize = 10_000;
+
+    pub fn push(&mut self, line: String) {
+        if self.lines.len() == Self::KEPT {
+            self.lines.pop_front();
+        }
+        self.lines.push_back(line);
+    }
+
+    pub fn drain(&mut self) -> Vec<String> {
+        self.lines.drain(..).collect()
     }
 }
 
@@ -962,3 +1048,20 @@ fn found(v: Option<Value>, what: &str) -> Reply {
 }
 
 pub use crate::http_server::{RunningServer, Shutdown};
+
+#[cfg(test)]
+mod tests {
+    use super::Journal;
+
+    #[test]
+    fn the_journal_keeps_only_its_newest_lines() {
+        let mut j = Journal::default();
+        for i in 0..Journal::KEPT + 5 {
+            j.push(format!("line {i}"));
+        }
+        let lines = j.drain();
+        assert_eq!(lines.len(), Journal::KEPT);
+        assert_eq!(lines[0], "line 5");
+        assert!(j.drain().is_empty());
+    }
+}

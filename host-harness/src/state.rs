@@ -32,7 +32,7 @@ pub struct InvoiceState {
     #[serde(default)]
     pub status_revision: u64,
     /// When this host first stored the invoice as PAID (ms since the epoch,
-    /// the host's wall clock): what finance reads as "paid on".
+    /// the host's clock): what finance reads as "paid on".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_at_ms: Option<u64>,
 }
@@ -76,11 +76,18 @@ type CustomerRow = (Value, Option<String>, Option<String>);
 pub struct Records<'a> {
     db: &'a Db,
     merchant: &'a str,
+    /// The host's clock now (ms), for what is stamped on a record.
+    now_ms: u64,
 }
 
 impl<'a> Records<'a> {
-    pub fn new(db: &'a Db, merchant: &'a str) -> Self {
-        Self { db, merchant }
+    /// `now_ms` is the host's clock now: what a record changed now is stamped with.
+    pub fn new(db: &'a Db, merchant: &'a str, now_ms: u64) -> Self {
+        Self {
+            db,
+            merchant,
+            now_ms,
+        }
     }
 
     /// The document, the Stripe link and the card on file.
@@ -182,7 +189,7 @@ impl<'a> Records<'a> {
         self.transaction(&mut |tx| {
             transitions
                 .iter()
-                .try_for_each(|t| apply_one(tx, self.merchant, t))
+                .try_for_each(|t| apply_one(tx, self.merchant, self.now_ms, t))
         })
     }
 
@@ -223,7 +230,7 @@ impl<'a> Records<'a> {
     ) -> Result<(), ApplyError> {
         self.transaction(&mut |tx| {
             for t in transitions {
-                apply_one(tx, self.merchant, t)?;
+                apply_one(tx, self.merchant, self.now_ms, t)?;
             }
             Ok(tx.set_sync_cursor(merchant, cursor)?)
         })
@@ -285,13 +292,12 @@ fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
 /// The host applies what the plugin decided: the plugin's state machine has
 /// already refused out-of-order facts, so every transition here is legal, and
 /// applying one twice changes nothing (payments are keyed by their Stripe ref).
-fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn apply_one(tx: &mut dyn RecordsTx, merchant: &str, t: &Transition) -> Result<(), ApplyError> {
+fn apply_one(
+    tx: &mut dyn RecordsTx,
+    merchant: &str,
+    now_ms: u64,
+    t: &Transition,
+) -> Result<(), ApplyError> {
     let invoice_id = match t {
         Transition::CustomerLinked(l) => {
             return Ok(tx.link_customer(merchant, &l.customer_id, &l.stripe_customer_id)?);
@@ -336,15 +342,17 @@ fn apply_one(tx: &mut dyn RecordsTx, merchant: &str, t: &Transition) -> Result<(
             st.status_revision = s.revision;
             st.status = s.status.name().into();
             if st.status == "PAID" && st.paid_at_ms.is_none() {
-                st.paid_at_ms = Some(wall_clock_ms());
+                st.paid_at_ms = Some(now_ms);
             }
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
         }
+        // The excess as it stands now; none left (refunded, or a duplicate
+        // lost in a dispute) clears it.
         Transition::Overpaid(o) => {
             upsert_payment(&mut st, &o.stripe_ref, &o.payment);
-            st.overpaid = Some(o.excess.decimal.clone());
+            st.overpaid = (o.excess.minor > 0).then(|| o.excess.decimal.clone());
         }
         Transition::CollectionStopped(c) => st.collection_stopped = Some(c.reason.name().into()),
         Transition::CollectionResumed(_) => st.collection_stopped = None,

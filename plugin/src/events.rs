@@ -15,12 +15,94 @@ pub struct Event {
     pub data: Data,
 }
 
-/// A page of `/v1/events`, newest first.
-#[derive(Debug, miniserde::Deserialize)]
+/// A page of `/v1/events`, newest first, each event read on its own: one
+/// the plugin cannot read never makes the others unreadable.
+#[derive(Debug)]
 pub struct EventPage {
-    pub data: Vec<Event>,
+    pub data: Vec<Listed>,
     pub has_more: Option<bool>,
 }
+
+/// One event of a page.
+#[derive(Debug)]
+pub enum Listed {
+    Event(Box<Event>),
+    /// Not readable as an event the plugin knows; what of it could be read.
+    Unreadable(Envelope),
+}
+
+impl Listed {
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Listed::Event(e) => Some(&e.id),
+            Listed::Unreadable(e) => e.id.as_deref(),
+        }
+    }
+
+    pub fn created(&self) -> Option<u64> {
+        match self {
+            Listed::Event(e) => e.created,
+            Listed::Unreadable(e) => e.created,
+        }
+    }
+}
+
+/// An event's envelope alone, for an event whose object cannot be read.
+#[derive(Debug, miniserde::Deserialize)]
+pub struct Envelope {
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub created: Option<u64>,
+}
+
+#[derive(miniserde::Deserialize)]
+struct PageFlags {
+    has_more: Option<bool>,
+}
+
+impl EventPage {
+    pub fn parse(body: &[u8]) -> Option<Self> {
+        let flags: PageFlags = parse(body).ok()?;
+        let data = crate::json_split::array_under(body, "data")?
+            .into_iter()
+            .map(|raw| match Event::parse(raw) {
+                Some(e) => Listed::Event(Box::new(e)),
+                None => Listed::Unreadable(parse(raw).unwrap_or(Envelope {
+                    id: None,
+                    kind: None,
+                    created: None,
+                })),
+            })
+            .collect();
+        Some(EventPage {
+            data,
+            has_more: flags.has_more,
+        })
+    }
+}
+
+/// Every event type the plugin acts on: what a sync lists (`types[]`, at
+/// most 20) and what a webhook endpoint is registered for.
+pub const HANDLED: [&str; 17] = [
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "checkout.session.expired",
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.processing",
+    "payment_intent.requires_action",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "charge.refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "setup_intent.succeeded",
+    "payment_method.detached",
+    "account.updated",
+    "account.application.deauthorized",
+];
 
 #[derive(Debug, miniserde::Deserialize)]
 pub struct Data {
@@ -171,6 +253,25 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_handled_type_has_its_family_and_nothing_else_does() {
+        for kind in HANDLED {
+            assert_ne!(EventKind::parse(kind), EventKind::Other, "{kind}");
+        }
+        assert!(HANDLED.len() <= 20, "Stripe lists at most 20 types[]");
+    }
+
+    #[test]
+    fn one_unreadable_event_leaves_the_rest_of_its_page_readable() {
+        let page = br#"{"object":"list","has_more":false,"data":[
+            {"id":"evt_a","type":"invoiceitem.created","created":5,"data":{"object":{"amount":-500,"status":{"x":1}}}},
+            {"id":"evt_b","type":"payment_intent.succeeded","created":6,"data":{"object":{"id":"pi_1","amount":-5}}}]}"#;
+        let p = EventPage::parse(page).unwrap();
+        assert!(matches!(&p.data[0], Listed::Unreadable(e) if e.id.as_deref() == Some("evt_a")));
+        assert!(matches!(&p.data[1], Listed::Event(e) if e.id == "evt_b"));
+        assert_eq!(p.data[0].created(), Some(5));
+    }
 
     #[test]
     fn event_types_parse_once_into_their_family() {

@@ -102,7 +102,13 @@ pub fn call(merchant: &Merchant, req: &StripeRequest) -> Result<Obj, CallError> 
 /// A page of events from `/v1/events`, read as events.
 pub fn events(merchant: &Merchant, req: &StripeRequest) -> Result<EventPage, PluginError> {
     let body = call_raw(merchant, req)?;
-    Ok(objects::parse(&body).map_err(|_| unreadable(req))?)
+    Ok(EventPage::parse(&body).ok_or_else(|| unreadable(req))?)
+}
+
+/// The raw body of Stripe's 2xx answer to `req` (for callers that parse it
+/// their own way), after the retries `call` describes.
+pub fn call_raw_public(merchant: &Merchant, req: &StripeRequest) -> Result<Vec<u8>, CallError> {
+    call_raw(merchant, req)
 }
 
 fn unreadable(req: &StripeRequest) -> CallError {

@@ -25,6 +25,7 @@ pub mod events;
 pub mod handlers;
 pub mod host;
 pub mod imports;
+pub mod json_split;
 pub mod money;
 pub mod notify;
 pub mod payment_state;

@@ -164,10 +164,13 @@ pub fn action_required(
 
 /// More money arrived than was due: the merchant is told which payment went
 /// over and how much to refund. The plugin never refunds by itself.
+/// `why` names what made the excess (a payment, or a lower amount due), so
+/// each is told once.
 pub fn overpaid(
     m: &Merchant,
     rec: &InvoiceRecord,
     over: &crate::contract::Overpayment,
+    why: &str,
     tell: Tell,
 ) -> Result<(), PluginError> {
     if tell == Tell::Nobody || m.notification_email.is_empty() {
@@ -192,6 +195,6 @@ pub fn overpaid(
             over.excess.currency,
             over.excess.decimal,
         ),
-        format!("overpaid:{}:{}", over.invoice_id, over.stripe_ref),
+        format!("overpaid:{}:{why}", over.invoice_id),
     ))
 }

@@ -137,22 +137,33 @@ pub struct Holdings {
     pub due: u64,
     pub paid: u64,
     pub refunded: u64,
-    /// A dispute is open.
-    pub disputed: bool,
-    /// A dispute was lost (the money went back through the bank).
-    pub dispute_lost: bool,
+    /// Disputed in disputes still open.
+    pub disputed: u64,
+    /// Gone back through the bank in disputes that were lost.
+    pub lost: u64,
+}
+
+impl Holdings {
+    /// What the merchant keeps: paid, less refunds and lost disputes.
+    pub fn kept(&self) -> u64 {
+        self.paid
+            .saturating_sub(self.refunded)
+            .saturating_sub(self.lost)
+    }
 }
 
 /// Where an invoice stands once money has arrived. It is derived from the
-/// money and the disputes, never from the order in which Stripe's news came,
-/// so every delivery order ends in the same state. What is kept is what was
-/// paid less what was refunded: refunding an overpayment leaves it paid.
+/// money and the disputes' amounts, never from the order in which Stripe's
+/// news came, so every delivery order ends in the same state. What is kept
+/// is what was paid less refunds and lost disputes: refunding an
+/// overpayment leaves it paid, and so does losing a dispute of a duplicate
+/// payment while the rest still covers the invoice.
 pub fn settled_state(h: Holdings) -> PayState {
-    let kept = h.paid.saturating_sub(h.refunded);
-    if h.dispute_lost {
-        PayState::DisputeLost
-    } else if h.disputed {
+    let kept = h.kept();
+    if h.disputed > 0 && kept.saturating_sub(h.disputed) < h.due {
         PayState::Disputed
+    } else if h.lost > 0 && kept < h.due {
+        PayState::DisputeLost
     } else if h.refunded > 0 && kept == 0 {
         PayState::Refunded
     } else if kept >= h.due {
@@ -238,29 +249,35 @@ lost  -    -    -    -    -    -";
     }
 
     /// Every combination of the money and the disputes, with the state it
-    /// derives: due 100; paid, refunded; disputed, lost.
+    /// derives: due 100; paid, refunded, disputed (open), lost.
     #[test]
     fn the_settled_state_follows_the_money_and_the_disputes() {
-        let h = |paid, refunded, disputed, dispute_lost| Holdings {
+        let h = |paid, refunded, disputed, lost| Holdings {
             due: 100,
             paid,
             refunded,
             disputed,
-            dispute_lost,
+            lost,
         };
         let cases = [
-            (h(40, 0, false, false), PayState::PartiallyPaid),
-            (h(100, 0, false, false), PayState::Paid),
-            (h(200, 0, false, false), PayState::Paid),
-            (h(100, 30, false, false), PayState::PartiallyRefunded),
-            (h(40, 10, false, false), PayState::PartiallyRefunded),
-            (h(100, 100, false, false), PayState::Refunded),
-            (h(200, 100, false, false), PayState::Paid),
-            (h(200, 200, false, false), PayState::Refunded),
-            (h(40, 0, true, false), PayState::Disputed),
-            (h(100, 30, true, false), PayState::Disputed),
-            (h(100, 0, true, true), PayState::DisputeLost),
-            (h(100, 0, false, true), PayState::DisputeLost),
+            (h(40, 0, 0, 0), PayState::PartiallyPaid),
+            (h(100, 0, 0, 0), PayState::Paid),
+            (h(200, 0, 0, 0), PayState::Paid),
+            (h(100, 30, 0, 0), PayState::PartiallyRefunded),
+            (h(40, 10, 0, 0), PayState::PartiallyRefunded),
+            (h(100, 100, 0, 0), PayState::Refunded),
+            (h(200, 100, 0, 0), PayState::Paid),
+            (h(200, 200, 0, 0), PayState::Refunded),
+            (h(40, 0, 40, 0), PayState::Disputed),
+            (h(100, 30, 100, 0), PayState::Disputed),
+            (h(100, 0, 100, 100), PayState::Disputed),
+            (h(100, 0, 0, 100), PayState::DisputeLost),
+            // Paid twice, the duplicate disputed: the first still covers it.
+            (h(200, 0, 100, 0), PayState::Paid),
+            (h(200, 0, 0, 100), PayState::Paid),
+            // ... unless part of the first was refunded meanwhile.
+            (h(200, 30, 0, 100), PayState::DisputeLost),
+            (h(200, 30, 100, 0), PayState::Disputed),
         ];
         for (holdings, state) in cases {
             assert_eq!(settled_state(holdings), state, "{holdings:?}");

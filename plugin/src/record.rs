@@ -67,6 +67,32 @@ impl Stop {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
+
+    /// A decision of the platform's about the invoice itself (voided, paid
+    /// another way, written off): sending the invoice again never undoes
+    /// it; only an explicit reopen (`OPEN` with an amount) does.
+    pub fn for_good(self) -> bool {
+        matches!(
+            self,
+            Stop::Void | Stop::PaidOutsideStripe | Stop::Uncollectible
+        )
+    }
+
+    /// Whether, once stopped this way, nothing more is owed through Stripe:
+    /// money arriving after it is an overpayment.
+    pub fn nothing_owed(self) -> bool {
+        self != Stop::StripeRemoved
+    }
+}
+
+/// One dispute of one of the invoice's payments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisputeEntry {
+    pub id: String,
+    pub stage: DisputeStage,
+    /// What the dispute holds back (minor units). Records written before
+    /// amounts were kept have none: such a dispute counts as all the money.
+    pub amount: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,8 +134,11 @@ pub struct InvoiceRecord {
     /// The PaymentIntent whose money is on its way (a bank debit): only its
     /// own failure can end the processing state.
     pub in_flight: Option<String>,
-    /// Every dispute of the invoice's payments and where it stands.
-    pub disputes: Vec<(String, DisputeStage)>,
+    /// Every dispute of the invoice's payments, where it stands and its amount.
+    pub disputes: Vec<DisputeEntry>,
+    /// Payments flagged and not counted (another currency): their refunds
+    /// and disputes are acknowledged, never waited for.
+    pub flagged: Vec<String>,
     /// Set when the platform voided, settled or emptied the invoice: nothing
     /// is collected through Stripe until it is sent again with an amount due.
     pub stopped: Option<Stop>,
@@ -135,14 +164,48 @@ impl InvoiceRecord {
 
     /// The money and the disputes, from which a settled state is derived.
     pub fn holdings(&self) -> Holdings {
-        let stage = |s| self.disputes.iter().any(|(_, d)| *d == s);
+        let held = |s| {
+            self.disputes
+                .iter()
+                .filter(|d| d.stage == s)
+                .map(|d| d.amount.unwrap_or(self.paid))
+                .fold(0u64, u64::saturating_add)
+        };
         Holdings {
             due: self.due,
             paid: self.paid,
             refunded: self.refunded,
-            disputed: stage(DisputeStage::Open),
-            dispute_lost: stage(DisputeStage::Lost),
+            disputed: held(DisputeStage::Open),
+            lost: held(DisputeStage::Lost),
         }
+    }
+
+    /// What the merchant keeps of what was paid (less refunds and lost disputes).
+    pub fn kept(&self) -> u64 {
+        self.holdings().kept()
+    }
+
+    /// What Stripe may still rightly take in all: nothing once the platform
+    /// stopped collection (voided, paid another way, nothing due).
+    pub fn owed(&self) -> u64 {
+        match self.stopped {
+            Some(s) if s.nothing_owed() => 0,
+            _ => self.due,
+        }
+    }
+
+    /// Money kept beyond what is owed: what the merchant should refund.
+    pub fn excess(&self) -> u64 {
+        self.kept().saturating_sub(self.owed())
+    }
+
+    /// This attempt's off-session charge was sent and its outcome never
+    /// heard: Stripe may have taken the money. Nothing else may charge or
+    /// open a link for the invoice until that is known.
+    pub fn charge_unknown(&self) -> bool {
+        self.charge_sent_ms.is_some()
+            && self.state.collecting()
+            && self.state != PayState::Processing
     }
 
     /// After money moved: the state the money and the disputes say. A debit
@@ -159,16 +222,22 @@ impl InvoiceRecord {
         };
     }
 
-    /// Records where dispute `id` stands; a closed dispute never reopens.
-    pub fn set_dispute(&mut self, id: &str, stage: DisputeStage) -> DisputeStage {
-        match self.disputes.iter_mut().find(|(d, _)| d == id) {
-            Some((_, s)) if *s == DisputeStage::Open || stage != DisputeStage::Open => {
-                *s = stage;
+    /// Records where dispute `id` stands and what it holds; a closed
+    /// dispute never reopens.
+    pub fn set_dispute(&mut self, id: &str, stage: DisputeStage, amount: u64) -> DisputeStage {
+        match self.disputes.iter_mut().find(|d| d.id == id) {
+            Some(d) if d.stage == DisputeStage::Open || stage != DisputeStage::Open => {
+                d.stage = stage;
+                d.amount = Some(amount);
                 stage
             }
-            Some((_, s)) => *s,
+            Some(d) => d.stage,
             None => {
-                self.disputes.push((id.to_string(), stage));
+                self.disputes.push(DisputeEntry {
+                    id: id.to_string(),
+                    stage,
+                    amount: Some(amount),
+                });
                 stage
             }
         }
@@ -255,8 +324,15 @@ impl InvoiceRecord {
         for r in &self.failed_refs {
             f.append_pair("failed_ref", r);
         }
-        for (d, s) in &self.disputes {
-            f.append_pair("dispute", &format!("{d} {}", s.name()));
+        for d in &self.disputes {
+            let entry = match d.amount {
+                Some(a) => format!("{} {} {a}", d.id, d.stage.name()),
+                None => format!("{} {}", d.id, d.stage.name()),
+            };
+            f.append_pair("dispute", &entry);
+        }
+        for p in &self.flagged {
+            f.append_pair("flagged", p);
         }
         for m in &self.declined_methods {
             f.append_pair("declined_method", m);
@@ -285,6 +361,7 @@ impl InvoiceRecord {
             refunds: Vec::new(),
             failed_refs: Vec::new(),
             disputes: Vec::new(),
+            flagged: Vec::new(),
             declined_methods: Vec::new(),
             stopped: None,
             in_flight: None,
@@ -318,17 +395,32 @@ impl InvoiceRecord {
                 }
                 "email" => r.emails.push(v),
                 "failed_ref" => r.failed_refs.push(v),
-                "dispute" => {
-                    let (id, stage) = v.rsplit_once(' ')?;
-                    r.disputes
-                        .push((id.to_string(), DisputeStage::from_name(stage)?));
-                }
+                "dispute" => r.disputes.push(decode_dispute(&v)?),
+                "flagged" => r.flagged.push(v),
                 "declined_method" => r.declined_methods.push(v),
                 _ => {}
             }
         }
         Some(r)
     }
+}
+
+/// A dispute as stored: `{id} {stage}`, then ` {amount}` since amounts are kept.
+fn decode_dispute(v: &str) -> Option<DisputeEntry> {
+    let (head, last) = v.rsplit_once(' ')?;
+    if let Some(stage) = DisputeStage::from_name(last) {
+        return Some(DisputeEntry {
+            id: head.to_string(),
+            stage,
+            amount: None,
+        });
+    }
+    let (id, stage) = head.rsplit_once(' ')?;
+    Some(DisputeEntry {
+        id: id.to_string(),
+        stage: DisputeStage::from_name(stage)?,
+        amount: Some(last.parse().ok()?),
+    })
 }
 
 /// Stripe keeps an idempotency key for at least 24 hours
@@ -531,9 +623,18 @@ mod tests {
         rec.auto_charge = true;
         rec.failed_refs = vec!["pi_0".into()];
         rec.disputes = vec![
-            ("dp_1".into(), DisputeStage::Won),
-            ("dp 2".into(), DisputeStage::Open),
+            DisputeEntry {
+                id: "dp_1".into(),
+                stage: DisputeStage::Won,
+                amount: Some(500),
+            },
+            DisputeEntry {
+                id: "dp 2".into(),
+                stage: DisputeStage::Open,
+                amount: None,
+            },
         ];
+        rec.flagged = vec!["pi_usd".into()];
         rec.declined_methods = vec!["pm_1".into()];
         rec.stopped = Some(Stop::PaidOutsideStripe);
         rec.in_flight = Some("pi_3".into());

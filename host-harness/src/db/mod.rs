@@ -168,6 +168,18 @@ pub trait Backend: Send + Sync {
     fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()>;
     /// Jobs queued, and the age of the oldest (ms).
     fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)>;
+    /// Drops the queued job of `kind` for `subject`, if any (the platform
+    /// decided otherwise meanwhile); true when one was dropped.
+    fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool>;
+    /// Moves a job that failed for good to the dead letters, with why.
+    fn bury_job(&self, id: i64, error: &str, now_ms: i64) -> StoreResult<()>;
+    /// The merchant's dead letters, oldest first.
+    fn dead_letters(&self, merchant: &str) -> StoreResult<Vec<DeadLetter>>;
+    /// Queues dead letter `id` of the merchant again, due now; false when
+    /// there is no such dead letter.
+    fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool>;
+    /// Dead letters of every merchant.
+    fn dead_letter_count(&self) -> StoreResult<i64>;
 
     /// Takes `account`'s next turn to send a Stripe request
     /// ([`crate::pacing::take_turn`]): when it starts (ms), or `None` when
@@ -202,6 +214,19 @@ pub struct Job {
     pub subject: String,
     /// Runs so far, this one included.
     pub attempts: i32,
+}
+
+/// A job that failed for good, kept for an operator to read and retry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: i64,
+    pub kind: String,
+    pub subject: String,
+    pub attempts: i32,
+    pub created_ms: i64,
+    pub died_ms: i64,
+    pub error: String,
 }
 
 /// Why a records transaction was rolled back.

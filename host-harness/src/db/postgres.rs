@@ -7,8 +7,8 @@
 
 use super::pg_session::{SessionManager, SessionTx};
 use super::{
-    AccountRow, Backend, CustomerRow, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
-    RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
+    AccountRow, Backend, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow,
+    OutgoingEmail, RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use postgres::NoTls;
@@ -84,6 +84,19 @@ CREATE INDEX jobs_due ON jobs (run_at_ms);
 ",
     "
 CREATE TABLE stripe_pacing (account TEXT PRIMARY KEY, next_free_ms BIGINT NOT NULL);
+",
+    "
+CREATE TABLE dead_letters (
+    id BIGSERIAL PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    attempts INT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    died_ms BIGINT NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
 ",
 ];
 
@@ -526,6 +539,79 @@ impl Backend for Postgres {
             )
             .map_err(failure)?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "DELETE FROM jobs WHERE merchant = $1 AND kind = $2 AND subject = $3",
+                &[&merchant, &kind, &subject],
+            )
+            .map_err(failure)?;
+        Ok(n > 0)
+    }
+
+    /// One statement: the row leaves the queue and lands in the dead letters together.
+    fn bury_job(&self, id: i64, error: &str, now_ms: i64) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "WITH gone AS (DELETE FROM jobs WHERE id = $1
+                               RETURNING merchant, kind, subject, attempts, created_ms)
+                 INSERT INTO dead_letters (merchant, kind, subject, attempts, created_ms, died_ms, error)
+                 SELECT merchant, kind, subject, attempts, created_ms, $2, $3 FROM gone",
+                &[&id, &now_ms, &error],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn dead_letters(&self, merchant: &str) -> StoreResult<Vec<DeadLetter>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT id, kind, subject, attempts, created_ms, died_ms, error
+                 FROM dead_letters WHERE merchant = $1 ORDER BY id",
+                &[&merchant],
+            )
+            .map_err(failure)?;
+        Ok(rows
+            .iter()
+            .map(|r| DeadLetter {
+                id: r.get(0),
+                kind: r.get(1),
+                subject: r.get(2),
+                attempts: r.get(3),
+                created_ms: r.get(4),
+                died_ms: r.get(5),
+                error: r.get(6),
+            })
+            .collect())
+    }
+
+    /// One statement: the dead letter leaves and its job is queued, due now.
+    fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "WITH gone AS (DELETE FROM dead_letters WHERE id = $1 AND merchant = $2
+                               RETURNING merchant, kind, subject, created_ms, error),
+                 queued AS (INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
+                            SELECT merchant, kind, subject, $3, created_ms, error FROM gone
+                            ON CONFLICT (merchant, kind, subject) DO NOTHING)
+                 SELECT count(*) FROM gone",
+                &[&id, &merchant, &now_ms],
+            )
+            .map_err(failure)?;
+        Ok(row.is_some_and(|r| r.get::<_, i64>(0) > 0))
+    }
+
+    fn dead_letter_count(&self) -> StoreResult<i64> {
+        let row = self
+            .conn()?
+            .query_one("SELECT count(*) FROM dead_letters", &[])
+            .map_err(failure)?;
+        Ok(row.get(0))
     }
 
     /// `pacing::take_turn` as one statement: the row's lock orders the

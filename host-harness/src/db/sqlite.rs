@@ -2,8 +2,8 @@
 //! Schema versions are counted in `user_version`.
 
 use super::{
-    AccountRow, Backend, CustomerRow, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
-    RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
+    AccountRow, Backend, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow,
+    OutgoingEmail, RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -145,6 +145,21 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_due ON jobs (run_at_ms);
 ";
 
+/// Version 4: jobs that failed for good, kept for an operator.
+const SCHEMA_V4: &str = "
+CREATE TABLE dead_letters (
+    id INTEGER PRIMARY KEY,
+    merchant TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    died_ms INTEGER NOT NULL,
+    error TEXT NOT NULL
+);
+CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -174,6 +189,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
         ))
         .context("migrating the database to version 3 (the work queue)")?;
+    }
+    if version < 4 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
+        ))
+        .context("migrating the database to version 4 (dead letters)")?;
     }
     Ok(())
 }
@@ -547,6 +568,81 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
+    fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "DELETE FROM jobs WHERE merchant = ?1 AND kind = ?2 AND subject = ?3",
+                params![merchant, kind, subject],
+            )
+            .map_err(failure)?;
+        Ok(n > 0)
+    }
+
+    fn bury_job(&self, id: i64, error: &str, now_ms: i64) -> StoreResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(failure)?;
+        tx.execute(
+            "INSERT INTO dead_letters (merchant, kind, subject, attempts, created_ms, died_ms, error)
+             SELECT merchant, kind, subject, attempts, created_ms, ?2, ?3 FROM jobs WHERE id = ?1",
+            params![id, now_ms, error],
+        )
+        .map_err(failure)?;
+        tx.execute("DELETE FROM jobs WHERE id = ?1", [id])
+            .map_err(failure)?;
+        tx.commit().map_err(failure)
+    }
+
+    fn dead_letters(&self, merchant: &str) -> StoreResult<Vec<DeadLetter>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, kind, subject, attempts, created_ms, died_ms, error
+                 FROM dead_letters WHERE merchant = ?1 ORDER BY id",
+            )
+            .map_err(failure)?;
+        let rows = stmt
+            .query_map([merchant], |r| {
+                Ok(DeadLetter {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    subject: r.get(2)?,
+                    attempts: r.get(3)?,
+                    created_ms: r.get(4)?,
+                    died_ms: r.get(5)?,
+                    error: r.get(6)?,
+                })
+            })
+            .map_err(failure)?;
+        rows.collect::<Result<_, _>>().map_err(failure)
+    }
+
+    fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(failure)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
+             SELECT merchant, kind, subject, ?3, created_ms, error FROM dead_letters
+             WHERE id = ?1 AND merchant = ?2",
+            params![id, merchant, now_ms],
+        )
+        .map_err(failure)?;
+        let n = tx
+            .execute(
+                "DELETE FROM dead_letters WHERE id = ?1 AND merchant = ?2",
+                params![id, merchant],
+            )
+            .map_err(failure)?;
+        tx.commit().map_err(failure)?;
+        Ok(n > 0)
+    }
+
+    fn dead_letter_count(&self) -> StoreResult<i64> {
+        self.conn()
+            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
+            .map_err(failure)
+    }
+
     fn pace(
         &self,
         account: &str,
@@ -691,7 +787,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

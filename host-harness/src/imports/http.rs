@@ -152,7 +152,7 @@ fn scope_of(method: &str, path: &str) -> Option<Scope> {
         | ("GET", ["v1", "payment_intents"] | ["v1", "payment_intents", _])
         | ("POST", ["v1", "payment_intents"])
         | ("GET", ["v1", "charges", _])
-        | ("GET", ["v1", "events"])
+        | ("GET", ["v1", "events"] | ["v1", "events", _])
         | ("GET", ["v1", "checkout", "sessions", _])
         | ("POST", ["v1", "checkout", "sessions"] | ["v1", "checkout", "sessions", _, "expire"]) => {
             Scope::Merchant

@@ -16,6 +16,8 @@ pub enum Filter<'a> {
     Prefix(&'a str),
     /// `created` with `gt`, `gte`, `lt`, `lte` (or an exact timestamp).
     Created,
+    /// `field` is one of the list parameter named, when it is given (`types[]`).
+    OneOf(&'a str, &'a str),
 }
 
 fn created_matches(object: &Value, param: &Value) -> bool {
@@ -43,6 +45,9 @@ impl Filter<'_> {
             Filter::Created => {
                 params["created"].is_null() || created_matches(object, &params["created"])
             }
+            Filter::OneOf(field, list) => params[*list]
+                .as_array()
+                .is_none_or(|wanted| wanted.iter().any(|w| object[*field] == *w)),
         }
     }
 }

@@ -296,13 +296,11 @@ fn charge_card_on_file(
     let rec = match rec.charge_key_age(imports::now_ms()) {
         KeyAge::Kept => rec,
         KeyAge::Unused => note_charge_sent(invoice_id, rec.attempt)?,
-        KeyAge::Forgotten => match earlier_charge(m, invoice_id, &rec, &stripe_customer)? {
-            Some(pi) => {
-                let charge =
-                    off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, None);
-                return charged(m, invoice_id, &rec, &charge, &pi, out);
+        KeyAge::Forgotten => match attempt_intent(m, invoice_id, &rec, &stripe_customer)? {
+            Some(pi) if took_money(&pi) => {
+                return charged(m, invoice_id, &rec, rec.outstanding(), &pi, out);
             }
-            None => {
+            _ => {
                 bump_attempt(invoice_id, rec.attempt, None)?;
                 let attempt = record::load(invoice_id)?.map_or(rec.attempt + 1, |r| r.attempt);
                 note_charge_sent(invoice_id, attempt)?
@@ -312,10 +310,26 @@ fn charge_card_on_file(
     let receipt = receipt_email(m, &rec);
     let charge = off_session_charge(invoice_id, &rec, &stripe_customer, &card, &kind, receipt);
     match imports::call(m, &request::create_off_session_payment(&charge)) {
-        Ok(pi) => charged(m, invoice_id, &rec, &charge, &pi, out),
+        Ok(pi) => charged(m, invoice_id, &rec, charge.amount_minor, &pi, out),
         Err(CallError::Stripe(f)) if f.is_card_error() => {
             declined(m, invoice_id, &rec, &card, &f, out)?;
             Ok(Charge::NeedsLink)
+        }
+        // This key was sent before with other parameters (another card, or
+        // amount): what that first request did decides, never a link. (A 409
+        // is the same key still running: a plain retry, below.)
+        Err(CallError::Stripe(f))
+            if f.error.error_type == "idempotency_error" && f.error.status == 400 =>
+        {
+            match resolve_sent_charge(m, invoice_id, KEY_USED)? {
+                Resolved::Took => {
+                    adopt_sent_charge(m, invoice_id, out)?;
+                    Ok(Charge::Done)
+                }
+                Resolved::Clear => Err(PluginError::NotReady(format!(
+                    "invoice {invoice_id}: the earlier charge failed; retry to charge again"
+                ))),
+            }
         }
         Err(CallError::Stripe(f)) if !f.error.retryable => {
             refused(m, invoice_id, &rec, &card, &f, out)?;
@@ -360,10 +374,103 @@ fn note_charge_sent(invoice_id: &str, attempt: u32) -> Result<InvoiceRecord, Plu
     rec.ok_or_else(|| PluginError::NotReady(format!("no record of {invoice_id}")))
 }
 
-/// The charge an earlier try of this attempt made, if it took (or may yet
-/// take) money: looked up in Stripe, by the attempt named in its metadata,
-/// among the customer's PaymentIntents since the key was first sent.
-fn earlier_charge(
+/// Whether a PaymentIntent took money, or may yet take it.
+fn took_money(pi: &Obj) -> bool {
+    matches!(
+        pi.status(),
+        Some("succeeded" | "processing" | "requires_action")
+    )
+}
+
+/// How long a charge that Stripe does not list may still be in flight: one
+/// request's tries (3 × 30 s) are well inside it.
+const IN_FLIGHT_MS: u64 = 120_000;
+
+/// A charge sent under a key Stripe says it has seen: it exists, however long ago.
+const KEY_USED: u64 = 0;
+
+/// What became of a charge of unknown outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// It took money (or it is on its way): counted now.
+    Took,
+    /// Nothing was taken: the invoice may be charged or linked again.
+    Clear,
+}
+
+/// Before anything else may charge the invoice or open a link for it, a
+/// charge of unknown outcome (sent, never answered) is resolved: Stripe is
+/// asked what became of it, money it took is counted, and one it never
+/// made is forgotten. While it cannot be known yet, `not-ready`. Called
+/// holding the invoice's lease.
+pub fn resolve_unknown_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<Resolved, PluginError> {
+    let unknown = record::load(invoice_id)?.is_some_and(|r| r.charge_unknown());
+    if !unknown {
+        return Ok(Resolved::Clear);
+    }
+    let resolved = resolve_sent_charge(m, invoice_id, IN_FLIGHT_MS)?;
+    if resolved == Resolved::Took {
+        adopt_sent_charge(m, invoice_id, out)?;
+    }
+    Ok(resolved)
+}
+
+/// Asks Stripe what this attempt's charge did. Not found: nothing was
+/// taken once `in_flight_ms` have passed since it was sent (it may still be
+/// running before that).
+fn resolve_sent_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    in_flight_ms: u64,
+) -> Result<Resolved, PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(Resolved::Clear);
+    };
+    let found = attempt_intent(m, invoice_id, &rec, &rec.stripe_customer)?;
+    match found {
+        Some(pi) if took_money(&pi) => Ok(Resolved::Took),
+        Some(pi) => {
+            bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
+            Ok(Resolved::Clear)
+        }
+        None => {
+            let sent = rec.charge_sent_ms.unwrap_or(0);
+            let age = imports::now_ms().saturating_sub(sent);
+            if in_flight_ms == KEY_USED || age < in_flight_ms {
+                return Err(PluginError::NotReady(format!(
+                    "invoice {invoice_id} has a charge of unknown outcome (sent {} s ago); retry shortly",
+                    age / 1000
+                )));
+            }
+            bump_attempt(invoice_id, rec.attempt, None)?;
+            Ok(Resolved::Clear)
+        }
+    }
+}
+
+/// Counts the charge `resolve_sent_charge` found to have taken money.
+fn adopt_sent_charge(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(());
+    };
+    if let Some(pi) = attempt_intent(m, invoice_id, &rec, &rec.stripe_customer)? {
+        charged(m, invoice_id, &rec, rec.outstanding(), &pi, out)?;
+    }
+    Ok(())
+}
+
+/// The PaymentIntent an earlier try of this attempt made, if any: looked up
+/// in Stripe, by the attempt named in its metadata, among the customer's
+/// PaymentIntents since the key was first sent.
+fn attempt_intent(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
@@ -387,11 +494,7 @@ fn earlier_charge(
                     == Some(attempt.as_str())
         });
         if let Some(pi) = ours {
-            let took = matches!(
-                pi.status(),
-                Some("succeeded" | "processing" | "requires_action")
-            );
-            return Ok(took.then_some(pi));
+            return Ok(Some(pi));
         }
         match (more, last) {
             (true, Some(last)) => after = Some(last),
@@ -408,11 +511,11 @@ fn charged(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
-    charge: &OffSessionCharge,
+    asked: u64,
     pi: &Obj,
     out: &mut Vec<Transition>,
 ) -> Result<Charge, PluginError> {
-    let amount = pi.amount_taken().unwrap_or(charge.amount_minor);
+    let amount = pi.amount_taken().unwrap_or(asked);
     let currency = if pi.currency().is_empty() {
         rec.currency.as_str()
     } else {
@@ -482,10 +585,7 @@ fn declined(
 
 /// Stripe refused the charge for a reason that is not the card's (a debit
 /// without a mandate, a detached method): no money moved, so the invoice is
-/// collected by link, and the merchant alone is told what to fix. An
-/// `idempotency_error` is different: an earlier request under this key may
-/// have taken money, so nothing is charged and the attempt stays as it is
-/// (its webhook, if it succeeded, settles the invoice).
+/// collected by link, and the merchant alone is told what to fix.
 fn refused(
     m: &Merchant,
     invoice_id: &str,
@@ -494,9 +594,6 @@ fn refused(
     f: &crate::stripe::error::Failure,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    if f.error.error_type == "idempotency_error" {
-        return Ok(());
-    }
     bump_attempt(invoice_id, rec.attempt, Some(card))?;
     let attempt_ref = format!("attempt-{}", rec.attempt);
     let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
@@ -534,6 +631,9 @@ pub fn open_session(
     out: &mut Vec<Transition>,
 ) -> Result<Option<Obj>, PluginError> {
     record::with_lease(invoice_id, &mut || {
+        if resolve_unknown_charge(m, invoice_id, out)? == Resolved::Took {
+            return Ok(None);
+        }
         current_or_new_session(m, invoice_id, out)
     })
 }

@@ -31,6 +31,12 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
         return stop_if_collected(m, &inv.id, Stop::NothingDue);
     }
     let mut out = Vec::new();
+    if let Some(stop) = stopped_before_recorded(&inv.id)? {
+        out.push(Transition::CollectionStopped(update::stopped(
+            &inv.id, stop,
+        )));
+        return Ok(out);
+    }
     let stripe_customer = customer::ensure_linked(m, &inv.customer, &mut out)?;
     let c = &inv.customer;
     let emails = if c.billing_emails.is_empty() {
@@ -61,12 +67,23 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
             refunds: Vec::new(),
             failed_refs: Vec::new(),
             disputes: Vec::new(),
+            flagged: Vec::new(),
             declined_methods: Vec::new(),
             stopped: None,
             in_flight: None,
         },
     )?;
-    update::resume(&inv.id, &mut out)?;
+    if let Some(stop) = update::resume(&inv.id, &mut out)? {
+        // Voided, paid another way or written off: sending again changes
+        // nothing; the link still says so.
+        out.push(Transition::CollectionStopped(update::stopped(
+            &inv.id, stop,
+        )));
+        if m.show_payment_link {
+            stable_link(m, &inv.id, &mut out)?;
+        }
+        return Ok(out);
+    }
     if rec.due != due || rec.currency != currency {
         reprice(m, &inv.id, &rec, due, &currency, &mut out)?;
     }
@@ -95,6 +112,15 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
     Ok(out)
 }
 
+/// A stop the platform decided before the plugin had a record of the
+/// invoice (its first finalize failed early, then it was voided).
+fn stopped_before_recorded(invoice_id: &str) -> Result<Option<Stop>, PluginError> {
+    if record::load(invoice_id)?.is_some() {
+        return Ok(None);
+    }
+    update::early_stop(invoice_id)
+}
+
 /// An invoice sent again with nothing due, or without Stripe: if the plugin
 /// was collecting it, collection stops and its session is expired.
 fn stop_if_collected(
@@ -110,8 +136,9 @@ fn stop_if_collected(
 }
 
 /// The invoice was sent again for another amount. Until money has moved, the
-/// new amount is what is due: the open session for the old one is closed
-/// first, so it cannot take the wrong amount, and the next gets a new attempt.
+/// new amount is what is due: a charge of unknown outcome is resolved first,
+/// the open session for the old amount is closed, so it cannot take the
+/// wrong amount, and the next payment gets a new attempt.
 fn reprice(
     m: &Merchant,
     invoice_id: &str,
@@ -120,18 +147,20 @@ fn reprice(
     currency: &str,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    let nothing_moved = matches!(
-        rec.state,
-        PayState::Open | PayState::Failed | PayState::ActionRequired
-    );
-    if !nothing_moved || rec.paid > 0 {
-        return Err(invalid(format!(
-            "invoice {invoice_id} has a payment under way or made; its amount can no longer change ({} minor units of {} stay due)",
-            rec.due, rec.currency
-        )));
-    }
     record::with_lease(invoice_id, &mut || {
-        if collect::close_session(m, invoice_id, rec, out)? {
+        collect::resolve_unknown_charge(m, invoice_id, out)?;
+        let rec = record::load(invoice_id)?.unwrap_or_else(|| rec.clone());
+        let nothing_moved = matches!(
+            rec.state,
+            PayState::Open | PayState::Failed | PayState::ActionRequired
+        );
+        if !nothing_moved || rec.paid > 0 {
+            return Err(invalid(format!(
+                "invoice {invoice_id} has a payment under way or made; its amount can no longer change ({} minor units of {} stay due)",
+                rec.due, rec.currency
+            )));
+        }
+        if collect::close_session(m, invoice_id, &rec, out)? {
             return Err(invalid(format!(
                 "invoice {invoice_id} was just paid through its open session; its amount can no longer change"
             )));

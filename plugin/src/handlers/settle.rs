@@ -142,6 +142,14 @@ pub fn paid(
     let rec = load(invoice_id)?;
     if !currency.eq_ignore_ascii_case(&rec.currency) {
         let got = money_of(currency, amount);
+        // Remembered, so that its refunds and disputes are not waited for.
+        record::update(invoice_id, &mut |r| {
+            let new = !r.flagged.iter().any(|f| f == stripe_ref);
+            if new {
+                r.flagged.push(stripe_ref.to_string());
+            }
+            new
+        })?;
         return Ok(Settled::one(
             Transition::PaymentFlagged(PaymentFailure {
                 invoice_id: invoice_id.into(),
@@ -185,16 +193,11 @@ pub fn paid(
             Transition::InvoicePartiallyPaid(p)
         });
     }
-    let kept = rec.paid.saturating_sub(rec.refunded);
-    if before + amount > rec.due && kept > rec.due {
-        let over = Overpayment {
-            invoice_id: invoice_id.into(),
-            stripe_ref: stripe_ref.into(),
-            payment: money_of(&rec.currency, amount),
-            excess: money_of(&rec.currency, kept - rec.due),
-            total_paid: money_of(&rec.currency, rec.paid),
-        };
-        notify::overpaid(m, &rec, &over, tell)?;
+    // Owed is nothing once the platform stopped collection (voided, paid
+    // another way): all of a payment after that is to be refunded.
+    if before + amount > rec.owed() && rec.excess() > 0 {
+        let over = overpayment(invoice_id, &rec, stripe_ref, amount);
+        notify::overpaid(m, &rec, &over, stripe_ref, tell)?;
         transitions.push(Transition::Overpaid(over));
     }
     transitions.push(Transition::StatusChanged(status(invoice_id, &rec)));
@@ -202,6 +205,44 @@ pub fn paid(
         transitions,
         note: format!("counted: {} now", rec.state.name()),
     })
+}
+
+fn overpayment(
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    stripe_ref: &str,
+    amount: u64,
+) -> Overpayment {
+    Overpayment {
+        invoice_id: invoice_id.into(),
+        stripe_ref: stripe_ref.into(),
+        payment: money_of(&rec.currency, amount),
+        excess: money_of(&rec.currency, rec.excess()),
+        total_paid: money_of(&rec.currency, rec.paid),
+    }
+}
+
+/// The overpayment as it stands now, against the latest payment counted;
+/// `None` when the invoice was never paid beyond what it owes.
+fn excess_now(invoice_id: &str, rec: &InvoiceRecord) -> Option<Overpayment> {
+    let (last, amount) = rec.payments.last()?;
+    (rec.paid > rec.owed()).then(|| overpayment(invoice_id, rec, last, *amount))
+}
+
+/// The amount due changed (a credit): money already kept beyond it is an
+/// overpayment, reported, and the merchant told once for this change.
+pub fn report_excess(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    why: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    if let Some(over) = excess_now(invoice_id, rec).filter(|_| rec.excess() > 0) {
+        notify::overpaid(m, rec, &over, why, Tell::Both)?;
+        out.push(Transition::Overpaid(over));
+    }
+    Ok(())
 }
 
 fn not_finalized(invoice_id: &str) -> PluginError {
@@ -273,6 +314,11 @@ pub fn failed(
     Ok(
         match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
             Advanced::Moved { rec, .. } => {
+                let tell = if rec.stopped.is_some() {
+                    Tell::Nobody
+                } else {
+                    tell
+                };
                 notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell)?;
                 Settled::moved(
                     reason.invoice_id,
@@ -312,6 +358,11 @@ pub fn action_required(
         match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
             Advanced::Moved { rec, .. } => {
                 let url = pay_url(m, &rec);
+                let tell = if rec.stopped.is_some() {
+                    Tell::Nobody
+                } else {
+                    tell
+                };
                 notify::action_required(m, &rec, invoice_id, attempt_ref, &url, tell)?;
                 Settled::moved(
                     invoice_id,
@@ -361,14 +412,28 @@ pub fn canceled(invoice_id: &str, stripe_ref: &str) -> Result<Settled, PluginErr
 
 /// Refunds and disputes follow a payment of the invoice. One that arrives
 /// before its payment is counted (deliveries come in any order) is refused as
-/// not-ready, so that Stripe delivers it again once the payment is in.
-fn after_payment(invoice_id: &str, stripe_ref: &str, what: &str) -> Result<(), PluginError> {
-    if !load(invoice_id)?.counted(stripe_ref) {
-        return Err(PluginError::NotReady(format!(
-            "{what} of payment {stripe_ref} for invoice {invoice_id} arrived before the payment; retry later"
-        )));
+/// not-ready, so that Stripe delivers it again once the payment is in. One
+/// of a payment flagged and never counted (another currency) is
+/// acknowledged: it will never be counted, so it is never waited for.
+fn after_payment(invoice_id: &str, stripe_ref: &str, what: &str) -> Result<Follows, PluginError> {
+    let rec = load(invoice_id)?;
+    if rec.counted(stripe_ref) {
+        return Ok(Follows::Counted);
     }
-    Ok(())
+    if rec.flagged.iter().any(|f| f == stripe_ref) {
+        return Ok(Follows::Flagged);
+    }
+    Err(PluginError::NotReady(format!(
+        "{what} of payment {stripe_ref} for invoice {invoice_id} arrived before the payment; retry later"
+    )))
+}
+
+/// What a refund or dispute follows.
+#[derive(PartialEq, Eq)]
+enum Follows {
+    Counted,
+    /// A payment flagged and not counted: nothing of the invoice changes.
+    Flagged,
 }
 
 /// Stripe's cumulative refunded amount for one payment of the invoice. The
@@ -379,14 +444,16 @@ pub fn refunded(
     stripe_ref: &str,
     refunded_total: u64,
 ) -> Result<Settled, PluginError> {
-    after_payment(invoice_id, stripe_ref, "a refund")?;
+    if after_payment(invoice_id, stripe_ref, "a refund")? == Follows::Flagged {
+        return Ok(Settled::stale("a refund of a flagged payment", stripe_ref));
+    }
     let rec = record::update(invoice_id, &mut |r| {
         r.set_refund(stripe_ref, refunded_total);
         r.settle_state();
         true
     })?
     .ok_or_else(|| not_finalized(invoice_id))?;
-    Ok(Settled::moved(
+    let mut settled = Settled::moved(
         invoice_id,
         &rec,
         Transition::Refunded(crate::contract::Refund {
@@ -396,7 +463,11 @@ pub fn refunded(
             full: rec.refunded >= rec.paid,
         }),
         "refunded",
-    ))
+    );
+    settled
+        .transitions
+        .extend(excess_now(invoice_id, &rec).map(Transition::Overpaid));
+    Ok(settled)
 }
 
 /// A dispute of one of the invoice's payments opened or closed. Where each
@@ -409,7 +480,9 @@ pub fn disputed(
     status: DisputeStatus,
     amount: u64,
 ) -> Result<Settled, PluginError> {
-    after_payment(invoice_id, stripe_ref, "a dispute")?;
+    if after_payment(invoice_id, stripe_ref, "a dispute")? == Follows::Flagged {
+        return Ok(Settled::stale("a dispute of a flagged payment", stripe_ref));
+    }
     let stage = match status {
         DisputeStatus::Opened => DisputeStage::Open,
         DisputeStatus::Won => DisputeStage::Won,
@@ -417,7 +490,7 @@ pub fn disputed(
     };
     let mut now = stage;
     let rec = record::update(invoice_id, &mut |r| {
-        now = r.set_dispute(dispute_id, stage);
+        now = r.set_dispute(dispute_id, stage, amount);
         r.settle_state();
         true
     })?
@@ -427,7 +500,7 @@ pub fn disputed(
         DisputeStage::Won => DisputeStatus::Won,
         DisputeStage::Lost => DisputeStatus::Lost,
     };
-    Ok(Settled::moved(
+    let mut settled = Settled::moved(
         invoice_id,
         &rec,
         Transition::Disputed(Dispute {
@@ -437,5 +510,9 @@ pub fn disputed(
             amount: money_of(&rec.currency, amount),
         }),
         "disputed",
-    ))
+    );
+    settled
+        .transitions
+        .extend(excess_now(invoice_id, &rec).map(Transition::Overpaid));
+    Ok(settled)
 }

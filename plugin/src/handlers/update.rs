@@ -2,44 +2,98 @@
 //! voided a sent invoice, settled it outside Stripe, wrote it off, or
 //! credited it. Collection stops (the open session is expired first, so it
 //! cannot take money) or is re-priced; it never leaves a payable session.
+//! A stop the platform decided (void, paid outside Stripe, written off) is
+//! undone only by an explicit reopen, never by sending the invoice again.
 
 use super::collect;
 use super::invalid;
+use super::settle;
 use crate::contract::{
     CollectionStop, CollectionStopped, InvoiceChange, InvoiceUpdate, Merchant, PluginError,
     Transition,
 };
+use crate::imports;
 use crate::money;
-use crate::record::{self, Stop};
+use crate::record::{self, InvoiceRecord, Stop};
 
 pub fn on_invoice_updated(m: &Merchant, u: &InvoiceUpdate) -> Result<Vec<Transition>, PluginError> {
     let mut out = Vec::new();
-    // An invoice the plugin never collected has nothing to stop.
-    let Some(rec) = record::load(&u.invoice_id)? else {
-        return Ok(out);
-    };
     let stop = match u.change {
         InvoiceChange::Void => Stop::Void,
         InvoiceChange::PaidOutsideStripe => Stop::PaidOutsideStripe,
         InvoiceChange::Uncollectible => Stop::Uncollectible,
         InvoiceChange::Open => {
+            let Some(rec) = record::load(&u.invoice_id)? else {
+                // Reopened before the plugin ever had a record: an early stop is forgotten.
+                if early_stop(&u.invoice_id)?.is_some() {
+                    imports::kv_delete(&early_stop_key(&u.invoice_id))?;
+                    out.push(Transition::CollectionResumed(u.invoice_id.clone()));
+                }
+                return Ok(out);
+            };
             let left = money::to_minor(&rec.currency, &u.amount_due).map_err(invalid)?;
             if left == 0 {
                 Stop::NothingDue
             } else {
-                resume(&u.invoice_id, &mut out)?;
-                set_due(m, &u.invoice_id, rec.paid.saturating_add(left), &mut out)?;
+                reopen(m, &u.invoice_id, &rec, left, &mut out)?;
                 return Ok(out);
             }
         }
     };
+    if record::load(&u.invoice_id)?.is_none() {
+        // The first finalize has not stored its record yet (it failed early,
+        // or is queued): the stop is remembered, and that finalize honours it.
+        remember_early_stop(&u.invoice_id, stop)?;
+        out.push(Transition::CollectionStopped(stopped(&u.invoice_id, stop)));
+        return Ok(out);
+    }
     stop_collection(m, &u.invoice_id, stop, &mut out)?;
     Ok(out)
+}
+
+/// `OPEN` with an amount left to pay: collection resumes (whatever stopped
+/// it) for what the merchant keeps plus `left`. An invoice with refunds or
+/// disputes is refused: what it owes can no longer be read from one amount.
+fn reopen(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    left: u64,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    if rec.refunded > 0 || !rec.disputes.is_empty() {
+        return Err(invalid(format!(
+            "invoice {invoice_id} has refunds or disputes; it cannot be reopened for more (send the rest as a new invoice)"
+        )));
+    }
+    resume_any(invoice_id, out)?;
+    set_due(m, invoice_id, rec.kept().saturating_add(left), out)
+}
+
+fn early_stop_key(invoice_id: &str) -> String {
+    format!("stopped-early:{invoice_id}")
+}
+
+fn remember_early_stop(invoice_id: &str, why: Stop) -> Result<(), PluginError> {
+    imports::kv_set(
+        &early_stop_key(invoice_id),
+        why.name(),
+        imports::Keep::Always,
+    )
+}
+
+/// A stop the platform decided before the plugin had a record of the invoice.
+pub fn early_stop(invoice_id: &str) -> Result<Option<Stop>, PluginError> {
+    Ok(imports::kv_get_string(&early_stop_key(invoice_id))?
+        .as_deref()
+        .and_then(Stop::from_name))
 }
 
 /// Stops collecting: the open session is expired (a payment it took
 /// meanwhile is counted), the record remembers why, and the link shows that
 /// nothing is due. Holding the lease, so no charge or session races it.
+/// `CollectionStopped` is reported every time, so a retry after a failure
+/// part-way still tells the host.
 pub fn stop_collection(
     m: &Merchant,
     invoice_id: &str,
@@ -47,23 +101,39 @@ pub fn stop_collection(
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
     record::with_lease(invoice_id, &mut || {
-        let mut newly = false;
         record::update(invoice_id, &mut |r| {
-            newly = r.stopped != Some(why);
+            let newly = r.stopped != Some(why);
             r.stopped = Some(why);
             newly
         })?;
         collect::close_leftover_session(m, invoice_id, None, out)?;
-        if newly {
-            out.push(Transition::CollectionStopped(stopped(invoice_id, why)));
-        }
+        out.push(Transition::CollectionStopped(stopped(invoice_id, why)));
         Ok(())
     })
 }
 
-/// Collection resumes (sent again with an amount due). Nothing is reported
-/// when it was not stopped.
-pub fn resume(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
+/// The invoice was sent again with an amount due: collection resumes if it
+/// had stopped only because nothing was due or Stripe was not offered. A
+/// stop the platform decided stays; returns it.
+pub fn resume(invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<Stop>, PluginError> {
+    let mut kept = None;
+    let mut was_stopped = false;
+    record::update(invoice_id, &mut |r| {
+        kept = r.stopped.filter(|s| s.for_good());
+        was_stopped = r.stopped.is_some() && kept.is_none();
+        if was_stopped {
+            r.stopped = None;
+        }
+        was_stopped
+    })?;
+    if was_stopped {
+        out.push(Transition::CollectionResumed(invoice_id.into()));
+    }
+    Ok(kept)
+}
+
+/// An explicit reopen: collection resumes whatever stopped it.
+fn resume_any(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
     let mut was_stopped = false;
     record::update(invoice_id, &mut |r| {
         was_stopped = r.stopped.take().is_some();
@@ -75,9 +145,11 @@ pub fn resume(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginE
     Ok(())
 }
 
-/// A new total due (a credit note, or sent again for another amount): the
-/// session for the old amount is expired first, and the next one is a new
-/// attempt, so its idempotency key is fresh.
+/// A new total due (a credit note, or reopened for more). A charge of
+/// unknown outcome is resolved first, the session for the old amount is
+/// expired (a payment it took is counted), and the next payment is a new
+/// attempt, so its idempotency key is fresh. The state follows the money
+/// against the new amount, and money beyond it is reported.
 pub fn set_due(
     m: &Merchant,
     invoice_id: &str,
@@ -91,14 +163,20 @@ pub fn set_due(
         return Ok(());
     }
     record::with_lease(invoice_id, &mut || {
+        collect::resolve_unknown_charge(m, invoice_id, out)?;
         if let Some(rec) = record::load(invoice_id)? {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
-        record::update(invoice_id, &mut |r| {
+        let rec = record::update(invoice_id, &mut |r| {
             r.due = due;
             r.next_attempt();
+            r.settle_state();
             true
         })?;
+        if let Some(rec) = rec.filter(|r| r.paid > 0) {
+            settle::report_excess(m, invoice_id, &rec, &format!("due-{due}"), out)?;
+            out.push(Transition::StatusChanged(settle::status(invoice_id, &rec)));
+        }
         Ok(())
     })
 }

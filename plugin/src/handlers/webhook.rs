@@ -60,13 +60,31 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
         Err(e) => return Ok(outcome(400, e.reason(), None)),
     }
     let Some(event) = Event::parse(&req.body) else {
-        return Ok(outcome(400, "body is not a Stripe event", None));
+        return unreadable(&req.body);
     };
     let applied = apply_event(m, &event)?;
     Ok(WebhookOutcome {
         transitions: applied.settled.transitions,
         ..outcome(200, &applied.settled.note, Some(&event))
     })
+}
+
+/// A signed body the plugin cannot read as an event it handles: an event of
+/// a type it does not handle is acknowledged and counted (so Stripe never
+/// disables the endpoint over it); anything else is a 400.
+fn unreadable(body: &[u8]) -> Result<WebhookOutcome, PluginError> {
+    let envelope: Option<crate::events::Envelope> = crate::stripe::objects::parse(body).ok();
+    match envelope.and_then(|e| e.kind) {
+        Some(kind) if EventKind::parse(&kind) == EventKind::Other => {
+            imports::count("unreadable-events")?;
+            Ok(outcome(
+                200,
+                "event of a type this plugin does not handle; ignored",
+                None,
+            ))
+        }
+        _ => Ok(outcome(400, "body is not a Stripe event", None)),
+    }
 }
 
 /// An event applied: what it changed, and whether it had been applied before.
@@ -147,13 +165,15 @@ fn with_leftover_closed(
 }
 
 /// Whether `news` about PaymentIntent `pi` contradicts what the record
-/// already knows of it: processing after it failed (Checkout retries a
-/// declined PaymentIntent in the same session, or the event is late), or a
-/// failure while it is the debit in flight (a late decline of an earlier try).
+/// already knows of it: processing or a request for action after it failed
+/// (Checkout retries a declined PaymentIntent in the same session, or the
+/// event is late), or a failure while it is the debit in flight (a late
+/// decline of an earlier try).
 fn contradicts(invoice: &str, pi: &str, news: PaymentNews) -> Result<bool, PluginError> {
     // Only these can contradict: the record is not read for the others
     // (`succeeded` is the hot path).
-    if news != PaymentNews::Processing && !news.ends_it() {
+    let after_failure = matches!(news, PaymentNews::Processing | PaymentNews::RequiresAction);
+    if !after_failure && !news.ends_it() {
         return Ok(false);
     }
     let Some(rec) = record::load(invoice)? else {

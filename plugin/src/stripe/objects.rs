@@ -191,6 +191,13 @@ impl Visitor for Place<Amount> {
         Ok(())
     }
 
+    /// A negative amount (a credit line, a balance adjustment) is on no
+    /// object the plugin collects with: read as absent, never an error, so
+    /// that such an event never makes a page of events unreadable.
+    fn negative(&mut self, _: i64) -> Result<()> {
+        Ok(())
+    }
+
     fn string(&mut self, s: &str) -> Result<()> {
         self.out = Some(Amount(s.parse().map_err(|_| Error)?));
         Ok(())

@@ -326,13 +326,19 @@ pub fn list_payment_intents(
     }
 }
 
-/// Events made within `[since, until]` (Unix seconds), newest first, a page
-/// of 100 after `starting_after`.
+/// Events of the types the plugin handles, made within `[since, until]`
+/// (Unix seconds), newest first, a page of 100 after `starting_after`.
+/// https://docs.stripe.com/api/events/list (`types`: up to 20)
 pub fn list_events(since: u64, until: Option<u64>, starting_after: Option<&str>) -> StripeRequest {
     let mut params = vec![
         ("created[gte]".into(), since.to_string()),
         ("limit".into(), "100".into()),
     ];
+    params.extend(
+        crate::events::HANDLED
+            .iter()
+            .map(|t| ("types[]".to_string(), t.to_string())),
+    );
     if let Some(t) = until {
         params.push(("created[lte]".into(), t.to_string()));
     }
@@ -343,6 +349,11 @@ pub fn list_events(since: u64, until: Option<u64>, starting_after: Option<&str>)
         params,
         ..StripeRequest::get("/v1/events".into())
     }
+}
+
+/// One event, read again (a sync's event that had to wait for another).
+pub fn retrieve_event(id: &str) -> StripeRequest {
+    StripeRequest::get(format!("/v1/events/{}", segment(id)))
 }
 
 pub fn retrieve_payment_method(id: &str) -> StripeRequest {

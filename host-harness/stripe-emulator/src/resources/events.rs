@@ -10,7 +10,14 @@ use serde_json::Value;
 pub fn route(emu: &Emulator, method: &str, rest: &[&str], account: &str, params: &Value) -> Reply {
     match (method, rest) {
         ("GET", []) => {
-            let mut filters = vec![Filter::Equals("type"), Filter::Created];
+            if let Some(refused) = types_refused(params) {
+                return refused;
+            }
+            let mut filters = vec![
+                Filter::Equals("type"),
+                Filter::Created,
+                Filter::OneOf("type", "types"),
+            ];
             if params["type"].as_str().is_some_and(|t| t.contains('*')) {
                 filters[0] = Filter::Prefix("type");
             }
@@ -18,6 +25,31 @@ pub fn route(emu: &Emulator, method: &str, rest: &[&str], account: &str, params:
         }
         ("GET", [id]) => retrieve(emu, account, "event", id, public),
         _ => crate::error::unrecognized(method, &format!("/v1/events/{}", rest.join("/"))),
+    }
+}
+
+/// `types`: "An array of up to 20 strings containing specific event names
+/// ... You may pass either type or types, but not both."
+/// https://docs.stripe.com/api/events/list#list_events-types
+fn types_refused(params: &Value) -> Option<Reply> {
+    let types = &params["types"];
+    if types.is_null() {
+        return None;
+    }
+    if !params["type"].is_null() {
+        return Some(crate::error::invalid(
+            None,
+            "You may pass either type or types, but not both.",
+            Some("types"),
+        ));
+    }
+    match types.as_array() {
+        Some(list) if list.len() <= 20 && list.iter().all(Value::is_string) => None,
+        _ => Some(crate::error::invalid(
+            None,
+            "Invalid array: types must be an array of at most 20 event types.",
+            Some("types"),
+        )),
     }
 }
 

@@ -90,6 +90,34 @@ fn events_are_listed_by_type_and_time() {
     assert_eq!(ids(&family).len(), 2);
 }
 
+/// `types[]`: up to 20 types; not beside `type`.
+/// https://docs.stripe.com/api/events/list#list_events-types
+#[test]
+fn events_are_listed_by_several_types_at_once() {
+    let s = Stripe::new();
+    let a = s.customer();
+    let card = s.saved_card(&a, "4242424242424242");
+    s.off_session_charge(&a, &card, "");
+    let all = s.event_types();
+    let (status, two) = s.call(
+        "GET",
+        "/v1/events",
+        "types[]=payment_intent.succeeded&types[]=charge.refunded",
+    );
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = two["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["payment_intent.succeeded"], "of {all:?}");
+    let both = "type=payment_intent.succeeded&types[]=charge.refunded";
+    assert_eq!(s.call("GET", "/v1/events", both).0, 400);
+    let many: String = (0..21).map(|i| format!("types[]=t{i}&")).collect();
+    assert_eq!(s.call("GET", "/v1/events", &many).0, 400);
+}
+
 fn support_now_secs(s: &Stripe) -> u64 {
     s.time.load(std::sync::atomic::Ordering::SeqCst) / 1000
 }
