@@ -1014,6 +1014,43 @@ fn check_order_independence(w: &mut World) -> Result<(), String> {
     Ok(())
 }
 
+/// What the histories reached, so that a run shows it exercised something.
+#[derive(Debug, Default)]
+pub struct Reached {
+    pub histories: u32,
+    pub steps: u32,
+    /// Final host statuses, with how many invoices ended in each.
+    pub statuses: BTreeMap<String, u32>,
+    pub charges_taken: u32,
+    pub sessions: u32,
+    pub emails: u32,
+    pub queued_jobs_run: u32,
+    pub stripe_faults: u32,
+}
+
+static REACHED: std::sync::Mutex<Option<Reached>> = std::sync::Mutex::new(None);
+
+fn note_reached(w: &World, steps: usize) {
+    let mut guard = REACHED.lock().unwrap_or_else(|p| p.into_inner());
+    let r = guard.get_or_insert_with(Reached::default);
+    r.histories += 1;
+    r.steps += steps as u32;
+    for id in INVOICES {
+        let status = w.view(id)["status"].as_str().unwrap_or("never sent").to_string();
+        *r.statuses.entry(status).or_default() += 1;
+    }
+    let pis = w.emu.objects("payment_intent");
+    r.charges_taken += pis.iter().filter(|p| money_taken(p)).count() as u32;
+    r.sessions += w.emu.objects("checkout.session").len() as u32;
+    r.emails += w.outbox().len() as u32;
+    r.stripe_faults += w.emu.injected().len() as u32;
+}
+
+/// Takes what the histories reached since the last call.
+pub fn reached() -> Reached {
+    REACHED.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default()
+}
+
 /// Plays `history` in a new world, checking after every step and at the end.
 pub fn run(history: &[Action]) -> Result<(), String> {
     let mut w = World::new();
@@ -1023,7 +1060,9 @@ pub fn run(history: &[Action]) -> Result<(), String> {
         check_step(&mut w, &before).map_err(|e| format!("after step {} ({a:?}): {e}", n + 1))?;
     }
     w.quiesce();
-    check_final(&mut w).map_err(|e| format!("once quiet: {e}"))
+    check_final(&mut w).map_err(|e| format!("once quiet: {e}"))?;
+    note_reached(&w, history.len());
+    Ok(())
 }
 
 /// Runs `cases` generated histories from `seed`; on a failure, the shrunk
@@ -1070,9 +1109,10 @@ fn generated_histories_keep_the_money_invariants() {
         }
     }
     eprintln!(
-        "{} histories in {:.1} s",
+        "{} histories in {:.1} s; reached {:?}",
         SEEDS.len() as u32 * CASES_PER_SEED,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        reached()
     );
 }
 
@@ -1101,9 +1141,10 @@ fn soak() {
         }
     }
     eprintln!(
-        "soak: {total} histories from seed {first}, {:.0} s, {} failing seeds {failures:?}",
+        "soak: {total} histories from seed {first}, {:.0} s, {} failing seeds {failures:?}; reached {:?}",
         started.elapsed().as_secs_f64(),
-        failures.len()
+        failures.len(),
+        reached()
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
 }

@@ -419,6 +419,30 @@ fn a_stale_request_for_action_after_a_failure_changes_nothing() {
     );
 }
 
+/// Found by the generated histories: the card on file needs authentication
+/// (attempt 1), then the customer is declined on Checkout (attempt 2).
+/// Delivered newest first, attempt 1's late failure must not override
+/// attempt 2's.
+#[test]
+fn a_late_failure_of_an_older_attempt_does_not_override_the_newer_one() {
+    let (h, cus) = with_card();
+    h.add_card(&cus, "4000002760003184", true);
+    let mut m = h.merchant.clone();
+    m.auto_charge = true;
+    let ts = h.finalize(&m, &h.invoice_for(&cus));
+    h.records().apply(&ts).unwrap();
+    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
+    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4000000000000002");
+    let mut events = h.emulator.events();
+    events.reverse();
+    for e in events {
+        let body = serde_json::to_vec(&e).unwrap();
+        let outcome = h.runtime.on_webhook(&m, &h.delivery(&body, SECRET)).unwrap().unwrap();
+        h.records().apply(&outcome.transitions).unwrap();
+    }
+    assert_eq!(host_view(&h)["status"], "PAYMENT_FAILED", "{}", host_view(&h));
+}
+
 /// Review 2, finding 3: a refund listed before its payment (the usual order
 /// after an outage: newest first) must not stall the whole sync.
 #[test]

@@ -186,6 +186,29 @@ fn contradicts(invoice: &str, pi: &str, news: PaymentNews) -> Result<bool, Plugi
     })
 }
 
+/// Whether `news` (a failure, a request for action, a cancel) is about an
+/// off-session charge of an attempt the invoice has moved past: every such
+/// outcome moved it to a new attempt when it was heard, so a late copy of it
+/// must not undo what the newer attempt did. (Money is never ignored:
+/// success and processing are not asked.)
+fn overtaken_attempt(invoice: &str, o: &Obj, news: PaymentNews) -> Result<bool, PluginError> {
+    if !matches!(
+        news,
+        PaymentNews::Failed | PaymentNews::RequiresAction | PaymentNews::Canceled
+    ) {
+        return Ok(false);
+    }
+    let Some(attempt) = o
+        .metadata
+        .as_ref()
+        .and_then(|md| md.attempt.as_deref())
+        .and_then(|a| a.parse::<u32>().ok())
+    else {
+        return Ok(false);
+    };
+    Ok(record::load(invoice)?.is_some_and(|r| attempt < r.attempt))
+}
+
 /// News about a PaymentIntent of the invoice. Events are snapshots that
 /// arrive in any order: one that contradicts the record is checked against
 /// the PaymentIntent as Stripe holds it now, which decides.
@@ -197,6 +220,12 @@ fn payment_intent_news(
     tell: Tell,
 ) -> Result<Settled, PluginError> {
     let pi_id = event_object.payment_ref();
+    if overtaken_attempt(invoice, event_object, news)? {
+        return Ok(Settled {
+            transitions: Vec::new(),
+            note: format!("ignored: {} of an earlier attempt ({pi_id})", news.name()),
+        });
+    }
     if !contradicts(invoice, &pi_id, news)? {
         return payment_intent_effects(m, invoice, event_object, news, tell);
     }
