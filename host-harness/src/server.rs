@@ -807,22 +807,42 @@ impl App {
                 if v["amountDue"].is_string() {
                     self.records(scope).set_amount_due(id, &amount_due)?;
                 }
-                // A finalize still queued must not send what the platform stopped.
-                if !matches!(change, InvoiceChange::Open) {
-                    let db = &self.runtime.env().db;
-                    if db.cancel_job(&scope.id, JobKind::Finalize.name(), id)? {
-                        tracing::info!(
-                            invoice = id,
-                            "queued finalize cancelled: collection stopped"
-                        );
-                    }
-                }
+                self.requeue_on_change(scope, id, change)?;
                 if let Some(refused) = self.apply_or_503(scope, "invoice updated", &transitions)? {
                     return Ok(refused);
                 }
                 Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
             }
         }
+    }
+
+    /// A finalize still queued must not send what the platform stopped; a
+    /// reopened invoice whose send never completed (still a draft here) is
+    /// queued to be sent, due now.
+    fn requeue_on_change(&self, scope: &Scope, id: &str, change: InvoiceChange) -> anyhow::Result<()> {
+        let db = &self.runtime.env().db;
+        if !matches!(change, InvoiceChange::Open) {
+            if db.cancel_job(&scope.id, JobKind::Finalize.name(), id)? {
+                tracing::info!(invoice = id, "queued finalize cancelled: collection stopped");
+            }
+            return Ok(());
+        }
+        let draft = self
+            .records(scope)
+            .parsed_invoice(id)?
+            .is_some_and(|(_, st)| st.status == "DRAFT");
+        if draft {
+            let now = i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX);
+            db.enqueue_job(&crate::db::NewJob {
+                merchant: &scope.id,
+                kind: JobKind::Finalize.name(),
+                subject: id,
+                run_at_ms: now,
+                created_ms: now,
+                error: "reopened before its send completed",
+            })?;
+        }
+        Ok(())
     }
 
     /// An operator queues a dead letter again, due now.

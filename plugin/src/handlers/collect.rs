@@ -335,8 +335,27 @@ fn charge_card_on_file(
             refused(m, invoice_id, &rec, &card, &f, out)?;
             Ok(Charge::NeedsLink)
         }
+        // Stripe's rate limiter refuses before any work and saves nothing
+        // under the key: no charge was made.
+        Err(CallError::Stripe(f)) if f.error.status == 429 => {
+            forget_charge_sent(invoice_id, rec.attempt)?;
+            Err(CallError::Stripe(f).into())
+        }
         Err(e) => Err(e.into()),
     }
+}
+
+/// This attempt's charge was refused before Stripe did any work: it is not
+/// of unknown outcome, and its key is still unused.
+fn forget_charge_sent(invoice_id: &str, attempt: u32) -> Result<(), PluginError> {
+    record::update(invoice_id, &mut |r| {
+        let ours = r.attempt == attempt && r.charge_sent_ms.is_some();
+        if ours {
+            r.charge_sent_ms = None;
+        }
+        ours
+    })?;
+    Ok(())
 }
 
 fn off_session_charge<'a>(

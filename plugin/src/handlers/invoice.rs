@@ -18,6 +18,29 @@ fn pay_token(m: &Merchant, invoice_id: &str) -> Result<String, PluginError> {
 }
 
 pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError> {
+    let mut out = finalize(m, inv)?;
+    report_status(&inv.id, &mut out)?;
+    Ok(out)
+}
+
+/// Ends with the invoice's status as its record has it, unless the call
+/// already said so: a try that failed after the record moved (a decline,
+/// then a 429 on the link) told the host nothing, and its retry has nothing
+/// new to say. The host keeps a status only if its revision is newer.
+fn report_status(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(());
+    };
+    let told = out
+        .iter()
+        .any(|t| matches!(t, Transition::StatusChanged(s) if s.revision == rec.rev));
+    if rec.state != PayState::Open && !told {
+        out.push(Transition::StatusChanged(super::settle::status(invoice_id, &rec)));
+    }
+    Ok(())
+}
+
+fn finalize(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError> {
     if !inv
         .payment_options
         .iter()

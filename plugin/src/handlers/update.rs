@@ -52,8 +52,10 @@ pub fn on_invoice_updated(m: &Merchant, u: &InvoiceUpdate) -> Result<Vec<Transit
 }
 
 /// `OPEN` with an amount left to pay: collection resumes (whatever stopped
-/// it) for what the merchant keeps plus `left`. An invoice with refunds or
-/// disputes is refused: what it owes can no longer be read from one amount.
+/// it) for what the merchant keeps plus `left`, all in one step under the
+/// lease, so a reopen that fails leaves the invoice as it was. An invoice
+/// with refunds or disputes is refused: what it owes can no longer be read
+/// from one amount.
 fn reopen(
     m: &Merchant,
     invoice_id: &str,
@@ -66,7 +68,6 @@ fn reopen(
             "invoice {invoice_id} has refunds or disputes; it cannot be reopened for more (send the rest as a new invoice)"
         )));
     }
-    resume_any(invoice_id, out)?;
     set_due(m, invoice_id, rec.kept().saturating_add(left), out)
 }
 
@@ -89,8 +90,9 @@ pub fn early_stop(invoice_id: &str) -> Result<Option<Stop>, PluginError> {
         .and_then(Stop::from_name))
 }
 
-/// Stops collecting: the open session is expired (a payment it took
-/// meanwhile is counted), the record remembers why, and the link shows that
+/// Stops collecting: the open session is expired first (a payment it took
+/// meanwhile is counted), then the record remembers why, so a stop that
+/// fails part-way leaves collection as it was. The link then shows that
 /// nothing is due. Holding the lease, so no charge or session races it.
 /// `CollectionStopped` is reported every time, so a retry after a failure
 /// part-way still tells the host.
@@ -101,13 +103,20 @@ pub fn stop_collection(
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
     record::with_lease(invoice_id, &mut || {
+        if let Some(rec) = record::load(invoice_id)? {
+            collect::close_session(m, invoice_id, &rec, out)?;
+        }
         record::update(invoice_id, &mut |r| {
             let newly = r.stopped != Some(why);
             r.stopped = Some(why);
             newly
         })?;
-        collect::close_leftover_session(m, invoice_id, None, out)?;
         out.push(Transition::CollectionStopped(stopped(invoice_id, why)));
+        // Paid through Stripe, then stopped (paid another way too, voided):
+        // what Stripe took is now to be refunded.
+        if let Some(rec) = record::load(invoice_id)? {
+            settle::report_excess(m, invoice_id, &rec, &format!("stopped-{}", why.name()), out)?;
+        }
         Ok(())
     })
 }
@@ -132,47 +141,39 @@ pub fn resume(invoice_id: &str, out: &mut Vec<Transition>) -> Result<Option<Stop
     Ok(kept)
 }
 
-/// An explicit reopen: collection resumes whatever stopped it.
-fn resume_any(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
-    let mut was_stopped = false;
-    record::update(invoice_id, &mut |r| {
-        was_stopped = r.stopped.take().is_some();
-        was_stopped
-    })?;
-    if was_stopped {
-        out.push(Transition::CollectionResumed(invoice_id.into()));
-    }
-    Ok(())
-}
-
-/// A new total due (a credit note, or reopened for more). A charge of
-/// unknown outcome is resolved first, the session for the old amount is
-/// expired (a payment it took is counted), and the next payment is a new
-/// attempt, so its idempotency key is fresh. The state follows the money
-/// against the new amount, and money beyond it is reported.
-pub fn set_due(
+/// Reopened with a total due: whatever stopped collection is lifted. A
+/// charge of unknown outcome is resolved first; for a new amount, the
+/// session for the old one is expired (a payment it took is counted) and the
+/// next payment is a new attempt, so its idempotency key is fresh. The state
+/// follows the money against the new amount, and money beyond it is reported.
+fn set_due(
     m: &Merchant,
     invoice_id: &str,
     due: u64,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    let Some(rec) = record::load(invoice_id)? else {
-        return Ok(());
-    };
-    if rec.due == due {
-        return Ok(());
-    }
     record::with_lease(invoice_id, &mut || {
         collect::resolve_unknown_charge(m, invoice_id, out)?;
-        if let Some(rec) = record::load(invoice_id)? {
+        let Some(rec) = record::load(invoice_id)? else {
+            return Ok(());
+        };
+        let new_amount = rec.due != due;
+        if new_amount {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
+        let mut was_stopped = false;
         let rec = record::update(invoice_id, &mut |r| {
-            r.due = due;
-            r.next_attempt();
-            r.settle_state();
+            was_stopped = r.stopped.take().is_some();
+            if r.due != due {
+                r.due = due;
+                r.next_attempt();
+                r.settle_state();
+            }
             true
         })?;
+        if was_stopped {
+            out.push(Transition::CollectionResumed(invoice_id.into()));
+        }
         if let Some(rec) = rec.filter(|r| r.paid > 0) {
             settle::report_excess(m, invoice_id, &rec, &format!("due-{due}"), out)?;
             out.push(Transition::StatusChanged(settle::status(invoice_id, &rec)));

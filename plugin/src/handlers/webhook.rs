@@ -186,11 +186,11 @@ fn contradicts(invoice: &str, pi: &str, news: PaymentNews) -> Result<bool, Plugi
     })
 }
 
-/// Whether `news` (a failure, a request for action, a cancel) is about an
-/// off-session charge of an attempt the invoice has moved past: every such
-/// outcome moved it to a new attempt when it was heard, so a late copy of it
-/// must not undo what the newer attempt did. (Money is never ignored:
-/// success and processing are not asked.)
+/// Whether `news` (a failure, a request for action, a cancel) is about a
+/// payment of an attempt the invoice has moved past (an off-session charge,
+/// or a Checkout Session since closed): the invoice moved to a new attempt
+/// when that was heard, so a late copy of it must not undo what the newer
+/// attempt did. (Money is never ignored: success and processing are not asked.)
 fn overtaken_attempt(invoice: &str, o: &Obj, news: PaymentNews) -> Result<bool, PluginError> {
     if !matches!(
         news,

@@ -260,6 +260,12 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
             format!("payment_intent_data[metadata][{CHANNEL_KEY}]"),
             s("checkout"),
         ),
+        // The attempt the session belongs to: a late failure of an earlier
+        // attempt's payment is then known to be stale.
+        (
+            format!("payment_intent_data[metadata][{ATTEMPT_KEY}]"),
+            c.attempt.to_string(),
+        ),
         (
             s("payment_intent_data[metadata][invoice_number]"),
             s(c.invoice_number),
