@@ -814,7 +814,9 @@ pub fn check_step(w: &mut World, before: &BTreeMap<&str, Value>) -> Result<(), S
             .map(|s| &s["id"])
             .collect();
         if open.len() > 1 {
-            return Err(format!("{id}: two payable Checkout Sessions open at once: {open:?}"));
+            return Err(format!(
+                "{id}: two payable Checkout Sessions open at once: {open:?}"
+            ));
         }
     }
     check_no_failure_email_after_paid(w, before)?;
@@ -1060,7 +1062,10 @@ fn note_reached(w: &World, steps: usize) {
     r.histories += 1;
     r.steps += steps as u32;
     for id in INVOICES {
-        let status = w.view(id)["status"].as_str().unwrap_or("never sent").to_string();
+        let status = w.view(id)["status"]
+            .as_str()
+            .unwrap_or("never sent")
+            .to_string();
         *r.statuses.entry(status).or_default() += 1;
     }
     let pis = w.emu.objects("payment_intent");
@@ -1072,7 +1077,11 @@ fn note_reached(w: &World, steps: usize) {
 
 /// Takes what the histories reached since the last call.
 pub fn reached() -> Reached {
-    REACHED.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default()
+    REACHED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .unwrap_or_default()
 }
 
 /// Plays `history` in a new world, checking after every step and at the end.

@@ -149,8 +149,17 @@ fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
 fn a_retried_finalize_tells_the_host_what_the_failed_try_changed() {
     let (h, cus) = with_card();
     h.add_card(&cus, "4000000000000341", true);
-    h.emulator.inject(fault("POST", "/v1/checkout/sessions", Fault::RateLimited, When::BeforeWork, 1));
-    let first = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    h.emulator.inject(fault(
+        "POST",
+        "/v1/checkout/sessions",
+        Fault::RateLimited,
+        When::BeforeWork,
+        1,
+    ));
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     assert!(first.is_err(), "{first:?}");
     let ts = h.finalize(&h.merchant, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
@@ -163,8 +172,17 @@ fn a_retried_finalize_tells_the_host_what_the_failed_try_changed() {
 #[test]
 fn a_charge_refused_with_a_429_is_known_not_to_have_happened() {
     let (h, cus) = with_card();
-    h.emulator.inject(fault("POST", "/v1/payment_intents", Fault::RateLimited, When::BeforeWork, 1));
-    let first = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    h.emulator.inject(fault(
+        "POST",
+        "/v1/payment_intents",
+        Fault::RateLimited,
+        When::BeforeWork,
+        1,
+    ));
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     assert!(first.is_err(), "{first:?}");
     let credited = update_result(&h, &h.merchant, InvoiceChange::Open, "1000.00");
     assert!(credited.is_ok(), "{credited:?}");
@@ -175,12 +193,24 @@ fn a_charge_refused_with_a_429_is_known_not_to_have_happened() {
 #[test]
 fn a_reopen_that_fails_leaves_the_invoice_stopped() {
     let (h, cus) = with_card();
-    h.emulator.inject(fault("POST", "/v1/payment_intents", Fault::Timeout, When::BeforeWork, 3));
-    let first = h.runtime.on_invoice_finalized(&h.merchant, &h.invoice_for(&cus)).unwrap();
+    h.emulator.inject(fault(
+        "POST",
+        "/v1/payment_intents",
+        Fault::Timeout,
+        When::BeforeWork,
+        3,
+    ));
+    let first = h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .unwrap();
     assert!(first.is_err(), "{first:?}");
     update(&h, &h.merchant, InvoiceChange::Void, "0");
     let reopened = update_result(&h, &h.merchant, InvoiceChange::Open, "1000.00");
-    assert!(matches!(reopened, Err(PluginError::NotReady(_))), "{reopened:?}");
+    assert!(
+        matches!(reopened, Err(PluginError::NotReady(_))),
+        "{reopened:?}"
+    );
     let again = h.finalize(&h.merchant, &h.invoice_for(&cus));
     assert_eq!(charged(&h), 0, "still voided: {again:?}");
 }
@@ -191,14 +221,31 @@ fn a_reopen_that_fails_leaves_the_invoice_stopped() {
 #[test]
 fn a_stop_that_fails_leaves_collection_as_it_was() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
-    h.emulator.inject(fault("POST", "/v1/checkout/sessions", Fault::RateLimited, When::BeforeWork, 1));
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.emulator.inject(fault(
+        "POST",
+        "/v1/checkout/sessions",
+        Fault::RateLimited,
+        When::BeforeWork,
+        1,
+    ));
     let voided = update_result(&h, &m, InvoiceChange::Void, "0");
     assert!(voided.is_err(), "{voided:?}");
-    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4242424242424242");
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4242424242424242",
+    );
     deliver_all(&h, &m);
     let view = host_view(&h);
-    assert_eq!((view["status"].as_str(), &view["overpaid"]), (Some("PAID"), &Value::Null), "{view}");
+    assert_eq!(
+        (view["status"].as_str(), &view["overpaid"]),
+        (Some("PAID"), &Value::Null),
+        "{view}"
+    );
 }
 
 /// Review 2, finding 1 (plugin half): a void or a payment made elsewhere is
@@ -303,7 +350,13 @@ fn money_after_collection_stopped_is_an_overpayment_and_the_merchant_is_told() {
 #[test]
 fn stopping_a_paid_invoice_reports_what_is_to_be_refunded() {
     let (h, m) = sent_invoice();
-    deliver_event(&h, &m, "evt_1", "payment_intent.succeeded", payment_of("pi_1", 120000));
+    deliver_event(
+        &h,
+        &m,
+        "evt_1",
+        "payment_intent.succeeded",
+        payment_of("pi_1", 120000),
+    );
     let ts = update(&h, &m, InvoiceChange::PaidOutsideStripe, "0");
     assert!(
         ts.iter()
@@ -511,16 +564,32 @@ fn a_late_failure_of_an_older_attempt_does_not_override_the_newer_one() {
     m.auto_charge = true;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
-    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
-    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4000000000000002");
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4000000000000002",
+    );
     let mut events = h.emulator.events();
     events.reverse();
     for e in events {
         let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h.runtime.on_webhook(&m, &h.delivery(&body, SECRET)).unwrap().unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap();
         h.records().apply(&outcome.transitions).unwrap();
     }
-    assert_eq!(host_view(&h)["status"], "PAYMENT_FAILED", "{}", host_view(&h));
+    assert_eq!(
+        host_view(&h)["status"],
+        "PAYMENT_FAILED",
+        "{}",
+        host_view(&h)
+    );
 }
 
 /// Found by the generated histories: declined on Checkout (attempt 1), then
@@ -533,8 +602,15 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
     m.auto_charge = false;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
-    let session = h.emulator.objects("checkout.session")[0]["id"].as_str().unwrap().to_string();
-    h.stripe("POST", &format!("/_test/checkout/sessions/{session}/complete"), "card=4000000000000002");
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4000000000000002",
+    );
     h.add_card(&cus, "4000002760003184", true);
     m.auto_charge = true;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
@@ -544,10 +620,19 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
     events.reverse();
     for e in events {
         let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h.runtime.on_webhook(&m, &h.delivery(&body, SECRET)).unwrap().unwrap();
+        let outcome = h
+            .runtime
+            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .unwrap()
+            .unwrap();
         h.records().apply(&outcome.transitions).unwrap();
     }
-    assert_eq!(host_view(&h)["status"], "ACTION_REQUIRED", "{}", host_view(&h));
+    assert_eq!(
+        host_view(&h)["status"],
+        "ACTION_REQUIRED",
+        "{}",
+        host_view(&h)
+    );
 }
 
 /// Review 2, finding 3: a refund listed before its payment (the usual order

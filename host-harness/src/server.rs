@@ -819,11 +819,19 @@ impl App {
     /// A finalize still queued must not send what the platform stopped; a
     /// reopened invoice whose send never completed (still a draft here) is
     /// queued to be sent, due now.
-    fn requeue_on_change(&self, scope: &Scope, id: &str, change: InvoiceChange) -> anyhow::Result<()> {
+    fn requeue_on_change(
+        &self,
+        scope: &Scope,
+        id: &str,
+        change: InvoiceChange,
+    ) -> anyhow::Result<()> {
         let db = &self.runtime.env().db;
         if !matches!(change, InvoiceChange::Open) {
             if db.cancel_job(&scope.id, JobKind::Finalize.name(), id)? {
-                tracing::info!(invoice = id, "queued finalize cancelled: collection stopped");
+                tracing::info!(
+                    invoice = id,
+                    "queued finalize cancelled: collection stopped"
+                );
             }
             return Ok(());
         }

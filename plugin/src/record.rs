@@ -142,6 +142,9 @@ pub struct InvoiceRecord {
     /// Set when the platform voided, settled or emptied the invoice: nothing
     /// is collected through Stripe until it is sent again with an amount due.
     pub stopped: Option<Stop>,
+    /// The PaymentIntent whose failure or request for action set the state
+    /// (a late copy of another, older attempt's is stale).
+    pub outcome_ref: Option<String>,
     /// Payment methods that were declined or refused for this invoice: never
     /// charged off-session for it again (the customer can still use them in Checkout).
     pub declined_methods: Vec<String>,
@@ -306,6 +309,9 @@ impl InvoiceRecord {
         if let Some(p) = &self.in_flight {
             f.append_pair("in_flight", p);
         }
+        if let Some(p) = &self.outcome_ref {
+            f.append_pair("outcome", p);
+        }
         if let Some(t) = self.charge_sent_ms {
             f.append_pair("charge_sent", &num(t));
         }
@@ -365,6 +371,7 @@ impl InvoiceRecord {
             declined_methods: Vec::new(),
             stopped: None,
             in_flight: None,
+            outcome_ref: None,
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -384,6 +391,7 @@ impl InvoiceRecord {
                 "session" => r.session = Some(v),
                 "stopped" => r.stopped = Some(Stop::from_name(&v)?),
                 "in_flight" => r.in_flight = Some(v),
+                "outcome" => r.outcome_ref = Some(v),
                 "charge_sent" => r.charge_sent_ms = Some(v.parse().ok()?),
                 "payment" => {
                     let (id, amount) = v.rsplit_once(' ')?;
@@ -638,6 +646,7 @@ mod tests {
         rec.declined_methods = vec!["pm_1".into()];
         rec.stopped = Some(Stop::PaidOutsideStripe);
         rec.in_flight = Some("pi_3".into());
+        rec.outcome_ref = Some("pi_0".into());
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

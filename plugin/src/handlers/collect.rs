@@ -316,20 +316,16 @@ fn charge_card_on_file(
             Ok(Charge::NeedsLink)
         }
         // This key was sent before with other parameters (another card, or
-        // amount): what that first request did decides, never a link. (A 409
+        // amount): what that first request did decides. It took money, or it
+        // was declined (both told, as any decline): only then a link. (A 409
         // is the same key still running: a plain retry, below.)
         Err(CallError::Stripe(f))
             if f.error.error_type == "idempotency_error" && f.error.status == 400 =>
         {
-            match resolve_sent_charge(m, invoice_id, KEY_USED)? {
-                Resolved::Took => {
-                    adopt_sent_charge(m, invoice_id, out)?;
-                    Ok(Charge::Done)
-                }
-                Resolved::Clear => Err(PluginError::NotReady(format!(
-                    "invoice {invoice_id}: the earlier charge failed; retry to charge again"
-                ))),
-            }
+            Ok(match resolve_sent_charge(m, invoice_id, KEY_USED, out)? {
+                Resolved::Took => Charge::Done,
+                Resolved::Clear => Charge::NeedsLink,
+            })
         }
         Err(CallError::Stripe(f)) if !f.error.retryable => {
             refused(m, invoice_id, &rec, &card, &f, out)?;
@@ -419,9 +415,10 @@ pub enum Resolved {
 
 /// Before anything else may charge the invoice or open a link for it, a
 /// charge of unknown outcome (sent, never answered) is resolved: Stripe is
-/// asked what became of it, money it took is counted, and one it never
-/// made is forgotten. While it cannot be known yet, `not-ready`. Called
-/// holding the invoice's lease.
+/// asked what became of it, and its outcome counted as if it had been heard
+/// (money taken, or a decline told to both parties); one it never made is
+/// forgotten. While it cannot be known yet, `not-ready`. Called holding the
+/// invoice's lease.
 pub fn resolve_unknown_charge(
     m: &Merchant,
     invoice_id: &str,
@@ -431,29 +428,29 @@ pub fn resolve_unknown_charge(
     if !unknown {
         return Ok(Resolved::Clear);
     }
-    let resolved = resolve_sent_charge(m, invoice_id, IN_FLIGHT_MS)?;
-    if resolved == Resolved::Took {
-        adopt_sent_charge(m, invoice_id, out)?;
-    }
-    Ok(resolved)
+    resolve_sent_charge(m, invoice_id, IN_FLIGHT_MS, out)
 }
 
-/// Asks Stripe what this attempt's charge did. Not found: nothing was
-/// taken once `in_flight_ms` have passed since it was sent (it may still be
-/// running before that).
+/// Asks Stripe what this attempt's charge did, and counts it. Not found:
+/// nothing was taken once `in_flight_ms` have passed since it was sent (it
+/// may still be running before that).
 fn resolve_sent_charge(
     m: &Merchant,
     invoice_id: &str,
     in_flight_ms: u64,
+    out: &mut Vec<Transition>,
 ) -> Result<Resolved, PluginError> {
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(Resolved::Clear);
     };
-    let found = attempt_intent(m, invoice_id, &rec, &rec.stripe_customer)?;
-    match found {
-        Some(pi) if took_money(&pi) => Ok(Resolved::Took),
+    match attempt_intent(m, invoice_id, &rec, &rec.stripe_customer)? {
+        Some(pi) if took_money(&pi) => {
+            charged(m, invoice_id, &rec, rec.outstanding(), &pi, out)?;
+            Ok(Resolved::Took)
+        }
         Some(pi) => {
             bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
+            push(out, settle::intent_failed(m, invoice_id, &pi, Tell::Both)?);
             Ok(Resolved::Clear)
         }
         None => {
@@ -469,21 +466,6 @@ fn resolve_sent_charge(
             Ok(Resolved::Clear)
         }
     }
-}
-
-/// Counts the charge `resolve_sent_charge` found to have taken money.
-fn adopt_sent_charge(
-    m: &Merchant,
-    invoice_id: &str,
-    out: &mut Vec<Transition>,
-) -> Result<(), PluginError> {
-    let Some(rec) = record::load(invoice_id)? else {
-        return Ok(());
-    };
-    if let Some(pi) = attempt_intent(m, invoice_id, &rec, &rec.stripe_customer)? {
-        charged(m, invoice_id, &rec, rec.outstanding(), &pi, out)?;
-    }
-    Ok(())
 }
 
 /// The PaymentIntent an earlier try of this attempt made, if any: looked up

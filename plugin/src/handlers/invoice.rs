@@ -24,7 +24,7 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
 }
 
 /// Ends with the invoice's status as its record has it, unless the call
-/// already said so: a try that failed after the record moved (a decline,
+/// already told one (every move of the state tells it): a try that failed after the record moved (a decline,
 /// then a 429 on the link) told the host nothing, and its retry has nothing
 /// new to say. The host keeps a status only if its revision is newer.
 fn report_status(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
@@ -33,9 +33,11 @@ fn report_status(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), Plug
     };
     let told = out
         .iter()
-        .any(|t| matches!(t, Transition::StatusChanged(s) if s.revision == rec.rev));
+        .any(|t| matches!(t, Transition::StatusChanged(_)));
     if rec.state != PayState::Open && !told {
-        out.push(Transition::StatusChanged(super::settle::status(invoice_id, &rec)));
+        out.push(Transition::StatusChanged(super::settle::status(
+            invoice_id, &rec,
+        )));
     }
     Ok(())
 }
@@ -94,6 +96,7 @@ fn finalize(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError>
             declined_methods: Vec::new(),
             stopped: None,
             in_flight: None,
+            outcome_ref: None,
         },
     )?;
     if let Some(stop) = update::resume(&inv.id, &mut out)? {

@@ -289,6 +289,32 @@ pub fn processing(invoice_id: &str, stripe_ref: &str, amount: u64) -> Result<Set
     )
 }
 
+/// A PaymentIntent failed: a decline, or a bank asking for authentication
+/// (then the customer is asked to pay on-session).
+pub fn intent_failed(
+    m: &Merchant,
+    invoice: &str,
+    o: &crate::stripe::objects::Obj,
+    tell: Tell,
+) -> Result<Settled, PluginError> {
+    let empty = Default::default();
+    let err = o.last_payment_error.as_ref().unwrap_or(&empty);
+    let message = err.message.as_deref().unwrap_or("the payment failed");
+    if err.code.as_deref() == Some("authentication_required") {
+        return action_required(m, invoice, o.id(), message, tell);
+    }
+    let reason = Reason {
+        invoice_id: invoice,
+        attempt_ref: o.id(),
+        message,
+        code: err.code.as_deref(),
+        decline_code: err.decline_code.as_deref(),
+        advice_code: err.advice_code.as_deref(),
+    };
+    let retryable = err.advice_code.as_deref() == Some("try_again_later");
+    failed(m, &reason, retryable, tell)
+}
+
 /// A payment attempt failed: both parties are told, once per attempt.
 pub fn failed(
     m: &Merchant,
@@ -310,6 +336,7 @@ pub fn failed(
         if r.in_flight.as_deref() == Some(attempt) {
             r.in_flight = None;
         }
+        r.outcome_ref = Some(attempt.into());
     };
     Ok(
         match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
@@ -354,8 +381,9 @@ pub fn action_required(
             attempt_ref,
         ));
     }
+    let mark = |r: &mut InvoiceRecord| r.outcome_ref = Some(attempt_ref.into());
     Ok(
-        match record::advance(invoice_id, &|_| Fact::ActionRequired, &|_| {})? {
+        match record::advance(invoice_id, &|_| Fact::ActionRequired, &mark)? {
             Advanced::Moved { rec, .. } => {
                 let url = pay_url(m, &rec);
                 let tell = if rec.stopped.is_some() {

@@ -206,7 +206,10 @@ fn overtaken_attempt(invoice: &str, o: &Obj, news: PaymentNews) -> Result<bool, 
     else {
         return Ok(false);
     };
-    Ok(record::load(invoice)?.is_some_and(|r| attempt < r.attempt))
+    // The outcome that set the state itself (a decline heard when it was
+    // made) is not stale: recomputing it changes nothing.
+    Ok(record::load(invoice)?
+        .is_some_and(|r| attempt < r.attempt && r.outcome_ref.as_deref() != Some(o.id())))
 }
 
 /// News about a PaymentIntent of the invoice. Events are snapshots that
@@ -278,7 +281,8 @@ fn payment_intent_effects(
     }
 }
 
-/// A PaymentIntent failed: a decline, or a bank asking for authentication.
+/// A PaymentIntent failed: counted after any payment the invoice's current
+/// session took meanwhile.
 fn payment_failed(
     m: &Merchant,
     invoice: &str,
@@ -287,23 +291,7 @@ fn payment_failed(
 ) -> Result<Settled, PluginError> {
     let mut found = Vec::new();
     collect::settle_current_session(m, invoice, &mut found)?;
-    let empty = Default::default();
-    let err = o.last_payment_error.as_ref().unwrap_or(&empty);
-    let message = err.message.as_deref().unwrap_or("the payment failed");
-    if err.code.as_deref() == Some("authentication_required") {
-        let s = settle::action_required(m, invoice, o.id(), message, tell)?;
-        return Ok(after(found, s));
-    }
-    let reason = Reason {
-        invoice_id: invoice,
-        attempt_ref: o.id(),
-        message,
-        code: err.code.as_deref(),
-        decline_code: err.decline_code.as_deref(),
-        advice_code: err.advice_code.as_deref(),
-    };
-    let retryable = err.advice_code.as_deref() == Some("try_again_later");
-    Ok(after(found, settle::failed(m, &reason, retryable, tell)?))
+    Ok(after(found, settle::intent_failed(m, invoice, o, tell)?))
 }
 
 /// The invoice a PaymentIntent names in its metadata, asked of Stripe; a
