@@ -366,7 +366,7 @@ impl World {
         };
         let settings = Settings::resolve(&flags).expect("settings");
         let app = App::with_env(&settings, env).expect("host");
-        let mut w = World {
+        let w = World {
             app,
             emu,
             clock,
@@ -415,10 +415,16 @@ impl World {
             .collect()
     }
 
+    /// The open session a customer can reach: only one whose URL the plugin
+    /// learned (one whose create answer was lost is nobody's to pay).
     fn open_session(&self, id: &str) -> Option<String> {
         self.of_invoice("checkout.session", id)
             .into_iter()
             .filter(|s| s["status"] == "open")
+            .filter(|s| {
+                self.handed_out
+                    .contains(s["id"].as_str().unwrap_or_default())
+            })
             .filter_map(|s| s["id"].as_str().map(str::to_string))
             .next_back()
     }
@@ -876,7 +882,27 @@ pub fn check_final(w: &mut World) -> Result<(), String> {
         check_overpayment(w, id, &view)?;
         check_failure_told(w, id, &view)?;
     }
+    check_no_email_twice(w)?;
     check_order_independence(w)
+}
+
+/// No one gets the same email twice (same recipients, subject and text).
+fn check_no_email_twice(w: &World) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for e in w.outbox() {
+        let key = (
+            e["to"].to_string(),
+            e["subject"].to_string(),
+            e["text"].to_string(),
+        );
+        if !seen.insert(key) {
+            return Err(format!(
+                "email sent twice: {} ({})",
+                e["subject"], e["dedupeKey"]
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_payments_listed(w: &World, id: &str, view: &Value) -> Result<(), String> {
@@ -1050,7 +1076,6 @@ pub struct Reached {
     pub charges_taken: u32,
     pub sessions: u32,
     pub emails: u32,
-    pub queued_jobs_run: u32,
     pub stripe_faults: u32,
 }
 

@@ -371,6 +371,32 @@ fn stopping_a_paid_invoice_reports_what_is_to_be_refunded() {
     assert_eq!(told, 1);
 }
 
+/// Found by the generated histories and the bad-day simulation: paid by
+/// Checkout, voided before the payment's webhook came; the webhook then
+/// must not tell the merchant about the same excess a second time.
+#[test]
+fn an_overpayment_is_told_once_whichever_way_it_was_heard() {
+    let (h, m) = sent_invoice();
+    let session = h.emulator.objects("checkout.session")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/complete"),
+        "card=4242424242424242",
+    );
+    update(&h, &m, InvoiceChange::Void, "0");
+    deliver_all(&h, &m);
+    let told: Vec<Value> = h
+        .emails()
+        .into_iter()
+        .filter(|e| e["dedupeKey"].as_str().unwrap().starts_with("overpaid:"))
+        .collect();
+    assert_eq!(told.len(), 1, "{told:#?}");
+    assert_eq!(host_view(&h)["overpaid"], "1200.00");
+}
+
 /// Review 2, finding 5 (credit variant): a credit note sent just after a
 /// Checkout payment the plugin had not heard of yet leaves more paid than
 /// due: reported as an overpayment.

@@ -89,12 +89,13 @@ pub fn payment_failed(
             vec![m.notification_email.clone()],
             format!("Payment failed: invoice {} ({})", rec.number, amount(rec)),
             format!(
-                "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n",
+                "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n\nStripe reference: {}\n",
                 rec.number,
                 amount(rec),
                 r.message,
                 details,
-                pay_url
+                pay_url,
+                r.attempt_ref
             ),
             format!("payment-failed:{}:{}:merchant", r.invoice_id, r.attempt_ref),
         ))?;
@@ -104,11 +105,12 @@ pub fn payment_failed(
             rec.emails.clone(),
             format!("Your payment for invoice {} did not go through", rec.number),
             format!(
-                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n",
+                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n\nPayment reference: {}\n",
                 amount(rec),
                 rec.number,
                 r.message,
-                pay_url
+                pay_url,
+                r.attempt_ref
             ),
             format!("payment-failed:{}:{}:customer", r.invoice_id, r.attempt_ref),
         ))?;
@@ -138,7 +140,7 @@ pub fn action_required(
                 amount(rec)
             ),
             format!(
-                "The customer's bank asked them to confirm the payment of {} for invoice {}, so it could not be charged automatically.\n\nThey have been emailed the pay link to confirm it:\n{}\n",
+                "The customer's bank asked them to confirm the payment of {} for invoice {}, so it could not be charged automatically.\n\nThey have been emailed the pay link to confirm it:\n{}\n\nStripe reference: {attempt_ref}\n",
                 amount(rec),
                 rec.number,
                 pay_url
@@ -153,7 +155,7 @@ pub fn action_required(
         rec.emails.clone(),
         format!("Please confirm your payment for invoice {}", rec.number),
         format!(
-            "Your bank asks you to confirm the payment of {} for invoice {}.\n\nPlease complete it here:\n{}\n",
+            "Your bank asks you to confirm the payment of {} for invoice {}.\n\nPlease complete it here:\n{}\n\nPayment reference: {attempt_ref}\n",
             amount(rec),
             rec.number,
             pay_url
@@ -162,15 +164,55 @@ pub fn action_required(
     ))
 }
 
-/// More money arrived than was due: the merchant is told which payment went
-/// over and how much to refund. The plugin never refunds by itself.
-/// `why` names what made the excess (a payment, or a lower amount due), so
-/// each is told once.
+/// What made money kept beyond what is owed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExcessCause<'a> {
+    /// A payment arrived (its Stripe reference).
+    Payment(&'a str),
+    /// The platform stopped collection after money was taken.
+    Stopped(crate::record::Stop),
+    /// The amount due became this (minor units).
+    NewAmount(u64),
+}
+
+impl ExcessCause<'_> {
+    /// Names the cause in the email's dedupe key, so each is told once.
+    fn key(self) -> String {
+        match self {
+            ExcessCause::Payment(r) => r.to_string(),
+            ExcessCause::Stopped(s) => format!("stopped-{}", s.name()),
+            ExcessCause::NewAmount(due) => format!("due-{due}"),
+        }
+    }
+
+    fn sentence(self, currency: &str) -> String {
+        use crate::record::Stop;
+        match self {
+            ExcessCause::Payment(r) => format!("payment {r} arrived"),
+            ExcessCause::Stopped(Stop::Void) => "the invoice was voided".into(),
+            ExcessCause::Stopped(Stop::PaidOutsideStripe) => {
+                "the invoice was marked as paid outside Stripe".into()
+            }
+            ExcessCause::Stopped(Stop::Uncollectible) => "the invoice was written off".into(),
+            ExcessCause::Stopped(Stop::NothingDue | Stop::StripeRemoved) => {
+                "nothing is due through Stripe any more".into()
+            }
+            ExcessCause::NewAmount(due) => format!(
+                "the amount due became {currency} {}",
+                money::to_decimal(currency, due).unwrap_or_else(|_| due.to_string())
+            ),
+        }
+    }
+}
+
+/// More money arrived than was due: the merchant is told what made the
+/// excess, the payment that went over and how much to refund. The plugin
+/// never refunds by itself.
 pub fn overpaid(
     m: &Merchant,
     rec: &InvoiceRecord,
     over: &crate::contract::Overpayment,
-    why: &str,
+    cause: ExcessCause,
     tell: Tell,
 ) -> Result<(), PluginError> {
     if tell == Tell::Nobody || m.notification_email.is_empty() {
@@ -183,18 +225,19 @@ pub fn overpaid(
             rec.number, over.excess.currency, over.excess.decimal
         ),
         format!(
-            "Invoice {} has received {} {} in all, {} {} more than is due.\n\nThe payment that went over: {} ({} {}).\nIf it was not intended, refund {} {} of it in your Stripe dashboard.\n",
+            "Invoice {} has received {} {} in all, {} {} more than is due: {}.\n\nThe payment that went over: {} ({} {}).\nIf it was not intended, refund {} {} of it in your Stripe dashboard.\n",
             rec.number,
             over.total_paid.currency,
             over.total_paid.decimal,
             over.excess.currency,
             over.excess.decimal,
+            cause.sentence(&rec.currency),
             over.stripe_ref,
             over.payment.currency,
             over.payment.decimal,
             over.excess.currency,
             over.excess.decimal,
         ),
-        format!("overpaid:{}:{why}", over.invoice_id),
+        format!("overpaid:{}:{}", over.invoice_id, cause.key()),
     ))
 }

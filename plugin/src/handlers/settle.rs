@@ -8,7 +8,7 @@ use crate::contract::{
 };
 use crate::imports;
 use crate::money;
-use crate::notify::{self, Reason, Tell};
+use crate::notify::{self, ExcessCause, Reason, Tell};
 use crate::payment_state::Fact;
 use crate::record::{self, Advanced, DisputeStage, InvoiceRecord};
 
@@ -166,10 +166,14 @@ pub fn paid(
             "flagged: paid in another currency",
         ));
     }
-    // Remembered with the first count; a repeat has nothing new to remember.
-    if !rec.counted(stripe_ref) {
+    // Remembered with the first count; a repeat has nothing new to remember,
+    // and no one to tell: the excess it made (if any) was told when it was
+    // counted, or when collection stopped after it.
+    let repeat = rec.counted(stripe_ref);
+    if !repeat {
         remember_payment(stripe_ref, invoice_id)?;
     }
+    let tell = if repeat { Tell::Nobody } else { tell };
     let rec = record::update(invoice_id, &mut |r| {
         if !r.counted(stripe_ref) {
             r.paid = r.paid.saturating_add(amount);
@@ -197,7 +201,7 @@ pub fn paid(
     // another way): all of a payment after that is to be refunded.
     if before + amount > rec.owed() && rec.excess() > 0 {
         let over = overpayment(invoice_id, &rec, stripe_ref, amount);
-        notify::overpaid(m, &rec, &over, stripe_ref, tell)?;
+        notify::overpaid(m, &rec, &over, ExcessCause::Payment(stripe_ref), tell)?;
         transitions.push(Transition::Overpaid(over));
     }
     transitions.push(Transition::StatusChanged(status(invoice_id, &rec)));
@@ -229,19 +233,24 @@ fn excess_now(invoice_id: &str, rec: &InvoiceRecord) -> Option<Overpayment> {
     (rec.paid > rec.owed()).then(|| overpayment(invoice_id, rec, last, *amount))
 }
 
-/// The amount due changed (a credit): money already kept beyond it is an
-/// overpayment, reported, and the merchant told once for this change.
+/// What is owed changed (a credit, or collection stopped): money already
+/// kept beyond it is an overpayment, reported to the host, and the merchant
+/// is told when the excess grew past `before` (what it was until now).
 pub fn report_excess(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
-    why: &str,
+    before: u64,
+    cause: ExcessCause,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    if let Some(over) = excess_now(invoice_id, rec).filter(|_| rec.excess() > 0) {
-        notify::overpaid(m, rec, &over, why, Tell::Both)?;
-        out.push(Transition::Overpaid(over));
+    let Some(over) = excess_now(invoice_id, rec) else {
+        return Ok(());
+    };
+    if rec.excess() > before {
+        notify::overpaid(m, rec, &over, cause, Tell::Both)?;
     }
+    out.push(Transition::Overpaid(over));
     Ok(())
 }
 

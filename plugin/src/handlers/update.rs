@@ -14,6 +14,7 @@ use crate::contract::{
 };
 use crate::imports;
 use crate::money;
+use crate::notify::ExcessCause;
 use crate::record::{self, InvoiceRecord, Stop};
 
 pub fn on_invoice_updated(m: &Merchant, u: &InvoiceUpdate) -> Result<Vec<Transition>, PluginError> {
@@ -106,6 +107,7 @@ pub fn stop_collection(
         if let Some(rec) = record::load(invoice_id)? {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
+        let before = record::load(invoice_id)?.map_or(0, |r| r.excess());
         record::update(invoice_id, &mut |r| {
             let newly = r.stopped != Some(why);
             r.stopped = Some(why);
@@ -115,7 +117,8 @@ pub fn stop_collection(
         // Paid through Stripe, then stopped (paid another way too, voided):
         // what Stripe took is now to be refunded.
         if let Some(rec) = record::load(invoice_id)? {
-            settle::report_excess(m, invoice_id, &rec, &format!("stopped-{}", why.name()), out)?;
+            let cause = ExcessCause::Stopped(why);
+            settle::report_excess(m, invoice_id, &rec, before, cause, out)?;
         }
         Ok(())
     })
@@ -161,6 +164,7 @@ fn set_due(
         if new_amount {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
+        let before = rec.excess();
         let mut was_stopped = false;
         let rec = record::update(invoice_id, &mut |r| {
             was_stopped = r.stopped.take().is_some();
@@ -175,7 +179,8 @@ fn set_due(
             out.push(Transition::CollectionResumed(invoice_id.into()));
         }
         if let Some(rec) = rec.filter(|r| r.paid > 0) {
-            settle::report_excess(m, invoice_id, &rec, &format!("due-{due}"), out)?;
+            let cause = ExcessCause::NewAmount(due);
+            settle::report_excess(m, invoice_id, &rec, before, cause, out)?;
             out.push(Transition::StatusChanged(settle::status(invoice_id, &rec)));
         }
         Ok(())

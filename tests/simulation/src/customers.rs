@@ -4,7 +4,7 @@ use crate::Args;
 use crate::hosts::{Fleet, Merchant, agent};
 use crate::rng::Rng;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 use stripe_emulator::Emulator;
@@ -24,10 +24,18 @@ pub enum Scenario {
     PaysThenDisputes,
     OpensTwoTabsAndPaysInBoth,
     NeverPays,
+    /// The platform voids the invoice right after sending it with a card on
+    /// file (the send may still be queued after a fault).
+    VoidedAfterSend,
+    /// A bank debit is in flight when the platform records a bank transfer;
+    /// then the debit succeeds too.
+    PaidElsewhereWhileDebitInFlight,
+    /// The platform credits part of the invoice before the customer pays.
+    CreditedThenPays,
 }
 
 impl Scenario {
-    const ALL: [Scenario; 11] = [
+    const ALL: [Scenario; 14] = [
         Scenario::PaysByLink,
         Scenario::DeclinedThenPays,
         Scenario::FailsAuthenticationThenPays,
@@ -39,6 +47,9 @@ impl Scenario {
         Scenario::PaysThenDisputes,
         Scenario::OpensTwoTabsAndPaysInBoth,
         Scenario::NeverPays,
+        Scenario::VoidedAfterSend,
+        Scenario::PaidElsewhereWhileDebitInFlight,
+        Scenario::CreditedThenPays,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +65,11 @@ impl Scenario {
             Scenario::PaysThenDisputes => "pays, then disputes",
             Scenario::OpensTwoTabsAndPaysInBoth => "pays in two tabs at once",
             Scenario::NeverPays => "never pays",
+            Scenario::VoidedAfterSend => "voided right after it was sent",
+            Scenario::PaidElsewhereWhileDebitInFlight => {
+                "paid by transfer while a debit is in flight"
+            }
+            Scenario::CreditedThenPays => "credited, then pays",
         }
     }
 
@@ -66,6 +82,7 @@ impl Scenario {
         match self {
             Scenario::ChargedOnSend => Some("4242424242424242"),
             Scenario::ChargeDeclinedThenPaysByLink => Some("4000000000000341"),
+            Scenario::VoidedAfterSend => Some("4242424242424242"),
             _ => None,
         }
     }
@@ -119,6 +136,10 @@ pub fn plan(args: &Args) -> Vec<Case> {
 pub struct Outcome {
     by_scenario: Mutex<BTreeMap<&'static str, usize>>,
     pub payments_accepted: Mutex<BTreeMap<String, usize>>,
+    /// Invoices the platform voided or recorded as paid another way.
+    pub stopped: Mutex<BTreeSet<String>>,
+    /// Invoices credited, with what was left to pay (minor units).
+    pub credited: Mutex<BTreeMap<String, i64>>,
     pub surprises: Mutex<Vec<String>>,
 }
 
@@ -260,12 +281,65 @@ impl Driver<'_> {
             }
             return;
         }
+        if c.scenario == Scenario::VoidedAfterSend {
+            self.stop(c, "VOID");
+            return;
+        }
+        if c.scenario == Scenario::CreditedThenPays {
+            self.credit(c);
+            if let Some(session) = self.open_link(c) {
+                self.pay(c, &session);
+            }
+            return;
+        }
         let Some(session) = self.session_of(c, &inv) else {
             self.note(c, "no Checkout session to pay");
             return;
         };
         self.pay(c, &session);
         self.after_payment(c);
+    }
+
+    /// The platform's PATCH, tried until `serve` takes it (the day's faults
+    /// and crashes make some tries fail, as a platform would see).
+    fn patch(&self, c: &Case, body: Value) -> bool {
+        for _ in 0..60 {
+            let (status, _) = self.m.host(
+                &self.agent,
+                "PATCH",
+                &format!("/invoices/{}", c.invoice),
+                Some(&body.to_string()),
+            );
+            if status == 200 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        self.note(c, &format!("the host never took {body}"));
+        false
+    }
+
+    /// The platform stops collection (`VOID`, `PAID_OUTSIDE_STRIPE`).
+    fn stop(&self, c: &Case, change: &str) {
+        if self.patch(c, json!({"change": change})) {
+            self.outcome
+                .stopped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.invoice.clone());
+        }
+    }
+
+    /// A credit note: half of the invoice is left to pay.
+    fn credit(&self, c: &Case) {
+        let (left, minor) = half(c.currency, c.amount);
+        if self.patch(c, json!({"change": "OPEN", "amountDue": left})) {
+            self.outcome
+                .credited
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(c.invoice.clone(), minor);
+        }
     }
 
     fn note(&self, c: &Case, what: &str) {
@@ -334,6 +408,14 @@ impl Driver<'_> {
             }
             Scenario::DebitSucceeds => {
                 self.complete(session, "async=1");
+                self.customer(
+                    &format!("/_test/checkout/sessions/{session}/async"),
+                    "result=succeeded",
+                )
+            }
+            Scenario::PaidElsewhereWhileDebitInFlight => {
+                self.complete(session, "async=1");
+                self.stop(c, "PAID_OUTSIDE_STRIPE");
                 self.customer(
                     &format!("/_test/checkout/sessions/{session}/async"),
                     "result=succeeded",
@@ -441,5 +523,16 @@ impl Driver<'_> {
             &format!("default-{}", c.invoice),
         );
         cus
+    }
+}
+
+/// Half of `amount` in `currency`, as the platform writes it and in minor units.
+fn half(currency: &str, amount: &str) -> (String, i64) {
+    let minor: i64 = amount.replace('.', "").parse().unwrap_or(0);
+    let half = minor / 2;
+    if currency == "JPY" {
+        (half.to_string(), half)
+    } else {
+        (format!("{}.{:02}", half / 100, half % 100), half)
     }
 }

@@ -80,7 +80,10 @@ fn unsettled(fleet: &Fleet, emu: &Emulator, plan: &[Case]) -> Vec<String> {
         let (_, view) = m.host(&agent, "GET", &format!("/invoices/{}", c.invoice), None);
         let host = view["status"].as_str().unwrap_or("?").to_string();
         let plugin = plugin_status(m, &c.invoice).unwrap_or_else(|| "no record".into());
-        if host != plugin {
+        // Stopped before its send ever completed (the queued send is then
+        // cancelled): the host keeps DRAFT while the plugin's record is open.
+        let never_sent = host == "DRAFT" && view["collectionStopped"].is_string();
+        if host != plugin && !(never_sent && (plugin == "FINAL" || plugin == "no record")) {
             out.push(format!(
                 "{}: host says {host}, the plugin's record says {plugin}",
                 c.invoice
@@ -147,6 +150,64 @@ fn emails(fleet: &Fleet, plan: &[Case], out: &mut Vec<String>) -> usize {
     total
 }
 
+/// What the platform changed holds: money taken on an invoice it voided or
+/// recorded as paid another way is reported as an overpayment (the host's
+/// `overpaid`, and an email to the merchant); a credited invoice is paid what
+/// was left, never the old amount.
+fn platform_changes(
+    fleet: &Fleet,
+    ledger: &BTreeMap<String, Vec<(String, i64)>>,
+    outcome: &Outcome,
+    out: &mut Vec<String>,
+) {
+    let agent = agent();
+    let stopped = outcome
+        .stopped
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for m in &fleet.merchants {
+        let (_, outbox) = m.host(&agent, "GET", "/outbox", None);
+        let keys: Vec<String> = outbox["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["dedupeKey"].as_str().map(str::to_string))
+            .collect();
+        for inv in &stopped {
+            let taken = ledger.get(inv).map_or(0, Vec::len);
+            let (status, view) = m.host(&agent, "GET", &format!("/invoices/{inv}"), None);
+            if status != 200 || taken == 0 {
+                continue;
+            }
+            let told = keys
+                .iter()
+                .any(|k| k.starts_with(&format!("overpaid:{inv}:")));
+            if view["overpaid"].is_null() || !told {
+                out.push(format!(
+                    "{inv}: money taken after the platform stopped it, but overpaid is {} and the merchant {}",
+                    view["overpaid"],
+                    if told { "was told" } else { "was never told" }
+                ));
+            }
+        }
+    }
+    let credited = outcome
+        .credited
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    for (inv, left) in credited {
+        for (pi, amount) in ledger.get(&inv).into_iter().flatten() {
+            if *amount != left {
+                out.push(format!(
+                    "{inv}: {pi} took {amount}, but {left} was left to pay after the credit"
+                ));
+            }
+        }
+    }
+}
+
 fn secrets(fleet: &Fleet, out: &mut Vec<String>) {
     let mut needles = vec![fleet.api_key.clone()];
     needles.extend(fleet.merchants.iter().map(|m| m.secret.clone()));
@@ -205,6 +266,7 @@ pub fn check(
             ));
         }
     }
+    platform_changes(fleet, &ledger, outcome, &mut violations);
     let sent = emails(fleet, plan, &mut violations);
     secrets(fleet, &mut violations);
     violations.extend(
