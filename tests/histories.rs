@@ -995,8 +995,10 @@ fn check_overpayment(w: &World, id: &str, view: &Value) -> Result<(), String> {
 fn check_failure_told(w: &World, id: &str, view: &Value) -> Result<(), String> {
     let state = view["status"].as_str().unwrap_or_default();
     let failed = state == "PAYMENT_FAILED" || state == "ACTION_REQUIRED";
-    // Once collection stopped, no failure email goes out.
-    if !failed || view["collectionStopped"].is_string() {
+    // Once collection stopped, no failure email goes out (and a failure heard
+    // while it was stopped stays untold after a reopen).
+    let reopened = w.platform.get(id).is_some_and(|p| p.reopens > 0);
+    if !failed || view["collectionStopped"].is_string() || reopened {
         return Ok(());
     }
     let last_off_session = w

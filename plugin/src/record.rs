@@ -142,6 +142,8 @@ pub struct InvoiceRecord {
     /// Set when the platform voided, settled or emptied the invoice: nothing
     /// is collected through Stripe until it is sent again with an amount due.
     pub stopped: Option<Stop>,
+    /// The excess (money kept beyond what is owed) the merchant was told of.
+    pub told_excess: u64,
     /// The PaymentIntent whose failure or request for action set the state
     /// (a late copy of another, older attempt's is stale).
     pub outcome_ref: Option<String>,
@@ -312,6 +314,9 @@ impl InvoiceRecord {
         if let Some(p) = &self.outcome_ref {
             f.append_pair("outcome", p);
         }
+        if self.told_excess > 0 {
+            f.append_pair("told_excess", &num(self.told_excess));
+        }
         if let Some(t) = self.charge_sent_ms {
             f.append_pair("charge_sent", &num(t));
         }
@@ -372,6 +377,7 @@ impl InvoiceRecord {
             stopped: None,
             in_flight: None,
             outcome_ref: None,
+            told_excess: 0,
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -392,6 +398,7 @@ impl InvoiceRecord {
                 "stopped" => r.stopped = Some(Stop::from_name(&v)?),
                 "in_flight" => r.in_flight = Some(v),
                 "outcome" => r.outcome_ref = Some(v),
+                "told_excess" => r.told_excess = v.parse().ok()?,
                 "charge_sent" => r.charge_sent_ms = Some(v.parse().ok()?),
                 "payment" => {
                     let (id, amount) = v.rsplit_once(' ')?;
@@ -647,6 +654,7 @@ mod tests {
         rec.stopped = Some(Stop::PaidOutsideStripe);
         rec.in_flight = Some("pi_3".into());
         rec.outcome_ref = Some("pi_0".into());
+        rec.told_excess = 700;
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

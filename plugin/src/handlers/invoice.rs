@@ -97,6 +97,7 @@ fn finalize(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError>
             stopped: None,
             in_flight: None,
             outcome_ref: None,
+            told_excess: 0,
         },
     )?;
     if let Some(stop) = update::resume(&inv.id, &mut out)? {

@@ -166,14 +166,10 @@ pub fn paid(
             "flagged: paid in another currency",
         ));
     }
-    // Remembered with the first count; a repeat has nothing new to remember,
-    // and no one to tell: the excess it made (if any) was told when it was
-    // counted, or when collection stopped after it.
-    let repeat = rec.counted(stripe_ref);
-    if !repeat {
+    // Remembered with the first count; a repeat has nothing new to remember.
+    if !rec.counted(stripe_ref) {
         remember_payment(stripe_ref, invoice_id)?;
     }
-    let tell = if repeat { Tell::Nobody } else { tell };
     let rec = record::update(invoice_id, &mut |r| {
         if !r.counted(stripe_ref) {
             r.paid = r.paid.saturating_add(amount);
@@ -201,7 +197,14 @@ pub fn paid(
     // another way): all of a payment after that is to be refunded.
     if before + amount > rec.owed() && rec.excess() > 0 {
         let over = overpayment(invoice_id, &rec, stripe_ref, amount);
-        notify::overpaid(m, &rec, &over, ExcessCause::Payment(stripe_ref), tell)?;
+        tell_excess(
+            m,
+            invoice_id,
+            &rec,
+            &over,
+            ExcessCause::Payment(stripe_ref),
+            tell,
+        )?;
         transitions.push(Transition::Overpaid(over));
     }
     transitions.push(Transition::StatusChanged(status(invoice_id, &rec)));
@@ -235,22 +238,65 @@ fn excess_now(invoice_id: &str, rec: &InvoiceRecord) -> Option<Overpayment> {
 
 /// What is owed changed (a credit, or collection stopped): money already
 /// kept beyond it is an overpayment, reported to the host, and the merchant
-/// is told when the excess grew past `before` (what it was until now).
+/// told if it is more than they were told already.
 pub fn report_excess(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
-    before: u64,
     cause: ExcessCause,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
     let Some(over) = excess_now(invoice_id, rec) else {
-        return Ok(());
+        return remember_lower_excess(invoice_id, rec);
     };
-    if rec.excess() > before {
-        notify::overpaid(m, rec, &over, cause, Tell::Both)?;
-    }
+    tell_excess(m, invoice_id, rec, &over, cause, Tell::Both)?;
     out.push(Transition::Overpaid(over));
+    Ok(())
+}
+
+/// The merchant is told of an excess above what they were told already
+/// (`told_excess`, kept in the record). The email goes first, under a key
+/// named by its cause, and the record after: a crash in between repeats the
+/// same email, which the outbox drops, and never loses it. An excess that
+/// shrank (a refund) is remembered lower, so a later growth is told again.
+fn tell_excess(
+    m: &Merchant,
+    invoice_id: &str,
+    rec: &InvoiceRecord,
+    over: &Overpayment,
+    cause: ExcessCause,
+    tell: Tell,
+) -> Result<(), PluginError> {
+    let excess = rec.excess();
+    if excess > rec.told_excess {
+        if tell == Tell::Nobody {
+            return Ok(());
+        }
+        notify::overpaid(m, rec, over, cause, tell)?;
+    } else if excess == rec.told_excess {
+        return Ok(());
+    }
+    record::update(invoice_id, &mut |r| {
+        let changed = r.told_excess != excess;
+        r.told_excess = excess;
+        changed
+    })?;
+    Ok(())
+}
+
+/// A refund or a dispute made the excess smaller: remembered, so that the
+/// merchant is told again if it grows later.
+fn remember_lower_excess(invoice_id: &str, rec: &InvoiceRecord) -> Result<(), PluginError> {
+    let excess = rec.excess();
+    if excess < rec.told_excess {
+        record::update(invoice_id, &mut |r| {
+            let lower = excess < r.told_excess;
+            if lower {
+                r.told_excess = excess;
+            }
+            lower
+        })?;
+    }
     Ok(())
 }
 
@@ -501,6 +547,7 @@ pub fn refunded(
         }),
         "refunded",
     );
+    remember_lower_excess(invoice_id, &rec)?;
     settled
         .transitions
         .extend(excess_now(invoice_id, &rec).map(Transition::Overpaid));
@@ -548,6 +595,7 @@ pub fn disputed(
         }),
         "disputed",
     );
+    remember_lower_excess(invoice_id, &rec)?;
     settled
         .transitions
         .extend(excess_now(invoice_id, &rec).map(Transition::Overpaid));

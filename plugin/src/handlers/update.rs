@@ -107,7 +107,6 @@ pub fn stop_collection(
         if let Some(rec) = record::load(invoice_id)? {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
-        let before = record::load(invoice_id)?.map_or(0, |r| r.excess());
         record::update(invoice_id, &mut |r| {
             let newly = r.stopped != Some(why);
             r.stopped = Some(why);
@@ -118,7 +117,7 @@ pub fn stop_collection(
         // what Stripe took is now to be refunded.
         if let Some(rec) = record::load(invoice_id)? {
             let cause = ExcessCause::Stopped(why);
-            settle::report_excess(m, invoice_id, &rec, before, cause, out)?;
+            settle::report_excess(m, invoice_id, &rec, cause, out)?;
         }
         Ok(())
     })
@@ -164,7 +163,6 @@ fn set_due(
         if new_amount {
             collect::close_session(m, invoice_id, &rec, out)?;
         }
-        let before = rec.excess();
         let mut was_stopped = false;
         let rec = record::update(invoice_id, &mut |r| {
             was_stopped = r.stopped.take().is_some();
@@ -180,7 +178,7 @@ fn set_due(
         }
         if let Some(rec) = rec.filter(|r| r.paid > 0) {
             let cause = ExcessCause::NewAmount(due);
-            settle::report_excess(m, invoice_id, &rec, before, cause, out)?;
+            settle::report_excess(m, invoice_id, &rec, cause, out)?;
             out.push(Transition::StatusChanged(settle::status(invoice_id, &rec)));
         }
         Ok(())
