@@ -629,53 +629,6 @@ fn a_late_failure_of_an_older_attempt_leaves_a_debit_in_flight_processing() {
     assert!(h.emails().is_empty(), "{:?}", h.emails());
 }
 
-/// A signed event about `object`, delivered to the plugin and applied to the
-/// host's records as `serve` does; returns the outcome.
-fn deliver_event(
-    h: &Harness,
-    m: &host_harness::bindings::Merchant,
-    id: &str,
-    kind: &str,
-    object: serde_json::Value,
-) -> host_harness::bindings::WebhookOutcome {
-    let event = serde_json::json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
-        "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
-    let body = serde_json::to_vec(&event).unwrap();
-    let outcome = h
-        .runtime
-        .on_webhook(m, &h.delivery(&body, SECRET))
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
-    h.records().apply(&outcome.transitions).unwrap();
-    outcome
-}
-
-fn payment_of(pi: &str, amount: u64) -> serde_json::Value {
-    serde_json::json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
-        "currency": "gbp", "status": "succeeded", "metadata": {(INVOICE_KEY): "inv_01"}})
-}
-
-fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> serde_json::Value {
-    serde_json::json!({"id": id, "object": "dispute", "payment_intent": pi, "charge": "ch_x",
-        "status": status, "amount": amount, "currency": "gbp"})
-}
-
-/// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
-fn sent_invoice() -> (Harness, host_harness::bindings::Merchant) {
-    let h = Harness::new();
-    let mut m = h.merchant.clone();
-    m.auto_charge = false;
-    h.records()
-        .insert_draft(&serde_json::json!({"id": "inv_01"}), "inv_01")
-        .unwrap();
-    h.finalize(&m, &invoice());
-    (h, m)
-}
-
-fn host_view(h: &Harness) -> serde_json::Value {
-    h.records().invoice_view("inv_01").unwrap().unwrap()
-}
-
 /// Defect 6: disputes converge whatever the order, and never claim more
 /// than the money says: a won dispute of a partial payment stays partially
 /// paid; a close before its create is remembered; warning_closed ends it.

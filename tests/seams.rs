@@ -20,6 +20,25 @@ fn fault(method: &str, path: &str, fault: Fault, when: When, times: u32) -> Rule
     }
 }
 
+/// The overpayment emails sent so far.
+fn overpaid_emails(h: &Harness) -> Vec<Value> {
+    h.emails()
+        .into_iter()
+        .filter(|e| {
+            e["dedupeKey"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("overpaid:")
+        })
+        .collect()
+}
+
+/// Whether `ts` reports an overpayment of `excess`.
+fn excess_in(ts: &[Transition], excess: &str) -> bool {
+    ts.iter()
+        .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == excess))
+}
+
 fn update(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Vec<Transition> {
     let u = InvoiceUpdate {
         invoice_id: "inv_01".into(),
@@ -221,10 +240,7 @@ fn a_reopen_that_fails_leaves_the_invoice_stopped() {
 #[test]
 fn a_stop_that_fails_leaves_collection_as_it_was() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let session = h.first_session();
     h.emulator.inject(fault(
         "POST",
         "/v1/checkout/sessions",
@@ -234,11 +250,7 @@ fn a_stop_that_fails_leaves_collection_as_it_was() {
     ));
     let voided = update_result(&h, &m, InvoiceChange::Void, "0");
     assert!(voided.is_err(), "{voided:?}");
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4242424242424242",
-    );
+    h.complete(&session, "card=4242424242424242");
     deliver_all(&h, &m);
     let view = host_view(&h);
     assert_eq!(
@@ -257,12 +269,7 @@ fn sending_again_never_reopens_an_invoice_voided_or_paid_elsewhere() {
         InvoiceChange::PaidOutsideStripe,
         InvoiceChange::Uncollectible,
     ] {
-        let h = Harness::new();
-        let mut m = h.merchant.clone();
-        m.auto_charge = false;
-        h.records()
-            .insert_draft(&json!({"id": "inv_01"}), "inv_01")
-            .unwrap();
+        let (h, m) = sent_invoice();
         let token = h.token(&h.finalize(&m, &invoice()));
         update(&h, &m, stop, "0");
         let again = h.finalize(&m, &invoice());
@@ -330,18 +337,8 @@ fn money_after_collection_stopped_is_an_overpayment_and_the_merchant_is_told() {
         "payment_intent.succeeded",
         payment_of("pi_sepa", 120000),
     );
-    assert!(
-        late.transitions
-            .iter()
-            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "1200.00")),
-        "{late:?}"
-    );
-    let told = h
-        .emails()
-        .into_iter()
-        .filter(|e| e["dedupeKey"].as_str().unwrap().starts_with("overpaid:"))
-        .count();
-    assert_eq!(told, 1);
+    assert!(excess_in(&late.transitions, "1200.00"), "{late:?}");
+    assert_eq!(overpaid_emails(&h).len(), 1);
 }
 
 /// Found by the generated histories: paid through Stripe, then the merchant
@@ -358,17 +355,8 @@ fn stopping_a_paid_invoice_reports_what_is_to_be_refunded() {
         payment_of("pi_1", 120000),
     );
     let ts = update(&h, &m, InvoiceChange::PaidOutsideStripe, "0");
-    assert!(
-        ts.iter()
-            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "1200.00")),
-        "{ts:?}"
-    );
-    let told = h
-        .emails()
-        .into_iter()
-        .filter(|e| e["dedupeKey"].as_str().unwrap().starts_with("overpaid:"))
-        .count();
-    assert_eq!(told, 1);
+    assert!(excess_in(&ts, "1200.00"), "{ts:?}");
+    assert_eq!(overpaid_emails(&h).len(), 1);
 }
 
 /// Found by the generated histories and the bad-day simulation: paid by
@@ -377,15 +365,8 @@ fn stopping_a_paid_invoice_reports_what_is_to_be_refunded() {
 #[test]
 fn an_overpayment_is_told_once_whichever_way_it_was_heard() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4242424242424242",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4242424242424242");
     update(&h, &m, InvoiceChange::Void, "0");
     deliver_all(&h, &m);
     let told: Vec<Value> = h
@@ -403,21 +384,10 @@ fn an_overpayment_is_told_once_whichever_way_it_was_heard() {
 #[test]
 fn a_credit_after_an_unseen_checkout_payment_reports_the_overpayment() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4242424242424242",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4242424242424242");
     let ts = update(&h, &m, InvoiceChange::Open, "1000.00");
-    assert!(
-        ts.iter()
-            .any(|t| matches!(t, Transition::Overpaid(o) if o.excess.decimal == "200.00")),
-        "{ts:?}"
-    );
+    assert!(excess_in(&ts, "200.00"), "{ts:?}");
 }
 
 /// Review 2, finding 6: the duplicate of two payments is disputed and lost;
@@ -507,15 +477,8 @@ fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
     assert_eq!(open[0]["amount_total"], 20000, "{}", open[0]);
 
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4242424242424242",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4242424242424242");
     let pi = h.emulator.objects("payment_intent")[0]["id"]
         .as_str()
         .unwrap()
@@ -545,31 +508,14 @@ fn reopening_a_settled_invoice_collects_the_rest_or_is_refused() {
 #[test]
 fn a_stale_request_for_action_after_a_failure_changes_nothing() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4000002760003184",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4000002760003184");
     h.stripe(
         "POST",
         &format!("/_test/checkout/sessions/{session}/authenticate"),
         "result=failed",
     );
-    let mut events = h.emulator.events();
-    events.reverse();
-    for e in events {
-        let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h
-            .runtime
-            .on_webhook(&m, &h.delivery(&body, SECRET))
-            .unwrap()
-            .unwrap();
-        h.records().apply(&outcome.transitions).unwrap();
-    }
+    deliver_newest_first(&h, &m);
     assert_eq!(
         host_view(&h)["status"],
         "PAYMENT_FAILED",
@@ -590,26 +536,9 @@ fn a_late_failure_of_an_older_attempt_does_not_override_the_newer_one() {
     m.auto_charge = true;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4000000000000002",
-    );
-    let mut events = h.emulator.events();
-    events.reverse();
-    for e in events {
-        let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h
-            .runtime
-            .on_webhook(&m, &h.delivery(&body, SECRET))
-            .unwrap()
-            .unwrap();
-        h.records().apply(&outcome.transitions).unwrap();
-    }
+    let session = h.first_session();
+    h.complete(&session, "card=4000000000000002");
+    deliver_newest_first(&h, &m);
     assert_eq!(
         host_view(&h)["status"],
         "PAYMENT_FAILED",
@@ -628,31 +557,14 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
     m.auto_charge = false;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4000000000000002",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4000000000000002");
     h.add_card(&cus, "4000002760003184", true);
     m.auto_charge = true;
     let ts = h.finalize(&m, &h.invoice_for(&cus));
     h.records().apply(&ts).unwrap();
     assert_eq!(host_view(&h)["status"], "ACTION_REQUIRED", "{ts:?}");
-    let mut events = h.emulator.events();
-    events.reverse();
-    for e in events {
-        let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h
-            .runtime
-            .on_webhook(&m, &h.delivery(&body, SECRET))
-            .unwrap()
-            .unwrap();
-        h.records().apply(&outcome.transitions).unwrap();
-    }
+    deliver_newest_first(&h, &m);
     assert_eq!(
         host_view(&h)["status"],
         "ACTION_REQUIRED",
@@ -666,15 +578,8 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
 #[test]
 fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
     let (h, m) = sent_invoice();
-    let session = h.emulator.objects("checkout.session")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    h.stripe(
-        "POST",
-        &format!("/_test/checkout/sessions/{session}/complete"),
-        "card=4242424242424242",
-    );
+    let session = h.first_session();
+    h.complete(&session, "card=4242424242424242");
     // More than a page (100) of the merchant's own events after the
     // payment, then a refund: newest first, the refund is read a page
     // before its payment.
@@ -743,65 +648,6 @@ fn an_event_with_a_negative_amount_neither_poisons_the_sync_nor_gets_a_400() {
     assert_eq!(host_view(&h)["status"], "PAID");
     let outcome = deliver_event(&h, &m, "evt_ii2", "invoiceitem.created", credit);
     assert_eq!(outcome.status, 200, "{outcome:?}");
-}
-
-/// Every event the emulator made, delivered in order and applied.
-fn deliver_all(h: &Harness, m: &Merchant) {
-    for e in h.emulator.events() {
-        let body = serde_json::to_vec(&e).unwrap();
-        let outcome = h
-            .runtime
-            .on_webhook(m, &h.delivery(&body, SECRET))
-            .unwrap()
-            .unwrap_or_else(|err| panic!("{}: {err:?}", e["type"]));
-        h.records().apply(&outcome.transitions).unwrap();
-    }
-}
-
-fn payment_of(pi: &str, amount: u64) -> Value {
-    json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
-        "currency": "gbp", "status": "succeeded", "metadata": {(INVOICE_KEY): "inv_01"}})
-}
-
-fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> Value {
-    json!({"id": id, "object": "dispute", "payment_intent": pi, "charge": "ch_x",
-        "status": status, "amount": amount, "currency": "gbp"})
-}
-
-/// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
-fn sent_invoice() -> (Harness, Merchant) {
-    let h = Harness::new();
-    let mut m = h.merchant.clone();
-    m.auto_charge = false;
-    h.records()
-        .insert_draft(&json!({"id": "inv_01"}), "inv_01")
-        .unwrap();
-    h.finalize(&m, &invoice());
-    (h, m)
-}
-
-fn host_view(h: &Harness) -> Value {
-    h.records().invoice_view("inv_01").unwrap().unwrap()
-}
-
-/// A signed event about `object`, delivered and applied as `serve` does.
-fn deliver_event(
-    h: &Harness,
-    m: &Merchant,
-    id: &str,
-    kind: &str,
-    object: Value,
-) -> host_harness::bindings::WebhookOutcome {
-    let event = json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
-        "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
-    let body = serde_json::to_vec(&event).unwrap();
-    let outcome = h
-        .runtime
-        .on_webhook(m, &h.delivery(&body, SECRET))
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{kind}: {e:?}"));
-    h.records().apply(&outcome.transitions).unwrap();
-    outcome
 }
 
 mod through_serve {

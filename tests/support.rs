@@ -415,3 +415,91 @@ fn tap_if_asked(runtime: &mut Runtime) {
     let n = HARNESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     runtime.tap_scenarios(dir.into(), &format!("{test}-{n}"));
 }
+
+/// A signed event about `object`, delivered to the plugin and applied to the
+/// host's records as `serve` does; returns the outcome.
+pub fn deliver_event(
+    h: &Harness,
+    m: &Merchant,
+    id: &str,
+    kind: &str,
+    object: Value,
+) -> host_harness::bindings::WebhookOutcome {
+    let event = json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
+        "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
+    deliver(h, m, &event)
+}
+
+/// `event` delivered as Stripe would (signed now) and applied as `serve` does.
+pub fn deliver(h: &Harness, m: &Merchant, event: &Value) -> host_harness::bindings::WebhookOutcome {
+    let body = serde_json::to_vec(event).unwrap();
+    let outcome = h
+        .runtime
+        .on_webhook(m, &h.delivery(&body, SECRET))
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{}: {e:?}", event["type"]));
+    h.records().apply(&outcome.transitions).unwrap();
+    outcome
+}
+
+/// Every event the emulator made, delivered in order.
+pub fn deliver_all(h: &Harness, m: &Merchant) {
+    for e in h.emulator.events() {
+        deliver(h, m, &e);
+    }
+}
+
+/// Every event the emulator made, delivered newest first.
+pub fn deliver_newest_first(h: &Harness, m: &Merchant) {
+    for e in h.emulator.events().iter().rev() {
+        deliver(h, m, e);
+    }
+}
+
+/// A succeeded PaymentIntent of inv_01, as Stripe sends it in an event.
+pub fn payment_of(pi: &str, amount: u64) -> Value {
+    json!({"id": pi, "object": "payment_intent", "amount": amount, "amount_received": amount,
+        "currency": "gbp", "status": "succeeded", "metadata": {(INVOICE_KEY): "inv_01"}})
+}
+
+/// A dispute of `pi`, as Stripe sends it in an event.
+pub fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> Value {
+    json!({"id": id, "object": "dispute", "payment_intent": pi, "charge": "ch_x",
+        "status": status, "amount": amount, "currency": "gbp"})
+}
+
+/// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
+pub fn sent_invoice() -> (Harness, Merchant) {
+    let h = Harness::new();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    h.records()
+        .insert_draft(&json!({"id": "inv_01"}), "inv_01")
+        .unwrap();
+    h.finalize(&m, &invoice());
+    (h, m)
+}
+
+/// The host's view of inv_01.
+pub fn host_view(h: &Harness) -> Value {
+    h.records().invoice_view("inv_01").unwrap().unwrap()
+}
+
+impl Harness {
+    /// The first Checkout Session Stripe holds.
+    pub fn first_session(&self) -> String {
+        self.emulator.objects("checkout.session")[0]["id"]
+            .as_str()
+            .expect("a session")
+            .to_string()
+    }
+
+    /// The customer completes Checkout Session `session` (`card=…`, `async=1`).
+    pub fn complete(&self, session: &str, form: &str) {
+        self.stripe(
+            "POST",
+            &format!("/_test/checkout/sessions/{session}/complete"),
+            form,
+        );
+    }
+}
