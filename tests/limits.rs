@@ -177,9 +177,9 @@ fn the_component_is_small_and_speaks_only_our_contract() {
         .exports(&engine)
         .map(|(name, _)| name.to_string())
         .collect();
-    assert_eq!(exports, ["billing:stripe-plugin/handlers@0.2.0"]);
+    assert_eq!(exports, ["billing:stripe-plugin/handlers@0.3.0"]);
     for ours in ["http", "kv", "email", "clock", "mac"] {
-        let name = format!("billing:stripe-plugin/{ours}@0.2.0");
+        let name = format!("billing:stripe-plugin/{ours}@0.3.0");
         assert!(
             imports.contains(&name),
             "missing import {name} in {imports:?}"
@@ -193,7 +193,7 @@ fn the_component_is_small_and_speaks_only_our_contract() {
         [
             "clock", "email", "errors", "http", "kv", "mac", "outcomes", "payments", "platform"
         ]
-        .map(|i| format!("billing:stripe-plugin/{i}@0.2.0")),
+        .map(|i| format!("billing:stripe-plugin/{i}@0.3.0")),
         "only the contract's interfaces are imported"
     );
     eprintln!("imports: {imports:?}");

@@ -573,6 +573,39 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
     );
 }
 
+/// Found by the soak of generated histories: a Checkout debit fails, then the
+/// card on file needs authentication. Redelivered newest first, the debit's
+/// old failure (a session event, which names no attempt) must not override
+/// the newer outcome.
+#[test]
+fn a_failure_already_applied_never_overrides_a_newer_outcome() {
+    let (h, cus) = with_card();
+    let mut m = h.merchant.clone();
+    m.auto_charge = false;
+    let ts = h.finalize(&m, &h.invoice_for(&cus));
+    h.records().apply(&ts).unwrap();
+    let session = h.first_session();
+    h.complete(&session, "async=1");
+    h.stripe(
+        "POST",
+        &format!("/_test/checkout/sessions/{session}/async"),
+        "result=failed",
+    );
+    deliver_all(&h, &m);
+    h.add_card(&cus, "4000002760003184", true);
+    m.auto_charge = true;
+    let ts = h.finalize(&m, &h.invoice_for(&cus));
+    h.records().apply(&ts).unwrap();
+    assert_eq!(host_view(&h)["status"], "ACTION_REQUIRED", "{ts:?}");
+    deliver_newest_first(&h, &m);
+    assert_eq!(
+        host_view(&h)["status"],
+        "ACTION_REQUIRED",
+        "{}",
+        host_view(&h)
+    );
+}
+
 /// Review 2, finding 3: a refund listed before its payment (the usual order
 /// after an outage: newest first) must not stall the whole sync.
 #[test]

@@ -237,7 +237,7 @@ pub struct Replayer {
     linker: Linker<ReplayState>,
 }
 
-const HANDLERS: &str = "billing:stripe-plugin/handlers@0.2.0";
+const HANDLERS: &str = "billing:stripe-plugin/handlers@0.3.0";
 
 impl Replayer {
     pub fn new(wasm: &[u8]) -> Result<Self> {

@@ -123,6 +123,15 @@ fn overtaken(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
         && rec.in_flight.as_deref().is_some_and(|p| p != attempt_ref))
 }
 
+/// A failure counted before whose outcome another payment's has replaced
+/// since (a late copy, or a redelivery after a newer attempt): it must not
+/// undo the newer outcome.
+fn superseded(invoice_id: &str, attempt_ref: &str) -> Result<bool, PluginError> {
+    let rec = load(invoice_id)?;
+    Ok(rec.failed_refs.iter().any(|f| f == attempt_ref)
+        && rec.outcome_ref.as_deref().is_some_and(|o| o != attempt_ref))
+}
+
 fn load(invoice_id: &str) -> Result<InvoiceRecord, PluginError> {
     record::load(invoice_id)?.ok_or_else(|| not_finalized(invoice_id))
 }
@@ -381,6 +390,12 @@ pub fn failed(
     if overtaken(reason.invoice_id, attempt)? {
         return Ok(Settled::stale(
             "a failure of an attempt overtaken by a debit in flight",
+            attempt,
+        ));
+    }
+    if superseded(reason.invoice_id, attempt)? {
+        return Ok(Settled::stale(
+            "a failure already counted, since replaced by a newer outcome",
             attempt,
         ));
     }

@@ -160,7 +160,7 @@ export function replayState(scenario) {
       },
     },
   };
-  for (const key of Object.keys(imports)) imports[key + '@0.2.0'] = imports[key];
+  for (const key of Object.keys(imports)) imports[key + '@0.3.0'] = imports[key];
   const kvDump = () =>
     Object.fromEntries(
       [...s.kv.entries()].map(([ns, m]) => [
