@@ -313,9 +313,12 @@ struct Platform {
     repriced: bool,
 }
 
-/// One history's world: the host's core, Stripe, and the model.
+/// One history's world: two workers of the host (each its own runtime and
+/// instances) on one store, Stripe, and the model.
 pub struct World {
-    app: App,
+    apps: [App; 2],
+    /// Which worker takes the next step's calls.
+    turn: usize,
     emu: Emulator,
     clock: Clock,
     secret: String,
@@ -342,19 +345,7 @@ impl World {
         let emu = host_harness::offline_stripe::emulator(&clock);
         emu.set_public_base("https://checkout.stripe.test");
         emu.connect_existing(ACCOUNT, "History Merchant Ltd");
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db: Arc::new(Db::in_memory().expect("sqlite")),
-            stripe: StripeGate {
-                base: "https://api.stripe.com".parse().expect("url"),
-                api_key: Some("sk_test_histories".into()),
-                backend: Arc::new(InProcess(emu.clone())),
-            },
-            clock: clock.clone(),
-            recorder: Recorder::for_tests("histories"),
-            keys: KeyRing::default(),
-            pacing: None,
-        });
+        let db = Arc::new(Db::in_memory().expect("sqlite"));
         let flags = Flags {
             account: Some(ACCOUNT.into()),
             webhook_secrets: vec![SECRET.into()],
@@ -365,9 +356,25 @@ impl World {
             ..Flags::default()
         };
         let settings = Settings::resolve(&flags).expect("settings");
-        let app = App::with_env(&settings, env).expect("host");
+        let worker = || {
+            let env = Arc::new(HostEnv {
+                metrics: Default::default(),
+                db: db.clone(),
+                stripe: StripeGate {
+                    base: "https://api.stripe.com".parse().expect("url"),
+                    api_key: Some("sk_test_histories".into()),
+                    backend: Arc::new(InProcess(emu.clone())),
+                },
+                clock: clock.clone(),
+                recorder: Recorder::for_tests("histories"),
+                keys: KeyRing::default(),
+                pacing: None,
+            });
+            App::with_env(&settings, env).expect("host")
+        };
         let w = World {
-            app,
+            apps: [worker(), worker()],
+            turn: 0,
             emu,
             clock,
             secret: SECRET.into(),
@@ -386,10 +393,15 @@ impl World {
         w
     }
 
+    /// The worker whose turn it is.
+    fn app(&self) -> &App {
+        &self.apps[self.turn % 2]
+    }
+
     fn host(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let headers = [("Content-Type".to_string(), "application/json".to_string())];
-        let r = self.app.handle(method, path, &headers, body.as_bytes());
+        let r = self.app().handle(method, path, &headers, body.as_bytes());
         (r.status, reply_json(&r))
     }
 
@@ -485,7 +497,7 @@ impl World {
             Action::Dispute { inv, step } => self.dispute(INVOICES[inv], step),
             Action::RunQueue => self.run_queue(),
             Action::Sync => {
-                let _ = self.app.sync();
+                let _ = self.app().sync();
             }
             Action::Advance { hours } => self.clock.advance_ms(hours * 3600 * 1000),
         }
@@ -501,8 +513,8 @@ impl World {
             self.host("POST", "/invoices", Some(doc));
         } else {
             // Sent again: the platform's document now says this amount.
-            let merchant = self.app.platform.default_merchant.clone();
-            self.app
+            let merchant = self.app().platform.default_merchant.clone();
+            self.app()
                 .runtime
                 .env()
                 .db
@@ -679,7 +691,7 @@ impl World {
     fn run_queue(&mut self) {
         self.clock.advance_ms(6_000);
         for _ in 0..10 {
-            if !self.app.run_next_job().unwrap_or(false) {
+            if !self.app().run_next_job().unwrap_or(false) {
                 break;
             }
         }
@@ -697,7 +709,9 @@ impl World {
             ("Content-Type".to_string(), "application/json".to_string()),
             ("Stripe-Signature".to_string(), header),
         ];
-        let r = self.app.handle("POST", "/webhooks/stripe", &headers, &body);
+        let r = self
+            .app()
+            .handle("POST", "/webhooks/stripe", &headers, &body);
         if r.status >= 500 {
             self.held.push(event.clone());
         }
@@ -733,7 +747,7 @@ impl World {
             self.deliver(Delivery::InOrder);
             self.clock.advance_ms(10 * 60 * 1000);
             self.run_queue();
-            let _ = self.app.sync();
+            let _ = self.app().sync();
         }
         self.deliver(Delivery::Release);
         self.deliver(Delivery::InOrder);
@@ -749,7 +763,7 @@ impl Default for World {
 /// A field of the plugin's own record of `id`.
 fn plugin_field(w: &World, id: &str, field: &str) -> Option<String> {
     let raw = w
-        .app
+        .app()
         .runtime
         .env()
         .db
@@ -1116,6 +1130,7 @@ pub fn run(history: &[Action]) -> Result<(), String> {
     let mut w = World::new();
     for (n, a) in history.iter().enumerate() {
         let before: BTreeMap<&str, Value> = INVOICES.iter().map(|id| (*id, w.view(id))).collect();
+        w.turn = n;
         w.play(*a);
         check_step(&mut w, &before).map_err(|e| format!("after step {} ({a:?}): {e}", n + 1))?;
     }

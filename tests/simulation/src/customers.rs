@@ -25,12 +25,13 @@ pub enum Scenario {
     OpensTwoTabsAndPaysInBoth,
     NeverPays,
     /// The platform voids the invoice right after sending it with a card on
-    /// file (the send may still be queued after a fault).
+    /// file (the send may still be queued after a fault), then sends it again.
     VoidedAfterSend,
     /// A bank debit is in flight when the platform records a bank transfer;
     /// then the debit succeeds too.
     PaidElsewhereWhileDebitInFlight,
-    /// The platform credits part of the invoice before the customer pays.
+    /// The platform credits part of the invoice and sends it again before the
+    /// customer pays.
     CreditedThenPays,
 }
 
@@ -283,10 +284,14 @@ impl Driver<'_> {
         }
         if c.scenario == Scenario::VoidedAfterSend {
             self.stop(c, "VOID");
+            // Sent again after the void: it must charge nothing more.
+            self.resend(c);
             return;
         }
         if c.scenario == Scenario::CreditedThenPays {
             self.credit(c);
+            // Sent again after the credit: it collects only what is left.
+            self.resend(c);
             if let Some(session) = self.open_link(c) {
                 self.pay(c, &session);
             }
@@ -317,6 +322,16 @@ impl Driver<'_> {
         }
         self.note(c, &format!("the host never took {body}"));
         false
+    }
+
+    /// The platform sends the invoice again (finalize), as after an edit.
+    fn resend(&self, c: &Case) {
+        self.m.host(
+            &self.agent,
+            "POST",
+            &format!("/invoices/{}/finalize", c.invoice),
+            None,
+        );
     }
 
     /// The platform stops collection (`VOID`, `PAID_OUTSIDE_STRIPE`).
