@@ -311,16 +311,28 @@ impl HttpBackend for Recorder {
 fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     let seen = Arc::new(Recorder(Default::default()));
     let h = Harness::with(ROGUE_WASM, Limits::default(), Some(seen.clone()));
+    let answer = |result: Result<(), PluginError>, call: &str| match result {
+        Err(PluginError::InvalidInput(m)) => m,
+        other => panic!("{call}: {other:?}"),
+    };
     let ask = |call: &str| -> String {
-        match h
+        let r = h
             .runtime
             .on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("stripe:{call}")))
-            .unwrap()
-        {
-            Err(PluginError::InvalidInput(m)) => m,
-            other => panic!("{call}: {other:?}"),
-        }
+            .unwrap();
+        answer(r.map(drop), call)
     };
+    let onboard_as = |m: &host_harness::bindings::Merchant, call: &str| -> String {
+        let req = host_harness::bindings::OnboardingRequest {
+            merchant_ref: format!("stripe:{call}"),
+            email: "m@example.com".into(),
+            country: "GB".into(),
+            refresh_url: "https://platform.example/refresh".into(),
+            return_url: "https://platform.example/return".into(),
+        };
+        answer(h.runtime.start_onboarding(m, &req).unwrap().map(drop), call)
+    };
+    let onboard = |call: &str| onboard_as(&h.merchant, call);
     let denied = [
         "GET /v1/customers/cus_1 acct_someone_else",
         "POST /v1/refunds?payment_intent=pi_1 -",
@@ -331,10 +343,32 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
         "DELETE /v1/customers/cus_1 -",
         "POST /v1/account_links?account=acct_someone_else -",
         "POST /v1/accounts acct_test_merchant",
+        // Security review S14: the platform only from start-onboarding.
+        "POST /v1/accounts -",
+        // S3: an allow-list of headers.
+        "GET /v1/customers/cus_1 - header:Stripe-Context:acct_someone_else",
+        "GET /v1/customers/cus_1 - header:X-Anything:1",
+        // S13: what is sent is what was checked.
+        "GET /v1/balance/../customers/cus_1 -",
+        "GET /v1/customers/cus_1%2F..%2Fbalance -",
     ];
     for call in denied {
         let answer = ask(call);
         assert!(answer.starts_with("denied: "), "{call}: {answer}");
+    }
+    // S2: an Account Link names exactly one account of this merchant's,
+    // also for a merchant on the platform's own account ("").
+    let mut on_platform = h.merchant.clone();
+    on_platform.account_id = String::new();
+    for call in [
+        "POST /v1/account_links?account=acct_someone_else - keep-query",
+        "POST /v1/account_links - body:account=acct_test_merchant&account=acct_someone_else",
+        "POST /v1/account_links - body:type=account_onboarding",
+        "POST /v1/account_links - body:account=",
+    ] {
+        for answer in [onboard(call), onboard_as(&on_platform, call)] {
+            assert!(answer.starts_with("denied: "), "{call}: {answer}");
+        }
     }
     assert!(
         seen.0.lock().unwrap().is_empty(),
@@ -344,14 +378,20 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     for call in [
         "GET /v1/customers/cus_1 -",
         "GET /v1/customers/cus_1 acct_test_merchant",
+        "GET /v1/customers/cus_1 - header:Idempotency-Key:k",
+    ] {
+        assert_eq!(ask(call), "answered 200", "{call}");
+    }
+    for call in [
         "POST /v1/accounts -",
         "POST /v1/account_links?account=acct_test_merchant -",
     ] {
-        assert_eq!(ask(call), "answered 200", "{call}");
+        assert_eq!(onboard(call), "answered 200", "{call}");
     }
     assert_eq!(
         *seen.0.lock().unwrap(),
         [
+            "GET /v1/customers/cus_1 acct_test_merchant",
             "GET /v1/customers/cus_1 acct_test_merchant",
             "GET /v1/customers/cus_1 acct_test_merchant",
             "POST /v1/accounts -",

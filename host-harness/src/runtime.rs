@@ -7,7 +7,7 @@
 //! the webhook hot path by about a third. The deadline excludes time spent in
 //! host imports, so a slow Stripe never traps a call after money moved.
 
-use crate::imports::{HostEnv, HostState};
+use crate::imports::{HostEnv, HostState, PlatformCalls};
 use crate::portable::tap::Tap;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
@@ -165,7 +165,9 @@ impl Runtime {
             Some(idle) => idle,
             None => self.instantiate(namespace)?,
         };
-        store.data_mut().begin_call(self.tap.clone());
+        store
+            .data_mut()
+            .begin_call(self.tap.clone(), PlatformCalls::of(handler));
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let result = f(&plugin, &mut store);

@@ -5,7 +5,7 @@
 //! never enters the plugin and one merchant's plugin call cannot touch
 //! another merchant's account or the platform's.
 
-use super::HostState;
+use super::{HostState, PlatformCalls};
 use crate::bindings::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
 use crate::pacing::{self, Turn};
 use crate::record::Exchange;
@@ -40,12 +40,14 @@ impl StripeGate {
 
     /// Sends `req` for the merchant whose connected account is `account`
     /// ("" for the platform's own). `created` holds accounts made earlier in
-    /// the same call (onboarding links only those, or the merchant's own).
+    /// the same call (onboarding links only those, or the merchant's own);
+    /// `platform` says whether the call may act on the platform at all.
     pub fn send(
         &self,
         mut req: Request,
         account: &str,
         created: &mut Vec<String>,
+        platform: PlatformCalls,
     ) -> (Result<Response, HttpError>, Request) {
         if !self.allows(&req.url) {
             let why = format!(
@@ -54,7 +56,12 @@ impl StripeGate {
             );
             return (Err(HttpError::Denied(why)), req);
         }
-        if let Err(why) = self.pin(&mut req, account, created) {
+        let checked = canonical(&req).and_then(|url| {
+            check_headers(&req)?;
+            req.url = url;
+            self.pin(&mut req, account, created, platform)
+        });
+        if let Err(why) = checked {
             return (Err(HttpError::Denied(why)), req);
         }
         req.headers
@@ -87,7 +94,13 @@ impl StripeGate {
 
     /// Checks the call against what the plugin may do, and sets
     /// `Stripe-Account`: the merchant's on merchant calls, none on platform ones.
-    fn pin(&self, req: &mut Request, account: &str, created: &[String]) -> Result<(), String> {
+    fn pin(
+        &self,
+        req: &mut Request,
+        account: &str,
+        created: &[String],
+        platform: PlatformCalls,
+    ) -> Result<(), String> {
         let path = self.path_of(&req.url).unwrap_or_default();
         let what = format!("{} {path}", req.method.as_str());
         let scope = scope_of(req.method.as_str(), &path)
@@ -110,26 +123,89 @@ impl StripeGate {
                 }
             }
             Scope::Platform => {
+                if platform == PlatformCalls::Denied {
+                    return Err(format!(
+                        "{what} acts on the platform: only start-onboarding may"
+                    ));
+                }
                 if asked.is_some() {
                     return Err(format!(
                         "{what} is made on the platform, without Stripe-Account"
                     ));
                 }
                 if path == "/v1/account_links" {
-                    let named = form_urlencoded::parse(&req.body)
-                        .find(|(k, _)| k == "account")
-                        .map(|(_, v)| v.into_owned())
-                        .unwrap_or_default();
-                    let ours = named == account || created.contains(&named);
-                    if !ours {
-                        return Err(format!(
-                            "{what}: account {named} is neither this merchant's nor one made in this call"
-                        ));
-                    }
+                    linked_account(&req.body, account, created)
+                        .map_err(|why| format!("{what}: {why}"))?;
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// Request headers a plugin may set. The host alone sets `Authorization`
+/// (the plugin's is dropped) and `Stripe-Account` (checked and pinned);
+/// anything else is refused: `Stripe-Context` supersedes `Stripe-Account`
+/// (https://docs.stripe.com/context), and an allow-list never meets a header
+/// it did not expect.
+const PLUGIN_HEADERS: [&str; 4] = [
+    "idempotency-key",
+    "stripe-version",
+    "content-type",
+    "accept",
+];
+
+fn check_headers(req: &Request) -> Result<(), String> {
+    let host_only = ["authorization", "stripe-account"];
+    let other = req.headers.iter().map(|(k, _)| k).find(|k| {
+        let k = k.to_ascii_lowercase();
+        !PLUGIN_HEADERS.contains(&k.as_str()) && !host_only.contains(&k.as_str())
+    });
+    match other {
+        Some(k) => Err(format!("header {k} is not one the plugin may set")),
+        None => Ok(()),
+    }
+}
+
+/// The URL to send: `req.url` parsed and serialised again, so that what is
+/// sent is what was checked. A path that is not in its plain form (dot
+/// segments, encoded dots, slashes or backslashes) is refused, and so is a
+/// POST with a query string (its parameters belong in the body).
+fn canonical(req: &Request) -> Result<String, String> {
+    let parsed = Url::parse(&req.url).map_err(|_| "not a URL".to_string())?;
+    let after_scheme = req.url.split_once("://").map_or("", |(_, rest)| rest);
+    let raw = after_scheme.find('/').map_or("", |i| &after_scheme[i..]);
+    let raw_path = raw.split(['?', '#']).next().unwrap_or_default();
+    let lower = raw_path.to_ascii_lowercase();
+    let dotted = raw_path.split('/').any(|s| s == "." || s == "..");
+    if dotted
+        || ["%2e", "%2f", "%5c", "\\"]
+            .iter()
+            .any(|b| lower.contains(b))
+    {
+        return Err(format!("path {raw_path} is not in its plain form"));
+    }
+    if req.method == Method::Post && parsed.query().is_some() {
+        return Err("a POST carries its parameters in the body, not the URL".into());
+    }
+    Ok(parsed.to_string())
+}
+
+/// The one account an Account Link names: the merchant's, or one made in
+/// this call. None, an empty one, or the key twice is refused.
+fn linked_account(body: &[u8], account: &str, created: &[String]) -> Result<(), String> {
+    let named: Vec<String> = form_urlencoded::parse(body)
+        .filter(|(k, _)| k == "account")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    match named.as_slice() {
+        [one] if one.is_empty() => Err("an Account Link naming an empty account".into()),
+        [one] if one == account || created.contains(one) => Ok(()),
+        [one] => Err(format!(
+            "account {one} is neither this merchant's nor one made in this call"
+        )),
+        [] => Err("an Account Link naming no account".into()),
+        _ => Err("an Account Link naming its account more than once".into()),
     }
 }
 
@@ -193,8 +269,9 @@ impl Host for HostState {
         }
         let tapped = self.tap.as_ref().map(|_| req.clone());
         let mut created = std::mem::take(&mut self.created_accounts);
+        let platform = self.platform_calls;
         let (result, logged) =
-            self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created));
+            self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created, platform));
         self.created_accounts = created;
         self.env
             .metrics
@@ -282,6 +359,100 @@ mod tests {
         }
     }
 
+    fn request(method: Method, url: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        Request {
+            method,
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// Security review S13: the URL sent is the URL checked.
+    #[test]
+    fn what_is_sent_is_the_url_that_was_checked() {
+        let base = "https://api.stripe.com";
+        let get = |path: &str| canonical(&request(Method::Get, &format!("{base}{path}"), &[], ""));
+        assert_eq!(
+            get("/v1/customers/cus_1").as_deref(),
+            Ok("https://api.stripe.com/v1/customers/cus_1")
+        );
+        assert!(get("/v1/events?types[]=a").is_ok());
+        for refused in [
+            "/v1/balance/../customers/cus_1",
+            "/v1/./customers/cus_1",
+            "/v1/customers/cus_1%2F..%2Fbalance",
+            "/v1/customers/%2e%2e/balance",
+            "/v1/customers/cus_1%5Cx",
+        ] {
+            assert!(get(refused).is_err(), "{refused}");
+        }
+        let post = request(
+            Method::Post,
+            &format!("{base}/v1/account_links?account=acct_x"),
+            &[],
+            "",
+        );
+        assert!(
+            canonical(&post).is_err(),
+            "a POST's parameters go in its body"
+        );
+    }
+
+    /// Security review S3: an allow-list of headers; Stripe-Context is refused.
+    #[test]
+    fn only_the_plugins_headers_pass() {
+        let url = "https://api.stripe.com/v1/customers";
+        let ok = [
+            ("Idempotency-Key", "k"),
+            ("Stripe-Version", "2024-06-20"),
+            ("content-type", "x"),
+            ("Accept", "*/*"),
+            ("Stripe-Account", "acct_1"),
+            ("Authorization", "x"),
+        ];
+        assert!(check_headers(&request(Method::Post, url, &ok, "")).is_ok());
+        for header in ["Stripe-Context", "X-Anything", "Host", "Cookie"] {
+            assert!(
+                check_headers(&request(Method::Post, url, &[(header, "v")], "")).is_err(),
+                "{header}"
+            );
+        }
+    }
+
+    /// Security review S2: every `account` of an Account Link is read.
+    #[test]
+    fn an_account_link_names_exactly_one_account_of_this_merchant() {
+        let made = vec!["acct_new".to_string()];
+        assert!(
+            linked_account(
+                b"account=acct_mine&type=account_onboarding",
+                "acct_mine",
+                &[]
+            )
+            .is_ok()
+        );
+        assert!(linked_account(b"account=acct_new", "", &made).is_ok());
+        for body in [
+            "account=",
+            "type=account_onboarding",
+            "account=acct_mine&account=acct_victim",
+            "account=acct_victim",
+        ] {
+            assert!(
+                linked_account(body.as_bytes(), "acct_mine", &made).is_err(),
+                "{body}"
+            );
+        }
+        assert!(
+            linked_account(b"account=", "", &[]).is_err(),
+            "the platform's empty account is no match"
+        );
+    }
+
     #[test]
     fn only_the_configured_base_is_reachable() {
         let gate = StripeGate {
@@ -307,7 +478,8 @@ mod tests {
                 body: vec![],
             };
             assert!(matches!(
-                gate.send(req, "", &mut Vec::new()).0,
+                gate.send(req, "", &mut Vec::new(), PlatformCalls::Allowed)
+                    .0,
                 Err(HttpError::Denied(_))
             ));
         }

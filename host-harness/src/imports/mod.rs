@@ -32,6 +32,25 @@ pub struct HostEnv {
     pub pacing: Option<crate::pacing::Pacing>,
 }
 
+/// Whether a call may act on the platform itself (create a connected account
+/// and its Account Link): only `start-onboarding` may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformCalls {
+    Allowed,
+    Denied,
+}
+
+impl PlatformCalls {
+    /// What the export named `handler` may do.
+    pub fn of(handler: &str) -> Self {
+        if handler == "start-onboarding" {
+            PlatformCalls::Allowed
+        } else {
+            PlatformCalls::Denied
+        }
+    }
+}
+
 /// The data of one Store: one call's view of the host.
 pub struct HostState {
     pub env: Arc<HostEnv>,
@@ -41,6 +60,8 @@ pub struct HostState {
     pub stripe_account: String,
     /// Connected accounts created during this call (onboarding links only those).
     pub created_accounts: Vec<String>,
+    /// Whether this call may act on the platform itself.
+    pub platform_calls: PlatformCalls,
     pub limits: StoreLimits,
     /// When the call began, and how much of it was spent in host imports
     /// (Stripe, storage, email): the deadline bounds only the rest.
@@ -57,6 +78,7 @@ impl HostState {
             namespace: namespace.to_string(),
             stripe_account: namespace.to_string(),
             created_accounts: Vec::new(),
+            platform_calls: PlatformCalls::Denied,
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,
@@ -68,9 +90,14 @@ impl HostState {
 impl HostState {
     /// Starts a call on this Store: nothing of the previous call's host-side
     /// state carries over (its clocks, the accounts it created, its tap).
-    pub fn begin_call(&mut self, tap: Option<Arc<crate::portable::tap::Tap>>) {
+    pub fn begin_call(
+        &mut self,
+        tap: Option<Arc<crate::portable::tap::Tap>>,
+        platform_calls: PlatformCalls,
+    ) {
         self.stripe_account = self.namespace.clone();
         self.created_accounts.clear();
+        self.platform_calls = platform_calls;
         self.started = Instant::now();
         self.host_time = Duration::ZERO;
         self.tap = tap;

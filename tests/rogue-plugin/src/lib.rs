@@ -1,6 +1,9 @@
 //! Misbehaves on purpose, chosen by the invoice id: `trap`, `loop`, `grab`
 //! (memory), `fetch:<url>`, `stripe:<METHOD> <path> <Stripe-Account or ->`
-//! (a call to the merchant's Stripe API base), `count` (remembers, in a
+//! (a call to the merchant's Stripe API base; a query moves to the body
+//! unless `keep-query` follows, `body:<form>` sets the body and
+//! `header:<Name>:<value>` adds a header; `start-onboarding` makes the same
+//! call when its `merchant-ref` is such a spec), `count` (remembers, in a
 //! static, how many calls this instance has served: what the real plugin
 //! must never do, and what shows the host's instance reuse). Anything else
 //! returns no transitions.
@@ -19,7 +22,7 @@ struct Rogue;
 impl Guest for Rogue {
     fn on_invoice_finalized(m: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
         if let Some(call) = invoice.id.strip_prefix("stripe:") {
-            return stripe_call(&m, call);
+            return Err(stripe_outcome(&m, call));
         }
         match invoice.id.as_str() {
             "trap" => panic!("rogue trap"),
@@ -83,8 +86,11 @@ impl Guest for Rogue {
         })
     }
 
-    fn start_onboarding(_: Merchant, _: OnboardingRequest) -> Result<Onboarding, PluginError> {
-        Err(PluginError::InvalidInput("rogue".into()))
+    fn start_onboarding(m: Merchant, r: OnboardingRequest) -> Result<Onboarding, PluginError> {
+        match r.merchant_ref.strip_prefix("stripe:") {
+            Some(call) => Err(stripe_outcome(&m, call)),
+            None => Err(PluginError::InvalidInput("rogue".into())),
+        }
     }
 
     fn on_customer_updated(
@@ -98,9 +104,9 @@ impl Guest for Rogue {
 
 export!(Rogue);
 
-/// Asks for `METHOD path account` on the merchant's Stripe API base; the
-/// outcome comes back as an invalid-input error, so the test can read it.
-fn stripe_call(m: &Merchant, call: &str) -> Result<Vec<Transition>, PluginError> {
+/// Asks for `METHOD path account [options]` on the merchant's Stripe API
+/// base; the outcome comes back as an invalid-input error, so the test can read it.
+fn stripe_outcome(m: &Merchant, call: &str) -> PluginError {
     let mut parts = call.split(' ');
     let (method, path, account) = (
         parts.next().unwrap_or("GET"),
@@ -111,7 +117,20 @@ fn stripe_call(m: &Merchant, call: &str) -> Result<Vec<Transition>, PluginError>
     if account != "-" {
         headers.push(("Stripe-Account".to_string(), account.to_string()));
     }
-    let (path, body) = path.split_once('?').unwrap_or((path, ""));
+    let (mut path, mut body) = path.split_once('?').unwrap_or((path, ""));
+    let whole = call.split(' ').nth(1).unwrap_or("/");
+    for option in parts {
+        if option == "keep-query" {
+            (path, body) = (whole, "");
+        } else if let Some(form) = option.strip_prefix("body:") {
+            body = form;
+        } else if let Some((k, v)) = option
+            .strip_prefix("header:")
+            .and_then(|h| h.split_once(':'))
+        {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
     let method = match method {
         "POST" => http::Method::Post,
         "DELETE" => http::Method::Delete,
@@ -123,9 +142,9 @@ fn stripe_call(m: &Merchant, call: &str) -> Result<Vec<Transition>, PluginError>
         headers,
         body: body.as_bytes().to_vec(),
     };
-    Err(PluginError::InvalidInput(match http::fetch(&req) {
+    PluginError::InvalidInput(match http::fetch(&req) {
         Ok(r) => format!("answered {}", r.status),
         Err(http::HttpError::Denied(why)) => format!("denied: {why}"),
         Err(e) => format!("failed: {e:?}"),
-    }))
+    })
 }
