@@ -340,10 +340,12 @@ pub fn list_events(since: u64, until: Option<u64>, starting_after: Option<&str>)
         ("created[gte]".into(), since.to_string()),
         ("limit".into(), "100".into()),
     ];
+    // Indexed, as Stripe's SDKs encode a list (`types[0]=…`).
     params.extend(
         crate::events::HANDLED
             .iter()
-            .map(|t| ("types[]".to_string(), t.to_string())),
+            .enumerate()
+            .map(|(i, t)| (format!("types[{i}]"), t.to_string())),
     );
     if let Some(t) = until {
         params.push(("created[lte]".into(), t.to_string()));
