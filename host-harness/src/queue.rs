@@ -100,7 +100,8 @@ fn retry_after(e: &PluginError) -> Option<u64> {
 }
 
 impl App {
-    fn now_ms(&self) -> i64 {
+    /// The host's clock now, as the store keeps times.
+    pub(crate) fn now_ms(&self) -> i64 {
         i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX)
     }
 

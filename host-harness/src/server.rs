@@ -532,7 +532,7 @@ impl App {
     /// `/metrics`, with the queue's depth and age read from the store now.
     fn metrics_page(&self) -> anyhow::Result<Reply> {
         let env = self.runtime.env();
-        let now = i64::try_from(env.clock.now_ms()).unwrap_or(i64::MAX);
+        let now = self.now_ms();
         let (depth, oldest_ms) = env.db.queue_stats(now)?;
         env.metrics
             .set_queue(depth, oldest_ms, env.db.dead_letter_count()?);
@@ -840,7 +840,7 @@ impl App {
             .parsed_invoice(id)?
             .is_some_and(|(_, st)| st.status == "DRAFT");
         if draft {
-            let now = i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX);
+            let now = self.now_ms();
             db.enqueue_job(&crate::db::NewJob {
                 merchant: &scope.id,
                 kind: JobKind::Finalize.name(),
@@ -858,7 +858,7 @@ impl App {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(Reply::error(404, "no such dead letter", false));
         };
-        let now = i64::try_from(self.runtime.env().clock.now_ms()).unwrap_or(i64::MAX);
+        let now = self.now_ms();
         if self
             .runtime
             .env()

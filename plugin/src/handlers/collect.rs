@@ -322,10 +322,12 @@ fn charge_card_on_file(
         Err(CallError::Stripe(f))
             if f.error.error_type == "idempotency_error" && f.error.status == 400 =>
         {
-            Ok(match resolve_sent_charge(m, invoice_id, KEY_USED, out)? {
-                Resolved::Took => Charge::Done,
-                Resolved::Clear => Charge::NeedsLink,
-            })
+            Ok(
+                match resolve_sent_charge(m, invoice_id, NotListed::KeyUsed, out)? {
+                    Resolved::Took => Charge::Done,
+                    Resolved::Clear => Charge::NeedsLink,
+                },
+            )
         }
         Err(CallError::Stripe(f)) if !f.error.retryable => {
             refused(m, invoice_id, &rec, &card, &f, out)?;
@@ -401,8 +403,15 @@ fn took_money(pi: &Obj) -> bool {
 /// request's tries (3 × 30 s) are well inside it.
 const IN_FLIGHT_MS: u64 = 120_000;
 
-/// A charge sent under a key Stripe says it has seen: it exists, however long ago.
-const KEY_USED: u64 = 0;
+/// What it means that Stripe lists no charge of this attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotListed {
+    /// Nothing was taken once this long (ms) has passed since it was sent;
+    /// before that it may still be running.
+    AfterMs(u64),
+    /// Stripe said the key was used: the charge exists, not listed yet.
+    KeyUsed,
+}
 
 /// What became of a charge of unknown outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,16 +437,15 @@ pub fn resolve_unknown_charge(
     if !unknown {
         return Ok(Resolved::Clear);
     }
-    resolve_sent_charge(m, invoice_id, IN_FLIGHT_MS, out)
+    resolve_sent_charge(m, invoice_id, NotListed::AfterMs(IN_FLIGHT_MS), out)
 }
 
-/// Asks Stripe what this attempt's charge did, and counts it. Not found:
-/// nothing was taken once `in_flight_ms` have passed since it was sent (it
-/// may still be running before that).
+/// Asks Stripe what this attempt's charge did, and counts it; `not_listed`
+/// says what it means when Stripe lists none.
 fn resolve_sent_charge(
     m: &Merchant,
     invoice_id: &str,
-    in_flight_ms: u64,
+    not_listed: NotListed,
     out: &mut Vec<Transition>,
 ) -> Result<Resolved, PluginError> {
     let Some(rec) = record::load(invoice_id)? else {
@@ -456,7 +464,11 @@ fn resolve_sent_charge(
         None => {
             let sent = rec.charge_sent_ms.unwrap_or(0);
             let age = imports::now_ms().saturating_sub(sent);
-            if in_flight_ms == KEY_USED || age < in_flight_ms {
+            let may_run = match not_listed {
+                NotListed::KeyUsed => true,
+                NotListed::AfterMs(ms) => age < ms,
+            };
+            if may_run {
                 return Err(PluginError::NotReady(format!(
                     "invoice {invoice_id} has a charge of unknown outcome (sent {} s ago); retry shortly",
                     age / 1000

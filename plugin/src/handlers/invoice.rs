@@ -24,9 +24,10 @@ pub fn on_invoice_finalized(m: &Merchant, inv: &Invoice) -> Result<Vec<Transitio
 }
 
 /// Ends with the invoice's status as its record has it, unless the call
-/// already told one (every move of the state tells it): a try that failed after the record moved (a decline,
-/// then a 429 on the link) told the host nothing, and its retry has nothing
-/// new to say. The host keeps a status only if its revision is newer.
+/// already told one (every move of the state tells it): a try that failed
+/// after the record moved (a decline, then a 429 on the link) told the host
+/// nothing, and its retry has nothing new to say. The host keeps a status
+/// only if its revision is newer.
 fn report_status(invoice_id: &str, out: &mut Vec<Transition>) -> Result<(), PluginError> {
     let Some(rec) = record::load(invoice_id)? else {
         return Ok(());
