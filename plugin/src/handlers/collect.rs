@@ -457,8 +457,8 @@ fn resolve_sent_charge(
             Ok(Resolved::Took)
         }
         Some(pi) => {
-            bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
             push(out, settle::intent_failed(m, invoice_id, &pi, Tell::Both)?);
+            bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
             Ok(Resolved::Clear)
         }
         None => {
@@ -547,12 +547,12 @@ fn charged(
             close_leftover_session(m, invoice_id, None, out)?;
         }
         _ => {
-            bump_attempt(invoice_id, rec.attempt, None)?;
             let why = "the bank asks the customer to confirm";
             push(
                 out,
                 settle::action_required(m, invoice_id, pi.id(), why, Tell::Both)?,
             );
+            bump_attempt(invoice_id, rec.attempt, None)?;
             return Ok(Charge::NeedsLink);
         }
     }
@@ -560,7 +560,10 @@ fn charged(
 }
 
 /// The card was declined: both parties are told, and the next try is a new
-/// PaymentIntent with another payment method, never this one again.
+/// PaymentIntent with another payment method, never this one again. Told
+/// first, moved on after: a crash in between repeats the telling (the
+/// outbox drops a repeat), and a late webhook of this attempt is never
+/// taken for a stale one.
 fn declined(
     m: &Merchant,
     invoice_id: &str,
@@ -569,7 +572,6 @@ fn declined(
     f: &crate::stripe::error::Failure,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    bump_attempt(invoice_id, rec.attempt, Some(card))?;
     let attempt_ref = match (&f.payment_intent, &f.charge) {
         (Some(pi), _) => pi.clone(),
         // Some servers name only the charge; its intent keys the emails,
@@ -593,7 +595,7 @@ fn declined(
         settle::failed(m, &reason, retryable, Tell::Both)?
     };
     push(out, settled);
-    Ok(())
+    bump_attempt(invoice_id, rec.attempt, Some(card))
 }
 
 /// Stripe refused the charge for a reason that is not the card's (a debit
@@ -607,11 +609,10 @@ fn refused(
     f: &crate::stripe::error::Failure,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    bump_attempt(invoice_id, rec.attempt, Some(card))?;
     let attempt_ref = format!("attempt-{}", rec.attempt);
     let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
     push(out, settle::failed(m, &reason, false, Tell::Merchant)?);
-    Ok(())
+    bump_attempt(invoice_id, rec.attempt, Some(card))
 }
 
 /// Moves to the next attempt number (once, however many callers race), and
