@@ -649,3 +649,127 @@ fn a_finalize_that_met_a_429_is_queued_and_done_by_the_queue() {
     let sessions = off.emulator.emulator.objects("checkout.session");
     assert_eq!(sessions.len(), 1, "one Checkout Session in all");
 }
+
+mod pay_page_hardening {
+    //! The pay link is public: its pages say how a browser may use them, and
+    //! it sends the customer only to Stripe Checkout (security review S15).
+
+    use e2e_tests::{ACCOUNT, INVOICE_KEY, NOW_MS, SECRET};
+    use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+    use host_harness::config::{Flags, Settings};
+    use host_harness::db::Db;
+    use host_harness::demo::INVOICE_JSON;
+    use host_harness::imports::{Clock, HostEnv, HttpBackend, KeyRing, StripeGate};
+    use host_harness::offline_stripe::InProcess;
+    use host_harness::record::Recorder;
+    use host_harness::server::{App, Reply};
+    use std::sync::Arc;
+
+    /// Stripe, except that Checkout Sessions come back with `url` replaced.
+    struct SessionUrl(InProcess, String);
+
+    impl HttpBackend for SessionUrl {
+        fn send(&self, req: &Request) -> Result<Response, HttpError> {
+            let mut r = self.0.send(req)?;
+            if req.url.contains("/v1/checkout/sessions") {
+                let mut v: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                if v["url"].is_string() {
+                    v["url"] = self.1.clone().into();
+                    r.body = serde_json::to_vec(&v).unwrap();
+                }
+            }
+            Ok(r)
+        }
+    }
+
+    /// `serve`'s core with its pay link opened once, Checkout's URL being `url`.
+    fn open_pay_link(url: &str) -> Reply {
+        let clock = Clock::fixed(NOW_MS);
+        let emu = host_harness::offline_stripe::emulator(&clock);
+        emu.set_public_base("https://checkout.stripe.com");
+        emu.connect_existing(ACCOUNT, "Pay Page Ltd");
+        let env = Arc::new(HostEnv {
+            metrics: Default::default(),
+            db: Arc::new(Db::in_memory().unwrap()),
+            stripe: StripeGate {
+                base: "https://api.stripe.com".parse().unwrap(),
+                api_key: Some("sk_test_pay_page".into()),
+                backend: Arc::new(SessionUrl(InProcess(emu.clone()), url.into())),
+            },
+            clock,
+            recorder: Recorder::for_tests("pay-page"),
+            keys: KeyRing::default(),
+            pacing: None,
+        });
+        let flags = Flags {
+            account: Some(ACCOUNT.into()),
+            webhook_secrets: vec![SECRET.into()],
+            pay_link_secrets: vec!["plk_test_pay_page".into()],
+            pay_link_base: Some("https://billing.example.com".into()),
+            auto_charge: Some(false),
+            ..Flags::default()
+        };
+        let app = App::with_env(&Settings::resolve(&flags).unwrap(), env).unwrap();
+        let json = [("Content-Type".to_string(), "application/json".to_string())];
+        app.handle("POST", "/invoices", &json, INVOICE_JSON.as_bytes());
+        let sent = app.handle("POST", "/invoices/inv_01/finalize", &json, b"");
+        let view: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
+        let token = view["paymentLink"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(emu.objects("checkout.session")[0]["metadata"][INVOICE_KEY] == "inv_01");
+        app.handle("GET", &format!("/pay/{token}"), &[], b"")
+    }
+
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {
+        r.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn the_pay_link_redirects_only_to_stripe_checkout() {
+        let fine = open_pay_link("https://checkout.stripe.com/c/pay/cs_test_1");
+        assert_eq!(fine.status, 303);
+        assert_eq!(
+            header(&fine, "Location"),
+            Some("https://checkout.stripe.com/c/pay/cs_test_1")
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "https://evil.example/c/pay/cs_test_1",
+            "http://checkout.stripe.com/c/pay/x",
+        ] {
+            let r = open_pay_link(bad);
+            assert_ne!(r.status, 303, "{bad}");
+            assert_eq!(header(&r, "Location"), None, "{bad}");
+            let body = String::from_utf8_lossy(&r.body).to_string();
+            assert!(!body.contains(bad), "{bad} in the page: {body}");
+        }
+    }
+
+    #[test]
+    fn the_pay_pages_tell_browsers_how_to_treat_them() {
+        let r = open_pay_link("https://checkout.stripe.com/c/pay/cs_test_1");
+        for (name, value) in [
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cache-Control", "no-store, private"),
+        ] {
+            assert_eq!(header(&r, name), Some(value), "{name}");
+        }
+        let csp = header(&r, "Content-Security-Policy").unwrap_or_default();
+        for directive in [
+            "default-src 'none'",
+            "frame-ancestors 'none'",
+            "form-action 'none'",
+        ] {
+            assert!(csp.contains(directive), "{csp}");
+        }
+    }
+}

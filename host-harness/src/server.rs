@@ -886,6 +886,12 @@ impl App {
         }
         let number = |id: &str| self.invoice_number(scope, id);
         let location = match &outcome.page {
+            PayPage::Redirect(url) if !checkout_allowed(url, &self.platform.stripe_api_base) => {
+                tracing::warn!(
+                    "pay link: the plugin's redirect is not Stripe Checkout; not followed"
+                );
+                return Ok(page(PayView::Unavailable.render(brand), None));
+            }
             PayPage::Redirect(url) => Some(url.clone()),
             _ => None,
         };
@@ -1017,12 +1023,45 @@ impl Journal {
 }
 
 /// A customer's page as an HTTP answer; a redirect carries its `Location`.
+/// The pages are public and carry a bearer token in their URL: no script,
+/// no framing, no form, no referrer, never cached, never sniffed.
+const PAGE_HEADERS: [(&str, &str); 4] = [
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'",
+    ),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store, private"),
+];
+
 fn page(rendered: Rendered, location: Option<String>) -> Reply {
     let mut reply = Reply::html(rendered.status, rendered.html);
+    reply.headers.extend(
+        PAGE_HEADERS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     if let Some(url) = location {
         reply.headers.push(("Location".into(), url));
     }
     reply
+}
+
+/// Where a pay link may send the customer: Stripe Checkout
+/// (`https://checkout.stripe.com`), or, when the host is pointed at another
+/// Stripe than Stripe's own (the emulator), that Stripe's origin, which
+/// serves its Checkout page.
+fn checkout_allowed(url: &str, stripe_api_base: &str) -> bool {
+    let Ok(to) = url::Url::parse(url) else {
+        return false;
+    };
+    let checkout = url::Url::parse("https://checkout.stripe.com").map(|u| u.origin());
+    if checkout.is_ok_and(|c| c == to.origin()) {
+        return true;
+    }
+    url::Url::parse(stripe_api_base)
+        .is_ok_and(|base| base.host_str() != Some("api.stripe.com") && base.origin() == to.origin())
 }
 
 /// What the metrics and the log line say of one webhook delivery.
