@@ -93,7 +93,9 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync"],
 });
 try {
-  const page = await browser.newPage();
+  // axe-core is injected as a script: the audit bypasses the pages' own
+  // Content-Security-Policy (which forbids every script), as Playwright allows.
+  const page = await (await browser.newContext({ bypassCSP: true })).newPage();
   // 1. open the invoice's pay link
   await page.goto(link);
   await page.screenshot({ path: join(shots, "1-pay-link-opened.png") });
@@ -119,7 +121,9 @@ try {
   }
   check(status === "PAID", "GET /invoices/inv_01 shows PAID");
   // 5. the same link again: "Payment successful", no new session, no second charge
-  await page.goto(link);
+  const again = await page.goto(link);
+  const csp = (await again.allHeaders())["content-security-policy"] || "";
+  check(csp.includes("default-src 'none'"), `the pay page forbids scripts and framing (${csp})`);
   check((await page.textContent("h1")) === "Payment successful", "the same link again shows Payment successful");
   await page.screenshot({ path: join(shots, "5-link-opened-again.png") });
   const sessions = (await stripeApi("/v1/checkout/sessions?limit=100")).json.data;
