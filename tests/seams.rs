@@ -20,6 +20,13 @@ fn fault(method: &str, path: &str, fault: Fault, when: When, times: u32) -> Rule
     }
 }
 
+/// Sends `cus`'s invoice as `m` and stores what the plugin decided.
+fn send_and_store(h: &Harness, m: &Merchant, cus: &str) -> Vec<Transition> {
+    let ts = h.finalize(m, &h.invoice_for(cus));
+    h.records().apply(&ts).unwrap();
+    ts
+}
+
 /// The overpayment emails sent so far.
 fn overpaid_emails(h: &Harness) -> Vec<Value> {
     h.emails()
@@ -534,8 +541,7 @@ fn a_late_failure_of_an_older_attempt_does_not_override_the_newer_one() {
     h.add_card(&cus, "4000002760003184", true);
     let mut m = h.merchant.clone();
     m.auto_charge = true;
-    let ts = h.finalize(&m, &h.invoice_for(&cus));
-    h.records().apply(&ts).unwrap();
+    send_and_store(&h, &m, &cus);
     let session = h.first_session();
     h.complete(&session, "card=4000000000000002");
     deliver_newest_first(&h, &m);
@@ -555,14 +561,12 @@ fn a_late_checkout_decline_does_not_override_a_newer_attempt() {
     let (h, cus) = with_card();
     let mut m = h.merchant.clone();
     m.auto_charge = false;
-    let ts = h.finalize(&m, &h.invoice_for(&cus));
-    h.records().apply(&ts).unwrap();
+    send_and_store(&h, &m, &cus);
     let session = h.first_session();
     h.complete(&session, "card=4000000000000002");
     h.add_card(&cus, "4000002760003184", true);
     m.auto_charge = true;
-    let ts = h.finalize(&m, &h.invoice_for(&cus));
-    h.records().apply(&ts).unwrap();
+    let ts = send_and_store(&h, &m, &cus);
     assert_eq!(host_view(&h)["status"], "ACTION_REQUIRED", "{ts:?}");
     deliver_newest_first(&h, &m);
     assert_eq!(
@@ -582,8 +586,7 @@ fn a_failure_already_applied_never_overrides_a_newer_outcome() {
     let (h, cus) = with_card();
     let mut m = h.merchant.clone();
     m.auto_charge = false;
-    let ts = h.finalize(&m, &h.invoice_for(&cus));
-    h.records().apply(&ts).unwrap();
+    send_and_store(&h, &m, &cus);
     let session = h.first_session();
     h.complete(&session, "async=1");
     h.stripe(
@@ -594,8 +597,7 @@ fn a_failure_already_applied_never_overrides_a_newer_outcome() {
     deliver_all(&h, &m);
     h.add_card(&cus, "4000002760003184", true);
     m.auto_charge = true;
-    let ts = h.finalize(&m, &h.invoice_for(&cus));
-    h.records().apply(&ts).unwrap();
+    let ts = send_and_store(&h, &m, &cus);
     assert_eq!(host_view(&h)["status"], "ACTION_REQUIRED", "{ts:?}");
     deliver_newest_first(&h, &m);
     assert_eq!(
