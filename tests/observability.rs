@@ -44,8 +44,11 @@ impl Write for Sink {
 
 /// `name{labels}` → value, from Prometheus text.
 fn metrics(off: &Offline) -> HashMap<String, f64> {
-    let url = format!("{}/metrics", off.server.base_url);
-    let resp = ureq::get(&url).call().unwrap();
+    let url = format!("{}/metrics", off.admin.base_url);
+    let resp = ureq::get(&url)
+        .header("Authorization", &format!("Bearer {}", off.token))
+        .call()
+        .unwrap();
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(
         content_type.starts_with("text/plain; version=0.0.4"),

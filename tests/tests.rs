@@ -5,6 +5,7 @@
 mod bad_day;
 mod collections;
 mod end_to_end;
+mod exposure;
 mod handlers;
 mod histories;
 mod limits;

@@ -69,17 +69,22 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
+/// One call with a JSON body, as the platform when `token` is given.
 fn call(
     agent: &ureq::Agent,
     method: &str,
     url: &str,
     body: Option<&Value>,
+    token: Option<&str>,
 ) -> Result<(u16, Value)> {
-    let req = ureq::http::Request::builder()
+    let mut req = ureq::http::Request::builder()
         .method(method)
         .uri(url)
-        .header("Content-Type", "application/json")
-        .body(body.map(Value::to_string).unwrap_or_default().into_bytes())?;
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let req = req.body(body.map(Value::to_string).unwrap_or_default().into_bytes())?;
     let mut resp = agent.run(req)?;
     let text = resp.body_mut().read_to_string().unwrap_or_default();
     Ok((
@@ -92,7 +97,7 @@ fn wait_healthy(base: &str) -> Result<()> {
     let agent = agent();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
-        if let Ok((200, _)) = call(&agent, "GET", &format!("{base}/healthz"), None) {
+        if let Ok((200, _)) = call(&agent, "GET", &format!("{base}/healthz"), None, None) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -187,8 +192,12 @@ fn start_serve(
     let stripe = RunningEmulator::start(emulator, "127.0.0.1:0").map_err(anyhow::Error::msg)?;
     let mut running = Vec::new();
     let mut bases = Vec::new();
+    // The platform's token: serve is given its hash only.
+    let token = format!("spt_{}", hex::encode(crate::tokens::random_bytes::<32>()?));
+    let mut admin = String::new();
     for n in 0..workers {
         let listen = format!("127.0.0.1:{}", free_port()?);
+        let admin_listen = format!("127.0.0.1:{}", free_port()?);
         let base = format!("http://{listen}");
         let log = std::fs::File::create(dir.join(format!("serve-{n}.log")))?;
         let child = Command::new(std::env::current_exe()?)
@@ -196,6 +205,10 @@ fn start_serve(
             .args([
                 "--listen",
                 &listen,
+                "--admin-listen",
+                &admin_listen,
+                "--platform-token-sha256",
+                &crate::tokens::sha256_hex(&token),
                 "--account",
                 account,
                 "--webhook-secret",
@@ -219,14 +232,18 @@ fn start_serve(
             .context("starting serve")?;
         running.push(Running(child));
         wait_healthy(&base)?;
+        if admin.is_empty() {
+            admin = format!("http://{admin_listen}");
+        }
         bases.push(base);
     }
-    send_bench_invoice(&bases[0])?;
+    send_bench_invoice(&admin, &token)?;
     Ok((running, bases, stripe))
 }
 
 /// The invoice every bench event pays.
-fn send_bench_invoice(base: &str) -> Result<()> {
+fn send_bench_invoice(base: &str, token: &str) -> Result<()> {
+    let token = Some(token);
     let agent = agent();
     let customer: Value = serde_json::from_str(crate::demo::CUSTOMER_JSON)?;
     let mut invoice: Value = serde_json::from_str(crate::demo::INVOICE_JSON)?;
@@ -241,13 +258,16 @@ fn send_bench_invoice(base: &str) -> Result<()> {
         "PUT",
         &format!("{base}/customers/{customer_id}"),
         Some(&c),
+        token,
     )?;
-    call(&agent, "POST", &format!("{base}/invoices"), Some(&invoice))?;
+    let invoices = format!("{base}/invoices");
+    call(&agent, "POST", &invoices, Some(&invoice), token)?;
     let (status, v) = call(
         &agent,
         "POST",
         &format!("{base}/invoices/inv_bench/finalize"),
         None,
+        token,
     )?;
     if status >= 300 {
         bail!("finalizing the bench invoice: {status} {v}");

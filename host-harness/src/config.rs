@@ -19,6 +19,16 @@ pub struct FileConfig {
     pub stripe: StripeSection,
     pub merchant: MerchantSection,
     pub limits: LimitsSection,
+    pub platform: PlatformSection,
+}
+
+/// The platform listener and its tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSection {
+    pub listen: Option<String>,
+    pub hosts: Option<Vec<String>>,
+    pub token_sha256: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +83,20 @@ pub struct Flags {
     /// Address to listen on (loopback only by default) [default: 127.0.0.1:8787].
     #[arg(long, global = true)]
     pub listen: Option<String>,
+    /// Address of the platform listener: every route but the webhooks, the
+    /// pay pages and /healthz, each with a bearer token. Keep it private
+    /// [default: 127.0.0.1:8788].
+    #[arg(long, global = true)]
+    pub admin_listen: Option<String>,
+    /// A Host name (host:port) the platform listener answers to; repeat for
+    /// several [default: its own address, and localhost on its port].
+    #[arg(long = "admin-host", global = true)]
+    pub admin_hosts: Vec<String>,
+    /// The SHA-256 (hex) of a platform-wide token; repeat while rotating.
+    /// Not a secret: `host-harness token hash` prints it. Tokens made by
+    /// `host-harness token create` are kept in the store and need no flag.
+    #[arg(long = "platform-token-sha256", global = true)]
+    pub platform_token_sha256: Vec<String>,
     /// The store for kv, outbox, merchants, invoices and customers: a SQLite
     /// file, or a postgres://user@host/db URL for many workers on one
     /// database [default: host-harness.db].
@@ -155,6 +179,12 @@ pub struct Flags {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: String,
+    /// The platform listener's address.
+    pub admin_listen: String,
+    /// The Host names the platform listener answers to (empty: its own).
+    pub admin_hosts: Vec<String>,
+    /// SHA-256 hashes (hex, lower case) of configured platform-wide tokens.
+    pub platform_token_sha256: Vec<String>,
     pub db: PathBuf,
     pub record_http: Option<PathBuf>,
     pub cache_dir: PathBuf,
@@ -182,6 +212,29 @@ impl Settings {
             None => FileConfig::default(),
         };
         let m = file.merchant;
+        let p = file.platform;
+        let admin_hosts = if flags.admin_hosts.is_empty() {
+            p.hosts.unwrap_or_default()
+        } else {
+            flags.admin_hosts.clone()
+        };
+        let platform_token_sha256: Vec<String> = if flags.platform_token_sha256.is_empty() {
+            p.token_sha256.unwrap_or_default()
+        } else {
+            flags.platform_token_sha256.clone()
+        }
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+        if let Some(bad) = platform_token_sha256
+            .iter()
+            .find(|h| h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            bail!(
+                "platform token hash \"{}\" is not a SHA-256 in hex (64 digits); `host-harness token hash` prints one",
+                bad.chars().take(8).collect::<String>()
+            );
+        }
         let listen = flags
             .listen
             .clone()
@@ -242,6 +295,16 @@ impl Settings {
             flags.pay_link_secrets.clone()
         };
         Ok(Self {
+            admin_listen: flags
+                .admin_listen
+                .clone()
+                .or(p.listen)
+                .unwrap_or_else(|| "127.0.0.1:8788".into()),
+            admin_hosts: admin_hosts
+                .into_iter()
+                .map(|h| h.to_ascii_lowercase())
+                .collect(),
+            platform_token_sha256,
             keys: MerchantKeys {
                 webhook_signing: webhook_secrets,
                 pay_link,

@@ -2,6 +2,7 @@
 //! in-process on loopback ports; the demo plays the billing platform and the
 //! customer over real HTTP, and prints what happened.
 
+use crate::access::{self, Audience, Door};
 use crate::config::{Flags, Settings};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
@@ -23,7 +24,12 @@ const DEMO_KEY: &str = "sk_test_offline_demo";
 /// A complete offline setup: emulator, host, HTTP client.
 pub struct Offline {
     pub emulator: RunningEmulator,
+    /// The public listener: webhooks, pay pages, /healthz.
     pub server: RunningServer,
+    /// The platform listener: everything else, with `token`.
+    pub admin: RunningServer,
+    /// A platform-wide token, made at start as `host-harness token create` would.
+    pub token: String,
     pub app: Arc<App>,
     agent: ureq::Agent,
     _dir: Option<TempDir>,
@@ -53,6 +59,7 @@ impl Offline {
         )
         .map_err(anyhow::Error::msg)?;
         let server = RunningServer::bind("127.0.0.1:0")?;
+        let admin = RunningServer::bind("127.0.0.1:0")?;
         // SAFETY: set before any thread reads the environment of this process.
         unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
         let mut flags = flags.clone();
@@ -86,7 +93,12 @@ impl Offline {
             None => Recorder::for_tests("offline"),
         };
         let app = Arc::new(App::from_settings(&settings, recorder)?);
-        server.run(app.clone(), 8, Shutdown::OnDrop)?;
+        let token = app
+            .tokens()
+            .create(None, "offline", Clock::System.now_ms() as i64)?
+            .token;
+        server.run(app.clone(), 8, Shutdown::OnDrop, Door::Public, &[])?;
+        admin.run(app.clone(), 4, Shutdown::OnDrop, Door::Platform, &[])?;
         if !settings.merchant.account_id.is_empty() {
             // The merchant connected its Stripe account to the platform.
             emulator
@@ -106,16 +118,45 @@ impl Offline {
         Ok(Self {
             emulator,
             server,
+            admin,
+            token,
             app,
             agent,
             _dir: Some(dir),
         })
     }
 
-    /// Calls the host (`serve`) and returns status and JSON.
+    /// Calls the host (`serve`) as its audience would and returns status and
+    /// JSON: a public route (a webhook, a pay page) on the public listener;
+    /// any other as the platform, on the platform listener with its token.
     pub fn host(&self, method: &str, path: &str, body: Option<&str>) -> Result<(u16, Value)> {
-        let url = format!("{}{path}", self.server.base_url);
-        call(&self.agent, method, &url, body, &[])
+        let segments: Vec<&str> = path
+            .split('?')
+            .next()
+            .unwrap_or(path)
+            .trim_matches('/')
+            .split('/')
+            .collect();
+        if access::audience(method, &segments) == Audience::Public {
+            let url = format!("{}{path}", self.server.base_url);
+            return call(&self.agent, method, &url, body, &[]);
+        }
+        let url = format!("{}{path}", self.admin.base_url);
+        let auth = format!("Bearer {}", self.token);
+        call(&self.agent, method, &url, body, &[("Authorization", &auth)])
+    }
+
+    /// One call to any URL with exactly these headers (a JSON body is sent
+    /// as `application/json`, anything else as a form): for the tests of
+    /// what the listeners refuse.
+    pub fn raw(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value)> {
+        call(&self.agent, method, url, body, headers)
     }
 
     /// Calls the emulator as a customer or test would (test-only routes included).
@@ -327,8 +368,8 @@ pub fn run(flags: &Flags) -> Result<()> {
     };
     let off = Offline::start(flags)?;
     println!(
-        "Stripe emulator on {}, billing host on {}",
-        off.emulator.base_url, off.server.base_url
+        "Stripe emulator on {}, billing host on {} (public) and {} (platform, with a token)",
+        off.emulator.base_url, off.server.base_url, off.admin.base_url
     );
 
     t.step("The platform saves customer c1 (no Stripe id yet)");

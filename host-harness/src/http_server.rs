@@ -8,7 +8,8 @@
 //! connection. The App is blocking (wasm calls, SQLite): each request runs
 //! on tokio's blocking pool, never on the async workers.
 
-use crate::server::{App, MAX_BODY, Reply};
+use crate::access::{self, Door};
+use crate::server::{App, Doorway, MAX_BODY, Reply};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;
@@ -35,6 +36,7 @@ pub enum Shutdown {
 /// A running `serve` on a loopback port.
 pub struct RunningServer {
     pub base_url: String,
+    pub addr: std::net::SocketAddr,
     listener: Mutex<Option<std::net::TcpListener>>,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -47,6 +49,7 @@ impl RunningServer {
             std::net::TcpListener::bind(listen).with_context(|| format!("listen on {listen}"))?;
         let addr = listener.local_addr()?;
         Ok(Self {
+            addr,
             base_url: format!("http://{addr}"),
             listener: Mutex::new(Some(listener)),
             stop: Mutex::new(None),
@@ -55,8 +58,22 @@ impl RunningServer {
     }
 
     /// Serves `app` on its own tokio runtime, with up to `blocking` calls of
-    /// the App at once.
-    pub fn run(&self, app: Arc<App>, blocking: usize, shutdown: Shutdown) -> Result<()> {
+    /// the App at once, as the `door` listener: the public one, or the
+    /// platform's, which answers to `hosts` (none: its own address).
+    pub fn run(
+        &self,
+        app: Arc<App>,
+        blocking: usize,
+        shutdown: Shutdown,
+        door: Door,
+        hosts: &[String],
+    ) -> Result<()> {
+        let hosts = if hosts.is_empty() {
+            access::default_hosts(self.addr)
+        } else {
+            hosts.to_vec()
+        };
+        let doorway = Arc::new(Doorway { door, hosts });
         let listener = lock(&self.listener)
             .take()
             .context("this server is already running")?;
@@ -84,7 +101,7 @@ impl RunningServer {
                 let listener = listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
-                let served = axum::serve(listener, router(app))
+                let served = axum::serve(listener, router(app, doorway))
                     .with_graceful_shutdown(stopped)
                     .await;
                 if let Err(e) = served {
@@ -138,10 +155,10 @@ async fn signalled() {
     tracing::info!("shutting down: no new connections; finishing the calls in flight");
 }
 
-fn router(app: Arc<App>) -> Router {
+fn router(app: Arc<App>, doorway: Arc<Doorway>) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state(app)
+        .with_state((app, doorway))
         .layer(DefaultBodyLimit::max(MAX_BODY as usize))
         // A declared length over the limit is refused at once, unread.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
@@ -156,7 +173,7 @@ fn router(app: Arc<App>) -> Router {
 /// Every route: the body read within its limit, then the App on the
 /// blocking pool.
 async fn handle(
-    State(app): State<Arc<App>>,
+    State((app, doorway)): State<(Arc<App>, Arc<Doorway>)>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -174,10 +191,11 @@ async fn handle(
     let target = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
-    let reply =
-        tokio::task::spawn_blocking(move || app.handle(method.as_str(), &target, &headers, &body))
-            .await
-            .unwrap_or_else(|_| Reply::error(500, "the call failed", true));
+    let reply = tokio::task::spawn_blocking(move || {
+        app.handle_at(&doorway, method.as_str(), &target, &headers, &body)
+    })
+    .await
+    .unwrap_or_else(|_| Reply::error(500, "the call failed", true));
     to_response(reply)
 }
 

@@ -2,6 +2,7 @@
 //! imports backed by SQLite and ureq, the platform's invoices and customers,
 //! an HTTP server (`serve`), and an offline Stripe emulator.
 
+pub mod access;
 pub mod bench;
 pub mod bench_serve;
 pub mod bindings;
@@ -23,3 +24,4 @@ pub mod record;
 pub mod runtime;
 pub mod server;
 pub mod state;
+pub mod tokens;

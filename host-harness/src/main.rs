@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+use host_harness::access::Door;
 use host_harness::config::{Flags, Settings};
 use host_harness::record::Recorder;
 use host_harness::server::{App, RunningServer, Shutdown, SyncBy};
@@ -24,8 +25,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The billing host: the platform's API and the Stripe webhook endpoint, on --listen.
+    /// The billing host: Stripe's webhooks and the pay pages on --listen
+    /// (public), the platform's API on --admin-listen (private, with a token).
     Serve,
+    /// The platform's API tokens, kept in the store as hashes.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// The whole story offline, against the embedded Stripe emulator; prints a timeline.
     Demo,
     /// Times on-webhook per event through the runtime (see tests/bench/webhook).
@@ -89,6 +96,26 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Makes a token and prints it, once, on stdout (the store keeps its hash).
+    Create {
+        /// A token for this merchant's routes only [default: every route].
+        #[arg(long)]
+        merchant: Option<String>,
+        /// What it is for, shown by `token list`.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// Lists the tokens (ids, labels, merchants; never the tokens).
+    List,
+    /// Revokes a token at once, by its id (`tok_…`).
+    Revoke { id: String },
+    /// Reads a token on stdin and prints its SHA-256, for
+    /// `--platform-token-sha256` or `platform.token_sha256`.
+    Hash,
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     host_harness::logging::init(cli.flags.log_format.unwrap_or_default());
@@ -119,7 +146,20 @@ fn main() -> Result<()> {
             };
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
-            server.run(app.clone(), 8, Shutdown::OnSignal)?;
+            let admin = RunningServer::bind(&settings.admin_listen)?;
+            server.run(app.clone(), 8, Shutdown::OnSignal, Door::Public, &[])?;
+            admin.run(
+                app.clone(),
+                4,
+                Shutdown::OnSignal,
+                Door::Platform,
+                &settings.admin_hosts,
+            )?;
+            if !app.tokens().any_valid()? {
+                tracing::warn!(
+                    "no platform token is valid: every platform request will be refused; make one with `host-harness token create`"
+                );
+            }
             let runners = cli.flags.queue_workers.unwrap_or(4);
             app.run_queue(runners);
             if settings.sync_every_secs > 0 {
@@ -133,14 +173,17 @@ fn main() -> Result<()> {
             }
             tracing::info!(
                 listen = %server.base_url,
+                admin_listen = %admin.base_url,
                 stripe_api_base = %settings.stripe_api_base,
                 "billing host listening"
             );
             // Until SIGTERM: then no new connections, the calls in flight finish.
             server.wait();
+            admin.wait();
             tracing::info!("billing host stopped");
             Ok(())
         }
+        Command::Token { action } => token(&cli.flags, action),
         Command::StripeEmulator {
             webhook_url,
             business_name,
@@ -172,4 +215,49 @@ fn main() -> Result<()> {
             }
         }
     }
+}
+
+/// `host-harness token …`: on the store `--db` names.
+fn token(flags: &Flags, action: TokenAction) -> Result<()> {
+    use host_harness::tokens::{Tokens, sha256_hex};
+    if let TokenAction::Hash = action {
+        let mut token = String::new();
+        std::io::stdin().read_line(&mut token)?;
+        println!("{}", sha256_hex(token.trim()));
+        return Ok(());
+    }
+    let settings = Settings::resolve(flags)?;
+    let db = host_harness::db::Db::open(&settings.db.to_string_lossy())?;
+    let tokens = Tokens::new(&db, &settings.platform_token_sha256);
+    let now = host_harness::imports::Clock::System.now_ms() as i64;
+    match action {
+        TokenAction::Create { merchant, label } => {
+            if let Some(m) = &merchant {
+                anyhow::ensure!(
+                    host_harness::merchants::valid_id(m),
+                    "merchant must be 1 to 64 letters, digits, - or _"
+                );
+            }
+            let made = tokens.create(merchant.as_deref(), &label, now)?;
+            eprintln!("token {} made; it is shown once, keep it:", made.id);
+            println!("{}", made.token);
+        }
+        TokenAction::List => {
+            for t in tokens.list()? {
+                let state = if t.revoked_ms.is_some() {
+                    "revoked"
+                } else {
+                    "valid"
+                };
+                let whose = t.merchant.as_deref().unwrap_or("(every merchant)");
+                println!("{}  {state:<7}  {whose}  {}", t.id, t.label);
+            }
+        }
+        TokenAction::Revoke { id } => {
+            anyhow::ensure!(tokens.revoke(&id, now)?, "no valid token {id}");
+            eprintln!("token {id} revoked");
+        }
+        TokenAction::Hash => {}
+    }
+    Ok(())
 }

@@ -39,6 +39,20 @@ pub struct EmailLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `public` or `platform`: the listener.
+    pub listener: String,
+    /// `unauthenticated`, `forbidden`, `wrong_host`, `not_json`, `not_here`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GateLabels {
+    /// What the Stripe gate found wrong with the plugin's request.
+    pub reason: String,
+}
+
 type HistogramFamily = Family<HandlerLabels, Histogram, fn() -> Histogram>;
 
 /// What a webhook came to, as the metrics and the logs name it.
@@ -83,6 +97,8 @@ pub struct Metrics {
     dead_letters: Gauge,
     queue_oldest_age_seconds: Gauge<f64, AtomicU64>,
     jobs: Family<JobLabels, Counter>,
+    refused_requests: Family<RefusedLabels, Counter>,
+    gate_refusals: Family<GateLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,8 +155,22 @@ impl Default for Metrics {
             "Queued jobs run by this worker, by result",
             jobs.clone(),
         );
+        let refused_requests = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "refused_requests",
+            "Requests to serve turned away before anything ran, by listener and reason",
+            refused_requests.clone(),
+        );
+        let gate_refusals = Family::<GateLabels, Counter>::default();
+        registry.register(
+            "gate_refusals",
+            "Requests of the plugin that the Stripe gate refused, by reason",
+            gate_refusals.clone(),
+        );
         Self {
             registry,
+            refused_requests,
+            gate_refusals,
             webhooks,
             handler_seconds,
             stripe_requests,
@@ -202,6 +232,23 @@ impl Metrics {
             .get_or_create(&JobLabels {
                 kind: kind.to_string(),
                 result: result.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn refused_request(&self, listener: &str, reason: &str) {
+        self.refused_requests
+            .get_or_create(&RefusedLabels {
+                listener: listener.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn gate_refusal(&self, reason: &str) {
+        self.gate_refusals
+            .get_or_create(&GateLabels {
+                reason: reason.to_string(),
             })
             .inc();
     }

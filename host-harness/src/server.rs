@@ -1,6 +1,7 @@
 //! `serve`: the billing host in a box. Routes the platform's API and Stripe's
 //! webhooks to the plugin, and applies what it returns durably before answering.
 
+use crate::access::{self, Asked, Audience, Door, Refusal};
 use crate::bindings::{
     CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PayPage,
     PluginError, Transition, WebhookRequest,
@@ -16,6 +17,7 @@ use crate::queue::JobKind;
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
+use crate::tokens::Tokens;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tracing::field::Empty;
@@ -128,7 +130,17 @@ impl Scope {
 pub struct App {
     pub runtime: Runtime,
     pub platform: Platform,
+    /// SHA-256 hashes of the configured platform-wide tokens.
+    token_hashes: Vec<String>,
     journal: Mutex<Journal>,
+}
+
+/// A listener as the requests' checks see it: who it is for, and (for the
+/// platform's) the `Host` names it answers to.
+#[derive(Debug, Clone)]
+pub struct Doorway {
+    pub door: Door,
+    pub hosts: Vec<String>,
 }
 
 impl App {
@@ -179,6 +191,7 @@ impl App {
         let app = Self {
             runtime,
             platform,
+            token_hashes: s.platform_token_sha256.clone(),
             journal: Mutex::default(),
         };
         let seeded = MerchantSettings {
@@ -401,6 +414,87 @@ impl App {
         Records::new(&env.db, &scope.id, env.clock.now_ms())
     }
 
+    /// The platform's tokens.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens::new(&self.runtime.env().db, &self.token_hashes)
+    }
+
+    /// A request from the network: checked for its listener, `Host`, body
+    /// type and token (`access`), then handled. A refused one runs nothing.
+    pub fn handle_at(
+        &self,
+        doorway: &Doorway,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> Reply {
+        match self.admit(doorway, method, target, headers, body.len()) {
+            Ok(()) => self.handle(method, target, headers, body),
+            Err(refusal) => {
+                let listener = match doorway.door {
+                    Door::Public => "public",
+                    Door::Platform => "platform",
+                };
+                let segments = segments_of(target);
+                tracing::info!(
+                    method,
+                    route = loggable_route(&segments),
+                    listener,
+                    status = refusal.status(),
+                    reason = refusal.name(),
+                    "refused"
+                );
+                let metrics = &self.runtime.env().metrics;
+                metrics.refused_request(listener, refusal.name());
+                let mut reply = Reply::error(refusal.status(), refusal.message(), false);
+                if refusal == Refusal::Unauthenticated {
+                    reply
+                        .headers
+                        .push(("WWW-Authenticate".into(), "Bearer".into()));
+                }
+                reply
+            }
+        }
+    }
+
+    fn admit(
+        &self,
+        doorway: &Doorway,
+        method: &str,
+        target: &str,
+        headers: &[(String, String)],
+        body_len: usize,
+    ) -> Result<(), Refusal> {
+        let segments = segments_of(target);
+        let asked = Asked {
+            method,
+            segments: &segments,
+            headers,
+            body_len,
+        };
+        let Audience::Platform(owner) = access::precheck(doorway.door, &asked, &doorway.hosts)?
+        else {
+            return Ok(());
+        };
+        let grant = match asked.bearer().map(|t| self.tokens().verify(t)) {
+            Some(Ok(Some(grant))) => grant,
+            Some(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "reading the platform's tokens");
+                return Err(Refusal::Unauthenticated);
+            }
+            _ => return Err(Refusal::Unauthenticated),
+        };
+        if grant.covers(owner, &self.platform.default_merchant) {
+            Ok(())
+        } else {
+            Err(Refusal::Forbidden)
+        }
+    }
+
+    /// A request, routed: the in-process entry, whose caller is the platform
+    /// itself (tests, an embedding host). Over the network every request
+    /// goes through `handle_at` first.
     pub fn handle(
         &self,
         method: &str,
@@ -409,8 +503,7 @@ impl App {
         body: &[u8],
     ) -> Reply {
         let started = std::time::Instant::now();
-        let path = target.split('?').next().unwrap_or(target);
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let segments = segments_of(target);
         let span = tracing::info_span!(
             "request",
             merchant = Empty,
@@ -1084,6 +1177,12 @@ fn loggable_route(segments: &[&str]) -> String {
         after_pay = *s == "pay";
     }
     out
+}
+
+/// A target's path, in segments (the query dropped).
+fn segments_of(target: &str) -> Vec<&str> {
+    let path = target.split('?').next().unwrap_or(target);
+    path.trim_matches('/').split('/').collect()
 }
 
 /// The connected account an event names (`account`), read without trusting

@@ -81,7 +81,8 @@ def main(host_harness):
     tmp = tempfile.mkdtemp(prefix="abuse-")
     env = dict(os.environ, STRIPE_API_KEY="sk_test_abuse")
     serve = subprocess.Popen(
-        [host_harness, "serve", "--listen", f"127.0.0.1:{port}", "--db", f"{tmp}/serve.db",
+        [host_harness, "serve", "--listen", f"127.0.0.1:{port}", "--admin-listen", f"127.0.0.1:{free_port()}",
+         "--db", f"{tmp}/serve.db",
          "--account", "acct_abuse", "--webhook-secret", "whsec_abuse", "--sync-every-secs", "0",
          "--stripe-api-base", "http://127.0.0.1:9"],
         env=env, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/serve.log", "w"))

@@ -17,7 +17,10 @@ import { createRequire } from "node:module";
 
 const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
-const [host, stripe, account, apiKey, businessName] = process.argv.slice(2);
+// host: serve's public listener (pay pages); admin: its platform listener,
+// called with the token in PLATFORM_TOKEN (an environment variable, not argv).
+const [host, admin, stripe, account, apiKey, businessName] = process.argv.slice(2);
+const platformToken = process.env.PLATFORM_TOKEN;
 const shots = join(import.meta.dirname, "..", "artifacts", "browser");
 mkdirSync(shots, { recursive: true });
 const fixtures = join(import.meta.dirname, "..", "..", "host-harness", "fixtures");
@@ -28,7 +31,8 @@ function check(ok, what) {
 }
 
 async function api(method, url, body, headers = {}) {
-  const r = await fetch(url, { method, body, headers: { "Content-Type": "application/json", ...headers } });
+  const auth = url.startsWith(`${admin}/`) ? { Authorization: `Bearer ${platformToken}` } : {};
+  const r = await fetch(url, { method, body, headers: { "Content-Type": "application/json", ...auth, ...headers } });
   const text = await r.text();
   try { return { status: r.status, json: JSON.parse(text) }; } catch { return { status: r.status, json: text }; }
 }
@@ -43,11 +47,11 @@ const stripePost = (path, form) => fetch(`${stripe}${path}`, {
 /// on file, and returns it.
 async function sendInvoice(id, number) {
   const buyer = { ...customer, name: `Buyer of ${number}` };
-  check((await api("PUT", `${host}/customers/c_${id}`, JSON.stringify(buyer))).status === 200, `the platform saves c_${id}`);
+  check((await api("PUT", `${admin}/customers/c_${id}`, JSON.stringify(buyer))).status === 200, `the platform saves c_${id}`);
   const invoice = JSON.parse(readFileSync(join(fixtures, "invoice.json"), "utf8"));
   Object.assign(invoice, { id, invoiceNumber: number, customerId: `c_${id}` });
-  check((await api("POST", `${host}/invoices`, JSON.stringify(invoice))).status === 201, `the platform creates ${id}`);
-  const sent = await api("POST", `${host}/invoices/${id}/finalize`);
+  check((await api("POST", `${admin}/invoices`, JSON.stringify(invoice))).status === 201, `the platform creates ${id}`);
+  const sent = await api("POST", `${admin}/invoices/${id}/finalize`);
   check(sent.status === 200, `${id} is sent with a link`);
   return sent.json;
 }
@@ -55,7 +59,7 @@ async function sendInvoice(id, number) {
 async function waitForStatus(id, wanted) {
   let status;
   for (let i = 0; i < 100 && status !== wanted; i++) {
-    status = (await api("GET", `${host}/invoices/${id}`)).json.status;
+    status = (await api("GET", `${admin}/invoices/${id}`)).json.status;
     if (status !== wanted) await new Promise((r) => setTimeout(r, 100));
   }
   check(status === wanted, `${id} is ${wanted}`);
@@ -80,9 +84,9 @@ async function checkPage(page, name, heading, mustShow) {
 // The billing platform: a customer, an invoice with Stripe enabled, sent.
 const customer = JSON.parse(readFileSync(join(fixtures, "customer.json"), "utf8"));
 customer.externalIds = customer.externalIds.filter((e) => e.key !== "Stripe");
-check((await api("PUT", `${host}/customers/c1`, JSON.stringify(customer))).status === 200, "the platform saves the customer");
-check((await api("POST", `${host}/invoices`, readFileSync(join(fixtures, "invoice.json"), "utf8"))).status === 201, "the platform creates the invoice");
-const finalized = await api("POST", `${host}/invoices/inv_01/finalize`);
+check((await api("PUT", `${admin}/customers/c1`, JSON.stringify(customer))).status === 200, "the platform saves the customer");
+check((await api("POST", `${admin}/invoices`, readFileSync(join(fixtures, "invoice.json"), "utf8"))).status === 201, "the platform creates the invoice");
+const finalized = await api("POST", `${admin}/invoices/inv_01/finalize`);
 const link = finalized.json.paymentLink;
 check(finalized.status === 200 && link.startsWith(`${host}/pay/`), `the invoice carries the stable pay link ${link}`);
 
@@ -116,7 +120,7 @@ try {
   await page.screenshot({ path: join(shots, "4-payment-successful.png") });
   let status;
   for (let i = 0; i < 100 && status !== "PAID"; i++) {
-    status = (await api("GET", `${host}/invoices/inv_01`)).json.status;
+    status = (await api("GET", `${admin}/invoices/inv_01`)).json.status;
     if (status !== "PAID") await new Promise((r) => setTimeout(r, 100));
   }
   check(status === "PAID", "GET /invoices/inv_01 shows PAID");
@@ -140,7 +144,7 @@ try {
   await checkPage(page, "redirecting", "Redirecting to secure payment", [businessName, "Continue to payment"]);
 
   // The platform voids the second invoice: nothing to pay.
-  check((await api("PATCH", `${host}/invoices/inv_02`, JSON.stringify({ change: "VOID", amountDue: "0.00" }))).status === 200, "the platform voids inv_02");
+  check((await api("PATCH", `${admin}/invoices/inv_02`, JSON.stringify({ change: "VOID", amountDue: "0.00" }))).status === 200, "the platform voids inv_02");
   await page.goto(second.paymentLink);
   await checkPage(page, "nothing-to-pay", "Nothing to pay", ["INV-0002", "cancelled"]);
 

@@ -9,8 +9,10 @@ Sessions, no Idempotency-Key and no Connect, so the host runs on the platform
 account with payment links hidden, except where a test shows how the plugin
 copes with what localstripe lacks. Differences found: tests/CONFORMANCE.md."""
 
+import hashlib
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -27,6 +29,11 @@ HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent.parent / "host-harness" / "fixtures"
 API_KEY = "sk_test_localstripe_conformance"
 SECRET = f"whsec_localstripe_{os.getpid()}"
+# The platform's token: made here, given to serve as its SHA-256 only.
+PLATFORM_TOKEN = f"spt_{secrets.token_hex(32)}"
+PLATFORM_FLAGS = ["--platform-token-sha256", hashlib.sha256(PLATFORM_TOKEN.encode()).hexdigest()]
+# The platform listeners started here: calls to them carry the token.
+PLATFORM_BASES = []
 BINARY = sys.argv.pop(1) if len(sys.argv) > 1 else str(HERE.parent.parent / "target" / "debug" / "host-harness")
 
 
@@ -39,6 +46,8 @@ def free_port():
 def call(method, url, body=None, headers=None, form=False):
     data = None
     headers = dict(headers or {})
+    if any(url.startswith(base + "/") for base in PLATFORM_BASES):
+        headers.setdefault("Authorization", f"Bearer {PLATFORM_TOKEN}")
     if body is not None:
         if form:
             data = body.encode()
@@ -74,14 +83,18 @@ class LocalstripeFlows(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.ls_port, cls.host_port = free_port(), free_port()
+        cls.ls_port, cls.public_port, cls.host_port = free_port(), free_port(), free_port()
         cls.ls = f"http://127.0.0.1:{cls.ls_port}"
+        # The platform's routes on the platform listener; Stripe's webhooks on the public one.
         cls.host = f"http://127.0.0.1:{cls.host_port}"
+        cls.public = f"http://127.0.0.1:{cls.public_port}"
+        PLATFORM_BASES.append(cls.host)
         cls.ls_log = open(Path(cls.tmp.name) / "localstripe.log", "w+")
         cls.ls_proc = subprocess.Popen([sys.executable, str(HERE / "localstripe_server.py"), str(cls.ls_port)],
                                        stdout=cls.ls_log, stderr=subprocess.STDOUT)
         record = os.environ.get("STRIPE_PLUGIN_RECORD_DIR")
-        args = [BINARY, "serve", "--listen", f"127.0.0.1:{cls.host_port}", "--stripe-api-base", cls.ls,
+        args = [BINARY, "serve", "--listen", f"127.0.0.1:{cls.public_port}",
+                "--admin-listen", f"127.0.0.1:{cls.host_port}", *PLATFORM_FLAGS, "--stripe-api-base", cls.ls,
                 "--account", "", "--webhook-secret", SECRET, "--show-payment-link", "off",
                 "--db", str(Path(cls.tmp.name) / "host.db"), "--cache-dir", str(Path(cls.tmp.name) / "cache"),
                 "--notification-email", "finance@merchant.example"]
@@ -93,7 +106,7 @@ class LocalstripeFlows(unittest.TestCase):
         wait_until("localstripe", lambda: cls.stripe("GET", "/v1/customers")[0] == 200)
         wait_until("serve", lambda: call("GET", f"{cls.host}/healthz")[0] == 200)
         status, _ = call("POST", f"{cls.ls}/_config/webhooks/plugin",
-                         f"url={cls.host}/webhooks/stripe&secret={SECRET}", form=True)
+                         f"url={cls.public}/webhooks/stripe&secret={SECRET}", form=True)
         assert status == 200, status
 
     @classmethod
@@ -211,7 +224,7 @@ class LocalstripeFlows(unittest.TestCase):
             body = json.dumps({"id": f"evt_refund_{amount}", "object": "event", "type": "charge.refunded",
                                "livemode": False, "created": int(time.time()), "data": {"object": charge}})
             header = stripe.WebhookSignature.generate_signature_header(body, SECRET)
-            status, answer = call("POST", f"{self.host}/webhooks/stripe", body,
+            status, answer = call("POST", f"{self.public}/webhooks/stripe", body,
                                   headers={"Stripe-Signature": header, "Content-Type": "application/json"})
             self.assertEqual(status, 200, answer)
             _, inv = call("GET", f"{self.host}/invoices/inv_refund")
@@ -226,12 +239,14 @@ class LocalstripeFlows(unittest.TestCase):
         # that shows payment links gets a clear error for that invoice.
         port = free_port()
         with_links = subprocess.Popen(
-            [BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--stripe-api-base", self.ls, "--account", "",
+            [BINARY, "serve", "--listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{port}",
+             *PLATFORM_FLAGS, "--stripe-api-base", self.ls, "--account", "",
              "--webhook-secret", SECRET, "--db", str(Path(self.tmp.name) / "links.db"),
              "--cache-dir", str(Path(self.tmp.name) / "cache")],
             env={**os.environ, "STRIPE_API_KEY": API_KEY}, stdout=self.host_log, stderr=subprocess.STDOUT)
         try:
             links = f"http://127.0.0.1:{port}"
+            PLATFORM_BASES.append(links)
             wait_until("the second serve", lambda: call("GET", f"{links}/healthz")[0] == 200)
             self.assertEqual(call("PUT", f"{links}/customers/c_nolink", self.customer_json())[0], 200)
             inv = json.loads((FIXTURES / "invoice.json").read_text())

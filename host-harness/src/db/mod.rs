@@ -181,6 +181,14 @@ pub trait Backend: Send + Sync {
     /// Dead letters of every merchant.
     fn dead_letter_count(&self) -> StoreResult<i64>;
 
+    /// Keeps a new platform token (its hash only).
+    fn put_token(&self, token: &TokenRow) -> StoreResult<()>;
+    /// Every platform token, revoked ones included, oldest first.
+    fn tokens(&self) -> StoreResult<Vec<TokenRow>>;
+    /// Revokes token `id` at `now_ms`; false when there is no such token
+    /// still valid.
+    fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
+
     /// Takes `account`'s next turn to send a Stripe request
     /// ([`crate::pacing::take_turn`]): when it starts (ms), or `None` when
     /// it is more than `max_wait_ms` away. One schedule for every worker.
@@ -227,6 +235,20 @@ pub struct DeadLetter {
     pub created_ms: i64,
     pub died_ms: i64,
     pub error: String,
+}
+
+/// A platform token as the store keeps it: never the token, only its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRow {
+    pub id: String,
+    #[serde(skip)]
+    pub sha256: String,
+    /// The one merchant the token is for; none: every merchant.
+    pub merchant: Option<String>,
+    pub label: String,
+    pub created_ms: i64,
+    pub revoked_ms: Option<i64>,
 }
 
 /// Why a records transaction was rolled back.

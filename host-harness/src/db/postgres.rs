@@ -8,7 +8,7 @@
 use super::pg_session::{SessionManager, SessionTx};
 use super::{
     AccountRow, Backend, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow,
-    OutgoingEmail, RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
+    OutgoingEmail, RecordsTx, StoreError, StoreResult, TokenRow, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use postgres::NoTls;
@@ -97,6 +97,16 @@ CREATE TABLE dead_letters (
     error TEXT NOT NULL
 );
 CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
+",
+    "
+CREATE TABLE platform_tokens (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    merchant TEXT,
+    label TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT
+);
 ",
 ];
 
@@ -612,6 +622,50 @@ impl Backend for Postgres {
             .query_one("SELECT count(*) FROM dead_letters", &[])
             .map_err(failure)?;
         Ok(row.get(0))
+    }
+
+    fn put_token(&self, t: &TokenRow) -> StoreResult<()> {
+        self.conn()?
+            .execute(
+                "INSERT INTO platform_tokens (id, sha256, merchant, label, created_ms)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[&t.id, &t.sha256, &t.merchant, &t.label, &t.created_ms],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn tokens(&self) -> StoreResult<Vec<TokenRow>> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT id, sha256, merchant, label, created_ms, revoked_ms
+                 FROM platform_tokens ORDER BY created_ms, id",
+                &[],
+            )
+            .map_err(failure)?;
+        Ok(rows
+            .iter()
+            .map(|r| TokenRow {
+                id: r.get(0),
+                sha256: r.get(1),
+                merchant: r.get(2),
+                label: r.get(3),
+                created_ms: r.get(4),
+                revoked_ms: r.get(5),
+            })
+            .collect())
+    }
+
+    fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let n = self
+            .conn()?
+            .execute(
+                "UPDATE platform_tokens SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
+                &[&id, &now_ms],
+            )
+            .map_err(failure)?;
+        Ok(n > 0)
     }
 
     /// `pacing::take_turn` as one statement: the row's lock orders the

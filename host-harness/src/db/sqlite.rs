@@ -3,7 +3,7 @@
 
 use super::{
     AccountRow, Backend, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow,
-    OutgoingEmail, RecordsTx, StoreError, StoreResult, TxAbort, TxBody,
+    OutgoingEmail, RecordsTx, StoreError, StoreResult, TokenRow, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -160,6 +160,18 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
 ";
 
+/// Version 5: the platform's API tokens, as hashes.
+const SCHEMA_V5: &str = "
+CREATE TABLE platform_tokens (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    merchant TEXT,
+    label TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -195,6 +207,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
         ))
         .context("migrating the database to version 4 (dead letters)")?;
+    }
+    if version < 5 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
+        ))
+        .context("migrating the database to version 5 (platform tokens)")?;
     }
     Ok(())
 }
@@ -643,6 +661,51 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
+    fn put_token(&self, t: &TokenRow) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO platform_tokens (id, sha256, merchant, label, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![t.id, t.sha256, t.merchant, t.label, t.created_ms],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn tokens(&self) -> StoreResult<Vec<TokenRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, sha256, merchant, label, created_ms, revoked_ms
+                 FROM platform_tokens ORDER BY created_ms, id",
+            )
+            .map_err(failure)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    sha256: r.get(1)?,
+                    merchant: r.get(2)?,
+                    label: r.get(3)?,
+                    created_ms: r.get(4)?,
+                    revoked_ms: r.get(5)?,
+                })
+            })
+            .map_err(failure)?;
+        rows.collect::<Result<_, _>>().map_err(failure)
+    }
+
+    fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "UPDATE platform_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
+                params![id, now_ms],
+            )
+            .map_err(failure)?;
+        Ok(n > 0)
+    }
+
     fn pace(
         &self,
         account: &str,
@@ -787,7 +850,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

@@ -273,6 +273,10 @@ impl Host for HostState {
         let (result, logged) =
             self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created, platform));
         self.created_accounts = created;
+        if let Err(HttpError::Denied(why)) = &result {
+            tracing::warn!(reason = %why, "the Stripe gate refused a request of the plugin");
+            self.env.metrics.gate_refusal("denied");
+        }
         self.env
             .metrics
             .stripe_request(result.as_ref().ok().map(|r| r.status));

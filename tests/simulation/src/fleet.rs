@@ -26,7 +26,10 @@ impl Rng {
 }
 
 pub struct Worker {
+    /// The public listener: Stripe's webhooks.
     pub base_url: String,
+    /// The platform listener: everything else, with the fleet's token.
+    pub admin_url: String,
     child: Child,
 }
 
@@ -122,6 +125,18 @@ pub fn in_parallel<J: Send>(threads: usize, jobs: Vec<J>, run: impl Fn(J) + Sync
     });
 }
 
+/// A platform token made on `db` by `host-harness token create`, as an
+/// operator would.
+pub fn make_token(host_harness: &str, db: &str) -> String {
+    let out = Command::new(host_harness)
+        .args(["token", "create", "--label", "tests", "--db", db])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("host-harness token create");
+    assert!(out.status.success(), "token create failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn fresh_database(server: &str, seed: u64) -> String {
     let name = format!("workers_{seed}_{}", std::process::id());
     let mut client = postgres::Client::connect(server, postgres::NoTls).expect("PostgreSQL");
@@ -150,6 +165,7 @@ pub fn start_workers(n: usize, s: &Spawn) -> Vec<Worker> {
     (0..n)
         .map(|k| {
             let listen = format!("127.0.0.1:{}", free_port());
+            let admin_listen = format!("127.0.0.1:{}", free_port());
             let log =
                 std::fs::File::create(s.dir.join(format!("worker-{k}.log"))).expect("a log file");
             let child = Command::new(s.host_harness)
@@ -157,6 +173,8 @@ pub fn start_workers(n: usize, s: &Spawn) -> Vec<Worker> {
                     "serve",
                     "--listen",
                     &listen,
+                    "--admin-listen",
+                    &admin_listen,
                     "--db",
                     s.db,
                     "--account",
@@ -182,6 +200,7 @@ pub fn start_workers(n: usize, s: &Spawn) -> Vec<Worker> {
                 .expect("serve");
             Worker {
                 base_url: format!("http://{listen}"),
+                admin_url: format!("http://{admin_listen}"),
                 child,
             }
         })
@@ -224,7 +243,12 @@ pub struct Fleet {
     pub db: String,
     dir: std::path::PathBuf,
     workers: Vec<Worker>,
+    /// The workers' platform listeners.
     urls: Vec<String>,
+    /// Their public listeners.
+    public_urls: Vec<String>,
+    /// `Bearer` and the platform token the fleet made with `token create`.
+    auth: String,
     rng: Mutex<Rng>,
 }
 
@@ -234,6 +258,7 @@ impl Fleet {
             std::env::temp_dir().join(format!("{}-{}-{}", c.name, c.seed, std::process::id()));
         std::fs::create_dir_all(dir.join("cache")).expect("a temp dir");
         let db = fresh_database(c.postgres, c.seed);
+        let auth = format!("Bearer {}", make_token(c.host_harness, &db));
         let spawn = Spawn {
             host_harness: c.host_harness,
             db: &db,
@@ -246,24 +271,43 @@ impl Fleet {
         };
         let workers = start_workers(c.workers, &spawn);
         wait_healthy(&workers);
-        let urls = workers.iter().map(|w| w.base_url.clone()).collect();
+        let urls = workers.iter().map(|w| w.admin_url.clone()).collect();
+        let public_urls = workers.iter().map(|w| w.base_url.clone()).collect();
         Self {
             db,
             dir,
             workers,
             urls,
+            public_urls,
+            auth,
             rng: Mutex::new(Rng(c.seed | 1)),
         }
     }
 
     /// A worker's base URL, at random (as a load balancer would).
+    /// A worker's platform listener, at random.
     pub fn pick(&self) -> String {
         let n = self.lock().below(self.urls.len());
         self.urls[n].clone()
     }
 
+    /// A worker's public listener, at random (where Stripe's webhooks go).
+    pub fn pick_public(&self) -> String {
+        let n = self.lock().below(self.public_urls.len());
+        self.public_urls[n].clone()
+    }
+
+    /// Every worker's platform listener.
     pub fn urls(&self) -> &[String] {
         &self.urls
+    }
+
+    /// The headers of a platform call: JSON, and the fleet's token.
+    pub fn platform_headers(&self) -> [(&str, &str); 2] {
+        [
+            ("Content-Type", "application/json"),
+            ("Authorization", self.auth.as_str()),
+        ]
     }
 
     pub fn shuffle<T>(&self, items: &mut [T]) {

@@ -15,7 +15,13 @@ use stripe_emulator::{Delivery, WebhookTarget};
 pub struct Merchant {
     pub account: String,
     pub secret: String,
+    /// The public listener: webhooks and pay pages.
     pub base_url: String,
+    /// The platform listener, called with `auth`.
+    pub admin_url: String,
+    /// `Bearer` and the token made by `host-harness token create`.
+    auth: String,
+    admin_listen: String,
     pub db: PathBuf,
     pub log: PathBuf,
     listen: String,
@@ -46,17 +52,23 @@ pub fn agent() -> ureq::Agent {
         .into()
 }
 
-/// One HTTP call; `Err` when no answer came.
+/// One HTTP call with a JSON body, as `auth` (a bearer token) when given;
+/// `Err` when no answer came.
 pub fn call(
     agent: &ureq::Agent,
     method: &str,
     url: &str,
     body: Option<&str>,
+    auth: Option<&str>,
 ) -> Result<(u16, Value), String> {
-    let req = ureq::http::Request::builder()
+    let mut req = ureq::http::Request::builder()
         .method(method)
         .uri(url)
-        .header("Content-Type", "application/json")
+        .header("Content-Type", "application/json");
+    if let Some(auth) = auth {
+        req = req.header("Authorization", auth);
+    }
+    let req = req
         .body(body.unwrap_or_default().as_bytes().to_vec())
         .map_err(|e| e.to_string())?;
     let mut resp = agent.run(req).map_err(|e| e.to_string())?;
@@ -66,6 +78,20 @@ pub fn call(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// A platform token made on `db` by `host-harness token create`, as an
+/// operator would.
+fn make_token(host_harness: &str, db: &std::path::Path) -> std::io::Result<String> {
+    let out = Command::new(host_harness)
+        .args(["token", "create", "--label", "bad-day", "--db"])
+        .arg(db)
+        .stderr(Stdio::null())
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other("host-harness token create failed"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 impl Fleet {
@@ -89,10 +115,15 @@ impl Fleet {
                 .emulator
                 .connect_existing(&account, &format!("Merchant {n} Ltd"));
             let listen = format!("127.0.0.1:{}", free_port()?);
+            let admin_listen = format!("127.0.0.1:{}", free_port()?);
+            let db = fleet.dir.join(format!("merchant-{n}.db"));
             let m = Merchant {
                 secret: format!("whsec_sim_{:x}_{n}", args.seed),
                 base_url: format!("http://{listen}"),
-                db: fleet.dir.join(format!("merchant-{n}.db")),
+                admin_url: format!("http://{admin_listen}"),
+                auth: format!("Bearer {}", make_token(&fleet.host_harness, &db)?),
+                admin_listen,
+                db,
                 log: fleet.dir.join(format!("merchant-{n}.log")),
                 account,
                 listen,
@@ -122,6 +153,8 @@ impl Fleet {
             .args([
                 "--listen",
                 &m.listen,
+                "--admin-listen",
+                &m.admin_listen,
                 "--account",
                 &m.account,
                 "--webhook-secret",
@@ -156,7 +189,8 @@ impl Fleet {
         let agent = agent();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(60) {
-            if let Ok((200, _)) = call(&agent, "GET", &format!("{}/healthz", m.base_url), None) {
+            let health = format!("{}/healthz", m.base_url);
+            if let Ok((200, _)) = call(&agent, "GET", &health, None, None) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -206,10 +240,10 @@ impl Merchant {
         path: &str,
         body: Option<&str>,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.base_url);
+        let url = format!("{}{path}", self.admin_url);
         let mut last = (0, Value::Null);
         for _ in 0..120 {
-            match call(agent, method, &url, body) {
+            match call(agent, method, &url, body, Some(&self.auth)) {
                 Ok((s, v)) if s < 500 => return (s, v),
                 Ok(other) => last = other,
                 Err(e) => last = (0, Value::String(e)),

@@ -77,17 +77,24 @@ fn done(inv: &Value) -> bool {
     inv["paymentLink"].is_string() || inv["status"] == "PAID"
 }
 
-/// Invoice `i` as a worker holds it.
-fn invoice(agent: &ureq::Agent, base: &str, args: &Args, i: usize) -> Value {
-    let url = format!("{base}/merchants/m{}/invoices/inv_{i}", i % args.merchants);
-    call(agent, "GET", &url, &[], b"").1
+/// Invoice `i` as a worker, at random, holds it.
+fn invoice(agent: &ureq::Agent, fleet: &Fleet, args: &Args, i: usize) -> Value {
+    let url = format!(
+        "{}/merchants/m{}/invoices/inv_{i}",
+        fleet.pick(),
+        i % args.merchants
+    );
+    call(agent, "GET", &url, &fleet.platform_headers(), b"").1
 }
 
 /// The sum of one metric over every worker's `/metrics`.
-fn metric(agent: &ureq::Agent, urls: &[String], name: &str) -> f64 {
-    urls.iter()
+fn metric(agent: &ureq::Agent, fleet: &Fleet, name: &str) -> f64 {
+    fleet
+        .urls()
+        .iter()
         .map(|u| {
-            let (_, text) = call(agent, "GET", &format!("{u}/metrics"), &[], b"");
+            let headers = fleet.platform_headers();
+            let (_, text) = call(agent, "GET", &format!("{u}/metrics"), &headers, b"");
             text.as_str()
                 .unwrap_or_default()
                 .lines()
@@ -123,7 +130,7 @@ fn main() -> std::process::ExitCode {
     });
     let pick = || fleet.pick();
     let agent = agent();
-    let json_body = [("Content-Type", "application/json")];
+    let json_body = fleet.platform_headers();
 
     // The platform's month: merchants, their customers (cards on file for
     // some, made in each merchant's own account), and the invoices.
@@ -200,7 +207,7 @@ fn main() -> std::process::ExitCode {
     });
     let setup_requests = metric(
         &agent,
-        fleet.urls(),
+        &fleet,
         "stripe_plugin_stripe_requests_total{status=\"200\"}",
     );
 
@@ -223,6 +230,9 @@ fn main() -> std::process::ExitCode {
             .method("POST")
             .uri(url.as_str());
         req = req.header("Content-Length", "0");
+        for (k, v) in fleet.platform_headers() {
+            req = req.header(k, v);
+        }
         let answer = req.body(Vec::new()).ok().and_then(|r| agent.run(r).ok());
         let finished = answer.is_some_and(|mut r| {
             let body = r.body_mut().read_to_string().unwrap_or_default();
@@ -235,7 +245,7 @@ fn main() -> std::process::ExitCode {
     let queued = queued.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut pending = queued.clone();
     while !pending.is_empty() && started.elapsed() < Duration::from_secs(args.timeout_secs) {
-        pending.retain(|&i| !done(&invoice(&agent, &pick(), &args, i)));
+        pending.retain(|&i| !done(&invoice(&agent, &fleet, &args, i)));
         if !pending.is_empty() {
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -245,7 +255,7 @@ fn main() -> std::process::ExitCode {
     // Untimed: every invoice, as stored now, has its link or its payment.
     let mut violations = Vec::new();
     let unfinished = (0..args.invoices)
-        .filter(|&i| !done(&invoice(&agent, &pick(), &args, i)))
+        .filter(|&i| !done(&invoice(&agent, &fleet, &args, i)))
         .count();
     if unfinished > 0 {
         violations.push(format!(
@@ -275,22 +285,22 @@ fn main() -> std::process::ExitCode {
     let charges: usize = paid.values().sum();
     let requests = metric(
         &agent,
-        fleet.urls(),
+        &fleet,
         "stripe_plugin_stripe_requests_total{status=\"200\"}",
     ) - setup_requests;
     let retried = metric(
         &agent,
-        fleet.urls(),
+        &fleet,
         "stripe_plugin_jobs_total{kind=\"finalize\",result=\"retried\"}",
     );
     let jobs_done = metric(
         &agent,
-        fleet.urls(),
+        &fleet,
         "stripe_plugin_jobs_total{kind=\"finalize\",result=\"done\"}",
     );
     let held_back = metric(
         &agent,
-        fleet.urls(),
+        &fleet,
         "stripe_plugin_stripe_requests_total{status=\"held-back\"}",
     );
     let bound = requests / (args.rate_limit as f64 * args.merchants as f64);

@@ -116,7 +116,7 @@ fn main() -> std::process::ExitCode {
     });
     let pick = || fleet.pick();
     let agent = agent();
-    let json_body = [("Content-Type", "application/json")];
+    let json_body = fleet.platform_headers();
 
     // Customers, each linked to a Stripe customer; two in three have a card on file.
     let customers: Vec<(usize, String)> = (0..args.invoices)
@@ -188,7 +188,7 @@ fn main() -> std::process::ExitCode {
     fleet.shuffle(&mut finalizes);
     in_parallel(args.threads, finalizes, |i| {
         let url = format!("{}/invoices/inv_{i}/finalize", pick());
-        let (status, body) = call(&agent, "POST", &url, &[], b"");
+        let (status, body) = call(&agent, "POST", &url, &json_body, b"");
         assert_eq!(status, 200, "finalize inv_{i}: {body}");
     });
 
@@ -198,7 +198,7 @@ fn main() -> std::process::ExitCode {
             &agent,
             "GET",
             &format!("{}/invoices/inv_{i}", pick()),
-            &[],
+            &json_body,
             b"",
         );
         match case(i) {
@@ -251,7 +251,7 @@ fn main() -> std::process::ExitCode {
             ("Content-Type", "application/json"),
             ("Stripe-Signature", header.as_str()),
         ];
-        let url = format!("{}/webhooks/stripe", pick());
+        let url = format!("{}/webhooks/stripe", fleet.pick_public());
         let (status, reply) = call(&agent, "POST", &url, &headers, &body);
         assert!(
             (200..300).contains(&status),
