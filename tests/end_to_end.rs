@@ -317,7 +317,7 @@ fn an_event_signed_for_another_account_changes_nothing() {
     let off = offline();
     off.host("POST", "/invoices", Some(INVOICE_JSON)).unwrap();
     off.host("POST", "/invoices/inv_01/finalize", None).unwrap();
-    let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": "acct_someone_else",
+    let event = json!({"id": "evt_foreign", "object": "event", "type": "payment_intent.succeeded", "account": "acct_SomeoneElse",
         "livemode": false, "data": {"object": {"id": "pi_x", "object": "payment_intent", "amount": 120000, "amount_received": 120000,
         "currency": "gbp", "status": "succeeded", "metadata": {"billing_stripe_plugin_invoice": "inv_01"}}}});
     hold_webhooks(&off);

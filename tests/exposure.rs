@@ -37,7 +37,7 @@ fn platform_routes() -> Vec<(&'static str, String, Option<String>)> {
         ("PATCH", "/invoices/inv_01".into(), Some(reopen.clone())),
         ("GET", "/invoices/inv_01".into(), None),
         ("POST", "/onboarding".into(), Some("{}".into())),
-        ("GET", "/accounts/acct_demo_merchant".into(), None),
+        ("GET", "/accounts/acct_DemoMerchant".into(), None),
         ("GET", "/outbox".into(), None),
         ("GET", "/dead-letters".into(), None),
         ("POST", "/dead-letters/1/retry".into(), None),
@@ -170,7 +170,7 @@ fn a_web_page_cannot_post_to_the_platform_nor_rebind_its_name() {
 #[test]
 fn a_merchants_token_reaches_only_that_merchants_routes() {
     let off = offline();
-    let settings = json!({"accountId": "acct_alpha_tokens", "autoCharge": false, "showPaymentLink": true,
+    let settings = json!({"accountId": "acct_AlphaTokens", "autoCharge": false, "showPaymentLink": true,
         "stripeReceipts": false, "notificationEmail": "finance@alpha.example", "livemode": false});
     let (status, _) = off
         .host("PUT", "/merchants/alpha", Some(&settings.to_string()))
@@ -216,4 +216,62 @@ fn health_is_on_both_listeners_and_the_public_one_keeps_its_routes() {
     // The public listener still takes Stripe's (here unsigned: refused by the plugin, 400).
     let (status, _) = off.host("POST", "/webhooks/stripe", Some("{}")).unwrap();
     assert_eq!(status, 400);
+}
+
+/// Security review S17: the platform-wide idempotency key of account
+/// creation comes from the merchant's id, never from the caller's body, so
+/// one merchant cannot replay another's account creation and be handed
+/// its account.
+#[test]
+fn a_merchant_cannot_choose_the_key_that_creates_its_account() {
+    let off = offline();
+    for id in ["alpha", "beta"] {
+        let (status, _) = off
+            .host("PUT", &format!("/merchants/{id}"), Some("{}"))
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+    let request = json!({"email": "owner@alpha.example", "country": "GB"});
+    let (status, alpha) = off
+        .host(
+            "POST",
+            "/merchants/alpha/onboarding",
+            Some(&request.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{alpha}");
+    off.exchanges();
+    let stolen = json!({"email": "owner@alpha.example", "country": "GB", "merchantRef": "alpha"});
+    let (status, reply) = off
+        .host(
+            "POST",
+            "/merchants/beta/onboarding",
+            Some(&stolen.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        off.exchanges().is_empty(),
+        "a refused onboarding reached Stripe"
+    );
+    let (status, beta) = off
+        .host(
+            "POST",
+            "/merchants/beta/onboarding",
+            Some(&request.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{beta}");
+    assert_ne!(beta["accountId"], alpha["accountId"]);
+    let keys: Vec<String> = off
+        .exchanges()
+        .iter()
+        .flat_map(|x| x.headers.clone())
+        .filter(|(k, _)| k == "Idempotency-Key")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        keys.contains(&"account-create:beta".to_string()),
+        "{keys:?}"
+    );
 }

@@ -180,7 +180,7 @@ fn webhooks_that_stripe_did_not_sign_for_this_merchant_change_nothing() {
     );
 
     let mut foreign: Value = serde_json::from_slice(&body).unwrap();
-    foreign["account"] = "acct_someone_else".into();
+    foreign["account"] = "acct_SomeoneElse".into();
     let foreign = serde_json::to_vec(&foreign).unwrap();
     check(
         h.delivery(&foreign, SECRET),
@@ -293,7 +293,7 @@ fn a_customer_in_another_account_cannot_be_linked() {
     let h = Harness::new();
     let theirs = h.stripe_customer("Theirs");
     let mut m = h.merchant.clone();
-    m.account_id = "acct_other_merchant".into();
+    m.account_id = "acct_OtherMerchant".into();
     h.emulator.connect_existing(&m.account_id, "Other Merchant");
     let result = h
         .runtime

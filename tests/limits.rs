@@ -70,7 +70,7 @@ fn an_instance_serves_one_merchant_and_is_dropped_after_a_trap_or_a_limit() {
     let h = Harness::with(ROGUE_WASM, limits, None);
     let a = h.merchant.clone();
     let b = host_harness::bindings::Merchant {
-        account_id: "acct_other_merchant".into(),
+        account_id: "acct_OtherMerchant".into(),
         ..a.clone()
     };
     assert_eq!(count(&h, &a), "call 1 of this instance");
@@ -299,7 +299,7 @@ impl HttpBackend for Recorder {
         Ok(Response {
             status: 200,
             headers: vec![],
-            body: br#"{"id":"acct_created_now","object":"account"}"#.to_vec(),
+            body: br#"{"id":"acct_CreatedNow","object":"account"}"#.to_vec(),
         })
     }
 }
@@ -334,19 +334,19 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     };
     let onboard = |call: &str| onboard_as(&h.merchant, call);
     let denied = [
-        "GET /v1/customers/cus_1 acct_someone_else",
+        "GET /v1/customers/cus_1 acct_SomeoneElse",
         "POST /v1/refunds?payment_intent=pi_1 -",
         "POST /v1/payment_intents/pi_1/cancel -",
         "GET /v1/balance -",
-        "POST /v1/accounts/acct_test_merchant -",
+        "POST /v1/accounts/acct_TestMerchant -",
         "POST /v1/transfers?amount=1 -",
         "DELETE /v1/customers/cus_1 -",
-        "POST /v1/account_links?account=acct_someone_else -",
-        "POST /v1/accounts acct_test_merchant",
+        "POST /v1/account_links?account=acct_SomeoneElse -",
+        "POST /v1/accounts acct_TestMerchant",
         // Security review S14: the platform only from start-onboarding.
         "POST /v1/accounts -",
         // S3: an allow-list of headers.
-        "GET /v1/customers/cus_1 - header:Stripe-Context:acct_someone_else",
+        "GET /v1/customers/cus_1 - header:Stripe-Context:acct_SomeoneElse",
         "GET /v1/customers/cus_1 - header:X-Anything:1",
         // S13: what is sent is what was checked.
         "GET /v1/balance/../customers/cus_1 -",
@@ -361,8 +361,8 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     let mut on_platform = h.merchant.clone();
     on_platform.account_id = String::new();
     for call in [
-        "POST /v1/account_links?account=acct_someone_else - keep-query",
-        "POST /v1/account_links - body:account=acct_test_merchant&account=acct_someone_else",
+        "POST /v1/account_links?account=acct_SomeoneElse - keep-query",
+        "POST /v1/account_links - body:account=acct_TestMerchant&account=acct_SomeoneElse",
         "POST /v1/account_links - body:type=account_onboarding",
         "POST /v1/account_links - body:account=",
     ] {
@@ -377,23 +377,23 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     );
     for call in [
         "GET /v1/customers/cus_1 -",
-        "GET /v1/customers/cus_1 acct_test_merchant",
+        "GET /v1/customers/cus_1 acct_TestMerchant",
         "GET /v1/customers/cus_1 - header:Idempotency-Key:k",
     ] {
         assert_eq!(ask(call), "answered 200", "{call}");
     }
     for call in [
         "POST /v1/accounts -",
-        "POST /v1/account_links?account=acct_test_merchant -",
+        "POST /v1/account_links?account=acct_TestMerchant -",
     ] {
         assert_eq!(onboard(call), "answered 200", "{call}");
     }
     assert_eq!(
         *seen.0.lock().unwrap(),
         [
-            "GET /v1/customers/cus_1 acct_test_merchant",
-            "GET /v1/customers/cus_1 acct_test_merchant",
-            "GET /v1/customers/cus_1 acct_test_merchant",
+            "GET /v1/customers/cus_1 acct_TestMerchant",
+            "GET /v1/customers/cus_1 acct_TestMerchant",
+            "GET /v1/customers/cus_1 acct_TestMerchant",
             "POST /v1/accounts -",
             "POST /v1/account_links -",
         ],

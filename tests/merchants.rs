@@ -8,8 +8,8 @@ use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const ALPHA: &str = "acct_alpha_isolation";
-const BETA: &str = "acct_beta_isolation";
+const ALPHA: &str = "acct_AlphaIsolation";
+const BETA: &str = "acct_BetaIsolation";
 
 fn offline() -> Offline {
     Offline::start(&Flags::default()).expect("offline host")

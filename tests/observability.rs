@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-const ACCOUNT: &str = "acct_observed_merchant";
+const ACCOUNT: &str = "acct_ObservedMerchant";
 
 /// Every log line of this test binary, as the JSON format writes them.
 fn captured_logs() -> Arc<Mutex<Vec<u8>>> {

@@ -20,7 +20,7 @@ use stripe_emulator::{Emulator, form};
 /// 2025-11-28T00:00:00Z
 pub const NOW_MS: u64 = 1_764_288_000_000;
 pub const SECRET: &str = "whsec_test_harness_secret";
-pub const ACCOUNT: &str = "acct_test_merchant";
+pub const ACCOUNT: &str = "acct_TestMerchant";
 /// The metadata key under which the plugin names its invoice on Stripe objects.
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));

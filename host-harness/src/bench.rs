@@ -18,7 +18,7 @@ use std::time::Instant;
 use stripe_emulator::signature_header;
 
 const SECRET: &str = "whsec_bench_secret";
-const WRONG_ACCOUNT: &str = "acct_bench_wrong_secret";
+const WRONG_ACCOUNT: &str = "acct_BenchWrongSecret";
 
 /// One runtime with the bench invoice sent, and the event that pays it.
 struct Bench {
@@ -332,7 +332,7 @@ impl crate::imports::HttpBackend for Timed {
 /// Checkout link), and the share of the time spent waiting on HTTP.
 pub fn finalize(invoices: u32) -> Result<()> {
     use stripe_emulator::server::RunningEmulator;
-    let account = "acct_bench_merchant";
+    let account = "acct_BenchMerchant";
     let clock = Clock::System;
     let emulator = stripe_emulator::Emulator::new(stripe_emulator::Clock::system());
     emulator.connect_existing(account, "Bench Merchant");

@@ -263,8 +263,14 @@ impl Settings {
             bail!("merchant.id must be 1 to 64 letters, digits, - or _");
         }
         let display_name = flags.display_name.clone().or(m.display_name.clone());
+        let account_id = flags.account.clone().or(m.account_id).unwrap_or_default();
+        if !account_id.is_empty() && !crate::merchants::valid_account_id(&account_id) {
+            bail!(
+                "merchant.account_id must be acct_ and letters or digits (or empty: the platform account)"
+            );
+        }
         let merchant = Merchant {
-            account_id: flags.account.clone().or(m.account_id).unwrap_or_default(),
+            account_id,
             stripe_api_base: stripe_api_base.clone(),
             auto_charge: flags.auto_charge.or(m.auto_charge).unwrap_or(true),
             show_payment_link: flags
@@ -288,6 +294,13 @@ impl Settings {
                 .unwrap_or(300),
             livemode: flags.livemode.or(m.livemode).unwrap_or(false),
         };
+        check_tolerance(merchant.webhook_tolerance_secs)?;
+        if merchant.livemode && merchant.pay_link_base.starts_with("http://") {
+            tracing::warn!(
+                pay_link_base = %merchant.pay_link_base,
+                "live mode with an http:// pay-link base: customers' pay links travel unencrypted; serve them over https"
+            );
+        }
         let default_limits = Limits::default();
         let pay_link = if flags.pay_link_secrets.is_empty() {
             m.pay_link_secrets.unwrap_or_default()
@@ -354,6 +367,18 @@ impl Settings {
     }
 }
 
+/// Stripe's SDKs accept signatures up to 300 s old; below 1 s every event
+/// is refused, and beyond 600 s replay protection is mostly gone (security
+/// review S19).
+fn check_tolerance(secs: u32) -> Result<()> {
+    if !(1..=600).contains(&secs) {
+        bail!(
+            "webhook_tolerance_secs must be between 1 and 600 (Stripe's SDKs use 300), not {secs}"
+        );
+    }
+    Ok(())
+}
+
 fn load(path: &Path) -> Result<FileConfig> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -363,6 +388,29 @@ fn load(path: &Path) -> Result<FileConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_tolerance_outside_1_to_600_seconds_is_refused() {
+        for (secs, ok) in [
+            (0, false),
+            (1, true),
+            (300, true),
+            (600, true),
+            (601, false),
+            (86_400, false),
+        ] {
+            let flags = Flags {
+                webhook_tolerance_secs: Some(secs),
+                ..Default::default()
+            };
+            assert_eq!(Settings::resolve(&flags).is_ok(), ok, "{secs}");
+        }
+        let flags = Flags {
+            account: Some("acct_a\nb".into()),
+            ..Default::default()
+        };
+        assert!(Settings::resolve(&flags).is_err());
+    }
 
     #[test]
     fn the_sample_config_parses_and_flags_override_it() {

@@ -79,7 +79,7 @@ impl Offline {
             _ => dir.0.join("host.db"),
         };
         flags.db.get_or_insert(db);
-        flags.account.get_or_insert("acct_demo_merchant".into());
+        flags.account.get_or_insert("acct_DemoMerchant".into());
         flags
             .notification_email
             .get_or_insert("finance@merchant.example".into());

@@ -5,7 +5,9 @@
 //! log, and pay-link tokens are written as `{token}`.
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +37,7 @@ where
         .with_ansi(colour)
         .with_writer(writer);
     match format {
-        LogFormat::Text => Box::new(builder.finish()),
+        LogFormat::Text => Box::new(builder.fmt_fields(one_line_fields()).finish()),
         LogFormat::Json => Box::new(
             builder
                 .json()
@@ -44,6 +46,35 @@ where
                 .finish(),
         ),
     }
+}
+
+/// Text fields written on one line whatever they hold: a CR, an LF or any
+/// other control character in a value (an invoice number, a Stripe message,
+/// an id from a request) is escaped, so no value can forge a log line
+/// (security review S16). JSON escapes them itself.
+fn one_line_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
+    format::debug_fn(|w, field, value| {
+        let text = escape_controls(&format!("{value:?}"));
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{}={text}", field.name())
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with its control characters written as escapes (`\n`, `\r`, `\u{1b}`).
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Logs to stderr for the rest of the process (a second call changes nothing).
@@ -60,4 +91,38 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing::subscriber::set_global_default(subscriber(format, writer, false)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Security review S16: a value with CR/LF forges no line.
+    #[test]
+    fn a_value_with_a_newline_writes_no_second_line() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let sub = subscriber(LogFormat::Text, move || writer.clone(), false);
+        tracing::subscriber::with_default(sub, || {
+            let number = "INV-1\nINFO forged=line";
+            tracing::info!(invoice = %number, account = "acct_x\r\nX: y", "sent {}", "a\nb");
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains(r"INV-1\nINFO forged=line"), "{text}");
+    }
 }

@@ -49,10 +49,11 @@ impl MerchantSettings {
         let settings: Self = serde_json::from_slice(body)
             .map_err(|e| PutError::Invalid(format!("invalid merchant settings: {e}")))?;
         if let Some(a) = &settings.account_id
-            && !(a.starts_with("acct_") && a.len() <= 255)
+            && !a.is_empty()
+            && !valid_account_id(a)
         {
             return Err(PutError::Invalid(
-                "accountId must be a connected account id, acct_...".into(),
+                "accountId must be a connected account id: acct_ and letters or digits".into(),
             ));
         }
         Ok(settings)
@@ -62,6 +63,14 @@ impl MerchantSettings {
     pub fn account(&self) -> Option<&str> {
         self.account_id.as_deref().filter(|a| !a.is_empty())
     }
+}
+
+/// A connected account id as Stripe makes them: `acct_` and 1 to 250
+/// letters or digits. Nothing else reaches a log line, a header or a key.
+pub fn valid_account_id(id: &str) -> bool {
+    id.strip_prefix("acct_").is_some_and(|rest| {
+        (1..=250).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+    })
 }
 
 /// A merchant id is the platform's: 1 to 64 letters, digits, `-` or `_`, so
@@ -117,5 +126,35 @@ impl<'a> Merchants<'a> {
             ))),
             Err(MerchantPutError::Store(e)) => Err(PutError::Storage(e.into())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Security review S16: an account id is written into logs and
+    /// headers; only Stripe's own shape is taken.
+    #[test]
+    fn an_account_id_is_acct_and_letters_and_digits_only() {
+        for bad in [
+            "acct_a\nFORGED",
+            "acct_a\r\nX-Injected: 1",
+            "acct_a b",
+            "acct_",
+            "acct_a_b",
+            "cus_123",
+        ] {
+            let body = serde_json::json!({ "accountId": bad }).to_string();
+            assert!(
+                matches!(
+                    MerchantSettings::parse(body.as_bytes()),
+                    Err(PutError::Invalid(_))
+                ),
+                "{bad:?} was taken"
+            );
+        }
+        let ok = serde_json::json!({ "accountId": "acct_1Nv0FGQ9RKHgCVdK" }).to_string();
+        assert!(MerchantSettings::parse(ok.as_bytes()).is_ok());
     }
 }

@@ -1035,13 +1035,23 @@ impl App {
 
     /// Creates the merchant's connected account (once: a merchant that has
     /// one gets a fresh link for it), stores it on the merchant, and returns
-    /// the Account Link. `merchantRef` defaults to the merchant's id.
+    /// the Account Link. The reference Stripe keeps is the merchant's id.
     fn onboarding(&self, scope: &Scope, body: &[u8]) -> anyhow::Result<Reply> {
         let v: Value = serde_json::from_slice(body).unwrap_or_default();
         let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        // The platform-wide idempotency key of the account's creation is
+        // made from this reference: it is the merchant's id, never the
+        // caller's choice (security review S17).
+        if v.get("merchantRef").is_some_and(|r| r != scope.id.as_str()) {
+            return Ok(Reply::error(
+                400,
+                "merchantRef is the merchant's id and cannot be chosen",
+                false,
+            ));
+        }
         let base = &scope.merchant.pay_link_base;
         let req = OnboardingRequest {
-            merchant_ref: v["merchantRef"].as_str().unwrap_or(&scope.id).to_string(),
+            merchant_ref: scope.id.clone(),
             email: field("email"),
             country: field("country"),
             refresh_url: format!("{base}/onboarding/refresh"),

@@ -15,7 +15,7 @@ stripe_port=$(free_port)
 host_port=$(free_port)
 admin_port=$(free_port)
 secret="whsec_browser_$(date +%s%N)"
-account=acct_browser_merchant
+account=acct_BrowserMerchant
 export STRIPE_API_KEY="sk_test_browser_$RANDOM"
 
 business="Browser Test Shop"

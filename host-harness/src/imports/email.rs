@@ -15,12 +15,19 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
     if msg.to.is_empty() {
         return Err(EmailError::Rejected("no recipient".into()));
     }
+    if let Some(bad) = msg.to.iter().chain(&msg.cc).find(|a| !plain_address(a)) {
+        return Err(EmailError::Rejected(format!(
+            "recipient {} is not a plain address",
+            crate::logging::escape_controls(bad)
+        )));
+    }
+    let subject = one_line(&msg.subject);
     let email = OutgoingEmail {
         ns: &host.namespace,
         dedupe_key: &msg.dedupe_key,
         recipients: msg.to.join(", "),
         cc: msg.cc.join(", "),
-        subject: &msg.subject,
+        subject: &subject,
         text_body: &msg.text_body,
         html_body: msg.html_body.as_deref(),
         created_ms: i64::try_from(host.env.clock.now_ms()).unwrap_or(i64::MAX),
@@ -36,9 +43,58 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
     }
     tracing::info!(
         account = %host.namespace,
-        subject = %msg.subject,
+        subject = %subject,
         dedupe_key = %msg.dedupe_key,
         "email queued"
     );
     Ok(Delivery::Sent)
+}
+
+/// An address as a mail header carries it: `local@domain`, no spaces, no
+/// control characters, no second address or display name smuggled in.
+fn plain_address(a: &str) -> bool {
+    let forbidden = |c: char| c.is_control() || c.is_whitespace() || "<>,;\"()[]\\".contains(c);
+    match a.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && a.len() <= 254
+                && !a.chars().any(forbidden)
+        }
+        None => false,
+    }
+}
+
+/// A subject on one line: CR, LF and other control characters become
+/// spaces, so no header can be added through it (security review S16).
+fn one_line(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_stays_one_line_and_an_address_stays_one_address() {
+        assert_eq!(
+            one_line("Payment failed\r\nBcc: x@evil.test"),
+            "Payment failed  Bcc: x@evil.test"
+        );
+        assert!(plain_address("finance@merchant.example"));
+        for bad in [
+            "a@b\r\nBcc: x@evil.test",
+            "Eve <eve@evil.test>",
+            "a@b, c@d",
+            "nobody",
+            "a@@b",
+            "a b@c",
+        ] {
+            assert!(!plain_address(bad), "{bad:?}");
+        }
+    }
 }

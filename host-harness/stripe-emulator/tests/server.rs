@@ -7,7 +7,7 @@ use std::time::Duration;
 use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Clock, Emulator};
 
-const ACCOUNT: &str = "acct_server_test";
+const ACCOUNT: &str = "acct_ServerTest";
 
 fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()

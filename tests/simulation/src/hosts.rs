@@ -110,7 +110,7 @@ impl Fleet {
             crashes: AtomicUsize::new(0),
         };
         for n in 1..=args.merchants {
-            let account = format!("acct_sim_merchant_{n}");
+            let account = format!("acct_SimMerchant{n}");
             emulator
                 .emulator
                 .connect_existing(&account, &format!("Merchant {n} Ltd"));

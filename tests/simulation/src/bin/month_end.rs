@@ -64,7 +64,7 @@ fn stripe(emu: &Emulator, account: &str, path: &str, form: &str) -> Value {
 }
 
 fn account_of(k: usize) -> String {
-    format!("acct_month_end_{k}")
+    format!("acct_MonthEnd{k}")
 }
 
 /// Invoice `i` belongs to merchant `i % merchants`; one in three has a card on file.
@@ -110,7 +110,7 @@ fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let emulator = Emulator::new(Clock::system());
     let running = RunningEmulator::start(emulator.clone(), "127.0.0.1:0").expect("emulator");
-    let platform = "acct_month_end_platform";
+    let platform = "acct_MonthEndPlatform";
     emulator.connect_existing(platform, "Platform Ltd");
     for k in 0..args.merchants {
         emulator.connect_existing(&account_of(k), &format!("Merchant {k} Ltd"));

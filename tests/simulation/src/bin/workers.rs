@@ -49,7 +49,7 @@ struct Args {
     seed: u64,
 }
 
-const ACCOUNT: &str = "acct_workers_merchant";
+const ACCOUNT: &str = "acct_WorkersMerchant";
 const API_KEY: &str = "sk_test_workers_fake";
 
 /// What each invoice is, by its number.
