@@ -105,7 +105,10 @@ pub struct Flags {
     /// Append every Stripe request and response to FILE as JSON lines (no Authorization).
     #[arg(long, global = true, value_name = "FILE")]
     pub record_http: Option<PathBuf>,
-    /// Where precompiled components are cached [default: the system temp dir].
+    /// Where precompiled components are cached: a directory of this user's
+    /// only (made 0700; one another user owns is not used) [default:
+    /// stripe-plugin-cache beside the SQLite database, or
+    /// $XDG_CACHE_HOME/stripe-plugin for PostgreSQL].
     #[arg(long, global = true)]
     pub cache_dir: Option<PathBuf>,
     /// Stripe API base; the only origin the plugin can reach [default: https://api.stripe.com].
@@ -187,7 +190,8 @@ pub struct Settings {
     pub platform_token_sha256: Vec<String>,
     pub db: PathBuf,
     pub record_http: Option<PathBuf>,
-    pub cache_dir: PathBuf,
+    /// Where compiled components are cached (none: compiled at every start).
+    pub cache_dir: Option<PathBuf>,
     pub stripe_api_base: String,
     pub api_key_env: String,
     pub stripe_timeout_secs: u64,
@@ -307,6 +311,11 @@ impl Settings {
         } else {
             flags.pay_link_secrets.clone()
         };
+        let db: PathBuf = flags
+            .db
+            .clone()
+            .or(file.db)
+            .unwrap_or_else(|| "host-harness.db".into());
         Ok(Self {
             admin_listen: flags
                 .admin_listen
@@ -322,17 +331,13 @@ impl Settings {
                 webhook_signing: webhook_secrets,
                 pay_link,
             },
-            db: flags
-                .db
-                .clone()
-                .or(file.db)
-                .unwrap_or_else(|| "host-harness.db".into()),
-            record_http: flags.record_http.clone().or(file.record_http),
             cache_dir: flags
                 .cache_dir
                 .clone()
                 .or(file.cache_dir)
-                .unwrap_or_else(|| std::env::temp_dir().join("stripe-plugin-cache")),
+                .or_else(|| crate::component_cache::default_dir(&db)),
+            db,
+            record_http: flags.record_http.clone().or(file.record_http),
             api_key_env: flags
                 .api_key_env
                 .clone()

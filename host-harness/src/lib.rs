@@ -6,6 +6,7 @@ pub mod access;
 pub mod bench;
 pub mod bench_serve;
 pub mod bindings;
+pub mod component_cache;
 pub mod config;
 pub mod db;
 pub mod demo;

@@ -53,11 +53,16 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Appends to `path`, made `0600`: the answers hold client secrets and
+    /// customers' details (security review S11).
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
         Ok(Self {
             file: Some(Mutex::new(file)),
             memory: None,
@@ -102,5 +107,21 @@ impl Recorder {
             .as_ref()
             .map(|m| std::mem::take(&mut *m.lock().unwrap_or_else(|p| p.into_inner())))
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Security review S11: the recording holds client secrets and PII.
+    #[test]
+    fn a_recording_is_readable_by_this_user_only() {
+        let path = std::env::temp_dir().join(format!("record-mode-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        drop(Recorder::to_file(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o077, 0);
+        std::fs::remove_file(&path).unwrap();
     }
 }

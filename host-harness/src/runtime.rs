@@ -363,12 +363,23 @@ fn start_epoch_ticker(engine: &Engine) {
     });
 }
 
-/// Compiling takes 50-270 ms; deserializing a cached artifact ~0.3 ms. The
-/// cache file is named by the wasm's hash and the engine's compatibility hash.
+/// Compiling takes 50-270 ms; loading a cached artifact a few ms. The
+/// cache file is named by the wasm's hash and the engine's compatibility
+/// hash, and is used only from a private directory, when its own hash
+/// matches (`component_cache`); anything else is compiled again.
 fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+    use crate::component_cache::{self as cache, DirTrust};
     let Some(dir) = cache_dir else {
         return Ok(Component::new(engine, wasm)?);
     };
+    let trust = cache::prepare(dir);
+    if trust != DirTrust::Private {
+        tracing::warn!(
+            dir = %dir.display(),
+            trust = trust.name(),
+            "the component cache directory was open to other users or is not ours: its files are not loaded"
+        );
+    }
     let mut h = Sha256::new();
     h.update(wasm);
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
@@ -379,25 +390,24 @@ fn load_component(engine: &Engine, wasm: &[u8], cache_dir: Option<&Path>) -> Res
         std::hash::Hasher::finish(&engine_hash)
     );
     let path: PathBuf = dir.join(name);
-    if path.exists() {
-        // SAFETY: the file was written by `precompile_component` of an engine with
-        // the same compatibility hash, into a directory only this host writes.
-        if let Ok(c) = unsafe { Component::deserialize_file(engine, &path) } {
+    if trust == DirTrust::Private
+        && let Some(bytes) = cache::read_verified(&path)
+    {
+        // SAFETY: the bytes are those `precompile_component` of an engine
+        // with the same compatibility hash wrote, checked against the
+        // SHA-256 kept beside them, in a directory only this user can write.
+        if let Ok(c) = unsafe { Component::deserialize(engine, &bytes) } {
             return Ok(c);
         }
     }
     let bytes = engine.precompile_component(wasm)?;
-    std::fs::create_dir_all(dir)?;
-    // A private temp name, so concurrent starts never interleave their writes.
-    let tmp = path.with_extension(format!(
-        "{}.{:?}.tmp",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, &path)?;
-    // SAFETY: as above; written just now.
-    Ok(unsafe { Component::deserialize_file(engine, &path) }?)
+    if trust != DirTrust::Refused
+        && let Err(e) = cache::write(&path, &bytes)
+    {
+        tracing::warn!(error = %format!("{e:#}"), "could not cache the compiled component");
+    }
+    // SAFETY: made just now by this engine.
+    Ok(unsafe { Component::deserialize(engine, &bytes) }?)
 }
 
 /// A value as serde sees it, for the scenario tap.

@@ -179,7 +179,7 @@ impl App {
         if keys.pay_link.is_empty() {
             keys.pay_link.push(env.db.pay_link_key()?);
         }
-        let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, Some(&s.cache_dir))?;
+        let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, s.cache_dir.as_deref())?;
         let m = &s.merchant;
         let platform = Platform {
             default_merchant: s.merchant_id.clone(),

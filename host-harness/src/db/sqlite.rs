@@ -101,7 +101,13 @@ pub struct Sqlite {
 }
 
 impl Sqlite {
+    /// Opens (or makes) the database, readable by this user only: SQLite
+    /// gives its `-wal` and `-shm` files the database file's mode, so the
+    /// file is made `0600` first, and one made before, open to others, is
+    /// closed (security review S11).
     pub fn open(path: &Path) -> Result<Self> {
+        private_file(path)
+            .with_context(|| format!("making {} private to this user", path.display()))?;
         let conn = Connection::open(path)
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -236,6 +242,23 @@ const KV_SELECT: &str = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2
      AND (expires_ms IS NULL OR expires_ms > ?3)";
 const KV_UPSERT: &str = "INSERT INTO kv (ns, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms";
+
+/// Creates `path` as `0600` if missing, or takes group and other access away.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), "the database was readable by other users; it is not any more");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
 
 impl Backend for Arc<Sqlite> {
     fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
@@ -835,6 +858,29 @@ impl RecordsTx for SqliteTx<'_, '_> {
 mod tests {
     use super::*;
     use crate::db::DEFAULT_MERCHANT;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Security review S11: the database holds customers, emails with pay
+    /// links and the host's secrets; no other user may read it.
+    #[test]
+    fn the_database_and_its_wal_are_readable_by_this_user_only() {
+        let dir = std::env::temp_dir().join(format!("sqlite-mode-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("host.db");
+        let db = Arc::new(Sqlite::open(&path).unwrap());
+        db.kv_set("ns", "k", b"v", None).unwrap();
+        for file in ["host.db", "host.db-wal", "host.db-shm"] {
+            let mode = std::fs::metadata(dir.join(file)).unwrap().mode();
+            assert_eq!(mode & 0o077, 0, "{file} is {mode:o}");
+        }
+        drop(db);
+        // One made before, open to all, is closed when opened.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        drop(Sqlite::open(&path).unwrap());
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o077, 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_database_from_before_merchants_keeps_its_records_under_the_default_merchant() {
