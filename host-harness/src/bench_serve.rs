@@ -226,6 +226,8 @@ fn start_serve(
             .args(["--sync-every-secs", "0", "--queue-workers", "0"])
             .args(["--notification-email", "finance@merchant.example"])
             .env("STRIPE_API_KEY", "sk_test_bench")
+            // Every worker signs pay links with the same key (a fake one).
+            .env("STRIPE_PLUGIN_PAY_LINK_SECRETS", "plk_test_bench_only")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

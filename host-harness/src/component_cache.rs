@@ -86,7 +86,10 @@ pub fn read_verified(path: &Path) -> Option<Vec<u8>> {
 
 /// Writes the artifact and its SHA-256, each under a random name first.
 pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    write_atomically(&digest_path(path), hex::encode(Sha256::digest(bytes)).as_bytes())?;
+    write_atomically(
+        &digest_path(path),
+        hex::encode(Sha256::digest(bytes)).as_bytes(),
+    )?;
     write_atomically(path, bytes)
 }
 

@@ -54,7 +54,9 @@ pub struct MerchantSection {
     pub pay_link_base: Option<String>,
     pub notification_email: Option<String>,
     pub webhook_secrets: Option<Vec<String>>,
+    pub webhook_secrets_file: Option<PathBuf>,
     pub pay_link_secrets: Option<Vec<String>>,
+    pub pay_link_secrets_file: Option<PathBuf>,
     pub webhook_tolerance_secs: Option<u32>,
     pub livemode: Option<bool>,
 }
@@ -146,13 +148,33 @@ pub struct Flags {
     /// The merchant's notification email.
     #[arg(long, global = true)]
     pub notification_email: Option<String>,
-    /// Webhook signing secret, whsec_...; repeat while rotating.
-    #[arg(long = "webhook-secret", global = true)]
+    /// Webhook signing secret, whsec_...; repeat while rotating. Prefer the
+    /// environment or a file: argv is readable by every local user.
+    #[arg(
+        long = "webhook-secret",
+        global = true,
+        env = "STRIPE_PLUGIN_WEBHOOK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub webhook_secrets: Vec<String>,
+    /// A file of webhook signing secrets, one per line (newest first).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub webhook_secrets_file: Option<PathBuf>,
     /// Key of the pay-link tokens, newest first; repeat while rotating
-    /// [default: generated on first start and kept in the database].
-    #[arg(long = "pay-link-secret", global = true)]
+    /// [default on SQLite: made on first start, kept in a 0600 file beside
+    /// the database; PostgreSQL needs one].
+    #[arg(
+        long = "pay-link-secret",
+        global = true,
+        env = "STRIPE_PLUGIN_PAY_LINK_SECRETS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub pay_link_secrets: Vec<String>,
+    /// A file of pay-link keys, one per line (newest first).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pay_link_secrets_file: Option<PathBuf>,
     /// Oldest accepted webhook signature, in seconds [default: 300].
     #[arg(long, global = true)]
     pub webhook_tolerance_secs: Option<u32>,
@@ -249,11 +271,14 @@ impl Settings {
             .clone()
             .or(file.stripe.api_base)
             .unwrap_or_else(|| "https://api.stripe.com".into());
-        let webhook_secrets = if flags.webhook_secrets.is_empty() {
-            m.webhook_secrets.unwrap_or_default()
-        } else {
-            flags.webhook_secrets.clone()
-        };
+        let webhook_secrets = first_given(
+            &flags.webhook_secrets,
+            flags
+                .webhook_secrets_file
+                .as_ref()
+                .or(m.webhook_secrets_file.as_ref()),
+            m.webhook_secrets.clone(),
+        )?;
         if let Some(bad) = webhook_secrets.iter().find(|s| !s.starts_with("whsec_")) {
             bail!(
                 "webhook secret \"{}...\" does not look like whsec_...",
@@ -306,11 +331,14 @@ impl Settings {
             );
         }
         let default_limits = Limits::default();
-        let pay_link = if flags.pay_link_secrets.is_empty() {
-            m.pay_link_secrets.unwrap_or_default()
-        } else {
-            flags.pay_link_secrets.clone()
-        };
+        let pay_link = first_given(
+            &flags.pay_link_secrets,
+            flags
+                .pay_link_secrets_file
+                .as_ref()
+                .or(m.pay_link_secrets_file.as_ref()),
+            m.pay_link_secrets.clone(),
+        )?;
         let db: PathBuf = flags
             .db
             .clone()
@@ -372,6 +400,27 @@ impl Settings {
     }
 }
 
+/// Secrets from the flag or the environment, else from the file, else from
+/// the config file itself.
+fn first_given(
+    given: &[String],
+    file: Option<&PathBuf>,
+    inline: Option<Vec<String>>,
+) -> Result<Vec<String>> {
+    let given: Vec<String> = given
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !given.is_empty() {
+        return Ok(given);
+    }
+    match file {
+        Some(path) => crate::secrets::read_file(path),
+        None => Ok(inline.unwrap_or_default()),
+    }
+}
+
 /// Stripe's SDKs accept signatures up to 300 s old; below 1 s every event
 /// is refused, and beyond 600 s replay protection is mostly gone (security
 /// review S19).
@@ -415,6 +464,19 @@ mod tests {
             ..Default::default()
         };
         assert!(Settings::resolve(&flags).is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_a_file_when_no_flag_gives_them() {
+        let path = std::env::temp_dir().join(format!("secrets-file-{}", std::process::id()));
+        std::fs::write(&path, "# rotating\nwhsec_new_one\n\nwhsec_old_one\n").unwrap();
+        let flags = Flags {
+            webhook_secrets_file: Some(path.clone()),
+            ..Default::default()
+        };
+        let s = Settings::resolve(&flags).unwrap();
+        assert_eq!(s.keys.webhook_signing, ["whsec_new_one", "whsec_old_one"]);
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

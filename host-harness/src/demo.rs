@@ -78,6 +78,13 @@ impl Offline {
             }
             _ => dir.0.join("host.db"),
         };
+        if crate::secrets::is_postgres(&db) && flags.pay_link_secrets.is_empty() {
+            // Workers on PostgreSQL are given their pay-link key.
+            let key = crate::tokens::random_bytes::<32>()?;
+            flags
+                .pay_link_secrets
+                .push(format!("plk_{}", hex::encode(key)));
+        }
         flags.db.get_or_insert(db);
         flags.account.get_or_insert("acct_DemoMerchant".into());
         flags

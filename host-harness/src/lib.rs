@@ -23,6 +23,7 @@ pub mod portable;
 pub mod queue;
 pub mod record;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod state;
 pub mod tokens;

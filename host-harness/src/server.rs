@@ -177,7 +177,8 @@ impl App {
     pub fn with_env(s: &Settings, env: Arc<HostEnv>) -> anyhow::Result<Self> {
         let mut keys = s.keys.clone();
         if keys.pay_link.is_empty() {
-            keys.pay_link.push(env.db.pay_link_key()?);
+            keys.pay_link
+                .push(crate::secrets::unconfigured_pay_link_key(&s.db, &env.db)?);
         }
         let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, s.cache_dir.as_deref())?;
         let m = &s.merchant;

@@ -127,9 +127,10 @@ pub trait Backend: Send + Sync {
     fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
     fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
 
-    /// The named host secret, made by `make` and kept on first use (the
-    /// first writer wins when several hosts start at once).
-    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String>;
+    /// A host secret an older version kept in the store (the pay-link key):
+    /// read to move it out, never written any more.
+    fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>>;
+    fn delete_legacy_host_secret(&self, name: &str) -> StoreResult<()>;
 
     fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>>;
     /// The merchant whose connected account is `account`: its id and settings.
@@ -314,26 +315,6 @@ impl Db {
     /// The next count of writes with an expiry.
     pub fn tick(&self) -> u64 {
         self.ticks.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
-    }
-
-    /// The pay-link key made on first start and kept in the store (256
-    /// random bits from the OS), for a host configured without one.
-    pub fn pay_link_key(&self) -> Result<String> {
-        let make = || {
-            let mut bytes = [0u8; 32];
-            let read = std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
-            match read {
-                Ok(()) => format!("plk_{}", hex::encode(bytes)),
-                Err(_) => String::new(),
-            }
-        };
-        let key = self.backend.host_secret("pay-link", &make)?;
-        anyhow::ensure!(
-            !key.is_empty(),
-            "could not read /dev/urandom for a pay-link key"
-        );
-        Ok(key)
     }
 
     /// One kv value, live or expired, read outside any plugin call.

@@ -331,17 +331,19 @@ impl Backend for Postgres {
             .collect())
     }
 
-    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String> {
-        let mut conn = self.conn()?;
-        conn.execute(
-            "INSERT INTO host_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &make()],
-        )
-        .map_err(failure)?;
-        let row = conn
-            .query_one("SELECT value FROM host_secrets WHERE name = $1", &[&name])
+    fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .conn()?
+            .query_opt("SELECT value FROM host_secrets WHERE name = $1", &[&name])
             .map_err(failure)?;
-        Ok(row.get(0))
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn delete_legacy_host_secret(&self, name: &str) -> StoreResult<()> {
+        self.conn()?
+            .execute("DELETE FROM host_secrets WHERE name = $1", &[&name])
+            .map(drop)
+            .map_err(failure)
     }
 
     fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>> {

@@ -381,22 +381,21 @@ impl Backend for Arc<Sqlite> {
         rows.collect::<rusqlite::Result<_>>().map_err(failure)
     }
 
-    fn host_secret(&self, name: &str, make: &dyn Fn() -> String) -> StoreResult<String> {
-        let conn = self.conn();
-        let select = "SELECT value FROM host_secrets WHERE name = ?1";
-        let kept: Option<String> = conn
-            .query_row(select, [name], |r| r.get(0))
+    fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT value FROM host_secrets WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
             .optional()
-            .map_err(failure)?;
-        if let Some(k) = kept {
-            return Ok(k);
-        }
-        conn.execute(
-            "INSERT OR IGNORE INTO host_secrets (name, value) VALUES (?1, ?2)",
-            params![name, make()],
-        )
-        .map_err(failure)?;
-        conn.query_row(select, [name], |r| r.get(0))
+            .map_err(failure)
+    }
+
+    fn delete_legacy_host_secret(&self, name: &str) -> StoreResult<()> {
+        self.conn()
+            .execute("DELETE FROM host_secrets WHERE name = ?1", [name])
+            .map(drop)
             .map_err(failure)
     }
 
@@ -876,7 +875,8 @@ mod tests {
         }
         drop(db);
         // One made before, open to all, is closed when opened.
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
         drop(Sqlite::open(&path).unwrap());
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o077, 0);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -194,6 +194,8 @@ pub fn start_workers(n: usize, s: &Spawn) -> Vec<Worker> {
                 .arg(s.dir.join("cache"))
                 .args(s.extra_args)
                 .env("STRIPE_API_KEY", s.api_key)
+                // Every worker signs pay links with the same key (a fake one).
+                .env("STRIPE_PLUGIN_PAY_LINK_SECRETS", "plk_test_fleet_only")
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
