@@ -393,3 +393,74 @@ fn a_periodic_sync_is_one_job_per_merchant_whichever_worker_asks() {
         "the sync caught alpha up"
     );
 }
+
+/// Security review S5: a finalize queued for merchant alpha on its account
+/// never runs once alpha lost that account: not on the platform's account
+/// (no account at all), nor on another account alpha was given meanwhile.
+/// The job ends as a dead letter, and nothing reaches Stripe.
+#[test]
+fn a_queued_job_runs_only_on_the_account_it_was_queued_for() {
+    for (case, later) in [
+        ("no account", json!({})),
+        ("another account", json!({"accountId": "acct_AlphaNew"})),
+    ] {
+        let off = offline();
+        connected_merchant(&off, "alpha", ALPHA, false);
+        off.stripe(
+            "POST",
+            "/_test/accounts/acct_AlphaNew/connect",
+            Some("business_name=New"),
+        )
+        .unwrap();
+        let fault = format!(
+            "path=/v1/checkout/sessions&method=POST&fault=rate_limit&account={ALPHA}&times=5"
+        );
+        assert_eq!(
+            off.stripe("POST", "/_test/faults", Some(&fault)).unwrap().0,
+            200
+        );
+        let (status, _) = off
+            .host("POST", "/merchants/alpha/invoices", Some(INVOICE_JSON))
+            .unwrap();
+        assert_eq!(status, 201);
+        let (status, body) = off
+            .host("POST", "/merchants/alpha/invoices/inv_01/finalize", None)
+            .unwrap();
+        assert_eq!(status, 503, "{case}: {body}");
+        assert_eq!(body["queued"], true, "{case}: {body}");
+        let (status, _) = off
+            .host("PUT", "/merchants/alpha", Some(&later.to_string()))
+            .unwrap();
+        assert_eq!(status, 200);
+        off.stripe("POST", "/_test/faults/heal", Some("")).unwrap();
+        off.exchanges();
+        // The job is due after Stripe's Retry-After; run what is due until it is gone.
+        let start = std::time::Instant::now();
+        let dead = loop {
+            off.app.run_next_job().unwrap();
+            let (_, dead) = off
+                .host("GET", "/merchants/alpha/dead-letters", None)
+                .unwrap();
+            let (_, inv) = off
+                .host("GET", "/merchants/alpha/invoices/inv_01", None)
+                .unwrap();
+            if dead["data"].as_array().is_some_and(|d| !d.is_empty()) || inv["status"] != "DRAFT" {
+                break dead;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{case}: the job never ran"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            off.exchanges().is_empty(),
+            "{case}: the queued finalize reached Stripe"
+        );
+        assert_eq!(
+            dead["data"].as_array().map(Vec::len),
+            Some(1),
+            "{case}: {dead}"
+        );
+    }
+}

@@ -122,6 +122,7 @@ impl App {
             run_at_ms: now + backoff_ms(0, 1, Failure::of(e), retry_after(e)),
             created_ms: now,
             error: &e.message(),
+            account: &scope.merchant.account_id,
         })?;
         tracing::info!(
             kind = kind.name(),
@@ -152,6 +153,7 @@ impl App {
                     run_at_ms: now,
                     created_ms: now,
                     error: "",
+                    account: &scope.merchant.account_id,
                 })?;
             }
         }
@@ -217,6 +219,9 @@ impl App {
                 job.merchant
             )));
         };
+        if let Some(why) = self.account_moved(&scope, job) {
+            return Ok(JobResult::GaveUp(why));
+        }
         match JobKind::parse(&job.kind) {
             Some(JobKind::Finalize) => self.run_finalize(&scope, &job.subject),
             Some(JobKind::Sync) => Ok(match self.sync_one(&scope)? {
@@ -224,6 +229,33 @@ impl App {
                 Err(e) => JobResult::of(e),
             }),
             None => Ok(JobResult::GaveUp(format!("unknown job kind {}", job.kind))),
+        }
+    }
+
+    /// Why a job must not run on the merchant as it is now (security review
+    /// S5): it lost its connected account (a job never runs on the
+    /// platform's account for a merchant that is not the platform's own
+    /// default), or it has another account than the one the job was queued
+    /// for, whose customers and records are not this job's.
+    fn account_moved(&self, scope: &Scope, job: &Job) -> Option<String> {
+        let now = scope.merchant.account_id.as_str();
+        if !scope.connected(&self.platform) {
+            return Some(format!(
+                "merchant {} has no connected account any more",
+                scope.id
+            ));
+        }
+        match job.account.as_deref() {
+            Some(queued) if queued != now => Some(format!(
+                "merchant {} moved from account {queued} to {}; the job was for the first",
+                scope.id,
+                if now.is_empty() {
+                    "the platform's"
+                } else {
+                    now
+                }
+            )),
+            _ => None,
         }
     }
 

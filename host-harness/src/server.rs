@@ -120,7 +120,7 @@ pub struct Scope {
 impl Scope {
     /// Whether the merchant can use Stripe yet: the default merchant may run
     /// on the platform's own account, any other needs its connected one.
-    fn connected(&self, platform: &Platform) -> bool {
+    pub(crate) fn connected(&self, platform: &Platform) -> bool {
         self.id == platform.default_merchant || !self.merchant.account_id.is_empty()
     }
 }
@@ -942,6 +942,7 @@ impl App {
                 run_at_ms: now,
                 created_ms: now,
                 error: "reopened before its send completed",
+                account: &scope.merchant.account_id,
             })?;
         }
         Ok(())

@@ -212,6 +212,9 @@ pub struct NewJob<'a> {
     pub run_at_ms: i64,
     pub created_ms: i64,
     pub error: &'a str,
+    /// The connected account the work is for ("" for the platform's own):
+    /// the job runs only while its merchant still has this account.
+    pub account: &'a str,
 }
 
 /// A queued job, held by the worker that claimed it.
@@ -223,6 +226,9 @@ pub struct Job {
     pub subject: String,
     /// Runs so far, this one included.
     pub attempts: i32,
+    /// The account it was queued for; none for a job from before accounts
+    /// were kept (or revived from a dead letter).
+    pub account: Option<String>,
 }
 
 /// A job that failed for good, kept for an operator to read and retry.
@@ -453,6 +459,7 @@ mod tests {
                     run_at_ms: 0,
                     created_ms: 0,
                     error: "",
+                    account: "",
                 };
                 assert!(stores[i % 4].enqueue_job(&job).unwrap());
                 assert!(!stores[0].enqueue_job(&job).unwrap(), "queued once");
@@ -495,6 +502,7 @@ mod tests {
             run_at_ms: 100,
             created_ms: 50,
             error: "429",
+            account: "acct_M",
         };
         db.enqueue_job(&job).unwrap();
         assert_eq!(db.claim_job(99, 1_000).unwrap(), None, "not due yet");

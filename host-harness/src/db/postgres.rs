@@ -108,6 +108,9 @@ CREATE TABLE platform_tokens (
     revoked_ms BIGINT
 );
 ",
+    "
+ALTER TABLE jobs ADD COLUMN account TEXT;
+",
 ];
 
 pub struct Postgres {
@@ -487,8 +490,8 @@ impl Backend for Postgres {
         let n = self
             .conn()?
             .execute(
-                "INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (merchant, kind, subject) DO NOTHING",
+                "INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (merchant, kind, subject) DO NOTHING",
                 &[
                     &job.merchant,
                     &job.kind,
@@ -496,6 +499,7 @@ impl Backend for Postgres {
                     &job.run_at_ms,
                     &job.created_ms,
                     &job.error,
+                    &job.account,
                 ],
             )
             .map_err(failure)?;
@@ -512,7 +516,7 @@ impl Backend for Postgres {
                  WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= $1
                              AND (locked_until_ms IS NULL OR locked_until_ms <= $1)
                              ORDER BY run_at_ms, id LIMIT 1 FOR UPDATE SKIP LOCKED)
-                 RETURNING id, merchant, kind, subject, attempts",
+                 RETURNING id, merchant, kind, subject, attempts, account",
                 &[&now_ms, &lease_until_ms],
             )
             .map_err(failure)?;
@@ -522,6 +526,7 @@ impl Backend for Postgres {
             kind: r.get(2),
             subject: r.get(3),
             attempts: r.get(4),
+            account: r.get(5),
         }))
     }
 

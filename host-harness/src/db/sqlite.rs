@@ -178,6 +178,11 @@ CREATE TABLE platform_tokens (
 );
 ";
 
+/// Version 6: the account a job was queued for.
+const SCHEMA_V6: &str = "
+ALTER TABLE jobs ADD COLUMN account TEXT;
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -219,6 +224,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
         ))
         .context("migrating the database to version 5 (platform tokens)")?;
+    }
+    if version < 6 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
+        ))
+        .context("migrating the database to version 6 (jobs' accounts)")?;
     }
     Ok(())
 }
@@ -544,9 +555,9 @@ impl Backend for Arc<Sqlite> {
         let n = self
             .conn()
             .execute(
-                "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![job.merchant, job.kind, job.subject, job.run_at_ms, job.created_ms, job.error],
+                "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![job.merchant, job.kind, job.subject, job.run_at_ms, job.created_ms, job.error, job.account],
             )
             .map_err(failure)?;
         Ok(n == 1)
@@ -563,7 +574,7 @@ impl Backend for Arc<Sqlite> {
                  WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= ?1
                              AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)
                              ORDER BY run_at_ms, id LIMIT 1)
-                 RETURNING id, merchant, kind, subject, attempts",
+                 RETURNING id, merchant, kind, subject, attempts, account",
                 params![now_ms, lease_until_ms],
                 |r| {
                     Ok(Job {
@@ -572,6 +583,7 @@ impl Backend for Arc<Sqlite> {
                         kind: r.get(2)?,
                         subject: r.get(3)?,
                         attempts: r.get(4)?,
+                        account: r.get(5)?,
                     })
                 },
             )
@@ -896,7 +908,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",
