@@ -707,6 +707,7 @@ mod pay_page_hardening {
             pay_link_secrets: vec!["plk_test_pay_page".into()],
             pay_link_base: Some("https://billing.example.com".into()),
             auto_charge: Some(false),
+            cache_dir: Some(std::env::temp_dir().join("stripe-plugin-test-cache")),
             ..Flags::default()
         };
         let app = App::with_env(&Settings::resolve(&flags).unwrap(), env).unwrap();
