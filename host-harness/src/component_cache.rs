@@ -43,6 +43,12 @@ pub fn default_dir(db: &Path) -> Option<PathBuf> {
         let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
         return Some(parent.unwrap_or(Path::new(".")).join("stripe-plugin-cache"));
     }
+    user_dir()
+}
+
+/// The user's own cache directory for components (`$XDG_CACHE_HOME` or
+/// `~/.cache`, then `stripe-plugin`).
+pub fn user_dir() -> Option<PathBuf> {
     let home = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;

@@ -86,6 +86,11 @@ impl Offline {
                 .push(format!("plk_{}", hex::encode(key)));
         }
         flags.db.get_or_insert(db);
+        // The host's database is thrown away with the demo; its compiled
+        // component is kept in the user's cache, for the next start.
+        if flags.cache_dir.is_none() {
+            flags.cache_dir = crate::component_cache::user_dir();
+        }
         flags.account.get_or_insert("acct_DemoMerchant".into());
         flags
             .notification_email
