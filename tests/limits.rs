@@ -281,6 +281,27 @@ fn the_plugin_answers_garbage_without_trapping() {
     assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");
 }
 
+/// Security review S8: the `mac` import is never an oracle for the
+/// platform's webhook secret. A plugin asking for a webhook-signing MAC
+/// (with which anyone could forge a Connect event for every merchant here,
+/// and for any other system verifying the same endpoint secret) is refused;
+/// the pay-link key, the plugin's own, still signs.
+#[test]
+fn the_plugin_cannot_sign_a_webhook() {
+    let h = Harness::with(ROGUE_WASM, Limits::default(), None);
+    let ask = |id: &str| match h
+        .runtime
+        .on_invoice_finalized(&h.merchant, &rogue_invoice(id))
+        .unwrap()
+    {
+        Err(PluginError::InvalidInput(m)) => m,
+        other => panic!("{id}: {other:?}"),
+    };
+    let webhook = ask("sign:webhook-signing");
+    assert!(webhook.starts_with("refused: "), "{webhook}");
+    assert_eq!(ask("sign:pay-link"), "signed: 32 bytes");
+}
+
 /// What reached "Stripe": each request's method, path and Stripe-Account.
 struct Recorder(std::sync::Mutex<Vec<String>>);
 

@@ -9,7 +9,7 @@ use crate::host::{
     http::{self, HttpError},
     kv,
 };
-use crate::signature::{Keyed, Keys};
+use crate::signature::{Keys, Verified};
 use crate::stripe::objects::{self, Obj};
 use crate::stripe::{error, request::StripeRequest};
 
@@ -201,23 +201,24 @@ impl Keys for HostKeys {
         mac::key_count(self.0)
     }
 
-    fn hmac(&self, index: u32, message: &[u8]) -> Keyed {
-        match mac::hmac_sha256(self.0, index, message) {
-            Ok(tag) => tag.try_into().map_or(Keyed::Missing, Keyed::Mac),
-            Err(MacError::NoSuchKey) => Keyed::Missing,
-            Err(MacError::Unavailable(_)) => Keyed::Unavailable,
+    fn verify(&self, message: &[u8], tags: &[[u8; 32]]) -> Verified {
+        let tags: Vec<Vec<u8>> = tags.iter().map(|t| t.to_vec()).collect();
+        match mac::verify_hmac_sha256(self.0, message, &tags) {
+            Ok(true) => Verified::Valid,
+            Ok(false) | Err(MacError::NoSuchKey | MacError::VerifyOnly) => Verified::Invalid,
+            Err(MacError::Unavailable(_)) => Verified::Unavailable,
         }
     }
 }
 
 /// The pay-link key's MAC of `message` (key 0: the newest makes new links).
 pub fn pay_link_mac(message: &[u8]) -> Result<[u8; 32], PluginError> {
-    match HostKeys(KeyPurpose::PayLink).hmac(0, message) {
-        Keyed::Mac(tag) => Ok(tag),
-        Keyed::Missing => Err(PluginError::InvalidInput(
-            "no pay-link key is configured for this merchant".into(),
-        )),
-        Keyed::Unavailable => Err(PluginError::HostUnavailable(
+    let missing =
+        || PluginError::InvalidInput("no pay-link key is configured for this merchant".into());
+    match mac::hmac_sha256(KeyPurpose::PayLink, 0, message) {
+        Ok(tag) => tag.try_into().map_err(|_| missing()),
+        Err(MacError::NoSuchKey | MacError::VerifyOnly) => Err(missing()),
+        Err(MacError::Unavailable(_)) => Err(PluginError::HostUnavailable(
             "the host's keys are unavailable".into(),
         )),
     }
@@ -309,6 +310,14 @@ mod tests {
             message: &[u8],
         ) -> Result<Vec<u8>, wit::mac::MacError> {
             self.0.hmac_sha256(purpose, index, message)
+        }
+        fn verify_hmac_sha256(
+            &mut self,
+            purpose: wit::mac::KeyPurpose,
+            message: &[u8],
+            tags: &[Vec<u8>],
+        ) -> Result<bool, wit::mac::MacError> {
+            self.0.verify_hmac_sha256(purpose, message, tags)
         }
         fn send_email(
             &mut self,

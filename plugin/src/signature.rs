@@ -22,22 +22,24 @@ pub enum SignatureError {
     KeysUnavailable,
 }
 
-/// What a key holder answers for one key.
+/// What a key holder says of a message and the signatures it came with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Keyed {
-    Mac([u8; 32]),
-    /// No key at that index (rotated away meanwhile).
-    Missing,
+pub enum Verified {
+    /// One of the signatures is valid under one of the keys.
+    Valid,
+    Invalid,
+    /// The keys could not be reached now (retryable).
     Unavailable,
 }
 
-/// Whoever holds the webhook secrets: the host, through its MAC import (the
-/// plugin never sees a secret), or, in tests, a list of secrets.
+/// Whoever holds the webhook secrets: the host, through its MAC import,
+/// which verifies and never signs with them (the plugin never sees a
+/// secret, nor a MAC under one), or, in tests, a list of secrets.
 pub trait Keys {
     /// How many secrets are valid now.
     fn count(&self) -> u32;
-    /// HMAC-SHA256 of `message` under secret `index`.
-    fn hmac(&self, index: u32, message: &[u8]) -> Keyed;
+    /// Whether any of `tags` is the HMAC-SHA256 of `message` under any secret.
+    fn verify(&self, message: &[u8], tags: &[[u8; 32]]) -> Verified;
 }
 
 impl<S: AsRef<str>> Keys for [S] {
@@ -45,10 +47,18 @@ impl<S: AsRef<str>> Keys for [S] {
         u32::try_from(self.len()).unwrap_or(u32::MAX)
     }
 
-    fn hmac(&self, index: u32, message: &[u8]) -> Keyed {
-        match self.get(index as usize) {
-            Some(secret) => Keyed::Mac(hmac_sha256(secret.as_ref().as_bytes(), message)),
-            None => Keyed::Missing,
+    fn verify(&self, message: &[u8], tags: &[[u8; 32]]) -> Verified {
+        let mut matched = false;
+        for secret in self {
+            let expected = hmac_sha256(secret.as_ref().as_bytes(), message);
+            for tag in tags {
+                matched |= bool::from(expected.ct_eq(tag));
+            }
+        }
+        if matched {
+            Verified::Valid
+        } else {
+            Verified::Invalid
         }
     }
 }
@@ -129,19 +139,10 @@ pub fn verify<K: Keys + ?Sized>(
     signed.extend_from_slice(t_text.as_bytes());
     signed.push(b'.');
     signed.extend_from_slice(payload);
-    let mut matched = false;
-    for index in 0..count {
-        let expected = match secrets.hmac(index, &signed) {
-            Keyed::Mac(m) => m,
-            Keyed::Missing => continue,
-            Keyed::Unavailable => return Err(SignatureError::KeysUnavailable),
-        };
-        for candidate in &candidates {
-            matched |= bool::from(expected.ct_eq(candidate));
-        }
-    }
-    if !matched {
-        return Err(SignatureError::NoValidSignature);
+    match secrets.verify(&signed, &candidates) {
+        Verified::Valid => {}
+        Verified::Invalid => return Err(SignatureError::NoValidSignature),
+        Verified::Unavailable => return Err(SignatureError::KeysUnavailable),
     }
     let tolerance = i64::from(tolerance_secs);
     if now.saturating_sub(t) > tolerance {

@@ -1,5 +1,7 @@
 //! `mac`: HMAC-SHA256 under a merchant's keys, computed here; the plugin
-//! names a key (purpose, index) and never receives a secret.
+//! names a key (purpose, index) and never receives a secret. Webhook-signing
+//! keys only verify (security review S8): the platform's Connect endpoint
+//! secret serves every merchant, and a MAC under it would be a forged event.
 
 use super::HostState;
 use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
@@ -77,12 +79,26 @@ impl Host for HostState {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    fn verify_hmac_sha256(
+        &mut self,
+        purpose: KeyPurpose,
+        message: Vec<u8>,
+        tags: Vec<Vec<u8>>,
+    ) -> Result<bool, MacError> {
+        self.env.keys.with(&self.namespace, |keys| {
+            verify(keys.of(purpose), &message, &tags)
+        })
+    }
+
     fn hmac_sha256(
         &mut self,
         purpose: KeyPurpose,
         index: u32,
         message: Vec<u8>,
     ) -> Result<Vec<u8>, MacError> {
+        if !signs(purpose) {
+            return Err(MacError::VerifyOnly);
+        }
         self.env.keys.with(&self.namespace, |keys| {
             let secret = keys
                 .of(purpose)
@@ -91,6 +107,28 @@ impl Host for HostState {
             hmac_sha256(secret, &message)
         })
     }
+}
+
+/// Whether keys of `purpose` may sign (a pay link) or only verify (a webhook).
+pub fn signs(purpose: KeyPurpose) -> bool {
+    match purpose {
+        KeyPurpose::PayLink => true,
+        KeyPurpose::WebhookSigning => false,
+    }
+}
+
+/// Whether any of `tags` is the MAC of `message` under any of `secrets`,
+/// every pair compared in constant time.
+pub fn verify(secrets: &[String], message: &[u8], tags: &[Vec<u8>]) -> Result<bool, MacError> {
+    use subtle::ConstantTimeEq;
+    let mut matched = false;
+    for secret in secrets {
+        let expected = hmac_sha256(secret, message)?;
+        for tag in tags {
+            matched |= bool::from(expected.ct_eq(tag));
+        }
+    }
+    Ok(matched)
 }
 
 /// HMAC-SHA256 of `message` under `secret`.

@@ -9,7 +9,7 @@ use crate::bindings::Plugin;
 use crate::bindings::billing::stripe_plugin::{clock, email, errors, http, kv, mac};
 use crate::bindings::billing::stripe_plugin::{outcomes, payments, platform};
 use crate::imports::MerchantKeys;
-use crate::imports::mac::hmac_sha256;
+use crate::imports::mac::{hmac_sha256, signs, verify};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -213,6 +213,9 @@ impl mac::Host for ReplayState {
         index: u32,
         message: Vec<u8>,
     ) -> Result<Vec<u8>, mac::MacError> {
+        if !signs(purpose) {
+            return Err(mac::MacError::VerifyOnly);
+        }
         let keys = self
             .keys
             .get(&self.namespace)
@@ -222,6 +225,19 @@ impl mac::Host for ReplayState {
             .get(index as usize)
             .ok_or(mac::MacError::NoSuchKey)?;
         hmac_sha256(secret, &message)
+    }
+
+    fn verify_hmac_sha256(
+        &mut self,
+        purpose: mac::KeyPurpose,
+        message: Vec<u8>,
+        tags: Vec<Vec<u8>>,
+    ) -> Result<bool, mac::MacError> {
+        let secrets = self
+            .keys
+            .get(&self.namespace)
+            .map_or(&[][..], |k| k.of(purpose));
+        verify(secrets, &message, &tags)
     }
 }
 

@@ -93,6 +93,9 @@ impl Host for MemoryHost {
         index: u32,
         message: &[u8],
     ) -> Result<Vec<u8>, wit::mac::MacError> {
+        if purpose == wit::mac::KeyPurpose::WebhookSigning {
+            return Err(wit::mac::MacError::VerifyOnly);
+        }
         let secret = self
             .keys(purpose)
             .get(index as usize)
@@ -101,6 +104,22 @@ impl Host for MemoryHost {
             .map_err(|e| wit::mac::MacError::Unavailable(e.to_string()))?;
         mac.update(message);
         Ok(mac.finalize().into_bytes().to_vec())
+    }
+
+    fn verify_hmac_sha256(
+        &mut self,
+        purpose: wit::mac::KeyPurpose,
+        message: &[u8],
+        tags: &[Vec<u8>],
+    ) -> Result<bool, wit::mac::MacError> {
+        let tags: Vec<[u8; 32]> = tags
+            .iter()
+            .filter_map(|t| t.as_slice().try_into().ok())
+            .collect();
+        Ok(
+            crate::signature::Keys::verify(self.keys(purpose), message, &tags)
+                == crate::signature::Verified::Valid,
+        )
     }
 
     fn send_email(

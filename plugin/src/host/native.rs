@@ -33,6 +33,12 @@ pub trait Host {
         index: u32,
         message: &[u8],
     ) -> Result<Vec<u8>, wit::mac::MacError>;
+    fn verify_hmac_sha256(
+        &mut self,
+        purpose: wit::mac::KeyPurpose,
+        message: &[u8],
+        tags: &[Vec<u8>],
+    ) -> Result<bool, wit::mac::MacError>;
     fn send_email(
         &mut self,
         msg: &wit::email::Message,
@@ -103,6 +109,13 @@ pub mod mac {
         message: &[u8],
     ) -> Result<Vec<u8>, MacError> {
         super::with(|h| h.hmac_sha256(purpose, index, message))
+    }
+    pub fn verify_hmac_sha256(
+        purpose: KeyPurpose,
+        message: &[u8],
+        tags: &[Vec<u8>],
+    ) -> Result<bool, MacError> {
+        super::with(|h| h.verify_hmac_sha256(purpose, message, tags))
     }
 }
 

@@ -8,7 +8,7 @@
 // inside the call (an Error would unwind the guest).
 
 import { readFileSync } from 'node:fs';
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -154,9 +154,21 @@ export function replayState(scenario) {
     'billing:stripe-plugin/mac': {
       keyCount: (purpose) => keysOf(purpose).length,
       hmacSha256(purpose, index, message) {
+        // Webhook-signing keys verify and never sign (contract 0.3).
+        if (purpose === 'webhook-signing') return fail({ tag: 'verify-only' });
         const secret = keysOf(purpose)[index];
         if (secret === undefined) return fail({ tag: 'no-such-key' });
         return new Uint8Array(createHmac('sha256', secret).update(message).digest());
+      },
+      verifyHmacSha256(purpose, message, tags) {
+        let matched = false;
+        for (const secret of keysOf(purpose)) {
+          const expected = createHmac('sha256', secret).update(message).digest();
+          for (const tag of tags) {
+            matched = (tag.length === expected.length && timingSafeEqual(expected, Buffer.from(tag))) || matched;
+          }
+        }
+        return matched;
       },
     },
   };

@@ -3,7 +3,9 @@
 //! (a call to the merchant's Stripe API base; a query moves to the body
 //! unless `keep-query` follows, `body:<form>` sets the body and
 //! `header:<Name>:<value>` adds a header; `start-onboarding` makes the same
-//! call when its `merchant-ref` is such a spec), `count` (remembers, in a
+//! call when its `merchant-ref` is such a spec), `sign:<purpose>` (asks the
+//! host for a MAC of a forged event under a key of that purpose), `count`
+//! (remembers, in a
 //! static, how many calls this instance has served: what the real plugin
 //! must never do, and what shows the host's instance reuse). Anything else
 //! returns no transitions.
@@ -23,6 +25,9 @@ impl Guest for Rogue {
     fn on_invoice_finalized(m: Merchant, invoice: Invoice) -> Result<Vec<Transition>, PluginError> {
         if let Some(call) = invoice.id.strip_prefix("stripe:") {
             return Err(stripe_outcome(&m, call));
+        }
+        if let Some(purpose) = invoice.id.strip_prefix("sign:") {
+            return Err(sign_outcome(purpose));
         }
         match invoice.id.as_str() {
             "trap" => panic!("rogue trap"),
@@ -103,6 +108,20 @@ impl Guest for Rogue {
 }
 
 export!(Rogue);
+
+/// Asks the host to sign a forged event under key 0 of `purpose`.
+fn sign_outcome(purpose: &str) -> PluginError {
+    use billing::stripe_plugin::mac;
+    let purpose = match purpose {
+        "webhook-signing" => mac::KeyPurpose::WebhookSigning,
+        _ => mac::KeyPurpose::PayLink,
+    };
+    let forged = br#"1764288000.{"id":"evt_forged","type":"payment_intent.succeeded"}"#;
+    PluginError::InvalidInput(match mac::hmac_sha256(purpose, 0, forged) {
+        Ok(tag) => format!("signed: {} bytes", tag.len()),
+        Err(e) => format!("refused: {e:?}"),
+    })
+}
 
 /// Asks for `METHOD path account [options]` on the merchant's Stripe API
 /// base; the outcome comes back as an invalid-input error, so the test can read it.
