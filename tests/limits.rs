@@ -23,6 +23,7 @@ fn traps_loops_and_memory_grabs_fail_that_call_only() {
     let limits = Limits {
         deadline_ms: 500,
         memory_bytes: 32 << 20,
+        ..Limits::default()
     };
     let h = Harness::with(ROGUE_WASM, limits, None);
     for misbehaviour in ["trap", "loop", "grab"] {
@@ -66,6 +67,7 @@ fn an_instance_serves_one_merchant_and_is_dropped_after_a_trap_or_a_limit() {
     let limits = Limits {
         deadline_ms: 500,
         memory_bytes: 32 << 20,
+        ..Limits::default()
     };
     let h = Harness::with(ROGUE_WASM, limits, None);
     let a = h.merchant.clone();
@@ -279,6 +281,68 @@ fn the_plugin_answers_garbage_without_trapping() {
     }
     let opened = h.runtime.on_pay_link_opened(&h.merchant, "\u{0}💥/../..");
     assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");
+}
+
+/// A Stripe that answers after 100 ms.
+struct Slow;
+
+impl HttpBackend for Slow {
+    fn send(&self, _: &Request) -> Result<Response, HttpError> {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Ok(Response {
+            status: 200,
+            headers: vec![],
+            body: br#"{"id":"cus_1","object":"customer"}"#.to_vec(),
+        })
+    }
+}
+
+/// Security review S7: time in imports is off the guest's clock, so a
+/// plugin that only waits on the host never reached its deadline. Each call
+/// now has a wall-time cap, imports included, and quotas of kv operations,
+/// emails and Stripe requests; going over one fails the call (nothing it
+/// returned is applied), within moments, and the host says which cap.
+#[test]
+fn a_call_has_a_wall_time_cap_and_quotas_on_what_it_asks_of_the_host() {
+    let limits = Limits {
+        deadline_ms: 200,
+        wall_ms: 2_000,
+        ..Limits::default()
+    };
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let h = Harness::with(ROGUE_WASM, limits, Some(Arc::new(Slow)));
+        for id in ["kvloop", "stripeloop", "mailflood"] {
+            let started = std::time::Instant::now();
+            let r = h
+                .runtime
+                .on_invoice_finalized(&h.merchant, &rogue_invoice(id));
+            let took = started.elapsed();
+            let error = match r {
+                Err(e) => format!("{e:#}"),
+                Ok(other) => format!("answered {other:?}"),
+            };
+            done.send((id, took, error)).unwrap();
+        }
+        let sent = h.records().outbox(ACCOUNT).unwrap();
+        done.send(("outbox", Default::default(), sent.len().to_string()))
+            .unwrap();
+    });
+    for expected in ["kv operations", "wall time", "emails"] {
+        let (id, took, error) = finished
+            .recv_timeout(std::time::Duration::from_secs(15))
+            .expect("a rogue call was never stopped");
+        assert!(error.contains(expected), "{id}: {error}");
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{id} took {took:?}"
+        );
+    }
+    let (_, _, sent) = finished
+        .recv_timeout(std::time::Duration::from_secs(15))
+        .unwrap();
+    let cap = Limits::default().max_emails.to_string();
+    assert_eq!(sent, cap, "emails queued before the cap");
 }
 
 /// Security review S8: the `mac` import is never an oracle for the

@@ -66,6 +66,10 @@ pub struct MerchantSection {
 pub struct LimitsSection {
     pub deadline_ms: Option<u64>,
     pub memory_mib: Option<usize>,
+    pub wall_ms: Option<u64>,
+    pub max_stripe_requests: Option<u32>,
+    pub max_kv_operations: Option<u32>,
+    pub max_emails: Option<u32>,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -184,6 +188,10 @@ pub struct Flags {
     /// Time one plugin call may run, in milliseconds [default: 2000].
     #[arg(long, global = true)]
     pub deadline_ms: Option<u64>,
+    /// Time one plugin call may take in all, waiting on Stripe and storage
+    /// included, in milliseconds [default: 120000].
+    #[arg(long, global = true)]
+    pub wall_ms: Option<u64>,
     /// Memory cap per plugin call, in MiB [default: 64].
     #[arg(long, global = true)]
     pub memory_mib: Option<usize>,
@@ -390,6 +398,20 @@ impl Settings {
                     .or(file.limits.memory_mib)
                     .map(|m| m << 20)
                     .unwrap_or(default_limits.memory_bytes),
+                wall_ms: flags
+                    .wall_ms
+                    .or(file.limits.wall_ms)
+                    .unwrap_or(default_limits.wall_ms),
+                max_stripe_requests: file
+                    .limits
+                    .max_stripe_requests
+                    .unwrap_or(default_limits.max_stripe_requests),
+                max_kv_operations: file
+                    .limits
+                    .max_kv_operations
+                    .unwrap_or(default_limits.max_kv_operations),
+                max_emails: file.limits.max_emails.unwrap_or(default_limits.max_emails),
+                max_kv_value_bytes: default_limits.max_kv_value_bytes,
             },
             listen,
             stripe_api_base,

@@ -99,6 +99,13 @@ pub struct Metrics {
     jobs: Family<JobLabels, Counter>,
     refused_requests: Family<RefusedLabels, Counter>,
     gate_refusals: Family<GateLabels, Counter>,
+    caps_exceeded: Family<CapLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CapLabels {
+    /// The cap a plugin call went over (`wall time`, `kv operations` ...).
+    pub cap: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -167,10 +174,17 @@ impl Default for Metrics {
             "Requests of the plugin that the Stripe gate refused, by reason",
             gate_refusals.clone(),
         );
+        let caps_exceeded = Family::<CapLabels, Counter>::default();
+        registry.register(
+            "calls_over_cap",
+            "Plugin calls failed for going over a cap of time or of host use",
+            caps_exceeded.clone(),
+        );
         Self {
             registry,
             refused_requests,
             gate_refusals,
+            caps_exceeded,
             webhooks,
             handler_seconds,
             stripe_requests,
@@ -241,6 +255,14 @@ impl Metrics {
             .get_or_create(&RefusedLabels {
                 listener: listener.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn cap_exceeded(&self, cap: &str) {
+        self.caps_exceeded
+            .get_or_create(&CapLabels {
+                cap: cap.to_string(),
             })
             .inc();
     }

@@ -7,6 +7,9 @@ use crate::db::OutgoingEmail;
 
 impl Host for HostState {
     fn send(&mut self, msg: Message) -> Result<Delivery, EmailError> {
+        self.take(super::Use::Email).map_err(|cap| {
+            EmailError::Rejected(format!("over this call's cap of {}", cap.name()))
+        })?;
         self.off_the_clock(|host| queue(host, &msg))
     }
 }

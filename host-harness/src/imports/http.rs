@@ -262,6 +262,12 @@ impl HostState {
 
 impl Host for HostState {
     fn fetch(&mut self, req: Request) -> Result<Response, HttpError> {
+        if let Err(cap) = self.take(super::Use::StripeRequest) {
+            return Err(HttpError::Denied(format!(
+                "over this call's cap of {}",
+                cap.name()
+            )));
+        }
         let account = self.stripe_account.clone();
         if let Some(refused) = self.wait_turn(&account) {
             self.env.metrics.stripe_held_back();

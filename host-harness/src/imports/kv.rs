@@ -3,7 +3,7 @@
 //! backend). Time spent here is off the guest's clock (see
 //! `HostState::off_the_clock`).
 
-use super::HostState;
+use super::{HostState, Use};
 use crate::bindings::billing::stripe_plugin::kv::{Host, KvError};
 use crate::db::StoreError;
 
@@ -17,8 +17,14 @@ fn failure(e: StoreError) -> KvError {
     }
 }
 
+/// The error a kv call over its caps gets (the call fails as a whole).
+fn over(cap: super::Cap) -> KvError {
+    KvError::Other(format!("over this call's cap of {}", cap.name()))
+}
+
 impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        self.take(Use::KvRead).map_err(over)?;
         self.off_the_clock(|host| {
             let db = &host.env.db;
             db.kv_get(&host.namespace, &key, now(host)).map_err(failure)
@@ -26,6 +32,8 @@ impl Host for HostState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), KvError> {
+        self.take(Use::KvWrite(key.len() + value.len()))
+            .map_err(over)?;
         self.off_the_clock(|host| {
             let expires = expiry(host, ttl_ms);
             host.env
@@ -37,6 +45,7 @@ impl Host for HostState {
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {
+        self.take(Use::KvWrite(key.len())).map_err(over)?;
         self.off_the_clock(|host| {
             host.env
                 .db
@@ -52,6 +61,8 @@ impl Host for HostState {
         new: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Result<bool, KvError> {
+        self.take(Use::KvWrite(key.len() + new.len()))
+            .map_err(over)?;
         self.off_the_clock(|host| {
             let swapped = host
                 .env

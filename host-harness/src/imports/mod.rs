@@ -51,6 +51,69 @@ impl PlatformCalls {
     }
 }
 
+/// What one call may ask of the host (security review S7): without caps, a
+/// plugin that only waits on imports never meets its deadline.
+#[derive(Debug, Clone, Copy)]
+pub struct Quotas {
+    pub wall: Duration,
+    pub stripe_requests: u32,
+    pub kv_operations: u32,
+    pub emails: u32,
+    pub kv_value_bytes: usize,
+}
+
+impl Quotas {
+    pub fn of(limits: &crate::runtime::Limits) -> Self {
+        Self {
+            wall: Duration::from_millis(limits.wall_ms),
+            stripe_requests: limits.max_stripe_requests,
+            kv_operations: limits.max_kv_operations,
+            emails: limits.max_emails,
+            kv_value_bytes: limits.max_kv_value_bytes,
+        }
+    }
+}
+
+/// A cap a call went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    WallTime,
+    StripeRequests,
+    KvOperations,
+    KvValueSize,
+    Emails,
+}
+
+impl Cap {
+    pub fn name(self) -> &'static str {
+        match self {
+            Cap::WallTime => "wall time",
+            Cap::StripeRequests => "Stripe requests",
+            Cap::KvOperations => "kv operations",
+            Cap::KvValueSize => "kv value size",
+            Cap::Emails => "emails",
+        }
+    }
+}
+
+/// One use of the host an import is about to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    StripeRequest,
+    KvRead,
+    /// A write of a value this long.
+    KvWrite(usize),
+    Email,
+}
+
+/// What a call has used so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Used {
+    stripe_requests: u32,
+    kv_operations: u32,
+    emails: u32,
+}
+
 /// The data of one Store: one call's view of the host.
 pub struct HostState {
     pub env: Arc<HostEnv>,
@@ -69,10 +132,14 @@ pub struct HostState {
     pub host_time: Duration,
     /// Records HTTP answers for a portable scenario (tests only).
     pub tap: Option<Arc<crate::portable::tap::Tap>>,
+    pub quotas: Quotas,
+    pub used: Used,
+    /// The first cap this call went over: the call fails, whatever it returns.
+    pub exceeded: Option<Cap>,
 }
 
 impl HostState {
-    pub fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits) -> Self {
+    pub fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits, quotas: Quotas) -> Self {
         Self {
             env,
             namespace: namespace.to_string(),
@@ -83,6 +150,9 @@ impl HostState {
             started: Instant::now(),
             host_time: Duration::ZERO,
             tap: None,
+            quotas,
+            used: Used::default(),
+            exceeded: None,
         }
     }
 }
@@ -101,6 +171,49 @@ impl HostState {
         self.started = Instant::now();
         self.host_time = Duration::ZERO;
         self.tap = tap;
+        self.used = Used::default();
+        self.exceeded = None;
+    }
+
+    /// Counts one use of the host before an import makes it; `Err` (and the
+    /// call marked as failed) when it would go over a cap, or when the
+    /// call's wall time is spent.
+    pub fn take(&mut self, what: Use) -> Result<(), Cap> {
+        if let Some(cap) = self.exceeded {
+            return Err(cap);
+        }
+        if self.past_wall_time() {
+            return Err(Cap::WallTime);
+        }
+        let q = self.quotas;
+        let u = &mut self.used;
+        let over = match what {
+            Use::StripeRequest => bump(
+                &mut u.stripe_requests,
+                q.stripe_requests,
+                Cap::StripeRequests,
+            ),
+            Use::KvRead => bump(&mut u.kv_operations, q.kv_operations, Cap::KvOperations),
+            Use::KvWrite(len) if len > q.kv_value_bytes => Some(Cap::KvValueSize),
+            Use::KvWrite(_) => bump(&mut u.kv_operations, q.kv_operations, Cap::KvOperations),
+            Use::Email => bump(&mut u.emails, q.emails, Cap::Emails),
+        };
+        match over {
+            Some(cap) => {
+                self.exceeded = Some(cap);
+                Err(cap)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the call has run past its wall time (marking it failed if so).
+    pub fn past_wall_time(&mut self) -> bool {
+        if self.started.elapsed() < self.quotas.wall {
+            return false;
+        }
+        self.exceeded.get_or_insert(Cap::WallTime);
+        true
     }
 
     /// Runs an import's work off the guest's clock: waiting on Stripe or on
@@ -116,6 +229,15 @@ impl HostState {
     pub fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)
     }
+}
+
+/// One more use of a quota of `cap`; the cap if that would go over it.
+fn bump(count: &mut u32, max: u32, cap: Cap) -> Option<Cap> {
+    if *count >= max {
+        return Some(cap);
+    }
+    *count += 1;
+    None
 }
 
 impl crate::bindings::billing::stripe_plugin::platform::Host for HostState {}

@@ -4,7 +4,9 @@
 //! unless `keep-query` follows, `body:<form>` sets the body and
 //! `header:<Name>:<value>` adds a header; `start-onboarding` makes the same
 //! call when its `merchant-ref` is such a spec), `sign:<purpose>` (asks the
-//! host for a MAC of a forged event under a key of that purpose), `count`
+//! host for a MAC of a forged event under a key of that purpose),
+//! `kvloop` (kv reads for ever, whatever they answer), `mailflood` (fifty
+//! emails to a stranger), `stripeloop` (Stripe requests for ever), `count`
 //! (remembers, in a
 //! static, how many calls this instance has served: what the real plugin
 //! must never do, and what shows the host's instance reuse). Anything else
@@ -31,6 +33,32 @@ impl Guest for Rogue {
         }
         match invoice.id.as_str() {
             "trap" => panic!("rogue trap"),
+            "kvloop" => loop {
+                let _ = std::hint::black_box(billing::stripe_plugin::kv::get("x"));
+            },
+            "mailflood" => {
+                for n in 0..50 {
+                    let _ = billing::stripe_plugin::email::send(
+                        &billing::stripe_plugin::email::Message {
+                            to: vec!["x@evil.test".into()],
+                            cc: vec![],
+                            subject: format!("flood {n}"),
+                            text_body: "phish".into(),
+                            html_body: None,
+                            dedupe_key: format!("flood-{n}"),
+                        },
+                    );
+                }
+                Ok(Vec::new())
+            }
+            "stripeloop" => loop {
+                let _ = std::hint::black_box(http::fetch(&http::Request {
+                    method: http::Method::Get,
+                    url: format!("{}/v1/customers/cus_1", m.stripe_api_base),
+                    headers: vec![],
+                    body: vec![],
+                }));
+            },
             "count" => {
                 static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
