@@ -86,7 +86,7 @@ fn finalize_refused(fault: Fault, when: When) -> (Harness, StripeError) {
     h.emulator.inject(charge_fault(fault, when, 10));
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     let Err(PluginError::Stripe(e)) = result else {
         panic!("{result:?}")
@@ -130,7 +130,10 @@ fn after_24_hours_the_old_key_is_not_replayed_the_earlier_charge_is_looked_up() 
         let (h, cus) = with_card();
         h.emulator.inject(charge_fault(Fault::Timeout, when, 3));
         let inv = h.invoice_for(&cus);
-        let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+        let first = h
+            .runtime
+            .on_invoice_finalized(TENANT, &h.merchant, &inv)
+            .unwrap();
         assert!(first.is_err(), "{what}: {first:?}");
         h.clock.advance_ms(25 * 3600 * 1000);
         let ts = h.finalize(&h.merchant, &inv);
@@ -189,7 +192,7 @@ fn webhooks_missed_for_a_day_are_recovered_by_sync() {
         calls += 1;
         let out = h
             .runtime
-            .on_sync(&m, cursor.as_deref())
+            .on_sync(TENANT, &m, cursor.as_deref())
             .unwrap()
             .unwrap_or_else(|e| panic!("sync failed: {e:?}"));
         h.records().apply(&out.transitions).unwrap();
@@ -218,13 +221,17 @@ fn webhooks_missed_for_a_day_are_recovered_by_sync() {
         let body = serde_json::to_vec(&e).unwrap();
         let o = h
             .runtime
-            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
             .unwrap()
             .unwrap();
         assert_eq!(o.status, 200);
         h.records().apply(&o.transitions).unwrap();
     }
-    let again = h.runtime.on_sync(&m, cursor.as_deref()).unwrap().unwrap();
+    let again = h
+        .runtime
+        .on_sync(TENANT, &m, cursor.as_deref())
+        .unwrap()
+        .unwrap();
     assert_eq!(again.applied, 0, "{again:?}");
     for (id, _) in &sessions[..3] {
         assert_eq!(status(id), "PAID", "{id}");
@@ -265,7 +272,11 @@ fn a_sync_longer_than_one_call_goes_on_where_it_stopped() {
     let (mut cursor, mut calls, mut read, mut applied) = (None, 0, 0, 0);
     loop {
         calls += 1;
-        let out = h.runtime.on_sync(&m, cursor.as_deref()).unwrap().unwrap();
+        let out = h
+            .runtime
+            .on_sync(TENANT, &m, cursor.as_deref())
+            .unwrap()
+            .unwrap();
         h.records().apply(&out.transitions).unwrap();
         (read, applied) = (read + out.read, applied + out.applied);
         cursor = Some(out.next_cursor);

@@ -20,7 +20,7 @@ fn finalized_with_card(card: &str) -> (Harness, Result<Vec<Transition>, PluginEr
     let cus = customer_with_card(&h, card);
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     (h, result)
 }
@@ -50,7 +50,7 @@ fn the_only_attached_card_is_used_when_there_is_no_default_and_receipts_are_aske
     h.add_card(&cus, "4242424242424242", false);
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap()
         .unwrap();
     assert!(
@@ -73,7 +73,7 @@ fn auto_charge_can_be_switched_off_by_the_merchant_or_the_invoice() {
         inv.auto_charge = invoice_on;
         let result = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &inv)
+            .on_invoice_finalized(TENANT, &h.merchant, &inv)
             .unwrap()
             .unwrap();
         assert!(
@@ -129,7 +129,7 @@ fn declines_carry_stripes_codes_and_whether_a_retry_can_help() {
         );
         let result = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+            .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
             .unwrap()
             .unwrap();
         let f = result.iter().find_map(|t| match t {
@@ -189,7 +189,7 @@ fn a_zero_decimal_currency_is_charged_in_whole_units() {
     inv.amount_due = "500".into();
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &inv)
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
         .unwrap()
         .unwrap();
     let pi = &h.emulator.objects("payment_intent")[0];
@@ -224,7 +224,10 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
         when: stripe_emulator::faults::When::AfterWork,
         times: 3,
     });
-    let first = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    let first = h
+        .runtime
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
+        .unwrap();
     assert!(
         matches!(&first, Err(e) if e.retryable()),
         "a lost answer is a retryable error: {first:?}"
@@ -236,7 +239,7 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     );
     let retry = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &inv)
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
         .unwrap()
         .unwrap();
     assert!(
@@ -247,7 +250,7 @@ fn finalizing_again_or_retrying_after_a_lost_answer_charges_once() {
     );
     let again = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &inv)
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
         .unwrap()
         .unwrap();
     assert!(
@@ -284,7 +287,7 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
         // Sent without a card: the customer gets a payment link...
         let first = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &inv)
+            .on_invoice_finalized(TENANT, &h.merchant, &inv)
             .unwrap()
             .unwrap();
         let link = last_link(&first);
@@ -304,7 +307,10 @@ fn a_link_paid_while_an_auto_charge_starts_takes_the_money_once() {
                 )
             })
         };
-        let charged = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+        let charged = h
+            .runtime
+            .on_invoice_finalized(TENANT, &h.merchant, &inv)
+            .unwrap();
         payer.join().unwrap();
         assert!(charged.is_ok(), "{charged:?}");
         assert_eq!(
@@ -320,7 +326,7 @@ fn the_stable_pay_link_outlives_its_checkout_sessions() {
     let h = Harness::new();
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let link = last_link(&result);
@@ -328,7 +334,7 @@ fn the_stable_pay_link_outlives_its_checkout_sessions() {
     assert_eq!(token.len(), 32);
     let open = |t: &str| {
         h.runtime
-            .on_pay_link_opened(&h.merchant, t)
+            .on_pay_link_opened(TENANT, &h.merchant, t)
             .unwrap()
             .unwrap()
     };
@@ -391,7 +397,7 @@ fn opening_the_link_charges_a_card_added_since_the_invoice_was_sent() {
     let cus = h.stripe_customer("Later Card Ltd");
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap()
         .unwrap();
     let link = last_link(&result);
@@ -399,7 +405,7 @@ fn opening_the_link_charges_a_card_added_since_the_invoice_was_sent() {
     let token = link.url.rsplit('/').next().unwrap();
     let opened = h
         .runtime
-        .on_pay_link_opened(&h.merchant, token)
+        .on_pay_link_opened(TENANT, &h.merchant, token)
         .unwrap()
         .unwrap();
     assert!(matches!(opened.page, PayPage::Paid(_)), "{opened:?}");
@@ -427,14 +433,19 @@ fn onboarding_creates_a_connected_account_and_an_account_link() {
         refresh_url: "https://billing.example.com/onboarding/refresh".into(),
         return_url: "https://billing.example.com/onboarding/done".into(),
     };
-    let result = h.runtime.start_onboarding(&h.merchant, &req).unwrap();
+    let result = h
+        .runtime
+        .start_onboarding(TENANT, &h.merchant, &req)
+        .unwrap();
     insta::assert_json_snapshot!("onboarding", story(&h, &result));
     let bad = OnboardingRequest {
         country: "Britain".into(),
         ..req
     };
     assert!(matches!(
-        h.runtime.start_onboarding(&h.merchant, &bad).unwrap(),
+        h.runtime
+            .start_onboarding(TENANT, &h.merchant, &bad)
+            .unwrap(),
         Err(PluginError::InvalidInput(_))
     ));
 }
@@ -444,7 +455,7 @@ fn what_the_pay_link_shows_at_each_stage() {
     let h = Harness::new();
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let link = last_link(&result);
@@ -452,7 +463,10 @@ fn what_the_pay_link_shows_at_each_stage() {
     h.requests();
     let mut stages = Vec::new();
     let mut open = |stage: &str| {
-        let outcome = h.runtime.on_pay_link_opened(&h.merchant, &token).unwrap();
+        let outcome = h
+            .runtime
+            .on_pay_link_opened(TENANT, &h.merchant, &token)
+            .unwrap();
         stages.push(json!({"stage": stage, "outcome": outcome, "requests": h.requests()}));
     };
     open("open session");
@@ -482,7 +496,7 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
     let h = Harness::new();
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let old = last_link(&first);
@@ -490,7 +504,7 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
     changed.amount_due = "1000.00".into();
     let again = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &changed)
+        .on_invoice_finalized(TENANT, &h.merchant, &changed)
         .unwrap()
         .unwrap();
     let new = last_link(&again);
@@ -514,7 +528,7 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
     );
     let paid = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &changed)
+        .on_invoice_finalized(TENANT, &h.merchant, &changed)
         .unwrap()
         .unwrap();
     assert!(
@@ -523,7 +537,10 @@ fn an_invoice_sent_again_for_another_amount_is_collected_at_the_new_amount() {
     );
     let mut third = invoice();
     third.amount_due = "900.00".into();
-    let refused = h.runtime.on_invoice_finalized(&h.merchant, &third).unwrap();
+    let refused = h
+        .runtime
+        .on_invoice_finalized(TENANT, &h.merchant, &third)
+        .unwrap();
     assert!(
         matches!(refused, Err(PluginError::InvalidInput(_))),
         "{refused:?}"

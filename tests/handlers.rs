@@ -11,7 +11,7 @@ fn finalizing_links_the_customer_and_attaches_a_checkout_link() {
     let h = Harness::new();
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap();
     insta::assert_json_snapshot!("finalize_requests", h.requests());
     insta::assert_json_snapshot!("finalize_transitions", result);
@@ -35,12 +35,12 @@ fn finalizing_twice_reuses_the_link_and_the_customer() {
     let h = Harness::new();
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let second = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let link = |ts: &[Transition]| link_in(ts).map(|l| l.session().to_string());
@@ -64,7 +64,7 @@ fn invoices_without_stripe_or_with_bad_amounts_send_nothing() {
     bank_only.payment_options = vec![PaymentOption::BankTransfer];
     assert_eq!(
         h.runtime
-            .on_invoice_finalized(&h.merchant, &bank_only)
+            .on_invoice_finalized(TENANT, &h.merchant, &bank_only)
             .unwrap()
             .unwrap()
             .len(),
@@ -80,7 +80,10 @@ fn invoices_without_stripe_or_with_bad_amounts_send_nothing() {
         let mut bad = invoice();
         bad.currency = currency.into();
         bad.amount_due = amount.into();
-        let result = h.runtime.on_invoice_finalized(&h.merchant, &bad).unwrap();
+        let result = h
+            .runtime
+            .on_invoice_finalized(TENANT, &h.merchant, &bad)
+            .unwrap();
         assert!(
             matches!(result, Err(PluginError::InvalidInput(_))),
             "{currency} {amount}: {result:?}"
@@ -98,7 +101,7 @@ fn hidden_payment_links_still_link_the_customer() {
     h.merchant.show_payment_link = false;
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     assert!(
@@ -112,7 +115,7 @@ fn hidden_payment_links_still_link_the_customer() {
 fn pay_session(h: &Harness) -> Vec<Value> {
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     let link = last_link(&result);
@@ -139,7 +142,7 @@ fn a_signed_paid_checkout_marks_the_invoice_paid() {
     let body = event_of(&events, "checkout.session.completed");
     let outcome = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(&body, SECRET))
+        .on_webhook(TENANT, &h.merchant, &h.delivery(&body, SECRET))
         .unwrap();
     insta::assert_json_snapshot!("webhook_session_completed", outcome);
     assert!(
@@ -154,7 +157,11 @@ fn webhooks_that_stripe_did_not_sign_for_this_merchant_change_nothing() {
     let events = pay_session(&h);
     let body = event_of(&events, "checkout.session.completed");
     let check = |req, status: u16, reason: &str| {
-        let o = h.runtime.on_webhook(&h.merchant, &req).unwrap().unwrap();
+        let o = h
+            .runtime
+            .on_webhook(TENANT, &h.merchant, &req)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             (o.status, o.reason.as_str(), o.transitions.len()),
             (status, reason, 0)
@@ -195,7 +202,7 @@ fn customer_updates_push_changes_and_skip_no_ops() {
     // Not linked yet: nothing to push (the customer is created with its first payment link).
     assert_eq!(
         h.runtime
-            .on_customer_updated(&h.merchant, &customer("c1"), None)
+            .on_customer_updated(TENANT, &h.merchant, &customer("c1"), None)
             .unwrap()
             .unwrap()
             .len(),
@@ -204,7 +211,7 @@ fn customer_updates_push_changes_and_skip_no_ops() {
     assert!(h.requests().is_empty());
 
     h.runtime
-        .on_invoice_finalized(&h.merchant, &invoice())
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice())
         .unwrap()
         .unwrap();
     h.requests();
@@ -213,13 +220,13 @@ fn customer_updates_push_changes_and_skip_no_ops() {
     after.legal_name = Some("John Doe Ltd".into());
     after.telephone = None;
     h.runtime
-        .on_customer_updated(&h.merchant, &after, Some(&before))
+        .on_customer_updated(TENANT, &h.merchant, &after, Some(&before))
         .unwrap()
         .unwrap();
     insta::assert_json_snapshot!("customer_update_requests", h.requests());
 
     h.runtime
-        .on_customer_updated(&h.merchant, &after, Some(&after))
+        .on_customer_updated(TENANT, &h.merchant, &after, Some(&after))
         .unwrap()
         .unwrap();
     assert!(
@@ -235,7 +242,7 @@ fn the_stripe_external_id_links_relinks_and_unlinks() {
     let linked = customer_linked_to("c1", &existing);
     let result = h
         .runtime
-        .on_customer_updated(&h.merchant, &linked, None)
+        .on_customer_updated(TENANT, &h.merchant, &linked, None)
         .unwrap();
     insta::assert_json_snapshot!("customer_link_requests", h.requests());
     insta::assert_json_snapshot!("customer_link_transitions", result);
@@ -243,7 +250,7 @@ fn the_stripe_external_id_links_relinks_and_unlinks() {
     let missing = customer_linked_to("c1", "cus_DoesNotExist");
     let refused = h
         .runtime
-        .on_customer_updated(&h.merchant, &missing, Some(&linked))
+        .on_customer_updated(TENANT, &h.merchant, &missing, Some(&linked))
         .unwrap();
     let Err(PluginError::InvalidInput(message)) = refused else {
         panic!("{refused:?}")
@@ -257,6 +264,7 @@ fn the_stripe_external_id_links_relinks_and_unlinks() {
     let relinked = h
         .runtime
         .on_customer_updated(
+            TENANT,
             &h.merchant,
             &customer_linked_to("c1", &other),
             Some(&linked),
@@ -271,6 +279,7 @@ fn the_stripe_external_id_links_relinks_and_unlinks() {
     let unlinked = h
         .runtime
         .on_customer_updated(
+            TENANT,
             &h.merchant,
             &customer("c1"),
             Some(&customer_linked_to("c1", &other)),
@@ -297,7 +306,7 @@ fn a_customer_in_another_account_cannot_be_linked() {
     h.emulator.connect_existing(&m.account_id, "Other Merchant");
     let result = h
         .runtime
-        .on_customer_updated(&m, &customer_linked_to("c1", &theirs), None)
+        .on_customer_updated(TENANT, &m, &customer_linked_to("c1", &theirs), None)
         .unwrap();
     assert!(
         matches!(result, Err(PluginError::InvalidInput(_))),

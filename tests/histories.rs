@@ -767,7 +767,7 @@ fn plugin_field(w: &World, id: &str, field: &str) -> Option<String> {
         .runtime
         .env()
         .db
-        .kv_peek(ACCOUNT, &format!("invoice:{id}"))
+        .kv_peek(host_harness::db::DEFAULT_MERCHANT, &format!("invoice:{id}"))
         .ok()??;
     let text = String::from_utf8(raw).ok()?;
     let prefix = format!("{field}=");

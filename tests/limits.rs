@@ -28,9 +28,9 @@ fn traps_loops_and_memory_grabs_fail_that_call_only() {
     let h = Harness::with(ROGUE_WASM, limits, None);
     for misbehaviour in ["trap", "loop", "grab"] {
         let start = Instant::now();
-        let result = h
-            .runtime
-            .on_invoice_finalized(&h.merchant, &rogue_invoice(misbehaviour));
+        let result =
+            h.runtime
+                .on_invoice_finalized(TENANT, &h.merchant, &rogue_invoice(misbehaviour));
         let err = result.expect_err(misbehaviour);
         // A liveness bound, not a benchmark: without limits "loop" never returns.
         assert!(
@@ -42,15 +42,18 @@ fn traps_loops_and_memory_grabs_fail_that_call_only() {
         // The harness serves the next call normally.
         let ok = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &rogue_invoice("fine"))
+            .on_invoice_finalized(TENANT, &h.merchant, &rogue_invoice("fine"))
             .unwrap();
         assert_eq!(ok.unwrap().len(), 0, "after {misbehaviour}");
     }
 }
 
 /// What the rogue plugin's `count` says: how many calls its instance served.
-fn count(h: &Harness, m: &host_harness::bindings::Merchant) -> String {
-    match h.runtime.on_invoice_finalized(m, &rogue_invoice("count")) {
+fn count(h: &Harness, tenant: &str) -> String {
+    match h
+        .runtime
+        .on_invoice_finalized(tenant, &h.merchant, &rogue_invoice("count"))
+    {
         Ok(Ok(ts)) => match ts.as_slice() {
             [Transition::CustomerUnlinked(said)] => said.clone(),
             other => panic!("count said {}", other.len()),
@@ -70,40 +73,37 @@ fn an_instance_serves_one_merchant_and_is_dropped_after_a_trap_or_a_limit() {
         ..Limits::default()
     };
     let h = Harness::with(ROGUE_WASM, limits, None);
-    let a = h.merchant.clone();
-    let b = host_harness::bindings::Merchant {
-        account_id: "acct_OtherMerchant".into(),
-        ..a.clone()
-    };
-    assert_eq!(count(&h, &a), "call 1 of this instance");
+    // Two merchants, even on one account: instances are a merchant's own.
+    let (a, b) = (TENANT, "other-merchant");
+    assert_eq!(count(&h, a), "call 1 of this instance");
     assert_eq!(
-        count(&h, &a),
+        count(&h, a),
         "call 2 of this instance",
         "A's instance is reused"
     );
     assert_eq!(
-        count(&h, &b),
+        count(&h, b),
         "call 1 of this instance",
         "B never gets A's instance"
     );
-    assert_eq!(count(&h, &a), "call 3 of this instance");
+    assert_eq!(count(&h, a), "call 3 of this instance");
     for misbehaviour in ["trap", "loop", "grab"] {
         h.runtime
-            .on_invoice_finalized(&a, &rogue_invoice(misbehaviour))
+            .on_invoice_finalized(a, &h.merchant, &rogue_invoice(misbehaviour))
             .expect_err(misbehaviour);
         assert_eq!(
-            count(&h, &a),
+            count(&h, a),
             "call 1 of this instance",
             "after {misbehaviour}"
         );
-        assert_eq!(count(&h, &a), "call 2 of this instance");
+        assert_eq!(count(&h, a), "call 2 of this instance");
     }
-    assert_eq!(count(&h, &b), "call 2 of this instance");
+    assert_eq!(count(&h, b), "call 2 of this instance");
 
     let mut fresh = Harness::with(ROGUE_WASM, limits, None);
     fresh.runtime.set_reuse(Reuse::Never);
-    assert_eq!(count(&fresh, &a), "call 1 of this instance");
-    assert_eq!(count(&fresh, &a), "call 1 of this instance");
+    assert_eq!(count(&fresh, a), "call 1 of this instance");
+    assert_eq!(count(&fresh, a), "call 1 of this instance");
 }
 
 /// Counts what would have gone out; any call is a failure of the gate.
@@ -130,7 +130,7 @@ fn the_plugin_reaches_nothing_but_the_stripe_api_base() {
     ] {
         let result = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("fetch:{url}")))
+            .on_invoice_finalized(TENANT, &h.merchant, &rogue_invoice(&format!("fetch:{url}")))
             .unwrap();
         let Err(PluginError::InvalidInput(message)) = result else {
             panic!("{result:?}")
@@ -151,7 +151,10 @@ fn the_plugin_reaches_nothing_but_the_stripe_api_base() {
     );
     let mut m = real.merchant.clone();
     m.stripe_api_base = elsewhere.clone();
-    let result = real.runtime.on_invoice_finalized(&m, &invoice()).unwrap();
+    let result = real
+        .runtime
+        .on_invoice_finalized(TENANT, &m, &invoice())
+        .unwrap();
     assert!(
         matches!(&result, Err(PluginError::InvalidInput(msg)) if msg.contains("host denied")),
         "{result:?}"
@@ -256,7 +259,7 @@ fn the_plugin_answers_garbage_without_trapping() {
         if round % 5 == 0 {
             req.headers[1].1 = String::from_utf8_lossy(&body[..body.len().min(40)]).into_owned();
         }
-        let answer = h.runtime.on_webhook(&h.merchant, &req);
+        let answer = h.runtime.on_webhook(TENANT, &h.merchant, &req);
         assert!(
             answer.is_ok(),
             "round {round}: the plugin trapped: {answer:?}"
@@ -273,13 +276,15 @@ fn the_plugin_answers_garbage_without_trapping() {
         let mut inv = invoice();
         inv.currency = currency.into();
         inv.amount_due = amount.into();
-        let answer = h.runtime.on_invoice_finalized(&h.merchant, &inv);
+        let answer = h.runtime.on_invoice_finalized(TENANT, &h.merchant, &inv);
         assert!(
             matches!(answer, Ok(Err(_)) | Ok(Ok(_))),
             "{currency} {amount:?}: {answer:?}"
         );
     }
-    let opened = h.runtime.on_pay_link_opened(&h.merchant, "\u{0}💥/../..");
+    let opened = h
+        .runtime
+        .on_pay_link_opened(TENANT, &h.merchant, "\u{0}💥/../..");
     assert!(matches!(opened, Ok(Ok(_))), "{opened:?}");
 }
 
@@ -316,7 +321,7 @@ fn a_call_has_a_wall_time_cap_and_quotas_on_what_it_asks_of_the_host() {
             let started = std::time::Instant::now();
             let r = h
                 .runtime
-                .on_invoice_finalized(&h.merchant, &rogue_invoice(id));
+                .on_invoice_finalized(TENANT, &h.merchant, &rogue_invoice(id));
             let took = started.elapsed();
             let error = match r {
                 Err(e) => format!("{e:#}"),
@@ -324,7 +329,7 @@ fn a_call_has_a_wall_time_cap_and_quotas_on_what_it_asks_of_the_host() {
             };
             done.send((id, took, error)).unwrap();
         }
-        let sent = h.records().outbox(ACCOUNT).unwrap();
+        let sent = h.records().outbox(TENANT).unwrap();
         done.send(("outbox", Default::default(), sent.len().to_string()))
             .unwrap();
     });
@@ -355,7 +360,7 @@ fn the_plugin_cannot_sign_a_webhook() {
     let h = Harness::with(ROGUE_WASM, Limits::default(), None);
     let ask = |id: &str| match h
         .runtime
-        .on_invoice_finalized(&h.merchant, &rogue_invoice(id))
+        .on_invoice_finalized(TENANT, &h.merchant, &rogue_invoice(id))
         .unwrap()
     {
         Err(PluginError::InvalidInput(m)) => m,
@@ -403,7 +408,11 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
     let ask = |call: &str| -> String {
         let r = h
             .runtime
-            .on_invoice_finalized(&h.merchant, &rogue_invoice(&format!("stripe:{call}")))
+            .on_invoice_finalized(
+                TENANT,
+                &h.merchant,
+                &rogue_invoice(&format!("stripe:{call}")),
+            )
             .unwrap();
         answer(r.map(drop), call)
     };
@@ -415,7 +424,13 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
             refresh_url: "https://platform.example/refresh".into(),
             return_url: "https://platform.example/return".into(),
         };
-        answer(h.runtime.start_onboarding(m, &req).unwrap().map(drop), call)
+        answer(
+            h.runtime
+                .start_onboarding(TENANT, m, &req)
+                .unwrap()
+                .map(drop),
+            call,
+        )
     };
     let onboard = |call: &str| onboard_as(&h.merchant, call);
     let denied = [

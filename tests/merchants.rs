@@ -166,7 +166,7 @@ fn two_merchants_on_two_connected_accounts_share_nothing() {
     let alpha_mail = outbox("alpha")["data"].as_array().unwrap().clone();
     assert!(!alpha_mail.is_empty(), "alpha's decline was emailed");
     for mail in &alpha_mail {
-        assert_eq!(mail["account"], ALPHA, "{mail}");
+        assert_eq!(mail["merchant"], "alpha", "{mail}");
         assert!(!mail.to_string().contains("beta"), "{mail}");
     }
     assert!(
@@ -177,7 +177,7 @@ fn two_merchants_on_two_connected_accounts_share_nothing() {
         "{alpha_mail:?}"
     );
     for mail in outbox("beta")["data"].as_array().unwrap() {
-        assert_eq!(mail["account"], BETA, "{mail}");
+        assert_eq!(mail["merchant"], "beta", "{mail}");
         assert!(!mail.to_string().contains("alpha"), "{mail}");
     }
 
@@ -188,12 +188,12 @@ fn two_merchants_on_two_connected_accounts_share_nothing() {
     let text =
         |(_, k, v): &(String, String, Vec<u8>)| format!("{k} {}", String::from_utf8_lossy(v));
     let alpha_session = alpha["checkoutSessionId"].as_str().unwrap();
-    assert!(rows.iter().any(|r| r.0 == ALPHA) && rows.iter().any(|r| r.0 == BETA));
+    assert!(rows.iter().any(|r| r.0 == "alpha") && rows.iter().any(|r| r.0 == "beta"));
     for row in &rows {
-        if row.0 == BETA {
+        if row.0 == "beta" {
             assert!(!text(row).contains(alpha_session), "{}", text(row));
         }
-        if row.0 == ALPHA {
+        if row.0 == "alpha" {
             assert!(!text(row).contains(session), "{}", text(row));
         }
     }
@@ -463,4 +463,96 @@ fn a_queued_job_runs_only_on_the_account_it_was_queued_for() {
             "{case}: {dead}"
         );
     }
+}
+
+/// The merchant `m`'s emails, as the platform reads them.
+fn outbox_of(off: &Offline, m: &str) -> Vec<Value> {
+    let (status, outbox) = off
+        .host("GET", &format!("/merchants/{m}/outbox"), None)
+        .unwrap();
+    assert_eq!(status, 200, "{outbox}");
+    outbox["data"].as_array().cloned().unwrap_or_default()
+}
+
+/// Security review S6 (a): the plugin's records, emails and keys belong to
+/// a merchant, not to an account. A new merchant with no account yet shares
+/// nothing with the default merchant running on the platform's own account.
+#[test]
+fn a_merchant_without_an_account_sees_nothing_of_the_platform_accounts_merchant() {
+    let flags = Flags {
+        account: Some(String::new()),
+        ..Flags::default()
+    };
+    let off = Offline::start(&flags).unwrap();
+    let mut doc: Value = serde_json::from_str(CUSTOMER_JSON).unwrap();
+    doc["externalIds"] = json!([]);
+    let (status, body) = off
+        .host("PUT", "/customers/c1", Some(&doc.to_string()))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    off.send_invoice(json!({})).unwrap();
+    off.save_default_card("c1", "4000000000000341").unwrap();
+    let (_, inv) = off
+        .send_invoice(json!({"id": "inv_02", "invoiceNumber": "INV-0002"}))
+        .unwrap();
+    assert_eq!(inv["status"], "PAYMENT_FAILED", "{inv}");
+    assert!(!outbox_of(&off, "default").is_empty());
+    let (status, _) = off.host("PUT", "/merchants/newbie", Some("{}")).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(outbox_of(&off, "newbie"), Vec::<Value>::new());
+}
+
+/// Security review S6 (b): an account moved from one merchant to another
+/// hands over nothing: not the first merchant's emails, nor its pay links.
+#[test]
+fn an_account_moved_to_another_merchant_hands_over_nothing() {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, true);
+    customer_with_card(&off, "alpha", ALPHA, "4000000000000341");
+    let inv = send_declined(&off, "alpha");
+    let link = inv["paymentLink"].as_str().expect("a pay link").to_string();
+    assert!(!outbox_of(&off, "alpha").is_empty());
+    off.stripe(
+        "POST",
+        "/_test/accounts/acct_AlphaTwo/connect",
+        Some("business_name=Two"),
+    )
+    .unwrap();
+    let moved = json!({"accountId": "acct_AlphaTwo"}).to_string();
+    assert_eq!(
+        off.host("PUT", "/merchants/alpha", Some(&moved)).unwrap().0,
+        200
+    );
+    let taken = json!({"accountId": ALPHA}).to_string();
+    assert_eq!(
+        off.host("PUT", "/merchants/gamma", Some(&taken)).unwrap().0,
+        200
+    );
+    assert_eq!(outbox_of(&off, "gamma"), Vec::<Value>::new());
+    let token = link.rsplit('/').next().unwrap();
+    let (status, page) = off
+        .host("GET", &format!("/merchants/gamma/pay/{token}"), None)
+        .unwrap();
+    assert_eq!(status, 404, "{page}");
+}
+
+/// Merchant `m` sends inv_01 to a customer whose card is declined.
+fn send_declined(off: &Offline, m: &str) -> Value {
+    let (status, _) = off
+        .host(
+            "POST",
+            &format!("/merchants/{m}/invoices"),
+            Some(INVOICE_JSON),
+        )
+        .unwrap();
+    assert_eq!(status, 201);
+    let (_, inv) = off
+        .host(
+            "POST",
+            &format!("/merchants/{m}/invoices/inv_01/finalize"),
+            None,
+        )
+        .unwrap();
+    assert_eq!(inv["status"], "PAYMENT_FAILED", "{inv}");
+    inv
 }

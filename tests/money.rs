@@ -24,7 +24,7 @@ fn a_slow_stripe_does_not_trap_a_finalize_after_the_charge() {
     assert_eq!(Limits::default().deadline_ms, 2_000);
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .expect("the call must not trap while it waits on Stripe")
         .expect("finalize succeeds");
     assert!(paid_in(&result), "{result:?}");
@@ -185,7 +185,7 @@ fn a_non_card_refusal_of_the_auto_charge_still_leaves_a_pay_link() {
     );
     let result = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap()
         .expect("finalize still succeeds");
     assert!(link_in(&result).is_some(), "{result:?}");
@@ -270,7 +270,7 @@ fn a_relinked_customer_is_not_charged_through_the_old_stripe_customer() {
     let new = h.stripe_customer("New Link Ltd");
     let relinked = customer_linked_to("c1", &new);
     h.runtime
-        .on_customer_updated(&h.merchant, &relinked, Some(&inv.customer))
+        .on_customer_updated(TENANT, &h.merchant, &relinked, Some(&inv.customer))
         .unwrap()
         .unwrap();
     let page = h.open(&h.merchant, &token);
@@ -296,7 +296,7 @@ fn a_customer_changed_back_and_forth_ends_as_the_platform_has_it() {
     let (x, a, b) = (named("X Ltd"), named("A Ltd"), named("B Ltd"));
     for (now, before) in [(&x, None), (&a, Some(&x)), (&b, Some(&a)), (&a, Some(&b))] {
         h.runtime
-            .on_customer_updated(&h.merchant, now, before)
+            .on_customer_updated(TENANT, &h.merchant, now, before)
             .unwrap()
             .unwrap();
     }
@@ -371,7 +371,7 @@ fn a_payment_made_another_way_expires_the_open_session() {
     let body = serde_json::to_vec(&event).unwrap();
     let out = h
         .runtime
-        .on_webhook(&m, &h.delivery(&body, SECRET))
+        .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
         .unwrap()
         .unwrap();
     assert!(paid_in(&out.transitions), "{out:?}");
@@ -409,12 +409,12 @@ fn concurrent_link_opens_and_auto_charges_take_the_money_once() {
                     s.spawn(move || match i % 2 {
                         0 => h
                             .runtime
-                            .on_invoice_finalized(&h.merchant, inv)
+                            .on_invoice_finalized(TENANT, &h.merchant, inv)
                             .unwrap()
                             .is_ok(),
                         _ => h
                             .runtime
-                            .on_pay_link_opened(&h.merchant, token)
+                            .on_pay_link_opened(TENANT, &h.merchant, token)
                             .unwrap()
                             .is_ok(),
                     })
@@ -471,7 +471,11 @@ fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
             change,
             amount_due: inv.amount_due.clone(),
         };
-        let ts = h.runtime.on_invoice_updated(&m, &update).unwrap().unwrap();
+        let ts = h
+            .runtime
+            .on_invoice_updated(TENANT, &m, &update)
+            .unwrap()
+            .unwrap();
         assert!(
             ts.iter()
                 .any(|t| matches!(t, Transition::CollectionStopped(_))),
@@ -497,7 +501,10 @@ fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
         change: InvoiceChange::Open,
         amount_due: "200.00".into(),
     };
-    h.runtime.on_invoice_updated(&m, &update).unwrap().unwrap();
+    h.runtime
+        .on_invoice_updated(TENANT, &m, &update)
+        .unwrap()
+        .unwrap();
     let PayPage::Redirect(url) = h.open(&m, &token) else {
         panic!("the credited invoice has no link")
     };
@@ -529,7 +536,7 @@ fn events_about_payments_the_plugin_never_made_are_acknowledged() {
         let body = serde_json::to_vec(&event).unwrap();
         let outcome = h
             .runtime
-            .on_webhook(&h.merchant, &h.delivery(&body, SECRET))
+            .on_webhook(TENANT, &h.merchant, &h.delivery(&body, SECRET))
             .unwrap();
         let outcome = outcome.expect("acknowledged, not an error");
         assert_eq!(outcome.status, 200, "{outcome:?}");
@@ -545,7 +552,7 @@ fn deliver_since(h: &Harness, m: &host_harness::bindings::Merchant, from: usize)
         let body = serde_json::to_vec(e).unwrap();
         let outcome = h
             .runtime
-            .on_webhook(m, &h.delivery(&body, SECRET))
+            .on_webhook(TENANT, m, &h.delivery(&body, SECRET))
             .unwrap()
             .unwrap_or_else(|err| panic!("{}: {err:?}", e["type"]));
         h.records().apply(&outcome.transitions).unwrap();
@@ -619,7 +626,7 @@ fn a_late_failure_of_an_older_attempt_leaves_a_debit_in_flight_processing() {
         let body = serde_json::to_vec(&e).unwrap();
         let outcome = h
             .runtime
-            .on_webhook(&m, &h.delivery(&body, SECRET))
+            .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
             .unwrap()
             .unwrap();
         h.records().apply(&outcome.transitions).unwrap();
@@ -732,7 +739,7 @@ fn a_refund_during_a_dispute_is_counted_and_shown_once_it_is_won() {
             let body = serde_json::to_vec(e).unwrap();
             match h
                 .runtime
-                .on_webhook(&m, &h.delivery(&body, SECRET))
+                .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
                 .unwrap()
             {
                 Ok(outcome) => h.records().apply(&outcome.transitions).unwrap(),
@@ -743,7 +750,7 @@ fn a_refund_during_a_dispute_is_counted_and_shown_once_it_is_won() {
         for body in again {
             let outcome = h
                 .runtime
-                .on_webhook(&m, &h.delivery(&body, SECRET))
+                .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
                 .unwrap()
                 .unwrap();
             h.records().apply(&outcome.transitions).unwrap();
@@ -758,7 +765,7 @@ fn a_refund_during_a_dispute_is_counted_and_shown_once_it_is_won() {
             let body = serde_json::to_vec(e).unwrap();
             let outcome = h
                 .runtime
-                .on_webhook(&m, &h.delivery(&body, SECRET))
+                .on_webhook(TENANT, &m, &h.delivery(&body, SECRET))
                 .unwrap()
                 .unwrap();
             h.records().apply(&outcome.transitions).unwrap();
@@ -1303,6 +1310,7 @@ fn a_paid_checkout_is_paid_even_when_its_card_cannot_become_the_default() {
     let outcome = h
         .runtime
         .on_webhook(
+            TENANT,
             &h.merchant,
             &h.delivery(&serde_json::to_vec(&succeeded).unwrap(), SECRET),
         )

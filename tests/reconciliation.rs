@@ -33,7 +33,7 @@ fn deliver(h: &Harness, event: &Value) -> (u16, Result<WebhookOutcome, PluginErr
     let body = serde_json::to_vec(event).unwrap();
     let result = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(&body, SECRET))
+        .on_webhook(TENANT, &h.merchant, &h.delivery(&body, SECRET))
         .unwrap();
     let status = match &result {
         Ok(o) if (200..300).contains(&o.status) => match h.records().apply(&o.transitions) {
@@ -67,7 +67,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     // inv_01: paid by link, partly refunded, a refund fails, disputed and won.
     let r = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice_no(h, "inv_01", &cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice_no(h, "inv_01", &cus))
         .unwrap()
         .unwrap();
     let link = last_link(&r);
@@ -80,7 +80,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     let token = link.url.rsplit('/').next().unwrap().to_string();
     let opened = h
         .runtime
-        .on_pay_link_opened(&h.merchant, &token)
+        .on_pay_link_opened(TENANT, &h.merchant, &token)
         .unwrap()
         .unwrap();
     let host_harness::bindings::PayPage::Redirect(url) = opened.page else {
@@ -136,7 +136,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     inv2.auto_charge = false;
     let r = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &inv2)
+        .on_invoice_finalized(TENANT, &h.merchant, &inv2)
         .unwrap()
         .unwrap();
     let link2 = last_link(&r);
@@ -157,7 +157,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     let pm = h.add_card(&cus, "4000000000000341", true);
     let declined = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice_no(h, "inv_02", &cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice_no(h, "inv_02", &cus))
         .unwrap()
         .unwrap();
     assert!(
@@ -169,7 +169,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
     h.stripe("POST", &format!("/v1/payment_methods/{pm}/detach"), "");
     let r = h
         .runtime
-        .on_pay_link_opened(&h.merchant, &token_of(&declined))
+        .on_pay_link_opened(TENANT, &h.merchant, &token_of(&declined))
         .unwrap()
         .unwrap();
     let host_harness::bindings::PayPage::Redirect(url2) = r.page else {
@@ -270,14 +270,14 @@ fn every_handled_event_reaches_its_transition() {
         let body = serde_json::to_vec(e).unwrap();
         let o = h
             .runtime
-            .on_webhook(&connected, &h.delivery(&body, SECRET))
+            .on_webhook(TENANT, &connected, &h.delivery(&body, SECRET))
             .unwrap();
         lines.push(summary(e, 200, &o));
     }
     let mut inv3 = invoice_no(&h, "inv_03", "cus_emu0000000001");
     inv3.auto_charge = false;
     h.runtime
-        .on_invoice_finalized(&h.merchant, &inv3)
+        .on_invoice_finalized(TENANT, &h.merchant, &inv3)
         .unwrap()
         .unwrap();
     for e in synthetic(&h, "inv_03") {
@@ -391,7 +391,7 @@ fn a_late_failure_never_unpays_an_invoice() {
     let cus = h.stripe_customer("Late Ltd");
     h.add_card(&cus, "4000000000000341", true);
     h.runtime
-        .on_invoice_finalized(&h.merchant, &invoice_no(&h, "inv_01", &cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice_no(&h, "inv_01", &cus))
         .unwrap()
         .unwrap();
     let failed = h
@@ -402,7 +402,7 @@ fn a_late_failure_never_unpays_an_invoice() {
         .unwrap();
     let r = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &invoice_no(&h, "inv_01", &cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice_no(&h, "inv_01", &cus))
         .unwrap()
         .unwrap();
     let session = link_in(&r).unwrap().session().to_string();
@@ -444,7 +444,7 @@ fn money_in_another_currency_or_short_is_not_paid() {
     let h = host();
     let cus = h.stripe_customer("Short Ltd");
     h.runtime
-        .on_invoice_finalized(&h.merchant, &invoice_no(&h, "inv_01", &cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &invoice_no(&h, "inv_01", &cus))
         .unwrap()
         .unwrap();
     let pay = |id: &str, amount: u64, currency: &str| {
@@ -484,7 +484,7 @@ fn the_webhook_refuses_what_is_not_stripes_for_this_merchant() {
     let body = serde_json::to_vec(&e).unwrap();
     let o = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(&body, SECRET))
+        .on_webhook(TENANT, &h.merchant, &h.delivery(&body, SECRET))
         .unwrap()
         .unwrap();
     assert_eq!(
@@ -497,6 +497,7 @@ fn the_webhook_refuses_what_is_not_stripes_for_this_merchant() {
     let o = h
         .runtime
         .on_webhook(
+            TENANT,
             &h.merchant,
             &h.delivery(&serde_json::to_vec(&live).unwrap(), SECRET),
         )
@@ -509,13 +510,13 @@ fn the_webhook_refuses_what_is_not_stripes_for_this_merchant() {
     let huge = vec![b' '; 256 * 1024 + 1];
     let o = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(&huge, SECRET))
+        .on_webhook(TENANT, &h.merchant, &h.delivery(&huge, SECRET))
         .unwrap()
         .unwrap();
     assert_eq!(o.status, 413);
     let garbage = h
         .runtime
-        .on_webhook(&h.merchant, &h.delivery(b"{not json", SECRET))
+        .on_webhook(TENANT, &h.merchant, &h.delivery(b"{not json", SECRET))
         .unwrap()
         .unwrap();
     assert_eq!(

@@ -52,7 +52,7 @@ fn update(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Vec
         change,
         amount_due: amount.into(),
     };
-    match h.runtime.on_invoice_updated(m, &u) {
+    match h.runtime.on_invoice_updated(TENANT, m, &u) {
         Ok(Ok(ts)) => {
             h.records().apply(&ts).unwrap();
             ts
@@ -72,7 +72,9 @@ fn update_result(
         change,
         amount_due: amount.into(),
     };
-    h.runtime.on_invoice_updated(m, &u).expect("no trap")
+    h.runtime
+        .on_invoice_updated(TENANT, m, &u)
+        .expect("no trap")
 }
 
 /// PaymentIntents of inv_01 that took money.
@@ -108,7 +110,7 @@ fn charge_of_unknown_outcome() -> (Harness, String) {
     ));
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert!(first.is_err(), "{first:?}");
     assert_eq!(charged(&h), 1, "Stripe took the money");
@@ -122,14 +124,17 @@ fn a_charge_of_unknown_outcome_is_resolved_before_a_reprice_or_a_credit() {
     let (h, cus) = charge_of_unknown_outcome();
     let mut inv = h.invoice_for(&cus);
     inv.amount_due = "1000.00".into();
-    let _ = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    let _ = h
+        .runtime
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
+        .unwrap();
     assert_eq!(charged(&h), 1, "re-priced: still one charge");
 
     let (h, cus) = charge_of_unknown_outcome();
     let _ = update_result(&h, &h.merchant, InvoiceChange::Open, "1000.00");
     let _ = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert_eq!(
         charged(&h),
@@ -147,7 +152,7 @@ fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
     h.add_card(&cus, "5555555555554444", true);
     let _ = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert_eq!(
         h.sessions("open"),
@@ -159,7 +164,10 @@ fn a_charge_of_unknown_outcome_never_gets_a_link_beside_it() {
     let (h, cus) = charge_of_unknown_outcome();
     let mut inv = h.invoice_for(&cus);
     inv.auto_charge = false;
-    let _ = h.runtime.on_invoice_finalized(&h.merchant, &inv).unwrap();
+    let _ = h
+        .runtime
+        .on_invoice_finalized(TENANT, &h.merchant, &inv)
+        .unwrap();
     assert_eq!(
         h.sessions("open"),
         0,
@@ -184,7 +192,7 @@ fn a_retried_finalize_tells_the_host_what_the_failed_try_changed() {
     ));
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert!(first.is_err(), "{first:?}");
     let ts = h.finalize(&h.merchant, &h.invoice_for(&cus));
@@ -207,7 +215,7 @@ fn a_charge_refused_with_a_429_is_known_not_to_have_happened() {
     ));
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert!(first.is_err(), "{first:?}");
     let credited = update_result(&h, &h.merchant, InvoiceChange::Open, "1000.00");
@@ -228,7 +236,7 @@ fn a_reopen_that_fails_leaves_the_invoice_stopped() {
     ));
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert!(first.is_err(), "{first:?}");
     update(&h, &h.merchant, InvoiceChange::Void, "0");
@@ -317,7 +325,7 @@ fn a_void_before_the_first_finalize_finished_is_remembered() {
     ));
     let first = h
         .runtime
-        .on_invoice_finalized(&h.merchant, &h.invoice_for(&cus))
+        .on_invoice_finalized(TENANT, &h.merchant, &h.invoice_for(&cus))
         .unwrap();
     assert!(first.is_err(), "{first:?}");
     update(&h, &h.merchant, InvoiceChange::Void, "0");
@@ -639,7 +647,7 @@ fn a_refund_listed_before_its_payment_does_not_stall_the_sync() {
     );
     let mut cursor: Option<String> = None;
     for _ in 0..6 {
-        let out = match h.runtime.on_sync(&m, cursor.as_deref()).unwrap() {
+        let out = match h.runtime.on_sync(TENANT, &m, cursor.as_deref()).unwrap() {
             Ok(out) => out,
             Err(e) => panic!("the sync stalled: {e:?}"),
         };
@@ -676,7 +684,7 @@ fn an_event_with_a_negative_amount_neither_poisons_the_sync_nor_gets_a_400() {
     s.refuse("GET", "/v1/events", 200, page, 5);
     let out = h
         .runtime
-        .on_sync(&m, None)
+        .on_sync(TENANT, &m, None)
         .unwrap()
         .expect("the sync reads the page");
     h.records().apply(&out.transitions).unwrap();

@@ -21,6 +21,8 @@ use stripe_emulator::{Emulator, form};
 pub const NOW_MS: u64 = 1_764_288_000_000;
 pub const SECRET: &str = "whsec_test_harness_secret";
 pub const ACCOUNT: &str = "acct_TestMerchant";
+/// The test merchant's id: its kv, emails and keys are kept under it.
+pub const TENANT: &str = host_harness::db::DEFAULT_MERCHANT;
 /// The metadata key under which the plugin names its invoice on Stripe objects.
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));
@@ -60,10 +62,7 @@ pub const PAY_LINK_KEY: &str = "plk_test_harness";
 impl Harness {
     /// Replaces the merchant's webhook secrets (a rotation).
     pub fn set_keys(&mut self, webhook: &[&str]) {
-        self.runtime
-            .env()
-            .keys
-            .set(&self.merchant.account_id, keys(webhook));
+        self.runtime.env().keys.set(TENANT, keys(webhook));
     }
 
     pub fn new() -> Self {
@@ -111,7 +110,7 @@ impl Harness {
             keys: KeyRing::default(),
             pacing: None,
         });
-        env.keys.set(ACCOUNT, keys(&[SECRET]));
+        env.keys.set(TENANT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
         if wasm == PLUGIN_WASM {
@@ -242,9 +241,7 @@ impl Harness {
     }
 
     pub fn emails(&self) -> Vec<Value> {
-        self.records()
-            .outbox(&self.merchant.account_id)
-            .expect("outbox")
+        self.records().outbox(TENANT).expect("outbox")
     }
 }
 
@@ -368,7 +365,7 @@ impl Harness {
 
     /// Finalizes `inv` for `m`; fails the test on a trap or an error.
     pub fn finalize(&self, m: &Merchant, inv: &Invoice) -> Vec<Transition> {
-        match self.runtime.on_invoice_finalized(m, inv) {
+        match self.runtime.on_invoice_finalized(TENANT, m, inv) {
             Ok(Ok(ts)) => ts,
             other => panic!("finalizing {} failed: {other:?}", inv.id),
         }
@@ -376,7 +373,7 @@ impl Harness {
 
     /// Opens the pay link `token` for `m`; fails the test on a trap or an error.
     pub fn open(&self, m: &Merchant, token: &str) -> host_harness::bindings::PayPage {
-        match self.runtime.on_pay_link_opened(m, token) {
+        match self.runtime.on_pay_link_opened(TENANT, m, token) {
             Ok(Ok(o)) => o.page,
             other => panic!("opening the pay link failed: {other:?}"),
         }
@@ -435,7 +432,7 @@ pub fn deliver(h: &Harness, m: &Merchant, event: &Value) -> host_harness::bindin
     let body = serde_json::to_vec(event).unwrap();
     let outcome = h
         .runtime
-        .on_webhook(m, &h.delivery(&body, SECRET))
+        .on_webhook(TENANT, m, &h.delivery(&body, SECRET))
         .unwrap()
         .unwrap_or_else(|e| panic!("{}: {e:?}", event["type"]));
     h.records().apply(&outcome.transitions).unwrap();

@@ -18,7 +18,9 @@ use std::time::Instant;
 use stripe_emulator::signature_header;
 
 const SECRET: &str = "whsec_bench_secret";
-const WRONG_ACCOUNT: &str = "acct_BenchWrongSecret";
+/// The bench merchant, and one whose webhook secret does not match.
+const TENANT: &str = "bench";
+const WRONG_TENANT: &str = "bench-wrong-secret";
 
 /// One runtime with the bench invoice sent, and the event that pays it.
 struct Bench {
@@ -55,8 +57,8 @@ impl Bench {
             webhook_signing: vec![webhook.to_string()],
             pay_link: vec!["plk_bench".into()],
         };
-        env.keys.set(&account, keys(SECRET));
-        env.keys.set(WRONG_ACCOUNT, keys("whsec_not_the_one"));
+        env.keys.set(TENANT, keys(SECRET));
+        env.keys.set(WRONG_TENANT, keys("whsec_not_the_one"));
         let cache = std::env::temp_dir().join("stripe-plugin-cache");
         let mut runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
         if let Some(path) = tap {
@@ -82,14 +84,14 @@ impl Bench {
         invoice.id = "inv_bench".into();
         let mut c = customer.to_wit("c_bench");
         c.external_ids.retain(|e| e.key != "Stripe");
-        if let Err(e) = self
-            .runtime
-            .on_invoice_finalized(&self.merchant, &invoice.to_wit(c))?
+        if let Err(e) =
+            self.runtime
+                .on_invoice_finalized(TENANT, &self.merchant, &invoice.to_wit(c))?
         {
             bail!("setting up the invoice: {}", e.message());
         }
         let first = self.deliveries(1, "first").remove(0);
-        match self.runtime.on_webhook(&self.merchant, &first)? {
+        match self.runtime.on_webhook(TENANT, &self.merchant, &first)? {
             Ok(o) if o.status == 200 && !o.transitions.is_empty() => Ok(()),
             Ok(o) => bail!("the event was not processed: answered {}", o.status),
             Err(e) => bail!("the event was not processed: {}", e.message()),
@@ -116,11 +118,11 @@ impl Bench {
             .collect()
     }
 
-    /// µs per call of on-webhook over `requests`, as `merchant`.
-    fn time(&self, merchant: &Merchant, requests: &[WebhookRequest]) -> Result<f64> {
+    /// µs per call of on-webhook over `requests`, as `tenant`.
+    fn time(&self, tenant: &str, requests: &[WebhookRequest]) -> Result<f64> {
         let start = Instant::now();
         for r in requests {
-            self.runtime.on_webhook(merchant, r)??;
+            self.runtime.on_webhook(tenant, &self.merchant, r)??;
         }
         Ok(start.elapsed().as_secs_f64() * 1e6 / requests.len().max(1) as f64)
     }
@@ -129,15 +131,11 @@ impl Bench {
     fn figures(&mut self, n: u32, reuse: Reuse, tag: &str) -> Result<Value> {
         self.runtime.set_reuse(reuse);
         let warm = self.deliveries(n.min(200), &format!("{tag}_warm"));
-        self.time(&self.merchant, &warm)?;
-        let full = self.time(&self.merchant, &self.deliveries(n, tag))?;
+        self.time(TENANT, &warm)?;
+        let full = self.time(TENANT, &self.deliveries(n, tag))?;
         // The floor of a real delivery: the body lifted in, one HMAC over it,
         // refused (the secret does not match). No parse, no kv.
-        let wrong = Merchant {
-            account_id: WRONG_ACCOUNT.into(),
-            ..self.merchant.clone()
-        };
-        let floor = self.time(&wrong, &self.deliveries(n, &format!("{tag}_floor")))?;
+        let floor = self.time(WRONG_TENANT, &self.deliveries(n, &format!("{tag}_floor")))?;
         // An empty call: no headers, no body; answered 400 at once.
         let empty = vec![
             WebhookRequest {
@@ -146,14 +144,14 @@ impl Bench {
             };
             n as usize
         ];
-        let empty_call = self.time(&self.merchant, &empty)?;
+        let empty_call = self.time(TENANT, &empty)?;
         Ok(json!({"us_per_event": full, "us_floor": floor, "us_empty_call": empty_call}))
     }
 
     /// Fills the merchant's kv with invoices `range` like the bench one.
     fn store_invoices(&self, range: std::ops::Range<usize>) -> Result<()> {
         let db = &self.runtime.env().db;
-        let ns = &self.merchant.account_id;
+        let ns = TENANT;
         let record = db.kv_peek(ns, "invoice:inv_bench")?.unwrap_or_default();
         let mut conn = db.sqlite()?;
         let tx = conn.transaction()?;
@@ -253,10 +251,7 @@ pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
             }
             _ => bench.deliveries(iterations, "hot"),
         };
-        println!(
-            "{path}: {:.2} us per call",
-            bench.time(&bench.merchant, &requests)?
-        );
+        println!("{path}: {:.2} us per call", bench.time(TENANT, &requests)?);
         return Ok(());
     }
     let fresh = bench.figures(iterations, Reuse::Never, "fresh")?;
@@ -271,7 +266,7 @@ pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
         let mut b = Bench::new(sized, None)?;
         b.runtime.set_reuse(Reuse::PerMerchant);
         let n = (iterations / (kb as u32).max(1)).max(200);
-        let us = b.time(&b.merchant, &b.deliveries(n, &format!("size{kb}")))?;
+        let us = b.time(TENANT, &b.deliveries(n, &format!("size{kb}")))?;
         by_size.insert(format!("{kb}k"), json!({"us_per_event": us, "event": file}));
     }
 
@@ -281,7 +276,7 @@ pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
         bench.store_invoices(stored..total)?;
         stored = total;
         let us = bench.time(
-            &bench.merchant,
+            TENANT,
             &bench.deliveries(iterations, &format!("stored{total}")),
         )?;
         by_stored.insert(total.to_string(), json!({"us_per_event": us}));
@@ -356,7 +351,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
         pacing: None,
     });
     env.keys.set(
-        account,
+        TENANT,
         MerchantKeys {
             webhook_signing: vec![SECRET.into()],
             pay_link: vec!["plk_bench".into()],
@@ -374,7 +369,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
         let mut inv = invoice.clone();
         inv.id = format!("inv_bench_{i}");
         inv.customer_id = format!("c_bench_{i}");
-        if let Err(e) = runtime.on_invoice_finalized(&merchant, &inv.to_wit(c))? {
+        if let Err(e) = runtime.on_invoice_finalized(TENANT, &merchant, &inv.to_wit(c))? {
             bail!("finalizing: {}", e.message());
         }
     }

@@ -290,7 +290,7 @@ impl Offline {
             .runtime
             .env()
             .db
-            .kv_peek(&self.app.merchant()?.account_id, key)
+            .kv_peek(&self.app.platform.default_merchant, key)
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {

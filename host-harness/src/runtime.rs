@@ -167,9 +167,13 @@ impl Runtime {
     }
 
     /// Runs `f` on an instance of the merchant's (kept from its last call, or new).
+    /// `tenant` is the merchant's id: its kv, emails, keys and instances are
+    /// its own, whichever account it has (security review S6); `account`
+    /// is the connected account its Stripe requests are pinned to ("" for
+    /// the platform's own).
     fn call<T: serde::Serialize>(
         &self,
-        namespace: &str,
+        (namespace, account): (&str, &str),
         (handler, args): (&str, impl FnOnce() -> Vec<serde_json::Value>),
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
@@ -188,7 +192,7 @@ impl Runtime {
         };
         store
             .data_mut()
-            .begin_call(self.tap.clone(), PlatformCalls::of(handler));
+            .begin_call(self.tap.clone(), PlatformCalls::of(handler), account);
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let mut result = f(&plugin, &mut store);
@@ -281,11 +285,12 @@ impl Runtime {
 
     pub fn on_invoice_finalized(
         &self,
+        tenant: &str,
         m: &Merchant,
         inv: &Invoice,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-invoice-finalized", || vec![json(&m), json(&inv)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -296,11 +301,12 @@ impl Runtime {
 
     pub fn on_invoice_updated(
         &self,
+        tenant: &str,
         m: &Merchant,
         u: &InvoiceUpdate,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-invoice-updated", || vec![json(&m), json(&u)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -311,11 +317,12 @@ impl Runtime {
 
     pub fn on_webhook(
         &self,
+        tenant: &str,
         m: &Merchant,
         req: &WebhookRequest,
     ) -> Result<Result<WebhookOutcome, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-webhook", || vec![json(&m), json(&req)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -326,11 +333,12 @@ impl Runtime {
 
     pub fn on_sync(
         &self,
+        tenant: &str,
         m: &Merchant,
         cursor: Option<&str>,
     ) -> Result<Result<SyncOutcome, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-sync", || vec![json(&m), json(&cursor)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -341,11 +349,12 @@ impl Runtime {
 
     pub fn on_pay_link_opened(
         &self,
+        tenant: &str,
         m: &Merchant,
         token: &str,
     ) -> Result<Result<PayLinkOutcome, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-pay-link-opened", || vec![json(&m), json(&token)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -356,11 +365,12 @@ impl Runtime {
 
     pub fn start_onboarding(
         &self,
+        tenant: &str,
         m: &Merchant,
         r: &OnboardingRequest,
     ) -> Result<Result<Onboarding, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("start-onboarding", || vec![json(&m), json(&r)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -371,12 +381,13 @@ impl Runtime {
 
     pub fn on_customer_updated(
         &self,
+        tenant: &str,
         m: &Merchant,
         c: &Customer,
         previous: Option<&Customer>,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            &m.account_id,
+            (tenant, &m.account_id),
             ("on-customer-updated", || {
                 vec![json(&m), json(&c), json(&previous)]
             }),

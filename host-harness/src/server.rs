@@ -244,12 +244,8 @@ impl App {
             settings,
             merchant,
         };
-        if scope.connected(p) {
-            self.runtime
-                .env()
-                .keys
-                .ensure(&scope.merchant.account_id, self.keys_of(id));
-        }
+        // Every merchant's keys are its own, connected or not (S6).
+        self.runtime.env().keys.ensure(id, self.keys_of(id));
         scope
     }
 
@@ -326,11 +322,14 @@ impl App {
         &self,
         scope: &Scope,
     ) -> anyhow::Result<Result<(u32, u32), PluginError>> {
-        let key = scope.merchant.account_id.clone();
+        let key = scope.id.clone();
         let (mut read, mut applied) = (0, 0);
         for _ in 0..100 {
             let cursor = self.records(scope).sync_cursor(&key)?;
-            let out = match self.runtime.on_sync(&scope.merchant, cursor.as_deref())? {
+            let out = match self
+                .runtime
+                .on_sync(&scope.id, &scope.merchant, cursor.as_deref())?
+            {
                 Ok(out) => out,
                 Err(e) => return Ok(Err(e)),
             };
@@ -612,7 +611,7 @@ impl App {
                 .map(|a| found(a, "account")),
             ("GET", ["outbox"]) => self
                 .records(scope)
-                .outbox(&scope.merchant.account_id)
+                .outbox(&scope.id)
                 .map(|o| Reply::json(200, &json!({"data": o}))),
             ("GET", ["dead-letters"]) => {
                 let dead = self.runtime.env().db.dead_letters(&scope.id)?;
@@ -720,7 +719,7 @@ impl App {
             headers: headers.to_vec(),
             body: body.to_vec(),
         };
-        let outcome = match self.runtime.on_webhook(&scope.merchant, &req) {
+        let outcome = match self.runtime.on_webhook(&scope.id, &scope.merchant, &req) {
             Err(trap) => {
                 tracing::error!(error = %format!("{trap:#}"), "on-webhook failed");
                 return Ok(Reply::error(500, "plugin failed", true));
@@ -786,6 +785,7 @@ impl App {
             .parsed_customer(id)?
             .map(|p| p.to_wit(id));
         match self.runtime.on_customer_updated(
+            &scope.id,
             &scope.merchant,
             &parsed.to_wit(id),
             previous.as_ref(),
@@ -859,7 +859,10 @@ impl App {
             .parsed_customer(&invoice.customer_id)?
             .unwrap_or_default();
         let wit = invoice.to_wit(customer.to_wit(&invoice.customer_id));
-        match self.runtime.on_invoice_finalized(&scope.merchant, &wit)? {
+        match self
+            .runtime
+            .on_invoice_finalized(&scope.id, &scope.merchant, &wit)?
+        {
             Err(e) => Ok(Finalized::Failed(e)),
             Ok(transitions) => {
                 self.records(scope).set_status_if(id, "DRAFT", "FINAL")?;
@@ -895,7 +898,10 @@ impl App {
             change,
             amount_due: amount_due.clone(),
         };
-        match self.runtime.on_invoice_updated(&scope.merchant, &update)? {
+        match self
+            .runtime
+            .on_invoice_updated(&scope.id, &scope.merchant, &update)?
+        {
             Err(e) => Ok(Reply::plugin_error(&e)),
             Ok(transitions) => {
                 if v["amountDue"].is_string() {
@@ -969,7 +975,10 @@ impl App {
     /// The stable pay link: where the plugin says to go, or what to show.
     fn pay_link(&self, scope: &Scope, token: &str) -> anyhow::Result<Reply> {
         let brand = scope.settings.display_name.as_deref().unwrap_or_default();
-        let outcome = match self.runtime.on_pay_link_opened(&scope.merchant, token)? {
+        let outcome = match self
+            .runtime
+            .on_pay_link_opened(&scope.id, &scope.merchant, token)?
+        {
             Err(e) => {
                 tracing::warn!(error = %e.message(), "pay link unavailable");
                 return Ok(page(PayView::Unavailable.render(brand), None));
@@ -1059,7 +1068,10 @@ impl App {
             refresh_url: format!("{base}/onboarding/refresh"),
             return_url: format!("{base}/onboarding/done"),
         };
-        let o = match self.runtime.start_onboarding(&scope.merchant, &req)? {
+        let o = match self
+            .runtime
+            .start_onboarding(&scope.id, &scope.merchant, &req)?
+        {
             Err(e) => return Ok(Reply::plugin_error(&e)),
             Ok(o) => o,
         };

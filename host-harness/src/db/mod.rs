@@ -36,6 +36,26 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
+/// The step that moves the plugin's kv, the outbox and the sync cursors from
+/// accounts to merchants (security review S6), the same on both backends:
+/// rows of an account go to the merchant that has it; rows of the
+/// platform's own account ("") to the merchant `default`, when that one
+/// runs on it.
+pub const BY_MERCHANT: &str = "
+UPDATE kv SET ns = (SELECT m.id FROM merchants m WHERE m.account_id = kv.ns)
+    WHERE ns IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
+UPDATE kv SET ns = 'default' WHERE ns = ''
+    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
+UPDATE outbox SET ns = (SELECT m.id FROM merchants m WHERE m.account_id = outbox.ns)
+    WHERE ns IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
+UPDATE outbox SET ns = 'default' WHERE ns = ''
+    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
+UPDATE sync_cursors SET merchant = (SELECT m.id FROM merchants m WHERE m.account_id = sync_cursors.merchant)
+    WHERE merchant IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
+UPDATE sync_cursors SET merchant = 'default' WHERE merchant = ''
+    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
+";
+
 /// One email for the outbox.
 pub struct OutgoingEmail<'a> {
     pub ns: &'a str,
@@ -52,7 +72,8 @@ pub struct OutgoingEmail<'a> {
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
-    pub account: String,
+    /// The merchant whose email it is.
+    pub merchant: String,
     pub dedupe_key: String,
     pub to: String,
     pub cc: String,

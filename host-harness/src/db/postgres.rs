@@ -111,6 +111,8 @@ CREATE TABLE platform_tokens (
     "
 ALTER TABLE jobs ADD COLUMN account TEXT;
 ",
+    // The plugin's records, emails and cursors by merchant, not by account (S6).
+    super::BY_MERCHANT,
 ];
 
 pub struct Postgres {
@@ -322,7 +324,7 @@ impl Backend for Postgres {
         Ok(rows
             .iter()
             .map(|r| OutboxRow {
-                account: r.get(0),
+                merchant: r.get(0),
                 dedupe_key: r.get(1),
                 to: r.get(2),
                 cc: r.get(3),

@@ -183,6 +183,9 @@ const SCHEMA_V6: &str = "
 ALTER TABLE jobs ADD COLUMN account TEXT;
 ";
 
+/// Version 7: records by merchant, not by account (see `db::BY_MERCHANT`).
+const SCHEMA_V7: &str = super::BY_MERCHANT;
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -230,6 +233,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
         ))
         .context("migrating the database to version 6 (jobs' accounts)")?;
+    }
+    if version < 7 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;"
+        ))
+        .context("migrating the database to version 7 (records by merchant)")?;
     }
     Ok(())
 }
@@ -378,7 +387,7 @@ impl Backend for Arc<Sqlite> {
         let rows = stmt
             .query_map([ns], |r| {
                 Ok(OutboxRow {
-                    account: r.get(0)?,
+                    merchant: r.get(0)?,
                     dedupe_key: r.get(1)?,
                     to: r.get(2)?,
                     cc: r.get(3)?,
@@ -871,6 +880,48 @@ mod tests {
     use crate::db::DEFAULT_MERCHANT;
     use std::os::unix::fs::MetadataExt;
 
+    /// Security review S6: records kept by account move to the merchant
+    /// that has the account; the platform account's to `default`.
+    #[test]
+    fn version_7_moves_records_from_accounts_to_merchants() {
+        let dir = std::env::temp_dir().join(format!("sqlite-v7-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("host.db");
+        drop(Sqlite::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO merchants (id, account_id, settings) VALUES ('alpha', 'acct_A', '{}'), ('default', NULL, '{}');
+             INSERT INTO kv (ns, key, value) VALUES ('acct_A', 'invoice:i', x'01'), ('', 'invoice:j', x'02'), ('host:x', 'k', x'03');
+             INSERT INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, created_ms)
+                 VALUES ('acct_A', 'd', 'a@b', '', 's', 't', 1);
+             INSERT INTO sync_cursors (merchant, cursor) VALUES ('acct_A', 'c');
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+        drop(conn);
+        let db = Sqlite::open(&path).unwrap();
+        let conn = db.conn();
+        let ns: Vec<String> = conn
+            .prepare("SELECT ns FROM kv ORDER BY key")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ns, ["alpha", "default", "host:x"]);
+        let outbox: String = conn
+            .query_row("SELECT ns FROM outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(outbox, "alpha");
+        let cursor: String = conn
+            .query_row("SELECT merchant FROM sync_cursors", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(cursor, "alpha");
+        drop(conn);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     /// Security review S11: the database holds customers, emails with pay
     /// links and the host's secrets; no other user may read it.
     #[test]
@@ -908,7 +959,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

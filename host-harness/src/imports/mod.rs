@@ -117,7 +117,7 @@ pub struct Used {
 /// The data of one Store: one call's view of the host.
 pub struct HostState {
     pub env: Arc<HostEnv>,
-    /// kv and outbox namespace: the merchant's account.
+    /// kv, outbox and key namespace: the merchant's id.
     pub namespace: String,
     /// The connected account every Stripe call of this call is pinned to.
     pub stripe_account: String,
@@ -143,7 +143,7 @@ impl HostState {
         Self {
             env,
             namespace: namespace.to_string(),
-            stripe_account: namespace.to_string(),
+            stripe_account: String::new(),
             created_accounts: Vec::new(),
             platform_calls: PlatformCalls::Denied,
             limits,
@@ -164,8 +164,9 @@ impl HostState {
         &mut self,
         tap: Option<Arc<crate::portable::tap::Tap>>,
         platform_calls: PlatformCalls,
+        account: &str,
     ) {
-        self.stripe_account = self.namespace.clone();
+        self.stripe_account = account.to_string();
         self.created_accounts.clear();
         self.platform_calls = platform_calls;
         self.started = Instant::now();

@@ -68,6 +68,11 @@ pub struct Call {
     /// The clock during the call.
     pub now_ms: u64,
     pub args: Vec<Value>,
+    /// The merchant whose kv, emails and keys the call uses (its id); when
+    /// absent (scenarios written before merchants were namespaced by id),
+    /// the merchant's `account-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// The outcome the recorded run saw, in portable form, when known; the
     /// runners ignore it, and `tests/portability/run` checks each replay
     /// against it.

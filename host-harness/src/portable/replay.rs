@@ -298,12 +298,15 @@ impl Replayer {
     /// One call on a fresh instance; a trap is an outcome, not an error.
     fn call(&self, mut state: ReplayState, call: &Call) -> Result<(Value, ReplayState)> {
         state.now_ms = call.now_ms;
-        state.namespace = call
-            .args
-            .first()
-            .and_then(|m| m["account-id"].as_str())
-            .unwrap_or_default()
-            .to_string();
+        state.namespace = match &call.namespace {
+            Some(ns) => ns.clone(),
+            None => call
+                .args
+                .first()
+                .and_then(|m| m["account-id"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        };
         let mut store = Store::new(&self.engine, state);
         let instance = self.linker.instantiate(&mut store, &self.component)?;
         let iface = instance

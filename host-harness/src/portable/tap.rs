@@ -73,6 +73,7 @@ impl Tap {
         s.calls.push(Call {
             handler: handler.into(),
             now_ms,
+            namespace: Some(namespace.to_string()),
             args,
             expect: None,
         });

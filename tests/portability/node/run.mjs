@@ -13,7 +13,7 @@ function run(instantiate, scenario) {
   const lines = [print({ scenario: scenario.name })];
   scenario.calls.forEach((call, i) => {
     s.now = call['now-ms'];
-    s.ns = call.args[0]?.['account-id'] ?? '';
+    s.ns = call.namespace ?? call.args[0]?.['account-id'] ?? '';
     const plugin = instantiate(imports);
     let outcome;
     try {
