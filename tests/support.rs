@@ -116,12 +116,17 @@ impl Harness {
         if wasm == PLUGIN_WASM {
             tap_if_asked(&mut runtime);
         }
-        Self {
+        let h = Self {
             runtime,
             emulator,
             clock,
             merchant: merchant(),
-        }
+        };
+        // The platform has saved its customer c1 (whose addresses the
+        // plugin's emails may go to).
+        let c1: Value = serde_json::from_str(CUSTOMER_JSON).expect("customer");
+        h.records().put_customer("c1", &c1).expect("customer c1");
+        h
     }
 
     /// The requests the plugin sent since the last call, in a readable form:

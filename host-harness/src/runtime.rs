@@ -173,10 +173,11 @@ impl Runtime {
     /// the platform's own).
     fn call<T: serde::Serialize>(
         &self,
-        (namespace, account): (&str, &str),
+        caller: Caller<'_>,
         (handler, args): (&str, impl FnOnce() -> Vec<serde_json::Value>),
         f: impl FnOnce(&Plugin, &mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
+        let namespace = caller.tenant;
         if let Some(tap) = &self.tap {
             tap.call(
                 handler,
@@ -190,9 +191,12 @@ impl Runtime {
             Some(idle) => idle,
             None => self.instantiate(namespace)?,
         };
-        store
-            .data_mut()
-            .begin_call(self.tap.clone(), PlatformCalls::of(handler), account);
+        store.data_mut().begin_call(
+            self.tap.clone(),
+            PlatformCalls::of(handler),
+            caller.account,
+            caller.addresses(),
+        );
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let mut result = f(&plugin, &mut store);
@@ -290,7 +294,7 @@ impl Runtime {
         inv: &Invoice,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m).writing_to(&inv.customer),
             ("on-invoice-finalized", || vec![json(&m), json(&inv)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -306,7 +310,7 @@ impl Runtime {
         u: &InvoiceUpdate,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m),
             ("on-invoice-updated", || vec![json(&m), json(&u)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -322,7 +326,7 @@ impl Runtime {
         req: &WebhookRequest,
     ) -> Result<Result<WebhookOutcome, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m),
             ("on-webhook", || vec![json(&m), json(&req)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -338,7 +342,7 @@ impl Runtime {
         cursor: Option<&str>,
     ) -> Result<Result<SyncOutcome, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m),
             ("on-sync", || vec![json(&m), json(&cursor)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -354,7 +358,7 @@ impl Runtime {
         token: &str,
     ) -> Result<Result<PayLinkOutcome, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m),
             ("on-pay-link-opened", || vec![json(&m), json(&token)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -370,7 +374,7 @@ impl Runtime {
         r: &OnboardingRequest,
     ) -> Result<Result<Onboarding, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m),
             ("start-onboarding", || vec![json(&m), json(&r)]),
             |p, s| {
                 p.billing_stripe_plugin_handlers()
@@ -387,7 +391,7 @@ impl Runtime {
         previous: Option<&Customer>,
     ) -> Result<Result<Vec<Transition>, PluginError>> {
         self.call(
-            (tenant, &m.account_id),
+            Caller::new(tenant, m).writing_to(c),
             ("on-customer-updated", || {
                 vec![json(&m), json(&c), json(&previous)]
             }),
@@ -396,6 +400,46 @@ impl Runtime {
                     .call_on_customer_updated(s, m, c, previous)
             },
         )
+    }
+}
+
+/// Who a call is made for: the merchant (its id: kv, emails, keys and
+/// instances are its own), the connected account its Stripe requests are
+/// pinned to ("" for the platform's), and the addresses its emails may go
+/// to besides the merchant's customers on record.
+struct Caller<'a> {
+    tenant: &'a str,
+    account: &'a str,
+    notification_email: &'a str,
+    customer: Option<&'a Customer>,
+}
+
+impl<'a> Caller<'a> {
+    fn new(tenant: &'a str, m: &'a Merchant) -> Self {
+        Self {
+            tenant,
+            account: &m.account_id,
+            notification_email: &m.notification_email,
+            customer: None,
+        }
+    }
+
+    /// The call is about this customer, whose addresses it may write to.
+    fn writing_to(self, c: &'a Customer) -> Self {
+        Self {
+            customer: Some(c),
+            ..self
+        }
+    }
+
+    fn addresses(&self) -> Vec<String> {
+        let mut out = vec![self.notification_email.to_string()];
+        if let Some(c) = self.customer {
+            out.extend(c.email.iter().cloned());
+            out.extend(c.billing_emails.iter().cloned());
+        }
+        out.retain(|a| !a.is_empty());
+        out
     }
 }
 

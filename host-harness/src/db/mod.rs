@@ -165,6 +165,9 @@ pub trait Backend: Send + Sync {
     ) -> std::result::Result<(), MerchantPutError>;
 
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>>;
+    /// Whether one of the merchant's customers has `address` as its email
+    /// or one of its billing emails (case-insensitively).
+    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool>;
     fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
     fn account(&self, id: &str) -> StoreResult<Option<AccountRow>>;
     /// The document and the host's state of an invoice.

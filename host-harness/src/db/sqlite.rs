@@ -419,6 +419,19 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
+    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool> {
+        self.conn()
+            .prepare_cached(
+                "SELECT 1 FROM customers WHERE merchant = ?1 AND (
+                     lower(json_extract(doc, '$.email')) = lower(?2)
+                     OR EXISTS (SELECT 1 FROM json_each(doc, '$.billingEmails')
+                                WHERE lower(value) = lower(?2)))
+                 LIMIT 1",
+            )
+            .and_then(|mut s| s.exists(params![merchant, address]))
+            .map_err(failure)
+    }
+
     fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>> {
         self.conn()
             .query_row("SELECT settings FROM merchants WHERE id = ?1", [id], |r| {

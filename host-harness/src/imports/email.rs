@@ -24,6 +24,19 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
             crate::logging::escape_controls(bad)
         )));
     }
+    for address in msg.to.iter().chain(&msg.cc) {
+        if !may_write_to(host, address)? {
+            tracing::warn!(
+                merchant = %host.namespace,
+                "an email to an address that is neither the merchant's nor one of its customers' was refused"
+            );
+            host.env.metrics.gate_refusal("email-recipient");
+            return Err(EmailError::Rejected(format!(
+                "{} is neither the merchant's address nor one of its customers'",
+                crate::logging::escape_controls(address)
+            )));
+        }
+    }
     let subject = one_line(&msg.subject);
     let email = OutgoingEmail {
         ns: &host.namespace,
@@ -51,6 +64,23 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
         "email queued"
     );
     Ok(Delivery::Sent)
+}
+
+/// Whether a call may email `address` (security review S7): the merchant's
+/// notification address, an address of the customer the call is about, or
+/// one of the merchant's customers' on record. Never anyone else.
+fn may_write_to(host: &HostState, address: &str) -> Result<bool, EmailError> {
+    if host
+        .addresses
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(address))
+    {
+        return Ok(true);
+    }
+    host.env
+        .db
+        .customer_has_address(&host.namespace, address)
+        .map_err(|e| EmailError::Unavailable(e.to_string()))
 }
 
 /// An address as a mail header carries it: `local@domain`, no spaces, no

@@ -136,6 +136,9 @@ pub struct HostState {
     pub used: Used,
     /// The first cap this call went over: the call fails, whatever it returns.
     pub exceeded: Option<Cap>,
+    /// Addresses this call may email besides the merchant's customers on
+    /// record: the merchant's own, and the customer the call is about.
+    pub addresses: Vec<String>,
 }
 
 impl HostState {
@@ -153,6 +156,7 @@ impl HostState {
             quotas,
             used: Used::default(),
             exceeded: None,
+            addresses: Vec::new(),
         }
     }
 }
@@ -165,8 +169,10 @@ impl HostState {
         tap: Option<Arc<crate::portable::tap::Tap>>,
         platform_calls: PlatformCalls,
         account: &str,
+        addresses: Vec<String>,
     ) {
         self.stripe_account = account.to_string();
+        self.addresses = addresses;
         self.created_accounts.clear();
         self.platform_calls = platform_calls;
         self.started = Instant::now();
