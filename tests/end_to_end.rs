@@ -700,6 +700,7 @@ mod pay_page_hardening {
             recorder: Recorder::for_tests("pay-page"),
             keys: KeyRing::default(),
             pacing: None,
+            mail: Default::default(),
         });
         let flags = Flags {
             account: Some(ACCOUNT.into()),

@@ -369,6 +369,7 @@ impl World {
                 recorder: Recorder::for_tests("histories"),
                 keys: KeyRing::default(),
                 pacing: None,
+                mail: Default::default(),
             });
             App::with_env(&settings, env).expect("host")
         };

@@ -109,6 +109,7 @@ impl Harness {
             recorder: Recorder::for_tests("harness"),
             keys: KeyRing::default(),
             pacing: None,
+            mail: Default::default(),
         });
         env.keys.set(TENANT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");

@@ -52,6 +52,7 @@ impl Bench {
             recorder: Recorder::default(),
             keys: KeyRing::default(),
             pacing: None,
+            mail: Default::default(),
         });
         let keys = |webhook: &str| MerchantKeys {
             webhook_signing: vec![webhook.to_string()],
@@ -349,6 +350,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
         recorder: Recorder::default(),
         keys: KeyRing::default(),
         pacing: None,
+        mail: Default::default(),
     });
     env.keys.set(
         TENANT,

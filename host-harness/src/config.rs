@@ -20,6 +20,18 @@ pub struct FileConfig {
     pub merchant: MerchantSection,
     pub limits: LimitsSection,
     pub platform: PlatformSection,
+    pub smtp: SmtpSection,
+}
+
+/// The SMTP relay that sends the outbox's emails.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpSection {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub security: Option<crate::mailer::SmtpSecurity>,
+    pub from: Option<String>,
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// The platform listener and its tokens.
@@ -199,6 +211,24 @@ pub struct Flags {
     /// [default: 4].
     #[arg(long, global = true)]
     pub queue_workers: Option<usize>,
+    /// The SMTP relay that sends the emails; without one they stay in the
+    /// outbox (`GET /outbox`) and nothing sends them.
+    #[arg(long, global = true)]
+    pub smtp_host: Option<String>,
+    /// The relay's port [default: 465 with tls, 587 with starttls, 25 with none].
+    #[arg(long, global = true)]
+    pub smtp_port: Option<u16>,
+    /// tls (from the first byte), starttls (required), or none (only to a
+    /// loopback relay) [default: starttls].
+    #[arg(long, global = true, value_enum)]
+    pub smtp_security: Option<crate::mailer::SmtpSecurity>,
+    /// The sender of every email, `Name <address>`.
+    #[arg(long, global = true)]
+    pub email_from: Option<String>,
+    /// A file holding the relay's user name on its first line and password
+    /// on its second (or STRIPE_PLUGIN_SMTP_USERNAME and _PASSWORD).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub smtp_credentials_file: Option<PathBuf>,
     /// How log lines are written: text or json [default: text].
     #[arg(long, global = true, value_enum)]
     pub log_format: Option<crate::logging::LogFormat>,
@@ -237,6 +267,8 @@ pub struct Settings {
     pub display_name: Option<String>,
     pub merchant: Merchant,
     pub limits: Limits,
+    /// The SMTP relay, when emails are to be sent.
+    pub smtp: Option<crate::mailer::SmtpSettings>,
 }
 
 impl Settings {
@@ -413,6 +445,7 @@ impl Settings {
                 max_emails: file.limits.max_emails.unwrap_or(default_limits.max_emails),
                 max_kv_value_bytes: default_limits.max_kv_value_bytes,
             },
+            smtp: smtp_settings(flags, file.smtp)?,
             listen,
             stripe_api_base,
             merchant_id,
@@ -420,6 +453,47 @@ impl Settings {
             merchant,
         })
     }
+}
+
+/// The relay, when a host is given: credentials from the file or the
+/// environment, never argv.
+fn smtp_settings(flags: &Flags, file: SmtpSection) -> Result<Option<crate::mailer::SmtpSettings>> {
+    let Some(host) = flags.smtp_host.clone().or(file.host) else {
+        return Ok(None);
+    };
+    let from = flags
+        .email_from
+        .clone()
+        .or(file.from)
+        .context("an SMTP relay needs the sender's address (--email-from)")?;
+    let credentials = match flags
+        .smtp_credentials_file
+        .as_ref()
+        .or(file.credentials_file.as_ref())
+    {
+        Some(path) => match crate::secrets::read_file(path)?.as_slice() {
+            [user, password, ..] => Some((user.clone(), password.clone())),
+            _ => bail!(
+                "{} must hold a user name and a password, one per line",
+                path.display()
+            ),
+        },
+        None => match (
+            std::env::var("STRIPE_PLUGIN_SMTP_USERNAME"),
+            std::env::var("STRIPE_PLUGIN_SMTP_PASSWORD"),
+        ) {
+            (Ok(user), Ok(password)) if !user.is_empty() => Some((user, password)),
+            _ => None,
+        },
+    };
+    Ok(Some(crate::mailer::SmtpSettings {
+        host,
+        port: flags.smtp_port.or(file.port),
+        security: flags.smtp_security.or(file.security).unwrap_or_default(),
+        from,
+        credentials,
+        timeout: std::time::Duration::from_secs(30),
+    }))
 }
 
 /// Secrets from the flag or the environment, else from the file, else from

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod http_server;
 pub mod imports;
 pub mod logging;
+pub mod mailer;
 pub mod merchants;
 pub mod metrics;
 pub mod offline_stripe;

@@ -230,6 +230,12 @@ impl Metrics {
             .inc();
     }
 
+    /// What the SMTP relay did with one email: `sent`, `retried`, `failed`.
+    pub fn email_delivery(&self, result: &str) {
+        let result = format!("relay-{result}");
+        self.emails.get_or_create(&EmailLabels { result }).inc();
+    }
+
     pub fn email(&self, sent: bool) {
         let result = if sent { "sent" } else { "duplicate" }.to_string();
         self.emails.get_or_create(&EmailLabels { result }).inc();

@@ -11,6 +11,7 @@
 
 use crate::bindings::PluginError;
 use crate::db::{Job, NewJob};
+use crate::mailer::SendError;
 use crate::server::{App, Finalized, Scope};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub enum JobKind {
     Finalize,
     /// Catches the merchant up on missed webhooks (`on-sync`); no subject.
     Sync,
+    /// Sends the outbox's email whose id is the subject to the SMTP relay.
+    Email,
 }
 
 impl JobKind {
@@ -38,11 +41,12 @@ impl JobKind {
         match self {
             JobKind::Finalize => "finalize",
             JobKind::Sync => "sync",
+            JobKind::Email => crate::db::EMAIL_JOB,
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
-        [JobKind::Finalize, JobKind::Sync]
+        [JobKind::Finalize, JobKind::Sync, JobKind::Email]
             .into_iter()
             .find(|k| k.name() == name)
     }
@@ -203,6 +207,12 @@ impl App {
                 metrics.job(&job.kind, "retried");
                 tracing::info!(error = %e.message(), "job will be tried again");
             }
+            JobResult::Again(why) => {
+                let wait = backoff_ms(job.id, job.attempts, Failure::Transient, None);
+                db.retry_job(job.id, self.now_ms() + wait, &why)?;
+                metrics.job(&job.kind, "retried");
+                tracing::info!(error = %why, "job will be tried again");
+            }
             JobResult::GaveUp(why) => {
                 db.bury_job(job.id, &why, self.now_ms())?;
                 metrics.job(&job.kind, "failed");
@@ -219,10 +229,14 @@ impl App {
                 job.merchant
             )));
         };
-        if let Some(why) = self.account_moved(&scope, job) {
+        let kind = JobKind::parse(&job.kind);
+        if kind != Some(JobKind::Email)
+            && let Some(why) = self.account_moved(&scope, job)
+        {
             return Ok(JobResult::GaveUp(why));
         }
-        match JobKind::parse(&job.kind) {
+        match kind {
+            Some(JobKind::Email) => self.send_email(&scope, job),
             Some(JobKind::Finalize) => self.run_finalize(&scope, &job.subject),
             Some(JobKind::Sync) => Ok(match self.sync_one(&scope)? {
                 Ok(_) => JobResult::Done,
@@ -259,6 +273,45 @@ impl App {
         }
     }
 
+    /// Sends one email of the outbox to the relay, unless it was sent
+    /// meanwhile; the relay's 4xx, a lost connection or a timeout is tried
+    /// again, up to `mailer::TRIES`.
+    fn send_email(&self, scope: &Scope, job: &Job) -> anyhow::Result<JobResult> {
+        let db = &self.runtime.env().db;
+        let Ok(id) = job.subject.parse::<i64>() else {
+            return Ok(JobResult::GaveUp(format!("no email {}", job.subject)));
+        };
+        let Some(row) = db.outbox_row(&scope.id, id)? else {
+            return Ok(JobResult::GaveUp(format!("email {id} is gone")));
+        };
+        if row.sent_ms.is_some() {
+            return Ok(JobResult::Done);
+        }
+        let Some(mailer) = &self.mailer else {
+            return Ok(JobResult::GaveUp("no SMTP relay is configured".into()));
+        };
+        match mailer.send(&row) {
+            Ok(()) => {
+                db.mark_sent(id, self.now_ms())?;
+                self.runtime.env().metrics.email_delivery("sent");
+                Ok(JobResult::Done)
+            }
+            Err(e @ SendError::Transient(_)) if job.attempts < crate::mailer::TRIES => {
+                self.runtime.env().metrics.email_delivery("retried");
+                Ok(JobResult::Again(e.message().to_string()))
+            }
+            Err(e) => {
+                self.runtime.env().metrics.email_delivery("failed");
+                Ok(JobResult::GaveUp(format!(
+                    "email to {} not sent after {} tries: {}",
+                    row.to,
+                    job.attempts,
+                    e.message()
+                )))
+            }
+        }
+    }
+
     /// Finalizes the invoice unless that was done meanwhile (the platform
     /// called again, or another worker ran the job).
     fn run_finalize(&self, scope: &Scope, id: &str) -> anyhow::Result<JobResult> {
@@ -279,7 +332,10 @@ impl App {
 
 enum JobResult {
     Done,
+    /// The plugin's retryable failure: waits as Stripe asked, if it did.
     Retry(PluginError),
+    /// Another retryable failure (the SMTP relay's): the usual backoff.
+    Again(String),
     GaveUp(String),
 }
 

@@ -8,7 +8,9 @@ use crate::bindings::{
 };
 use crate::config::Settings;
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate, UreqBackend};
+use crate::imports::{
+    Clock, HostEnv, KeyRing, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
+};
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
 use crate::pages::{PayView, Rendered};
@@ -132,6 +134,8 @@ pub struct App {
     pub platform: Platform,
     /// SHA-256 hashes of the configured platform-wide tokens.
     token_hashes: Vec<String>,
+    /// The SMTP relay that sends the outbox's emails, when there is one.
+    pub(crate) mailer: Option<crate::mailer::Mailer>,
     journal: Mutex<Journal>,
 }
 
@@ -167,6 +171,11 @@ impl App {
             recorder,
             keys: KeyRing::default(),
             pacing: crate::pacing::Pacing::new(s.stripe_requests_per_sec),
+            mail: if s.smtp.is_some() {
+                MailDelivery::Relay
+            } else {
+                MailDelivery::OutboxOnly
+            },
         });
         Self::with_env(s, env)
     }
@@ -193,8 +202,24 @@ impl App {
             runtime,
             platform,
             token_hashes: s.platform_token_sha256.clone(),
+            mailer: s
+                .smtp
+                .as_ref()
+                .map(crate::mailer::Mailer::new)
+                .transpose()?,
             journal: Mutex::default(),
         };
+        match (&s.smtp, app.runtime.env().mail) {
+            (Some(relay), MailDelivery::Relay) => {
+                tracing::info!(relay = %relay.host, "emails are sent through the SMTP relay")
+            }
+            (Some(_), MailDelivery::OutboxOnly) => tracing::warn!(
+                "an SMTP relay is configured, but this host keeps emails in the outbox only"
+            ),
+            (None, _) => tracing::warn!(
+                "no SMTP relay is configured (--smtp-host): emails are kept in the outbox and not sent"
+            ),
+        }
         let seeded = MerchantSettings {
             account_id: Some(m.account_id.clone()).filter(|a| !a.is_empty()),
             auto_charge: m.auto_charge,

@@ -56,6 +56,9 @@ UPDATE sync_cursors SET merchant = 'default' WHERE merchant = ''
     AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
 ";
 
+/// The queue's job kind of an email to send (its subject: the outbox id).
+pub const EMAIL_JOB: &str = "email";
+
 /// One email for the outbox.
 pub struct OutgoingEmail<'a> {
     pub ns: &'a str,
@@ -66,12 +69,16 @@ pub struct OutgoingEmail<'a> {
     pub text_body: &'a str,
     pub html_body: Option<&'a str>,
     pub created_ms: i64,
+    /// Whether a relay sends it: then its `email` job is queued with it, in
+    /// the same transaction.
+    pub deliver: bool,
 }
 
 /// One email as the outbox keeps it.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
+    pub id: i64,
     /// The merchant whose email it is.
     pub merchant: String,
     pub dedupe_key: String,
@@ -81,6 +88,9 @@ pub struct OutboxRow {
     pub text: String,
     pub html: Option<String>,
     pub created_ms: i64,
+    /// When the relay took it; none while it is not sent (or never will
+    /// be, without a relay).
+    pub sent_ms: Option<i64>,
 }
 
 /// A stored customer: the platform's document, its Stripe link, its card.
@@ -147,6 +157,9 @@ pub trait Backend: Send + Sync {
     /// False when the dedupe key was sent before.
     fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
     fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
+    /// One email of the merchant's, by its id.
+    fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>>;
+    fn mark_sent(&self, id: i64, now_ms: i64) -> StoreResult<()>;
 
     /// A host secret an older version kept in the store (the pay-link key):
     /// read to move it out, never written any more.
@@ -378,6 +391,51 @@ mod tests {
             out.push(postgres::create_database(&server, &db).unwrap());
         }
         out
+    }
+
+    /// An email to be sent is queued with its job in one transaction (a
+    /// crash between the two would lose it), once however often it is
+    /// queued; one kept in the outbox only has no job.
+    #[test]
+    fn an_email_to_send_comes_with_its_job_once() {
+        for target in targets("mail") {
+            let db = Db::open(&target).unwrap();
+            let email = |key: &'static str, deliver| OutgoingEmail {
+                ns: "alpha",
+                dedupe_key: key,
+                recipients: "a@b.example".into(),
+                cc: String::new(),
+                subject: "s",
+                text_body: "t",
+                html_body: None,
+                created_ms: 10,
+                deliver,
+            };
+            assert!(db.outbox_insert(&email("sent", true)).unwrap());
+            assert!(!db.outbox_insert(&email("sent", true)).unwrap(), "{target}");
+            assert!(db.outbox_insert(&email("kept", false)).unwrap());
+            let job = db.claim_job(10, 1_000).unwrap().expect("the email's job");
+            assert_eq!(
+                (job.merchant.as_str(), job.kind.as_str()),
+                ("alpha", EMAIL_JOB)
+            );
+            let row = db
+                .outbox_row("alpha", job.subject.parse().unwrap())
+                .unwrap()
+                .unwrap();
+            assert_eq!((row.dedupe_key.as_str(), row.sent_ms), ("sent", None));
+            db.mark_sent(row.id, 20).unwrap();
+            assert_eq!(
+                db.outbox_row("alpha", row.id).unwrap().unwrap().sent_ms,
+                Some(20)
+            );
+            db.finish_job(job.id).unwrap();
+            assert_eq!(
+                db.claim_job(10, 1_000).unwrap(),
+                None,
+                "{target}: one job only"
+            );
+        }
     }
 
     /// Four stores opened on one database (as four workers would), eight

@@ -186,6 +186,11 @@ ALTER TABLE jobs ADD COLUMN account TEXT;
 /// Version 7: records by merchant, not by account (see `db::BY_MERCHANT`).
 const SCHEMA_V7: &str = super::BY_MERCHANT;
 
+/// Version 8: when the relay took each email.
+const SCHEMA_V8: &str = "
+ALTER TABLE outbox ADD COLUMN sent_ms INTEGER;
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -240,6 +245,12 @@ fn migrate(conn: &Connection) -> Result<()> {
         ))
         .context("migrating the database to version 7 (records by merchant)")?;
     }
+    if version < 8 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V8} PRAGMA user_version = 8; COMMIT;"
+        ))
+        .context("migrating the database to version 8 (emails sent)")?;
+    }
     Ok(())
 }
 
@@ -278,6 +289,23 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
     }
     Ok(())
+}
+
+const OUTBOX_SELECT: &str = "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms, id, sent_ms FROM outbox";
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
+        merchant: r.get(0)?,
+        dedupe_key: r.get(1)?,
+        to: r.get(2)?,
+        cc: r.get(3)?,
+        subject: r.get(4)?,
+        text: r.get(5)?,
+        html: r.get(6)?,
+        created_ms: r.get(7)?,
+        id: r.get(8)?,
+        sent_ms: r.get(9)?,
+    })
 }
 
 impl Backend for Arc<Sqlite> {
@@ -362,8 +390,9 @@ impl Backend for Arc<Sqlite> {
     }
 
     fn outbox_insert(&self, e: &OutgoingEmail) -> StoreResult<bool> {
-        let n = self
-            .conn()
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(failure)?;
+        let n = tx
             .execute(
                 "INSERT OR IGNORE INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -373,31 +402,45 @@ impl Backend for Arc<Sqlite> {
                 ],
             )
             .map_err(failure)?;
+        if n == 1 && e.deliver {
+            tx.execute(
+                "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?4, '')",
+                params![e.ns, super::EMAIL_JOB, tx.last_insert_rowid().to_string(), e.created_ms],
+            )
+            .map_err(failure)?;
+        }
+        tx.commit().map_err(failure)?;
         Ok(n == 1)
+    }
+
+    fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>> {
+        self.conn()
+            .query_row(
+                &format!("{OUTBOX_SELECT} WHERE ns = ?1 AND id = ?2"),
+                params![ns, id],
+                outbox_row,
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn mark_sent(&self, id: i64, now_ms: i64) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE outbox SET sent_ms = ?2 WHERE id = ?1 AND sent_ms IS NULL",
+                params![id, now_ms],
+            )
+            .map(drop)
+            .map_err(failure)
     }
 
     fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare(
-                "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms
-                 FROM outbox WHERE ns = ?1 ORDER BY id",
-            )
+            .prepare(&format!("{OUTBOX_SELECT} WHERE ns = ?1 ORDER BY id"))
             .map_err(failure)?;
-        let rows = stmt
-            .query_map([ns], |r| {
-                Ok(OutboxRow {
-                    merchant: r.get(0)?,
-                    dedupe_key: r.get(1)?,
-                    to: r.get(2)?,
-                    cc: r.get(3)?,
-                    subject: r.get(4)?,
-                    text: r.get(5)?,
-                    html: r.get(6)?,
-                    created_ms: r.get(7)?,
-                })
-            })
-            .map_err(failure)?;
+        let rows = stmt.query_map([ns], outbox_row).map_err(failure)?;
         rows.collect::<rusqlite::Result<_>>().map_err(failure)
     }
 
@@ -972,7 +1015,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

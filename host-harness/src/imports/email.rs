@@ -47,6 +47,7 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
         text_body: &msg.text_body,
         html_body: msg.html_body.as_deref(),
         created_ms: i64::try_from(host.env.clock.now_ms()).unwrap_or(i64::MAX),
+        deliver: host.env.mail == super::MailDelivery::Relay,
     };
     let inserted = host
         .env

@@ -30,6 +30,18 @@ pub struct HostEnv {
     pub metrics: crate::metrics::Metrics,
     /// Stripe's rate kept by the host, per account, when set.
     pub pacing: Option<crate::pacing::Pacing>,
+    /// Whether the plugin's emails are sent, or only kept in the outbox.
+    pub mail: MailDelivery,
+}
+
+/// What becomes of the emails the plugin queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MailDelivery {
+    /// Kept in the outbox for the platform to read; nothing sends them.
+    #[default]
+    OutboxOnly,
+    /// Kept in the outbox and sent by the queue to the SMTP relay.
+    Relay,
 }
 
 /// Whether a call may act on the platform itself (create a connected account
