@@ -13,17 +13,18 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import stripe
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
+import loopback  # noqa: E402
+from loopback import free_port, wait_until  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent.parent / "host-harness" / "fixtures"
@@ -37,46 +38,12 @@ PLATFORM_BASES = []
 BINARY = sys.argv.pop(1) if len(sys.argv) > 1 else str(HERE.parent.parent / "target" / "debug" / "host-harness")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(method, url, body=None, headers=None, form=False):
-    data = None
+    """A call as `loopback.call`; to a platform listener, with the token."""
     headers = dict(headers or {})
     if any(url.startswith(base + "/") for base in PLATFORM_BASES):
         headers.setdefault("Authorization", f"Bearer {PLATFORM_TOKEN}")
-    if body is not None:
-        if form:
-            data = body.encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        else:
-            data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (body.encode() if isinstance(body, str) else body)
-            headers.setdefault("Content-Type", "application/json")
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, text = r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return 0, None
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-def wait_until(what, check, seconds=15):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return loopback.call(method, url, body, headers, form)
 
 
 class LocalstripeFlows(unittest.TestCase):

@@ -19,18 +19,18 @@ import email.policy
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 import unittest
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pylib"))
+from loopback import call, free_port, wait_until  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent.parent / "host-harness" / "fixtures"
@@ -38,42 +38,6 @@ BINARY = sys.argv.pop(1) if len(sys.argv) > 1 else str(HERE.parent.parent / "tar
 ACCOUNT = "acct_MailMerchant"
 API_KEY = "sk_test_mail_delivery"
 SECRET = f"whsec_mail_{os.getpid()}"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(method, url, body=None, headers=None, form=False):
-    headers = dict(headers or {})
-    data = None
-    if body is not None:
-        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        headers["Content-Type"] = "application/x-www-form-urlencoded" if form else "application/json"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            status, text = r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        status, text = e.code, e.read().decode()
-    except (urllib.error.URLError, ConnectionError):
-        return 0, None
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-def wait_until(what, check, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Inbox:
@@ -195,7 +159,7 @@ class SmtpDelivery(unittest.TestCase):
         return inv
 
     def arrived(self, number, count=2):
-        return wait_until(f"the emails of {number}", lambda: (
+        return wait_until(f"the emails of {number}", seconds=30, check=lambda: (
             lambda got: got if len(got) >= count else None)(
                 [m for m in self.inbox.received() if number in m["subject"] or number in m["text"]]))
 
