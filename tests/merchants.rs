@@ -556,3 +556,42 @@ fn send_declined(off: &Offline, m: &str) -> Value {
     assert_eq!(inv["status"], "PAYMENT_FAILED", "{inv}");
     inv
 }
+
+/// Security review S18: what Stripe said of a connected account is its
+/// merchant's. Another merchant can neither read it nor, through its own
+/// transitions, change it.
+#[test]
+fn a_merchant_reads_and_writes_only_its_own_accounts_state() {
+    let off = offline();
+    connected_merchant(&off, "alpha", ALPHA, false);
+    connected_merchant(&off, "beta", BETA, false);
+    let (status, _) = off
+        .stripe(
+            "POST",
+            &format!("/_test/accounts/{ALPHA}/activate"),
+            Some(""),
+        )
+        .unwrap();
+    assert_eq!(status, 200);
+    let start = std::time::Instant::now();
+    while off.host("GET", "/merchants/alpha", None).unwrap().1["chargesEnabled"] != true {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "account.updated reached alpha"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let own = format!("/merchants/alpha/accounts/{ALPHA}");
+    let theirs = format!("/merchants/beta/accounts/{ALPHA}");
+    assert_eq!(off.host("GET", &own, None).unwrap().0, 200);
+    assert_eq!(off.host("GET", &theirs, None).unwrap().0, 404);
+    let forged = host_harness::bindings::Transition::AccountDisconnected(ALPHA.into());
+    host_harness::state::Records::new(&off.app.runtime.env().db, "beta", 0)
+        .apply(&[forged])
+        .unwrap();
+    let (_, alpha) = off.host("GET", "/merchants/alpha", None).unwrap();
+    assert_eq!(
+        alpha["chargesEnabled"], true,
+        "beta's transition changed alpha's account: {alpha}"
+    );
+}

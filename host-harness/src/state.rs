@@ -121,7 +121,7 @@ impl<'a> Records<'a> {
     }
 
     pub fn account_view(&self, id: &str) -> Result<Option<Value>> {
-        Ok(self.db.account(id)?.map(|a| {
+        Ok(self.db.account(self.merchant, id)?.map(|a| {
             serde_json::json!({"id": id, "chargesEnabled": a.charges_enabled,
                 "detailsSubmitted": a.details_submitted, "disconnected": a.disconnected})
         }))
@@ -309,9 +309,9 @@ fn apply_one(
         }
         Transition::AccountUpdated(a) => {
             let (charges, details) = (a.charges_enabled, a.details_submitted);
-            return Ok(tx.account_updated(&a.account_id, charges, details)?);
+            return Ok(tx.account_updated(merchant, &a.account_id, charges, details)?);
         }
-        Transition::AccountDisconnected(id) => return Ok(tx.account_disconnected(id)?),
+        Transition::AccountDisconnected(id) => return Ok(tx.account_disconnected(merchant, id)?),
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
         Transition::CollectionStopped(c) => &c.invoice_id,
         Transition::CollectionResumed(id) => id,

@@ -125,8 +125,14 @@ pub trait RecordsTx {
         stripe_customer: &str,
         payment_method: Option<&str>,
     ) -> StoreResult<()>;
-    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()>;
-    fn account_disconnected(&mut self, id: &str) -> StoreResult<()>;
+    fn account_updated(
+        &mut self,
+        merchant: &str,
+        id: &str,
+        charges: bool,
+        details: bool,
+    ) -> StoreResult<()>;
+    fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()>;
     fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()>;
 }
 
@@ -182,7 +188,8 @@ pub trait Backend: Send + Sync {
     /// or one of its billing emails (case-insensitively).
     fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool>;
     fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
-    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>>;
+    /// What Stripe said of the merchant's connected account `id`.
+    fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>>;
     /// The document and the host's state of an invoice.
     fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>>;
     /// False when the id is taken.

@@ -116,6 +116,14 @@ ALTER TABLE jobs ADD COLUMN account TEXT;
     "
 ALTER TABLE outbox ADD COLUMN sent_ms BIGINT;
 ",
+    // What Stripe said of an account is its merchant's (S18).
+    "
+ALTER TABLE accounts ADD COLUMN merchant TEXT;
+UPDATE accounts a SET merchant = COALESCE((SELECT m.id FROM merchants m WHERE m.account_id = a.id), 'default');
+ALTER TABLE accounts ALTER COLUMN merchant SET NOT NULL;
+ALTER TABLE accounts DROP CONSTRAINT accounts_pkey;
+ALTER TABLE accounts ADD PRIMARY KEY (merchant, id);
+",
 ];
 
 const OUTBOX_SELECT: &str = "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms, id, sent_ms FROM outbox";
@@ -475,12 +483,13 @@ impl Backend for Postgres {
             .map_err(failure)
     }
 
-    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+    fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>> {
         let row = self
             .conn()?
             .query_opt(
-                "SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = $1",
-                &[&id],
+                "SELECT charges_enabled, details_submitted, disconnected FROM accounts
+                 WHERE merchant = $1 AND id = $2",
+                &[&merchant, &id],
             )
             .map_err(failure)?;
         Ok(row.map(|r| AccountRow {
@@ -822,20 +831,26 @@ impl RecordsTx for PostgresTx<'_, '_> {
         )
     }
 
-    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()> {
+    fn account_updated(
+        &mut self,
+        merchant: &str,
+        id: &str,
+        charges: bool,
+        details: bool,
+    ) -> StoreResult<()> {
         self.run(
-            "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+            "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
              details_submitted = excluded.details_submitted, disconnected = FALSE",
-            &[&id, &charges, &details],
+            &[&merchant, &id, &charges, &details],
         )
     }
 
-    fn account_disconnected(&mut self, id: &str) -> StoreResult<()> {
+    fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
         self.run(
-            "INSERT INTO accounts (id, disconnected) VALUES ($1, TRUE)
-             ON CONFLICT (id) DO UPDATE SET disconnected = TRUE, charges_enabled = FALSE",
-            &[&id],
+            "INSERT INTO accounts (merchant, id, disconnected) VALUES ($1, $2, TRUE)
+             ON CONFLICT (merchant, id) DO UPDATE SET disconnected = TRUE, charges_enabled = FALSE",
+            &[&merchant, &id],
         )
     }
 

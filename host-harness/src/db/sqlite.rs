@@ -191,6 +191,25 @@ const SCHEMA_V8: &str = "
 ALTER TABLE outbox ADD COLUMN sent_ms INTEGER;
 ";
 
+/// Version 9: what Stripe said of an account is its merchant's (security
+/// review S18); rows move to the merchant that has the account.
+const SCHEMA_V9: &str = "
+ALTER TABLE accounts RENAME TO accounts_v8;
+CREATE TABLE accounts (
+    merchant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    charges_enabled INTEGER NOT NULL DEFAULT 0,
+    details_submitted INTEGER NOT NULL DEFAULT 0,
+    disconnected INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (merchant, id)
+);
+INSERT INTO accounts (merchant, id, charges_enabled, details_submitted, disconnected)
+    SELECT COALESCE((SELECT m.id FROM merchants m WHERE m.account_id = a.id), 'default'),
+           a.id, a.charges_enabled, a.details_submitted, a.disconnected
+    FROM accounts_v8 a;
+DROP TABLE accounts_v8;
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -250,6 +269,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V8} PRAGMA user_version = 8; COMMIT;"
         ))
         .context("migrating the database to version 8 (emails sent)")?;
+    }
+    if version < 9 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V9} PRAGMA user_version = 9; COMMIT;"
+        ))
+        .context("migrating the database to version 9 (accounts by merchant)")?;
     }
     Ok(())
 }
@@ -549,11 +574,12 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
-    fn account(&self, id: &str) -> StoreResult<Option<AccountRow>> {
+    fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>> {
         self.conn()
             .query_row(
-                "SELECT charges_enabled, details_submitted, disconnected FROM accounts WHERE id = ?1",
-                [id],
+                "SELECT charges_enabled, details_submitted, disconnected FROM accounts
+                 WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
                 |r| {
                     Ok(AccountRow {
                         charges_enabled: r.get(0)?,
@@ -895,24 +921,30 @@ impl RecordsTx for SqliteTx<'_, '_> {
             .map_err(failure)
     }
 
-    fn account_updated(&mut self, id: &str, charges: bool, details: bool) -> StoreResult<()> {
+    fn account_updated(
+        &mut self,
+        merchant: &str,
+        id: &str,
+        charges: bool,
+        details: bool,
+    ) -> StoreResult<()> {
         self.0
             .execute(
-                "INSERT INTO accounts (id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+                "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
                  details_submitted = excluded.details_submitted, disconnected = 0",
-                params![id, charges, details],
+                params![merchant, id, charges, details],
             )
             .map(drop)
             .map_err(failure)
     }
 
-    fn account_disconnected(&mut self, id: &str) -> StoreResult<()> {
+    fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
         self.0
             .execute(
-                "INSERT INTO accounts (id, disconnected) VALUES (?1, 1)
-                 ON CONFLICT (id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
-                [id],
+                "INSERT INTO accounts (merchant, id, disconnected) VALUES (?1, ?2, 1)
+                 ON CONFLICT (merchant, id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
+                [merchant, id],
             )
             .map(drop)
             .map_err(failure)
@@ -937,7 +969,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     /// Security review S6: records kept by account move to the merchant
-    /// that has the account; the platform account's to `default`.
+    /// that has the account; the platform account's to `default` (the step
+    /// of version 7, run on rows as an older version wrote them).
     #[test]
     fn version_7_moves_records_from_accounts_to_merchants() {
         let dir = std::env::temp_dir().join(format!("sqlite-v7-{}", std::process::id()));
@@ -951,13 +984,10 @@ mod tests {
              INSERT INTO kv (ns, key, value) VALUES ('acct_A', 'invoice:i', x'01'), ('', 'invoice:j', x'02'), ('host:x', 'k', x'03');
              INSERT INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, created_ms)
                  VALUES ('acct_A', 'd', 'a@b', '', 's', 't', 1);
-             INSERT INTO sync_cursors (merchant, cursor) VALUES ('acct_A', 'c');
-             PRAGMA user_version = 6;",
+             INSERT INTO sync_cursors (merchant, cursor) VALUES ('acct_A', 'c');",
         )
         .unwrap();
-        drop(conn);
-        let db = Sqlite::open(&path).unwrap();
-        let conn = db.conn();
+        conn.execute_batch(crate::db::BY_MERCHANT).unwrap();
         let ns: Vec<String> = conn
             .prepare("SELECT ns FROM kv ORDER BY key")
             .unwrap()
@@ -974,7 +1004,6 @@ mod tests {
             .query_row("SELECT merchant FROM sync_cursors", [], |r| r.get(0))
             .unwrap();
         assert_eq!(cursor, "alpha");
-        drop(conn);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1015,7 +1044,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",
