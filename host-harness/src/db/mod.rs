@@ -5,6 +5,7 @@
 //! Migrations run when a store is opened.
 
 mod pg_session;
+mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 

@@ -7,7 +7,7 @@
 //! transaction, so one prepared outside a transaction serves inside one too.
 
 use postgres::types::ToSql;
-use postgres::{Client, Error, GenericClient, NoTls, Row, Statement};
+use postgres::{Client, Error, GenericClient, Row, Statement};
 use r2d2_postgres::PostgresConnectionManager;
 use std::collections::HashMap;
 
@@ -90,7 +90,7 @@ impl SessionTx<'_> {
 }
 
 /// r2d2's manager for sessions: rust-postgres connections underneath.
-pub struct SessionManager(pub PostgresConnectionManager<NoTls>);
+pub struct SessionManager(pub PostgresConnectionManager<tokio_postgres_rustls::MakeRustlsConnect>);
 
 impl r2d2::ManageConnection for SessionManager {
     type Connection = Session;

@@ -11,7 +11,6 @@ use super::{
     OutgoingEmail, RecordsTx, StoreError, StoreResult, TokenRow, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
-use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
 
 type Pool = r2d2::Pool<SessionManager>;
@@ -177,7 +176,9 @@ fn failure(e: postgres::Error) -> StoreError {
 /// Makes database `name` anew on the server at `server` (a URL) and returns
 /// its URL: for tests and benchmarks that each want an empty store.
 pub fn create_database(server: &str, name: &str) -> Result<String> {
-    let mut client = postgres::Client::connect(server, NoTls)
+    let (config, tls) = super::pg_tls::config(server)?;
+    let mut client = config
+        .connect(tls)
         .with_context(|| format!("connecting to {server}"))?;
     // Two calls: one batch would run both in one transaction, which
     // PostgreSQL refuses for these.
@@ -190,13 +191,11 @@ pub fn create_database(server: &str, name: &str) -> Result<String> {
 
 impl Postgres {
     pub fn open(url: &str) -> Result<Self> {
-        let config: postgres::Config = url.parse().context("parsing the PostgreSQL URL")?;
+        let (config, tls) = super::pg_tls::config(url)?;
         let pool = r2d2::Pool::builder()
             .max_size(16)
             .connection_timeout(std::time::Duration::from_secs(10))
-            .build(SessionManager(PostgresConnectionManager::new(
-                config, NoTls,
-            )))
+            .build(SessionManager(PostgresConnectionManager::new(config, tls)))
             .context("connecting to PostgreSQL")?;
         let store = Self { pool };
         store.migrate()?;
