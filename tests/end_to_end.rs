@@ -654,15 +654,12 @@ mod pay_page_hardening {
     //! The pay link is public: its pages say how a browser may use them, and
     //! it sends the customer only to Stripe Checkout (security review S15).
 
-    use e2e_tests::{ACCOUNT, INVOICE_KEY, NOW_MS, SECRET};
+    use e2e_tests::{INVOICE_KEY, Served};
     use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-    use host_harness::config::{Flags, Settings};
-    use host_harness::db::Db;
-    use host_harness::demo::INVOICE_JSON;
-    use host_harness::imports::{Clock, HostEnv, HttpBackend, KeyRing, StripeGate};
+    use host_harness::config::Flags;
+    use host_harness::imports::HttpBackend;
     use host_harness::offline_stripe::InProcess;
-    use host_harness::record::Recorder;
-    use host_harness::server::{App, Reply};
+    use host_harness::server::Reply;
     use std::sync::Arc;
 
     /// Stripe, except that Checkout Sessions come back with `url` replaced.
@@ -684,47 +681,17 @@ mod pay_page_hardening {
 
     /// `serve`'s core with its pay link opened once, Checkout's URL being `url`.
     fn open_pay_link(url: &str) -> Reply {
-        let clock = Clock::fixed(NOW_MS);
-        let emu = host_harness::offline_stripe::emulator(&clock);
-        emu.set_public_base("https://checkout.stripe.com");
-        emu.connect_existing(ACCOUNT, "Pay Page Ltd");
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db: Arc::new(Db::in_memory().unwrap()),
-            stripe: StripeGate {
-                base: "https://api.stripe.com".parse().unwrap(),
-                api_key: Some("sk_test_pay_page".into()),
-                backend: Arc::new(SessionUrl(InProcess(emu.clone()), url.into())),
-            },
-            clock,
-            recorder: Recorder::for_tests("pay-page"),
-            keys: KeyRing::default(),
-            pacing: None,
-            mail: Default::default(),
-        });
         let flags = Flags {
-            account: Some(ACCOUNT.into()),
-            webhook_secrets: vec![SECRET.into()],
-            pay_link_secrets: vec!["plk_test_pay_page".into()],
-            pay_link_base: Some("https://billing.example.com".into()),
             auto_charge: Some(false),
-            cache_dir: Some(std::env::temp_dir().join("stripe-plugin-test-cache")),
             ..Flags::default()
         };
-        let app = App::with_env(&Settings::resolve(&flags).unwrap(), env).unwrap();
-        let json = [("Content-Type".to_string(), "application/json".to_string())];
-        app.handle("POST", "/invoices", &json, INVOICE_JSON.as_bytes());
-        let sent = app.handle("POST", "/invoices/inv_01/finalize", &json, b"");
-        let view: serde_json::Value = serde_json::from_slice(&sent.body).unwrap();
-        let token = view["paymentLink"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_string();
-        assert!(emu.objects("checkout.session")[0]["metadata"][INVOICE_KEY] == "inv_01");
-        app.handle("GET", &format!("/pay/{token}"), &[], b"")
+        let served = Served::start(flags, |emu| {
+            Arc::new(SessionUrl(InProcess(emu.clone()), url.into()))
+        });
+        let token = served.send("inv_01");
+        let sessions = served.emulator.objects("checkout.session");
+        assert!(sessions[0]["metadata"][INVOICE_KEY] == "inv_01");
+        served.app.handle("GET", &format!("/pay/{token}"), &[], b"")
     }
 
     fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a str> {

@@ -275,3 +275,48 @@ fn a_merchant_cannot_choose_the_key_that_creates_its_account() {
         "{keys:?}"
     );
 }
+
+/// Security review S12: a pay link is a bearer token in a URL, and URLs
+/// leak. The platform can revoke an invoice's link, and a link expires a
+/// configurable time after its invoice is settled (paid, void, paid
+/// outside Stripe, written off).
+#[test]
+fn a_pay_link_can_be_revoked_and_expires_after_its_invoice_is_settled() {
+    use e2e_tests::Served;
+    use host_harness::offline_stripe::InProcess;
+    let flags = Flags {
+        auto_charge: Some(false),
+        pay_link_expiry_days: Some(30),
+        ..Flags::default()
+    };
+    let served = Served::start(flags, |emu| std::sync::Arc::new(InProcess(emu.clone())));
+    let revoked = served.send("inv_revoked");
+    assert_eq!(served.open(&revoked), 303);
+    let (status, _) = served.call("POST", "/invoices/inv_revoked/pay-link/revoke", "");
+    assert_eq!(status, 200);
+    assert_eq!(served.open(&revoked), 404, "a revoked link still opens");
+
+    let settled = served.send("inv_settled");
+    let void = json!({"change": "VOID"}).to_string();
+    assert_eq!(served.call("PATCH", "/invoices/inv_settled", &void).0, 200);
+    assert_eq!(
+        served.open(&settled),
+        200,
+        "the link says the invoice was cancelled"
+    );
+    served.clock.advance_ms(29 * 86_400_000);
+    assert_eq!(served.open(&settled), 200);
+    served.clock.advance_ms(2 * 86_400_000);
+    assert_eq!(
+        served.open(&settled),
+        404,
+        "a link 31 days after its invoice settled still opens"
+    );
+
+    let open = served.send("inv_open");
+    assert_eq!(
+        served.open(&open),
+        303,
+        "an unsettled invoice's link never expires"
+    );
+}

@@ -506,3 +506,80 @@ impl Harness {
         );
     }
 }
+
+/// `serve`'s core (an `App`) on an in-memory store, a fixed clock and the
+/// in-process emulator (reached through `backend`, made from it), for
+/// tests that drive the platform's routes and move time.
+pub struct Served {
+    pub app: host_harness::server::App,
+    pub emulator: Emulator,
+    pub clock: Clock,
+}
+
+impl Served {
+    /// `flags` adjust the default merchant (on ACCOUNT, links to billing.example.com).
+    pub fn start(
+        flags: host_harness::config::Flags,
+        backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
+    ) -> Self {
+        let clock = Clock::fixed(NOW_MS);
+        let emulator = host_harness::offline_stripe::emulator(&clock);
+        emulator.set_public_base("https://checkout.stripe.com");
+        emulator.connect_existing(ACCOUNT, "Served Ltd");
+        let env = Arc::new(HostEnv {
+            metrics: Default::default(),
+            db: Arc::new(Db::in_memory().expect("sqlite")),
+            stripe: StripeGate {
+                base: "https://api.stripe.com".parse().expect("url"),
+                api_key: Some("sk_test_served".into()),
+                backend: backend(&emulator),
+            },
+            clock: clock.clone(),
+            recorder: Recorder::for_tests("served"),
+            keys: KeyRing::default(),
+            pacing: None,
+            mail: Default::default(),
+        });
+        let flags = host_harness::config::Flags {
+            account: flags.account.clone().or(Some(ACCOUNT.into())),
+            webhook_secrets: vec![SECRET.into()],
+            pay_link_secrets: vec!["plk_test_served".into()],
+            pay_link_base: Some("https://billing.example.com".into()),
+            cache_dir: Some(std::env::temp_dir().join("stripe-plugin-test-cache")),
+            ..flags
+        };
+        let settings = host_harness::config::Settings::resolve(&flags).expect("settings");
+        let app = host_harness::server::App::with_env(&settings, env).expect("host");
+        Self {
+            app,
+            emulator,
+            clock,
+        }
+    }
+
+    /// A platform call (JSON), as the platform's own code in process makes it.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let json = [("Content-Type".to_string(), "application/json".to_string())];
+        let r = self.app.handle(method, path, &json, body.as_bytes());
+        let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        (r.status, v)
+    }
+
+    /// Sends the example invoice with `id`, and returns its pay-link token.
+    pub fn send(&self, id: &str) -> String {
+        let mut doc: Value = serde_json::from_str(INVOICE_JSON).expect("invoice");
+        doc["id"] = id.into();
+        assert_eq!(self.call("POST", "/invoices", &doc.to_string()).0, 201);
+        let (status, view) = self.call("POST", &format!("/invoices/{id}/finalize"), "");
+        assert_eq!(status, 200, "{view}");
+        let link = view["paymentLink"].as_str().expect("a pay link");
+        link.rsplit('/').next().expect("a token").to_string()
+    }
+
+    /// The pay page of `token`: its status.
+    pub fn open(&self, token: &str) -> u16 {
+        self.app
+            .handle("GET", &format!("/pay/{token}"), &[], b"")
+            .status
+    }
+}

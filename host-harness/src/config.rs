@@ -71,6 +71,7 @@ pub struct MerchantSection {
     pub pay_link_secrets_file: Option<PathBuf>,
     pub webhook_tolerance_secs: Option<u32>,
     pub livemode: Option<bool>,
+    pub pay_link_expiry_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -191,6 +192,10 @@ pub struct Flags {
     /// A file of pay-link keys, one per line (newest first).
     #[arg(long, global = true, value_name = "FILE")]
     pub pay_link_secrets_file: Option<PathBuf>,
+    /// Days a pay link still opens after its invoice is settled (paid,
+    /// void, paid outside Stripe, written off) [default: 90].
+    #[arg(long, global = true)]
+    pub pay_link_expiry_days: Option<u32>,
     /// Oldest accepted webhook signature, in seconds [default: 300].
     #[arg(long, global = true)]
     pub webhook_tolerance_secs: Option<u32>,
@@ -269,6 +274,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The SMTP relay, when emails are to be sent.
     pub smtp: Option<crate::mailer::SmtpSettings>,
+    /// Days a pay link opens after its invoice is settled.
+    pub pay_link_expiry_days: u32,
 }
 
 impl Settings {
@@ -446,6 +453,10 @@ impl Settings {
                 max_kv_value_bytes: default_limits.max_kv_value_bytes,
             },
             smtp: smtp_settings(flags, file.smtp)?,
+            pay_link_expiry_days: flags
+                .pay_link_expiry_days
+                .or(m.pay_link_expiry_days)
+                .unwrap_or(90),
             listen,
             stripe_api_base,
             merchant_id,

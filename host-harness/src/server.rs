@@ -90,6 +90,8 @@ pub struct Platform {
     /// `/merchants/{id}`, so its links name it.
     pub pay_link_base: String,
     pub webhook_tolerance_secs: u32,
+    /// How long a pay link opens after its invoice settled (ms).
+    pub pay_link_expiry_ms: u64,
     /// The platform's Connect endpoint secrets, and the pay-link keys from
     /// which each merchant's own are derived.
     pub keys: MerchantKeys,
@@ -196,6 +198,7 @@ impl App {
             stripe_api_base: m.stripe_api_base.clone(),
             pay_link_base: m.pay_link_base.clone(),
             webhook_tolerance_secs: m.webhook_tolerance_secs,
+            pay_link_expiry_ms: u64::from(s.pay_link_expiry_days) * 86_400_000,
             keys,
         };
         let app = Self {
@@ -629,6 +632,13 @@ impl App {
                 .invoice_view(id)
                 .map(|i| found(i, "invoice")),
             ("GET", ["pay", token]) => self.pay_link(scope, token),
+            ("POST", ["invoices", id, "pay-link", "revoke"]) => {
+                if self.records(scope).revoke_pay_link(id)? {
+                    Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
+                } else {
+                    Ok(Reply::error(404, "no such invoice", false))
+                }
+            }
             ("POST", ["onboarding"]) => self.onboarding(scope, body),
             ("GET", ["accounts", id]) => self
                 .records(scope)
@@ -1000,6 +1010,12 @@ impl App {
     /// The stable pay link: where the plugin says to go, or what to show.
     fn pay_link(&self, scope: &Scope, token: &str) -> anyhow::Result<Reply> {
         let brand = scope.settings.display_name.as_deref().unwrap_or_default();
+        if let Some((invoice, st)) = self.records(scope).invoice_of_pay_link(token)?
+            && !st.pay_link_open(self.now_ms() as u64, self.platform.pay_link_expiry_ms)
+        {
+            tracing::info!(invoice, "pay link revoked or expired; not opened");
+            return Ok(page(PayView::NotFound.render(brand), None));
+        }
         let outcome = match self
             .runtime
             .on_pay_link_opened(&scope.id, &scope.merchant, token)?

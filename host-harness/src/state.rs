@@ -35,6 +35,24 @@ pub struct InvoiceState {
     /// the host's clock): what finance reads as "paid on".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paid_at_ms: Option<u64>,
+    /// When the invoice was settled (paid, or collection stopped for good):
+    /// its pay link expires a while after (security review S12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at_ms: Option<u64>,
+    /// When the platform revoked the invoice's pay link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pay_link_revoked_ms: Option<u64>,
+}
+
+impl InvoiceState {
+    /// Whether the invoice's pay link may still be opened at `now_ms`, its
+    /// links living `expiry_ms` after the invoice settled.
+    pub fn pay_link_open(&self, now_ms: u64, expiry_ms: u64) -> bool {
+        self.pay_link_revoked_ms.is_none()
+            && self
+                .settled_at_ms
+                .is_none_or(|at| now_ms <= at.saturating_add(expiry_ms))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -182,6 +200,31 @@ impl<'a> Records<'a> {
             Ok(())
         })
         .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Revokes the invoice's pay link for good; false when there is no such invoice.
+    pub fn revoke_pay_link(&self, id: &str) -> Result<bool> {
+        let mut found = false;
+        self.transaction(&mut |tx| {
+            if let Some(mut st) = load_state(tx, self.merchant, id)? {
+                found = true;
+                st.pay_link_revoked_ms.get_or_insert(self.now_ms);
+                save_state(tx, self.merchant, id, &st)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(found)
+    }
+
+    /// The invoice a pay-link token was made for, and its state, when this
+    /// host saw the link made.
+    pub fn invoice_of_pay_link(&self, token: &str) -> Result<Option<(String, InvoiceState)>> {
+        let hash = crate::tokens::sha256_hex(token);
+        let Some(id) = self.db.pay_link_invoice(self.merchant, &hash)? else {
+            return Ok(None);
+        };
+        Ok(self.invoice(&id)?.map(|(_, st)| (id, st)))
     }
 
     /// Applies every transition, or none.
@@ -344,6 +387,9 @@ fn apply_one(
             if st.status == "PAID" && st.paid_at_ms.is_none() {
                 st.paid_at_ms = Some(now_ms);
             }
+            if st.status == "PAID" {
+                st.settled_at_ms.get_or_insert(now_ms);
+            }
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
@@ -354,11 +400,20 @@ fn apply_one(
             upsert_payment(&mut st, &o.stripe_ref, &o.payment);
             st.overpaid = (o.excess.minor > 0).then(|| o.excess.decimal.clone());
         }
-        Transition::CollectionStopped(c) => st.collection_stopped = Some(c.reason.name().into()),
-        Transition::CollectionResumed(_) => st.collection_stopped = None,
+        Transition::CollectionStopped(c) => {
+            st.collection_stopped = Some(c.reason.name().into());
+            st.settled_at_ms.get_or_insert(now_ms);
+        }
+        Transition::CollectionResumed(_) => {
+            st.collection_stopped = None;
+            st.settled_at_ms = None;
+        }
         Transition::PaymentLinkAttached(l) => {
             st.payment_link = Some(l.url.clone());
             st.checkout_session_id = l.checkout_session_id.clone();
+            if let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty()) {
+                tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
+            }
         }
         Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
             upsert_payment(&mut st, &p.stripe_ref, &p.amount);

@@ -135,6 +135,13 @@ pub trait RecordsTx {
     ) -> StoreResult<()>;
     fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()>;
     fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()>;
+    /// Remembers which invoice the pay-link token with this SHA-256 opens.
+    fn index_pay_link(
+        &mut self,
+        merchant: &str,
+        token_sha256: &str,
+        invoice: &str,
+    ) -> StoreResult<()>;
 }
 
 /// The body of a records transaction: it commits when this returns `Ok`.
@@ -198,6 +205,8 @@ pub trait Backend: Send + Sync {
     -> StoreResult<bool>;
     fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()>;
     fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>>;
+    /// The invoice of the merchant's pay-link token with this SHA-256.
+    fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>>;
 
     /// Runs `body` in one transaction.
     fn records_tx(&self, body: TxBody<'_, TxAbort>) -> std::result::Result<(), TxAbort>;

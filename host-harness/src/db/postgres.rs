@@ -123,6 +123,15 @@ ALTER TABLE accounts ALTER COLUMN merchant SET NOT NULL;
 ALTER TABLE accounts DROP CONSTRAINT accounts_pkey;
 ALTER TABLE accounts ADD PRIMARY KEY (merchant, id);
 ",
+    // Which invoice each pay-link token opens, by its SHA-256 (S12).
+    "
+CREATE TABLE pay_links (
+    merchant TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    invoice TEXT NOT NULL,
+    PRIMARY KEY (merchant, token_sha256)
+);
+",
 ];
 
 const OUTBOX_SELECT: &str = "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms, id, sent_ms FROM outbox";
@@ -538,6 +547,17 @@ impl Backend for Postgres {
             .map_err(failure)
     }
 
+    fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT invoice FROM pay_links WHERE merchant = $1 AND token_sha256 = $2",
+                &[&merchant, &token_sha256],
+            )
+            .map_err(failure)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
         let row = self
             .conn()?
@@ -858,6 +878,19 @@ impl RecordsTx for PostgresTx<'_, '_> {
             "INSERT INTO sync_cursors (merchant, cursor) VALUES ($1, $2)
              ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
             &[&key, &cursor],
+        )
+    }
+
+    fn index_pay_link(
+        &mut self,
+        merchant: &str,
+        token_sha256: &str,
+        invoice: &str,
+    ) -> StoreResult<()> {
+        self.run(
+            "INSERT INTO pay_links (merchant, token_sha256, invoice) VALUES ($1, $2, $3)
+             ON CONFLICT (merchant, token_sha256) DO NOTHING",
+            &[&merchant, &token_sha256, &invoice],
         )
     }
 }

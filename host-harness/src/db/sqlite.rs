@@ -210,6 +210,17 @@ INSERT INTO accounts (merchant, id, charges_enabled, details_submitted, disconne
 DROP TABLE accounts_v8;
 ";
 
+/// Version 10: which invoice each pay-link token opens (by its SHA-256),
+/// so that the host can refuse a revoked or expired link (S12).
+const SCHEMA_V10: &str = "
+CREATE TABLE pay_links (
+    merchant TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL,
+    invoice TEXT NOT NULL,
+    PRIMARY KEY (merchant, token_sha256)
+);
+";
+
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -275,6 +286,12 @@ fn migrate(conn: &Connection) -> Result<()> {
             "BEGIN; {SCHEMA_V9} PRAGMA user_version = 9; COMMIT;"
         ))
         .context("migrating the database to version 9 (accounts by merchant)")?;
+    }
+    if version < 10 {
+        conn.execute_batch(&format!(
+            "BEGIN; {SCHEMA_V10} PRAGMA user_version = 10; COMMIT;"
+        ))
+        .context("migrating the database to version 10 (pay links)")?;
     }
     Ok(())
 }
@@ -631,6 +648,17 @@ impl Backend for Arc<Sqlite> {
             .map_err(failure)
     }
 
+    fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT invoice FROM pay_links WHERE merchant = ?1 AND token_sha256 = ?2",
+                [merchant, token_sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
     fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
         self.conn()
             .query_row(
@@ -960,6 +988,21 @@ impl RecordsTx for SqliteTx<'_, '_> {
             .map(drop)
             .map_err(failure)
     }
+
+    fn index_pay_link(
+        &mut self,
+        merchant: &str,
+        token_sha256: &str,
+        invoice: &str,
+    ) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT OR IGNORE INTO pay_links (merchant, token_sha256, invoice) VALUES (?1, ?2, ?3)",
+                params![merchant, token_sha256, invoice],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
 }
 
 #[cfg(test)]
@@ -1044,7 +1087,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, 10);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",
