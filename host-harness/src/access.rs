@@ -205,6 +205,21 @@ pub fn default_hosts(bound: std::net::SocketAddr) -> Vec<String> {
     hosts
 }
 
+/// Whether `serve` may start its platform listener on `bound`: off the
+/// loopback, only when some token can be valid (otherwise the platform's
+/// routes would be exposed to a network with nothing to present).
+pub fn platform_listener_allowed(
+    bound: std::net::SocketAddr,
+    any_token: bool,
+) -> Result<(), String> {
+    if bound.ip().is_loopback() || any_token {
+        return Ok(());
+    }
+    Err(format!(
+        "the platform listener {bound} is not on loopback and no platform token is valid: make one with `host-harness token create` first"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,6 +310,15 @@ mod tests {
         assert_eq!(precheck(Door::Platform, &r, &hosts), Err(Refusal::NotJson));
         let r = asked("POST", &["invoices", "i", "finalize"], &undeclared, 0);
         assert!(precheck(Door::Platform, &r, &hosts).is_ok());
+    }
+
+    #[test]
+    fn off_loopback_the_platform_listener_needs_a_token() {
+        let public: std::net::SocketAddr = "0.0.0.0:8788".parse().unwrap();
+        let local: std::net::SocketAddr = "127.0.0.1:8788".parse().unwrap();
+        assert!(platform_listener_allowed(public, false).is_err());
+        assert!(platform_listener_allowed(public, true).is_ok());
+        assert!(platform_listener_allowed(local, false).is_ok());
     }
 
     #[test]

@@ -147,6 +147,8 @@ fn main() -> Result<()> {
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
             let admin = RunningServer::bind(&settings.admin_listen)?;
+            host_harness::access::platform_listener_allowed(admin.addr, app.tokens().any_valid()?)
+                .map_err(anyhow::Error::msg)?;
             server.run(app.clone(), 8, Shutdown::OnSignal, Door::Public, &[])?;
             admin.run(
                 app.clone(),
