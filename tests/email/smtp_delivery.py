@@ -7,8 +7,8 @@ Starts the Stripe emulator, an SMTP server and `serve` (relay on loopback,
 plain SMTP, which serve allows only there), and checks that:
 - a declined charge's two emails arrive, to the merchant and to the
   customer, with their subjects and the pay link;
-- a relay that answers 451, or that is down, has the email tried again
-  until it takes it;
+- a relay that answers 451, drops the connection in the middle, or is
+  down, has the email tried again until it takes it;
 - `serve` SIGKILLed while an email waits for a relay that is down sends it
   after its restart, and every copy of one email that arrives carries the
   same Message-ID (one per email), so a receiving system drops repeats.
@@ -42,15 +42,21 @@ SECRET = f"whsec_mail_{os.getpid()}"
 
 class Inbox:
     """The SMTP server's handler: keeps what arrives; answers 451 to the
-    next `refuse` messages."""
+    next `refuse` messages, and drops the connection in the middle of the
+    next `drop` ones."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.messages = []
         self.refuse = 0
+        self.drop = 0
 
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
+            if self.drop > 0:
+                self.drop -= 1
+                server.transport.close()
+                return "421 4.4.2 Connection dropped"
             if self.refuse > 0:
                 self.refuse -= 1
                 return "451 4.3.0 Try again later"
@@ -180,12 +186,13 @@ class SmtpDelivery(unittest.TestCase):
             if "INV-0001" in e["subject"]))
         self.assertEqual(len(sent), 2)
 
-    def test_2_a_relay_that_refuses_or_is_down_gets_the_email_again(self):
-        self.inbox.refuse = 3
+    def test_2_a_relay_that_refuses_drops_or_is_down_gets_the_email_again(self):
+        self.inbox.refuse = 2
+        self.inbox.drop = 2
         self.declined_invoice(2)
         got = self.arrived("INV-0002")
         self.assertEqual(len({m["message_id"] for m in got}), 2, got)
-        self.assertEqual(self.inbox.refuse, 0, "the refusals were used")
+        self.assertEqual((self.inbox.refuse, self.inbox.drop), (0, 0), "the refusals and drops were used")
         self.stop_smtp()
         self.declined_invoice(3)
         time.sleep(2)
