@@ -751,7 +751,7 @@ impl App {
         tracing::Span::current().record("merchant", scope.id.as_str());
         seen.unrouted = unrouted;
         let req = WebhookRequest {
-            headers: headers.to_vec(),
+            headers: webhook_headers(headers),
             body: body.to_vec(),
         };
         let outcome = match self.runtime.on_webhook(&scope.id, &scope.merchant, &req) {
@@ -1244,6 +1244,19 @@ fn loggable_route(segments: &[&str]) -> String {
     out
 }
 
+/// The headers of a delivery the plugin sees: Stripe's signature and the
+/// body's type, nothing else (a proxy's cookies or credentials never enter
+/// the sandbox; security review S20).
+fn webhook_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case("stripe-signature") || k.eq_ignore_ascii_case("content-type")
+        })
+        .cloned()
+        .collect()
+}
+
 /// A target's path, in segments (the query dropped).
 fn segments_of(target: &str) -> Vec<&str> {
     let path = target.split('?').next().unwrap_or(target);
@@ -1283,6 +1296,30 @@ pub use crate::http_server::{RunningServer, Shutdown};
 #[cfg(test)]
 mod tests {
     use super::Journal;
+
+    #[test]
+    fn a_delivery_carries_only_its_signature_and_type_into_the_sandbox() {
+        let given = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let kept = super::webhook_headers(&given(&[
+            ("Stripe-Signature", "t=1,v1=ab"),
+            ("content-type", "application/json"),
+            ("Authorization", "Bearer spt_secret"),
+            ("Cookie", "session=1"),
+            ("X-Forwarded-For", "10.0.0.1"),
+        ]));
+        assert_eq!(
+            kept,
+            given(&[
+                ("Stripe-Signature", "t=1,v1=ab"),
+                ("content-type", "application/json")
+            ])
+        );
+    }
 
     #[test]
     fn the_journal_keeps_only_its_newest_lines() {
