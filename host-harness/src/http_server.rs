@@ -1,4 +1,4 @@
-//! serve's HTTP stack: axum on tokio (hyper underneath), a maintained,
+//! serve's HTTP stack: axum's router on hyper (tokio), a maintained,
 //! production-grade server. tiny_http, before it, aborted the whole process
 //! on one request declaring `Content-Length: 99999999999` (it allocated the
 //! declared length to drain the body). Here a body over the limit is refused
@@ -7,6 +7,14 @@
 //! chunking, oversized headers, a TLS hello) with 4xx or closes the
 //! connection. The App is blocking (wasm calls, SQLite): each request runs
 //! on tokio's blocking pool, never on the async workers.
+//!
+//! The accept loop is ours rather than `axum::serve`, which gives hyper no
+//! timer, so that its header-read timeout never fired (security review
+//! S9): a client that never finishes its headers is closed after
+//! `HEADER_READ_TIMEOUT`; at most `MAX_CONNECTIONS` are open per listener
+//! (one more is closed at once); and a request that would wait behind more
+//! than `MAX_PENDING` others for the App is answered 503 with `Retry-After`
+//! at once, instead of queueing without bound.
 
 use crate::access::{self, Door};
 use crate::server::{App, Doorway, MAX_BODY, Reply};
@@ -16,12 +24,20 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::serve::ListenerExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long a request may take, body included, before it is answered 408.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections open at once on one listener.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// Requests waiting for, or in, the App per blocking thread.
+const PENDING_PER_THREAD: usize = 16;
 
 /// When serve stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +90,9 @@ impl RunningServer {
             hosts.to_vec()
         };
         let doorway = Arc::new(Doorway { door, hosts });
+        let pending = Arc::new(tokio::sync::Semaphore::new(
+            blocking.max(1) * PENDING_PER_THREAD,
+        ));
         let listener = lock(&self.listener)
             .take()
             .context("this server is already running")?;
@@ -97,16 +116,12 @@ impl RunningServer {
                         Shutdown::OnDrop => drop(rx.await),
                     }
                 };
-                // Responses go out at once (TCP_NODELAY), not after a delayed ACK.
-                let listener = listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
-                let served = axum::serve(listener, router(app, doorway))
-                    .with_graceful_shutdown(stopped)
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "server stopped");
-                }
+                let state = Served {
+                    app,
+                    doorway,
+                    pending,
+                };
+                accept_loop(listener, router(state), stopped).await;
             });
         });
         *lock(&self.thread) = Some(thread);
@@ -155,10 +170,71 @@ async fn signalled() {
     tracing::info!("shutting down: no new connections; finishing the calls in flight");
 }
 
-fn router(app: Arc<App>, doorway: Arc<Doorway>) -> Router {
+/// Accepts connections until `stopped`, each served by hyper with a timer
+/// (the header-read timeout holds), at most `MAX_CONNECTIONS` at once; then
+/// lets the calls in flight finish.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stopped: impl std::future::Future<Output = ()>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(stopped);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!("connection cap reached; a new connection closed");
+            continue;
+        };
+        // Responses go out at once (TCP_NODELAY), not after a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let conn =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    // The calls in flight finish; a connection still open after the
+    // longest request could take is not waited for.
+    if tokio::time::timeout(REQUEST_TIMEOUT + HEADER_READ_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open at shutdown were dropped");
+    }
+}
+
+/// What each request's handler is given: the App, its listener, and the
+/// room left for requests waiting on the App.
+#[derive(Clone)]
+struct Served {
+    app: Arc<App>,
+    doorway: Arc<Doorway>,
+    pending: Arc<tokio::sync::Semaphore>,
+}
+
+fn router(state: Served) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state((app, doorway))
+        .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY as usize))
         // A declared length over the limit is refused at once, unread.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
@@ -173,7 +249,11 @@ fn router(app: Arc<App>, doorway: Arc<Doorway>) -> Router {
 /// Every route: the body read within its limit, then the App on the
 /// blocking pool.
 async fn handle(
-    State((app, doorway)): State<(Arc<App>, Arc<Doorway>)>,
+    State(Served {
+        app,
+        doorway,
+        pending,
+    }): State<Served>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -191,8 +271,16 @@ async fn handle(
     let target = uri
         .path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string());
+    let Ok(waiting) = pending.try_acquire_owned() else {
+        // The App is saturated: say so now rather than queue without bound.
+        let mut busy = Reply::error(503, "busy; try again shortly", true);
+        busy.headers.push(("Retry-After".into(), "1".into()));
+        return to_response(busy);
+    };
     let reply = tokio::task::spawn_blocking(move || {
-        app.handle_at(&doorway, method.as_str(), &target, &headers, &body)
+        let reply = app.handle_at(&doorway, method.as_str(), &target, &headers, &body);
+        drop(waiting);
+        reply
     })
     .await
     .unwrap_or_else(|_| Reply::error(500, "the call failed", true));

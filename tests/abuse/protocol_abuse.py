@@ -109,8 +109,33 @@ def main(host_harness):
         ok = serve.poll() is None and healthy(port)
         failed += not ok
         print(f"{'ok' if ok else 'FAILED'}: a slow client holding a half-sent request, others served")
+        # ...and serve closes it once its headers are overdue (10 s), well
+        # within 35 s: a slow-loris cannot hold connections for ever.
         if slow:
+            slow.settimeout(35)
+            started = time.time()
+            try:
+                answer = slow.recv(200)
+            except OSError:
+                answer = None
+            took = time.time() - started
+            ok = answer is not None and took < 35 and (answer == b"" or answer.startswith(b"HTTP/1.1 408"))
+            failed += not ok
+            print(f"{'ok' if ok else 'FAILED'}: the half-sent request closed after {took:.1f} s: {answer!r}"[:160])
             slow.close()
+        # A thousand idle connections: /healthz still answers within 1 s.
+        idle = []
+        for _ in range(1000):
+            try:
+                idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+            except OSError:
+                break
+        started = time.time()
+        ok = healthy(port) and time.time() - started < 1.0
+        failed += not ok
+        print(f"{'ok' if ok else 'FAILED'}: {len(idle)} idle connections open, /healthz answered in {time.time() - started:.2f} s")
+        for s in idle:
+            s.close()
     finally:
         alive = serve.poll() is None
         if alive:
@@ -121,7 +146,7 @@ def main(host_harness):
         sys.exit("FAILED: serve died")
     if failed:
         sys.exit(f"FAILED: {failed} attacks left serve unable to serve")
-    print(f"serve survived all {len(ATTACKS) + 1} attacks and stopped on SIGTERM (exit {serve.returncode})")
+    print(f"serve survived all {len(ATTACKS) + 3} attacks and stopped on SIGTERM (exit {serve.returncode})")
 
 
 if __name__ == "__main__":
