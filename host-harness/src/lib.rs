@@ -12,6 +12,7 @@ pub mod db;
 pub mod demo;
 pub mod http_server;
 pub mod imports;
+pub mod jobs;
 pub mod logging;
 pub mod mailer;
 pub mod merchants;

@@ -11,6 +11,7 @@
 
 use crate::bindings::PluginError;
 use crate::db::{Job, NewJob};
+use crate::jobs::JobKind;
 use crate::mailer::SendError;
 use crate::server::{App, Finalized, Scope};
 use std::sync::Arc;
@@ -24,33 +25,6 @@ const SYNC_PERIODS: &str = "host/sync-periods";
 const LEASE_MS: i64 = 60_000;
 /// The longest wait between two tries.
 const MAX_BACKOFF_MS: i64 = 5 * 60_000;
-
-/// What a job does. Stored by name; one job per (merchant, kind, subject).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobKind {
-    /// Sends the invoice named by the subject (`on-invoice-finalized`).
-    Finalize,
-    /// Catches the merchant up on missed webhooks (`on-sync`); no subject.
-    Sync,
-    /// Sends the outbox's email whose id is the subject to the SMTP relay.
-    Email,
-}
-
-impl JobKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            JobKind::Finalize => "finalize",
-            JobKind::Sync => "sync",
-            JobKind::Email => crate::db::EMAIL_JOB,
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        [JobKind::Finalize, JobKind::Sync, JobKind::Email]
-            .into_iter()
-            .find(|k| k.name() == name)
-    }
-}
 
 /// Why a try failed, as far as waiting goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -183,7 +183,7 @@ impl Runtime {
                 handler,
                 self.env.clock.now_ms(),
                 namespace,
-                &self.env.keys,
+                || self.env.keys.get(namespace),
                 &args(),
             );
         }
@@ -257,12 +257,7 @@ impl Runtime {
             .build();
         let mut store = Store::new(
             &self.engine,
-            HostState::new(
-                self.env.clone(),
-                namespace,
-                limits,
-                Quotas::of(&self.limits),
-            ),
+            HostState::new(self.env.clone(), namespace, limits, quotas(&self.limits)),
         );
         store.limiter(|s| &mut s.limits);
         let budget = Duration::from_millis(self.limits.deadline_ms);
@@ -440,6 +435,17 @@ impl<'a> Caller<'a> {
         }
         out.retain(|a| !a.is_empty());
         out
+    }
+}
+
+/// What one call may ask of the host, from the runtime's limits.
+fn quotas(limits: &Limits) -> Quotas {
+    Quotas {
+        wall: Duration::from_millis(limits.wall_ms),
+        stripe_requests: limits.max_stripe_requests,
+        kv_operations: limits.max_kv_operations,
+        emails: limits.max_emails,
+        kv_value_bytes: limits.max_kv_value_bytes,
     }
 }
 

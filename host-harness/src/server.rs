@@ -11,11 +11,11 @@ use crate::db::Db;
 use crate::imports::{
     Clock, HostEnv, KeyRing, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
 };
+use crate::jobs::JobKind;
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
 use crate::pages::{PayView, Rendered};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::queue::JobKind;
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};

@@ -8,6 +8,7 @@ mod pg_session;
 mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
+pub mod turns;
 
 use anyhow::Result;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -245,7 +246,7 @@ pub trait Backend: Send + Sync {
     fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
 
     /// Takes `account`'s next turn to send a Stripe request
-    /// ([`crate::pacing::take_turn`]): when it starts (ms), or `None` when
+    /// ([`turns::take_turn`]): when it starts (ms), or `None` when
     /// it is more than `max_wait_ms` away. One schedule for every worker.
     fn pace(
         &self,

@@ -758,7 +758,7 @@ impl Backend for Postgres {
         Ok(n > 0)
     }
 
-    /// `pacing::take_turn` as one statement: the row's lock orders the
+    /// `turns::take_turn` as one statement: the row's lock orders the
     /// workers, and a turn too far away updates nothing and returns no row.
     fn pace(
         &self,

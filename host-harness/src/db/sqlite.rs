@@ -868,7 +868,7 @@ impl Backend for Arc<Sqlite> {
     ) -> StoreResult<Option<i64>> {
         let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
         let next_free = turns.get(account).copied();
-        let taken = crate::pacing::take_turn(next_free, now_ms, interval_ms, max_wait_ms);
+        let taken = super::turns::take_turn(next_free, now_ms, interval_ms, max_wait_ms);
         Ok(taken.map(|(slot, next)| {
             turns.insert(account.to_string(), next);
             slot

@@ -74,18 +74,6 @@ pub struct Quotas {
     pub kv_value_bytes: usize,
 }
 
-impl Quotas {
-    pub fn of(limits: &crate::runtime::Limits) -> Self {
-        Self {
-            wall: Duration::from_millis(limits.wall_ms),
-            stripe_requests: limits.max_stripe_requests,
-            kv_operations: limits.max_kv_operations,
-            emails: limits.max_emails,
-            kv_value_bytes: limits.max_kv_value_bytes,
-        }
-    }
-}
-
 /// A cap a call went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cap {

@@ -7,7 +7,7 @@
 use super::canonical::from_serde;
 use super::{Answer, Call, FORMAT, Scenario, answer_keys};
 use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-use crate::imports::KeyRing;
+use crate::imports::mac::MerchantKeys;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -53,7 +53,7 @@ impl Tap {
         handler: &str,
         now_ms: u64,
         namespace: &str,
-        keys: &KeyRing,
+        keys: impl FnOnce() -> MerchantKeys,
         args: &[Value],
     ) {
         let types: Vec<Type> = self
@@ -67,9 +67,7 @@ impl Tap {
             .map(|(ty, v)| from_serde(ty, v))
             .collect();
         let mut s = self.scenario.lock().unwrap_or_else(|p| p.into_inner());
-        s.keys
-            .entry(namespace.to_string())
-            .or_insert_with(|| keys.get(namespace));
+        s.keys.entry(namespace.to_string()).or_insert_with(keys);
         s.calls.push(Call {
             handler: handler.into(),
             now_ms,
