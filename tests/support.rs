@@ -97,20 +97,7 @@ impl Harness {
         emulator.set_public_base("https://checkout.stripe.test");
         // The merchant has connected its Stripe account to the platform.
         emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db: Arc::new(Db::in_memory().expect("sqlite")),
-            stripe: StripeGate {
-                base: "https://api.stripe.com".parse().expect("url"),
-                api_key: Some("sk_test_harness".into()),
-                backend: backend(&emulator),
-            },
-            clock: clock.clone(),
-            recorder: Recorder::for_tests("harness"),
-            keys: KeyRing::default(),
-            pacing: None,
-            mail: Default::default(),
-        });
+        let env = test_env(&clock, backend(&emulator), "harness");
         env.keys.set(TENANT, keys(&[SECRET]));
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
@@ -507,6 +494,25 @@ impl Harness {
     }
 }
 
+/// A host environment for tests: an in-memory store, Stripe through
+/// `backend`, the fixed `clock`, exchanges recorded under `name`.
+fn test_env(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Arc<HostEnv> {
+    Arc::new(HostEnv {
+        metrics: Default::default(),
+        db: Arc::new(Db::in_memory().expect("sqlite")),
+        stripe: StripeGate {
+            base: "https://api.stripe.com".parse().expect("url"),
+            api_key: Some(format!("sk_test_{name}")),
+            backend,
+        },
+        clock: clock.clone(),
+        recorder: Recorder::for_tests(name),
+        keys: KeyRing::default(),
+        pacing: None,
+        mail: Default::default(),
+    })
+}
+
 /// `serve`'s core (an `App`) on an in-memory store, a fixed clock and the
 /// in-process emulator (reached through `backend`, made from it), for
 /// tests that drive the platform's routes and move time.
@@ -526,20 +532,7 @@ impl Served {
         let emulator = host_harness::offline_stripe::emulator(&clock);
         emulator.set_public_base("https://checkout.stripe.com");
         emulator.connect_existing(ACCOUNT, "Served Ltd");
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db: Arc::new(Db::in_memory().expect("sqlite")),
-            stripe: StripeGate {
-                base: "https://api.stripe.com".parse().expect("url"),
-                api_key: Some("sk_test_served".into()),
-                backend: backend(&emulator),
-            },
-            clock: clock.clone(),
-            recorder: Recorder::for_tests("served"),
-            keys: KeyRing::default(),
-            pacing: None,
-            mail: Default::default(),
-        });
+        let env = test_env(&clock, backend(&emulator), "served");
         let flags = host_harness::config::Flags {
             account: flags.account.clone().or(Some(ACCOUNT.into())),
             webhook_secrets: vec![SECRET.into()],

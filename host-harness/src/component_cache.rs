@@ -38,8 +38,7 @@ impl DirTrust {
 /// database, or in the user's own cache directory (`$XDG_CACHE_HOME`, or
 /// `~/.cache`) for PostgreSQL; never a shared temporary directory.
 pub fn default_dir(db: &Path) -> Option<PathBuf> {
-    let text = db.to_string_lossy();
-    if !text.starts_with("postgres://") && !text.starts_with("postgresql://") {
+    if !crate::db::is_postgres(&db.to_string_lossy()) {
         let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
         return Some(parent.unwrap_or(Path::new(".")).join("stripe-plugin-cache"));
     }

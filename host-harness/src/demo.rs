@@ -78,7 +78,7 @@ impl Offline {
             }
             _ => dir.0.join("host.db"),
         };
-        if crate::secrets::is_postgres(&db) && flags.pay_link_secrets.is_empty() {
+        if crate::db::is_postgres(&db.to_string_lossy()) && flags.pay_link_secrets.is_empty() {
             // Workers on PostgreSQL are given their pay-link key.
             let key = crate::tokens::random_bytes::<32>()?;
             flags

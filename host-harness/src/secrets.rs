@@ -27,12 +27,6 @@ pub fn read_file(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Whether the store is PostgreSQL (shared by many workers) rather than a file.
-pub fn is_postgres(db: &Path) -> bool {
-    let t = db.to_string_lossy();
-    t.starts_with("postgres://") || t.starts_with("postgresql://")
-}
-
 /// The file that holds the pay-link key the host made for a SQLite database.
 pub fn key_file_of(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
@@ -48,7 +42,7 @@ pub fn key_file_of(db: &Path) -> PathBuf {
 /// used, with a warning, and none is ever made there.
 pub fn unconfigured_pay_link_key(db_target: &Path, db: &crate::db::Db) -> Result<String> {
     let legacy = db.legacy_host_secret("pay-link")?;
-    if is_postgres(db_target) {
+    if crate::db::is_postgres(&db_target.to_string_lossy()) {
         let Some(key) = legacy else {
             bail!(
                 "on PostgreSQL every worker needs the same pay-link key: give it in STRIPE_PLUGIN_PAY_LINK_SECRETS or --pay-link-secrets-file"

@@ -38,6 +38,12 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = std::result::Result<T, StoreError>;
 
+/// Whether a store target names a PostgreSQL server (shared by many
+/// workers) rather than a SQLite file.
+pub fn is_postgres(target: &str) -> bool {
+    target.starts_with("postgres://") || target.starts_with("postgresql://")
+}
+
 /// The step that moves the plugin's kv, the outbox and the sync cursors from
 /// accounts to merchants (security review S6), the same on both backends:
 /// rows of an account go to the merchant that has it; rows of the
@@ -339,7 +345,7 @@ pub struct Db {
 impl Db {
     /// `target` is a SQLite path, `:memory:`, or a `postgres://` URL.
     pub fn open(target: &str) -> Result<Self> {
-        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+        if is_postgres(target) {
             return Ok(Self::with(
                 Box::new(postgres::Postgres::open(target)?),
                 None,
