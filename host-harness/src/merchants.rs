@@ -43,6 +43,17 @@ pub enum PutError {
     Storage(anyhow::Error),
 }
 
+impl std::fmt::Display for PutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PutError::Invalid(m) | PutError::AccountTaken(m) => f.write_str(m),
+            PutError::Storage(e) => write!(f, "storage: {e:#}"),
+        }
+    }
+}
+
+impl std::error::Error for PutError {}
+
 impl MerchantSettings {
     /// Reads settings from a request body, with a message fit for the caller.
     pub fn parse(body: &[u8]) -> Result<Self, PutError> {

@@ -20,6 +20,7 @@ use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
 use crate::tokens::Tokens;
+use anyhow::Context as _;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tracing::field::Empty;
@@ -155,7 +156,7 @@ impl App {
     /// merchant's settings come from the config file at every start.
     pub fn from_settings(s: &Settings, recorder: Recorder) -> anyhow::Result<Self> {
         let db = Arc::new(Db::open(&s.db.to_string_lossy())?);
-        let api_key = std::env::var(&s.api_key_env).ok().filter(|k| !k.is_empty());
+        let api_key = s.api_key.as_ref().map(|k| k.0.clone());
         let base = url::Url::parse(&s.stripe_api_base)?;
         let backend = Arc::new(UreqBackend::new(std::time::Duration::from_secs(
             s.stripe_timeout_secs,
@@ -234,7 +235,7 @@ impl App {
         };
         app.merchants()
             .put(&s.merchant_id, &seeded)
-            .map_err(|e| anyhow::anyhow!("storing the default merchant: {}", put_error_text(&e)))?;
+            .context("storing the default merchant")?;
         Ok(app)
     }
 
@@ -676,8 +677,8 @@ impl App {
         match stored {
             Ok(()) => self.merchant_view(id),
             Err(PutError::Storage(e)) => Err(e),
-            Err(e @ PutError::AccountTaken(_)) => Ok(Reply::error(409, &put_error_text(&e), false)),
-            Err(e @ PutError::Invalid(_)) => Ok(Reply::error(400, &put_error_text(&e), false)),
+            Err(e @ PutError::AccountTaken(_)) => Ok(Reply::error(409, &e.to_string(), false)),
+            Err(e @ PutError::Invalid(_)) => Ok(Reply::error(400, &e.to_string(), false)),
         }
     }
 
@@ -1124,7 +1125,7 @@ impl App {
             match self.merchants().put(&scope.id, &settings) {
                 Ok(()) => {}
                 Err(PutError::Storage(e)) => return Err(e),
-                Err(e) => return Ok(Reply::error(409, &put_error_text(&e), false)),
+                Err(e) => return Ok(Reply::error(409, &e.to_string(), false)),
             }
         }
         Ok(Reply::json(
@@ -1275,13 +1276,6 @@ fn event_account(body: &[u8]) -> Option<String> {
         .ok()
         .and_then(|r| r.account)
         .map(|a| a.into_owned())
-}
-
-fn put_error_text(e: &PutError) -> String {
-    match e {
-        PutError::Invalid(m) | PutError::AccountTaken(m) => m.clone(),
-        PutError::Storage(e) => format!("storage: {e:#}"),
-    }
 }
 
 fn found(v: Option<Value>, what: &str) -> Reply {

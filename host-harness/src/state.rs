@@ -6,7 +6,7 @@ use crate::bindings::{Money, Transition};
 use crate::db::Db;
 use crate::db::{RecordsTx, StoreError, TxAbort};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use anyhow::{Result, anyhow};
+use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -199,7 +199,7 @@ impl<'a> Records<'a> {
             }
             Ok(())
         })
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("setting an invoice's status")
     }
 
     /// Revokes the invoice's pay link for good; false when there is no such invoice.
@@ -213,7 +213,7 @@ impl<'a> Records<'a> {
             }
             Ok(())
         })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .context("revoking a pay link")?;
         Ok(found)
     }
 

@@ -95,7 +95,6 @@ pub fn sha256_hex(token: &str) -> String {
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("{e}"))
         .context("reading the operating system's random generator")?;
     Ok(bytes)
 }

@@ -73,9 +73,10 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-impl SignatureError {
-    pub fn reason(self) -> &'static str {
-        match self {
+impl core::fmt::Display for SignatureError {
+    /// The reason Stripe's dashboard shows beside the 400.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
             Self::NoHeader => "no Stripe-Signature header",
             Self::MalformedHeader => "malformed Stripe-Signature header",
             Self::NoValidSignature => "no valid signature for this payload",
@@ -83,7 +84,7 @@ impl SignatureError {
             Self::TooNew => "signature timestamp outside the tolerance (in the future)",
             Self::NoSecretConfigured => "no webhook secret configured",
             Self::KeysUnavailable => "the host's keys are unavailable; retry",
-        }
+        })
     }
 }
 

@@ -54,10 +54,10 @@ pub fn on_webhook(m: &Merchant, req: &WebhookRequest) -> Result<WebhookOutcome, 
         Ok(_) => {}
         Err(SignatureError::KeysUnavailable) => {
             return Err(PluginError::HostUnavailable(
-                SignatureError::KeysUnavailable.reason().into(),
+                SignatureError::KeysUnavailable.to_string(),
             ));
         }
-        Err(e) => return Ok(outcome(400, e.reason(), None)),
+        Err(e) => return Ok(outcome(400, &e.to_string(), None)),
     }
     let Some(event) = Event::parse(&req.body) else {
         return unreadable(&req.body);
