@@ -243,6 +243,16 @@ pub struct Flags {
     pub sync_every_secs: Option<u64>,
 }
 
+/// A Stripe API key: its `Debug` never shows it.
+#[derive(Clone, PartialEq)]
+pub struct ApiKey(pub String);
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
+
 /// Everything resolved: file, then flags, then defaults.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -258,7 +268,10 @@ pub struct Settings {
     /// Where compiled components are cached (none: compiled at every start).
     pub cache_dir: Option<PathBuf>,
     pub stripe_api_base: String,
+    /// The environment variable the API key was read from (for messages).
     pub api_key_env: String,
+    /// The platform's Stripe API key, read once at start (none: unset or empty).
+    pub api_key: Option<ApiKey>,
     pub stripe_timeout_secs: u64,
     /// Stripe requests per second and account, for the whole fleet (0: unpaced).
     pub stripe_requests_per_sec: u32,
@@ -284,6 +297,11 @@ impl Settings {
             Some(path) => load(path)?,
             None => FileConfig::default(),
         };
+        let api_key_env = flags
+            .api_key_env
+            .clone()
+            .or(file.stripe.api_key_env)
+            .unwrap_or_else(|| "STRIPE_API_KEY".into());
         let m = file.merchant;
         let p = file.platform;
         let admin_hosts = if flags.admin_hosts.is_empty() {
@@ -413,11 +431,11 @@ impl Settings {
                 .or_else(|| crate::component_cache::default_dir(&db)),
             db,
             record_http: flags.record_http.clone().or(file.record_http),
-            api_key_env: flags
-                .api_key_env
-                .clone()
-                .or(file.stripe.api_key_env)
-                .unwrap_or_else(|| "STRIPE_API_KEY".into()),
+            api_key: std::env::var(&api_key_env)
+                .ok()
+                .filter(|k| !k.is_empty())
+                .map(ApiKey),
+            api_key_env,
             stripe_timeout_secs: flags
                 .stripe_timeout_secs
                 .or(file.stripe.timeout_secs)

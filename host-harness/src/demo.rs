@@ -3,7 +3,7 @@
 //! customer over real HTTP, and prints what happened.
 
 use crate::access::{self, Audience, Door};
-use crate::config::{Flags, Settings};
+use crate::config::{ApiKey, Flags, Settings};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
 use crate::server::{App, RunningServer, Shutdown};
@@ -60,15 +60,10 @@ impl Offline {
         .map_err(anyhow::Error::msg)?;
         let server = RunningServer::bind("127.0.0.1:0")?;
         let admin = RunningServer::bind("127.0.0.1:0")?;
-        // SAFETY: set before any thread reads the environment of this process.
-        unsafe { std::env::set_var("STRIPE_PLUGIN_DEMO_KEY", DEMO_KEY) };
         let mut flags = flags.clone();
         flags
             .stripe_api_base
             .get_or_insert(emulator.base_url.clone());
-        flags
-            .api_key_env
-            .get_or_insert("STRIPE_PLUGIN_DEMO_KEY".into());
         let db = match std::env::var("STRIPE_PLUGIN_TEST_POSTGRES") {
             // Tests run on PostgreSQL when STRIPE_PLUGIN_TEST_POSTGRES names a
             // server (see tests/run): a new, empty database per host.
@@ -99,7 +94,11 @@ impl Offline {
         if flags.webhook_secrets.is_empty() {
             flags.webhook_secrets.push(secret);
         }
-        let settings = Settings::resolve(&flags)?;
+        let mut settings = Settings::resolve(&flags)?;
+        // The emulator's key is given, never taken from the environment.
+        if flags.api_key_env.is_none() {
+            settings.api_key = Some(ApiKey(DEMO_KEY.into()));
+        }
         let recorder = match &settings.record_http {
             Some(path) => Recorder::to_file(path)?.in_memory(),
             None => Recorder::for_tests("offline"),

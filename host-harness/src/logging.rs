@@ -84,6 +84,20 @@ pub fn init(format: LogFormat) {
     let _ = tracing::subscriber::set_global_default(subscriber(format, std::io::stderr, colour));
 }
 
+/// Logs to the file at `path` (made anew, readable by its owner only) for
+/// the rest of the process.
+pub fn init_to_file(format: LogFormat, path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    init_with(format, std::sync::Mutex::new(file));
+    Ok(())
+}
+
 /// Logs to `writer` for the rest of the process; false if logging was
 /// already set up.
 pub fn init_with<W>(format: LogFormat, writer: W) -> bool

@@ -7,8 +7,6 @@ use host_harness::config::{Flags, Settings};
 use host_harness::record::Recorder;
 use host_harness::server::{App, RunningServer, Shutdown, SyncBy};
 use std::sync::Arc;
-use stripe_emulator::server::RunningEmulator;
-use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 
 #[derive(Parser)]
 #[command(
@@ -118,7 +116,15 @@ enum TokenAction {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    host_harness::logging::init(cli.flags.log_format.unwrap_or_default());
+    let format = cli.flags.log_format.unwrap_or_default();
+    if matches!(cli.command, Command::Demo) {
+        // The story goes to stdout on its own; serve's log lines to a file.
+        let path = std::env::temp_dir().join("stripe-plugin-demo.log");
+        host_harness::logging::init_to_file(format, &path)?;
+        println!("(serve's log: {})", path.display());
+    } else {
+        host_harness::logging::init(format);
+    }
     match cli.command {
         Command::Demo => host_harness::demo::run(&cli.flags),
         Command::WriteComponent { path } => {
@@ -191,30 +197,19 @@ fn main() -> Result<()> {
             business_name,
             rate_limit,
         } => {
-            let listen = cli
-                .flags
-                .listen
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1:12111".into());
-            let running =
-                RunningEmulator::start(Emulator::new(stripe_emulator::Clock::system()), &listen)
-                    .map_err(anyhow::Error::msg)?;
-            if let Some(account) = &cli.flags.account {
-                // The merchant that serve acts for has connected its account.
-                running.emulator.connect_existing(account, &business_name);
-            }
-            running.emulator.limit_rate(rate_limit);
-            if let Some(url) = webhook_url {
-                running.emulator.set_webhook(Some(WebhookTarget {
-                    url,
-                    secrets: cli.flags.webhook_secrets.clone(),
-                    delivery: Delivery::Automatic,
-                }));
-            }
-            eprintln!("Stripe emulator listening on {}", running.base_url);
-            loop {
-                std::thread::park();
-            }
+            let standalone = stripe_emulator::standalone::Standalone {
+                listen: cli
+                    .flags
+                    .listen
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1:12111".into()),
+                account: cli.flags.account.clone(),
+                business_name,
+                webhook_url,
+                webhook_secrets: cli.flags.webhook_secrets.clone(),
+                rate_limit,
+            };
+            match standalone.run().map_err(anyhow::Error::msg)? {}
         }
     }
 }

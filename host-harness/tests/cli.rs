@@ -1,5 +1,5 @@
-//! The binary as a developer meets it: `demo` tells the whole story and exits 0,
-//! `--help` lists every setting.
+//! The binary as a developer meets it: `demo` tells the whole story and exits 0
+//! with serve's log lines kept out of it, `--help` lists every setting.
 
 use std::process::Command;
 
@@ -28,6 +28,10 @@ fn demo_runs_the_story_offline_and_exits_zero() {
             "timeline lacks {expected:?}:\n{stdout}"
         );
     }
+    // serve's log lines go to a file the first line names, not between the story's.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.is_empty(), "the demo wove log lines in:\n{stderr}");
+    assert!(stdout.starts_with("(serve's log: "), "{stdout}");
 }
 
 #[test]
