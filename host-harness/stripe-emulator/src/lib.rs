@@ -26,6 +26,7 @@ mod resources;
 mod router;
 pub mod server;
 mod shapes;
+pub mod standalone;
 mod store;
 mod test_cards;
 mod testing;
