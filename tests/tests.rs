@@ -1,16 +1,27 @@
 //! The suite through the real component, as one test binary (wasmtime is
-//! linked once): handler snapshots, collections, reconciliation, limits, the
-//! money-correctness defects, and end to end through `serve`.
+//! linked once). Each module says what it proves; `tests/run` runs them all.
 
+// Stripe failing (faults, 429s, Retry-After): bounded retries, one key, a retryable error at the end.
 mod bad_day;
+// Finalizing collects: link, auto-charge, declines, authentication, onboarding; exact requests as snapshots.
 mod collections;
+// The whole story through `serve` and the emulator over loopback, as a platform and a customer drive it.
 mod end_to_end;
+// What the internet may do: the public listener's three routes; the platform's token, Host and JSON checks.
 mod exposure;
+// Each handler's exact Stripe requests, transitions and records on a deterministic host (snapshots).
 mod handlers;
+// Money invariants over generated histories (proptest, shrinking, printed seeds) against serve's core.
 mod histories;
+// A plugin that traps, loops or grabs memory costs one call, never the host; it reaches only Stripe.
 mod limits;
+// Many merchants on one host: merchants are data, events route by account, nothing crosses between them.
 mod merchants;
+// Money defects of the first review, each reproduced and seen failing before its fix.
 mod money;
+// What a platform team watches: Prometheus metrics and one structured log line per call.
 mod observability;
+// Every handled event makes its transition; repeated, shuffled and late deliveries converge.
 mod reconciliation;
+// Money where features meet (queue, updates, sync, lost answers, disputes): second review's defects.
 mod seams;
