@@ -8,10 +8,10 @@ use e2e_tests::{ACCOUNT, INVOICE_KEY, NOW_MS, SECRET};
 use host_harness::config::{Flags, Settings};
 use host_harness::db::Db;
 use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::imports::{Clock, HostEnv, KeyRing, StripeGate};
+use host_harness::imports::{Clock, StripeGate};
 use host_harness::offline_stripe::InProcess;
 use host_harness::record::Recorder;
-use host_harness::server::App;
+use host_harness::server::{App, Backing};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::{Value, json};
@@ -357,8 +357,7 @@ impl World {
         };
         let settings = Settings::resolve(&flags).expect("settings");
         let worker = || {
-            let env = Arc::new(HostEnv {
-                metrics: Default::default(),
+            let backing = Backing {
                 db: db.clone(),
                 stripe: StripeGate {
                     base: "https://api.stripe.com".parse().expect("url"),
@@ -366,12 +365,9 @@ impl World {
                     backend: Arc::new(InProcess(emu.clone())),
                 },
                 clock: clock.clone(),
-                recorder: Recorder::for_tests("histories"),
-                keys: KeyRing::default(),
-                pacing: None,
-                mail: Default::default(),
-            });
-            App::with_env(&settings, env).expect("host")
+                recorder: Arc::new(Recorder::for_tests("histories")),
+            };
+            App::with_backing(&settings, backing).expect("host")
         };
         let w = World {
             apps: [worker(), worker()],
@@ -516,8 +512,6 @@ impl World {
             // Sent again: the platform's document now says this amount.
             let merchant = self.app().platform.default_merchant.clone();
             self.app()
-                .runtime
-                .env()
                 .db
                 .set_amount_due(&merchant, id, amount.decimal())
                 .expect("store");
@@ -765,8 +759,6 @@ impl Default for World {
 fn plugin_field(w: &World, id: &str, field: &str) -> Option<String> {
     let raw = w
         .app()
-        .runtime
-        .env()
         .db
         .kv_peek(host_harness::db::DEFAULT_MERCHANT, &format!("invoice:{id}"))
         .ok()??;

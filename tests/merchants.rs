@@ -183,7 +183,7 @@ fn two_merchants_on_two_connected_accounts_share_nothing() {
 
     // kv: each merchant's entries sit in its own namespace, and neither's
     // Stripe objects appear in the other's.
-    let db = &off.app.runtime.env().db;
+    let db = &off.app.db;
     let rows = db.kv_rows().unwrap();
     let text =
         |(_, k, v): &(String, String, Vec<u8>)| format!("{k} {}", String::from_utf8_lossy(v));
@@ -586,7 +586,7 @@ fn a_merchant_reads_and_writes_only_its_own_accounts_state() {
     assert_eq!(off.host("GET", &own, None).unwrap().0, 200);
     assert_eq!(off.host("GET", &theirs, None).unwrap().0, 404);
     let forged = host_harness::bindings::Transition::AccountDisconnected(ALPHA.into());
-    host_harness::state::Records::new(&off.app.runtime.env().db, "beta", 0)
+    host_harness::state::Records::new(&off.app.db, "beta", 0)
         .apply(&[forged])
         .unwrap();
     let (_, alpha) = off.host("GET", "/merchants/alpha", None).unwrap();

@@ -224,9 +224,7 @@ fn a_pay_link_whose_index_was_lost_works_after_the_retried_finalize() {
     let inv = invoice();
     let first = h.finalize(&m, &inv);
     let token = h.token(&first);
-    h.runtime
-        .env()
-        .db
+    h.db
         .sqlite()
         .unwrap()
         .execute("DELETE FROM kv WHERE key LIKE 'paylink:%'", [])
@@ -1231,8 +1229,6 @@ fn what_the_plugin_keeps_for_stripes_window_expires_after_it() {
     let again = deliver_event(&h, &m, "evt_p", pay, payment_of("pi_1", 120000));
     assert!(again.reason.starts_with("duplicate delivery"), "{again:?}");
     let expiring: i64 = h
-        .runtime
-        .env()
         .db
         .sqlite()
         .unwrap()

@@ -778,8 +778,6 @@ mod through_serve {
         assert_eq!(status, 503);
         // The invoice is refused when the queue tries it: a bad amount now.
         off.app
-            .runtime
-            .env()
             .db
             .set_amount_due(&off.app.platform.default_merchant, "inv_03", "12.345")
             .unwrap();
@@ -798,8 +796,6 @@ mod through_serve {
         assert!(text.contains("stripe_plugin_dead_letters 1"), "{text}");
         // Fixed, and retried by the operator: done.
         off.app
-            .runtime
-            .env()
             .db
             .set_amount_due(&off.app.platform.default_merchant, "inv_03", "1200.00")
             .unwrap();

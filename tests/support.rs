@@ -7,11 +7,12 @@ use host_harness::bindings::{
 };
 use host_harness::db::Db;
 use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
+use host_harness::imports::{Clock, HostEnv, HttpBackend, MerchantKeys, StripeGate};
 use host_harness::offline_stripe::InProcess;
 use host_harness::platform::{PlatformCustomer, PlatformInvoice};
 use host_harness::record::Recorder;
 use host_harness::runtime::{Limits, PLUGIN_WASM, Runtime};
+use host_harness::server::Backing;
 use host_harness::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));
 
 pub struct Harness {
     pub runtime: Runtime,
+    pub db: Arc<Db>,
+    pub recorder: Arc<Recorder>,
     pub emulator: Emulator,
     pub clock: Clock,
     pub merchant: Merchant,
@@ -97,8 +100,11 @@ impl Harness {
         emulator.set_public_base("https://checkout.stripe.test");
         // The merchant has connected its Stripe account to the platform.
         emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
-        let env = test_env(&clock, backend(&emulator), "harness");
+        let parts = test_parts(&clock, backend(&emulator), "harness");
+        let env = HostEnv::new(parts.db.clone(), parts.stripe, clock.clone())
+            .with_observer(parts.recorder.clone());
         env.keys.set(TENANT, keys(&[SECRET]));
+        let env = Arc::new(env);
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
         if wasm == PLUGIN_WASM {
@@ -106,6 +112,8 @@ impl Harness {
         }
         let h = Self {
             runtime,
+            db: parts.db,
+            recorder: parts.recorder,
             emulator,
             clock,
             merchant: merchant(),
@@ -120,9 +128,7 @@ impl Harness {
     /// The requests the plugin sent since the last call, in a readable form:
     /// the form body as one `key=value` per entry, `Authorization` never present.
     pub fn requests(&self) -> Vec<Value> {
-        self.runtime
-            .env()
-            .recorder
+        self.recorder
             .drain()
             .into_iter()
             .map(|x| {
@@ -136,7 +142,7 @@ impl Harness {
 
     pub fn records(&self) -> Records<'_> {
         Records::new(
-            &self.runtime.env().db,
+            &self.db,
             host_harness::db::DEFAULT_MERCHANT,
             self.clock.now_ms(),
         )
@@ -403,7 +409,7 @@ fn tap_if_asked(runtime: &mut Runtime) {
         return;
     }
     let n = HARNESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    runtime.tap_scenarios(dir.into(), &format!("{test}-{n}"));
+    host_harness::portable::tap::Tap::attach(runtime, dir.into(), &format!("{test}-{n}"));
 }
 
 /// A signed event about `object`, delivered to the plugin and applied to the
@@ -494,11 +500,10 @@ impl Harness {
     }
 }
 
-/// A host environment for tests: an in-memory store, Stripe through
+/// What a test host stands on: an in-memory store, Stripe through
 /// `backend`, the fixed `clock`, exchanges recorded under `name`.
-fn test_env(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Arc<HostEnv> {
-    Arc::new(HostEnv {
-        metrics: Default::default(),
+fn test_parts(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Backing {
+    Backing {
         db: Arc::new(Db::in_memory().expect("sqlite")),
         stripe: StripeGate {
             base: "https://api.stripe.com".parse().expect("url"),
@@ -506,11 +511,8 @@ fn test_env(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Arc<Hos
             backend,
         },
         clock: clock.clone(),
-        recorder: Recorder::for_tests(name),
-        keys: KeyRing::default(),
-        pacing: None,
-        mail: Default::default(),
-    })
+        recorder: Arc::new(Recorder::for_tests(name)),
+    }
 }
 
 /// `serve`'s core (an `App`) on an in-memory store, a fixed clock and the
@@ -532,7 +534,7 @@ impl Served {
         let emulator = host_harness::offline_stripe::emulator(&clock);
         emulator.set_public_base("https://checkout.stripe.com");
         emulator.connect_existing(ACCOUNT, "Served Ltd");
-        let env = test_env(&clock, backend(&emulator), "served");
+        let parts = test_parts(&clock, backend(&emulator), "served");
         let flags = host_harness::config::Flags {
             account: flags.account.clone().or(Some(ACCOUNT.into())),
             webhook_secrets: vec![SECRET.into()],
@@ -542,7 +544,7 @@ impl Served {
             ..flags
         };
         let settings = host_harness::config::Settings::resolve(&flags).expect("settings");
-        let app = host_harness::server::App::with_env(&settings, env).expect("host");
+        let app = host_harness::server::App::with_backing(&settings, parts).expect("host");
         Self {
             app,
             emulator,

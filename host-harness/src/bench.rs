@@ -5,10 +5,9 @@
 
 use crate::bindings::{Merchant, WebhookRequest};
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate};
+use crate::imports::{Clock, HostEnv, MerchantKeys, StripeGate};
 use crate::offline_stripe::InProcess;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::record::Recorder;
 use crate::runtime::{Limits, PLUGIN_WASM, Reuse, Runtime};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -25,6 +24,7 @@ const WRONG_TENANT: &str = "bench-wrong-secret";
 /// One runtime with the bench invoice sent, and the event that pays it.
 struct Bench {
     runtime: Runtime,
+    db: Arc<Db>,
     merchant: Merchant,
     event: Value,
     body: Vec<u8>,
@@ -40,20 +40,17 @@ impl Bench {
         let emulator = crate::offline_stripe::emulator(&clock);
         // The merchant has connected its account (the emulator refuses others).
         emulator.connect_existing(&account, "Bench Merchant");
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db: Arc::new(Db::in_memory()?),
-            stripe: StripeGate {
-                base: "https://api.stripe.com".parse()?,
-                api_key: Some("sk_test_bench".into()),
-                backend: Arc::new(InProcess(emulator.clone())),
-            },
-            clock: clock.clone(),
-            recorder: Recorder::default(),
-            keys: KeyRing::default(),
-            pacing: None,
-            mail: Default::default(),
-        });
+        let db = Arc::new(Db::in_memory()?);
+        let stripe = StripeGate {
+            base: "https://api.stripe.com".parse()?,
+            api_key: Some("sk_test_bench".into()),
+            backend: Arc::new(InProcess(emulator.clone())),
+        };
+        // Counted as serve counts them: the metrics are part of a call's cost.
+        let env = Arc::new(
+            HostEnv::new(db.clone(), stripe, clock.clone())
+                .with_observer(Arc::new(crate::metrics::Metrics::default())),
+        );
         let keys = |webhook: &str| MerchantKeys {
             webhook_signing: vec![webhook.to_string()],
             pay_link: vec!["plk_bench".into()],
@@ -65,11 +62,12 @@ impl Bench {
         if let Some(path) = tap {
             let dir = path.parent().unwrap_or(Path::new("."));
             let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
-            runtime.tap_scenarios(dir.to_path_buf(), name);
+            crate::portable::tap::Tap::attach(&mut runtime, dir.to_path_buf(), name);
         }
         let merchant = bench_merchant(&account, "https://api.stripe.com");
         let bench = Self {
             runtime,
+            db,
             merchant,
             event,
             body,
@@ -151,7 +149,7 @@ impl Bench {
 
     /// Fills the merchant's kv with invoices `range` like the bench one.
     fn store_invoices(&self, range: std::ops::Range<usize>) -> Result<()> {
-        let db = &self.runtime.env().db;
+        let db = &self.db;
         let ns = TENANT;
         let record = db.kv_peek(ns, "invoice:inv_bench")?.unwrap_or_default();
         let mut conn = db.sqlite()?;
@@ -338,20 +336,15 @@ pub fn finalize(invoices: u32) -> Result<()> {
         spent_ns: Default::default(),
         requests: Default::default(),
     });
-    let env = Arc::new(HostEnv {
-        metrics: Default::default(),
-        db: Arc::new(Db::in_memory()?),
-        stripe: StripeGate {
-            base: running.base_url.parse()?,
-            api_key: Some("sk_test_bench".into()),
-            backend: timed.clone(),
-        },
-        clock,
-        recorder: Recorder::default(),
-        keys: KeyRing::default(),
-        pacing: None,
-        mail: Default::default(),
-    });
+    let stripe = StripeGate {
+        base: running.base_url.parse()?,
+        api_key: Some("sk_test_bench".into()),
+        backend: timed.clone(),
+    };
+    let env = Arc::new(
+        HostEnv::new(Arc::new(Db::in_memory()?), stripe, clock)
+            .with_observer(Arc::new(crate::metrics::Metrics::default())),
+    );
     env.keys.set(
         TENANT,
         MerchantKeys {

@@ -285,6 +285,8 @@ pub struct Settings {
     pub display_name: Option<String>,
     pub merchant: Merchant,
     pub limits: Limits,
+    /// Whether the JIT's code is named for `perf` (`STRIPE_PLUGIN_PERFMAP`).
+    pub profiling: crate::runtime::Profiling,
     /// The SMTP relay, when emails are to be sent.
     pub smtp: Option<crate::mailer::SmtpSettings>,
     /// Days a pay link opens after its invoice is settled.
@@ -436,6 +438,11 @@ impl Settings {
                 .filter(|k| !k.is_empty())
                 .map(ApiKey),
             api_key_env,
+            profiling: if std::env::var_os("STRIPE_PLUGIN_PERFMAP").is_some() {
+                crate::runtime::Profiling::PerfMap
+            } else {
+                crate::runtime::Profiling::Off
+            },
             stripe_timeout_secs: flags
                 .stripe_timeout_secs
                 .or(file.stripe.timeout_secs)

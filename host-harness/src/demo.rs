@@ -286,14 +286,12 @@ impl Offline {
     /// that compare the host's records with the plugin's).
     pub fn plugin_kv(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.app
-            .runtime
-            .env()
             .db
             .kv_peek(&self.app.platform.default_merchant, key)
     }
 
     pub fn exchanges(&self) -> Vec<Exchange> {
-        self.app.runtime.env().recorder.drain()
+        self.app.recorder.drain()
     }
 }
 

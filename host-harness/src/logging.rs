@@ -64,18 +64,7 @@ fn one_line_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     .delimited(" ")
 }
 
-/// `text` with its control characters written as escapes (`\n`, `\r`, `\u{1b}`).
-pub fn escape_controls(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::escape::escape_controls;
 
 /// Logs to stderr for the rest of the process (a second call changes nothing).
 /// Colour only on a terminal: a log file gets plain text.

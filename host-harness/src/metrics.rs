@@ -289,3 +289,32 @@ impl Metrics {
         text
     }
 }
+/// What the runtime reports, counted for `/metrics`.
+impl crate::ports::Observer for Metrics {
+    fn handler_call(&self, handler: &str, took: Duration) {
+        Metrics::handler_call(self, handler, took);
+    }
+    fn cap_exceeded(&self, cap: &str) {
+        Metrics::cap_exceeded(self, cap);
+    }
+    fn gate_refusal(&self, reason: &str) {
+        Metrics::gate_refusal(self, reason);
+    }
+    fn email(&self, kept: bool) {
+        Metrics::email(self, kept);
+    }
+    fn stripe_held_back(&self) {
+        Metrics::stripe_held_back(self);
+    }
+    fn stripe_exchange(
+        &self,
+        _req: &crate::bindings::billing::stripe_plugin::http::Request,
+        result: &Result<
+            crate::bindings::billing::stripe_plugin::http::Response,
+            crate::bindings::billing::stripe_plugin::http::HttpError,
+        >,
+    ) {
+        self.stripe_request(result.as_ref().ok().map(|r| r.status));
+    }
+}
+

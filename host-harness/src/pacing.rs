@@ -9,8 +9,10 @@
 //! call gets the 429 Stripe would have sent, without sending anything, so the
 //! work is queued and retried after it.
 
-use crate::bindings::billing::stripe_plugin::http::Response;
 use crate::db::{Db, StoreResult};
+pub use crate::ports::Turn;
+use crate::ports::Pacer;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Requests per second per account, and how long one may wait for its turn.
@@ -18,15 +20,6 @@ use std::time::Duration;
 pub struct Pacing {
     pub per_second: u32,
     pub max_wait: Duration,
-}
-
-/// When a request may go.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Turn {
-    /// After this wait (often zero).
-    After(Duration),
-    /// Not within the longest wait: it is refused, and may be retried after this.
-    Refused { retry_after: Duration },
 }
 
 impl Pacing {
@@ -63,27 +56,15 @@ fn ms(n: i64) -> Duration {
     Duration::from_millis(u64::try_from(n).unwrap_or(0))
 }
 
-/// The answer a refused request gets: Stripe's own 429 `rate_limit`, with
-/// `Retry-After`, so the plugin and the queue treat it as they treat Stripe's.
-/// It says it came from the host.
-pub fn refused(retry_after: Duration) -> Response {
-    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-    let body = serde_json::json!({"error": {
-        "type": "invalid_request_error",
-        "code": "rate_limit",
-        "message": format!(
-            "Held back by the host before reaching Stripe: this account's request rate is \
-             taken for the next {} ms. Retry after {secs} s.",
-            retry_after.as_millis()
-        ),
-    }});
-    Response {
-        status: 429,
-        headers: vec![
-            ("Content-Type".into(), "application/json".into()),
-            ("Retry-After".into(), secs.to_string()),
-        ],
-        body: serde_json::to_vec(&body).unwrap_or_default(),
+/// The schedule of a store, as the runtime's `Pacer`.
+pub struct PacedStore {
+    pub pacing: Pacing,
+    pub db: Arc<Db>,
+}
+
+impl Pacer for PacedStore {
+    fn turn(&self, account: &str, now_ms: i64) -> StoreResult<Turn> {
+        self.pacing.turn(&self.db, account, now_ms)
     }
 }
 
@@ -102,14 +83,5 @@ mod tests {
         }
         assert_eq!(Pacing::new(25).unwrap().interval_ms(), 40);
         assert!(Pacing::new(0).is_none(), "0 turns pacing off");
-    }
-
-    #[test]
-    fn a_refusal_reads_as_stripes_rate_limit() {
-        let r = refused(Duration::from_millis(1_040));
-        assert_eq!(r.status, 429);
-        assert!(r.headers.contains(&("Retry-After".into(), "2".into())));
-        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(body["error"]["code"], "rate_limit");
     }
 }

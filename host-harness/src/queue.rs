@@ -93,7 +93,7 @@ impl App {
         e: &PluginError,
     ) -> anyhow::Result<()> {
         let now = self.now_ms();
-        let queued = self.runtime.env().db.enqueue_job(&NewJob {
+        let queued = self.db.enqueue_job(&NewJob {
             merchant: &scope.id,
             kind: kind.name(),
             subject,
@@ -119,7 +119,7 @@ impl App {
     /// whichever is free.
     pub fn queue_syncs(&self, period: Duration) -> anyhow::Result<()> {
         let now = self.now_ms();
-        let db = &self.runtime.env().db;
+        let db = &self.db;
         let until = now.saturating_add(i64::try_from(period.as_millis()).unwrap_or(i64::MAX));
         for scope in self.connected_scopes()? {
             let id = &scope.id;
@@ -159,7 +159,7 @@ impl App {
 
     /// Runs the next due job, if there is one (false: nothing due).
     pub fn run_next_job(&self) -> anyhow::Result<bool> {
-        let db = &self.runtime.env().db;
+        let db = &self.db;
         let now = self.now_ms();
         let Some(job) = db.claim_job(now, now + LEASE_MS)? else {
             return Ok(false);
@@ -167,7 +167,7 @@ impl App {
         let span = tracing::info_span!("job", merchant = %job.merchant, invoice = %job.subject, attempts = job.attempts);
         let _in_span = span.enter();
         let result = self.run_job(&job)?;
-        let metrics = &self.runtime.env().metrics;
+        let metrics = &self.metrics;
         match result {
             JobResult::Done => {
                 db.finish_job(job.id)?;
@@ -251,7 +251,7 @@ impl App {
     /// meanwhile; the relay's 4xx, a lost connection or a timeout is tried
     /// again, up to `mailer::TRIES`.
     fn send_email(&self, scope: &Scope, job: &Job) -> anyhow::Result<JobResult> {
-        let db = &self.runtime.env().db;
+        let db = &self.db;
         let Ok(id) = job.subject.parse::<i64>() else {
             return Ok(JobResult::GaveUp(format!("no email {}", job.subject)));
         };
@@ -267,15 +267,15 @@ impl App {
         match mailer.send(&row) {
             Ok(()) => {
                 db.mark_sent(id, self.now_ms())?;
-                self.runtime.env().metrics.email_delivery("sent");
+                self.metrics.email_delivery("sent");
                 Ok(JobResult::Done)
             }
             Err(e @ SendError::Transient(_)) if job.attempts < crate::mailer::TRIES => {
-                self.runtime.env().metrics.email_delivery("retried");
+                self.metrics.email_delivery("retried");
                 Ok(JobResult::Again(e.message().to_string()))
             }
             Err(e) => {
-                self.runtime.env().metrics.email_delivery("failed");
+                self.metrics.email_delivery("failed");
                 Ok(JobResult::GaveUp(format!(
                     "email to {} not sent after {} tries: {}",
                     row.to,

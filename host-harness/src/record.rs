@@ -110,6 +110,13 @@ impl Recorder {
     }
 }
 
+/// Every Stripe exchange the runtime reports, recorded.
+impl crate::ports::Observer for Recorder {
+    fn stripe_exchange(&self, req: &Request, result: &Result<Response, HttpError>) {
+        self.record(Exchange::new(req, result));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! host imports, so a slow Stripe never traps a call after money moved.
 
 use crate::imports::{HostEnv, HostState, PlatformCalls, Quotas};
-use crate::portable::tap::Tap;
+use crate::ports::CallTap;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -66,6 +66,15 @@ impl Default for Limits {
     }
 }
 
+/// Whether the JIT's code is named for a profiler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Profiling {
+    #[default]
+    Off,
+    /// For `perf record`: wasm functions named in /tmp/perf-PID.map.
+    PerfMap,
+}
+
 /// Whether an instance serves more than one call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reuse {
@@ -97,8 +106,8 @@ pub struct Runtime {
     pre: PluginPre<HostState>,
     env: Arc<HostEnv>,
     limits: Limits,
-    /// Records the calls as a portable scenario (tests only).
-    tap: Option<Arc<Tap>>,
+    /// Records the calls, for a replay elsewhere (the tests' portable scenarios).
+    tap: Option<Arc<dyn CallTap>>,
 }
 
 impl Runtime {
@@ -109,11 +118,21 @@ impl Runtime {
         limits: Limits,
         cache_dir: Option<&Path>,
     ) -> Result<Self> {
+        Self::profiled(wasm, env, limits, cache_dir, Profiling::Off)
+    }
+
+    /// As `new`, with the JIT's code named for a profiler.
+    pub fn profiled(
+        wasm: &[u8],
+        env: Arc<HostEnv>,
+        limits: Limits,
+        cache_dir: Option<&Path>,
+        profiling: Profiling,
+    ) -> Result<Self> {
         let mut config = Config::new();
         config.concurrency_support(false);
         config.epoch_interruption(true);
-        // For `perf record`: name the JIT code in /tmp/perf-PID.map.
-        if std::env::var_os("STRIPE_PLUGIN_PERFMAP").is_some() {
+        if profiling == Profiling::PerfMap {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let mut pool = PoolingAllocationConfig::default();
@@ -144,10 +163,9 @@ impl Runtime {
         })
     }
 
-    /// Records every call from now on as the portable scenario `name`, written
-    /// into `dir` when the runtime is dropped.
-    pub fn tap_scenarios(&mut self, dir: PathBuf, name: &str) {
-        self.tap = Some(Arc::new(Tap::new(&self.engine, &self.component, dir, name)));
+    /// Records every call from now on through `tap`.
+    pub fn set_tap(&mut self, tap: Arc<dyn CallTap>) {
+        self.tap = Some(tap);
     }
 
     /// Chooses whether instances serve more than one call.
@@ -160,6 +178,15 @@ impl Runtime {
         &self,
     ) -> std::sync::MutexGuard<'_, (usize, std::collections::HashMap<String, Vec<Idle>>)> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engine and component the runtime made (a tap reads the handlers' types).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn component(&self) -> &Component {
+        &self.component
     }
 
     pub fn env(&self) -> &Arc<HostEnv> {
@@ -183,7 +210,7 @@ impl Runtime {
                 handler,
                 self.env.clock.now_ms(),
                 namespace,
-                || self.env.keys.get(namespace),
+                &|| self.env.keys.get(namespace),
                 &args(),
             );
         }
@@ -200,11 +227,11 @@ impl Runtime {
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let mut result = f(&plugin, &mut store);
-        self.env.metrics.handler_call(handler, started.elapsed());
+        self.env.observer.handler_call(handler, started.elapsed());
         if let Some(cap) = store.data().exceeded {
             // Whatever the plugin made of the refusals, the call failed as
             // a whole: nothing it returned is applied.
-            self.env.metrics.cap_exceeded(cap.name());
+            self.env.observer.cap_exceeded(cap.name());
             tracing::error!(
                 handler,
                 cap = cap.name(),

@@ -9,12 +9,13 @@ use crate::bindings::{
 use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{
-    Clock, HostEnv, KeyRing, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
+    Clock, HostEnv, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
 };
 use crate::jobs::JobKind;
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
 use crate::pages::{PayView, Rendered};
+use crate::ports::{Observer, Observers, Pacer};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
@@ -134,12 +135,27 @@ impl Scope {
 /// a journal of what changed.
 pub struct App {
     pub runtime: Runtime,
+    /// The store: the runtime's kv and outbox, and everything of serve's.
+    pub db: Arc<Db>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The Stripe exchanges (`--record-http`, and the tests').
+    pub recorder: Arc<Recorder>,
     pub platform: Platform,
     /// SHA-256 hashes of the configured platform-wide tokens.
     token_hashes: Vec<String>,
     /// The SMTP relay that sends the outbox's emails, when there is one.
     pub(crate) mailer: Option<crate::mailer::Mailer>,
     journal: Mutex<Journal>,
+}
+
+/// What `serve`'s host stands on besides the runtime: its store, the way to
+/// Stripe, the clock, and the log of Stripe exchanges.
+pub struct Backing {
+    pub db: Arc<Db>,
+    pub stripe: StripeGate,
+    pub clock: Clock,
+    pub recorder: Arc<Recorder>,
 }
 
 /// A listener as the requests' checks see it: who it is for, and (for the
@@ -166,33 +182,50 @@ impl App {
             api_key,
             backend,
         };
-        let env = Arc::new(HostEnv {
-            metrics: Default::default(),
-            db,
-            stripe,
-            clock: Clock::System,
-            recorder,
-            keys: KeyRing::default(),
-            pacing: crate::pacing::Pacing::new(s.stripe_requests_per_sec),
-            mail: if s.smtp.is_some() {
-                MailDelivery::Relay
-            } else {
-                MailDelivery::OutboxOnly
+        Self::with_backing(
+            s,
+            Backing {
+                db,
+                stripe,
+                clock: Clock::System,
+                recorder: Arc::new(recorder),
             },
-        });
-        Self::with_env(s, env)
+        )
     }
 
-    /// The host on an environment made by the caller (its store, Stripe
-    /// backend and clock): what `from_settings` builds for `serve`, and what
-    /// a test builds around an in-process emulator and a fixed clock.
-    pub fn with_env(s: &Settings, env: Arc<HostEnv>) -> anyhow::Result<Self> {
+    /// The host on parts made by the caller (its store, Stripe backend and
+    /// clock): what `from_settings` builds for `serve`, and what a test
+    /// builds around an in-process emulator and a fixed clock.
+    pub fn with_backing(s: &Settings, b: Backing) -> anyhow::Result<Self> {
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let observers: Vec<Arc<dyn Observer>> = vec![metrics.clone(), b.recorder.clone()];
+        let pacer = crate::pacing::Pacing::new(s.stripe_requests_per_sec).map(|pacing| {
+            Arc::new(crate::pacing::PacedStore {
+                pacing,
+                db: b.db.clone(),
+            }) as Arc<dyn Pacer>
+        });
+        let mail = if s.smtp.is_some() {
+            MailDelivery::Relay
+        } else {
+            MailDelivery::OutboxOnly
+        };
+        let env = HostEnv::new(b.db.clone(), b.stripe, b.clock)
+            .with_observer(Arc::new(Observers(observers)))
+            .with_pacer(pacer)
+            .with_mail(mail);
         let mut keys = s.keys.clone();
         if keys.pay_link.is_empty() {
             keys.pay_link
-                .push(crate::secrets::unconfigured_pay_link_key(&s.db, &env.db)?);
+                .push(crate::secrets::unconfigured_pay_link_key(&s.db, &b.db)?);
         }
-        let runtime = Runtime::new(PLUGIN_WASM, env, s.limits, s.cache_dir.as_deref())?;
+        let runtime = Runtime::profiled(
+            PLUGIN_WASM,
+            Arc::new(env),
+            s.limits,
+            s.cache_dir.as_deref(),
+            s.profiling,
+        )?;
         let m = &s.merchant;
         let platform = Platform {
             default_merchant: s.merchant_id.clone(),
@@ -204,6 +237,9 @@ impl App {
         };
         let app = Self {
             runtime,
+            db: b.db,
+            metrics,
+            recorder: b.recorder,
             platform,
             token_hashes: s.platform_token_sha256.clone(),
             mailer: s
@@ -240,7 +276,7 @@ impl App {
     }
 
     pub(crate) fn merchants(&self) -> Merchants<'_> {
-        Merchants::new(&self.runtime.env().db)
+        Merchants::new(&self.db)
     }
 
     /// The merchant `id` as calls see it, with its keys in the key ring.
@@ -440,12 +476,12 @@ impl App {
 
     pub(crate) fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
         let env = self.runtime.env();
-        Records::new(&env.db, &scope.id, env.clock.now_ms())
+        Records::new(&self.db, &scope.id, env.clock.now_ms())
     }
 
     /// The platform's tokens.
     pub fn tokens(&self) -> Tokens<'_> {
-        Tokens::new(&self.runtime.env().db, &self.token_hashes)
+        Tokens::new(&self.db, &self.token_hashes)
     }
 
     /// A request from the network: checked for its listener, `Host`, body
@@ -474,7 +510,7 @@ impl App {
                     reason = refusal.name(),
                     "refused"
                 );
-                let metrics = &self.runtime.env().metrics;
+                let metrics = &self.metrics;
                 metrics.refused_request(listener, refusal.name());
                 let mut reply = Reply::error(refusal.status(), refusal.message(), false);
                 if refusal == Refusal::Unauthenticated {
@@ -650,7 +686,7 @@ impl App {
                 .outbox(&scope.id)
                 .map(|o| Reply::json(200, &json!({"data": o}))),
             ("GET", ["dead-letters"]) => {
-                let dead = self.runtime.env().db.dead_letters(&scope.id)?;
+                let dead = self.db.dead_letters(&scope.id)?;
                 Ok(Reply::json(200, &json!({"data": dead})))
             }
             ("POST", ["dead-letters", id, "retry"]) => self.retry_dead_letter(scope, id),
@@ -660,15 +696,14 @@ impl App {
 
     /// `/metrics`, with the queue's depth and age read from the store now.
     fn metrics_page(&self) -> anyhow::Result<Reply> {
-        let env = self.runtime.env();
         let now = self.now_ms();
-        let (depth, oldest_ms) = env.db.queue_stats(now)?;
-        env.metrics
-            .set_queue(depth, oldest_ms, env.db.dead_letter_count()?);
+        let (depth, oldest_ms) = self.db.queue_stats(now)?;
+        self.metrics
+            .set_queue(depth, oldest_ms, self.db.dead_letter_count()?);
         Ok(Reply {
             status: 200,
             headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],
-            body: env.metrics.render().into_bytes(),
+            body: self.metrics.render().into_bytes(),
         })
     }
 
@@ -726,9 +761,7 @@ impl App {
         if let Some(id) = &seen.event_id {
             span.record("event", id.as_str());
         }
-        self.runtime
-            .env()
-            .metrics
+        self.metrics
             .webhook(seen.event_type.as_deref(), outcome);
         Ok(reply)
     }
@@ -961,7 +994,7 @@ impl App {
         id: &str,
         change: InvoiceChange,
     ) -> anyhow::Result<()> {
-        let db = &self.runtime.env().db;
+        let db = &self.db;
         if !matches!(change, InvoiceChange::Open) {
             if db.cancel_job(&scope.id, JobKind::Finalize.name(), id)? {
                 tracing::info!(
@@ -997,8 +1030,6 @@ impl App {
         };
         let now = self.now_ms();
         if self
-            .runtime
-            .env()
             .db
             .revive_dead_letter(&scope.id, id, now)?
         {

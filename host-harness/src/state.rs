@@ -2,67 +2,16 @@
 //! plugin change them. All transitions of one call are applied in a single
 //! store transaction, so a 2xx to Stripe always means the change is durable.
 
-use crate::bindings::{Money, Transition};
+use crate::bindings::Transition;
+use crate::transitions::Applied;
 use crate::db::Db;
 use crate::db::{RecordsTx, StoreError, TxAbort};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use anyhow::{Context, Result, anyhow};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The host's own fields of an invoice, added to the platform's document.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct InvoiceState {
-    pub status: String,
-    pub payment_link: Option<String>,
-    pub checkout_session_id: Option<String>,
-    pub amount_paid: Option<String>,
-    pub amount_refunded: Option<String>,
-    pub payments: Vec<PaymentRecord>,
-    pub last_failure: Option<Value>,
-    /// How much more than due the invoice has received (to refund), if any.
-    #[serde(default)]
-    pub overpaid: Option<String>,
-    /// Set while the plugin collects nothing for the invoice (VOID,
-    /// PAID_OUTSIDE_STRIPE, NOTHING_DUE ...).
-    #[serde(default)]
-    pub collection_stopped: Option<String>,
-    /// The plugin record's revision behind `status`: an older one is dropped.
-    #[serde(default)]
-    pub status_revision: u64,
-    /// When this host first stored the invoice as PAID (ms since the epoch,
-    /// the host's clock): what finance reads as "paid on".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paid_at_ms: Option<u64>,
-    /// When the invoice was settled (paid, or collection stopped for good):
-    /// its pay link expires a while after (security review S12).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub settled_at_ms: Option<u64>,
-    /// When the platform revoked the invoice's pay link.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pay_link_revoked_ms: Option<u64>,
-}
+pub use crate::transitions::{InvoiceState, PaymentRecord};
 
-impl InvoiceState {
-    /// Whether the invoice's pay link may still be opened at `now_ms`, its
-    /// links living `expiry_ms` after the invoice settled.
-    pub fn pay_link_open(&self, now_ms: u64, expiry_ms: u64) -> bool {
-        self.pay_link_revoked_ms.is_none()
-            && self
-                .settled_at_ms
-                .is_none_or(|at| now_ms <= at.saturating_add(expiry_ms))
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct PaymentRecord {
-    pub stripe_ref: String,
-    pub status: String,
-    pub amount: String,
-    pub currency: String,
-}
 
 #[derive(Debug)]
 pub enum ApplyError {
@@ -316,117 +265,51 @@ fn save_state(
     Ok(tx.save_invoice_state(merchant, id, &json)?)
 }
 
-/// Payments are the money received, keyed and ordered by their Stripe ref, so
-/// the list is the same whatever order the events came in.
-fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
-    let record = PaymentRecord {
-        stripe_ref: stripe_ref.into(),
-        status: "succeeded".into(),
-        amount: amount.decimal.clone(),
-        currency: amount.currency.clone(),
-    };
-    match st.payments.iter_mut().find(|p| p.stripe_ref == stripe_ref) {
-        Some(p) => *p = record,
-        None => st.payments.push(record),
-    }
-    st.payments.sort_by(|a, b| a.stripe_ref.cmp(&b.stripe_ref));
-}
-
-/// The host applies what the plugin decided: the plugin's state machine has
-/// already refused out-of-order facts, so every transition here is legal, and
-/// applying one twice changes nothing (payments are keyed by their Stripe ref).
+/// One transition, in the store's transaction: the invoice's view is loaded,
+/// changed by the contract's pure rule (`transitions::apply`) and saved; a
+/// pay link's token is indexed for revocation.
 fn apply_one(
     tx: &mut dyn RecordsTx,
     merchant: &str,
     now_ms: u64,
     t: &Transition,
 ) -> Result<(), ApplyError> {
-    let invoice_id = match t {
+    let Some(invoice_id) = crate::transitions::invoice_of(t) else {
+        return apply_beside_invoices(tx, merchant, t);
+    };
+    let mut st = load_state(tx, merchant, invoice_id)?
+        .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.to_string()))?;
+    if let Transition::PaymentLinkAttached(l) = t
+        && let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty())
+    {
+        tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
+    }
+    if crate::transitions::apply(&mut st, t, now_ms) == Applied::StaleStatus {
+        return Ok(());
+    }
+    save_state(tx, merchant, invoice_id, &st)
+}
+
+/// A transition about a customer or a connected account, not an invoice.
+fn apply_beside_invoices(
+    tx: &mut dyn RecordsTx,
+    merchant: &str,
+    t: &Transition,
+) -> Result<(), ApplyError> {
+    match t {
         Transition::CustomerLinked(l) => {
-            return Ok(tx.link_customer(merchant, &l.customer_id, &l.stripe_customer_id)?);
+            Ok(tx.link_customer(merchant, &l.customer_id, &l.stripe_customer_id)?)
         }
-        Transition::CustomerUnlinked(id) => return Ok(tx.unlink_customer(merchant, id)?),
+        Transition::CustomerUnlinked(id) => Ok(tx.unlink_customer(merchant, id)?),
         Transition::CardOnFileChanged(c) => {
             let card = c.payment_method_id.as_deref();
-            return Ok(tx.set_card_on_file(merchant, &c.stripe_customer_id, card)?);
+            Ok(tx.set_card_on_file(merchant, &c.stripe_customer_id, card)?)
         }
         Transition::AccountUpdated(a) => {
             let (charges, details) = (a.charges_enabled, a.details_submitted);
-            return Ok(tx.account_updated(merchant, &a.account_id, charges, details)?);
+            Ok(tx.account_updated(merchant, &a.account_id, charges, details)?)
         }
-        Transition::AccountDisconnected(id) => return Ok(tx.account_disconnected(merchant, id)?),
-        Transition::PaymentLinkAttached(l) => &l.invoice_id,
-        Transition::CollectionStopped(c) => &c.invoice_id,
-        Transition::CollectionResumed(id) => id,
-        Transition::StatusChanged(s) => &s.invoice_id,
-        Transition::PaymentProcessing(p)
-        | Transition::InvoicePaid(p)
-        | Transition::InvoicePartiallyPaid(p) => &p.invoice_id,
-        Transition::Overpaid(o) => &o.invoice_id,
-        Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => &f.invoice_id,
-        Transition::NeedsCustomerAction(a) => &a.invoice_id,
-        Transition::Refunded(r) => &r.invoice_id,
-        Transition::Disputed(d) => &d.invoice_id,
-    };
-    let mut st = load_state(tx, merchant, invoice_id)?
-        .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.clone()))?;
-    let failure = |f: &crate::bindings::PaymentFailure| {
-        serde_json::json!({
-            "stripeRef": f.stripe_ref, "code": f.code, "declineCode": f.decline_code,
-            "adviceCode": f.advice_code, "message": f.message, "retryable": f.retryable,
-        })
-    };
-    // The status comes only from `status-changed`: the plugin's state machine
-    // decides it, and the host never derives one from the other transitions.
-    match t {
-        // Concurrent calls return in any order: only a newer revision moves the status.
-        Transition::StatusChanged(s) if s.revision <= st.status_revision => return Ok(()),
-        Transition::StatusChanged(s) => {
-            st.status_revision = s.revision;
-            st.status = s.status.name().into();
-            if st.status == "PAID" && st.paid_at_ms.is_none() {
-                st.paid_at_ms = Some(now_ms);
-            }
-            if st.status == "PAID" {
-                st.settled_at_ms.get_or_insert(now_ms);
-            }
-            st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
-            st.amount_refunded =
-                (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
-        }
-        // The excess as it stands now; none left (refunded, or a duplicate
-        // lost in a dispute) clears it.
-        Transition::Overpaid(o) => {
-            upsert_payment(&mut st, &o.stripe_ref, &o.payment);
-            st.overpaid = (o.excess.minor > 0).then(|| o.excess.decimal.clone());
-        }
-        Transition::CollectionStopped(c) => {
-            st.collection_stopped = Some(c.reason.name().into());
-            st.settled_at_ms.get_or_insert(now_ms);
-        }
-        Transition::CollectionResumed(_) => {
-            st.collection_stopped = None;
-            st.settled_at_ms = None;
-        }
-        Transition::PaymentLinkAttached(l) => {
-            st.payment_link = Some(l.url.clone());
-            st.checkout_session_id = l.checkout_session_id.clone();
-            if let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty()) {
-                tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
-            }
-        }
-        Transition::InvoicePaid(p) | Transition::InvoicePartiallyPaid(p) => {
-            upsert_payment(&mut st, &p.stripe_ref, &p.amount);
-        }
-        Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => {
-            st.last_failure = Some(failure(f))
-        }
-        Transition::NeedsCustomerAction(a) => {
-            st.last_failure = Some(
-                serde_json::json!({ "stripeRef": a.stripe_ref, "message": a.reason, "payUrl": a.pay_url }),
-            );
-        }
-        _ => {}
+        Transition::AccountDisconnected(id) => Ok(tx.account_disconnected(merchant, id)?),
+        _ => Ok(()),
     }
-    save_state(tx, merchant, invoice_id, &st)
 }

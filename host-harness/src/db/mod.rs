@@ -11,32 +11,11 @@ pub mod sqlite;
 pub mod turns;
 
 use anyhow::Result;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The merchant that rows from before merchants were data belong to.
 pub const DEFAULT_MERCHANT: &str = "default";
 
-/// A storage failure, saying whether trying again can help.
-#[derive(Debug)]
-pub enum StoreError {
-    /// Busy, locked, a lost connection, a serialization conflict: retry.
-    Unavailable(String),
-    /// Anything else.
-    Failed(String),
-}
-
-impl std::fmt::Display for StoreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StoreError::Unavailable(m) => write!(f, "storage unavailable: {m}"),
-            StoreError::Failed(m) => write!(f, "storage failed: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
-pub type StoreResult<T> = std::result::Result<T, StoreError>;
+pub use crate::ports::{OutgoingEmail, StoreError, StoreResult};
 
 /// Whether a store target names a PostgreSQL server (shared by many
 /// workers) rather than a SQLite file.
@@ -66,21 +45,6 @@ UPDATE sync_cursors SET merchant = 'default' WHERE merchant = ''
 
 /// The queue's job kind of an email to send (its subject: the outbox id).
 pub const EMAIL_JOB: &str = "email";
-
-/// One email for the outbox.
-pub struct OutgoingEmail<'a> {
-    pub ns: &'a str,
-    pub dedupe_key: &'a str,
-    pub recipients: String,
-    pub cc: String,
-    pub subject: &'a str,
-    pub text_body: &'a str,
-    pub html_body: Option<&'a str>,
-    pub created_ms: i64,
-    /// Whether a relay sends it: then its `email` job is queued with it, in
-    /// the same transaction.
-    pub deliver: bool,
-}
 
 /// One email as the outbox keeps it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -336,8 +300,6 @@ impl From<StoreError> for TxAbort {
 /// The store a host runs on, with the few counters the host keeps beside it.
 pub struct Db {
     backend: Box<dyn Backend>,
-    /// Counts writes with an expiry, to purge expired kv entries now and then.
-    ticks: AtomicU64,
     /// Kept for tests and the bench, which look inside SQLite directly.
     sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
 }
@@ -366,7 +328,6 @@ impl Db {
     fn with(backend: Box<dyn Backend>, sqlite: Option<std::sync::Arc<sqlite::Sqlite>>) -> Self {
         Self {
             backend,
-            ticks: AtomicU64::new(0),
             sqlite,
         }
     }
@@ -379,14 +340,49 @@ impl Db {
         }
     }
 
-    /// The next count of writes with an expiry.
-    pub fn tick(&self) -> u64 {
-        self.ticks.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
-    }
-
     /// One kv value, live or expired, read outside any plugin call.
     pub fn kv_peek(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.backend.kv_get(ns, key, i64::MIN)?)
+    }
+}
+
+/// The runtime's kv and outbox, on this store.
+impl crate::ports::HostStore for Db {
+    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.backend.kv_get(ns, key, now_ms)
+    }
+    fn kv_set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        expires_ms: Option<i64>,
+    ) -> StoreResult<()> {
+        self.backend.kv_set(ns, key, value, expires_ms)
+    }
+    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
+        self.backend.kv_delete(ns, key)
+    }
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        expires_ms: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        self.backend
+            .kv_compare_and_swap(ns, key, expected, new, expires_ms, now_ms)
+    }
+    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
+        self.backend.kv_purge_expired(now_ms)
+    }
+    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
+        self.backend.outbox_insert(email)
+    }
+    fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
+        self.backend.customer_has_address(ns, address)
     }
 }
 

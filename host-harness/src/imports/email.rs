@@ -3,7 +3,7 @@
 
 use super::HostState;
 use crate::bindings::billing::stripe_plugin::email::{Delivery, EmailError, Host, Message};
-use crate::db::OutgoingEmail;
+use crate::ports::OutgoingEmail;
 
 impl Host for HostState {
     fn send(&mut self, msg: Message) -> Result<Delivery, EmailError> {
@@ -21,7 +21,7 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
     if let Some(bad) = msg.to.iter().chain(&msg.cc).find(|a| !plain_address(a)) {
         return Err(EmailError::Rejected(format!(
             "recipient {} is not a plain address",
-            crate::logging::escape_controls(bad)
+            crate::escape::escape_controls(bad)
         )));
     }
     for address in msg.to.iter().chain(&msg.cc) {
@@ -30,10 +30,10 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
                 merchant = %host.namespace,
                 "an email to an address that is neither the merchant's nor one of its customers' was refused"
             );
-            host.env.metrics.gate_refusal("email-recipient");
+            host.env.observer.gate_refusal("email-recipient");
             return Err(EmailError::Rejected(format!(
                 "{} is neither the merchant's address nor one of its customers'",
-                crate::logging::escape_controls(address)
+                crate::escape::escape_controls(address)
             )));
         }
     }
@@ -51,10 +51,10 @@ fn queue(host: &HostState, msg: &Message) -> Result<Delivery, EmailError> {
     };
     let inserted = host
         .env
-        .db
+        .store
         .outbox_insert(&email)
         .map_err(|e| EmailError::Unavailable(e.to_string()))?;
-    host.env.metrics.email(inserted);
+    host.env.observer.email(inserted);
     if !inserted {
         return Ok(Delivery::Duplicate);
     }
@@ -79,7 +79,7 @@ fn may_write_to(host: &HostState, address: &str) -> Result<bool, EmailError> {
         return Ok(true);
     }
     host.env
-        .db
+        .store
         .customer_has_address(&host.namespace, address)
         .map_err(|e| EmailError::Unavailable(e.to_string()))
 }

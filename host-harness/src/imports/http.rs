@@ -7,8 +7,7 @@
 
 use super::{HostState, PlatformCalls};
 use crate::bindings::billing::stripe_plugin::http::{Host, HttpError, Method, Request, Response};
-use crate::pacing::{self, Turn};
-use crate::record::Exchange;
+use crate::ports::Turn;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -243,15 +242,15 @@ impl HostState {
     /// answer instead when the turn is too far away. A store that cannot say
     /// lets the request go: Stripe's own limit still holds.
     fn wait_turn(&mut self, account: &str) -> Option<Response> {
-        let pacing = self.env.pacing?;
+        let pacer = self.env.pacer.clone()?;
         let now = i64::try_from(self.env.clock.now_ms()).unwrap_or(i64::MAX);
-        let turn = self.off_the_clock(|s| pacing.turn(&s.env.db, account, now));
+        let turn = self.off_the_clock(|_| pacer.turn(account, now));
         match turn {
             Ok(Turn::After(wait)) => {
                 self.off_the_clock(|_| std::thread::sleep(wait));
                 None
             }
-            Ok(Turn::Refused { retry_after }) => Some(pacing::refused(retry_after)),
+            Ok(Turn::Refused { retry_after }) => Some(held_back(retry_after)),
             Err(e) => {
                 tracing::warn!(error = %e, "pacing unavailable; sending unpaced");
                 None
@@ -270,7 +269,7 @@ impl Host for HostState {
         }
         let account = self.stripe_account.clone();
         if let Some(refused) = self.wait_turn(&account) {
-            self.env.metrics.stripe_held_back();
+            self.env.observer.stripe_held_back();
             return Ok(refused);
         }
         let tapped = self.tap.as_ref().map(|_| req.clone());
@@ -281,16 +280,36 @@ impl Host for HostState {
         self.created_accounts = created;
         if let Err(HttpError::Denied(why)) = &result {
             tracing::warn!(reason = %why, "the Stripe gate refused a request of the plugin");
-            self.env.metrics.gate_refusal("denied");
+            self.env.observer.gate_refusal("denied");
         }
-        self.env
-            .metrics
-            .stripe_request(result.as_ref().ok().map(|r| r.status));
-        self.env.recorder.record(Exchange::new(&logged, &result));
+        self.env.observer.stripe_exchange(&logged, &result);
         if let (Some(tap), Some(req)) = (&self.tap, tapped) {
             tap.answer(&req, &result);
         }
         result
+    }
+}
+
+/// The answer a request held back by pacing gets: Stripe's own 429 shape,
+/// with the wait in `Retry-After`.
+pub fn held_back(retry_after: Duration) -> Response {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let body = serde_json::json!({"error": {
+        "type": "invalid_request_error",
+        "code": "rate_limit",
+        "message": format!(
+            "Held back by the host before reaching Stripe: this account's request rate is \
+             taken for the next {} ms. Retry after {secs} s.",
+            retry_after.as_millis()
+        ),
+    }});
+    Response {
+        status: 429,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Retry-After".into(), secs.to_string()),
+        ],
+        body: serde_json::to_vec(&body).unwrap_or_default(),
     }
 }
 
@@ -360,6 +379,15 @@ impl HttpBackend for UreqBackend {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refusal_reads_as_stripes_rate_limit() {
+        let r = held_back(Duration::from_millis(1_040));
+        assert_eq!(r.status, 429);
+        assert!(r.headers.contains(&("Retry-After".into(), "2".into())));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limit");
+    }
+
     use super::*;
 
     struct Never;

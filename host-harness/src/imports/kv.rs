@@ -5,7 +5,7 @@
 
 use super::{HostState, Use};
 use crate::bindings::billing::stripe_plugin::kv::{Host, KvError};
-use crate::db::StoreError;
+use crate::ports::StoreError;
 
 /// Expired entries are removed now and then (every `PURGE_EVERY` writes with an expiry).
 const PURGE_EVERY: u64 = 256;
@@ -26,7 +26,7 @@ impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         self.take(Use::KvRead).map_err(over)?;
         self.off_the_clock(|host| {
-            let db = &host.env.db;
+            let db = &host.env.store;
             db.kv_get(&host.namespace, &key, now(host)).map_err(failure)
         })
     }
@@ -37,7 +37,7 @@ impl Host for HostState {
         self.off_the_clock(|host| {
             let expires = expiry(host, ttl_ms);
             host.env
-                .db
+                .store
                 .kv_set(&host.namespace, &key, &value, expires)
                 .map_err(failure)?;
             purge_now_and_then(host, ttl_ms)
@@ -48,7 +48,7 @@ impl Host for HostState {
         self.take(Use::KvWrite(key.len())).map_err(over)?;
         self.off_the_clock(|host| {
             host.env
-                .db
+                .store
                 .kv_delete(&host.namespace, &key)
                 .map_err(failure)
         })
@@ -66,7 +66,7 @@ impl Host for HostState {
         self.off_the_clock(|host| {
             let swapped = host
                 .env
-                .db
+                .store
                 .kv_compare_and_swap(
                     &host.namespace,
                     &key,
@@ -94,8 +94,8 @@ fn expiry(host: &HostState, ttl_ms: Option<u64>) -> Option<i64> {
 }
 
 fn purge_now_and_then(host: &HostState, ttl_ms: Option<u64>) -> Result<(), KvError> {
-    if ttl_ms.is_some() && host.env.db.tick().is_multiple_of(PURGE_EVERY) {
-        host.env.db.kv_purge_expired(now(host)).map_err(failure)?;
+    if ttl_ms.is_some() && host.env.expiring_write().is_multiple_of(PURGE_EVERY) {
+        host.env.store.kv_purge_expired(now(host)).map_err(failure)?;
     }
     Ok(())
 }

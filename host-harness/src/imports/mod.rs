@@ -1,6 +1,6 @@
-//! The five host imports the plugin sees, each backed by a real part: HTTP by
-//! ureq (only to the Stripe API base), kv and email by SQLite, the clock by the
-//! system clock or a fixed one for tests.
+//! The five host imports the plugin sees, over the ports (`crate::ports`):
+//! HTTP through the Stripe gate (only to the Stripe API base), kv and email
+//! on the embedder's `HostStore`, the clock, and `mac` over the merchant's keys.
 
 pub mod clock;
 pub mod email;
@@ -8,9 +8,9 @@ pub mod http;
 pub mod kv;
 pub mod mac;
 
-use crate::db::Db;
-use crate::record::Recorder;
+use crate::ports::{CallTap, HostStore, Observer, Pacer, Unobserved};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 
@@ -18,20 +18,61 @@ pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
 pub use mac::{KeyRing, MerchantKeys};
 
-/// What every call shares: storage, the way out to Stripe, time, the HTTP log.
+/// What every call shares: storage, the way out to Stripe, time, keys, and
+/// who observes.
 pub struct HostEnv {
-    pub db: Arc<Db>,
+    pub store: Arc<dyn HostStore>,
     pub stripe: StripeGate,
     pub clock: Clock,
-    pub recorder: Recorder,
     /// Each merchant's secrets, which the plugin uses only through `mac`.
     pub keys: KeyRing,
-    /// Counters and histograms for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    /// Told of calls, refusals, emails and Stripe exchanges.
+    pub observer: Arc<dyn Observer>,
     /// Stripe's rate kept by the host, per account, when set.
-    pub pacing: Option<crate::pacing::Pacing>,
+    pub pacer: Option<Arc<dyn Pacer>>,
     /// Whether the plugin's emails are sent, or only kept in the outbox.
     pub mail: MailDelivery,
+    /// Counts kv writes with an expiry, to purge expired entries now and then.
+    expiring_writes: AtomicU64,
+}
+
+impl HostEnv {
+    /// A host over `store`, reaching Stripe through `stripe`, on `clock`;
+    /// unobserved, unpaced, emails kept in the outbox only.
+    pub fn new(store: Arc<dyn HostStore>, stripe: StripeGate, clock: Clock) -> Self {
+        Self {
+            store,
+            stripe,
+            clock,
+            keys: KeyRing::default(),
+            observer: Arc::new(Unobserved),
+            pacer: None,
+            mail: MailDelivery::default(),
+            expiring_writes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn with_pacer(mut self, pacer: Option<Arc<dyn Pacer>>) -> Self {
+        self.pacer = pacer;
+        self
+    }
+
+    pub fn with_mail(mut self, mail: MailDelivery) -> Self {
+        self.mail = mail;
+        self
+    }
+
+    /// One more kv write with an expiry; its running count.
+    pub(crate) fn expiring_write(&self) -> u64 {
+        self.expiring_writes
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+    }
 }
 
 /// What becomes of the emails the plugin queues.
@@ -131,7 +172,7 @@ pub struct HostState {
     pub started: Instant,
     pub host_time: Duration,
     /// Records HTTP answers for a portable scenario (tests only).
-    pub tap: Option<Arc<crate::portable::tap::Tap>>,
+    pub tap: Option<Arc<dyn CallTap>>,
     pub quotas: Quotas,
     pub used: Used,
     /// The first cap this call went over: the call fails, whatever it returns.
@@ -166,7 +207,7 @@ impl HostState {
     /// state carries over (its clocks, the accounts it created, its tap).
     pub fn begin_call(
         &mut self,
-        tap: Option<Arc<crate::portable::tap::Tap>>,
+        tap: Option<Arc<dyn CallTap>>,
         platform_calls: PlatformCalls,
         account: &str,
         addresses: Vec<String>,

@@ -8,6 +8,8 @@ use super::canonical::from_serde;
 use super::{Answer, Call, FORMAT, Scenario, answer_keys};
 use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use crate::imports::mac::MerchantKeys;
+use crate::ports::CallTap;
+use crate::runtime::Runtime;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -47,13 +49,22 @@ impl Tap {
         }
     }
 
+    /// Records every call `runtime` makes from now on as the portable
+    /// scenario `name`, written into `dir` when the runtime is dropped.
+    pub fn attach(runtime: &mut Runtime, dir: PathBuf, name: &str) {
+        let tap = Tap::new(runtime.engine(), runtime.component(), dir, name);
+        runtime.set_tap(std::sync::Arc::new(tap));
+    }
+}
+
+impl CallTap for Tap {
     /// Records a call about to be made, its arguments as serde gave them.
-    pub fn call(
+    fn call(
         &self,
         handler: &str,
         now_ms: u64,
         namespace: &str,
-        keys: impl FnOnce() -> MerchantKeys,
+        keys: &dyn Fn() -> MerchantKeys,
         args: &[Value],
     ) {
         let types: Vec<Type> = self
@@ -78,7 +89,7 @@ impl Tap {
     }
 
     /// Records the outcome of the call just made (serde's form; `None`: a trap).
-    pub fn outcome(&self, result: Option<Value>) {
+    fn outcome(&self, result: Option<Value>) {
         let mut s = self.scenario.lock().unwrap_or_else(|p| p.into_inner());
         let Some(call) = s.calls.last_mut() else {
             return;
@@ -94,7 +105,7 @@ impl Tap {
     }
 
     /// Records what the plugin got for a request.
-    pub fn answer(&self, req: &Request, result: &Result<Response, HttpError>) {
+    fn answer(&self, req: &Request, result: &Result<Response, HttpError>) {
         let (key, _) = answer_keys(req.method.as_str(), &req.url);
         let answer = match result {
             Ok(r) => Answer {
