@@ -4,8 +4,8 @@
 //! error at the end (never a guess), and no key replayed after Stripe's 24 h.
 
 use e2e_tests::*;
-use host_harness::bindings::{PluginError, StripeError, Transition};
-use host_harness::demo::INVOICE_JSON;
+use host_runtime::bindings::{PluginError, StripeError, Transition};
+use host_tools::demo::INVOICE_JSON;
 use stripe_emulator::faults::{Fault, Rule, When};
 
 fn charge_fault(fault: Fault, when: When, times: u32) -> Rule {

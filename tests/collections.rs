@@ -4,7 +4,7 @@
 //! and Connect onboarding. Snapshots hold the exact requests, transitions, emails.
 
 use e2e_tests::*;
-use host_harness::bindings::{OnboardingRequest, PayPage, PluginError, Transition};
+use host_runtime::bindings::{OnboardingRequest, PayPage, PluginError, Transition};
 use serde_json::{Value, json};
 
 /// A customer in the merchant's Stripe account with `card` as its default.

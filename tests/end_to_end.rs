@@ -1,8 +1,8 @@
 //! The whole story through `serve` and the emulator over loopback HTTP, as a
 //! billing platform and its customer would drive it.
 
-use host_harness::config::Flags;
-use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
+use host_server::config::Flags;
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -655,11 +655,11 @@ mod pay_page_hardening {
     //! it sends the customer only to Stripe Checkout (security review S15).
 
     use e2e_tests::{INVOICE_KEY, Served};
-    use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-    use host_harness::config::Flags;
-    use host_harness::imports::HttpBackend;
-    use host_harness::offline_stripe::InProcess;
-    use host_harness::server::Reply;
+    use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+    use host_server::config::Flags;
+    use host_runtime::imports::HttpBackend;
+    use host_tools::offline_stripe::InProcess;
+    use host_server::server::Reply;
     use std::sync::Arc;
 
     /// Stripe, except that Checkout Sessions come back with `url` replaced.

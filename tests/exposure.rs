@@ -3,8 +3,8 @@
 //! the pay pages and `/healthz`; the platform one asks every request for a
 //! bearer token, the right `Host` and a JSON body, before anything runs.
 
-use host_harness::config::Flags;
-use host_harness::demo::{INVOICE_JSON, Offline};
+use host_server::config::Flags;
+use host_tools::demo::{INVOICE_JSON, Offline};
 use serde_json::{Value, json};
 
 fn offline() -> Offline {
@@ -283,7 +283,7 @@ fn a_merchant_cannot_choose_the_key_that_creates_its_account() {
 #[test]
 fn a_pay_link_can_be_revoked_and_expires_after_its_invoice_is_settled() {
     use e2e_tests::Served;
-    use host_harness::offline_stripe::InProcess;
+    use host_tools::offline_stripe::InProcess;
     let flags = Flags {
         auto_charge: Some(false),
         pay_link_expiry_days: Some(30),

@@ -3,7 +3,7 @@
 //! the records. Snapshots live in tests/snapshots and are reviewed like code.
 
 use e2e_tests::*;
-use host_harness::bindings::{PaymentOption, PluginError, Transition};
+use host_runtime::bindings::{PaymentOption, PluginError, Transition};
 use serde_json::Value;
 
 #[test]

@@ -5,13 +5,13 @@
 //! emulator's ledger after every step and once the history has quiesced.
 
 use e2e_tests::{ACCOUNT, INVOICE_KEY, NOW_MS, SECRET};
-use host_harness::config::{Flags, Settings};
-use host_harness::db::Db;
-use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::imports::{Clock, StripeGate};
-use host_harness::offline_stripe::InProcess;
-use host_harness::record::Recorder;
-use host_harness::server::{App, Backing};
+use host_server::config::{Flags, Settings};
+use host_server::db::Db;
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
+use host_runtime::imports::{Clock, StripeGate};
+use host_tools::offline_stripe::InProcess;
+use host_server::record::Recorder;
+use host_server::server::{App, Backing};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::{Value, json};
@@ -335,14 +335,14 @@ pub struct World {
     emails: usize,
 }
 
-fn reply_json(r: &host_harness::server::Reply) -> Value {
+fn reply_json(r: &host_server::server::Reply) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
 }
 
 impl World {
     pub fn new() -> Self {
         let clock = Clock::fixed(NOW_MS);
-        let emu = host_harness::offline_stripe::emulator(&clock);
+        let emu = host_tools::offline_stripe::emulator(&clock);
         emu.set_public_base("https://checkout.stripe.test");
         emu.connect_existing(ACCOUNT, "History Merchant Ltd");
         let db = Arc::new(Db::in_memory().expect("sqlite"));
@@ -760,7 +760,7 @@ fn plugin_field(w: &World, id: &str, field: &str) -> Option<String> {
     let raw = w
         .app()
         .db
-        .kv_peek(host_harness::db::DEFAULT_MERCHANT, &format!("invoice:{id}"))
+        .kv_peek(host_server::db::DEFAULT_MERCHANT, &format!("invoice:{id}"))
         .ok()??;
     let text = String::from_utf8(raw).ok()?;
     let prefix = format!("{field}=");

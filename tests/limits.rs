@@ -3,16 +3,16 @@
 //! served normally. And the plugin can reach no host but the Stripe API base.
 
 use e2e_tests::*;
-use host_harness::bindings::PluginError;
-use host_harness::bindings::Transition;
-use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-use host_harness::imports::HttpBackend;
-use host_harness::runtime::{Limits, Reuse};
+use host_runtime::bindings::PluginError;
+use host_runtime::bindings::Transition;
+use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+use host_runtime::imports::HttpBackend;
+use host_runtime::runtime::{Limits, Reuse};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn rogue_invoice(id: &str) -> host_harness::bindings::Invoice {
+fn rogue_invoice(id: &str) -> host_runtime::bindings::Invoice {
     let mut inv = invoice();
     inv.id = id.into();
     inv
@@ -145,7 +145,7 @@ fn the_plugin_reaches_nothing_but_the_stripe_api_base() {
 
     // The real plugin, told by a (wrong) merchant record to use another base, is refused too.
     let real = Harness::with(
-        host_harness::runtime::PLUGIN_WASM,
+        host_runtime::runtime::PLUGIN_WASM,
         Limits::default(),
         Some(tripwire.clone()),
     );
@@ -164,7 +164,7 @@ fn the_plugin_reaches_nothing_but_the_stripe_api_base() {
 
 #[test]
 fn the_component_is_small_and_speaks_only_our_contract() {
-    let wasm = host_harness::runtime::PLUGIN_WASM;
+    let wasm = host_runtime::runtime::PLUGIN_WASM;
     assert!(
         wasm.len() <= 256 * 1024,
         "component is {} bytes, over the 256 KiB budget (built without binaryen's wasm-opt? tests/run installs it)",
@@ -416,8 +416,8 @@ fn the_host_pins_the_merchants_account_and_allows_only_the_plugins_calls() {
             .unwrap();
         answer(r.map(drop), call)
     };
-    let onboard_as = |m: &host_harness::bindings::Merchant, call: &str| -> String {
-        let req = host_harness::bindings::OnboardingRequest {
+    let onboard_as = |m: &host_runtime::bindings::Merchant, call: &str| -> String {
+        let req = host_runtime::bindings::OnboardingRequest {
             merchant_ref: format!("stripe:{call}"),
             email: "m@example.com".into(),
             country: "GB".into(),

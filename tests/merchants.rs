@@ -3,8 +3,8 @@
 //! `/merchants/{m}/…`, one Connect webhook endpoint routes each event by its
 //! `account`, and a pay link opens only its own merchant's invoice.
 
-use host_harness::config::Flags;
-use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
+use host_server::config::Flags;
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON, Offline};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -585,8 +585,8 @@ fn a_merchant_reads_and_writes_only_its_own_accounts_state() {
     let theirs = format!("/merchants/beta/accounts/{ALPHA}");
     assert_eq!(off.host("GET", &own, None).unwrap().0, 200);
     assert_eq!(off.host("GET", &theirs, None).unwrap().0, 404);
-    let forged = host_harness::bindings::Transition::AccountDisconnected(ALPHA.into());
-    host_harness::state::Records::new(&off.app.db, "beta", 0)
+    let forged = host_runtime::bindings::Transition::AccountDisconnected(ALPHA.into());
+    host_server::state::Records::new(&off.app.db, "beta", 0)
         .apply(&[forged])
         .unwrap();
     let (_, alpha) = off.host("GET", "/merchants/alpha", None).unwrap();

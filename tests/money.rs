@@ -3,8 +3,8 @@
 //! involved). Each test was seen failing before its fix.
 
 use e2e_tests::*;
-use host_harness::bindings::{PayPage, Transition};
-use host_harness::runtime::Limits;
+use host_runtime::bindings::{PayPage, Transition};
+use host_runtime::runtime::Limits;
 use std::time::Duration;
 
 fn paid_in(ts: &[Transition]) -> bool {
@@ -34,8 +34,8 @@ fn a_slow_stripe_does_not_trap_a_finalize_after_the_charge() {
 mod through_serve {
     //! Races and redeliveries through `serve`, where the host applies what the plugin decided.
 
-    use host_harness::config::Flags;
-    use host_harness::demo::Offline;
+    use host_server::config::Flags;
+    use host_tools::demo::Offline;
     use serde_json::json;
     use std::sync::{Arc, Barrier};
 
@@ -316,7 +316,7 @@ fn an_invoice_sent_again_with_nothing_due_stops_collection() {
             "nothing due" => again.amount_due = "0.00".into(),
             _ => again
                 .payment_options
-                .retain(|o| !matches!(o, host_harness::bindings::PaymentOption::Stripe)),
+                .retain(|o| !matches!(o, host_runtime::bindings::PaymentOption::Stripe)),
         }
         h.finalize(&h.merchant, &again);
         assert_eq!(
@@ -453,7 +453,7 @@ fn concurrent_link_opens_and_auto_charges_take_the_money_once() {
 /// session stays payable. Credited: the link collects what is left.
 #[test]
 fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
-    use host_harness::bindings::{InvoiceChange, InvoiceUpdate};
+    use host_runtime::bindings::{InvoiceChange, InvoiceUpdate};
     let h = Harness::new();
     let mut m = h.merchant.clone();
     m.auto_charge = false;
@@ -544,7 +544,7 @@ fn events_about_payments_the_plugin_never_made_are_acknowledged() {
 
 /// Delivers every event the emulator has emitted since `from`, in order, as
 /// `serve` would (transitions applied to the host's records); returns the new `from`.
-fn deliver_since(h: &Harness, m: &host_harness::bindings::Merchant, from: usize) -> usize {
+fn deliver_since(h: &Harness, m: &host_runtime::bindings::Merchant, from: usize) -> usize {
     let events = h.emulator.events();
     for e in &events[from..] {
         let body = serde_json::to_vec(e).unwrap();
@@ -863,9 +863,9 @@ fn an_extra_payment_is_flagged_and_the_merchant_told_what_to_refund() {
 #[test]
 fn an_invoice_without_auto_charge_follows_the_merchants_setting() {
     let mut doc: serde_json::Value =
-        serde_json::from_str(host_harness::demo::INVOICE_JSON).unwrap();
+        serde_json::from_str(host_tools::demo::INVOICE_JSON).unwrap();
     doc.as_object_mut().unwrap().remove("autoCharge");
-    let parsed: host_harness::platform::PlatformInvoice = serde_json::from_value(doc).unwrap();
+    let parsed: host_server::platform::PlatformInvoice = serde_json::from_value(doc).unwrap();
     assert!(
         parsed.to_wit(customer("c1")).auto_charge,
         "absent autoCharge must not switch it off"

@@ -4,9 +4,9 @@
 //! checks that the names exist and that the counts move.
 
 use crate::merchants::{connected_merchant, customer_with_card, send};
-use host_harness::config::Flags;
-use host_harness::demo::Offline;
-use host_harness::logging::LogFormat;
+use host_server::config::Flags;
+use host_tools::demo::Offline;
+use host_server::logging::LogFormat;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
@@ -21,7 +21,7 @@ fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     LOGS.get_or_init(|| {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let sink = logs.clone();
-        assert!(host_harness::logging::init_with(
+        assert!(host_server::logging::init_with(
             LogFormat::Json,
             move || { Sink(sink.clone()) }
         ));

@@ -4,8 +4,8 @@
 //! refusals. Events come from the emulator doing what Stripe does.
 
 use e2e_tests::*;
-use host_harness::bindings::{PluginError, Transition, WebhookOutcome};
-use host_harness::demo::INVOICE_JSON;
+use host_runtime::bindings::{PluginError, Transition, WebhookOutcome};
+use host_tools::demo::INVOICE_JSON;
 use serde_json::{Value, json};
 
 /// A host that knows invoices inv_01 to inv_03 (finalized).
@@ -20,7 +20,7 @@ fn host() -> Harness {
     h
 }
 
-fn invoice_no(h: &Harness, id: &str, cus: &str) -> host_harness::bindings::Invoice {
+fn invoice_no(h: &Harness, id: &str, cus: &str) -> host_runtime::bindings::Invoice {
     let mut inv = h.invoice_for(cus);
     inv.id = id.into();
     inv.number = format!("INV-{id}");
@@ -83,7 +83,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_pay_link_opened(TENANT, &h.merchant, &token)
         .unwrap()
         .unwrap();
-    let host_harness::bindings::PayPage::Redirect(url) = opened.page else {
+    let host_runtime::bindings::PayPage::Redirect(url) = opened.page else {
         panic!("{opened:?}")
     };
     let session = url.rsplit('/').next().unwrap().to_string();
@@ -172,7 +172,7 @@ fn every_event(h: &Harness) -> Vec<Value> {
         .on_pay_link_opened(TENANT, &h.merchant, &token_of(&declined))
         .unwrap()
         .unwrap();
-    let host_harness::bindings::PayPage::Redirect(url2) = r.page else {
+    let host_runtime::bindings::PayPage::Redirect(url2) = r.page else {
         panic!("{r:?}")
     };
     let s3 = url2.rsplit('/').next().unwrap().to_string();

@@ -3,7 +3,7 @@
 //! through the real component, or through `serve` where the host is involved.
 
 use e2e_tests::*;
-use host_harness::bindings::{
+use host_runtime::bindings::{
     InvoiceChange, InvoiceUpdate, Merchant, PayPage, PluginError, Transition,
 };
 use serde_json::{Value, json};
@@ -696,8 +696,8 @@ fn an_event_with_a_negative_amount_neither_poisons_the_sync_nor_gets_a_400() {
 mod through_serve {
     //! The host's half: the durable queue and PATCH.
 
-    use host_harness::config::Flags;
-    use host_harness::demo::Offline;
+    use host_server::config::Flags;
+    use host_tools::demo::Offline;
     use serde_json::{Value, json};
     use std::time::{Duration, Instant};
 

@@ -1,19 +1,19 @@
 //! A deterministic host for tests: fixed clock, in-memory SQLite, and Stripe
 //! answered in-process by the emulator (or by a script), every exchange recorded.
 
-use host_harness::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-use host_harness::bindings::{
+use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+use host_runtime::bindings::{
     Customer, Invoice, Merchant, PaymentLink, Transition, WebhookRequest,
 };
-use host_harness::db::Db;
-use host_harness::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_harness::imports::{Clock, HostEnv, HttpBackend, MerchantKeys, StripeGate};
-use host_harness::offline_stripe::InProcess;
-use host_harness::platform::{PlatformCustomer, PlatformInvoice};
-use host_harness::record::Recorder;
-use host_harness::runtime::{Limits, PLUGIN_WASM, Runtime};
-use host_harness::server::Backing;
-use host_harness::state::Records;
+use host_server::db::Db;
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
+use host_runtime::imports::{Clock, HostEnv, HttpBackend, MerchantKeys, StripeGate};
+use host_tools::offline_stripe::InProcess;
+use host_server::platform::{PlatformCustomer, PlatformInvoice};
+use host_server::record::Recorder;
+use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
+use host_server::server::Backing;
+use host_server::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use stripe_emulator::{Emulator, form};
@@ -23,7 +23,7 @@ pub const NOW_MS: u64 = 1_764_288_000_000;
 pub const SECRET: &str = "whsec_test_harness_secret";
 pub const ACCOUNT: &str = "acct_TestMerchant";
 /// The test merchant's id: its kv, emails and keys are kept under it.
-pub const TENANT: &str = host_harness::db::DEFAULT_MERCHANT;
+pub const TENANT: &str = host_server::db::DEFAULT_MERCHANT;
 /// The metadata key under which the plugin names its invoice on Stripe objects.
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));
@@ -96,7 +96,7 @@ impl Harness {
         backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
     ) -> Self {
         let clock = Clock::fixed(NOW_MS);
-        let emulator = host_harness::offline_stripe::emulator(&clock);
+        let emulator = host_tools::offline_stripe::emulator(&clock);
         emulator.set_public_base("https://checkout.stripe.test");
         // The merchant has connected its Stripe account to the platform.
         emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
@@ -143,7 +143,7 @@ impl Harness {
     pub fn records(&self) -> Records<'_> {
         Records::new(
             &self.db,
-            host_harness::db::DEFAULT_MERCHANT,
+            host_server::db::DEFAULT_MERCHANT,
             self.clock.now_ms(),
         )
     }
@@ -295,7 +295,7 @@ pub fn customer(id: &str) -> Customer {
 /// The example customer with `Stripe` set to `cus`.
 pub fn customer_linked_to(id: &str, cus: &str) -> Customer {
     let mut c = customer(id);
-    c.external_ids.push(host_harness::bindings::ExternalId {
+    c.external_ids.push(host_runtime::bindings::ExternalId {
         key: "Stripe".into(),
         value: cus.into(),
     });
@@ -341,7 +341,7 @@ impl HttpBackend for ScriptedStripe {
         {
             rule.4 -= 1;
             return Ok(
-                host_harness::bindings::billing::stripe_plugin::http::Response {
+                host_runtime::bindings::billing::stripe_plugin::http::Response {
                     status: rule.2,
                     headers: vec![("Content-Type".into(), "application/json".into())],
                     body: rule.3.clone().into_bytes(),
@@ -371,7 +371,7 @@ impl Harness {
     }
 
     /// Opens the pay link `token` for `m`; fails the test on a trap or an error.
-    pub fn open(&self, m: &Merchant, token: &str) -> host_harness::bindings::PayPage {
+    pub fn open(&self, m: &Merchant, token: &str) -> host_runtime::bindings::PayPage {
         match self.runtime.on_pay_link_opened(TENANT, m, token) {
             Ok(Ok(o)) => o.page,
             other => panic!("opening the pay link failed: {other:?}"),
@@ -409,7 +409,7 @@ fn tap_if_asked(runtime: &mut Runtime) {
         return;
     }
     let n = HARNESSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    host_harness::portable::tap::Tap::attach(runtime, dir.into(), &format!("{test}-{n}"));
+    host_tools::portable::tap::Tap::attach(runtime, dir.into(), &format!("{test}-{n}"));
 }
 
 /// A signed event about `object`, delivered to the plugin and applied to the
@@ -420,14 +420,14 @@ pub fn deliver_event(
     id: &str,
     kind: &str,
     object: Value,
-) -> host_harness::bindings::WebhookOutcome {
+) -> host_runtime::bindings::WebhookOutcome {
     let event = json!({"id": id, "object": "event", "type": kind, "account": ACCOUNT,
         "livemode": false, "created": NOW_MS / 1000, "data": {"object": object}});
     deliver(h, m, &event)
 }
 
 /// `event` delivered as Stripe would (signed now) and applied as `serve` does.
-pub fn deliver(h: &Harness, m: &Merchant, event: &Value) -> host_harness::bindings::WebhookOutcome {
+pub fn deliver(h: &Harness, m: &Merchant, event: &Value) -> host_runtime::bindings::WebhookOutcome {
     let body = serde_json::to_vec(event).unwrap();
     let outcome = h
         .runtime
@@ -519,7 +519,7 @@ fn test_parts(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Backi
 /// in-process emulator (reached through `backend`, made from it), for
 /// tests that drive the platform's routes and move time.
 pub struct Served {
-    pub app: host_harness::server::App,
+    pub app: host_server::server::App,
     pub emulator: Emulator,
     pub clock: Clock,
 }
@@ -527,15 +527,15 @@ pub struct Served {
 impl Served {
     /// `flags` adjust the default merchant (on ACCOUNT, links to billing.example.com).
     pub fn start(
-        flags: host_harness::config::Flags,
+        flags: host_server::config::Flags,
         backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
     ) -> Self {
         let clock = Clock::fixed(NOW_MS);
-        let emulator = host_harness::offline_stripe::emulator(&clock);
+        let emulator = host_tools::offline_stripe::emulator(&clock);
         emulator.set_public_base("https://checkout.stripe.com");
         emulator.connect_existing(ACCOUNT, "Served Ltd");
         let parts = test_parts(&clock, backend(&emulator), "served");
-        let flags = host_harness::config::Flags {
+        let flags = host_server::config::Flags {
             account: flags.account.clone().or(Some(ACCOUNT.into())),
             webhook_secrets: vec![SECRET.into()],
             pay_link_secrets: vec!["plk_test_served".into()],
@@ -543,8 +543,8 @@ impl Served {
             cache_dir: Some(std::env::temp_dir().join("stripe-plugin-test-cache")),
             ..flags
         };
-        let settings = host_harness::config::Settings::resolve(&flags).expect("settings");
-        let app = host_harness::server::App::with_backing(&settings, parts).expect("host");
+        let settings = host_server::config::Settings::resolve(&flags).expect("settings");
+        let app = host_server::server::App::with_backing(&settings, parts).expect("host");
         Self {
             app,
             emulator,

@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use host_harness::access::Door;
-use host_harness::config::{Flags, Settings};
-use host_harness::record::Recorder;
-use host_harness::server::{App, RunningServer, Shutdown, SyncBy};
+use host_server::access::Door;
+use host_server::config::{Flags, Settings};
+use host_server::record::Recorder;
+use host_server::http_server::{RunningServer, Shutdown};
+use host_server::server::{App, SyncBy};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -120,15 +121,15 @@ fn main() -> Result<()> {
     if matches!(cli.command, Command::Demo) {
         // The story goes to stdout on its own; serve's log lines to a file.
         let path = std::env::temp_dir().join("stripe-plugin-demo.log");
-        host_harness::logging::init_to_file(format, &path)?;
+        host_server::logging::init_to_file(format, &path)?;
         println!("(serve's log: {})", path.display());
     } else {
-        host_harness::logging::init(format);
+        host_server::logging::init(format);
     }
     match cli.command {
-        Command::Demo => host_harness::demo::run(&cli.flags),
+        Command::Demo => host_tools::demo::run(&cli.flags),
         Command::WriteComponent { path } => {
-            Ok(std::fs::write(path, host_harness::runtime::PLUGIN_WASM)?)
+            Ok(std::fs::write(path, host_runtime::runtime::PLUGIN_WASM)?)
         }
         Command::BenchServe {
             event,
@@ -136,14 +137,14 @@ fn main() -> Result<()> {
             connections,
             node_handler,
             postgres,
-        } => host_harness::bench_serve::run(&event, seconds, connections, node_handler, postgres),
-        Command::BenchFinalize { invoices } => host_harness::bench::finalize(invoices),
-        Command::Replay { scenarios } => host_harness::portable::replay::main(&scenarios),
+        } => host_tools::bench_serve::run(&event, seconds, connections, node_handler, postgres),
+        Command::BenchFinalize { invoices } => host_tools::bench::finalize(invoices),
+        Command::Replay { scenarios } => host_tools::portable::replay::main(&scenarios),
         Command::BenchWebhook {
             event,
             iterations,
             out_dir,
-        } => host_harness::bench::webhook(&event, iterations, &out_dir),
+        } => host_tools::bench::webhook(&event, iterations, &out_dir),
         Command::Serve => {
             let settings = Settings::resolve(&cli.flags)?;
             let recorder = match &settings.record_http {
@@ -153,7 +154,7 @@ fn main() -> Result<()> {
             let app = Arc::new(App::from_settings(&settings, recorder)?);
             let server = RunningServer::bind(&settings.listen)?;
             let admin = RunningServer::bind(&settings.admin_listen)?;
-            host_harness::access::platform_listener_allowed(admin.addr, app.tokens().any_valid()?)
+            host_server::access::platform_listener_allowed(admin.addr, app.tokens().any_valid()?)
                 .map_err(anyhow::Error::msg)?;
             server.run(app.clone(), 8, Shutdown::OnSignal, Door::Public, &[])?;
             admin.run(
@@ -216,7 +217,7 @@ fn main() -> Result<()> {
 
 /// `host-harness token …`: on the store `--db` names.
 fn token(flags: &Flags, action: TokenAction) -> Result<()> {
-    use host_harness::tokens::{Tokens, sha256_hex};
+    use host_server::tokens::{Tokens, sha256_hex};
     if let TokenAction::Hash = action {
         let mut token = String::new();
         std::io::stdin().read_line(&mut token)?;
@@ -224,14 +225,14 @@ fn token(flags: &Flags, action: TokenAction) -> Result<()> {
         return Ok(());
     }
     let settings = Settings::resolve(flags)?;
-    let db = host_harness::db::Db::open(&settings.db.to_string_lossy())?;
+    let db = host_server::db::Db::open(&settings.db.to_string_lossy())?;
     let tokens = Tokens::new(&db, &settings.platform_token_sha256);
-    let now = host_harness::imports::Clock::System.now_ms() as i64;
+    let now = host_runtime::imports::Clock::System.now_ms() as i64;
     match action {
         TokenAction::Create { merchant, label } => {
             if let Some(m) = &merchant {
                 anyhow::ensure!(
-                    host_harness::merchants::valid_id(m),
+                    host_server::merchants::valid_id(m),
                     "merchant must be 1 to 64 letters, digits, - or _"
                 );
             }

@@ -2,25 +2,8 @@
 //! makes no host calls and is unit-tested natively; `imports` and `handlers`
 //! are the thin layer that talks to the host through the WIT contract.
 
-pub mod bindings {
-    wit_bindgen::generate!({
-        world: "plugin",
-        path: "../wit",
-        generate_all,
-    });
-}
-
-/// The contract's records and variants, from whichever WIT interface defines
-/// them: code names `contract::Invoice`, not the interface it lives in.
-pub mod contract {
-    pub use crate::bindings::billing::stripe_plugin::{
-        errors::*,
-        outcomes::{Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome},
-        payments::*,
-        platform::*,
-    };
-}
-
+pub mod bindings;
+pub mod contract;
 pub mod events;
 pub mod handlers;
 pub mod host;

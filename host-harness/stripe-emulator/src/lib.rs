@@ -13,6 +13,7 @@
 mod auth;
 mod checkout_page;
 mod clock;
+mod emulator;
 mod error;
 pub mod faults;
 pub mod form;
@@ -37,140 +38,8 @@ pub use reply::Reply;
 pub use test_cards::sepa_debit_succeeds;
 pub use webhooks::{Delivery, DeliveryPlan, WebhookTarget, signature_header};
 
-use serde_json::Value;
-use std::sync::{Arc, Mutex, MutexGuard};
-
 /// The API version the emulator's objects and events follow.
 pub const API_VERSION: &str = "2026-10-28.clover";
 
-#[derive(Default)]
-struct State {
-    store: store::Store,
-    idempotency: idempotency::Keys,
-}
-
-/// The emulator; clone it freely, all clones share one state.
-#[derive(Clone)]
-pub struct Emulator {
-    state: Arc<Mutex<State>>,
-    clock: Clock,
-    /// Base of the URLs it hands out (Checkout pages, onboarding).
-    public_base: Arc<Mutex<String>>,
-    /// Webhook endpoints, each for one account's events or (None) for all.
-    webhooks: Arc<Mutex<Vec<(Option<String>, WebhookTarget)>>>,
-    /// One request at a time: a check and its change are atomic, as racing a
-    /// Checkout payment against an expiry must be.
-    op: Arc<Mutex<()>>,
-    faults: Arc<Mutex<faults::Plan>>,
-    deliveries: Arc<Mutex<webhooks::Deliveries>>,
-    rate: Arc<Mutex<rate_limit::Limiter>>,
-}
-
-impl Emulator {
-    pub fn new(clock: Clock) -> Self {
-        Self {
-            state: Arc::default(),
-            clock,
-            public_base: Arc::new(Mutex::new("http://127.0.0.1".into())),
-            webhooks: Arc::default(),
-            op: Arc::default(),
-            faults: Arc::default(),
-            deliveries: Arc::default(),
-            rate: Arc::default(),
-        }
-    }
-
-    /// Limits each account to `per_second` API requests (Stripe's sandbox
-    /// allows 25), answering 429 `rate_limit` beyond; None: no limit.
-    pub fn limit_rate(&self, per_second: Option<u32>) {
-        lock(&self.rate).set(per_second);
-    }
-
-    /// API requests refused by the rate limit so far.
-    pub fn rate_limited(&self) -> u64 {
-        lock(&self.rate).refused
-    }
-
-    pub fn set_public_base(&self, base: &str) {
-        *lock(&self.public_base) = base.trim_end_matches('/').to_string();
-    }
-
-    pub(crate) fn public_base(&self) -> String {
-        lock(&self.public_base).clone()
-    }
-
-    /// The one endpoint for every account's events (none: no delivery).
-    pub fn set_webhook(&self, target: Option<WebhookTarget>) {
-        *lock(&self.webhooks) = target.into_iter().map(|t| (None, t)).collect();
-    }
-
-    /// An endpoint for the events of `account` only ("" is the platform).
-    pub fn add_webhook_for(&self, account: &str, target: WebhookTarget) {
-        lock(&self.webhooks).push((Some(account.to_string()), target));
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        lock(&self.state)
-    }
-
-    pub(crate) fn store(&self) -> MappedStore<'_> {
-        MappedStore(self.state())
-    }
-
-    pub(crate) fn next_id(&self, prefix: &str) -> String {
-        let seq = self.state().store.next_id_number();
-        format!("{prefix}_emu{seq:010}")
-    }
-
-    pub(crate) fn now(&self) -> i64 {
-        self.clock.now_secs()
-    }
-
-    /// Every event emitted so far, oldest first.
-    pub fn events(&self) -> Vec<Value> {
-        self.objects("event")
-    }
-
-    pub fn event(&self, id: &str) -> Option<Value> {
-        self.owner_of(id)
-            .map(|(_, e)| e)
-            .filter(|e| e["object"] == "event")
-    }
-
-    /// Objects of one kind (`"customer"`, `"checkout.session"` ...) across
-    /// accounts, oldest first, as stored (private fields included).
-    pub fn objects(&self, kind: &str) -> Vec<Value> {
-        self.state().store.everywhere(kind)
-    }
-
-    /// Handles one request: `target` is path plus optional query.
-    pub fn handle(
-        &self,
-        method: &str,
-        target: &str,
-        headers: &[(String, String)],
-        body: &[u8],
-    ) -> Reply {
-        self.exchange(method, target, headers, body).into_reply()
-    }
-}
-
-/// The store inside the state's lock.
-pub(crate) struct MappedStore<'a>(MutexGuard<'a, State>);
-
-impl std::ops::Deref for MappedStore<'_> {
-    type Target = store::Store;
-    fn deref(&self) -> &store::Store {
-        &self.0.store
-    }
-}
-
-impl std::ops::DerefMut for MappedStore<'_> {
-    fn deref_mut(&mut self) -> &mut store::Store {
-        &mut self.0.store
-    }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub use emulator::Emulator;
+pub(crate) use emulator::lock;

@@ -1,6 +1,6 @@
 // A JavaScript host for the plugin component, transpiled by jco: in-memory
 // imports that do what `host-harness replay` does, and the portable form of
-// values (host-harness/src/portable/canonical.rs). Used by run.mjs (the
+// values (host-harness/tools/src/portable/canonical.rs). Used by run.mjs (the
 // portability check) and tests/bench/jco.mjs (the per-event time).
 //
 // The imports never throw a JS Error: a result-typed import answers `err` by
@@ -31,7 +31,7 @@ export async function load(jcoDir) {
   return (imports) => instantiate(getCoreModule, imports);
 }
 
-// ---- the portable form (see host-harness/src/portable/canonical.rs)
+// ---- the portable form (see host-harness/tools/src/portable/canonical.rs)
 export const kebab = (s) => s.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
 export const camel = (s) => s.replace(/-([a-z0-9])/g, (_, c) => c.toUpperCase());
 

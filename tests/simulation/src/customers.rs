@@ -1,6 +1,6 @@
 //! The load: one case per invoice, each a customer doing what customers do.
 
-use crate::Args;
+use crate::args::Args;
 use crate::hosts::{Fleet, Merchant, agent};
 use crate::rng::Rng;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The merchants' hosts: one `serve` process each, on its own connected
 //! account, database and loopback port, killed and restarted at will.
 
-use crate::Args;
+use crate::args::Args;
 use serde_json::Value;
 use std::fs::OpenOptions;
 use std::path::PathBuf;

@@ -8,7 +8,7 @@
 //! - no failure email after the invoice was paid;
 //! - no secret in any log, record, email or error.
 
-use crate::Args;
+use crate::args::Args;
 use crate::customers::{Case, Outcome};
 use crate::hosts::{Fleet, Merchant, agent};
 use std::collections::{BTreeMap, HashSet};

@@ -430,7 +430,7 @@ impl Settings {
                 .cache_dir
                 .clone()
                 .or(file.cache_dir)
-                .or_else(|| crate::component_cache::default_dir(&db)),
+                .or_else(|| crate::cache_dirs::default_dir(&db)),
             db,
             record_http: flags.record_http.clone().or(file.record_http),
             api_key: std::env::var(&api_key_env)
@@ -613,7 +613,7 @@ mod tests {
 
     #[test]
     fn the_sample_config_parses_and_flags_override_it() {
-        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/host-harness.sample.toml");
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../host-harness.sample.toml");
         let flags = Flags {
             config: Some(sample.into()),
             account: Some("acct_flag".into()),

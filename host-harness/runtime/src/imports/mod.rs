@@ -16,7 +16,7 @@ use wasmtime::StoreLimits;
 
 pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
-pub use mac::{KeyRing, MerchantKeys};
+pub use crate::keys::{KeyRing, MerchantKeys};
 
 /// What every call shares: storage, the way out to Stripe, time, keys, and
 /// who observes.

@@ -1316,7 +1316,6 @@ fn found(v: Option<Value>, what: &str) -> Reply {
     }
 }
 
-pub use crate::http_server::{RunningServer, Shutdown};
 
 #[cfg(test)]
 mod tests {

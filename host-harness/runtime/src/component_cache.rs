@@ -34,26 +34,6 @@ impl DirTrust {
     }
 }
 
-/// Where the cache lives when none is configured: beside a SQLite
-/// database, or in the user's own cache directory (`$XDG_CACHE_HOME`, or
-/// `~/.cache`) for PostgreSQL; never a shared temporary directory.
-pub fn default_dir(db: &Path) -> Option<PathBuf> {
-    if !crate::db::is_postgres(&db.to_string_lossy()) {
-        let parent = db.parent().filter(|p| !p.as_os_str().is_empty());
-        return Some(parent.unwrap_or(Path::new(".")).join("stripe-plugin-cache"));
-    }
-    user_dir()
-}
-
-/// The user's own cache directory for components (`$XDG_CACHE_HOME` or
-/// `~/.cache`, then `stripe-plugin`).
-pub fn user_dir() -> Option<PathBuf> {
-    let home = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(home.join("stripe-plugin"))
-}
-
 /// Makes `dir` (0700) if missing, and says how far it can be trusted.
 pub fn prepare(dir: &Path) -> DirTrust {
     if std::fs::symlink_metadata(dir).is_err() {
@@ -113,8 +93,15 @@ fn read_no_follow(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Bytes from the operating system's generator (a temporary file's name).
+fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).context("reading the operating system's random generator")?;
+    Ok(bytes)
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let random = crate::tokens::random_bytes::<8>()?;
+    let random = random_bytes::<8>()?;
     let tmp = path.with_extension(format!("{}.tmp", hex::encode(random)));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -137,7 +124,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!(
             "cache-test-{name}-{}-{}",
             std::process::id(),
-            hex::encode(crate::tokens::random_bytes::<4>().unwrap())
+            hex::encode(random_bytes::<4>().unwrap())
         ));
         let _ = std::fs::remove_dir_all(&dir);
         dir

@@ -6,7 +6,7 @@
 
 wasmtime::component::bindgen!({
     world: "plugin",
-    path: "../wit",
+    path: "../../wit",
     // The contract's values serialize as data (snapshots, logs), never as
     // Rust's Debug output.
     additional_derives: [serde::Serialize],

@@ -7,71 +7,8 @@ use super::HostState;
 use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::HashMap;
-use std::sync::RwLock;
 
-/// One merchant's secrets, newest first in each list.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct MerchantKeys {
-    /// Stripe's webhook signing secrets (`whsec_...`), all valid now.
-    pub webhook_signing: Vec<String>,
-    /// Keys of the pay-link tokens; the first makes new links.
-    pub pay_link: Vec<String>,
-}
-
-impl MerchantKeys {
-    pub fn of(&self, purpose: KeyPurpose) -> &[String] {
-        match purpose {
-            KeyPurpose::WebhookSigning => &self.webhook_signing,
-            KeyPurpose::PayLink => &self.pay_link,
-        }
-    }
-}
-
-/// Every merchant's keys, by the merchant's namespace (its account).
-#[derive(Default)]
-pub struct KeyRing(RwLock<HashMap<String, MerchantKeys>>);
-
-impl KeyRing {
-    pub fn set(&self, namespace: &str, keys: MerchantKeys) {
-        self.0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(namespace.to_string(), keys);
-    }
-
-    /// Makes `keys` the namespace's, writing only when they differ.
-    pub fn ensure(&self, namespace: &str, keys: MerchantKeys) {
-        let same = self
-            .0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(namespace)
-            .is_some_and(|k| *k == keys);
-        if !same {
-            self.set(namespace, keys);
-        }
-    }
-
-    /// Runs `f` on the merchant's keys without copying them (the webhook path).
-    fn with<T>(&self, namespace: &str, f: impl FnOnce(&MerchantKeys) -> T) -> T {
-        let ring = self.0.read().unwrap_or_else(|p| p.into_inner());
-        match ring.get(namespace) {
-            Some(keys) => f(keys),
-            None => f(&MerchantKeys::default()),
-        }
-    }
-
-    pub fn get(&self, namespace: &str) -> MerchantKeys {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(namespace)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
+pub use crate::keys::{KeyRing, MerchantKeys};
 
 impl Host for HostState {
     fn key_count(&mut self, purpose: KeyPurpose) -> u32 {

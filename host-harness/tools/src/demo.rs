@@ -6,7 +6,8 @@ use crate::access::{self, Audience, Door};
 use crate::config::{ApiKey, Flags, Settings};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
-use crate::server::{App, RunningServer, Shutdown};
+use crate::http_server::{RunningServer, Shutdown};
+use crate::server::App;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::sync::Arc;
@@ -15,8 +16,8 @@ use std::time::{Duration, Instant};
 use stripe_emulator::server::RunningEmulator;
 use stripe_emulator::{Delivery, Emulator, WebhookTarget};
 
-pub const CUSTOMER_JSON: &str = include_str!("../fixtures/customer.json");
-pub const INVOICE_JSON: &str = include_str!("../fixtures/invoice.json");
+pub const CUSTOMER_JSON: &str = include_str!("../../fixtures/customer.json");
+pub const INVOICE_JSON: &str = include_str!("../../fixtures/invoice.json");
 
 /// A test-mode key for the emulator only; it never reaches Stripe.
 const DEMO_KEY: &str = "sk_test_offline_demo";
@@ -84,7 +85,7 @@ impl Offline {
         // The host's database is thrown away with the demo; its compiled
         // component is kept in the user's cache, for the next start.
         if flags.cache_dir.is_none() {
-            flags.cache_dir = crate::component_cache::user_dir();
+            flags.cache_dir = host_server::cache_dirs::user_dir();
         }
         flags.account.get_or_insert("acct_DemoMerchant".into());
         flags

@@ -4,13 +4,13 @@
 mod build_guest;
 
 fn main() {
-    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("..");
+    let root = std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../..");
     for watched in [
         "plugin/src",
         "plugin/Cargo.toml",
         "wit",
         "Cargo.lock",
-        "host-harness/build_guest.rs",
+        "host-harness/runtime/build_guest.rs",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }

@@ -8,9 +8,11 @@ mod pg_session;
 mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
+mod store;
 pub mod turns;
 
-use anyhow::Result;
+pub use store::Db;
+
 
 /// The merchant that rows from before merchants were data belong to.
 pub const DEFAULT_MERCHANT: &str = "default";
@@ -294,102 +296,6 @@ pub enum TxAbort {
 impl From<StoreError> for TxAbort {
     fn from(e: StoreError) -> Self {
         TxAbort::Store(e)
-    }
-}
-
-/// The store a host runs on, with the few counters the host keeps beside it.
-pub struct Db {
-    backend: Box<dyn Backend>,
-    /// Kept for tests and the bench, which look inside SQLite directly.
-    sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
-}
-
-impl Db {
-    /// `target` is a SQLite path, `:memory:`, or a `postgres://` URL.
-    pub fn open(target: &str) -> Result<Self> {
-        if is_postgres(target) {
-            return Ok(Self::with(
-                Box::new(postgres::Postgres::open(target)?),
-                None,
-            ));
-        }
-        let db = std::sync::Arc::new(if target == ":memory:" {
-            sqlite::Sqlite::in_memory()?
-        } else {
-            sqlite::Sqlite::open(std::path::Path::new(target))?
-        });
-        Ok(Self::with(Box::new(db.clone()), Some(db)))
-    }
-
-    pub fn in_memory() -> Result<Self> {
-        Self::open(":memory:")
-    }
-
-    fn with(backend: Box<dyn Backend>, sqlite: Option<std::sync::Arc<sqlite::Sqlite>>) -> Self {
-        Self {
-            backend,
-            sqlite,
-        }
-    }
-
-    /// The SQLite connection, for tests and the bench that look inside it.
-    pub fn sqlite(&self) -> Result<std::sync::MutexGuard<'_, rusqlite::Connection>> {
-        match &self.sqlite {
-            Some(s) => Ok(s.conn()),
-            None => anyhow::bail!("this store is not SQLite"),
-        }
-    }
-
-    /// One kv value, live or expired, read outside any plugin call.
-    pub fn kv_peek(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.backend.kv_get(ns, key, i64::MIN)?)
-    }
-}
-
-/// The runtime's kv and outbox, on this store.
-impl crate::ports::HostStore for Db {
-    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.backend.kv_get(ns, key, now_ms)
-    }
-    fn kv_set(
-        &self,
-        ns: &str,
-        key: &str,
-        value: &[u8],
-        expires_ms: Option<i64>,
-    ) -> StoreResult<()> {
-        self.backend.kv_set(ns, key, value, expires_ms)
-    }
-    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
-        self.backend.kv_delete(ns, key)
-    }
-    fn kv_compare_and_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-        expires_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        self.backend
-            .kv_compare_and_swap(ns, key, expected, new, expires_ms, now_ms)
-    }
-    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
-        self.backend.kv_purge_expired(now_ms)
-    }
-    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
-        self.backend.outbox_insert(email)
-    }
-    fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
-        self.backend.customer_has_address(ns, address)
-    }
-}
-
-impl std::ops::Deref for Db {
-    type Target = dyn Backend;
-    fn deref(&self) -> &Self::Target {
-        self.backend.as_ref()
     }
 }
 

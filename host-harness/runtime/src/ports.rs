@@ -5,7 +5,7 @@
 //! plugin reaches none of them except through a checked import.
 
 use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-use crate::imports::mac::MerchantKeys;
+use crate::keys::MerchantKeys;
 use serde_json::Value;
 use std::time::Duration;
 

@@ -1,0 +1,25 @@
+//! The Stripe plugin's runtime, for a billing host to embed: the contract's
+//! bindings, a wasmtime runtime with per-call limits and quotas, the five
+//! imports (the Stripe gate among them) over small traits the host
+//! implements (`ports`), and the contract's host-side rules as pure
+//! functions (`transitions`). No HTTP server, no database, no environment
+//! variables: the embedder supplies those. See `examples/embed.rs`.
+//!
+//! The surface, in the order a host meets it:
+//! - `runtime::{Runtime, Limits, Reuse, Profiling, PLUGIN_WASM}`: load the
+//!   component and call its handlers;
+//! - `imports::{HostEnv, StripeGate, HttpBackend, UreqBackend, Clock,
+//!   KeyRing, MerchantKeys, MailDelivery}`: what every call shares;
+//! - `ports::{HostStore, Observer, Pacer, CallTap, …}`: what the host brings;
+//! - `transitions::{apply, invoice_of, InvoiceState}`: what a call's
+//!   transitions do to the host's view of an invoice;
+//! - `bindings`: the contract's types.
+
+pub mod bindings;
+pub mod component_cache;
+pub mod escape;
+pub mod imports;
+pub mod keys;
+pub mod ports;
+pub mod runtime;
+pub mod transitions;

@@ -1,0 +1,8 @@
+//! The contract's types by name, for the handlers (from `bindings`).
+
+pub use crate::bindings::billing::stripe_plugin::{
+    errors::*,
+    outcomes::{Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome},
+    payments::*,
+    platform::*,
+};
