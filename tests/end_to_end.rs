@@ -659,7 +659,7 @@ mod pay_page_hardening {
     use host_server::config::Flags;
     use host_runtime::imports::HttpBackend;
     use host_tools::offline_stripe::InProcess;
-    use host_server::server::Reply;
+    use host_server::app::Reply;
     use std::sync::Arc;
 
     /// Stripe, except that Checkout Sessions come back with `url` replaced.

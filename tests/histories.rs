@@ -11,7 +11,7 @@ use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
 use host_runtime::imports::{Clock, StripeGate};
 use host_tools::offline_stripe::InProcess;
 use host_server::record::Recorder;
-use host_server::server::{App, Backing};
+use host_server::app::{App, Backing};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::{Value, json};
@@ -335,7 +335,7 @@ pub struct World {
     emails: usize,
 }
 
-fn reply_json(r: &host_server::server::Reply) -> Value {
+fn reply_json(r: &host_server::app::Reply) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
 }
 

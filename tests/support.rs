@@ -12,7 +12,7 @@ use host_tools::offline_stripe::InProcess;
 use host_server::platform::{PlatformCustomer, PlatformInvoice};
 use host_server::record::Recorder;
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
-use host_server::server::Backing;
+use host_server::app::Backing;
 use host_server::state::Records;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -519,7 +519,7 @@ fn test_parts(clock: &Clock, backend: Arc<dyn HttpBackend>, name: &str) -> Backi
 /// in-process emulator (reached through `backend`, made from it), for
 /// tests that drive the platform's routes and move time.
 pub struct Served {
-    pub app: host_server::server::App,
+    pub app: host_server::app::App,
     pub emulator: Emulator,
     pub clock: Clock,
 }
@@ -544,7 +544,7 @@ impl Served {
             ..flags
         };
         let settings = host_server::config::Settings::resolve(&flags).expect("settings");
-        let app = host_server::server::App::with_backing(&settings, parts).expect("host");
+        let app = host_server::app::App::with_backing(&settings, parts).expect("host");
         Self {
             app,
             emulator,

@@ -6,7 +6,7 @@ use host_server::access::Door;
 use host_server::config::{Flags, Settings};
 use host_server::record::Recorder;
 use host_server::http_server::{RunningServer, Shutdown};
-use host_server::server::{App, SyncBy};
+use host_server::app::{App, SyncBy};
 use std::sync::Arc;
 
 #[derive(Parser)]

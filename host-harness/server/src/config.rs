@@ -1,7 +1,7 @@
 //! One TOML file, every key also settable by a flag (flags win). See
 //! `host-harness.sample.toml` for every key with its meaning.
 
-use crate::bindings::Merchant;
+use crate::merchants::MerchantSettings;
 use crate::imports::MerchantKeys;
 use crate::runtime::Limits;
 use anyhow::{Context, Result, bail};
@@ -282,8 +282,13 @@ pub struct Settings {
     pub sync_every_secs: u64,
     /// The default merchant: the one the unscoped routes serve.
     pub merchant_id: String,
-    pub display_name: Option<String>,
-    pub merchant: Merchant,
+    /// Its settings, as `PUT /merchants/{id}` would store them.
+    pub merchant: MerchantSettings,
+    /// Where the pay links point (the public listener, as the internet
+    /// reaches it); other merchants' under `/merchants/{id}`.
+    pub pay_link_base: String,
+    /// How old a webhook's signature may be, in seconds.
+    pub webhook_tolerance_secs: u32,
     pub limits: Limits,
     /// Whether the JIT's code is named for `perf` (`STRIPE_PLUGIN_PERFMAP`).
     pub profiling: crate::runtime::Profiling,
@@ -365,35 +370,35 @@ impl Settings {
                 "merchant.account_id must be acct_ and letters or digits (or empty: the platform account)"
             );
         }
-        let merchant = Merchant {
-            account_id,
-            stripe_api_base: stripe_api_base.clone(),
+        let merchant = MerchantSettings {
+            account_id: Some(account_id).filter(|a| !a.is_empty()),
             auto_charge: flags.auto_charge.or(m.auto_charge).unwrap_or(true),
             show_payment_link: flags
                 .show_payment_link
                 .or(m.show_payment_link)
                 .unwrap_or(true),
             stripe_receipts: flags.stripe_receipts.or(m.stripe_receipts).unwrap_or(false),
-            pay_link_base: flags
-                .pay_link_base
-                .clone()
-                .or(m.pay_link_base)
-                .unwrap_or_else(|| format!("http://{listen}")),
             notification_email: flags
                 .notification_email
                 .clone()
                 .or(m.notification_email)
                 .unwrap_or_default(),
-            webhook_tolerance_secs: flags
-                .webhook_tolerance_secs
-                .or(m.webhook_tolerance_secs)
-                .unwrap_or(300),
             livemode: flags.livemode.or(m.livemode).unwrap_or(false),
+            display_name,
         };
-        check_tolerance(merchant.webhook_tolerance_secs)?;
-        if merchant.livemode && merchant.pay_link_base.starts_with("http://") {
+        let pay_link_base = flags
+            .pay_link_base
+            .clone()
+            .or(m.pay_link_base)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let webhook_tolerance_secs = flags
+            .webhook_tolerance_secs
+            .or(m.webhook_tolerance_secs)
+            .unwrap_or(300);
+        check_tolerance(webhook_tolerance_secs)?;
+        if merchant.livemode && pay_link_base.starts_with("http://") {
             tracing::warn!(
-                pay_link_base = %merchant.pay_link_base,
+                pay_link_base = %pay_link_base,
                 "live mode with an http:// pay-link base: customers' pay links travel unencrypted; serve them over https"
             );
         }
@@ -485,8 +490,9 @@ impl Settings {
             listen,
             stripe_api_base,
             merchant_id,
-            display_name,
             merchant,
+            pay_link_base,
+            webhook_tolerance_secs,
         })
     }
 }
@@ -620,9 +626,9 @@ mod tests {
             ..Default::default()
         };
         let s = Settings::resolve(&flags).unwrap();
-        assert_eq!(s.merchant.account_id, "acct_flag");
+        assert_eq!(s.merchant.account_id.as_deref(), Some("acct_flag"));
         assert_eq!(s.stripe_api_base, "https://api.stripe.com");
         assert_eq!(s.keys.webhook_signing.len(), 2);
-        assert_eq!(s.merchant.webhook_tolerance_secs, 300);
+        assert_eq!(s.webhook_tolerance_secs, 300);
     }
 }

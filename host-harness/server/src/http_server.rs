@@ -17,7 +17,7 @@
 //! at once, instead of queueing without bound.
 
 use crate::access::{self, Door};
-use crate::server::{App, Doorway, MAX_BODY, Reply};
+use crate::app::{App, Doorway, MAX_BODY, Reply};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Bytes;

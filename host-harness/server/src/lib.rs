@@ -9,6 +9,7 @@
 use host_runtime::{bindings, escape, imports, ports, runtime, transitions};
 
 pub mod access;
+pub mod app;
 pub mod cache_dirs;
 pub mod config;
 pub mod db;
@@ -24,6 +25,5 @@ pub mod platform;
 pub mod queue;
 pub mod record;
 pub mod secrets;
-pub mod server;
 pub mod state;
 pub mod tokens;

@@ -7,7 +7,7 @@ use crate::config::{ApiKey, Flags, Settings};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
 use crate::http_server::{RunningServer, Shutdown};
-use crate::server::App;
+use crate::app::App;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::sync::Arc;
@@ -111,11 +111,11 @@ impl Offline {
             .token;
         server.run(app.clone(), 8, Shutdown::OnDrop, Door::Public, &[])?;
         admin.run(app.clone(), 4, Shutdown::OnDrop, Door::Platform, &[])?;
-        if !settings.merchant.account_id.is_empty() {
+        if let Some(account) = settings.merchant.account_id.as_deref() {
             // The merchant connected its Stripe account to the platform.
             emulator
                 .emulator
-                .connect_existing(&settings.merchant.account_id, "Demo Merchant Ltd");
+                .connect_existing(account, "Demo Merchant Ltd");
         }
         emulator.emulator.set_webhook(Some(WebhookTarget {
             url: format!("{}/webhooks/stripe", server.base_url),

@@ -5,7 +5,7 @@
 
 // The runtime's and serve's modules by their old names, for this crate's own paths.
 use host_runtime::{bindings, imports, ports, runtime};
-use host_server::{access, config, db, http_server, metrics, platform, record, server, tokens};
+use host_server::{access, app, config, db, http_server, metrics, platform, record, tokens};
 
 pub mod bench;
 pub mod bench_serve;

@@ -30,20 +30,7 @@ pub fn is_postgres(target: &str) -> bool {
 /// rows of an account go to the merchant that has it; rows of the
 /// platform's own account ("") to the merchant `default`, when that one
 /// runs on it.
-pub const BY_MERCHANT: &str = "
-UPDATE kv SET ns = (SELECT m.id FROM merchants m WHERE m.account_id = kv.ns)
-    WHERE ns IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
-UPDATE kv SET ns = 'default' WHERE ns = ''
-    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
-UPDATE outbox SET ns = (SELECT m.id FROM merchants m WHERE m.account_id = outbox.ns)
-    WHERE ns IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
-UPDATE outbox SET ns = 'default' WHERE ns = ''
-    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
-UPDATE sync_cursors SET merchant = (SELECT m.id FROM merchants m WHERE m.account_id = sync_cursors.merchant)
-    WHERE merchant IN (SELECT account_id FROM merchants WHERE account_id IS NOT NULL);
-UPDATE sync_cursors SET merchant = 'default' WHERE merchant = ''
-    AND EXISTS (SELECT 1 FROM merchants WHERE id = 'default' AND account_id IS NULL);
-";
+pub const BY_MERCHANT: &str = include_str!("migrations/by_merchant.sql");
 
 /// The queue's job kind of an email to send (its subject: the outbox id).
 pub const EMAIL_JOB: &str = "email";

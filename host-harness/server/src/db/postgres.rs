@@ -18,120 +18,19 @@ type Conn = r2d2::PooledConnection<SessionManager>;
 
 /// Each version's statements; `schema_version` counts how far a database has come.
 const MIGRATIONS: &[&str] = &[
-    "
-CREATE TABLE kv (
-    ns TEXT NOT NULL, key TEXT NOT NULL, value BYTEA NOT NULL,
-    expires_ms BIGINT,
-    PRIMARY KEY (ns, key)
-);
-CREATE INDEX kv_expiry ON kv (expires_ms) WHERE expires_ms IS NOT NULL;
-CREATE TABLE outbox (
-    id BIGSERIAL PRIMARY KEY,
-    ns TEXT NOT NULL,
-    dedupe_key TEXT NOT NULL,
-    recipients TEXT NOT NULL,
-    cc TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    text_body TEXT NOT NULL,
-    html_body TEXT,
-    created_ms BIGINT NOT NULL,
-    UNIQUE (ns, dedupe_key)
-);
-CREATE TABLE host_secrets (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE sync_cursors (merchant TEXT PRIMARY KEY, cursor TEXT NOT NULL);
-CREATE TABLE merchants (
-    id TEXT PRIMARY KEY,
-    account_id TEXT UNIQUE,
-    settings TEXT NOT NULL
-);
-CREATE TABLE customers (
-    merchant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    stripe_customer_id TEXT,
-    card_on_file TEXT,
-    PRIMARY KEY (merchant, id)
-);
-CREATE TABLE accounts (
-    id TEXT PRIMARY KEY,
-    charges_enabled BOOLEAN NOT NULL DEFAULT FALSE,
-    details_submitted BOOLEAN NOT NULL DEFAULT FALSE,
-    disconnected BOOLEAN NOT NULL DEFAULT FALSE
-);
-CREATE TABLE invoices (
-    merchant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (merchant, id)
-);
-",
-    "
-CREATE TABLE jobs (
-    id BIGSERIAL PRIMARY KEY,
-    merchant TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    attempts INT NOT NULL DEFAULT 0,
-    run_at_ms BIGINT NOT NULL,
-    locked_until_ms BIGINT,
-    created_ms BIGINT NOT NULL,
-    last_error TEXT NOT NULL DEFAULT '',
-    UNIQUE (merchant, kind, subject)
-);
-CREATE INDEX jobs_due ON jobs (run_at_ms);
-",
-    "
-CREATE TABLE stripe_pacing (account TEXT PRIMARY KEY, next_free_ms BIGINT NOT NULL);
-",
-    "
-CREATE TABLE dead_letters (
-    id BIGSERIAL PRIMARY KEY,
-    merchant TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    attempts INT NOT NULL,
-    created_ms BIGINT NOT NULL,
-    died_ms BIGINT NOT NULL,
-    error TEXT NOT NULL
-);
-CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
-",
-    "
-CREATE TABLE platform_tokens (
-    id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL UNIQUE,
-    merchant TEXT,
-    label TEXT NOT NULL,
-    created_ms BIGINT NOT NULL,
-    revoked_ms BIGINT
-);
-",
-    "
-ALTER TABLE jobs ADD COLUMN account TEXT;
-",
+    include_str!("migrations/postgres/v01_base.sql"),
+    include_str!("migrations/postgres/v02_queue.sql"),
+    include_str!("migrations/postgres/v03_pacing.sql"),
+    include_str!("migrations/postgres/v04_dead_letters.sql"),
+    include_str!("migrations/postgres/v05_platform_tokens.sql"),
+    include_str!("migrations/postgres/v06_job_accounts.sql"),
     // The plugin's records, emails and cursors by merchant, not by account (S6).
     super::BY_MERCHANT,
-    "
-ALTER TABLE outbox ADD COLUMN sent_ms BIGINT;
-",
+    include_str!("migrations/postgres/v08_emails_sent.sql"),
     // What Stripe said of an account is its merchant's (S18).
-    "
-ALTER TABLE accounts ADD COLUMN merchant TEXT;
-UPDATE accounts a SET merchant = COALESCE((SELECT m.id FROM merchants m WHERE m.account_id = a.id), 'default');
-ALTER TABLE accounts ALTER COLUMN merchant SET NOT NULL;
-ALTER TABLE accounts DROP CONSTRAINT accounts_pkey;
-ALTER TABLE accounts ADD PRIMARY KEY (merchant, id);
-",
+    include_str!("migrations/postgres/v09_accounts_by_merchant.sql"),
     // Which invoice each pay-link token opens, by its SHA-256 (S12).
-    "
-CREATE TABLE pay_links (
-    merchant TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL,
-    invoice TEXT NOT NULL,
-    PRIMARY KEY (merchant, token_sha256)
-);
-",
+    include_str!("migrations/postgres/v10_pay_links.sql"),
 ];
 
 const OUTBOX_SELECT: &str = "SELECT ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms, id, sent_ms FROM outbox";

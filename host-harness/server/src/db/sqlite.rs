@@ -12,84 +12,7 @@ use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 /// The schema as it was before versions were counted (`user_version` 0).
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS kv (
-    ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
-    expires_ms INTEGER,
-    PRIMARY KEY (ns, key)
-);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    ns TEXT NOT NULL,
-    dedupe_key TEXT NOT NULL,
-    recipients TEXT NOT NULL,
-    cc TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    text_body TEXT NOT NULL,
-    html_body TEXT,
-    created_ms INTEGER NOT NULL,
-    UNIQUE (ns, dedupe_key)
-);
-CREATE TABLE IF NOT EXISTS host_secrets (
-    name TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sync_cursors (
-    merchant TEXT PRIMARY KEY,
-    cursor TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS customers (
-    id TEXT PRIMARY KEY,
-    doc TEXT NOT NULL,
-    stripe_customer_id TEXT,
-    card_on_file TEXT
-);
-CREATE TABLE IF NOT EXISTS accounts (
-    id TEXT PRIMARY KEY,
-    charges_enabled INTEGER NOT NULL DEFAULT 0,
-    details_submitted INTEGER NOT NULL DEFAULT 0,
-    disconnected INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS invoices (
-    id TEXT PRIMARY KEY,
-    doc TEXT NOT NULL,
-    state TEXT NOT NULL
-);
-";
-
-/// Version 2: merchants are data, and invoices and customers belong to one
-/// (their ids are the platform's, unique within a merchant only). Rows kept
-/// from version 1 belong to the default merchant.
-const SCHEMA_V2: &str = "
-CREATE TABLE merchants (
-    id TEXT PRIMARY KEY,
-    account_id TEXT UNIQUE,
-    settings TEXT NOT NULL
-);
-ALTER TABLE invoices RENAME TO invoices_v1;
-CREATE TABLE invoices (
-    merchant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    state TEXT NOT NULL,
-    PRIMARY KEY (merchant, id)
-);
-INSERT INTO invoices (merchant, id, doc, state)
-    SELECT 'default', id, doc, state FROM invoices_v1;
-DROP TABLE invoices_v1;
-ALTER TABLE customers RENAME TO customers_v1;
-CREATE TABLE customers (
-    merchant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    stripe_customer_id TEXT,
-    card_on_file TEXT,
-    PRIMARY KEY (merchant, id)
-);
-INSERT INTO customers (merchant, id, doc, stripe_customer_id, card_on_file)
-    SELECT 'default', id, doc, stripe_customer_id, card_on_file FROM customers_v1;
-DROP TABLE customers_v1;
-";
+const SCHEMA_V1: &str = include_str!("migrations/sqlite/v01_base.sql");
 
 /// One connection behind a mutex: handlers are short, and SQLite serialises
 /// writers anyway.
@@ -134,92 +57,32 @@ impl Sqlite {
     }
 }
 
-/// Version 3: the durable work queue.
-const SCHEMA_V3: &str = "
-CREATE TABLE jobs (
-    id INTEGER PRIMARY KEY,
-    merchant TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    run_at_ms INTEGER NOT NULL,
-    locked_until_ms INTEGER,
-    created_ms INTEGER NOT NULL,
-    last_error TEXT NOT NULL DEFAULT '',
-    UNIQUE (merchant, kind, subject)
-);
-CREATE INDEX jobs_due ON jobs (run_at_ms);
-";
-
-/// Version 4: jobs that failed for good, kept for an operator.
-const SCHEMA_V4: &str = "
-CREATE TABLE dead_letters (
-    id INTEGER PRIMARY KEY,
-    merchant TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    created_ms INTEGER NOT NULL,
-    died_ms INTEGER NOT NULL,
-    error TEXT NOT NULL
-);
-CREATE INDEX dead_letters_merchant ON dead_letters (merchant, id);
-";
-
-/// Version 5: the platform's API tokens, as hashes.
-const SCHEMA_V5: &str = "
-CREATE TABLE platform_tokens (
-    id TEXT PRIMARY KEY,
-    sha256 TEXT NOT NULL UNIQUE,
-    merchant TEXT,
-    label TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    revoked_ms INTEGER
-);
-";
-
-/// Version 6: the account a job was queued for.
-const SCHEMA_V6: &str = "
-ALTER TABLE jobs ADD COLUMN account TEXT;
-";
-
-/// Version 7: records by merchant, not by account (see `db::BY_MERCHANT`).
-const SCHEMA_V7: &str = super::BY_MERCHANT;
-
-/// Version 8: when the relay took each email.
-const SCHEMA_V8: &str = "
-ALTER TABLE outbox ADD COLUMN sent_ms INTEGER;
-";
-
-/// Version 9: what Stripe said of an account is its merchant's (security
-/// review S18); rows move to the merchant that has the account.
-const SCHEMA_V9: &str = "
-ALTER TABLE accounts RENAME TO accounts_v8;
-CREATE TABLE accounts (
-    merchant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    charges_enabled INTEGER NOT NULL DEFAULT 0,
-    details_submitted INTEGER NOT NULL DEFAULT 0,
-    disconnected INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (merchant, id)
-);
-INSERT INTO accounts (merchant, id, charges_enabled, details_submitted, disconnected)
-    SELECT COALESCE((SELECT m.id FROM merchants m WHERE m.account_id = a.id), 'default'),
-           a.id, a.charges_enabled, a.details_submitted, a.disconnected
-    FROM accounts_v8 a;
-DROP TABLE accounts_v8;
-";
-
-/// Version 10: which invoice each pay-link token opens (by its SHA-256),
-/// so that the host can refuse a revoked or expired link (S12).
-const SCHEMA_V10: &str = "
-CREATE TABLE pay_links (
-    merchant TEXT NOT NULL,
-    token_sha256 TEXT NOT NULL,
-    invoice TEXT NOT NULL,
-    PRIMARY KEY (merchant, token_sha256)
-);
-";
+/// Every version after the first: its number, its statements, and what it
+/// brings (for the error when it cannot be applied).
+const STEPS: &[(i64, &str, &str)] = &[
+    // Version 2: merchants are data, and invoices and customers belong to one
+    // (their ids are the platform's, unique within a merchant only). Rows kept
+    // from version 1 belong to the default merchant.
+    (2, include_str!("migrations/sqlite/v02_merchants.sql"), "merchants"),
+    // Version 3: the durable work queue.
+    (3, include_str!("migrations/sqlite/v03_queue.sql"), "the work queue"),
+    // Version 4: jobs that failed for good, kept for an operator.
+    (4, include_str!("migrations/sqlite/v04_dead_letters.sql"), "dead letters"),
+    // Version 5: the platform's API tokens, as hashes.
+    (5, include_str!("migrations/sqlite/v05_platform_tokens.sql"), "platform tokens"),
+    // Version 6: the account a job was queued for.
+    (6, include_str!("migrations/sqlite/v06_job_accounts.sql"), "jobs' accounts"),
+    // Version 7: records by merchant, not by account (see `db::BY_MERCHANT`).
+    (7, super::BY_MERCHANT, "records by merchant"),
+    // Version 8: when the relay took each email.
+    (8, include_str!("migrations/sqlite/v08_emails_sent.sql"), "emails sent"),
+    // Version 9: what Stripe said of an account is its merchant's (security
+    // review S18); rows move to the merchant that has the account.
+    (9, include_str!("migrations/sqlite/v09_accounts_by_merchant.sql"), "accounts by merchant"),
+    // Version 10: which invoice each pay-link token opens (by its SHA-256),
+    // so that the host can refuse a revoked or expired link (S12).
+    (10, include_str!("migrations/sqlite/v10_pay_links.sql"), "pay links"),
+];
 
 /// Brings the schema to the newest version, one step per version, each in
 /// its own transaction; `user_version` says how far a database has come.
@@ -239,59 +102,13 @@ fn migrate(conn: &Connection) -> Result<()> {
              PRAGMA user_version = 1;",
         )?;
     }
-    if version < 2 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V2} PRAGMA user_version = 2; COMMIT;"
-        ))
-        .context("migrating the database to version 2 (merchants)")?;
-    }
-    if version < 3 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V3} PRAGMA user_version = 3; COMMIT;"
-        ))
-        .context("migrating the database to version 3 (the work queue)")?;
-    }
-    if version < 4 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V4} PRAGMA user_version = 4; COMMIT;"
-        ))
-        .context("migrating the database to version 4 (dead letters)")?;
-    }
-    if version < 5 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V5} PRAGMA user_version = 5; COMMIT;"
-        ))
-        .context("migrating the database to version 5 (platform tokens)")?;
-    }
-    if version < 6 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V6} PRAGMA user_version = 6; COMMIT;"
-        ))
-        .context("migrating the database to version 6 (jobs' accounts)")?;
-    }
-    if version < 7 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V7} PRAGMA user_version = 7; COMMIT;"
-        ))
-        .context("migrating the database to version 7 (records by merchant)")?;
-    }
-    if version < 8 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V8} PRAGMA user_version = 8; COMMIT;"
-        ))
-        .context("migrating the database to version 8 (emails sent)")?;
-    }
-    if version < 9 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V9} PRAGMA user_version = 9; COMMIT;"
-        ))
-        .context("migrating the database to version 9 (accounts by merchant)")?;
-    }
-    if version < 10 {
-        conn.execute_batch(&format!(
-            "BEGIN; {SCHEMA_V10} PRAGMA user_version = 10; COMMIT;"
-        ))
-        .context("migrating the database to version 10 (pay links)")?;
+    for &(step, statements, what) in STEPS {
+        if version < step {
+            conn.execute_batch(&format!(
+                "BEGIN; {statements} PRAGMA user_version = {step}; COMMIT;"
+            ))
+            .with_context(|| format!("migrating the database to version {step} ({what})"))?;
+        }
     }
     Ok(())
 }

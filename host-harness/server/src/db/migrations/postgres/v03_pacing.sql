@@ -1,0 +1,2 @@
+
+CREATE TABLE stripe_pacing (account TEXT PRIMARY KEY, next_free_ms BIGINT NOT NULL);

@@ -1,0 +1,9 @@
+
+CREATE TABLE platform_tokens (
+    id TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    merchant TEXT,
+    label TEXT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    revoked_ms BIGINT
+);

@@ -1,0 +1,2 @@
+
+ALTER TABLE outbox ADD COLUMN sent_ms INTEGER;
