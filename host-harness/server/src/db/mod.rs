@@ -9,9 +9,13 @@ mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 mod store;
+mod stores;
 pub mod turns;
 
 pub use store::Db;
+pub use stores::{
+    Backend, JobStore, KvStore, MerchantStore, OutboxStore, PacingStore, RecordStore, TokenStore,
+};
 
 
 /// The merchant that rows from before merchants were data belong to.
@@ -107,114 +111,6 @@ pub trait RecordsTx {
 /// The body of a records transaction: it commits when this returns `Ok`.
 pub type TxBody<'a, E> = &'a mut dyn FnMut(&mut dyn RecordsTx) -> std::result::Result<(), E>;
 
-/// What a backend stores. Each method is one statement or one transaction.
-pub trait Backend: Send + Sync {
-    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>>;
-    fn kv_set(&self, ns: &str, key: &str, value: &[u8], expires_ms: Option<i64>)
-    -> StoreResult<()>;
-    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()>;
-    /// Writes `new` if the live value is `expected` (None: absent or
-    /// expired), atomically against every other writer of the database.
-    fn kv_compare_and_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-        expires_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
-    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()>;
-    /// Every kv entry, expired or not (tests and operators).
-    fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>>;
-
-    /// False when the dedupe key was sent before.
-    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
-    fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
-    /// One email of the merchant's, by its id.
-    fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>>;
-    fn mark_sent(&self, id: i64, now_ms: i64) -> StoreResult<()>;
-
-    /// A host secret an older version kept in the store (the pay-link key):
-    /// read to move it out, never written any more.
-    fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>>;
-    fn delete_legacy_host_secret(&self, name: &str) -> StoreResult<()>;
-
-    fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>>;
-    /// The merchant whose connected account is `account`: its id and settings.
-    fn merchant_by_account(&self, account: &str) -> StoreResult<Option<(String, String)>>;
-    fn merchant_ids(&self) -> StoreResult<Vec<String>>;
-    fn put_merchant(
-        &self,
-        id: &str,
-        account: Option<&str>,
-        settings: &str,
-    ) -> std::result::Result<(), MerchantPutError>;
-
-    fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>>;
-    /// Whether one of the merchant's customers has `address` as its email
-    /// or one of its billing emails (case-insensitively).
-    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool>;
-    fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
-    /// What Stripe said of the merchant's connected account `id`.
-    fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>>;
-    /// The document and the host's state of an invoice.
-    fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>>;
-    /// False when the id is taken.
-    fn insert_invoice(&self, merchant: &str, id: &str, doc: &str, state: &str)
-    -> StoreResult<bool>;
-    fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()>;
-    fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>>;
-    /// The invoice of the merchant's pay-link token with this SHA-256.
-    fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>>;
-
-    /// Runs `body` in one transaction.
-    fn records_tx(&self, body: TxBody<'_, TxAbort>) -> std::result::Result<(), TxAbort>;
-
-    /// Queues work to retry; false when the same work is queued already.
-    fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool>;
-    /// Takes the oldest job due at `now_ms` that no worker holds, and holds
-    /// it until `lease_until_ms` (another worker takes it after that, should
-    /// this one die). `SKIP LOCKED` on PostgreSQL: workers never wait on
-    /// each other's jobs.
-    fn claim_job(&self, now_ms: i64, lease_until_ms: i64) -> StoreResult<Option<Job>>;
-    fn finish_job(&self, id: i64) -> StoreResult<()>;
-    /// Lets the job go, to run again at `run_at_ms`.
-    fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()>;
-    /// Jobs queued, and the age of the oldest (ms).
-    fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)>;
-    /// Drops the queued job of `kind` for `subject`, if any (the platform
-    /// decided otherwise meanwhile); true when one was dropped.
-    fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool>;
-    /// Moves a job that failed for good to the dead letters, with why.
-    fn bury_job(&self, id: i64, error: &str, now_ms: i64) -> StoreResult<()>;
-    /// The merchant's dead letters, oldest first.
-    fn dead_letters(&self, merchant: &str) -> StoreResult<Vec<DeadLetter>>;
-    /// Queues dead letter `id` of the merchant again, due now; false when
-    /// there is no such dead letter.
-    fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool>;
-    /// Dead letters of every merchant.
-    fn dead_letter_count(&self) -> StoreResult<i64>;
-
-    /// Keeps a new platform token (its hash only).
-    fn put_token(&self, token: &TokenRow) -> StoreResult<()>;
-    /// Every platform token, revoked ones included, oldest first.
-    fn tokens(&self) -> StoreResult<Vec<TokenRow>>;
-    /// Revokes token `id` at `now_ms`; false when there is no such token
-    /// still valid.
-    fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool>;
-
-    /// Takes `account`'s next turn to send a Stripe request
-    /// ([`turns::take_turn`]): when it starts (ms), or `None` when
-    /// it is more than `max_wait_ms` away. One schedule for every worker.
-    fn pace(
-        &self,
-        account: &str,
-        now_ms: i64,
-        interval_ms: i64,
-        max_wait_ms: i64,
-    ) -> StoreResult<Option<i64>>;
-}
 
 /// Work to queue.
 pub struct NewJob<'a> {

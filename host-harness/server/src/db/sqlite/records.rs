@@ -1,0 +1,252 @@
+//! The platform's customers and invoices, their accounts and cursors, and
+//! the transaction the plugin's transitions are applied in.
+
+use super::*;
+use crate::db::RecordStore;
+
+struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
+
+impl RecordsTx for SqliteTx<'_, '_> {
+    fn invoice_state(&mut self, merchant: &str, id: &str) -> StoreResult<Option<String>> {
+        self.0
+            .query_row(
+                "SELECT state FROM invoices WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn save_invoice_state(&mut self, merchant: &str, id: &str, state: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE invoices SET state = ?3 WHERE merchant = ?1 AND id = ?2",
+                params![merchant, id, state],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn link_customer(&mut self, merchant: &str, id: &str, stripe_id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
+                 VALUES (?1, ?2, '{}', ?3) ON CONFLICT (merchant, id)
+                 DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
+                params![merchant, id, stripe_id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn set_card_on_file(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+        payment_method: Option<&str>,
+    ) -> StoreResult<()> {
+        self.0
+            .execute(
+                "UPDATE customers SET card_on_file = ?3
+                 WHERE merchant = ?1 AND stripe_customer_id = ?2",
+                params![merchant, stripe_customer, payment_method],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account_updated(
+        &mut self,
+        merchant: &str,
+        id: &str,
+        charges: bool,
+        details: bool,
+    ) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
+                 details_submitted = excluded.details_submitted, disconnected = 0",
+                params![merchant, id, charges, details],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO accounts (merchant, id, disconnected) VALUES (?1, ?2, 1)
+                 ON CONFLICT (merchant, id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
+                [merchant, id],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
+                params![key, cursor],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn index_pay_link(
+        &mut self,
+        merchant: &str,
+        token_sha256: &str,
+        invoice: &str,
+    ) -> StoreResult<()> {
+        self.0
+            .execute(
+                "INSERT OR IGNORE INTO pay_links (merchant, token_sha256, invoice) VALUES (?1, ?2, ?3)",
+                params![merchant, token_sha256, invoice],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+}
+
+impl RecordStore for Arc<Sqlite> {
+
+    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool> {
+        self.conn()
+            .prepare_cached(
+                "SELECT 1 FROM customers WHERE merchant = ?1 AND (
+                     lower(json_extract(doc, '$.email')) = lower(?2)
+                     OR EXISTS (SELECT 1 FROM json_each(doc, '$.billingEmails')
+                                WHERE lower(value) = lower(?2)))
+                 LIMIT 1",
+            )
+            .and_then(|mut s| s.exists(params![merchant, address]))
+            .map_err(failure)
+    }
+
+    fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
+        self.conn()
+            .query_row(
+                "SELECT doc, stripe_customer_id, card_on_file FROM customers
+                 WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO customers (merchant, id, doc) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
+                params![merchant, id, doc],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>> {
+        self.conn()
+            .query_row(
+                "SELECT charges_enabled, details_submitted, disconnected FROM accounts
+                 WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| {
+                    Ok(AccountRow {
+                        charges_enabled: r.get(0)?,
+                        details_submitted: r.get(1)?,
+                        disconnected: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>> {
+        self.conn()
+            .query_row(
+                "SELECT doc, state FROM invoices WHERE merchant = ?1 AND id = ?2",
+                [merchant, id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn insert_invoice(
+        &self,
+        merchant: &str,
+        id: &str,
+        doc: &str,
+        state: &str,
+    ) -> StoreResult<bool> {
+        let n = self
+            .conn()
+            .execute(
+                "INSERT OR IGNORE INTO invoices (merchant, id, doc, state) VALUES (?1, ?2, ?3, ?4)",
+                params![merchant, id, doc, state],
+            )
+            .map_err(failure)?;
+        Ok(n == 1)
+    }
+
+    fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()> {
+        self.conn()
+            .execute(
+                "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?3)
+                 WHERE merchant = ?1 AND id = ?2",
+                params![merchant, id, amount_due],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT invoice FROM pay_links WHERE merchant = ?1 AND token_sha256 = ?2",
+                [merchant, token_sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
+        self.conn()
+            .query_row(
+                "SELECT cursor FROM sync_cursors WHERE merchant = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(failure)
+    }
+
+    fn records_tx(&self, body: TxBody<'_, TxAbort>) -> Result<(), TxAbort> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failure)?;
+        let mut writes = SqliteTx(&tx);
+        body(&mut writes)?;
+        tx.commit().map_err(failure)?;
+        Ok(())
+    }
+}
