@@ -16,7 +16,7 @@
 //! - `bindings`: the contract's types.
 
 pub mod bindings;
-pub mod component_cache;
+mod component_cache;
 pub mod escape;
 pub mod imports;
 pub mod keys;
