@@ -9,11 +9,15 @@
 //! - `runtime::{Runtime, Limits, Reuse, Profiling, PLUGIN_WASM}`: load the
 //!   component and call its handlers;
 //! - `imports::{HostEnv, StripeGate, HttpBackend, UreqBackend, Clock,
-//!   KeyRing, MerchantKeys, MailDelivery}`: what every call shares;
+//!   KeyRing, MerchantKeys, MailDelivery}`: what every call shares (the
+//!   imports themselves and a call's state are private), and
+//!   `imports::{hmac_sha256, signs, verify}`: the `mac` import's rules, for
+//!   a host that replays calls;
 //! - `ports::{HostStore, Observer, Pacer, CallTap, …}`: what the host brings;
 //! - `transitions::{apply, invoice_of, InvoiceState}`: what a call's
 //!   transitions do to the host's view of an invoice;
-//! - `bindings`: the contract's types.
+//! - `bindings`: the contract's types;
+//! - `escape::escape_controls`: text made safe for one log line.
 
 pub mod bindings;
 mod component_cache;

@@ -41,7 +41,7 @@ impl StripeGate {
     /// ("" for the platform's own). `created` holds accounts made earlier in
     /// the same call (onboarding links only those, or the merchant's own);
     /// `platform` says whether the call may act on the platform at all.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         mut req: Request,
         account: &str,

@@ -8,7 +8,6 @@ use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-pub use crate::keys::{KeyRing, MerchantKeys};
 
 impl Host for HostState {
     fn key_count(&mut self, purpose: KeyPurpose) -> u32 {

@@ -2,11 +2,11 @@
 //! HTTP through the Stripe gate (only to the Stripe API base), kv and email
 //! on the embedder's `HostStore`, the clock, and `mac` over the merchant's keys.
 
-pub mod clock;
-pub mod email;
-pub mod http;
-pub mod kv;
-pub mod mac;
+mod clock;
+mod email;
+mod http;
+mod kv;
+mod mac;
 
 use crate::ports::{CallTap, HostStore, Observer, Pacer, Unobserved};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use wasmtime::StoreLimits;
 
 pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
+pub use mac::{hmac_sha256, signs, verify};
 pub use crate::keys::{KeyRing, MerchantKeys};
 
 /// What every call shares: storage, the way out to Stripe, time, keys, and
@@ -88,14 +89,14 @@ pub enum MailDelivery {
 /// Whether a call may act on the platform itself (create a connected account
 /// and its Account Link): only `start-onboarding` may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlatformCalls {
+pub(crate) enum PlatformCalls {
     Allowed,
     Denied,
 }
 
 impl PlatformCalls {
     /// What the export named `handler` may do.
-    pub fn of(handler: &str) -> Self {
+    pub(crate) fn of(handler: &str) -> Self {
         if handler == "start-onboarding" {
             PlatformCalls::Allowed
         } else {
@@ -107,17 +108,17 @@ impl PlatformCalls {
 /// What one call may ask of the host (security review S7): without caps, a
 /// plugin that only waits on imports never meets its deadline.
 #[derive(Debug, Clone, Copy)]
-pub struct Quotas {
-    pub wall: Duration,
-    pub stripe_requests: u32,
-    pub kv_operations: u32,
-    pub emails: u32,
-    pub kv_value_bytes: usize,
+pub(crate) struct Quotas {
+    pub(crate) wall: Duration,
+    pub(crate) stripe_requests: u32,
+    pub(crate) kv_operations: u32,
+    pub(crate) emails: u32,
+    pub(crate) kv_value_bytes: usize,
 }
 
 /// A cap a call went over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cap {
+pub(crate) enum Cap {
     WallTime,
     StripeRequests,
     KvOperations,
@@ -126,7 +127,7 @@ pub enum Cap {
 }
 
 impl Cap {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Cap::WallTime => "wall time",
             Cap::StripeRequests => "Stripe requests",
@@ -139,7 +140,7 @@ impl Cap {
 
 /// One use of the host an import is about to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
+pub(crate) enum Use {
     StripeRequest,
     KvRead,
     /// A write of a value this long.
@@ -149,41 +150,41 @@ pub enum Use {
 
 /// What a call has used so far.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Used {
+pub(crate) struct Used {
     stripe_requests: u32,
     kv_operations: u32,
     emails: u32,
 }
 
 /// The data of one Store: one call's view of the host.
-pub struct HostState {
-    pub env: Arc<HostEnv>,
+pub(crate) struct HostState {
+    pub(crate) env: Arc<HostEnv>,
     /// kv, outbox and key namespace: the merchant's id.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The connected account every Stripe call of this call is pinned to.
-    pub stripe_account: String,
+    pub(crate) stripe_account: String,
     /// Connected accounts created during this call (onboarding links only those).
-    pub created_accounts: Vec<String>,
+    pub(crate) created_accounts: Vec<String>,
     /// Whether this call may act on the platform itself.
-    pub platform_calls: PlatformCalls,
-    pub limits: StoreLimits,
+    pub(crate) platform_calls: PlatformCalls,
+    pub(crate) limits: StoreLimits,
     /// When the call began, and how much of it was spent in host imports
     /// (Stripe, storage, email): the deadline bounds only the rest.
-    pub started: Instant,
-    pub host_time: Duration,
+    pub(crate) started: Instant,
+    pub(crate) host_time: Duration,
     /// Records HTTP answers for a portable scenario (tests only).
-    pub tap: Option<Arc<dyn CallTap>>,
-    pub quotas: Quotas,
-    pub used: Used,
+    pub(crate) tap: Option<Arc<dyn CallTap>>,
+    pub(crate) quotas: Quotas,
+    pub(crate) used: Used,
     /// The first cap this call went over: the call fails, whatever it returns.
-    pub exceeded: Option<Cap>,
+    pub(crate) exceeded: Option<Cap>,
     /// Addresses this call may email besides the merchant's customers on
     /// record: the merchant's own, and the customer the call is about.
-    pub addresses: Vec<String>,
+    pub(crate) addresses: Vec<String>,
 }
 
 impl HostState {
-    pub fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits, quotas: Quotas) -> Self {
+    pub(crate) fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits, quotas: Quotas) -> Self {
         Self {
             env,
             namespace: namespace.to_string(),
@@ -205,7 +206,7 @@ impl HostState {
 impl HostState {
     /// Starts a call on this Store: nothing of the previous call's host-side
     /// state carries over (its clocks, the accounts it created, its tap).
-    pub fn begin_call(
+    pub(crate) fn begin_call(
         &mut self,
         tap: Option<Arc<dyn CallTap>>,
         platform_calls: PlatformCalls,
@@ -226,7 +227,7 @@ impl HostState {
     /// Counts one use of the host before an import makes it; `Err` (and the
     /// call marked as failed) when it would go over a cap, or when the
     /// call's wall time is spent.
-    pub fn take(&mut self, what: Use) -> Result<(), Cap> {
+    pub(crate) fn take(&mut self, what: Use) -> Result<(), Cap> {
         if let Some(cap) = self.exceeded {
             return Err(cap);
         }
@@ -256,7 +257,7 @@ impl HostState {
     }
 
     /// Whether the call has run past its wall time (marking it failed if so).
-    pub fn past_wall_time(&mut self) -> bool {
+    pub(crate) fn past_wall_time(&mut self) -> bool {
         if self.started.elapsed() < self.quotas.wall {
             return false;
         }
@@ -266,7 +267,7 @@ impl HostState {
 
     /// Runs an import's work off the guest's clock: waiting on Stripe or on
     /// storage never counts against the call's deadline.
-    pub fn off_the_clock<T>(&mut self, work: impl FnOnce(&Self) -> T) -> T {
+    pub(crate) fn off_the_clock<T>(&mut self, work: impl FnOnce(&Self) -> T) -> T {
         let start = Instant::now();
         let out = work(self);
         self.host_time += start.elapsed();
@@ -274,7 +275,7 @@ impl HostState {
     }
 
     /// Wall time the guest itself has run so far in this call.
-    pub fn guest_time(&self) -> Duration {
+    pub(crate) fn guest_time(&self) -> Duration {
         self.started.elapsed().saturating_sub(self.host_time)
     }
 }

@@ -283,7 +283,7 @@ impl App {
             return p.keys.clone();
         }
         let derive = |key: &String| {
-            let mac = crate::imports::mac::hmac_sha256(key, format!("pay-link:{id}").as_bytes())
+            let mac = crate::imports::hmac_sha256(key, format!("pay-link:{id}").as_bytes())
                 .unwrap_or_default();
             format!("plk_{}", hex::encode(mac))
         };

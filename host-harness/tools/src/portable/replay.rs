@@ -9,7 +9,7 @@ use crate::bindings::Plugin;
 use crate::bindings::billing::stripe_plugin::{clock, email, errors, http, kv, mac};
 use crate::bindings::billing::stripe_plugin::{outcomes, payments, platform};
 use crate::imports::MerchantKeys;
-use crate::imports::mac::{hmac_sha256, signs, verify};
+use crate::imports::{hmac_sha256, signs, verify};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};

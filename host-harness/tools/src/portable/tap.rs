@@ -7,7 +7,7 @@
 use super::canonical::from_serde;
 use super::{Answer, Call, FORMAT, Scenario, answer_keys};
 use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-use crate::imports::mac::MerchantKeys;
+use crate::imports::MerchantKeys;
 use crate::ports::CallTap;
 use crate::runtime::Runtime;
 use serde_json::{Value, json};
