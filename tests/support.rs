@@ -7,7 +7,7 @@ use host_runtime::bindings::{
 };
 use host_server::db::Db;
 use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_runtime::imports::{Clock, HostEnv, HttpBackend, MerchantKeys, StripeGate};
+use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
 use host_tools::offline_stripe::InProcess;
 use host_server::platform::{PlatformCustomer, PlatformInvoice};
 use host_server::record::Recorder;
@@ -32,6 +32,7 @@ pub struct Harness {
     pub runtime: Runtime,
     pub db: Arc<Db>,
     pub recorder: Arc<Recorder>,
+    pub keyring: Arc<KeyRing>,
     pub emulator: Emulator,
     pub clock: Clock,
     pub merchant: Merchant,
@@ -65,7 +66,7 @@ pub const PAY_LINK_KEY: &str = "plk_test_harness";
 impl Harness {
     /// Replaces the merchant's webhook secrets (a rotation).
     pub fn set_keys(&mut self, webhook: &[&str]) {
-        self.runtime.env().keys.set(TENANT, keys(webhook));
+        self.keyring.set(TENANT, keys(webhook));
     }
 
     pub fn new() -> Self {
@@ -101,9 +102,10 @@ impl Harness {
         // The merchant has connected its Stripe account to the platform.
         emulator.connect_existing(ACCOUNT, "Test Merchant Ltd");
         let parts = test_parts(&clock, backend(&emulator), "harness");
-        let env = HostEnv::new(parts.db.clone(), parts.stripe, clock.clone())
+        let keyring = Arc::new(KeyRing::default());
+        keyring.set(TENANT, keys(&[SECRET]));
+        let env = HostEnv::new(parts.db.clone(), parts.stripe, clock.clone(), keyring.clone())
             .with_observer(parts.recorder.clone());
-        env.keys.set(TENANT, keys(&[SECRET]));
         let env = Arc::new(env);
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");
@@ -114,6 +116,7 @@ impl Harness {
             runtime,
             db: parts.db,
             recorder: parts.recorder,
+            keyring,
             emulator,
             clock,
             merchant: merchant(),

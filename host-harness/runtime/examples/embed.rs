@@ -6,7 +6,7 @@
 use hmac::{Hmac, Mac};
 use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_runtime::bindings::{Merchant, WebhookRequest};
-use host_runtime::imports::{Clock, HostEnv, HttpBackend, MerchantKeys, StripeGate};
+use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
 use host_runtime::ports::{HostStore, OutgoingEmail, StoreResult};
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
 use std::collections::HashMap;
@@ -81,14 +81,15 @@ fn main() -> anyhow::Result<()> {
         api_key: None,
         backend: Arc::new(NoStripe),
     };
-    let env = HostEnv::new(Arc::new(Memory::default()), stripe, Clock::System);
-    env.keys.set(
+    let keys = Arc::new(KeyRing::default());
+    keys.set(
         "m1",
         MerchantKeys {
             webhook_signing: vec![secret.into()],
             pay_link: vec!["plk_embed".into()],
         },
     );
+    let env = HostEnv::new(Arc::new(Memory::default()), stripe, Clock::System, keys);
     let runtime = Runtime::new(PLUGIN_WASM, Arc::new(env), Limits::default(), None)?;
 
     let merchant = Merchant {

@@ -2,6 +2,7 @@
 //! through the `mac` import, by purpose and index, and never receives one.
 
 use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
+use crate::ports::KeyStore;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
@@ -49,15 +50,6 @@ impl KeyRing {
         }
     }
 
-    /// Runs `f` on the merchant's keys without copying them (the webhook path).
-    pub(crate) fn with<T>(&self, namespace: &str, f: impl FnOnce(&MerchantKeys) -> T) -> T {
-        let ring = self.0.read().unwrap_or_else(|p| p.into_inner());
-        match ring.get(namespace) {
-            Some(keys) => f(keys),
-            None => f(&MerchantKeys::default()),
-        }
-    }
-
     pub fn get(&self, namespace: &str) -> MerchantKeys {
         self.0
             .read()
@@ -66,4 +58,30 @@ impl KeyRing {
             .cloned()
             .unwrap_or_default()
     }
+}
+
+impl KeyStore for KeyRing {
+    fn with_keys(&self, namespace: &str, f: &mut dyn FnMut(&MerchantKeys)) {
+        let ring = self.0.read().unwrap_or_else(|p| p.into_inner());
+        match ring.get(namespace) {
+            Some(keys) => f(keys),
+            None => f(&MerchantKeys::default()),
+        }
+    }
+}
+
+/// `f` of the merchant's keys in `store`, without copying them (the webhook
+/// path); of empty keys if the store never calls back.
+pub(crate) fn read<T>(
+    store: &dyn KeyStore,
+    namespace: &str,
+    mut f: impl FnMut(&MerchantKeys) -> T,
+) -> T {
+    let mut out = None;
+    store.with_keys(namespace, &mut |keys| {
+        if out.is_none() {
+            out = Some(f(keys));
+        }
+    });
+    out.unwrap_or_else(|| f(&MerchantKeys::default()))
 }

@@ -135,6 +135,22 @@ impl Observer for Observers {
     }
 }
 
+/// The host's time: what the `clock` import answers, and when kv entries
+/// expire. `imports::Clock` is the system clock, or a fixed one for tests.
+pub trait TimeSource: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// Each merchant's secrets, held by the host: the `mac` import computes and
+/// verifies with them, and the plugin only names them (purpose, index).
+/// `keys::KeyRing` keeps them in memory.
+pub trait KeyStore: Send + Sync {
+    /// Calls `f` once with the keys of the merchant `namespace` (empty ones
+    /// when it has none), without copying them.
+    fn with_keys(&self, namespace: &str, f: &mut dyn FnMut(&MerchantKeys));
+}
+
 /// Records calls as they are made, for a replay elsewhere (the portable
 /// scenarios of the tests): arguments in serde's form, and every HTTP answer.
 pub trait CallTap: Send + Sync {

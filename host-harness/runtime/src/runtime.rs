@@ -210,7 +210,7 @@ impl Runtime {
                 handler,
                 self.env.clock.now_ms(),
                 namespace,
-                &|| self.env.keys.get(namespace),
+                &|| crate::keys::read(&*self.env.keys, namespace, |k| k.clone()),
                 &args(),
             );
         }

@@ -5,7 +5,7 @@
 
 use crate::bindings::{Merchant, WebhookRequest};
 use crate::db::Db;
-use crate::imports::{Clock, HostEnv, MerchantKeys, StripeGate};
+use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate};
 use crate::offline_stripe::InProcess;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::runtime::{Limits, PLUGIN_WASM, Reuse, Runtime};
@@ -47,16 +47,17 @@ impl Bench {
             backend: Arc::new(InProcess(emulator.clone())),
         };
         // Counted as serve counts them: the metrics are part of a call's cost.
+        let keyring = Arc::new(KeyRing::default());
         let env = Arc::new(
-            HostEnv::new(db.clone(), stripe, clock.clone())
+            HostEnv::new(db.clone(), stripe, clock.clone(), keyring.clone())
                 .with_observer(Arc::new(crate::metrics::Metrics::default())),
         );
         let keys = |webhook: &str| MerchantKeys {
             webhook_signing: vec![webhook.to_string()],
             pay_link: vec!["plk_bench".into()],
         };
-        env.keys.set(TENANT, keys(SECRET));
-        env.keys.set(WRONG_TENANT, keys("whsec_not_the_one"));
+        keyring.set(TENANT, keys(SECRET));
+        keyring.set(WRONG_TENANT, keys("whsec_not_the_one"));
         let cache = std::env::temp_dir().join("stripe-plugin-cache");
         let mut runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
         if let Some(path) = tap {
@@ -341,11 +342,12 @@ pub fn finalize(invoices: u32) -> Result<()> {
         api_key: Some("sk_test_bench".into()),
         backend: timed.clone(),
     };
+    let keyring = Arc::new(KeyRing::default());
     let env = Arc::new(
-        HostEnv::new(Arc::new(Db::in_memory()?), stripe, clock)
+        HostEnv::new(Arc::new(Db::in_memory()?), stripe, clock, keyring.clone())
             .with_observer(Arc::new(crate::metrics::Metrics::default())),
     );
-    env.keys.set(
+    keyring.set(
         TENANT,
         MerchantKeys {
             webhook_signing: vec![SECRET.into()],

@@ -38,6 +38,12 @@ impl Clock {
     }
 }
 
+impl crate::ports::TimeSource for Clock {
+    fn now_ms(&self) -> u64 {
+        Clock::now_ms(self)
+    }
+}
+
 impl crate::bindings::billing::stripe_plugin::clock::Host for super::HostState {
     fn now_ms(&mut self) -> u64 {
         self.env.clock.now_ms()

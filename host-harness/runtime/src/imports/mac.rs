@@ -11,7 +11,7 @@ use sha2::Sha256;
 
 impl Host for HostState {
     fn key_count(&mut self, purpose: KeyPurpose) -> u32 {
-        let n = self.env.keys.with(&self.namespace, |k| k.of(purpose).len());
+        let n = crate::keys::read(&*self.env.keys, &self.namespace, |k| k.of(purpose).len());
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
@@ -21,7 +21,7 @@ impl Host for HostState {
         message: Vec<u8>,
         tags: Vec<Vec<u8>>,
     ) -> Result<bool, MacError> {
-        self.env.keys.with(&self.namespace, |keys| {
+        crate::keys::read(&*self.env.keys, &self.namespace, |keys| {
             verify(keys.of(purpose), &message, &tags)
         })
     }
@@ -35,7 +35,7 @@ impl Host for HostState {
         if !signs(purpose) {
             return Err(MacError::VerifyOnly);
         }
-        self.env.keys.with(&self.namespace, |keys| {
+        crate::keys::read(&*self.env.keys, &self.namespace, |keys| {
             let secret = keys
                 .of(purpose)
                 .get(index as usize)

@@ -8,7 +8,7 @@ mod http;
 mod kv;
 mod mac;
 
-use crate::ports::{CallTap, HostStore, Observer, Pacer, Unobserved};
+use crate::ports::{CallTap, HostStore, KeyStore, Observer, Pacer, TimeSource, Unobserved};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -24,9 +24,9 @@ pub use crate::keys::{KeyRing, MerchantKeys};
 pub struct HostEnv {
     pub store: Arc<dyn HostStore>,
     pub stripe: StripeGate,
-    pub clock: Clock,
+    pub clock: Arc<dyn TimeSource>,
     /// Each merchant's secrets, which the plugin uses only through `mac`.
-    pub keys: KeyRing,
+    pub keys: Arc<dyn KeyStore>,
     /// Told of calls, refusals, emails and Stripe exchanges.
     pub observer: Arc<dyn Observer>,
     /// Stripe's rate kept by the host, per account, when set.
@@ -38,14 +38,20 @@ pub struct HostEnv {
 }
 
 impl HostEnv {
-    /// A host over `store`, reaching Stripe through `stripe`, on `clock`;
-    /// unobserved, unpaced, emails kept in the outbox only.
-    pub fn new(store: Arc<dyn HostStore>, stripe: StripeGate, clock: Clock) -> Self {
+    /// A host over `store`, reaching Stripe through `stripe`, on `clock`,
+    /// with the merchants' secrets in `keys`; unobserved, unpaced, emails
+    /// kept in the outbox only.
+    pub fn new(
+        store: Arc<dyn HostStore>,
+        stripe: StripeGate,
+        clock: impl TimeSource + 'static,
+        keys: Arc<dyn KeyStore>,
+    ) -> Self {
         Self {
             store,
             stripe,
-            clock,
-            keys: KeyRing::default(),
+            clock: Arc::new(clock),
+            keys,
             observer: Arc::new(Unobserved),
             pacer: None,
             mail: MailDelivery::default(),

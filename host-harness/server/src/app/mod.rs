@@ -12,7 +12,7 @@ use crate::bindings::{
 use crate::config::Settings;
 use crate::db::Db;
 use crate::imports::{
-    Clock, HostEnv, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
+    Clock, HostEnv, KeyRing, MailDelivery, MerchantKeys, StripeGate, UreqBackend,
 };
 use crate::jobs::JobKind;
 use crate::merchants::{MerchantSettings, Merchants, PutError};
@@ -106,6 +106,8 @@ pub struct App {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The Stripe exchanges (`--record-http`, and the tests').
     pub recorder: Arc<Recorder>,
+    /// Each merchant's secrets, as the runtime's `mac` reads them.
+    keyring: Arc<KeyRing>,
     pub platform: Platform,
     /// SHA-256 hashes of the configured platform-wide tokens.
     token_hashes: Vec<String>,
@@ -176,7 +178,8 @@ impl App {
         } else {
             MailDelivery::OutboxOnly
         };
-        let env = HostEnv::new(b.db.clone(), b.stripe, b.clock)
+        let keyring = Arc::new(KeyRing::default());
+        let env = HostEnv::new(b.db.clone(), b.stripe, b.clock, keyring.clone())
             .with_observer(Arc::new(Observers(observers)))
             .with_pacer(pacer)
             .with_mail(mail);
@@ -205,6 +208,7 @@ impl App {
             db: b.db,
             metrics,
             recorder: b.recorder,
+            keyring,
             platform,
             token_hashes: s.platform_token_sha256.clone(),
             mailer: s
@@ -269,7 +273,7 @@ impl App {
             merchant,
         };
         // Every merchant's keys are its own, connected or not (S6).
-        self.runtime.env().keys.ensure(id, self.keys_of(id));
+        self.keyring.ensure(id, self.keys_of(id));
         scope
     }
 
