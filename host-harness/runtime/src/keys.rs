@@ -2,9 +2,17 @@
 //! through the `mac` import, by purpose and index, and never receives one.
 
 use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
-use crate::ports::KeyStore;
 use std::collections::HashMap;
 use std::sync::RwLock;
+
+/// Each merchant's secrets, held by the host: the `mac` import computes and
+/// verifies with them, and the plugin only names them (purpose, index).
+/// `keys::KeyRing` keeps them in memory.
+pub trait KeyStore: Send + Sync {
+    /// Calls `f` once with the keys of the merchant `namespace` (empty ones
+    /// when it has none), without copying them.
+    fn with_keys(&self, namespace: &str, f: &mut dyn FnMut(&MerchantKeys));
+}
 
 /// One merchant's secrets, newest first in each list.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]

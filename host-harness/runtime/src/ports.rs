@@ -5,6 +5,7 @@
 //! plugin reaches none of them except through a checked import.
 
 use crate::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
+pub use crate::keys::KeyStore;
 use crate::keys::MerchantKeys;
 use serde_json::Value;
 use std::time::Duration;
@@ -140,15 +141,6 @@ impl Observer for Observers {
 pub trait TimeSource: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
-}
-
-/// Each merchant's secrets, held by the host: the `mac` import computes and
-/// verifies with them, and the plugin only names them (purpose, index).
-/// `keys::KeyRing` keeps them in memory.
-pub trait KeyStore: Send + Sync {
-    /// Calls `f` once with the keys of the merchant `namespace` (empty ones
-    /// when it has none), without copying them.
-    fn with_keys(&self, namespace: &str, f: &mut dyn FnMut(&MerchantKeys));
 }
 
 /// Records calls as they are made, for a replay elsewhere (the portable
