@@ -104,7 +104,7 @@ impl Harness {
         let parts = test_parts(&clock, backend(&emulator), "harness");
         let keyring = Arc::new(KeyRing::default());
         keyring.set(TENANT, keys(&[SECRET]));
-        let env = HostEnv::new(parts.db.clone(), parts.stripe, clock.clone(), keyring.clone())
+        let env = HostEnv::new(parts.db.host_store(), parts.stripe, clock.clone(), keyring.clone())
             .with_observer(parts.recorder.clone());
         let env = Arc::new(env);
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");

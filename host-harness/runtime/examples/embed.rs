@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_runtime::bindings::{Merchant, WebhookRequest};
 use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
-use host_runtime::ports::{HostStore, OutgoingEmail, StoreResult};
+use host_runtime::ports::{EmailStore, KvStore, OutgoingEmail, StoreResult};
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 struct Memory(Mutex<HashMap<(String, String), Vec<u8>>>);
 
-impl HostStore for Memory {
+impl KvStore for Memory {
     fn kv_get(&self, ns: &str, key: &str, _: i64) -> StoreResult<Option<Vec<u8>>> {
         Ok(self
             .0
@@ -56,6 +56,9 @@ impl HostStore for Memory {
     fn kv_purge_expired(&self, _: i64) -> StoreResult<()> {
         Ok(())
     }
+}
+
+impl EmailStore for Memory {
     fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
         println!("email to {}: {}", email.recipients, email.subject);
         Ok(true)

@@ -13,7 +13,8 @@
 //!   imports themselves and a call's state are private), and
 //!   `imports::{hmac_sha256, signs, verify}`: the `mac` import's rules, for
 //!   a host that replays calls;
-//! - `ports::{HostStore, KeyStore, TimeSource, Observer, Pacer, CallTap}`:
+//! - `ports::{HostStore (KvStore + EmailStore), KeyStore, TimeSource, Observer,
+//!   Pacer, CallTap}`:
 //!   what the host brings (`keys::KeyRing` and `imports::Clock` are ready-made
 //!   key and time sources);
 //! - `transitions::{apply, invoice_of, InvoiceState}`: what a call's

@@ -47,8 +47,8 @@ pub struct OutgoingEmail<'a> {
     pub deliver: bool,
 }
 
-/// The store behind `kv` and `email`, namespaced by merchant (`ns`).
-pub trait HostStore: Send + Sync {
+/// The plugin's kv, namespaced by merchant (`ns`).
+pub trait KvStore: Send + Sync {
     /// The live value of `key` at `now_ms` (an expired one is absent).
     fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>>;
     fn kv_set(&self, ns: &str, key: &str, value: &[u8], expires_ms: Option<i64>)
@@ -67,12 +67,21 @@ pub trait HostStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Removes entries expired at `now_ms` (called now and then).
     fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()>;
+}
+
+/// The outbox behind `email`, and whom a merchant may email.
+pub trait EmailStore: Send + Sync {
     /// Keeps `email` unless one with its merchant and dedupe key is kept
     /// already; true when it was new.
     fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
     /// Whether `address` is one of the merchant's customers on record.
     fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool>;
 }
+
+/// The store behind `kv` and `email`: what the runtime's imports use.
+pub trait HostStore: KvStore + EmailStore {}
+
+impl<T: KvStore + EmailStore + ?Sized> HostStore for T {}
 
 /// When a Stripe request of an account may leave (the host keeping Stripe's
 /// rate on its own side).

@@ -49,7 +49,7 @@ impl Bench {
         // Counted as serve counts them: the metrics are part of a call's cost.
         let keyring = Arc::new(KeyRing::default());
         let env = Arc::new(
-            HostEnv::new(db.clone(), stripe, clock.clone(), keyring.clone())
+            HostEnv::new(db.host_store(), stripe, clock.clone(), keyring.clone())
                 .with_observer(Arc::new(crate::metrics::Metrics::default())),
         );
         let keys = |webhook: &str| MerchantKeys {
@@ -344,7 +344,7 @@ pub fn finalize(invoices: u32) -> Result<()> {
     };
     let keyring = Arc::new(KeyRing::default());
     let env = Arc::new(
-        HostEnv::new(Arc::new(Db::in_memory()?), stripe, clock, keyring.clone())
+        HostEnv::new(Db::in_memory()?.host_store(), stripe, clock, keyring.clone())
             .with_observer(Arc::new(crate::metrics::Metrics::default())),
     );
     keyring.set(

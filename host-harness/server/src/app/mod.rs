@@ -179,7 +179,7 @@ impl App {
             MailDelivery::OutboxOnly
         };
         let keyring = Arc::new(KeyRing::default());
-        let env = HostEnv::new(b.db.clone(), b.stripe, b.clock, keyring.clone())
+        let env = HostEnv::new(b.db.host_store(), b.stripe, b.clock, keyring.clone())
             .with_observer(Arc::new(Observers(observers)))
             .with_pacer(pacer)
             .with_mail(mail);

@@ -14,7 +14,7 @@ pub mod turns;
 
 pub use store::Db;
 pub use stores::{
-    Backend, JobStore, KvStore, MerchantStore, OutboxStore, PacingStore, RecordStore, TokenStore,
+    Backend, JobStore, KvListing, MerchantStore, OutboxStore, PacingStore, RecordStore, TokenStore,
 };
 
 

@@ -1,38 +1,38 @@
 //! The store a host runs on: SQLite or PostgreSQL behind the `Backend`
-//! trait, chosen by the target's form, and the runtime's `HostStore` on it.
+//! trait, chosen by the target's form; the runtime's `HostStore` is the
+//! same backend.
 
-use super::{Backend, OutgoingEmail, StoreResult, is_postgres, postgres, sqlite};
+use super::{Backend, is_postgres, postgres, sqlite};
+use crate::ports::HostStore;
 use anyhow::Result;
+use std::sync::Arc;
 
 /// The store a host runs on.
 pub struct Db {
-    backend: Box<dyn Backend>,
+    backend: Arc<dyn Backend>,
     /// Kept for tests and the bench, which look inside SQLite directly.
-    sqlite: Option<std::sync::Arc<sqlite::Sqlite>>,
+    sqlite: Option<Arc<sqlite::Sqlite>>,
 }
 
 impl Db {
     /// `target` is a SQLite path, `:memory:`, or a `postgres://` URL.
     pub fn open(target: &str) -> Result<Self> {
         if is_postgres(target) {
-            return Ok(Self::with(
-                Box::new(postgres::Postgres::open(target)?),
-                None,
-            ));
+            return Ok(Self::with(Arc::new(postgres::Postgres::open(target)?), None));
         }
-        let db = std::sync::Arc::new(if target == ":memory:" {
+        let db = Arc::new(if target == ":memory:" {
             sqlite::Sqlite::in_memory()?
         } else {
             sqlite::Sqlite::open(std::path::Path::new(target))?
         });
-        Ok(Self::with(Box::new(db.clone()), Some(db)))
+        Ok(Self::with(db.clone(), Some(db)))
     }
 
     pub fn in_memory() -> Result<Self> {
         Self::open(":memory:")
     }
 
-    fn with(backend: Box<dyn Backend>, sqlite: Option<std::sync::Arc<sqlite::Sqlite>>) -> Self {
+    fn with(backend: Arc<dyn Backend>, sqlite: Option<Arc<sqlite::Sqlite>>) -> Self {
         Self {
             backend,
             sqlite,
@@ -47,49 +47,15 @@ impl Db {
         }
     }
 
+    /// The part of this store the runtime's imports use (kv, the outbox's
+    /// inserts): the backend itself.
+    pub fn host_store(&self) -> Arc<dyn HostStore> {
+        self.backend.clone()
+    }
+
     /// One kv value, live or expired, read outside any plugin call.
     pub fn kv_peek(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.backend.kv_get(ns, key, i64::MIN)?)
-    }
-}
-
-/// The runtime's kv and outbox, on this store.
-impl crate::ports::HostStore for Db {
-    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.backend.kv_get(ns, key, now_ms)
-    }
-    fn kv_set(
-        &self,
-        ns: &str,
-        key: &str,
-        value: &[u8],
-        expires_ms: Option<i64>,
-    ) -> StoreResult<()> {
-        self.backend.kv_set(ns, key, value, expires_ms)
-    }
-    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
-        self.backend.kv_delete(ns, key)
-    }
-    fn kv_compare_and_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-        expires_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        self.backend
-            .kv_compare_and_swap(ns, key, expected, new, expires_ms, now_ms)
-    }
-    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
-        self.backend.kv_purge_expired(now_ms)
-    }
-    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
-        self.backend.outbox_insert(email)
-    }
-    fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
-        self.backend.customer_has_address(ns, address)
     }
 }
 

@@ -1,31 +1,17 @@
 //! The store's parts by concern, each a trait both backends implement:
 //! kv, outbox, merchants, records, jobs, tokens, pacing. `Backend` is all
-//! of them.
+//! of them, with the runtime's `HostStore` (kv, and the outbox's inserts).
 
 use super::{
-    AccountRow, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
-    StoreResult, TokenRow, TxAbort, TxBody,
+    AccountRow, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow, StoreResult,
+    TokenRow, TxAbort, TxBody,
 };
+use crate::ports::HostStore;
 
-/// The plugin's kv, by merchant, with expiry.
-pub trait KvStore: Send + Sync {
-    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>>;
-    fn kv_set(&self, ns: &str, key: &str, value: &[u8], expires_ms: Option<i64>)
-    -> StoreResult<()>;
-    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()>;
-    /// Writes `new` if the live value is `expected` (None: absent or
-    /// expired), atomically against every other writer of the database.
-    fn kv_compare_and_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-        expires_ms: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<bool>;
-    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()>;
-    /// Every kv entry, expired or not (tests and operators).
+/// Every kv entry, for tests and operators (the runtime's `KvStore` has
+/// the rest of the plugin's kv).
+pub trait KvListing: Send + Sync {
+    /// Every kv entry, expired or not.
     fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>>;
 }
 
@@ -33,7 +19,6 @@ pub trait KvStore: Send + Sync {
 pub trait OutboxStore: Send + Sync {
 
     /// False when the dedupe key was sent before.
-    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool>;
     fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
     /// One email of the merchant's, by its id.
     fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>>;
@@ -64,9 +49,6 @@ pub trait MerchantStore: Send + Sync {
 pub trait RecordStore: Send + Sync {
 
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>>;
-    /// Whether one of the merchant's customers has `address` as its email
-    /// or one of its billing emails (case-insensitively).
-    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool>;
     fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
     /// What Stripe said of the merchant's connected account `id`.
     fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>>;
@@ -141,6 +123,6 @@ pub trait PacingStore: Send + Sync {
 }
 
 /// What a backend stores. Each method is one statement or one transaction.
-pub trait Backend: KvStore + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore {}
+pub trait Backend: HostStore + KvListing + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore {}
 
-impl<T: KvStore + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore> Backend for T {}
+impl<T: HostStore + KvListing + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore> Backend for T {}

@@ -1,7 +1,8 @@
 //! The plugin's kv, by merchant, with expiry.
 
 use super::*;
-use crate::db::KvStore;
+use crate::db::KvListing;
+use crate::ports::KvStore;
 
 impl KvStore for Postgres {
     fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
@@ -84,7 +85,9 @@ impl KvStore for Postgres {
             .map(drop)
             .map_err(failure)
     }
+}
 
+impl KvListing for Postgres {
     fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
         let rows = self
             .conn()?

@@ -110,23 +110,6 @@ impl RecordsTx for PostgresTx<'_, '_> {
 
 impl RecordStore for Postgres {
 
-    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool> {
-        let row = self
-            .conn()?
-            .query_opt(
-                "SELECT 1 FROM customers WHERE merchant = $1 AND (
-                     lower(doc::jsonb->>'email') = lower($2)
-                     OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(
-                                    CASE WHEN jsonb_typeof(doc::jsonb->'billingEmails') = 'array'
-                                         THEN doc::jsonb->'billingEmails' ELSE '[]'::jsonb END) e
-                                WHERE lower(e) = lower($2)))
-                 LIMIT 1",
-                &[&merchant, &address],
-            )
-            .map_err(failure)?;
-        Ok(row.is_some())
-    }
-
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
         let row = self
             .conn()?

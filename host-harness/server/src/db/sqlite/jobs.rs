@@ -3,7 +3,7 @@
 use super::*;
 use crate::db::JobStore;
 
-impl JobStore for Arc<Sqlite> {
+impl JobStore for Sqlite {
 
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
         let n = self

@@ -1,7 +1,8 @@
 //! The plugin's kv, by merchant, with expiry.
 
 use super::*;
-use crate::db::KvStore;
+use crate::db::KvListing;
+use crate::ports::KvStore;
 
 /// An entry past its expiry reads as absent.
 const KV_SELECT: &str = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2
@@ -9,7 +10,7 @@ const KV_SELECT: &str = "SELECT value FROM kv WHERE ns = ?1 AND key = ?2
 const KV_UPSERT: &str = "INSERT INTO kv (ns, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)
      ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms";
 
-impl KvStore for Arc<Sqlite> {
+impl KvStore for Sqlite {
     fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(KV_SELECT).map_err(failure)?;
@@ -78,7 +79,9 @@ impl KvStore for Arc<Sqlite> {
             .map_err(failure)?;
         stmt.execute(params![now_ms]).map(drop).map_err(failure)
     }
+}
 
+impl KvListing for Sqlite {
     fn kv_rows(&self) -> StoreResult<Vec<(String, String, Vec<u8>)>> {
         let conn = self.conn();
         let mut stmt = conn

@@ -3,7 +3,7 @@
 use super::*;
 use crate::db::MerchantStore;
 
-impl MerchantStore for Arc<Sqlite> {
+impl MerchantStore for Sqlite {
 
     fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>> {
         self.conn()

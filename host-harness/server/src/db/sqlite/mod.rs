@@ -8,7 +8,6 @@ use super::{
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 // The backend's half of each of the store's concerns (`db::stores`).
@@ -160,7 +159,8 @@ fn private_file(path: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{DEFAULT_MERCHANT, KvStore};
+    use crate::db::DEFAULT_MERCHANT;
+    use crate::ports::KvStore;
     use std::os::unix::fs::MetadataExt;
 
     /// Security review S6: records kept by account move to the merchant
@@ -210,7 +210,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("host.db");
-        let db = Arc::new(Sqlite::open(&path).unwrap());
+        let db = Sqlite::open(&path).unwrap();
         db.kv_set("ns", "k", b"v", None).unwrap();
         for file in ["host.db", "host.db-wal", "host.db-shm"] {
             let mode = std::fs::metadata(dir.join(file)).unwrap().mode();

@@ -3,7 +3,7 @@
 use super::*;
 use crate::db::PacingStore;
 
-impl PacingStore for Arc<Sqlite> {
+impl PacingStore for Sqlite {
 
     fn pace(
         &self,

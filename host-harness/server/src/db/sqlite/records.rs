@@ -122,20 +122,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
     }
 }
 
-impl RecordStore for Arc<Sqlite> {
-
-    fn customer_has_address(&self, merchant: &str, address: &str) -> StoreResult<bool> {
-        self.conn()
-            .prepare_cached(
-                "SELECT 1 FROM customers WHERE merchant = ?1 AND (
-                     lower(json_extract(doc, '$.email')) = lower(?2)
-                     OR EXISTS (SELECT 1 FROM json_each(doc, '$.billingEmails')
-                                WHERE lower(value) = lower(?2)))
-                 LIMIT 1",
-            )
-            .and_then(|mut s| s.exists(params![merchant, address]))
-            .map_err(failure)
-    }
+impl RecordStore for Sqlite {
 
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
         self.conn()

@@ -3,7 +3,7 @@
 use super::*;
 use crate::db::TokenStore;
 
-impl TokenStore for Arc<Sqlite> {
+impl TokenStore for Sqlite {
 
     fn put_token(&self, t: &TokenRow) -> StoreResult<()> {
         self.conn()
