@@ -4,6 +4,7 @@
 //! (default `info`). Nothing logged carries a secret: keys never reach the
 //! log, and pay-link tokens are written as `{token}`.
 
+use crate::escape::escape_controls;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::fmt::MakeWriter;
@@ -63,8 +64,6 @@ fn one_line_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> {
     })
     .delimited(" ")
 }
-
-pub use crate::escape::escape_controls;
 
 /// Logs to stderr for the rest of the process (a second call changes nothing).
 /// Colour only on a terminal: a log file gets plain text.
