@@ -656,10 +656,10 @@ mod pay_page_hardening {
 
     use e2e_tests::{INVOICE_KEY, Served};
     use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
-    use host_server::config::Flags;
     use host_runtime::imports::HttpBackend;
-    use host_tools::offline_stripe::InProcess;
     use host_server::app::Reply;
+    use host_server::config::Flags;
+    use host_tools::offline_stripe::InProcess;
     use std::sync::Arc;
 
     /// Stripe, except that Checkout Sessions come back with `url` replaced.

@@ -5,13 +5,13 @@
 //! emulator's ledger after every step and once the history has quiesced.
 
 use e2e_tests::{ACCOUNT, INVOICE_KEY, NOW_MS, SECRET};
+use host_runtime::imports::{Clock, StripeGate};
+use host_server::app::{App, Backing};
 use host_server::config::{Flags, Settings};
 use host_server::db::Db;
-use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
-use host_runtime::imports::{Clock, StripeGate};
-use host_tools::offline_stripe::InProcess;
 use host_server::record::Recorder;
-use host_server::app::{App, Backing};
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
+use host_tools::offline_stripe::InProcess;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use serde_json::{Value, json};

@@ -224,8 +224,7 @@ fn a_pay_link_whose_index_was_lost_works_after_the_retried_finalize() {
     let inv = invoice();
     let first = h.finalize(&m, &inv);
     let token = h.token(&first);
-    h.db
-        .sqlite()
+    h.db.sqlite()
         .unwrap()
         .execute("DELETE FROM kv WHERE key LIKE 'paylink:%'", [])
         .unwrap();
@@ -862,8 +861,7 @@ fn an_extra_payment_is_flagged_and_the_merchant_told_what_to_refund() {
 /// the merchant's setting (on by default, per the merchants' guide).
 #[test]
 fn an_invoice_without_auto_charge_follows_the_merchants_setting() {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(host_tools::demo::INVOICE_JSON).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(host_tools::demo::INVOICE_JSON).unwrap();
     doc.as_object_mut().unwrap().remove("autoCharge");
     let parsed: host_server::platform::PlatformInvoice = serde_json::from_value(doc).unwrap();
     assert!(

@@ -5,8 +5,8 @@
 
 use crate::merchants::{connected_merchant, customer_with_card, send};
 use host_server::config::Flags;
-use host_tools::demo::Offline;
 use host_server::logging::LogFormat;
+use host_tools::demo::Offline;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;

@@ -5,15 +5,15 @@ use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, R
 use host_runtime::bindings::{
     Customer, Invoice, Merchant, PaymentLink, Transition, WebhookRequest,
 };
-use host_server::db::Db;
-use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
 use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
-use host_tools::offline_stripe::InProcess;
-use host_server::platform::{PlatformCustomer, PlatformInvoice};
-use host_server::record::Recorder;
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
 use host_server::app::Backing;
+use host_server::db::Db;
+use host_server::platform::{PlatformCustomer, PlatformInvoice};
+use host_server::record::Recorder;
 use host_server::state::Records;
+use host_tools::demo::{CUSTOMER_JSON, INVOICE_JSON};
+use host_tools::offline_stripe::InProcess;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use stripe_emulator::{Emulator, form};
@@ -104,8 +104,13 @@ impl Harness {
         let parts = test_parts(&clock, backend(&emulator), "harness");
         let keyring = Arc::new(KeyRing::default());
         keyring.set(TENANT, keys(&[SECRET]));
-        let env = HostEnv::new(parts.db.host_store(), parts.stripe, clock.clone(), keyring.clone())
-            .with_observer(parts.recorder.clone());
+        let env = HostEnv::new(
+            parts.db.host_store(),
+            parts.stripe,
+            clock.clone(),
+            keyring.clone(),
+        )
+        .with_observer(parts.recorder.clone());
         let env = Arc::new(env);
         let cache = std::env::temp_dir().join("stripe-plugin-test-cache");
         let mut runtime = Runtime::new(wasm, env, limits, Some(&cache)).expect("runtime");

@@ -3,10 +3,10 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use host_server::access::Door;
-use host_server::config::{Flags, Settings};
-use host_server::record::Recorder;
-use host_server::http_server::{RunningServer, Shutdown};
 use host_server::app::{App, SyncBy};
+use host_server::config::{Flags, Settings};
+use host_server::http_server::{RunningServer, Shutdown};
+use host_server::record::Recorder;
 use std::sync::Arc;
 
 #[derive(Parser)]

@@ -67,6 +67,16 @@ pub trait KvStore: Send + Sync {
     ) -> StoreResult<bool>;
     /// Removes entries expired at `now_ms` (called now and then).
     fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()>;
+    /// Returns once every write made so far is on disk. The runtime calls
+    /// it before a request leaves for Stripe, so that what led to the
+    /// request (an attempt's marker, a lease) survives a power loss. A
+    /// store whose every commit is durable when it returns (PostgreSQL with
+    /// `synchronous_commit = on`) has nothing to do; one that commits
+    /// lazily and syncs for many writers at once (serve's SQLite, group
+    /// commit) syncs here.
+    fn make_durable(&self) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 /// The outbox behind `email`, and whom a merchant may email.

@@ -207,7 +207,11 @@ mod tests {
         assert_eq!(apply(&mut st, &paid, 10), Applied::Applied);
         let after_paid = st.clone();
         assert_eq!(apply(&mut st, &older, 20), Applied::StaleStatus);
-        assert_eq!(apply(&mut st, &paid, 30), Applied::StaleStatus, "the same revision again");
+        assert_eq!(
+            apply(&mut st, &paid, 30),
+            Applied::StaleStatus,
+            "the same revision again"
+        );
         assert_eq!(st, after_paid);
         assert_eq!(st.status, "PAID");
         assert_eq!(st.paid_at_ms, Some(10), "paid on the first application");

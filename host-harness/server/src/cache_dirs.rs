@@ -22,4 +22,3 @@ pub fn user_dir() -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(home.join("stripe-plugin"))
 }
-

@@ -1,8 +1,8 @@
 //! One TOML file, every key also settable by a flag (flags win). See
 //! `host-harness.sample.toml` for every key with its meaning.
 
-use crate::merchants::MerchantSettings;
 use crate::imports::MerchantKeys;
+use crate::merchants::MerchantSettings;
 use crate::runtime::Limits;
 use anyhow::{Context, Result, bail};
 use clap::Args;

@@ -317,4 +317,3 @@ impl crate::ports::Observer for Metrics {
         self.stripe_request(result.as_ref().ok().map(|r| r.status));
     }
 }
-

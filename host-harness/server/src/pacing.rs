@@ -10,8 +10,8 @@
 //! work is queued and retried after it.
 
 use crate::db::{Db, StoreResult};
-pub use crate::ports::Turn;
 use crate::ports::Pacer;
+pub use crate::ports::Turn;
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -3,15 +3,14 @@
 //! store transaction, so a 2xx to Stripe always means the change is durable.
 
 use crate::bindings::Transition;
-use crate::transitions::Applied;
 use crate::db::Db;
 use crate::db::{RecordsTx, StoreError, TxAbort};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::transitions::Applied;
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Map, Value};
 
 pub use crate::transitions::{InvoiceState, PaymentRecord};
-
 
 #[derive(Debug)]
 pub enum ApplyError {

@@ -94,8 +94,7 @@ pub fn sha256_hex(token: &str) -> String {
 /// Bytes from the operating system's generator.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes)
-        .context("reading the operating system's random generator")?;
+    getrandom::fill(&mut bytes).context("reading the operating system's random generator")?;
     Ok(bytes)
 }
 

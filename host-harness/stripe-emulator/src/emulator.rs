@@ -6,7 +6,6 @@ use crate::{Clock, Reply, WebhookTarget, faults, idempotency, rate_limit, store,
 use serde_json::Value;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) store: store::Store,

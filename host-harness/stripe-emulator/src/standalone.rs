@@ -27,7 +27,9 @@ impl Standalone {
     pub fn run(&self) -> Result<std::convert::Infallible, String> {
         let running = RunningEmulator::start(Emulator::new(Clock::system()), &self.listen)?;
         if let Some(account) = &self.account {
-            running.emulator.connect_existing(account, &self.business_name);
+            running
+                .emulator
+                .connect_existing(account, &self.business_name);
         }
         running.emulator.limit_rate(self.rate_limit);
         if let Some(url) = &self.webhook_url {

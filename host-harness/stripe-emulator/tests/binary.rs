@@ -32,5 +32,8 @@ fn the_binary_serves_the_api_with_its_connected_account() {
     child.kill().unwrap();
     let _ = child.wait();
     assert_eq!(answer.expect("an answer").status(), 200);
-    assert!(unknown.is_err(), "an account that was never connected is refused");
+    assert!(
+        unknown.is_err(),
+        "an account that was never connected is refused"
+    );
 }

@@ -344,8 +344,13 @@ pub fn finalize(invoices: u32) -> Result<()> {
     };
     let keyring = Arc::new(KeyRing::default());
     let env = Arc::new(
-        HostEnv::new(Db::in_memory()?.host_store(), stripe, clock, keyring.clone())
-            .with_observer(Arc::new(crate::metrics::Metrics::default())),
+        HostEnv::new(
+            Db::in_memory()?.host_store(),
+            stripe,
+            clock,
+            keyring.clone(),
+        )
+        .with_observer(Arc::new(crate::metrics::Metrics::default())),
     );
     keyring.set(
         TENANT,

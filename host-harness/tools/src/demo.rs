@@ -3,11 +3,11 @@
 //! customer over real HTTP, and prints what happened.
 
 use crate::access::{self, Audience, Door};
+use crate::app::App;
 use crate::config::{ApiKey, Flags, Settings};
+use crate::http_server::{RunningServer, Shutdown};
 use crate::imports::Clock;
 use crate::record::{Exchange, Recorder};
-use crate::http_server::{RunningServer, Shutdown};
-use crate::app::App;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::sync::Arc;

@@ -272,6 +272,15 @@ impl Host for HostState {
             self.env.observer.stripe_held_back();
             return Ok(refused);
         }
+        // Write-ahead: what this call wrote is on disk before Stripe hears
+        // of it. A store that cannot say so sends nothing (nothing left the
+        // host, so the plugin may try again).
+        if let Err(e) = self.off_the_clock(|s| s.env.store.make_durable()) {
+            tracing::error!(error = %e, "the store could not make this call's writes durable; the request was not sent");
+            return Err(HttpError::Connection(
+                "the host's storage is unavailable; the request was not sent".into(),
+            ));
+        }
         let tapped = self.tap.as_ref().map(|_| req.clone());
         let mut created = std::mem::take(&mut self.created_accounts);
         let platform = self.platform_calls;

@@ -95,7 +95,10 @@ fn expiry(host: &HostState, ttl_ms: Option<u64>) -> Option<i64> {
 
 fn purge_now_and_then(host: &HostState, ttl_ms: Option<u64>) -> Result<(), KvError> {
     if ttl_ms.is_some() && host.env.expiring_write().is_multiple_of(PURGE_EVERY) {
-        host.env.store.kv_purge_expired(now(host)).map_err(failure)?;
+        host.env
+            .store
+            .kv_purge_expired(now(host))
+            .map_err(failure)?;
     }
     Ok(())
 }

@@ -8,7 +8,6 @@ use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-
 impl Host for HostState {
     fn key_count(&mut self, purpose: KeyPurpose) -> u32 {
         let n = crate::keys::read(&*self.env.keys, &self.namespace, |k| k.of(purpose).len());

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 
+pub use crate::keys::{KeyRing, MerchantKeys};
 pub use clock::Clock;
 pub use http::{HttpBackend, StripeGate, UreqBackend};
 pub use mac::{hmac_sha256, signs, verify};
-pub use crate::keys::{KeyRing, MerchantKeys};
 
 /// What every call shares: storage, the way out to Stripe, time, keys, and
 /// who observes.
@@ -190,7 +190,12 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(env: Arc<HostEnv>, namespace: &str, limits: StoreLimits, quotas: Quotas) -> Self {
+    pub(crate) fn new(
+        env: Arc<HostEnv>,
+        namespace: &str,
+        limits: StoreLimits,
+        quotas: Quotas,
+    ) -> Self {
         Self {
             env,
             namespace: namespace.to_string(),

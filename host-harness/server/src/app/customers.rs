@@ -1,11 +1,15 @@
 //! The platform's customers (`PUT /customers/{id}`), with the plugin told of a change.
 
-use super::*;
 use super::reply::found;
+use super::*;
 
 impl App {
-
-    pub(crate) fn put_customer(&self, scope: &Scope, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+    pub(crate) fn put_customer(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
             _ => {

@@ -1,11 +1,10 @@
 //! The platform's invoices: create, finalize (now or queued), update, and
 //! dead letters queued again.
 
-use super::*;
 use super::reply::found;
+use super::*;
 
 impl App {
-
     pub(crate) fn create_invoice(&self, scope: &Scope, body: &[u8]) -> anyhow::Result<Reply> {
         let doc: Value = match serde_json::from_slice(body) {
             Ok(v @ Value::Object(_)) => v,
@@ -34,7 +33,6 @@ impl App {
         })
     }
 
-
     /// Sends the invoice. A failure that a retry can cure (a Stripe 429 or
     /// 5xx, a timeout) is also queued, so the work is done even if the
     /// platform never calls again: the answer is still the error (503, with
@@ -54,7 +52,6 @@ impl App {
             Finalized::Failed(e) => Ok(Reply::plugin_error(&e)),
         }
     }
-
 
     /// Runs `on-invoice-finalized` and stores what it decided.
     pub(crate) fn finalize_now(&self, scope: &Scope, id: &str) -> anyhow::Result<Finalized> {
@@ -84,11 +81,15 @@ impl App {
         }
     }
 
-
     /// The platform changed a sent invoice: `{"change": "VOID" | "PAID_OUTSIDE_STRIPE"
     /// | "UNCOLLECTIBLE" | "OPEN", "amountDue": "200.00"}`. The plugin stops or
     /// re-prices collection; `amountDue` is kept on the invoice.
-    pub(crate) fn update_invoice(&self, scope: &Scope, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
+    pub(crate) fn update_invoice(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Reply> {
         let Some((_, _)) = self.records(scope).parsed_invoice(id)? else {
             return Ok(Reply::error(404, "no such invoice", false));
         };
@@ -123,7 +124,6 @@ impl App {
             }
         }
     }
-
 
     /// A finalize still queued must not send what the platform stopped; a
     /// reopened invoice whose send never completed (still a draft here) is
@@ -163,23 +163,18 @@ impl App {
         Ok(())
     }
 
-
     /// An operator queues a dead letter again, due now.
     pub(crate) fn retry_dead_letter(&self, scope: &Scope, id: &str) -> anyhow::Result<Reply> {
         let Ok(id) = id.parse::<i64>() else {
             return Ok(Reply::error(404, "no such dead letter", false));
         };
         let now = self.now_ms();
-        if self
-            .db
-            .revive_dead_letter(&scope.id, id, now)?
-        {
+        if self.db.revive_dead_letter(&scope.id, id, now)? {
             Ok(Reply::json(200, &json!({"queued": true})))
         } else {
             Ok(Reply::error(404, "no such dead letter", false))
         }
     }
-
 
     /// The number the platform shows for an invoice (its id if unknown).
     pub(crate) fn invoice_number(&self, scope: &Scope, invoice_id: &str) -> anyhow::Result<String> {

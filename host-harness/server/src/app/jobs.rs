@@ -195,6 +195,8 @@ impl App {
         let Some(mailer) = &self.mailer else {
             return Ok(JobResult::GaveUp("no SMTP relay is configured".into()));
         };
+        // The email and its job are on disk before the relay has it.
+        db.make_durable()?;
         match mailer.send(&row) {
             Ok(()) => {
                 db.mark_sent(id, self.now_ms())?;

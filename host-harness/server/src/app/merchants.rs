@@ -3,7 +3,6 @@
 use super::*;
 
 impl App {
-
     pub(crate) fn put_merchant(&self, id: &str, body: &[u8]) -> anyhow::Result<Reply> {
         let stored = MerchantSettings::parse(body).and_then(|s| self.merchants().put(id, &s));
         match stored {
@@ -13,7 +12,6 @@ impl App {
             Err(e @ PutError::Invalid(_)) => Ok(Reply::error(400, &e.to_string(), false)),
         }
     }
-
 
     /// The merchant's settings, with what Stripe said of its account.
     pub(crate) fn merchant_view(&self, id: &str) -> anyhow::Result<Reply> {
@@ -32,7 +30,6 @@ impl App {
         view["payLinkBase"] = scope.merchant.pay_link_base.clone().into();
         Ok(Reply::json(200, &view))
     }
-
 
     /// Creates the merchant's connected account (once: a merchant that has
     /// one gets a fresh link for it), stores it on the merchant, and returns

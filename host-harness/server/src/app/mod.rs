@@ -18,8 +18,8 @@ use crate::jobs::JobKind;
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
 use crate::pages::{PayView, Rendered};
-use crate::ports::{Observer, Observers, Pacer};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
+use crate::ports::{Observer, Observers, Pacer};
 use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use crate::state::{ApplyError, Records};
@@ -44,7 +44,6 @@ pub use reply::Reply;
 /// The largest request body serve reads (larger ones are refused with 413);
 /// webhook bodies have their own, smaller bound in the plugin.
 pub const MAX_BODY: u64 = 1 << 20;
-
 
 /// What the host gives every merchant: the Stripe API base, where pay links
 /// point, the webhook tolerance, and the platform's keys.
@@ -160,7 +159,6 @@ impl App {
         )
     }
 
-
     /// The host on parts made by the caller (its store, Stripe backend and
     /// clock): what `from_settings` builds for `serve`, and what a test
     /// builds around an in-process emulator and a fixed clock.
@@ -235,18 +233,15 @@ impl App {
         Ok(app)
     }
 
-
     pub(crate) fn merchants(&self) -> Merchants<'_> {
         Merchants::new(&self.db)
     }
-
 
     /// The merchant `id` as calls see it, with its keys in the key ring.
     pub fn scope(&self, id: &str) -> anyhow::Result<Option<Scope>> {
         let settings = self.merchants().get(id)?;
         Ok(settings.map(|s| self.scope_of(id, s)))
     }
-
 
     /// Merchant `id` with `settings`, as a call sees it.
     fn scope_of(&self, id: &str, settings: MerchantSettings) -> Scope {
@@ -277,7 +272,6 @@ impl App {
         scope
     }
 
-
     /// A merchant's keys: the platform's webhook secrets (one Connect
     /// endpoint serves every account), and pay-link keys of its own, so that
     /// no merchant's token verifies under another's.
@@ -297,25 +291,21 @@ impl App {
         }
     }
 
-
     fn default_scope(&self) -> anyhow::Result<Scope> {
         self.scope(&self.platform.default_merchant)?
             .ok_or_else(|| anyhow::anyhow!("the default merchant is missing from the database"))
     }
-
 
     /// The default merchant's record (the one the config file names).
     pub fn merchant(&self) -> anyhow::Result<Merchant> {
         Ok(self.default_scope()?.merchant)
     }
 
-
     /// The platform's webhook signing secrets (host side: tests and the demo
     /// sign with them; the plugin never sees them).
     pub fn webhook_secrets(&self) -> Vec<String> {
         self.platform.keys.webhook_signing.clone()
     }
-
 
     /// Takes the journal lines written so far (one per applied transition).
     pub fn drain_journal(&self) -> Vec<String> {
@@ -324,7 +314,6 @@ impl App {
             .unwrap_or_else(|p| p.into_inner())
             .drain()
     }
-
 
     /// Applies transitions durably; `source` says which call produced them.
     fn apply(
@@ -337,7 +326,6 @@ impl App {
         self.journal_lines(scope, source, transitions);
         Ok(())
     }
-
 
     /// One line per transition; another merchant's than the default's names it.
     fn journal_lines(&self, scope: &Scope, source: &str, transitions: &[Transition]) {
@@ -352,18 +340,15 @@ impl App {
         }
     }
 
-
     pub(crate) fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
         let env = self.runtime.env();
         Records::new(&self.db, &scope.id, env.clock.now_ms())
     }
 
-
     /// The platform's tokens.
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens::new(&self.db, &self.token_hashes)
     }
-
 
     /// Stores what the plugin decided; when the host cannot, the answer is
     /// a 503 (retry), never a 500: nothing was lost, the call can be redone.

@@ -1,10 +1,9 @@
 //! The customer's pay link (`GET /pay/{token}`): the page, or on to Checkout.
 
-use super::*;
 use super::reply::page;
+use super::*;
 
 impl App {
-
     /// The stable pay link: where the plugin says to go, or what to show.
     pub(crate) fn pay_link(&self, scope: &Scope, token: &str) -> anyhow::Result<Reply> {
         let brand = scope.settings.display_name.as_deref().unwrap_or_default();

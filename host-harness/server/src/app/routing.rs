@@ -1,11 +1,10 @@
 //! Every request's way in: the listener's checks (`access`), then the route
 //! by method and path, unscoped or under `/merchants/{id}/…`.
 
-use super::*;
 use super::reply::found;
+use super::*;
 
 impl App {
-
     /// A request from the network: checked for its listener, `Host`, body
     /// type and token (`access`), then handled. A refused one runs nothing.
     pub fn handle_at(
@@ -17,7 +16,7 @@ impl App {
         body: &[u8],
     ) -> Reply {
         match self.admit(doorway, method, target, headers, body.len()) {
-            Ok(()) => self.handle(method, target, headers, body),
+            Ok(()) => self.durably(self.handle(method, target, headers, body)),
             Err(refusal) => {
                 let listener = match doorway.door {
                     Door::Public => "public",
@@ -45,6 +44,18 @@ impl App {
         }
     }
 
+    /// `reply` once what its request wrote is on disk (group commit: see
+    /// `db::group_sync`); a 503 when the store cannot say so, since a 2xx
+    /// would promise what a power loss could take back.
+    fn durably(&self, reply: Reply) -> Reply {
+        match self.db.make_durable() {
+            Ok(()) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "making the request's writes durable");
+                Reply::error(503, "storage unavailable", true)
+            }
+        }
+    }
 
     pub(crate) fn admit(
         &self,
@@ -79,7 +90,6 @@ impl App {
             Err(Refusal::Forbidden)
         }
     }
-
 
     /// A request, routed: the in-process entry, whose caller is the platform
     /// itself (tests, an embedding host). Over the network every request
@@ -126,7 +136,6 @@ impl App {
         reply
     }
 
-
     pub(crate) fn route(
         &self,
         method: &str,
@@ -154,7 +163,6 @@ impl App {
             Reply::error(500, "host error", true)
         })
     }
-
 
     /// The platform's routes for one merchant: `/merchants/{id}/…`, or
     /// unscoped for the default merchant.
@@ -219,7 +227,6 @@ impl App {
             _ => Ok(Reply::error(404, "no such route", false)),
         }
     }
-
 
     /// `/metrics`, with the queue's depth and age read from the store now.
     pub(crate) fn metrics_page(&self) -> anyhow::Result<Reply> {

@@ -3,7 +3,6 @@
 use super::*;
 
 impl App {
-
     /// Catches up on missed webhooks for every connected merchant, one at a
     /// time. A merchant whose sync fails does not hold up the others: if a
     /// retry can help, its sync is queued; if not, it is logged. Returns the
@@ -22,7 +21,6 @@ impl App {
         Ok((read, applied))
     }
 
-
     /// Every merchant that can use Stripe yet, in id order.
     pub(crate) fn connected_scopes(&self) -> anyhow::Result<Vec<Scope>> {
         let mut out = Vec::new();
@@ -35,7 +33,6 @@ impl App {
         }
         Ok(out)
     }
-
 
     /// Calls `on-sync` for the merchant from its stored cursor until Stripe
     /// has nothing more, storing each call's transitions with its cursor.
@@ -66,7 +63,6 @@ impl App {
         }
         Ok(Ok((read, applied)))
     }
-
 
     /// Syncs every merchant itself at start (catching up on what came while
     /// it was down), then every `every` for as long as the process: by

@@ -4,7 +4,6 @@
 use super::*;
 
 impl App {
-
     /// 2xx only once the transitions are stored; an invoice the host does not
     /// know yet is a 503, so that Stripe delivers the event again later.
     ///
@@ -13,7 +12,11 @@ impl App {
     /// none. An account of no merchant's is still verified by the plugin
     /// (under the platform's secrets, as the default merchant's event for a
     /// foreign account), then answered 2xx and ignored.
-    pub(crate) fn webhook(&self, headers: &[(String, String)], body: &[u8]) -> anyhow::Result<Reply> {
+    pub(crate) fn webhook(
+        &self,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> anyhow::Result<Reply> {
         let mut seen = SeenEvent::default();
         let reply = self.deliver(headers, body, &mut seen)?;
         let outcome = match reply.status {
@@ -31,11 +34,9 @@ impl App {
         if let Some(id) = &seen.event_id {
             span.record("event", id.as_str());
         }
-        self.metrics
-            .webhook(seen.event_type.as_deref(), outcome);
+        self.metrics.webhook(seen.event_type.as_deref(), outcome);
         Ok(reply)
     }
-
 
     pub(crate) fn deliver(
         &self,

@@ -4,6 +4,7 @@
 //! PostgreSQL (`postgres://…`: many `serve` workers on one database).
 //! Migrations run when a store is opened.
 
+mod group_sync;
 mod pg_session;
 mod pg_tls;
 pub mod postgres;
@@ -16,7 +17,6 @@ pub use store::Db;
 pub use stores::{
     Backend, JobStore, KvListing, MerchantStore, OutboxStore, PacingStore, RecordStore, TokenStore,
 };
-
 
 /// The merchant that rows from before merchants were data belong to.
 pub const DEFAULT_MERCHANT: &str = "default";
@@ -110,7 +110,6 @@ pub trait RecordsTx {
 
 /// The body of a records transaction: it commits when this returns `Ok`.
 pub type TxBody<'a, E> = &'a mut dyn FnMut(&mut dyn RecordsTx) -> std::result::Result<(), E>;
-
 
 /// Work to queue.
 pub struct NewJob<'a> {

@@ -18,7 +18,10 @@ impl Db {
     /// `target` is a SQLite path, `:memory:`, or a `postgres://` URL.
     pub fn open(target: &str) -> Result<Self> {
         if is_postgres(target) {
-            return Ok(Self::with(Arc::new(postgres::Postgres::open(target)?), None));
+            return Ok(Self::with(
+                Arc::new(postgres::Postgres::open(target)?),
+                None,
+            ));
         }
         let db = Arc::new(if target == ":memory:" {
             sqlite::Sqlite::in_memory()?
@@ -33,10 +36,7 @@ impl Db {
     }
 
     fn with(backend: Arc<dyn Backend>, sqlite: Option<Arc<sqlite::Sqlite>>) -> Self {
-        Self {
-            backend,
-            sqlite,
-        }
+        Self { backend, sqlite }
     }
 
     /// The SQLite connection, for tests and the bench that look inside it.
@@ -65,4 +65,3 @@ impl std::ops::Deref for Db {
         self.backend.as_ref()
     }
 }
-

@@ -17,7 +17,6 @@ pub trait KvListing: Send + Sync {
 
 /// The emails the plugin sent, and which the relay took.
 pub trait OutboxStore: Send + Sync {
-
     /// False when the dedupe key was sent before.
     fn outbox(&self, ns: &str) -> StoreResult<Vec<OutboxRow>>;
     /// One email of the merchant's, by its id.
@@ -27,7 +26,6 @@ pub trait OutboxStore: Send + Sync {
 
 /// Merchants as data, and the legacy host secrets.
 pub trait MerchantStore: Send + Sync {
-
     /// A host secret an older version kept in the store (the pay-link key):
     /// read to move it out, never written any more.
     fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>>;
@@ -47,7 +45,6 @@ pub trait MerchantStore: Send + Sync {
 
 /// The platform's customers and invoices, their accounts and cursors, and the transaction the plugin's transitions are applied in.
 pub trait RecordStore: Send + Sync {
-
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>>;
     fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()>;
     /// What Stripe said of the merchant's connected account `id`.
@@ -68,7 +65,6 @@ pub trait RecordStore: Send + Sync {
 
 /// The durable work queue and its dead letters.
 pub trait JobStore: Send + Sync {
-
     /// Queues work to retry; false when the same work is queued already.
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool>;
     /// Takes the oldest job due at `now_ms` that no worker holds, and holds
@@ -97,7 +93,6 @@ pub trait JobStore: Send + Sync {
 
 /// The platform's API tokens, as hashes.
 pub trait TokenStore: Send + Sync {
-
     /// Keeps a new platform token (its hash only).
     fn put_token(&self, token: &TokenRow) -> StoreResult<()>;
     /// Every platform token, revoked ones included, oldest first.
@@ -109,7 +104,6 @@ pub trait TokenStore: Send + Sync {
 
 /// Each account's schedule of Stripe requests.
 pub trait PacingStore: Send + Sync {
-
     /// Takes `account`'s next turn to send a Stripe request
     /// ([`turns::take_turn`]): when it starts (ms), or `None` when
     /// it is more than `max_wait_ms` away. One schedule for every worker.
@@ -123,6 +117,27 @@ pub trait PacingStore: Send + Sync {
 }
 
 /// What a backend stores. Each method is one statement or one transaction.
-pub trait Backend: HostStore + KvListing + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore {}
+pub trait Backend:
+    HostStore
+    + KvListing
+    + OutboxStore
+    + MerchantStore
+    + RecordStore
+    + JobStore
+    + TokenStore
+    + PacingStore
+{
+}
 
-impl<T: HostStore + KvListing + OutboxStore + MerchantStore + RecordStore + JobStore + TokenStore + PacingStore> Backend for T {}
+impl<
+    T: HostStore
+        + KvListing
+        + OutboxStore
+        + MerchantStore
+        + RecordStore
+        + JobStore
+        + TokenStore
+        + PacingStore,
+> Backend for T
+{
+}

@@ -7,8 +7,8 @@
 
 use super::pg_session::{SessionManager, SessionTx};
 use super::{
-    AccountRow, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow,
-    OutgoingEmail, RecordsTx, StoreError, StoreResult, TokenRow, TxAbort, TxBody,
+    AccountRow, CustomerRow, DeadLetter, Job, MerchantPutError, NewJob, OutboxRow, OutgoingEmail,
+    RecordsTx, StoreError, StoreResult, TokenRow, TxAbort, TxBody,
 };
 use anyhow::{Context, Result};
 use r2d2_postgres::PostgresConnectionManager;
@@ -41,7 +41,6 @@ const MIGRATIONS: &[&str] = &[
     // Which invoice each pay-link token opens, by its SHA-256 (S12).
     include_str!("../migrations/postgres/v10_pay_links.sql"),
 ];
-
 
 pub struct Postgres {
     pool: Pool,
@@ -131,5 +130,3 @@ impl Postgres {
         Ok(())
     }
 }
-
-

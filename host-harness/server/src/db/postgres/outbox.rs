@@ -22,7 +22,6 @@ fn outbox_row(r: &postgres::Row) -> OutboxRow {
 }
 
 impl OutboxStore for Postgres {
-
     fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>> {
         let row = self
             .conn()?

@@ -4,7 +4,6 @@ use super::*;
 use crate::db::PacingStore;
 
 impl PacingStore for Postgres {
-
     /// `turns::take_turn` as one statement: the row's lock orders the
     /// workers, and a turn too far away updates nothing and returns no row.
     fn pace(

@@ -109,7 +109,6 @@ impl RecordsTx for PostgresTx<'_, '_> {
 }
 
 impl RecordStore for Postgres {
-
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
         let row = self
             .conn()?

@@ -4,7 +4,6 @@ use super::*;
 use crate::db::JobStore;
 
 impl JobStore for Sqlite {
-
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
         let n = self
             .conn()

@@ -72,6 +72,10 @@ impl KvStore for Sqlite {
         Ok(true)
     }
 
+    fn make_durable(&self) -> StoreResult<()> {
+        self.durable()
+    }
+
     fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
         let conn = self.conn();
         let mut stmt = conn

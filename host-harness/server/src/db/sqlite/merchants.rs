@@ -4,7 +4,6 @@ use super::*;
 use crate::db::MerchantStore;
 
 impl MerchantStore for Sqlite {
-
     fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>> {
         self.conn()
             .query_row(

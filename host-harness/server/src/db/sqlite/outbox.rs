@@ -22,7 +22,6 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 }
 
 impl OutboxStore for Sqlite {
-
     fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>> {
         self.conn()
             .query_row(

@@ -4,7 +4,6 @@ use super::*;
 use crate::db::PacingStore;
 
 impl PacingStore for Sqlite {
-
     fn pace(
         &self,
         account: &str,

@@ -123,7 +123,6 @@ impl RecordsTx for SqliteTx<'_, '_> {
 }
 
 impl RecordStore for Sqlite {
-
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
         self.conn()
             .query_row(

@@ -4,7 +4,6 @@ use super::*;
 use crate::db::TokenStore;
 
 impl TokenStore for Sqlite {
-
     fn put_token(&self, t: &TokenRow) -> StoreResult<()> {
         self.conn()
             .execute(
