@@ -44,6 +44,8 @@ enum Command {
         /// Where the events padded to 1, 16 and 64 KB are written.
         #[arg(long, default_value = "target/bench")]
         out_dir: std::path::PathBuf,
+        #[arg(long, value_enum, default_value = "full")]
+        scope: host_tools::bench::Scope,
     },
     /// Durable webhook throughput of `serve` over loopback, and of a Node.js
     /// handler in the same run (see tests/bench/run).
@@ -144,7 +146,8 @@ fn main() -> Result<()> {
             event,
             iterations,
             out_dir,
-        } => host_tools::bench::webhook(&event, iterations, &out_dir),
+            scope,
+        } => host_tools::bench::webhook(&event, iterations, &out_dir, scope),
         Command::Serve => {
             let settings = Settings::resolve(&cli.flags)?;
             let recorder = match &settings.record_http {

@@ -127,12 +127,33 @@ impl Bench {
         Ok(start.elapsed().as_secs_f64() * 1e6 / requests.len().max(1) as f64)
     }
 
+    /// µs per call at steady state, as stripe-node's figure is taken: a
+    /// warm-up, then two equal halves of at least `n` calls in all, doubled
+    /// until the halves agree within 5% (at most 8 times `n`).
+    fn steady(&self, n: u32, tag: &str) -> Result<Value> {
+        self.time(
+            TENANT,
+            &self.deliveries(n.min(1000), &format!("{tag}_warm")),
+        )?;
+        let mut half = n.div_ceil(2).max(1);
+        loop {
+            let first = self.time(TENANT, &self.deliveries(half, &format!("{tag}_{half}_a")))?;
+            let second = self.time(TENANT, &self.deliveries(half, &format!("{tag}_{half}_b")))?;
+            let spread = (first - second).abs() / first.min(second);
+            if spread <= 0.05 || half >= 4 * n {
+                return Ok(json!({"us_per_event": (first + second) / 2.0,
+                                 "iterations": 2 * half, "halves_us": [first, second],
+                                 "steady": spread <= 0.05}));
+            }
+            half *= 2;
+        }
+    }
+
     /// Every figure, with instances fresh per call or reused.
     fn figures(&mut self, n: u32, reuse: Reuse, tag: &str) -> Result<Value> {
         self.runtime.set_reuse(reuse);
-        let warm = self.deliveries(n.min(200), &format!("{tag}_warm"));
-        self.time(TENANT, &warm)?;
-        let full = self.time(TENANT, &self.deliveries(n, tag))?;
+        let timed = self.steady(n, tag)?;
+        let full = timed["us_per_event"].as_f64().unwrap_or(f64::NAN);
         // The floor of a real delivery: the body lifted in, one HMAC over it,
         // refused (the secret does not match). No parse, no kv.
         let floor = self.time(WRONG_TENANT, &self.deliveries(n, &format!("{tag}_floor")))?;
@@ -145,7 +166,10 @@ impl Bench {
             n as usize
         ];
         let empty_call = self.time(TENANT, &empty)?;
-        Ok(json!({"us_per_event": full, "us_floor": floor, "us_empty_call": empty_call}))
+        Ok(
+            json!({"us_per_event": full, "us_floor": floor, "us_empty_call": empty_call,
+                  "timed": timed}),
+        )
     }
 
     /// Fills the merchant's kv with invoices `range` like the bench one.
@@ -226,7 +250,17 @@ fn padded(event: &Value, bytes: usize) -> Result<Vec<u8>> {
 /// must name invoice `inv_bench` in its metadata) every way, writes the
 /// padded events into `out_dir` (for stripe-node at the same sizes), and
 /// prints one JSON object.
-pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
+/// How much of the benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scope {
+    /// Every figure: both instance kinds, body sizes, invoices stored.
+    Full,
+    /// The figures the budgets judge (reused and fresh instances), for the
+    /// rounds interleaved with stripe-node's.
+    Core,
+}
+
+pub fn webhook(path: &Path, iterations: u32, out_dir: &Path, scope: Scope) -> Result<()> {
     let body = std::fs::read(path)?;
     let event: Value = serde_json::from_slice(&body)?;
     std::fs::create_dir_all(out_dir)?;
@@ -256,6 +290,15 @@ pub fn webhook(path: &Path, iterations: u32, out_dir: &Path) -> Result<()> {
     }
     let fresh = bench.figures(iterations, Reuse::Never, "fresh")?;
     let reused = bench.figures(iterations, Reuse::PerMerchant, "reused")?;
+    if scope == Scope::Core {
+        println!(
+            "{}",
+            json!({"subject": "plugin on-webhook via wasmtime", "event_bytes": body.len(),
+                   "fresh_instance": fresh, "reused_instance": reused,
+                   "component_bytes": PLUGIN_WASM.len()})
+        );
+        return Ok(());
+    }
 
     let mut by_size = serde_json::Map::new();
     std::fs::create_dir_all(out_dir)?;

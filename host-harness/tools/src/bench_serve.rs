@@ -22,6 +22,8 @@ const SECRET: &str = "whsec_bench_secret";
 struct Load {
     sent: usize,
     ok: usize,
+    /// Answered 200 in the first half of the load.
+    ok_first_half: usize,
     seconds: f64,
     latencies_us: Vec<u64>,
 }
@@ -33,8 +35,16 @@ impl Load {
             let i = ((self.latencies_us.len() as f64 * p).ceil() as usize).saturating_sub(1);
             self.latencies_us.get(i).copied().unwrap_or(0) as f64 / 1000.0
         };
+        let half = self.seconds / 2.0;
+        let halves = [
+            self.ok_first_half as f64 / half,
+            (self.ok - self.ok_first_half) as f64 / half,
+        ];
+        let spread = (halves[0] - halves[1]).abs() / halves[0].min(halves[1]);
         json!({
             "subject": subject,
+            "halves_events_per_sec": halves,
+            "steady": spread <= 0.05,
             "events": self.sent,
             "answered_200": self.ok,
             "lost": self.sent - self.ok,
@@ -122,6 +132,7 @@ fn load_spread(
 ) -> Load {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let middle = start + Duration::from_secs(seconds) / 2;
     let workers: Vec<_> = (0..connections)
         .map(|c| {
             let (url, template, event_id) = (
@@ -132,6 +143,7 @@ fn load_spread(
             std::thread::spawn(move || {
                 let agent = agent();
                 let (mut sent, mut ok, mut latencies) = (0usize, 0usize, Vec::new());
+                let mut ok_first_half = 0usize;
                 while Instant::now() < deadline {
                     let body =
                         template.replacen(&event_id, &format!("evt_load_{c:03}_{sent:09}"), 1);
@@ -155,23 +167,28 @@ fn load_spread(
                         let _ = r.body_mut().read_to_vec();
                         if r.status().as_u16() == 200 {
                             ok += 1;
+                            if Instant::now() < middle {
+                                ok_first_half += 1;
+                            }
                         }
                     }
                 }
-                (sent, ok, latencies)
+                (sent, ok, ok_first_half, latencies)
             })
         })
         .collect();
     let mut out = Load {
         sent: 0,
         ok: 0,
+        ok_first_half: 0,
         seconds: 0.0,
         latencies_us: Vec::new(),
     };
     for w in workers {
-        if let Ok((sent, ok, lat)) = w.join() {
+        if let Ok((sent, ok, first, lat)) = w.join() {
             out.sent += sent;
             out.ok += ok;
+            out.ok_first_half += first;
             out.latencies_us.extend(lat);
         }
     }
