@@ -41,7 +41,9 @@ fn main() {
         webhook_tolerance_secs: m["webhook-tolerance-secs"].as_u64().unwrap_or(300) as u32,
         livemode: m["livemode"].as_bool().unwrap_or(false),
     };
-    let keys = &setup["keys"][&merchant.account_id];
+    // Keys and kv are the merchant's (its namespace), whatever its account.
+    let namespace = setup["calls"][0]["namespace"].as_str().unwrap_or_default();
+    let keys = &setup["keys"][namespace];
     let list = |k: &str| -> Vec<String> {
         keys[k]
             .as_array()
@@ -56,7 +58,7 @@ fn main() {
         pay_link: list("pay-link"),
         ..MemoryHost::default()
     };
-    for (k, e) in last["kv"][&merchant.account_id]
+    for (k, e) in last["kv"][namespace]
         .as_object()
         .into_iter()
         .flatten()

@@ -17,7 +17,7 @@ const instantiate = await load(jcoDir);
 const { s, imports } = replayState(scenario);
 for (const call of scenario.calls) {
   s.now = call['now-ms'];
-  s.ns = call.args[0]['account-id'];
+  s.ns = call.namespace; // the merchant's, whatever its account
   instantiate(imports).handlers[camel(call.handler)](...call.args.map(native));
 }
 const merchant = native(scenario.calls[0].args[0]);
