@@ -7,7 +7,7 @@ impl JobStore for Sqlite {
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
         let n = self
             .conn()
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![job.merchant, job.kind, job.subject, job.run_at_ms, job.created_ms, job.error, job.account],
@@ -22,7 +22,7 @@ impl JobStore for Sqlite {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failure)?;
         let job = tx
-            .query_row(
+            .row_cached(
                 "UPDATE jobs SET locked_until_ms = ?2, attempts = attempts + 1
                  WHERE id = (SELECT id FROM jobs WHERE run_at_ms <= ?1
                              AND (locked_until_ms IS NULL OR locked_until_ms <= ?1)
@@ -48,14 +48,14 @@ impl JobStore for Sqlite {
 
     fn finish_job(&self, id: i64) -> StoreResult<()> {
         self.conn()
-            .execute("DELETE FROM jobs WHERE id = ?1", [id])
+            .exec_cached("DELETE FROM jobs WHERE id = ?1", [id])
             .map(drop)
             .map_err(failure)
     }
 
     fn retry_job(&self, id: i64, run_at_ms: i64, error: &str) -> StoreResult<()> {
         self.conn()
-            .execute(
+            .exec_cached(
                 "UPDATE jobs SET run_at_ms = ?2, locked_until_ms = NULL, last_error = ?3 WHERE id = ?1",
                 params![id, run_at_ms, error],
             )
@@ -65,7 +65,7 @@ impl JobStore for Sqlite {
 
     fn queue_stats(&self, now_ms: i64) -> StoreResult<(i64, i64)> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT count(*), coalesce(?1 - min(created_ms), 0) FROM jobs",
                 [now_ms],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -76,7 +76,7 @@ impl JobStore for Sqlite {
     fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool> {
         let n = self
             .conn()
-            .execute(
+            .exec_cached(
                 "DELETE FROM jobs WHERE merchant = ?1 AND kind = ?2 AND subject = ?3",
                 params![merchant, kind, subject],
             )
@@ -87,13 +87,13 @@ impl JobStore for Sqlite {
     fn bury_job(&self, id: i64, error: &str, now_ms: i64) -> StoreResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(failure)?;
-        tx.execute(
+        tx.exec_cached(
             "INSERT INTO dead_letters (merchant, kind, subject, attempts, created_ms, died_ms, error)
              SELECT merchant, kind, subject, attempts, created_ms, ?2, ?3 FROM jobs WHERE id = ?1",
             params![id, now_ms, error],
         )
         .map_err(failure)?;
-        tx.execute("DELETE FROM jobs WHERE id = ?1", [id])
+        tx.exec_cached("DELETE FROM jobs WHERE id = ?1", [id])
             .map_err(failure)?;
         tx.commit().map_err(failure)
     }
@@ -125,7 +125,7 @@ impl JobStore for Sqlite {
     fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(failure)?;
-        tx.execute(
+        tx.exec_cached(
             "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
              SELECT merchant, kind, subject, ?3, created_ms, error FROM dead_letters
              WHERE id = ?1 AND merchant = ?2",
@@ -133,7 +133,7 @@ impl JobStore for Sqlite {
         )
         .map_err(failure)?;
         let n = tx
-            .execute(
+            .exec_cached(
                 "DELETE FROM dead_letters WHERE id = ?1 AND merchant = ?2",
                 params![id, merchant],
             )
@@ -144,7 +144,7 @@ impl JobStore for Sqlite {
 
     fn dead_letter_count(&self) -> StoreResult<i64> {
         self.conn()
-            .query_row("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
+            .row_cached("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
             .map_err(failure)
     }
 }

@@ -6,7 +6,7 @@ use crate::db::MerchantStore;
 impl MerchantStore for Sqlite {
     fn legacy_host_secret(&self, name: &str) -> StoreResult<Option<String>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT value FROM host_secrets WHERE name = ?1",
                 [name],
                 |r| r.get(0),
@@ -17,14 +17,14 @@ impl MerchantStore for Sqlite {
 
     fn delete_legacy_host_secret(&self, name: &str) -> StoreResult<()> {
         self.conn()
-            .execute("DELETE FROM host_secrets WHERE name = ?1", [name])
+            .exec_cached("DELETE FROM host_secrets WHERE name = ?1", [name])
             .map(drop)
             .map_err(failure)
     }
 
     fn merchant_settings(&self, id: &str) -> StoreResult<Option<String>> {
         self.conn()
-            .query_row("SELECT settings FROM merchants WHERE id = ?1", [id], |r| {
+            .row_cached("SELECT settings FROM merchants WHERE id = ?1", [id], |r| {
                 r.get(0)
             })
             .optional()
@@ -56,7 +56,7 @@ impl MerchantStore for Sqlite {
         account: Option<&str>,
         settings: &str,
     ) -> Result<(), MerchantPutError> {
-        let result = self.conn().execute(
+        let result = self.conn().exec_cached(
             "INSERT INTO merchants (id, account_id, settings) VALUES (?1, ?2, ?3)
              ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id,
              settings = excluded.settings",

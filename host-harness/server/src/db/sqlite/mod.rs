@@ -109,6 +109,8 @@ impl Sqlite {
 
     fn init(conn: Connection) -> Result<Self> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Every statement of the store stays prepared (rusqlite keeps 16).
+        conn.set_prepared_statement_cache_capacity(128);
         migrate(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
@@ -209,6 +211,34 @@ fn migrate(conn: &Connection) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `execute` and `query_row` through the connection's statement cache
+/// (rusqlite's own parse the SQL at every call; on the webhook path that
+/// parsing showed in the profile).
+trait Cached {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row_cached<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row_cached<T, P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: P,
+        f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
 }
 
 fn failure(e: rusqlite::Error) -> StoreError {

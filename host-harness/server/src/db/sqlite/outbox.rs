@@ -24,7 +24,7 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
 impl OutboxStore for Sqlite {
     fn outbox_row(&self, ns: &str, id: i64) -> StoreResult<Option<OutboxRow>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 &format!("{OUTBOX_SELECT} WHERE ns = ?1 AND id = ?2"),
                 params![ns, id],
                 outbox_row,
@@ -35,7 +35,7 @@ impl OutboxStore for Sqlite {
 
     fn mark_sent(&self, id: i64, now_ms: i64) -> StoreResult<()> {
         self.conn()
-            .execute(
+            .exec_cached(
                 "UPDATE outbox SET sent_ms = ?2 WHERE id = ?1 AND sent_ms IS NULL",
                 params![id, now_ms],
             )
@@ -60,7 +60,7 @@ impl EmailStore for Sqlite {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(failure)?;
         let n = tx
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO outbox (ns, dedupe_key, recipients, cc, subject, text_body, html_body, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
@@ -70,7 +70,7 @@ impl EmailStore for Sqlite {
             )
             .map_err(failure)?;
         if n == 1 && e.deliver {
-            tx.execute(
+            tx.exec_cached(
                 "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error)
                  VALUES (?1, ?2, ?3, ?4, ?4, '')",
                 params![e.ns, crate::db::EMAIL_JOB, tx.last_insert_rowid().to_string(), e.created_ms],

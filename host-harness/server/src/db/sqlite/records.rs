@@ -9,7 +9,7 @@ struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
 impl RecordsTx for SqliteTx<'_, '_> {
     fn invoice_state(&mut self, merchant: &str, id: &str) -> StoreResult<Option<String>> {
         self.0
-            .query_row(
+            .row_cached(
                 "SELECT state FROM invoices WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
                 |r| r.get(0),
@@ -20,7 +20,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 
     fn save_invoice_state(&mut self, merchant: &str, id: &str, state: &str) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "UPDATE invoices SET state = ?3 WHERE merchant = ?1 AND id = ?2",
                 params![merchant, id, state],
             )
@@ -30,7 +30,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 
     fn link_customer(&mut self, merchant: &str, id: &str, stripe_id: &str) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "INSERT INTO customers (merchant, id, doc, stripe_customer_id)
                  VALUES (?1, ?2, '{}', ?3) ON CONFLICT (merchant, id)
                  DO UPDATE SET stripe_customer_id = excluded.stripe_customer_id",
@@ -42,7 +42,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 
     fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
             )
@@ -57,7 +57,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
         payment_method: Option<&str>,
     ) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "UPDATE customers SET card_on_file = ?3
                  WHERE merchant = ?1 AND stripe_customer_id = ?2",
                 params![merchant, stripe_customer, payment_method],
@@ -74,7 +74,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
         details: bool,
     ) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
                  details_submitted = excluded.details_submitted, disconnected = 0",
@@ -86,7 +86,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 
     fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "INSERT INTO accounts (merchant, id, disconnected) VALUES (?1, ?2, 1)
                  ON CONFLICT (merchant, id) DO UPDATE SET disconnected = 1, charges_enabled = 0",
                 [merchant, id],
@@ -97,7 +97,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 
     fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "INSERT INTO sync_cursors (merchant, cursor) VALUES (?1, ?2)
                  ON CONFLICT (merchant) DO UPDATE SET cursor = excluded.cursor",
                 params![key, cursor],
@@ -113,7 +113,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
         invoice: &str,
     ) -> StoreResult<()> {
         self.0
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO pay_links (merchant, token_sha256, invoice) VALUES (?1, ?2, ?3)",
                 params![merchant, token_sha256, invoice],
             )
@@ -125,7 +125,7 @@ impl RecordsTx for SqliteTx<'_, '_> {
 impl RecordStore for Sqlite {
     fn customer(&self, merchant: &str, id: &str) -> StoreResult<Option<CustomerRow>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT doc, stripe_customer_id, card_on_file FROM customers
                  WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
@@ -137,7 +137,7 @@ impl RecordStore for Sqlite {
 
     fn put_customer(&self, merchant: &str, id: &str, doc: &str) -> StoreResult<()> {
         self.conn()
-            .execute(
+            .exec_cached(
                 "INSERT INTO customers (merchant, id, doc) VALUES (?1, ?2, ?3)
                  ON CONFLICT (merchant, id) DO UPDATE SET doc = excluded.doc",
                 params![merchant, id, doc],
@@ -148,7 +148,7 @@ impl RecordStore for Sqlite {
 
     fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT charges_enabled, details_submitted, disconnected FROM accounts
                  WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
@@ -166,7 +166,7 @@ impl RecordStore for Sqlite {
 
     fn invoice(&self, merchant: &str, id: &str) -> StoreResult<Option<(String, String)>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT doc, state FROM invoices WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -184,7 +184,7 @@ impl RecordStore for Sqlite {
     ) -> StoreResult<bool> {
         let n = self
             .conn()
-            .execute(
+            .exec_cached(
                 "INSERT OR IGNORE INTO invoices (merchant, id, doc, state) VALUES (?1, ?2, ?3, ?4)",
                 params![merchant, id, doc, state],
             )
@@ -194,7 +194,7 @@ impl RecordStore for Sqlite {
 
     fn set_amount_due(&self, merchant: &str, id: &str, amount_due: &str) -> StoreResult<()> {
         self.conn()
-            .execute(
+            .exec_cached(
                 "UPDATE invoices SET doc = json_set(doc, '$.amountDue', ?3)
                  WHERE merchant = ?1 AND id = ?2",
                 params![merchant, id, amount_due],
@@ -205,7 +205,7 @@ impl RecordStore for Sqlite {
 
     fn pay_link_invoice(&self, merchant: &str, token_sha256: &str) -> StoreResult<Option<String>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT invoice FROM pay_links WHERE merchant = ?1 AND token_sha256 = ?2",
                 [merchant, token_sha256],
                 |r| r.get(0),
@@ -216,7 +216,7 @@ impl RecordStore for Sqlite {
 
     fn sync_cursor(&self, key: &str) -> StoreResult<Option<String>> {
         self.conn()
-            .query_row(
+            .row_cached(
                 "SELECT cursor FROM sync_cursors WHERE merchant = ?1",
                 [key],
                 |r| r.get(0),

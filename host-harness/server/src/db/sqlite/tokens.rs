@@ -6,7 +6,7 @@ use crate::db::TokenStore;
 impl TokenStore for Sqlite {
     fn put_token(&self, t: &TokenRow) -> StoreResult<()> {
         self.conn()
-            .execute(
+            .exec_cached(
                 "INSERT INTO platform_tokens (id, sha256, merchant, label, created_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![t.id, t.sha256, t.merchant, t.label, t.created_ms],
@@ -41,7 +41,7 @@ impl TokenStore for Sqlite {
     fn revoke_token(&self, id: &str, now_ms: i64) -> StoreResult<bool> {
         let n = self
             .conn()
-            .execute(
+            .exec_cached(
                 "UPDATE platform_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
                 params![id, now_ms],
             )
