@@ -8,6 +8,8 @@ fn main() {
     for watched in [
         "plugin/src",
         "plugin/Cargo.toml",
+        // The `wasm` profile the guest is built with.
+        "Cargo.toml",
         "wit",
         "Cargo.lock",
         "host-harness/runtime/build_guest.rs",

@@ -276,14 +276,16 @@ fn apply_one(
     let Some(invoice_id) = crate::transitions::invoice_of(t) else {
         return apply_beside_invoices(tx, merchant, t);
     };
-    let mut st = load_state(tx, merchant, invoice_id)?
+    let stored = load_state(tx, merchant, invoice_id)?
         .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.to_string()))?;
+    let mut st = stored.clone();
     if let Transition::PaymentLinkAttached(l) = t
         && let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty())
     {
         tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
     }
-    if crate::transitions::apply(&mut st, t, now_ms) == Applied::StaleStatus {
+    // A redelivery changes nothing: nothing is written then.
+    if crate::transitions::apply(&mut st, t, now_ms) == Applied::StaleStatus || st == stored {
         return Ok(());
     }
     save_state(tx, merchant, invoice_id, &st)
@@ -310,5 +312,57 @@ fn apply_beside_invoices(
         }
         Transition::AccountDisconnected(id) => Ok(tx.account_disconnected(merchant, id)?),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::{InvoiceStatus, Money, Payment, PaymentStatus};
+
+    fn money(minor: u64) -> Money {
+        Money {
+            minor,
+            decimal: format!("{}.00", minor / 100),
+            currency: "GBP".into(),
+        }
+    }
+
+    fn payment() -> Transition {
+        Transition::InvoicePaid(Payment {
+            invoice_id: "inv_1".into(),
+            stripe_ref: "pi_1".into(),
+            amount: money(1200),
+            total_paid: money(1200),
+        })
+    }
+
+    fn paid(revision: u64) -> Transition {
+        Transition::StatusChanged(InvoiceStatus {
+            invoice_id: "inv_1".into(),
+            status: PaymentStatus::Paid,
+            amount_paid: money(1200),
+            amount_refunded: money(0),
+            revision,
+        })
+    }
+
+    /// A redelivery (the same status again, or a stale one) changes nothing
+    /// in the invoice's view, so nothing is written: no WAL frames, and a
+    /// group commit with nothing new to sync.
+    #[test]
+    fn a_transition_that_changes_nothing_writes_nothing() {
+        let db = Db::in_memory().unwrap();
+        let state = Records::new(&db, crate::db::DEFAULT_MERCHANT, 1_000);
+        state.insert_draft(&serde_json::json!({}), "inv_1").unwrap();
+        let changes = || db.sqlite().unwrap().total_changes();
+        state.apply(&[payment(), paid(1)]).unwrap();
+        let after_first = changes();
+        state.apply(&[payment(), paid(1)]).unwrap();
+        state.apply(&[paid(0)]).unwrap();
+        assert_eq!(changes(), after_first, "the same status again was written");
+        state.apply(&[paid(2)]).unwrap();
+        assert_eq!(changes(), after_first + 1, "a newer revision is written");
+        assert_eq!(state.invoice("inv_1").unwrap().unwrap().1.status, "PAID");
     }
 }
