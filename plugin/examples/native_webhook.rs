@@ -58,11 +58,7 @@ fn main() {
         pay_link: list("pay-link"),
         ..MemoryHost::default()
     };
-    for (k, e) in last["kv"][namespace]
-        .as_object()
-        .into_iter()
-        .flatten()
-    {
+    for (k, e) in last["kv"][namespace].as_object().into_iter().flatten() {
         let value = e["value"].as_str().unwrap_or_default().as_bytes().to_vec();
         host.kv.insert(k.clone(), (value, e["expires-ms"].as_u64()));
     }

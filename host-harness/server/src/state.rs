@@ -177,11 +177,7 @@ impl<'a> Records<'a> {
 
     /// Applies every transition, or none.
     pub fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
-        self.transaction(&mut |tx| {
-            transitions
-                .iter()
-                .try_for_each(|t| apply_one(tx, self.merchant, self.now_ms, t))
-        })
+        self.transaction(&mut |tx| apply_all(tx, self.merchant, self.now_ms, transitions))
     }
 
     /// Runs `body` in one store transaction; an `ApplyError` rolls it back.
@@ -220,9 +216,7 @@ impl<'a> Records<'a> {
         transitions: &[Transition],
     ) -> Result<(), ApplyError> {
         self.transaction(&mut |tx| {
-            for t in transitions {
-                apply_one(tx, self.merchant, self.now_ms, t)?;
-            }
+            apply_all(tx, self.merchant, self.now_ms, transitions)?;
             Ok(tx.set_sync_cursor(merchant, cursor)?)
         })
     }
@@ -264,31 +258,67 @@ fn save_state(
     Ok(tx.save_invoice_state(merchant, id, &json)?)
 }
 
-/// One transition, in the store's transaction: the invoice's view is loaded,
-/// changed by the contract's pure rule (`transitions::apply`) and saved; a
-/// pay link's token is indexed for revocation.
-fn apply_one(
+/// A call's transitions, in the store's transaction: each invoice's view is
+/// read once (locked until the transaction ends), changed by the contract's
+/// pure rule (`transitions::apply`) transition by transition, and written
+/// once at the end if it changed (a redelivery writes nothing); a pay link's
+/// token is indexed for revocation.
+fn apply_all(
     tx: &mut dyn RecordsTx,
     merchant: &str,
     now_ms: u64,
-    t: &Transition,
+    transitions: &[Transition],
 ) -> Result<(), ApplyError> {
-    let Some(invoice_id) = crate::transitions::invoice_of(t) else {
-        return apply_beside_invoices(tx, merchant, t);
-    };
-    let stored = load_state(tx, merchant, invoice_id)?
-        .ok_or_else(|| ApplyError::UnknownInvoice(invoice_id.to_string()))?;
-    let mut st = stored.clone();
-    if let Transition::PaymentLinkAttached(l) = t
-        && let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty())
-    {
-        tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
+    let mut views = Views::default();
+    for t in transitions {
+        let Some(invoice_id) = crate::transitions::invoice_of(t) else {
+            apply_beside_invoices(tx, merchant, t)?;
+            continue;
+        };
+        let st = views.of(tx, merchant, invoice_id)?;
+        if let Transition::PaymentLinkAttached(l) = t
+            && let Some(token) = l.url.rsplit('/').next().filter(|t| !t.is_empty())
+        {
+            tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
+        }
+        // A stale status is dropped; the rest of the call still applies.
+        let _: Applied = crate::transitions::apply(st, t, now_ms);
     }
-    // A redelivery changes nothing: nothing is written then.
-    if crate::transitions::apply(&mut st, t, now_ms) == Applied::StaleStatus || st == stored {
-        return Ok(());
+    views.save_changed(tx, merchant)
+}
+
+/// The invoices' views one transaction changes: as read, and as changed.
+#[derive(Default)]
+struct Views(Vec<(String, InvoiceState, InvoiceState)>);
+
+impl Views {
+    /// The view of `id` as changed so far, read on first use.
+    fn of(
+        &mut self,
+        tx: &mut dyn RecordsTx,
+        merchant: &str,
+        id: &str,
+    ) -> Result<&mut InvoiceState, ApplyError> {
+        let at = match self.0.iter().position(|(i, _, _)| i == id) {
+            Some(at) => at,
+            None => {
+                let stored = load_state(tx, merchant, id)?
+                    .ok_or_else(|| ApplyError::UnknownInvoice(id.to_string()))?;
+                self.0.push((id.to_string(), stored.clone(), stored));
+                self.0.len() - 1
+            }
+        };
+        Ok(&mut self.0[at].2)
     }
-    save_state(tx, merchant, invoice_id, &st)
+
+    fn save_changed(self, tx: &mut dyn RecordsTx, merchant: &str) -> Result<(), ApplyError> {
+        for (id, stored, now) in &self.0 {
+            if now != stored {
+                save_state(tx, merchant, id, now)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A transition about a customer or a connected account, not an invoice.
@@ -345,6 +375,87 @@ mod tests {
             amount_refunded: money(0),
             revision,
         })
+    }
+
+    /// Counts the reads and writes of invoices' rows, passing all through.
+    struct Counting<'a> {
+        inner: &'a mut dyn RecordsTx,
+        reads: usize,
+        saves: usize,
+    }
+
+    impl RecordsTx for Counting<'_> {
+        fn invoice_state(&mut self, m: &str, id: &str) -> crate::db::StoreResult<Option<String>> {
+            self.reads += 1;
+            self.inner.invoice_state(m, id)
+        }
+        fn save_invoice_state(&mut self, m: &str, id: &str, s: &str) -> crate::db::StoreResult<()> {
+            self.saves += 1;
+            self.inner.save_invoice_state(m, id, s)
+        }
+        fn link_customer(&mut self, m: &str, id: &str, s: &str) -> crate::db::StoreResult<()> {
+            self.inner.link_customer(m, id, s)
+        }
+        fn unlink_customer(&mut self, m: &str, id: &str) -> crate::db::StoreResult<()> {
+            self.inner.unlink_customer(m, id)
+        }
+        fn set_card_on_file(
+            &mut self,
+            m: &str,
+            c: &str,
+            p: Option<&str>,
+        ) -> crate::db::StoreResult<()> {
+            self.inner.set_card_on_file(m, c, p)
+        }
+        fn account_updated(
+            &mut self,
+            m: &str,
+            id: &str,
+            c: bool,
+            d: bool,
+        ) -> crate::db::StoreResult<()> {
+            self.inner.account_updated(m, id, c, d)
+        }
+        fn account_disconnected(&mut self, m: &str, id: &str) -> crate::db::StoreResult<()> {
+            self.inner.account_disconnected(m, id)
+        }
+        fn set_sync_cursor(&mut self, k: &str, c: &str) -> crate::db::StoreResult<()> {
+            self.inner.set_sync_cursor(k, c)
+        }
+        fn index_pay_link(&mut self, m: &str, t: &str, i: &str) -> crate::db::StoreResult<()> {
+            self.inner.index_pay_link(m, t, i)
+        }
+    }
+
+    /// A call's transitions about one invoice (a payment and the status it
+    /// brings) read its row once and write it once, in one transaction.
+    #[test]
+    fn one_read_and_one_write_per_invoice_per_call() {
+        let db = Db::in_memory().unwrap();
+        let records = Records::new(&db, crate::db::DEFAULT_MERCHANT, 1_000);
+        records
+            .insert_draft(&serde_json::json!({}), "inv_1")
+            .unwrap();
+        let (mut reads, mut saves) = (0, 0);
+        db.records_tx(&mut |tx| {
+            let mut counting = Counting {
+                inner: tx,
+                reads: 0,
+                saves: 0,
+            };
+            let result = apply_all(
+                &mut counting,
+                crate::db::DEFAULT_MERCHANT,
+                1_000,
+                &[payment(), paid(1)],
+            );
+            (reads, saves) = (counting.reads, counting.saves);
+            result.map_err(|e| TxAbort::Refused(e.to_string()))
+        })
+        .unwrap();
+        assert_eq!((reads, saves), (1, 1));
+        let (_, st) = records.invoice("inv_1").unwrap().unwrap();
+        assert_eq!((st.status.as_str(), st.payments.len()), ("PAID", 1));
     }
 
     /// A redelivery (the same status again, or a stale one) changes nothing
