@@ -1,6 +1,6 @@
 //! `host-harness bench-serve`: durable webhook throughput over loopback. It
-//! starts the Stripe emulator and a real `serve` (SQLite, WAL,
-//! synchronous=FULL), sends the invoice the events pay, then posts signed,
+//! starts the Stripe emulator and a real `serve` (SQLite, WAL, group
+//! commit: every answer after its sync), sends the invoice the events pay, then posts signed,
 //! distinct events from `--connections` keep-alive clients (ureq) for
 //! `--seconds`, and reports events/s and latency percentiles. With
 //! `--node-handler`, the same load then goes to the handler a team would
