@@ -279,15 +279,21 @@ mod tests {
     use crate::ports::KvStore;
     use std::os::unix::fs::MetadataExt;
 
+    /// An empty directory of this test's own, and the database path in it.
+    fn scratch(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sqlite-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("host.db");
+        (dir, path)
+    }
+
     /// Security review S6: records kept by account move to the merchant
     /// that has the account; the platform account's to `default` (the step
     /// of version 7, run on rows as an older version wrote them).
     #[test]
     fn version_7_moves_records_from_accounts_to_merchants() {
-        let dir = std::env::temp_dir().join(format!("sqlite-v7-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("host.db");
+        let (dir, path) = scratch("v7");
         drop(Sqlite::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(
@@ -322,10 +328,7 @@ mod tests {
     /// links and the host's secrets; no other user may read it.
     #[test]
     fn the_database_and_its_wal_are_readable_by_this_user_only() {
-        let dir = std::env::temp_dir().join(format!("sqlite-mode-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("host.db");
+        let (dir, path) = scratch("mode");
         let db = Sqlite::open(&path).unwrap();
         db.kv_set("ns", "k", b"v", None).unwrap();
         for file in ["host.db", "host.db-wal", "host.db-shm"] {
@@ -346,10 +349,7 @@ mod tests {
     /// the store is opened again.
     #[test]
     fn writes_are_synced_once_when_asked_and_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("sqlite-sync-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("host.db");
+        let (dir, path) = scratch("sync");
         let db = Sqlite::open(&path).unwrap();
         let synchronous: i64 = db
             .conn()
