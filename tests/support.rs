@@ -6,6 +6,7 @@ use host_runtime::bindings::{
     Customer, Invoice, Merchant, PaymentLink, Transition, WebhookRequest,
 };
 use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
+use host_runtime::ports::HostStore;
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
 use host_server::app::Backing;
 use host_server::db::Db;
@@ -91,10 +92,43 @@ impl Harness {
         (h, kept.expect("built"))
     }
 
+    /// A host whose store and Stripe are wrapped (both kept by the test):
+    /// the plugin's kv and outbox reach the store through `store`.
+    pub fn with_store<S: HostStore + 'static, B: HttpBackend + 'static>(
+        store: impl FnOnce(Arc<dyn HostStore>) -> S,
+        wrap: impl FnOnce(Emulator) -> B,
+    ) -> (Self, Arc<S>, Arc<B>) {
+        let (mut kept_store, mut kept_backend) = (None, None);
+        let h = Self::build_with(
+            PLUGIN_WASM,
+            Limits::default(),
+            |emu| {
+                let b = Arc::new(wrap(emu.clone()));
+                kept_backend = Some(b.clone());
+                b
+            },
+            |inner| {
+                let s = Arc::new(store(inner));
+                kept_store = Some(s.clone());
+                s
+            },
+        );
+        (h, kept_store.expect("built"), kept_backend.expect("built"))
+    }
+
     fn build(
         wasm: &[u8],
         limits: Limits,
         backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
+    ) -> Self {
+        Self::build_with(wasm, limits, backend, |inner| inner)
+    }
+
+    fn build_with(
+        wasm: &[u8],
+        limits: Limits,
+        backend: impl FnOnce(&Emulator) -> Arc<dyn HttpBackend>,
+        store: impl FnOnce(Arc<dyn HostStore>) -> Arc<dyn HostStore>,
     ) -> Self {
         let clock = Clock::fixed(NOW_MS);
         let emulator = host_tools::offline_stripe::emulator(&clock);
@@ -105,7 +139,7 @@ impl Harness {
         let keyring = Arc::new(KeyRing::default());
         keyring.set(TENANT, keys(&[SECRET]));
         let env = HostEnv::new(
-            parts.db.host_store(),
+            store(parts.db.host_store()),
             parts.stripe,
             clock.clone(),
             keyring.clone(),

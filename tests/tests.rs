@@ -5,6 +5,8 @@
 mod bad_day;
 // Finalizing collects: link, auto-charge, declines, authentication, onboarding; exact requests as snapshots.
 mod collections;
+// Write-ahead: nothing leaves for Stripe before what led to it is durable (group commit).
+mod durability;
 // The whole story through `serve` and the emulator over loopback, as a platform and a customer drive it.
 mod end_to_end;
 // What the internet may do: the public listener's three routes; the platform's token, Host and JSON checks.
