@@ -8,7 +8,7 @@ use crate::db::Db;
 use crate::imports::{Clock, HostEnv, KeyRing, MerchantKeys, StripeGate};
 use crate::offline_stripe::InProcess;
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::runtime::{Limits, PLUGIN_WASM, Reuse, Runtime};
+use crate::runtime::{Limits, PLUGIN_WASM, Profiling, Reuse, Runtime};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -59,7 +59,13 @@ impl Bench {
         keyring.set(TENANT, keys(SECRET));
         keyring.set(WRONG_TENANT, keys("whsec_not_the_one"));
         let cache = std::env::temp_dir().join("stripe-plugin-cache");
-        let mut runtime = Runtime::new(PLUGIN_WASM, env, Limits::default(), Some(&cache))?;
+        // Profiling one path (BENCH_PROFILE): wasm functions named for perf.
+        let profiling = match std::env::var_os("BENCH_PROFILE") {
+            Some(_) => Profiling::PerfMap,
+            None => Profiling::Off,
+        };
+        let mut runtime =
+            Runtime::profiled(PLUGIN_WASM, env, Limits::default(), Some(&cache), profiling)?;
         if let Some(path) = tap {
             let dir = path.parent().unwrap_or(Path::new("."));
             let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("bench");
