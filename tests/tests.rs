@@ -25,5 +25,7 @@ mod money;
 mod observability;
 // Every handled event makes its transition; repeated, shuffled and late deliveries converge.
 mod reconciliation;
+// One call's kv reads between compare-and-swaps and Stripe requests: one snapshot, one store read per key.
+mod snapshot_reads;
 // Money where features meet (queue, updates, sync, lost answers, disputes): second review's defects.
 mod seams;

@@ -272,6 +272,9 @@ impl Host for HostState {
             self.env.observer.stripe_held_back();
             return Ok(refused);
         }
+        // What Stripe answers may follow from changes made meanwhile: the
+        // call's reads go to the store again (see `kv`).
+        self.snapshot.clear();
         // Write-ahead: what this call wrote is on disk before Stripe hears
         // of it. A store that cannot say so sends nothing (nothing left the
         // host, so the plugin may try again).

@@ -2,6 +2,12 @@
 //! Compare-and-swap is atomic against every writer of the database (see each
 //! backend). Time spent here is off the guest's clock (see
 //! `HostState::off_the_clock`).
+//!
+//! Reads between two of a call's compare-and-swaps or Stripe requests see
+//! one snapshot: a key is read from the store once there, and the call's own
+//! sets and deletes are read back. A compare-and-swap (won or lost) or a
+//! request empties it, so a decision taken after one (under a lease just
+//! taken, after Stripe answered) reads the store afresh; `kv.wit` says so.
 
 use super::{HostState, Use};
 use crate::bindings::billing::stripe_plugin::kv::{Host, KvError};
@@ -25,15 +31,21 @@ fn over(cap: super::Cap) -> KvError {
 impl Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, KvError> {
         self.take(Use::KvRead).map_err(over)?;
-        self.off_the_clock(|host| {
+        if let Some(seen) = self.snapshot.get(&key) {
+            return Ok(seen.clone());
+        }
+        let value = self.off_the_clock(|host| {
             let db = &host.env.store;
             db.kv_get(&host.namespace, &key, now(host)).map_err(failure)
-        })
+        })?;
+        self.snapshot.insert(key, value.clone());
+        Ok(value)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), KvError> {
         self.take(Use::KvWrite(key.len() + value.len()))
             .map_err(over)?;
+        self.snapshot.remove(&key);
         self.off_the_clock(|host| {
             let expires = expiry(host, ttl_ms);
             host.env
@@ -41,17 +53,22 @@ impl Host for HostState {
                 .kv_set(&host.namespace, &key, &value, expires)
                 .map_err(failure)?;
             purge_now_and_then(host, ttl_ms)
-        })
+        })?;
+        self.snapshot.insert(key, Some(value));
+        Ok(())
     }
 
     fn delete(&mut self, key: String) -> Result<(), KvError> {
         self.take(Use::KvWrite(key.len())).map_err(over)?;
+        self.snapshot.remove(&key);
         self.off_the_clock(|host| {
             host.env
                 .store
                 .kv_delete(&host.namespace, &key)
                 .map_err(failure)
-        })
+        })?;
+        self.snapshot.insert(key, None);
+        Ok(())
     }
 
     fn compare_and_swap(
@@ -63,6 +80,8 @@ impl Host for HostState {
     ) -> Result<bool, KvError> {
         self.take(Use::KvWrite(key.len() + new.len()))
             .map_err(over)?;
+        // Whatever it finds, what this call read before may be stale now.
+        self.snapshot.clear();
         self.off_the_clock(|host| {
             let swapped = host
                 .env

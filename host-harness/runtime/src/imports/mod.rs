@@ -187,6 +187,9 @@ pub(crate) struct HostState {
     /// Addresses this call may email besides the merchant's customers on
     /// record: the merchant's own, and the customer the call is about.
     pub(crate) addresses: Vec<String>,
+    /// What this call read or wrote of each key since its last
+    /// compare-and-swap or Stripe request (see `kv`).
+    pub(crate) snapshot: std::collections::HashMap<String, Option<Vec<u8>>>,
 }
 
 impl HostState {
@@ -209,6 +212,7 @@ impl HostState {
             quotas,
             used: Used::default(),
             exceeded: None,
+            snapshot: Default::default(),
             addresses: Vec::new(),
         }
     }
@@ -233,6 +237,7 @@ impl HostState {
         self.tap = tap;
         self.used = Used::default();
         self.exceeded = None;
+        self.snapshot.clear();
     }
 
     /// Counts one use of the host before an import makes it; `Err` (and the
