@@ -5,7 +5,6 @@
 use e2e_tests::*;
 use host_runtime::bindings::billing::stripe_plugin::http::{HttpError, Request, Response};
 use host_runtime::imports::HttpBackend;
-use host_runtime::ports::{EmailStore, HostStore, KvStore, OutgoingEmail, StoreResult};
 use host_tools::offline_stripe::InProcess;
 use std::sync::{Arc, Mutex};
 use stripe_emulator::Emulator;
@@ -22,56 +21,6 @@ type Log = Arc<Mutex<Vec<Step>>>;
 
 fn note(log: &Log, step: Step) {
     log.lock().unwrap().push(step);
-}
-
-/// The real store, with its writes and syncs logged.
-struct Logged {
-    inner: Arc<dyn HostStore>,
-    log: Log,
-}
-
-impl KvStore for Logged {
-    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.inner.kv_get(ns, key, now_ms)
-    }
-    fn kv_set(&self, ns: &str, key: &str, value: &[u8], exp: Option<i64>) -> StoreResult<()> {
-        note(&self.log, Step::Write);
-        self.inner.kv_set(ns, key, value, exp)
-    }
-    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
-        note(&self.log, Step::Write);
-        self.inner.kv_delete(ns, key)
-    }
-    fn kv_compare_and_swap(
-        &self,
-        ns: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: &[u8],
-        exp: Option<i64>,
-        now_ms: i64,
-    ) -> StoreResult<bool> {
-        note(&self.log, Step::Write);
-        self.inner
-            .kv_compare_and_swap(ns, key, expected, new, exp, now_ms)
-    }
-    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
-        self.inner.kv_purge_expired(now_ms)
-    }
-    fn make_durable(&self) -> StoreResult<()> {
-        note(&self.log, Step::Durable);
-        self.inner.make_durable()
-    }
-}
-
-impl EmailStore for Logged {
-    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
-        note(&self.log, Step::Write);
-        self.inner.outbox_insert(email)
-    }
-    fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
-        self.inner.customer_has_address(ns, address)
-    }
 }
 
 /// The emulator, with each request logged as it leaves.
@@ -91,9 +40,13 @@ impl HttpBackend for Sent {
 fn no_request_leaves_for_stripe_before_the_writes_that_led_to_it_are_durable() {
     let log = Log::default();
     let (h, _, _) = Harness::with_store(
-        |inner| Logged {
-            inner,
-            log: log.clone(),
+        |inner| {
+            let log = log.clone();
+            Watched::new(inner, move |seen| match seen {
+                StoreEvent::Write(_) => note(&log, Step::Write),
+                StoreEvent::Durable => note(&log, Step::Durable),
+                StoreEvent::Read(_) => {}
+            })
         },
         |emulator| Sent {
             emulator,

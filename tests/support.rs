@@ -6,7 +6,7 @@ use host_runtime::bindings::{
     Customer, Invoice, Merchant, PaymentLink, Transition, WebhookRequest,
 };
 use host_runtime::imports::{Clock, HostEnv, HttpBackend, KeyRing, MerchantKeys, StripeGate};
-use host_runtime::ports::HostStore;
+use host_runtime::ports::{HostStore, OutgoingEmail, StoreResult};
 use host_runtime::runtime::{Limits, PLUGIN_WASM, Runtime};
 use host_server::app::Backing;
 use host_server::db::Db;
@@ -509,13 +509,20 @@ pub fn dispute_of(id: &str, pi: &str, status: &str, amount: u64) -> Value {
 /// A host with inv_01 (GBP 1200.00) sent with a link and no auto-charge.
 pub fn sent_invoice() -> (Harness, Merchant) {
     let h = Harness::new();
+    let m = send_invoice_01(&h);
+    (h, m)
+}
+
+/// Sends inv_01 (GBP 1200.00) on `h` with a link and no auto-charge; the
+/// merchant it was sent for.
+pub fn send_invoice_01(h: &Harness) -> Merchant {
     let mut m = h.merchant.clone();
     m.auto_charge = false;
     h.records()
         .insert_draft(&json!({"id": "inv_01"}), "inv_01")
         .unwrap();
     h.finalize(&m, &invoice());
-    (h, m)
+    m
 }
 
 /// The host's view of inv_01.
@@ -618,5 +625,78 @@ impl Served {
         self.app
             .handle("GET", &format!("/pay/{token}"), &[], b"")
             .status
+    }
+}
+
+/// What a `Watched` store saw: a read of a key, a write to a key (or the
+/// outbox), a request to make writes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreEvent<'a> {
+    Read(&'a str),
+    Write(&'a str),
+    Durable,
+}
+
+/// The real store, with what the plugin's imports ask of it reported to a
+/// test as it happens.
+pub struct Watched {
+    inner: Arc<dyn HostStore>,
+    watch: Box<dyn Fn(StoreEvent) + Send + Sync>,
+}
+
+impl Watched {
+    pub fn new(
+        inner: Arc<dyn HostStore>,
+        watch: impl Fn(StoreEvent) + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            inner,
+            watch: Box::new(watch),
+        }
+    }
+}
+
+impl host_runtime::ports::KvStore for Watched {
+    fn kv_get(&self, ns: &str, key: &str, now_ms: i64) -> StoreResult<Option<Vec<u8>>> {
+        (self.watch)(StoreEvent::Read(key));
+        self.inner.kv_get(ns, key, now_ms)
+    }
+    fn kv_set(&self, ns: &str, key: &str, value: &[u8], exp: Option<i64>) -> StoreResult<()> {
+        (self.watch)(StoreEvent::Write(key));
+        self.inner.kv_set(ns, key, value, exp)
+    }
+    fn kv_delete(&self, ns: &str, key: &str) -> StoreResult<()> {
+        (self.watch)(StoreEvent::Write(key));
+        self.inner.kv_delete(ns, key)
+    }
+    fn kv_compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: &[u8],
+        exp: Option<i64>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        (self.watch)(StoreEvent::Write(key));
+        self.inner
+            .kv_compare_and_swap(ns, key, expected, new, exp, now_ms)
+    }
+    fn kv_purge_expired(&self, now_ms: i64) -> StoreResult<()> {
+        self.inner.kv_purge_expired(now_ms)
+    }
+    fn make_durable(&self) -> StoreResult<()> {
+        (self.watch)(StoreEvent::Durable);
+        self.inner.make_durable()
+    }
+}
+
+impl host_runtime::ports::EmailStore for Watched {
+    fn outbox_insert(&self, email: &OutgoingEmail) -> StoreResult<bool> {
+        (self.watch)(StoreEvent::Write("outbox"));
+        self.inner.outbox_insert(email)
+    }
+    fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
+        self.inner.customer_has_address(ns, address)
     }
 }
