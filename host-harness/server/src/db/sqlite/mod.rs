@@ -52,7 +52,20 @@ impl Wal {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if file.is_none() {
-            *file = Some(std::fs::File::open(&self.path)?);
+            let wal = std::fs::File::open(&self.path)?;
+            // The WAL is made anew when the store is opened; its name in
+            // the directory must survive a power loss too (SQLite syncs the
+            // directory itself only at its own first sync of the WAL, which
+            // at NORMAL may come only at a checkpoint).
+            if let Some(dir) = self.path.parent() {
+                let dir = if dir.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    dir
+                };
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            *file = Some(wal);
         }
         file.as_ref().map_or(Ok(()), std::fs::File::sync_data)
     }
