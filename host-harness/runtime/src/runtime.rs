@@ -230,6 +230,8 @@ impl Runtime {
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let mut result = f(&plugin, &mut store);
+        // An idle instance keeps none of the call's kv values.
+        store.data_mut().snapshot = Default::default();
         self.env.observer.handler_call(handler, started.elapsed());
         if let Some(cap) = store.data().exceeded {
             // Whatever the plugin made of the refusals, the call failed as
