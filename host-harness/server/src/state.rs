@@ -6,7 +6,6 @@ use crate::bindings::Transition;
 use crate::db::Db;
 use crate::db::{RecordsTx, StoreError, TxAbort};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
-use crate::transitions::Applied;
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Map, Value};
 
@@ -282,7 +281,7 @@ fn apply_all(
             tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
         }
         // A stale status is dropped; the rest of the call still applies.
-        let _: Applied = crate::transitions::apply(st, t, now_ms);
+        crate::transitions::apply(st, t, now_ms);
     }
     views.save_changed(tx, merchant)
 }

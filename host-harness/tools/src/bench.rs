@@ -136,7 +136,7 @@ impl Bench {
     /// µs per call at steady state, as stripe-node's figure is taken: a
     /// warm-up, then two equal halves of at least `n` calls in all, doubled
     /// until the halves agree within 5% (at most 8 times `n`).
-    fn steady(&self, n: u32, tag: &str) -> Result<Value> {
+    fn steady(&self, n: u32, tag: &str) -> Result<(f64, Value)> {
         self.time(
             TENANT,
             &self.deliveries(n.min(1000), &format!("{tag}_warm")),
@@ -147,9 +147,10 @@ impl Bench {
             let second = self.time(TENANT, &self.deliveries(half, &format!("{tag}_{half}_b")))?;
             let spread = (first - second).abs() / first.min(second);
             if spread <= 0.05 || half >= 4 * n {
-                return Ok(json!({"us_per_event": (first + second) / 2.0,
-                                 "iterations": 2 * half, "halves_us": [first, second],
-                                 "steady": spread <= 0.05}));
+                let us = (first + second) / 2.0;
+                let how = json!({"us_per_event": us, "iterations": 2 * half,
+                                 "halves_us": [first, second], "steady": spread <= 0.05});
+                return Ok((us, how));
             }
             half *= 2;
         }
@@ -158,8 +159,7 @@ impl Bench {
     /// Every figure, with instances fresh per call or reused.
     fn figures(&mut self, n: u32, reuse: Reuse, tag: &str) -> Result<Value> {
         self.runtime.set_reuse(reuse);
-        let timed = self.steady(n, tag)?;
-        let full = timed["us_per_event"].as_f64().unwrap_or(f64::NAN);
+        let (full, timed) = self.steady(n, tag)?;
         // The floor of a real delivery: the body lifted in, one HMAC over it,
         // refused (the secret does not match). No parse, no kv.
         let floor = self.time(WRONG_TENANT, &self.deliveries(n, &format!("{tag}_floor")))?;
