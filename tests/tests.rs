@@ -27,5 +27,7 @@ mod observability;
 mod reconciliation;
 // One call's kv reads between compare-and-swaps and Stripe requests: one snapshot, one store read per key.
 mod snapshot_reads;
+// One command from test mode to live: webhook endpoints registered once, their secrets kept privately.
+mod setup;
 // Money where features meet (queue, updates, sync, lost answers, disputes): second review's defects.
 mod seams;

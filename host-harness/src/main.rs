@@ -27,6 +27,15 @@ enum Command {
     /// The billing host: Stripe's webhooks and the pay pages on --listen
     /// (public), the platform's API on --admin-listen (private, with a token).
     Serve,
+    /// Registers (or updates) the platform and Connect webhook endpoints at
+    /// PUBLIC_URL/webhooks/stripe with the plugin's event types and API
+    /// version, keeps their signing secrets for serve, and prints the
+    /// permissions a restricted key needs. Running it again changes nothing.
+    StripeSetup {
+        /// The public listener as Stripe reaches it, e.g. https://billing.example.com.
+        #[arg(long)]
+        public_url: String,
+    },
     /// The platform's API tokens, kept in the store as hashes.
     Token {
         #[command(subcommand)]
@@ -196,6 +205,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Token { action } => token(&cli.flags, action),
+        Command::StripeSetup { public_url } => stripe_setup(&cli.flags, &public_url),
         Command::StripeEmulator {
             webhook_url,
             business_name,
@@ -260,5 +270,17 @@ fn token(flags: &Flags, action: TokenAction) -> Result<()> {
         }
         TokenAction::Hash => {}
     }
+    Ok(())
+}
+
+/// `stripe-setup`: a secrets file named on the command line is made (empty,
+/// `0600`) when it does not exist yet, for the run to fill.
+fn stripe_setup(flags: &Flags, public_url: &str) -> Result<()> {
+    if let Some(path) = flags.webhook_secrets_file.as_ref().filter(|p| !p.exists()) {
+        host_server::secrets::create_private(path)?;
+    }
+    let settings = Settings::resolve(flags)?;
+    let report = host_server::stripe_setup::run(&settings, public_url)?;
+    print!("{report}");
     Ok(())
 }

@@ -2,7 +2,9 @@
 
 pub use crate::bindings::billing::stripe_plugin::{
     errors::*,
-    outcomes::{Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome},
+    outcomes::{
+        Onboarding, PayLinkOutcome, PayPage, PluginDescription, SyncOutcome, WebhookOutcome,
+    },
     payments::*,
     platform::*,
 };

@@ -19,7 +19,7 @@ pub mod stripe;
 use bindings::exports::billing::stripe_plugin::handlers::Guest;
 use contract::{
     Customer, Invoice, InvoiceUpdate, Merchant, Onboarding, OnboardingRequest, PayLinkOutcome,
-    PluginError, SyncOutcome, Transition, WebhookOutcome, WebhookRequest,
+    PluginDescription, PluginError, SyncOutcome, Transition, WebhookOutcome, WebhookRequest,
 };
 
 /// The component's export.
@@ -71,6 +71,13 @@ impl Guest for Component {
         previous: Option<Customer>,
     ) -> Result<Vec<Transition>, PluginError> {
         handlers::customer::on_customer_updated(&merchant, &customer, previous.as_ref())
+    }
+
+    fn describe() -> PluginDescription {
+        PluginDescription {
+            stripe_api_version: stripe::request::API_VERSION.into(),
+            event_types: events::HANDLED.iter().map(|t| t.to_string()).collect(),
+        }
     }
 }
 

@@ -26,7 +26,7 @@ impl billing::stripe_plugin::http::Method {
 
 pub use billing::stripe_plugin::errors::{PluginError, StripeError};
 pub use billing::stripe_plugin::outcomes::{
-    Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome,
+    Onboarding, PayLinkOutcome, PayPage, PluginDescription, SyncOutcome, WebhookOutcome,
 };
 pub use billing::stripe_plugin::payments::{
     AccountStatus, CardOnFile, CollectionStop, CollectionStopped, CustomerAction, CustomerLink,

@@ -219,7 +219,7 @@ impl Runtime {
         }
         let Idle { mut store, plugin } = match self.take_idle(namespace) {
             Some(idle) => idle,
-            None => self.instantiate(namespace)?,
+            None => self.instantiate(namespace, quotas(&self.limits))?,
         };
         store.data_mut().begin_call(
             self.tap.clone(),
@@ -282,14 +282,14 @@ impl Runtime {
     }
 
     /// A new instance for the merchant, in its own Store with the call limits.
-    fn instantiate(&self, namespace: &str) -> Result<Idle> {
+    fn instantiate(&self, namespace: &str, quotas: Quotas) -> Result<Idle> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes)
             .instances(16)
             .build();
         let mut store = Store::new(
             &self.engine,
-            HostState::new(self.env.clone(), namespace, limits, quotas(&self.limits)),
+            HostState::new(self.env.clone(), namespace, limits, quotas),
         );
         store.limiter(|s| &mut s.limits);
         let budget = Duration::from_millis(self.limits.deadline_ms);
@@ -428,7 +428,35 @@ impl Runtime {
             },
         )
     }
+
+    /// What the plugin needs from Stripe (its pinned API version, the event
+    /// types it handles), asked of a fresh instance that belongs to no
+    /// merchant and may call nothing: its quotas of Stripe requests, kv
+    /// operations and emails are zero, so any such call fails the call.
+    pub fn describe(&self) -> Result<PluginDescription> {
+        let nothing = Quotas {
+            stripe_requests: 0,
+            kv_operations: 0,
+            emails: 0,
+            ..quotas(&self.limits)
+        };
+        let Idle { mut store, plugin } = self.instantiate(NO_MERCHANT, nothing)?;
+        store
+            .data_mut()
+            .begin_call(None, PlatformCalls::Denied, "", Vec::new());
+        store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
+        let answer = plugin
+            .billing_stripe_plugin_handlers()
+            .call_describe(&mut store);
+        if let Some(cap) = store.data().exceeded {
+            anyhow::bail!("describe called the host (over its cap of {})", cap.name());
+        }
+        answer.map_err(|e| anyhow::anyhow!("plugin call failed: {e:#}"))
+    }
 }
+
+/// The namespace of a call made for no merchant: no merchant id is empty.
+const NO_MERCHANT: &str = "";
 
 /// Who a call is made for: the merchant (its id: kv, emails, keys and
 /// instances are its own), the connected account its Stripe requests are

@@ -278,6 +278,10 @@ pub struct Settings {
     /// The merchant's secrets: kept by the host, used by the plugin only
     /// through the `mac` import.
     pub keys: MerchantKeys,
+    /// The file of webhook signing secrets: the one configured, or on
+    /// SQLite the one `stripe-setup` keeps beside the database (none on
+    /// PostgreSQL without one configured).
+    pub webhook_secrets_file: Option<PathBuf>,
     /// Seconds between syncs of missed webhooks (0: never).
     pub sync_every_secs: u64,
     /// The default merchant: the one the unscoped routes serve.
@@ -343,14 +347,30 @@ impl Settings {
             .clone()
             .or(file.stripe.api_base)
             .unwrap_or_else(|| "https://api.stripe.com".into());
-        let webhook_secrets = first_given(
+        let db: PathBuf = flags
+            .db
+            .clone()
+            .or(file.db.clone())
+            .unwrap_or_else(|| "host-harness.db".into());
+        let configured_file = flags
+            .webhook_secrets_file
+            .clone()
+            .or(m.webhook_secrets_file.clone());
+        let webhook_secrets_file = configured_file.clone().or_else(|| {
+            (!crate::db::is_postgres(&db.to_string_lossy()))
+                .then(|| crate::secrets::webhook_secrets_file_of(&db))
+        });
+        let mut webhook_secrets = first_given(
             &flags.webhook_secrets,
-            flags
-                .webhook_secrets_file
-                .as_ref()
-                .or(m.webhook_secrets_file.as_ref()),
+            configured_file.as_ref(),
             m.webhook_secrets.clone(),
         )?;
+        if webhook_secrets.is_empty()
+            && let Some(kept) = webhook_secrets_file.as_ref().filter(|p| p.exists())
+        {
+            // The secrets `stripe-setup` kept beside the database.
+            webhook_secrets = crate::secrets::read_file(kept)?;
+        }
         if let Some(bad) = webhook_secrets.iter().find(|s| !s.starts_with("whsec_")) {
             bail!(
                 "webhook secret \"{}...\" does not look like whsec_...",
@@ -411,11 +431,6 @@ impl Settings {
                 .or(m.pay_link_secrets_file.as_ref()),
             m.pay_link_secrets.clone(),
         )?;
-        let db: PathBuf = flags
-            .db
-            .clone()
-            .or(file.db)
-            .unwrap_or_else(|| "host-harness.db".into());
         Ok(Self {
             admin_listen: flags
                 .admin_listen
@@ -431,6 +446,7 @@ impl Settings {
                 webhook_signing: webhook_secrets,
                 pay_link,
             },
+            webhook_secrets_file,
             cache_dir: flags
                 .cache_dir
                 .clone()

@@ -26,4 +26,5 @@ pub mod queue;
 pub mod record;
 pub mod secrets;
 pub mod state;
+pub mod stripe_setup;
 pub mod tokens;

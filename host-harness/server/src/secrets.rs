@@ -27,10 +27,30 @@ pub fn read_file(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// A new file only its owner can read (`0600`), never through a symlink,
+/// never over an existing file.
+pub fn create_private(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("making the private file {}", path.display()))
+}
+
 /// The file that holds the pay-link key the host made for a SQLite database.
 pub fn key_file_of(db: &Path) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(".pay-link-key");
+    PathBuf::from(name)
+}
+
+/// The file that holds the webhook signing secrets `stripe-setup` kept for
+/// a SQLite database (one per registered endpoint).
+pub fn webhook_secrets_file_of(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".webhook-secrets");
     PathBuf::from(name)
 }
 
@@ -63,13 +83,7 @@ pub fn unconfigured_pay_link_key(db_target: &Path, db: &crate::db::Db) -> Result
         Some(key) => key,
         None => format!("plk_{}", hex::encode(crate::tokens::random_bytes::<32>()?)),
     };
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("making the pay-link key file {}", path.display()))?;
+    let mut file = create_private(&path)?;
     writeln!(file, "{key}")?;
     file.sync_all()?;
     db.delete_legacy_host_secret("pay-link")?;

@@ -145,11 +145,15 @@ impl Emulator {
     /// The endpoints that take `event`, delivering as `mode` says.
     fn targets_of(&self, event: &Value, mode: Delivery) -> Vec<WebhookTarget> {
         let account = event["account"].as_str().unwrap_or("");
-        lock(&self.webhooks)
+        let mut targets: Vec<WebhookTarget> = lock(&self.webhooks)
             .iter()
             .filter(|(only, t)| t.delivery == mode && only.as_deref().is_none_or(|a| a == account))
             .map(|(_, t)| t.clone())
-            .collect()
+            .collect();
+        if mode == Delivery::Automatic {
+            targets.extend(self.registered_targets(event));
+        }
+        targets
     }
 
     fn send_after(&self, target: WebhookTarget, event: &Value, delay: Duration) {

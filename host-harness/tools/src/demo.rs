@@ -20,7 +20,7 @@ pub const CUSTOMER_JSON: &str = include_str!("../../fixtures/customer.json");
 pub const INVOICE_JSON: &str = include_str!("../../fixtures/invoice.json");
 
 /// A test-mode key for the emulator only; it never reaches Stripe.
-const DEMO_KEY: &str = "sk_test_offline_demo";
+pub const DEMO_KEY: &str = "sk_test_offline_demo";
 
 /// A complete offline setup: emulator, host, HTTP client.
 pub struct Offline {
@@ -45,21 +45,43 @@ impl Drop for TempDir {
     }
 }
 
+/// How the emulator reaches `serve`'s webhook route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhooks {
+    /// Every event, signed with `serve`'s secrets (as `stripe listen`
+    /// forwards them); a secret is made when none is given.
+    Forwarded,
+    /// Only through the endpoints registered with `/v1/webhook_endpoints`
+    /// (as `host-harness stripe-setup` leaves them), with their secrets.
+    Registered,
+}
+
 impl Offline {
     /// Starts the emulator and a host wired to it. `flags` adjust the merchant.
     pub fn start(flags: &Flags) -> Result<Self> {
-        static STARTED: AtomicU32 = AtomicU32::new(0);
-        let n = STARTED.fetch_add(1, Ordering::SeqCst);
-        let unique = format!("{}-{}-{n}", std::process::id(), Clock::System.now_ms());
-        let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
-        std::fs::create_dir_all(&dir.0)?;
-        let secret = format!("whsec_demo_{unique}");
         let emulator = RunningEmulator::start(
             Emulator::new(stripe_emulator::Clock::system()),
             "127.0.0.1:0",
         )
         .map_err(anyhow::Error::msg)?;
         let server = RunningServer::bind("127.0.0.1:0")?;
+        Self::start_with(emulator, server, flags, Webhooks::Forwarded)
+    }
+
+    /// Starts a host on `server` (its public listener, bound already, so
+    /// that its URL could be registered first) against `emulator`.
+    pub fn start_with(
+        emulator: RunningEmulator,
+        server: RunningServer,
+        flags: &Flags,
+        webhooks: Webhooks,
+    ) -> Result<Self> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let unique = format!("{}-{}-{n}", std::process::id(), Clock::System.now_ms());
+        let dir = TempDir(std::env::temp_dir().join(format!("stripe-plugin-demo-{unique}")));
+        std::fs::create_dir_all(&dir.0)?;
+        let secret = format!("whsec_demo_{unique}");
         let admin = RunningServer::bind("127.0.0.1:0")?;
         let mut flags = flags.clone();
         flags
@@ -92,7 +114,7 @@ impl Offline {
             .notification_email
             .get_or_insert("finance@merchant.example".into());
         flags.pay_link_base.get_or_insert(server.base_url.clone());
-        if flags.webhook_secrets.is_empty() {
+        if flags.webhook_secrets.is_empty() && webhooks == Webhooks::Forwarded {
             flags.webhook_secrets.push(secret);
         }
         let mut settings = Settings::resolve(&flags)?;
@@ -117,11 +139,13 @@ impl Offline {
                 .emulator
                 .connect_existing(account, "Demo Merchant Ltd");
         }
-        emulator.emulator.set_webhook(Some(WebhookTarget {
-            url: format!("{}/webhooks/stripe", server.base_url),
-            secrets: settings.keys.webhook_signing.clone(),
-            delivery: Delivery::Automatic,
-        }));
+        if webhooks == Webhooks::Forwarded {
+            emulator.emulator.set_webhook(Some(WebhookTarget {
+                url: format!("{}/webhooks/stripe", server.base_url),
+                secrets: settings.keys.webhook_signing.clone(),
+                delivery: Delivery::Automatic,
+            }));
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(60)))

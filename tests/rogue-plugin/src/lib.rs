@@ -16,7 +16,7 @@ wit_bindgen::generate!({ world: "plugin", path: "../../wit", generate_all });
 
 use billing::stripe_plugin::http;
 use billing::stripe_plugin::outcomes::{
-    Onboarding, PayLinkOutcome, PayPage, SyncOutcome, WebhookOutcome,
+    Onboarding, PayLinkOutcome, PayPage, PluginDescription, SyncOutcome, WebhookOutcome,
 };
 use billing::stripe_plugin::{errors::*, payments::*, platform::*};
 use exports::billing::stripe_plugin::handlers::Guest;
@@ -132,6 +132,14 @@ impl Guest for Rogue {
         _: Option<Customer>,
     ) -> Result<Vec<Transition>, PluginError> {
         Ok(Vec::new())
+    }
+
+    /// Asks for every event there is: a host must not register that.
+    fn describe() -> PluginDescription {
+        PluginDescription {
+            stripe_api_version: "latest".into(),
+            event_types: vec!["*".into()],
+        }
     }
 }
 

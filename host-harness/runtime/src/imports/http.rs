@@ -217,24 +217,117 @@ enum Scope {
     Platform,
 }
 
+/// The Stripe resources the gate lets the plugin reach, named as a
+/// restricted key's permissions name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Resource {
+    Customers,
+    PaymentMethods,
+    PaymentIntents,
+    Charges,
+    Events,
+    CheckoutSessions,
+    /// Connected accounts and their Account Links.
+    Connect,
+}
+
+impl Resource {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Customers => "Customers",
+            Resource::PaymentMethods => "PaymentMethods",
+            Resource::PaymentIntents => "PaymentIntents",
+            Resource::Charges => "Charges",
+            Resource::Events => "Events",
+            Resource::CheckoutSessions => "Checkout Sessions",
+            Resource::Connect => "Connect (Accounts, Account Links)",
+        }
+    }
+}
+
+/// What a restricted key must allow on a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn name(self) -> &'static str {
+        match self {
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+/// One request of every kind the gate lets through: the permissions a
+/// restricted key needs are read off these (a test below checks that each
+/// passes, so a new arm without its example fails there).
+const EVERY_CALL: &[(&str, &str)] = &[
+    ("GET", "/v1/customers/cus_1"),
+    ("POST", "/v1/customers"),
+    ("POST", "/v1/customers/cus_1"),
+    ("GET", "/v1/payment_methods"),
+    ("GET", "/v1/payment_methods/pm_1"),
+    ("GET", "/v1/payment_intents"),
+    ("GET", "/v1/payment_intents/pi_1"),
+    ("POST", "/v1/payment_intents"),
+    ("GET", "/v1/charges/ch_1"),
+    ("GET", "/v1/events"),
+    ("GET", "/v1/events/evt_1"),
+    ("GET", "/v1/checkout/sessions/cs_1"),
+    ("POST", "/v1/checkout/sessions"),
+    ("POST", "/v1/checkout/sessions/cs_1/expire"),
+    ("POST", "/v1/accounts"),
+    ("POST", "/v1/account_links"),
+];
+
+/// The permissions of a restricted key that can make every call the gate
+/// allows, one per resource, in a fixed order.
+pub fn restricted_key_permissions() -> Vec<(Resource, Access)> {
+    let mut needed = std::collections::BTreeMap::new();
+    for (method, path) in EVERY_CALL {
+        if let Some((_, resource)) = gate(method, path) {
+            let access = if *method == "GET" {
+                Access::Read
+            } else {
+                Access::Write
+            };
+            let slot = needed.entry(resource).or_insert(access);
+            *slot = (*slot).max(access);
+        }
+    }
+    needed.into_iter().collect()
+}
+
 /// The calls the plugin makes, and nothing else.
 fn scope_of(method: &str, path: &str) -> Option<Scope> {
+    gate(method, path).map(|(scope, _)| scope)
+}
+
+/// On whose behalf, and on which resource, a call the plugin may make is.
+fn gate(method: &str, path: &str) -> Option<(Scope, Resource)> {
+    use Resource::*;
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    Some(match (method, segments.as_slice()) {
+    let resource = match (method, segments.as_slice()) {
         ("GET", ["v1", "customers", _])
-        | ("POST", ["v1", "customers"] | ["v1", "customers", _])
-        | ("GET", ["v1", "payment_methods"] | ["v1", "payment_methods", _])
-        | ("GET", ["v1", "payment_intents"] | ["v1", "payment_intents", _])
-        | ("POST", ["v1", "payment_intents"])
-        | ("GET", ["v1", "charges", _])
-        | ("GET", ["v1", "events"] | ["v1", "events", _])
-        | ("GET", ["v1", "checkout", "sessions", _])
+        | ("POST", ["v1", "customers"] | ["v1", "customers", _]) => Customers,
+        ("GET", ["v1", "payment_methods"] | ["v1", "payment_methods", _]) => PaymentMethods,
+        ("GET", ["v1", "payment_intents"] | ["v1", "payment_intents", _])
+        | ("POST", ["v1", "payment_intents"]) => PaymentIntents,
+        ("GET", ["v1", "charges", _]) => Charges,
+        ("GET", ["v1", "events"] | ["v1", "events", _]) => Events,
+        ("GET", ["v1", "checkout", "sessions", _])
         | ("POST", ["v1", "checkout", "sessions"] | ["v1", "checkout", "sessions", _, "expire"]) => {
-            Scope::Merchant
+            CheckoutSessions
         }
-        ("POST", ["v1", "accounts"] | ["v1", "account_links"]) => Scope::Platform,
+        ("POST", ["v1", "accounts"] | ["v1", "account_links"]) => {
+            return Some((Scope::Platform, Connect));
+        }
         _ => return None,
-    })
+    };
+    Some((Scope::Merchant, resource))
 }
 
 impl HostState {
@@ -453,6 +546,30 @@ mod tests {
     }
 
     /// Security review S3: an allow-list of headers; Stripe-Context is refused.
+    #[test]
+    fn every_example_call_passes_the_gate_and_names_its_permission() {
+        for (method, path) in EVERY_CALL {
+            assert!(gate(method, path).is_some(), "{method} {path}");
+        }
+        let lines: Vec<String> = restricted_key_permissions()
+            .into_iter()
+            .map(|(r, a)| format!("{} {}", r.name(), a.name()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "Customers write",
+                "PaymentMethods read",
+                "PaymentIntents write",
+                "Charges read",
+                "Events read",
+                "Checkout Sessions write",
+                "Connect (Accounts, Account Links) write"
+            ]
+        );
+        assert!(gate("POST", "/v1/refunds").is_none());
+    }
+
     #[test]
     fn only_the_plugins_headers_pass() {
         let url = "https://api.stripe.com/v1/customers";

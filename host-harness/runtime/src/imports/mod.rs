@@ -16,7 +16,9 @@ use wasmtime::StoreLimits;
 
 pub use crate::keys::{KeyRing, MerchantKeys};
 pub use clock::Clock;
-pub use http::{HttpBackend, StripeGate, UreqBackend};
+pub use http::{
+    Access, HttpBackend, Resource, StripeGate, UreqBackend, restricted_key_permissions,
+};
 pub use mac::{hmac_sha256, signs, verify};
 
 /// What every call shares: storage, the way out to Stripe, time, keys, and

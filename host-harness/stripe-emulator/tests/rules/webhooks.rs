@@ -155,3 +155,91 @@ fn late_deliveries_arrive_out_of_order_and_a_failing_endpoint_is_retried() {
     let _ = req.respond(tiny_http::Response::empty(200));
     assert!(s.emu.redeliveries() > before);
 }
+
+/// Endpoints registered through `/v1/webhook_endpoints`: the secret only in
+/// the create's answer; `api_version` and `connect` fixed at creation.
+/// https://docs.stripe.com/api/webhook_endpoints
+#[test]
+fn a_registered_endpoint_shows_its_secret_once_and_keeps_its_api_version() {
+    let mut s = Stripe::new();
+    s.account = String::new();
+    let made = s.ok(
+        "/v1/webhook_endpoints",
+        "url=https://host.example/webhooks/stripe&enabled_events[]=charge.refunded&api_version=2024-06-20&connect=true&metadata[role]=connect",
+    );
+    assert!(
+        made["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{made}"
+    );
+    assert_eq!(made["api_version"], "2024-06-20");
+    let id = id(&made);
+    let (status, got) = s.call("GET", &format!("/v1/webhook_endpoints/{id}"), "");
+    assert_eq!(status, 200);
+    assert!(
+        got.get("secret").is_none() && got.get("_secret").is_none(),
+        "{got}"
+    );
+    assert_eq!(got["metadata"]["role"], "connect");
+    let (status, err) = s.call(
+        "POST",
+        &format!("/v1/webhook_endpoints/{id}"),
+        "api_version=2025-01-27",
+    );
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["param"], "api_version");
+    let (status, err) = s.call("POST", "/v1/webhook_endpoints", "url=https://x.example/");
+    assert_eq!(
+        (status, err["error"]["param"].as_str()),
+        (400, Some("enabled_events"))
+    );
+    let updated = s.ok(
+        &format!("/v1/webhook_endpoints/{id}"),
+        "enabled_events[]=charge.refunded&enabled_events[]=account.updated&disabled=true",
+    );
+    assert_eq!(updated["status"], "disabled");
+    assert_eq!(updated["enabled_events"].as_array().unwrap().len(), 2);
+    let (_, listed) = s.call("GET", "/v1/webhook_endpoints", "");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let (status, gone) = s.call("DELETE", &format!("/v1/webhook_endpoints/{id}"), "");
+    assert_eq!((status, gone["deleted"].as_bool()), (200, Some(true)));
+    let (_, listed) = s.call("GET", "/v1/webhook_endpoints", "");
+    assert!(listed["data"].as_array().unwrap().is_empty(), "{listed}");
+}
+
+/// A Connect endpoint gets the connected accounts' events it is enabled
+/// for, signed with its own secret; an account endpoint gets none of them.
+/// https://docs.stripe.com/connect/webhooks
+#[test]
+fn a_connect_endpoint_gets_connected_accounts_events_of_its_types() {
+    let s = Stripe::new();
+    let (connect, platform) = (endpoint(), endpoint());
+    let register = |url: &str, connect: bool, types: &str| {
+        let form = format!("url={url}&connect={connect}&{types}");
+        let r = s.emu.handle(
+            "POST",
+            "/v1/webhook_endpoints",
+            &[("Authorization".into(), "Bearer sk_test_rules".into())],
+            form.as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    };
+    register(
+        &connect.url,
+        true,
+        "enabled_events[]=payment_intent.succeeded",
+    );
+    register(&platform.url, false, "enabled_events[]=*");
+    let cus = s.customer();
+    let card = s.saved_card(&cus, "4242424242424242");
+    s.off_session_charge(&cus, &card, "");
+    let succeeded: Vec<String> = s
+        .emu
+        .events()
+        .iter()
+        .filter(|e| e["type"] == "payment_intent.succeeded")
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(succeeded.len(), 1);
+    assert_eq!(wait_for(&connect.got, 1), succeeded);
+    assert!(platform.got.lock().unwrap().is_empty());
+}
