@@ -21,6 +21,9 @@ use std::sync::Arc;
 use stripe_emulator::Emulator;
 use stripe_emulator::faults::{Fault, Rule, When};
 
+/// Retries on serve's default schedule (days 1, 3, 5, 7).
+const DEFAULT_RETRIES: u32 = 4;
+
 /// The invoices a history plays with (all of customer c1).
 const INVOICES: [&str; 2] = ["inv_a", "inv_b"];
 
@@ -62,12 +65,15 @@ pub enum Card {
     Declines,
     /// Always asks for 3-D Secure: off-session it fails `authentication_required`.
     NeedsAuth,
+    /// A good card whose next `n` charges are declined `insufficient_funds`
+    /// (soft: dunning retries it).
+    SoftDeclines(u32),
 }
 
 impl Card {
     fn number(self) -> &'static str {
         match self {
-            Card::Good => "4242424242424242",
+            Card::Good | Card::SoftDeclines(_) => "4242424242424242",
             Card::Declines => "4000000000000341",
             Card::NeedsAuth => "4000002760003184",
         }
@@ -278,7 +284,13 @@ pub fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         4 => (inv(), amount()).prop_map(|(inv, amount)| Action::Send { inv, amount }),
         2 => (inv(), change()).prop_map(|(inv, change)| Action::Patch { inv, change }),
-        2 => prop_oneof![Just(Card::Good), Just(Card::Declines), Just(Card::NeedsAuth)].prop_map(Action::DefaultCard),
+        3 => prop_oneof![
+            Just(Card::Good),
+            Just(Card::Declines),
+            Just(Card::NeedsAuth),
+            (1..=3u32).prop_map(Card::SoftDeclines),
+        ]
+        .prop_map(Action::DefaultCard),
         1 => any::<bool>().prop_map(Action::MerchantAutoCharge),
         2 => inv().prop_map(|inv| Action::OpenLink { inv }),
         2 => (inv(), pay()).prop_map(|(inv, how)| Action::Pay { inv, how }),
@@ -291,7 +303,7 @@ pub fn action() -> impl Strategy<Value = Action> {
             .prop_map(|(inv, step)| Action::Dispute { inv, step }),
         2 => Just(Action::RunQueue),
         1 => Just(Action::Sync),
-        1 => prop_oneof![Just(1u64), Just(25u64)].prop_map(|hours| Action::Advance { hours }),
+        2 => prop_oneof![Just(1u64), Just(25u64), Just(72u64)].prop_map(|hours| Action::Advance { hours }),
     ]
 }
 
@@ -559,15 +571,17 @@ impl World {
         let Some(pm) = pm["id"].as_str() else {
             return;
         };
-        self.stripe(
-            "POST",
-            &format!("/v1/payment_methods/{pm}/attach"),
-            &format!("customer={cus}"),
-        );
-        self.stripe(
-            "POST",
-            &format!("/v1/customers/{cus}"),
-            &format!("invoice_settings[default_payment_method]={pm}"),
+        if let Card::SoftDeclines(n) = card {
+            let path = format!("/_test/payment_methods/{pm}/declines");
+            let form = format!("decline_code=insufficient_funds&times={n}");
+            self.emu.handle("POST", &path, &[], form.as_bytes());
+        }
+        e2e_tests::make_default(
+            |method, path, form| {
+                self.stripe(method, path, form);
+            },
+            &cus,
+            pm,
         );
     }
 
@@ -810,6 +824,18 @@ pub fn check_step(w: &mut World, before: &BTreeMap<&str, Value>) -> Result<(), S
                 ));
             }
         }
+        // Paid: no retry (nor any other off-session charge) follows.
+        if before[id]["status"] == "PAID"
+            && let Some(pi) = intents
+                .iter()
+                .filter(created_now)
+                .find(|pi| pi["metadata"]["billing_stripe_plugin_channel"] == "auto_charge")
+        {
+            return Err(format!(
+                "{id}: charged off-session ({}) after it was paid",
+                pi["id"]
+            ));
+        }
         let taking = intents.iter().filter(|p| money_taken(p)).count();
         if taking as u32 > 1 + p.reopens {
             let ids: Vec<&Value> = intents
@@ -847,8 +873,24 @@ fn check_no_failure_email_after_paid(
     before: &BTreeMap<&str, Value>,
 ) -> Result<(), String> {
     let outbox = w.outbox();
+    let intents = w.emu.objects("payment_intent");
     for e in &outbox[w.emails.min(outbox.len())..] {
         let key = e["dedupeKey"].as_str().unwrap_or_default();
+        if let Some(pi) = intents.iter().find(|pi| {
+            key.starts_with("payment-failed:")
+                && pi["id"]
+                    .as_str()
+                    .is_some_and(|id| key.contains(&format!(":{id}:")))
+        }) {
+            let retry: u32 = pi["metadata"]["billing_stripe_plugin_retry"]
+                .as_str()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            let soft = pi["last_payment_error"]["decline_code"] == "insufficient_funds";
+            if soft && (1..DEFAULT_RETRIES).contains(&retry) {
+                return Err(format!("retry {retry} ({}) emailed: {key}", pi["id"]));
+            }
+        }
         for id in INVOICES {
             let failure = key.starts_with(&format!("payment-failed:{id}:"))
                 || key.starts_with(&format!("action-required:{id}:"));
@@ -1026,6 +1068,21 @@ fn check_failure_told(w: &World, id: &str, view: &Value) -> Result<(), String> {
         .collect();
     let merchant = keys.iter().any(|k| k.ends_with(":merchant"));
     let customer = keys.iter().any(|k| !k.ends_with(":merchant"));
+    // Dunning: a soft-declined retry with more to come tells no one; the
+    // first failure and the last retry tell both.
+    let retry: Option<u32> = pi["metadata"]["billing_stripe_plugin_retry"]
+        .as_str()
+        .and_then(|n| n.parse().ok());
+    let soft = pi["last_payment_error"]["decline_code"] == "insufficient_funds";
+    if let Some(n) = retry.filter(|_| soft)
+        && keys.is_empty()
+    {
+        return if n < DEFAULT_RETRIES {
+            Ok(())
+        } else {
+            Err(format!("{id}: the last retry {pid} failed and told no one"))
+        };
+    }
     if !(merchant && customer) {
         return Err(format!(
             "{id}: off-session failure {pid} told {keys:?}, not both parties"
@@ -1086,6 +1143,10 @@ pub struct Reached {
     pub sessions: u32,
     pub emails: u32,
     pub stripe_faults: u32,
+    /// Dunning retries charged (off-session charges with a retry number),
+    /// and how many of them took the money.
+    pub retries: u32,
+    pub retries_paid: u32,
 }
 
 static REACHED: std::sync::Mutex<Option<Reached>> = std::sync::Mutex::new(None);
@@ -1107,6 +1168,12 @@ fn note_reached(w: &World, steps: usize) {
     r.sessions += w.emu.objects("checkout.session").len() as u32;
     r.emails += w.outbox().len() as u32;
     r.stripe_faults += w.emu.injected().len() as u32;
+    let retries: Vec<&Value> = pis
+        .iter()
+        .filter(|p| p["metadata"]["billing_stripe_plugin_retry"].is_string())
+        .collect();
+    r.retries += retries.len() as u32;
+    r.retries_paid += retries.iter().filter(|p| money_taken(p)).count() as u32;
 }
 
 /// Takes what the histories reached since the last call.
@@ -1176,11 +1243,16 @@ fn generated_histories_keep_the_money_invariants() {
             panic!("{e}");
         }
     }
+    let reached = reached();
     eprintln!(
-        "{} histories in {:.1} s; reached {:?}",
+        "{} histories in {:.1} s; reached {reached:?}",
         SEEDS.len() as u32 * CASES_PER_SEED,
         started.elapsed().as_secs_f64(),
-        reached()
+    );
+    // The invariants above held over dunning too, not beside it.
+    assert!(
+        reached.retries > 0 && reached.retries_paid > 0,
+        "no history reached a dunning retry: {reached:?}"
     );
 }
 
@@ -1215,4 +1287,23 @@ fn soak() {
         reached()
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
+}
+
+/// Found by the soak (seed 530): the link opened a session after a soft
+/// decline, and the retry's charge closed it, which moves the attempt on;
+/// the retry then lost its identity (no retry number on the charge, and a
+/// lost answer would not have been resumed as the same retry).
+#[test]
+fn a_retry_that_closes_the_links_session_is_still_the_retry() {
+    let history = [
+        Action::Send {
+            inv: 0,
+            amount: Amount::Full,
+        },
+        Action::DefaultCard(Card::SoftDeclines(2)),
+        Action::OpenLink { inv: 0 },
+        Action::Advance { hours: 25 },
+        Action::OpenLink { inv: 0 },
+    ];
+    run(&history).unwrap();
 }

@@ -50,6 +50,7 @@ pub fn merchant() -> Merchant {
         notification_email: "finance@merchant.example".into(),
         webhook_tolerance_secs: 300,
         livemode: false,
+        retry_days: vec![1, 3, 5, 7],
     }
 }
 
@@ -571,6 +572,8 @@ pub struct Served {
     pub app: host_server::app::App,
     pub emulator: Emulator,
     pub clock: Clock,
+    /// How many of the emulator's events `deliver` has sent so far.
+    delivered: std::sync::Mutex<usize>,
 }
 
 impl Served {
@@ -598,7 +601,111 @@ impl Served {
             app,
             emulator,
             clock,
+            delivered: Default::default(),
         }
+    }
+
+    /// Stripe's deliveries: every event the emulator made since the last
+    /// call, oldest first, signed, to serve's webhook route; their statuses.
+    pub fn deliver(&self) -> Vec<u16> {
+        let events = self.emulator.events();
+        let mut done = self.delivered.lock().unwrap();
+        let fresh: Vec<Value> = events.into_iter().skip(*done).collect();
+        *done += fresh.len();
+        drop(done);
+        fresh.iter().map(|event| self.deliver_one(event)).collect()
+    }
+
+    /// Stripe's delivery of `event` (again, if it was delivered before).
+    pub fn deliver_one(&self, event: &Value) -> u16 {
+        let body = serde_json::to_vec(event).unwrap();
+        let t = (self.clock.now_ms() / 1000) as i64;
+        let signature = stripe_emulator::signature_header(&[SECRET.to_string()], t, &body);
+        let headers = [
+            ("Content-Type".to_string(), "application/json".to_string()),
+            ("Stripe-Signature".to_string(), signature),
+        ];
+        self.app
+            .handle("POST", "/webhooks/stripe", &headers, &body)
+            .status
+    }
+
+    /// Runs every job of the queue due now (the host's clock), as a worker
+    /// would; how many ran.
+    pub fn run_due_jobs(&self) -> usize {
+        let mut ran = 0;
+        while self.app.run_next_job().expect("a job") {
+            ran += 1;
+            assert!(ran < 1_000, "the queue never empties");
+        }
+        ran
+    }
+
+    /// A test control of the emulator (`/_test/...`).
+    pub fn stripe_test(&self, path: &str, form: &str) -> Value {
+        let r = self.emulator.handle("POST", path, &[], form.as_bytes());
+        assert_eq!(
+            r.status,
+            200,
+            "{path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+    }
+
+    /// Calls the emulator's API in the merchant's account, as its dashboard would.
+    pub fn stripe(&self, method: &str, path: &str, form: &str) -> Value {
+        let headers = [
+            ("Authorization".to_string(), "Bearer sk_test_x".to_string()),
+            ("Stripe-Account".to_string(), ACCOUNT.to_string()),
+        ];
+        let r = self
+            .emulator
+            .handle(method, path, &headers, form.as_bytes());
+        assert_eq!(
+            r.status,
+            200,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        serde_json::from_slice(&r.body).expect("json")
+    }
+
+    /// A Stripe customer with card `number` as its default, linked to the
+    /// platform's customer `c1` (the example invoice's); the card's id.
+    pub fn customer_with_card(&self, number: &str) -> String {
+        let cus = self.stripe("POST", "/v1/customers", "name=John+Doe");
+        let cus = cus["id"].as_str().unwrap().to_string();
+        let pm = self.stripe(
+            "POST",
+            "/v1/payment_methods",
+            &format!("type=card&card[number]={number}"),
+        );
+        let pm = pm["id"].as_str().unwrap().to_string();
+        make_default(
+            |method, path, form| {
+                self.stripe(method, path, form);
+            },
+            &cus,
+            &pm,
+        );
+        let mut c: Value = serde_json::from_str(CUSTOMER_JSON).unwrap();
+        c["externalIds"][1]["value"] = cus.as_str().into();
+        let (status, body) = self.call("PUT", "/customers/c1", &c.to_string());
+        assert_eq!(status, 200, "{body}");
+        pm
+    }
+
+    /// The emails in the default merchant's outbox.
+    pub fn outbox(&self) -> Vec<Value> {
+        let (status, v) = self.call("GET", "/outbox", "");
+        assert_eq!(status, 200, "{v}");
+        v["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The PaymentIntents Stripe made, oldest first.
+    pub fn intents(&self) -> Vec<Value> {
+        self.emulator.objects("payment_intent")
     }
 
     /// A platform call (JSON), as the platform's own code in process makes it.
@@ -699,4 +806,19 @@ impl host_runtime::ports::EmailStore for Watched {
     fn customer_has_address(&self, ns: &str, address: &str) -> StoreResult<bool> {
         self.inner.customer_has_address(ns, address)
     }
+}
+
+/// Attaches payment method `pm` to Stripe customer `cus` and makes it the
+/// default, through `stripe` (the emulator's API, in the merchant's account).
+pub fn make_default(stripe: impl Fn(&str, &str, &str), cus: &str, pm: &str) {
+    stripe(
+        "POST",
+        &format!("/v1/payment_methods/{pm}/attach"),
+        &format!("customer={cus}"),
+    );
+    stripe(
+        "POST",
+        &format!("/v1/customers/{cus}"),
+        &format!("invoice_settings[default_payment_method]={pm}"),
+    );
 }

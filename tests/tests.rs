@@ -1,10 +1,14 @@
 //! The suite through the real component, as one test binary (wasmtime is
 //! linked once). Each module says what it proves; `tests/run` runs them all.
 
+// Connect account health: a restricted account pauses collection, emails the merchant once; restored, it resumes.
+mod account_health;
 // Stripe failing (faults, 429s, Retry-After): bounded retries, one key, a retryable error at the end.
 mod bad_day;
 // Finalizing collects: link, auto-charge, declines, authentication, onboarding; exact requests as snapshots.
 mod collections;
+// Dunning: soft declines retried on the merchant's schedule as queued jobs; paid by link cancels; hard ones never.
+mod dunning;
 // Write-ahead: nothing leaves for Stripe before what led to it is durable (group commit).
 mod durability;
 // The whole story through `serve` and the emulator over loopback, as a platform and a customer drive it.

@@ -40,6 +40,12 @@ fn main() {
         notification_email: s("notification-email"),
         webhook_tolerance_secs: m["webhook-tolerance-secs"].as_u64().unwrap_or(300) as u32,
         livemode: m["livemode"].as_bool().unwrap_or(false),
+        retry_days: m["retry-days"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_u64().and_then(|d| u32::try_from(d).ok()))
+            .collect(),
     };
     // Keys and kv are the merchant's (its namespace), whatever its account.
     let namespace = setup["calls"][0]["namespace"].as_str().unwrap_or_default();

@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod contract;
+pub mod dunning;
 pub mod events;
 pub mod handlers;
 pub mod host;

@@ -64,6 +64,82 @@ fn message(to: Vec<String>, subject: String, text: String, key: String) -> Messa
     }
 }
 
+/// What dunning does after a declined off-session charge, for both emails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retrying {
+    /// Nothing (a hard decline, Checkout, or no schedule).
+    No,
+    /// The card is charged again on this day (Unix ms).
+    On(u64),
+    /// That was the last retry.
+    GaveUp,
+}
+
+impl Retrying {
+    fn for_merchant(self) -> String {
+        match self {
+            Retrying::No => String::new(),
+            Retrying::On(ms) => format!(
+                "\nThe card on file is charged again on {} (UTC) unless paid before.\n",
+                date_of(ms)
+            ),
+            Retrying::GaveUp => "\nThat was the last retry of the card on file.\n".into(),
+        }
+    }
+
+    fn for_customer(self) -> String {
+        match self {
+            Retrying::On(ms) => format!(
+                "\nWe will try your card again on {} (UTC), or pay now with the link above.\n",
+                date_of(ms)
+            ),
+            Retrying::No | Retrying::GaveUp => String::new(),
+        }
+    }
+}
+
+/// `YYYY-MM-DD` (UTC) of Unix milliseconds (Howard Hinnant's civil_from_days).
+pub fn date_of(ms: u64) -> String {
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(0);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The merchant's Stripe account was restricted: one email per
+/// restriction, with a fresh Account Link to finish what Stripe asks.
+pub fn account_restricted(
+    m: &Merchant,
+    account: &str,
+    past_due: &[String],
+    link: &str,
+    episode: u32,
+) -> Result<(), PluginError> {
+    if m.notification_email.is_empty() {
+        return Ok(());
+    }
+    let needs = if past_due.is_empty() {
+        "Stripe has disabled charges on the account.".to_string()
+    } else {
+        format!("Stripe needs: {}.", past_due.join(", "))
+    };
+    send_email(&message(
+        vec![m.notification_email.clone()],
+        "Stripe restricted your account: payments are paused".into(),
+        format!(
+            "Stripe restricted your account {account}. {needs}\n\nUntil then no card is charged and pay links say payment is unavailable; collection resumes by itself when Stripe enables charges.\n\nFinish it here (valid a few minutes; onboarding again gives a new link):\n{link}\n"
+        ),
+        format!("account-restricted:{account}:{episode}"),
+    ))
+}
+
 /// Both emails of a declined payment.
 pub fn payment_failed(
     m: &Merchant,
@@ -71,6 +147,7 @@ pub fn payment_failed(
     r: &Reason,
     pay_url: &str,
     tell: Tell,
+    retrying: Retrying,
 ) -> Result<(), PluginError> {
     if tell == Tell::Nobody {
         return Ok(());
@@ -89,12 +166,13 @@ pub fn payment_failed(
             vec![m.notification_email.clone()],
             format!("Payment failed: invoice {} ({})", rec.number, amount(rec)),
             format!(
-                "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n\nStripe reference: {}\n",
+                "The Stripe payment for invoice {} ({}) failed.\n\nStripe said: {}\n{}\n\nThe customer has been emailed the pay link to pay another way:\n{}\n{}\nStripe reference: {}\n",
                 rec.number,
                 amount(rec),
                 r.message,
                 details,
                 pay_url,
+                retrying.for_merchant(),
                 r.attempt_ref
             ),
             format!("payment-failed:{}:{}:merchant", r.invoice_id, r.attempt_ref),
@@ -105,11 +183,12 @@ pub fn payment_failed(
             rec.emails.clone(),
             format!("Your payment for invoice {} did not go through", rec.number),
             format!(
-                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n\nPayment reference: {}\n",
+                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n{}\nPayment reference: {}\n",
                 amount(rec),
                 rec.number,
                 r.message,
                 pay_url,
+                retrying.for_customer(),
                 r.attempt_ref
             ),
             format!("payment-failed:{}:{}:customer", r.invoice_id, r.attempt_ref),

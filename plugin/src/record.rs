@@ -150,6 +150,16 @@ pub struct InvoiceRecord {
     /// Payment methods that were declined or refused for this invoice: never
     /// charged off-session for it again (the customer can still use them in Checkout).
     pub declined_methods: Vec<String>,
+    /// Dunning: retries of a soft-declined off-session charge made so far.
+    pub retries_done: u32,
+    /// When the first of those declines happened (ms): the schedule's start.
+    pub first_failed_ms: Option<u64>,
+    /// When the next retry is due (ms); none when none is scheduled.
+    pub next_retry_ms: Option<u64>,
+    /// A retry is under way (counted in `retries_done`, its outcome not yet
+    /// heard): one whose answer was lost is resumed (same key), never made
+    /// twice, and its charge says which retry it is.
+    pub retry_running: bool,
 }
 
 impl InvoiceRecord {
@@ -348,6 +358,18 @@ impl InvoiceRecord {
         for m in &self.declined_methods {
             f.append_pair("declined_method", m);
         }
+        if self.retries_done > 0 {
+            f.append_pair("retries_done", &num(u64::from(self.retries_done)));
+        }
+        if let Some(t) = self.first_failed_ms {
+            f.append_pair("first_failed", &num(t));
+        }
+        if let Some(t) = self.next_retry_ms {
+            f.append_pair("next_retry", &num(t));
+        }
+        if self.retry_running {
+            f.append_pair("retry_running", "1");
+        }
         f.finish().into_bytes()
     }
 
@@ -378,6 +400,10 @@ impl InvoiceRecord {
             in_flight: None,
             outcome_ref: None,
             told_excess: 0,
+            retries_done: 0,
+            first_failed_ms: None,
+            next_retry_ms: None,
+            retry_running: false,
         };
         for (k, v) in form_urlencoded::parse(bytes) {
             let v = v.into_owned();
@@ -413,6 +439,10 @@ impl InvoiceRecord {
                 "dispute" => r.disputes.push(decode_dispute(&v)?),
                 "flagged" => r.flagged.push(v),
                 "declined_method" => r.declined_methods.push(v),
+                "retries_done" => r.retries_done = v.parse().ok()?,
+                "first_failed" => r.first_failed_ms = Some(v.parse().ok()?),
+                "next_retry" => r.next_retry_ms = Some(v.parse().ok()?),
+                "retry_running" => r.retry_running = v == "1",
                 _ => {}
             }
         }
@@ -655,6 +685,10 @@ mod tests {
         rec.in_flight = Some("pi_3".into());
         rec.outcome_ref = Some("pi_0".into());
         rec.told_excess = 700;
+        rec.retries_done = 2;
+        rec.first_failed_ms = Some(1_000);
+        rec.next_retry_ms = Some(2_000);
+        rec.retry_running = true;
         assert_eq!(InvoiceRecord::decode(&rec.encode()), Some(rec));
         assert_eq!(InvoiceRecord::decode(b"state=bogus"), None);
     }

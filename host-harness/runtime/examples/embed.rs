@@ -105,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         notification_email: "finance@merchant.example".into(),
         webhook_tolerance_secs: 300,
         livemode: false,
+        retry_days: vec![1, 3, 5, 7],
     };
     let now = Clock::System.now_ms() / 1000;
     let body = format!(

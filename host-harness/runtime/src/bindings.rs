@@ -29,9 +29,9 @@ pub use billing::stripe_plugin::outcomes::{
     Onboarding, PayLinkOutcome, PayPage, PluginDescription, SyncOutcome, WebhookOutcome,
 };
 pub use billing::stripe_plugin::payments::{
-    AccountStatus, CardOnFile, CollectionStop, CollectionStopped, CustomerAction, CustomerLink,
-    Dispute, DisputeStatus, InvoiceStatus, Money, Overpayment, Payment, PaymentFailure,
-    PaymentLink, PaymentStatus, Refund, Transition,
+    AccountStatus, CardOnFile, CollectionReason, CollectionScheduled, CollectionStop,
+    CollectionStopped, CustomerAction, CustomerLink, Dispute, DisputeStatus, InvoiceStatus, Money,
+    Overpayment, Payment, PaymentFailure, PaymentLink, PaymentStatus, Refund, Transition,
 };
 pub use billing::stripe_plugin::platform::{
     Address, Customer, ExternalId, Invoice, InvoiceChange, InvoiceUpdate, LineItem, Merchant,
@@ -183,8 +183,19 @@ impl std::fmt::Display for Transition {
                 c.payment_method_id.as_deref().unwrap_or("none")
             ),
             Transition::AccountUpdated(a) => format!(
-                "account {}: charges enabled {}",
-                a.account_id, a.charges_enabled
+                "account {}: charges enabled {}{}",
+                a.account_id,
+                a.charges_enabled,
+                if a.restricted { ", restricted" } else { "" }
+            ),
+            Transition::CollectionScheduled(c) => format!(
+                "{}: collect again at {} ({})",
+                c.invoice_id,
+                crate::times::rfc3339(c.due_at_ms),
+                match c.reason {
+                    CollectionReason::Retry => format!("retry, {} left", c.retries_left),
+                    CollectionReason::AccountRestored => "account restored".into(),
+                }
             ),
             Transition::AccountDisconnected(id) => format!("account {id} disconnected"),
             Transition::CollectionStopped(c) => {

@@ -29,4 +29,5 @@ pub mod imports;
 pub mod keys;
 pub mod ports;
 pub mod runtime;
+pub mod times;
 pub mod transitions;

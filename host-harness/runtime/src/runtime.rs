@@ -429,6 +429,22 @@ impl Runtime {
         )
     }
 
+    /// A time a `collection-scheduled` asked for has come (a retry, or an
+    /// account restored): `on-invoice-updated` with `collection-due`.
+    pub fn on_collection_due(
+        &self,
+        tenant: &str,
+        m: &Merchant,
+        invoice_id: &str,
+    ) -> Result<Result<Vec<Transition>, PluginError>> {
+        let due = InvoiceUpdate {
+            invoice_id: invoice_id.to_string(),
+            change: InvoiceChange::CollectionDue,
+            amount_due: String::new(),
+        };
+        self.on_invoice_updated(tenant, m, &due)
+    }
+
     /// What the plugin needs from Stripe (its pinned API version, the event
     /// types it handles), asked of a fresh instance that belongs to no
     /// merchant and may call nothing: its quotas of Stripe requests, kv

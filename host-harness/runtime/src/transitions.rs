@@ -5,7 +5,8 @@
 //! that embeds the runtime applies transitions with `apply`; `serve` does
 //! the same inside its store's transaction (`state.rs`).
 
-use crate::bindings::{Money, PaymentFailure, Transition};
+use crate::bindings::{CollectionReason, Money, PaymentFailure, PaymentStatus, Transition};
+pub use crate::times::rfc3339;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,9 +42,21 @@ pub struct InvoiceState {
     /// When the platform revoked the invoice's pay link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pay_link_revoked_ms: Option<u64>,
+    /// Dunning: when the declined card is next charged (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_at: Option<String>,
+    /// Dunning: retries still to come, the next one included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries_left: Option<u32>,
 }
 
 impl InvoiceState {
+    /// No retry is scheduled (the view's dunning fields are cleared).
+    pub fn no_retry(&mut self) {
+        self.next_retry_at = None;
+        self.retries_left = None;
+    }
+
     /// Whether the invoice's pay link may still be opened at `now_ms`, its
     /// links living `expiry_ms` after the invoice settled.
     pub fn pay_link_open(&self, now_ms: u64, expiry_ms: u64) -> bool {
@@ -82,6 +95,7 @@ pub fn invoice_of(t: &Transition) -> Option<&str> {
         | Transition::AccountDisconnected(_) => return None,
         Transition::PaymentLinkAttached(l) => &l.invoice_id,
         Transition::CollectionStopped(c) => &c.invoice_id,
+        Transition::CollectionScheduled(c) => &c.invoice_id,
         Transition::CollectionResumed(id) => id,
         Transition::StatusChanged(s) => &s.invoice_id,
         Transition::PaymentProcessing(p)
@@ -115,6 +129,10 @@ pub fn apply(st: &mut InvoiceState, t: &Transition, now_ms: u64) -> Applied {
             if st.status == "PAID" {
                 st.settled_at_ms.get_or_insert(now_ms);
             }
+            if s.status != PaymentStatus::Failed {
+                // Paid, or money on its way: no retry is to come.
+                st.no_retry();
+            }
             st.amount_paid = (s.amount_paid.minor > 0).then(|| s.amount_paid.decimal.clone());
             st.amount_refunded =
                 (s.amount_refunded.minor > 0).then(|| s.amount_refunded.decimal.clone());
@@ -128,6 +146,12 @@ pub fn apply(st: &mut InvoiceState, t: &Transition, now_ms: u64) -> Applied {
         Transition::CollectionStopped(c) => {
             st.collection_stopped = Some(c.reason.name().into());
             st.settled_at_ms.get_or_insert(now_ms);
+            st.no_retry();
+        }
+        // A failure ends the retry it was (the next one, if any, follows).
+        Transition::CollectionScheduled(c) if c.reason == CollectionReason::Retry => {
+            st.next_retry_at = Some(rfc3339(c.due_at_ms));
+            st.retries_left = Some(c.retries_left);
         }
         Transition::CollectionResumed(_) => {
             st.collection_stopped = None;
@@ -141,7 +165,8 @@ pub fn apply(st: &mut InvoiceState, t: &Transition, now_ms: u64) -> Applied {
             upsert_payment(st, &p.stripe_ref, &p.amount);
         }
         Transition::PaymentFailed(f) | Transition::PaymentFlagged(f) => {
-            st.last_failure = Some(failure(f))
+            st.last_failure = Some(failure(f));
+            st.no_retry();
         }
         Transition::NeedsCustomerAction(a) => {
             st.last_failure = Some(
@@ -179,7 +204,7 @@ fn upsert_payment(st: &mut InvoiceState, stripe_ref: &str, amount: &Money) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bindings::{InvoiceStatus, PaymentStatus};
+    use crate::bindings::InvoiceStatus;
 
     fn money(minor: u64, decimal: &str) -> Money {
         Money {

@@ -72,6 +72,8 @@ pub struct MerchantSection {
     pub webhook_tolerance_secs: Option<u32>,
     pub livemode: Option<bool>,
     pub pay_link_expiry_days: Option<u32>,
+    /// Dunning: days after a soft decline on which it is retried ([] for none).
+    pub retry_days: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +85,27 @@ pub struct LimitsSection {
     pub max_stripe_requests: Option<u32>,
     pub max_kv_operations: Option<u32>,
     pub max_emails: Option<u32>,
+}
+
+/// A retry schedule given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryDays(pub Vec<u32>);
+
+/// `1,3,5,7` (days after the first decline), or `off`.
+fn parse_retry_days(s: &str) -> Result<RetryDays, String> {
+    if s == "off" || s.is_empty() {
+        return Ok(RetryDays(Vec::new()));
+    }
+    let days = s
+        .split(',')
+        .map(|d| {
+            d.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("\"{d}\" is not a number of days"))
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
+    crate::merchants::check_retry_days(&days)?;
+    Ok(RetryDays(days))
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -150,6 +173,10 @@ pub struct Flags {
     /// Charge a payment method on file when an invoice is sent: on|off [default: on].
     #[arg(long, global = true, value_parser = parse_on_off)]
     pub auto_charge: Option<bool>,
+    /// Retry a soft-declined auto-charge on these days after the first
+    /// decline, e.g. 1,3,5,7; off for none [default: 1,3,5,7].
+    #[arg(long, global = true, value_parser = parse_retry_days)]
+    pub retry_days: Option<RetryDays>,
     /// Put a Stripe payment link on invoices: on|off [default: on].
     #[arg(long, global = true, value_parser = parse_on_off)]
     pub show_payment_link: Option<bool>,
@@ -405,7 +432,14 @@ impl Settings {
                 .unwrap_or_default(),
             livemode: flags.livemode.or(m.livemode).unwrap_or(false),
             display_name,
+            retry_days: flags
+                .retry_days
+                .clone()
+                .map(|d| d.0)
+                .or(m.retry_days.clone())
+                .unwrap_or_else(crate::merchants::default_retry_days),
         };
+        crate::merchants::check_retry_days(&merchant.retry_days).map_err(anyhow::Error::msg)?;
         let pay_link_base = flags
             .pay_link_base
             .clone()

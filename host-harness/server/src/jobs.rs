@@ -10,6 +10,10 @@ pub enum JobKind {
     Sync,
     /// Sends the outbox's email whose id is the subject to the SMTP relay.
     Email,
+    /// Wakes the plugin for an invoice at the time it asked
+    /// (`on-collection-due`: a dunning retry, or collection resumed after
+    /// an account restriction); the subject is `{invoice}@{due ms}`.
+    Collect,
 }
 
 impl JobKind {
@@ -18,12 +22,18 @@ impl JobKind {
             JobKind::Finalize => "finalize",
             JobKind::Sync => "sync",
             JobKind::Email => crate::db::EMAIL_JOB,
+            JobKind::Collect => crate::db::COLLECT_JOB,
         }
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [JobKind::Finalize, JobKind::Sync, JobKind::Email]
-            .into_iter()
-            .find(|k| k.name() == name)
+        [
+            JobKind::Finalize,
+            JobKind::Sync,
+            JobKind::Email,
+            JobKind::Collect,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
     }
 }

@@ -27,10 +27,34 @@ pub struct MerchantSettings {
     /// The name the merchant's customers see on its pages.
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Dunning: days after a soft-declined auto-charge on which it is
+    /// retried; `[]` turns retries off.
+    #[serde(default = "default_retry_days")]
+    pub retry_days: Vec<u32>,
 }
 
 fn on() -> bool {
     true
+}
+
+/// Four retries, at days 1, 3, 5 and 7 after the first decline.
+pub fn default_retry_days() -> Vec<u32> {
+    vec![1, 3, 5, 7]
+}
+
+/// A retry schedule as a merchant may set it: days after the first
+/// decline, growing, at most 10 retries within 60 days.
+pub fn check_retry_days(days: &[u32]) -> Result<(), String> {
+    if days.len() > 10 {
+        return Err("retryDays: at most 10 retries".into());
+    }
+    if days.iter().any(|d| *d == 0 || *d > 60) {
+        return Err("retryDays: each retry is 1 to 60 days after the first decline".into());
+    }
+    if days.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("retryDays must grow, e.g. [1, 3, 5, 7]".into());
+    }
+    Ok(())
 }
 
 /// Why settings were not stored.
@@ -67,6 +91,7 @@ impl MerchantSettings {
                 "accountId must be a connected account id: acct_ and letters or digits".into(),
             ));
         }
+        check_retry_days(&settings.retry_days).map_err(PutError::Invalid)?;
         Ok(settings)
     }
 

@@ -100,6 +100,7 @@ pub struct Metrics {
     refused_requests: Family<RefusedLabels, Counter>,
     gate_refusals: Family<GateLabels, Counter>,
     caps_exceeded: Family<CapLabels, Counter>,
+    collections_queued: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -180,8 +181,15 @@ impl Default for Metrics {
             "Plugin calls failed for going over a cap of time or of host use",
             caps_exceeded.clone(),
         );
+        let collections_queued = Gauge::default();
+        registry.register(
+            "collections_queued",
+            "Dunning retries and collections resumed after an account restriction, queued (all merchants); their runs are jobs{kind=\"collect\"}",
+            collections_queued.clone(),
+        );
         Self {
             registry,
+            collections_queued,
             refused_requests,
             gate_refusals,
             caps_exceeded,
@@ -245,6 +253,11 @@ impl Metrics {
         self.queue_depth.set(depth);
         self.dead_letters.set(dead);
         self.queue_oldest_age_seconds.set(oldest_ms as f64 / 1000.0);
+    }
+
+    /// Retries and resumed collections waiting in the queue.
+    pub fn set_collections(&self, queued: i64) {
+        self.collections_queued.set(queued);
     }
 
     pub fn job(&self, kind: &str, result: &str) {

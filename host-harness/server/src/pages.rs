@@ -37,6 +37,10 @@ pub enum PayView<'a> {
     NotFound,
     /// The plugin or Stripe is unavailable now.
     Unavailable,
+    /// The merchant's Stripe account cannot take payments now (restricted).
+    Paused {
+        invoice: &'a str,
+    },
 }
 
 #[derive(Serialize)]
@@ -72,7 +76,7 @@ impl PayView<'_> {
         match self {
             PayView::Redirecting { .. } => 303,
             PayView::NotFound => 404,
-            PayView::Unavailable => 503,
+            PayView::Unavailable | PayView::Paused { .. } => 503,
             _ => 200,
         }
     }
@@ -165,6 +169,16 @@ impl PayView<'_> {
                 "Payment unavailable",
                 vec![],
                 "Payment is not available right now. Please try again in a moment.".to_string(),
+                None,
+            ),
+            PayView::Paused { invoice } => (
+                "Payment unavailable",
+                vec![Row {
+                    label: "Invoice",
+                    value: invoice.to_string(),
+                }],
+                "Card payment for this invoice is not available right now. The merchant has been told; please try again later, or pay by the bank details on the invoice."
+                    .to_string(),
                 None,
             ),
         };

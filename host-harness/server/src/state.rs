@@ -41,6 +41,9 @@ type CustomerRow = (Value, Option<String>, Option<String>);
 pub struct Records<'a> {
     db: &'a Db,
     merchant: &'a str,
+    /// The merchant's connected account now ("" for the platform's own):
+    /// the work its transitions queue runs only while it still has it.
+    account: &'a str,
     /// The host's clock now (ms), for what is stamped on a record.
     now_ms: u64,
 }
@@ -51,8 +54,14 @@ impl<'a> Records<'a> {
         Self {
             db,
             merchant,
+            account: "",
             now_ms,
         }
+    }
+
+    /// The records of a merchant that has connected account `account`.
+    pub fn of_account(self, account: &'a str) -> Self {
+        Self { account, ..self }
     }
 
     /// The document, the Stripe link and the card on file.
@@ -88,7 +97,8 @@ impl<'a> Records<'a> {
     pub fn account_view(&self, id: &str) -> Result<Option<Value>> {
         Ok(self.db.account(self.merchant, id)?.map(|a| {
             serde_json::json!({"id": id, "chargesEnabled": a.charges_enabled,
-                "detailsSubmitted": a.details_submitted, "disconnected": a.disconnected})
+                "detailsSubmitted": a.details_submitted, "disconnected": a.disconnected,
+                "restricted": a.restricted})
         }))
     }
 
@@ -175,8 +185,37 @@ impl<'a> Records<'a> {
     }
 
     /// Applies every transition, or none.
+    fn scope(&self) -> Applying<'_> {
+        Applying {
+            merchant: self.merchant,
+            account: self.account,
+            now_ms: self.now_ms,
+        }
+    }
+
+    /// A collect job's transitions, in one transaction: the retry it was
+    /// (due at `due_ms`) is over, and the invoice view shows a next one
+    /// only if the plugin scheduled it.
+    pub fn apply_collected(
+        &self,
+        invoice: &str,
+        due_ms: u64,
+        transitions: &[Transition],
+    ) -> Result<(), ApplyError> {
+        let was = crate::transitions::rfc3339(due_ms);
+        self.transaction(&mut |tx| {
+            if let Some(mut st) = load_state(tx, self.merchant, invoice)?
+                && st.next_retry_at.as_deref() == Some(was.as_str())
+            {
+                st.no_retry();
+                save_state(tx, self.merchant, invoice, &st)?;
+            }
+            apply_all(tx, self.scope(), transitions)
+        })
+    }
+
     pub fn apply(&self, transitions: &[Transition]) -> Result<(), ApplyError> {
-        self.transaction(&mut |tx| apply_all(tx, self.merchant, self.now_ms, transitions))
+        self.transaction(&mut |tx| apply_all(tx, self.scope(), transitions))
     }
 
     /// Runs `body` in one store transaction; an `ApplyError` rolls it back.
@@ -215,7 +254,7 @@ impl<'a> Records<'a> {
         transitions: &[Transition],
     ) -> Result<(), ApplyError> {
         self.transaction(&mut |tx| {
-            apply_all(tx, self.merchant, self.now_ms, transitions)?;
+            apply_all(tx, self.scope(), transitions)?;
             Ok(tx.set_sync_cursor(merchant, cursor)?)
         })
     }
@@ -262,16 +301,32 @@ fn save_state(
 /// pure rule (`transitions::apply`) transition by transition, and written
 /// once at the end if it changed (a redelivery writes nothing); a pay link's
 /// token is indexed for revocation.
+/// Whose transitions are applied, and when.
+#[derive(Clone, Copy)]
+struct Applying<'a> {
+    merchant: &'a str,
+    account: &'a str,
+    now_ms: u64,
+}
+
 fn apply_all(
     tx: &mut dyn RecordsTx,
-    merchant: &str,
-    now_ms: u64,
+    at: Applying,
     transitions: &[Transition],
 ) -> Result<(), ApplyError> {
+    let merchant = at.merchant;
     let mut views = Views::default();
     for t in transitions {
         let Some(invoice_id) = crate::transitions::invoice_of(t) else {
             apply_beside_invoices(tx, merchant, t)?;
+            if let Transition::AccountUpdated(a) = t
+                && !a.restricted
+                && a.account_id == at.account
+            {
+                // Collection that waited for the account resumes now.
+                let now = i64::try_from(at.now_ms).unwrap_or(i64::MAX);
+                tx.wake_parked_collections(merchant, now)?;
+            }
             continue;
         };
         let st = views.of(tx, merchant, invoice_id)?;
@@ -280,10 +335,55 @@ fn apply_all(
         {
             tx.index_pay_link(merchant, &crate::tokens::sha256_hex(token), invoice_id)?;
         }
+        if let Transition::CollectionScheduled(c) = t {
+            schedule(tx, at, c)?;
+        }
         // A stale status is dropped; the rest of the call still applies.
-        crate::transitions::apply(st, t, now_ms);
+        crate::transitions::apply(st, t, at.now_ms);
+    }
+    for (id, stored, now) in &views.0 {
+        let settled = |s: &InvoiceState| s.status == "PAID" || s.collection_stopped.is_some();
+        if settled(now) && !settled(stored) {
+            // Paid or stopped now: the wake-ups queued for it are dropped.
+            tx.cancel_collections(merchant, id)?;
+        }
     }
     views.save_changed(tx, merchant)
+}
+
+/// The queue's subject and run time of a `collection-scheduled`: at its
+/// time (`{invoice}@{ms}`), or parked until the merchant's account is
+/// restored (`{invoice}@restored`, at `db::PARKED`).
+pub fn collection_job(c: &crate::bindings::CollectionScheduled) -> (String, i64) {
+    match c.reason {
+        crate::bindings::CollectionReason::AccountRestored => {
+            (format!("{}@restored", c.invoice_id), crate::db::PARKED)
+        }
+        crate::bindings::CollectionReason::Retry => {
+            let due = i64::try_from(c.due_at_ms).unwrap_or(i64::MAX - 1);
+            (format!("{}@{due}", c.invoice_id), due)
+        }
+    }
+}
+
+/// Queues the wake-up a `collection-scheduled` asks for, in the same
+/// transaction: a restart, or another worker, still runs it.
+fn schedule(
+    tx: &mut dyn RecordsTx,
+    at: Applying,
+    c: &crate::bindings::CollectionScheduled,
+) -> Result<(), ApplyError> {
+    let (subject, run_at) = collection_job(c);
+    let created = i64::try_from(at.now_ms).unwrap_or(i64::MAX);
+    Ok(tx.schedule_collection(&crate::db::NewJob {
+        merchant: at.merchant,
+        kind: crate::db::COLLECT_JOB,
+        subject: &subject,
+        run_at_ms: run_at.max(created),
+        created_ms: created,
+        error: "",
+        account: at.account,
+    })?)
 }
 
 /// The invoices' views one transaction changes: as read, and as changed.
@@ -336,8 +436,12 @@ fn apply_beside_invoices(
             Ok(tx.set_card_on_file(merchant, &c.stripe_customer_id, card)?)
         }
         Transition::AccountUpdated(a) => {
-            let (charges, details) = (a.charges_enabled, a.details_submitted);
-            Ok(tx.account_updated(merchant, &a.account_id, charges, details)?)
+            let news = crate::db::AccountNews {
+                charges_enabled: a.charges_enabled,
+                details_submitted: a.details_submitted,
+                restricted: a.restricted,
+            };
+            Ok(tx.account_updated(merchant, &a.account_id, news)?)
         }
         Transition::AccountDisconnected(id) => Ok(tx.account_disconnected(merchant, id)?),
         _ => Ok(()),
@@ -410,10 +514,18 @@ mod tests {
             &mut self,
             m: &str,
             id: &str,
-            c: bool,
-            d: bool,
+            news: crate::db::AccountNews,
         ) -> crate::db::StoreResult<()> {
-            self.inner.account_updated(m, id, c, d)
+            self.inner.account_updated(m, id, news)
+        }
+        fn schedule_collection(&mut self, job: &crate::db::NewJob) -> crate::db::StoreResult<()> {
+            self.inner.schedule_collection(job)
+        }
+        fn cancel_collections(&mut self, m: &str, i: &str) -> crate::db::StoreResult<()> {
+            self.inner.cancel_collections(m, i)
+        }
+        fn wake_parked_collections(&mut self, m: &str, now: i64) -> crate::db::StoreResult<()> {
+            self.inner.wake_parked_collections(m, now)
         }
         fn account_disconnected(&mut self, m: &str, id: &str) -> crate::db::StoreResult<()> {
             self.inner.account_disconnected(m, id)
@@ -442,12 +554,12 @@ mod tests {
                 reads: 0,
                 saves: 0,
             };
-            let result = apply_all(
-                &mut counting,
-                crate::db::DEFAULT_MERCHANT,
-                1_000,
-                &[payment(), paid(1)],
-            );
+            let at = Applying {
+                merchant: crate::db::DEFAULT_MERCHANT,
+                account: "",
+                now_ms: 1_000,
+            };
+            let result = apply_all(&mut counting, at, &[payment(), paid(1)]);
             (reads, saves) = (counting.reads, counting.saves);
             result.map_err(|e| TxAbort::Refused(e.to_string()))
         })

@@ -4,7 +4,9 @@
 //! close a dispute, onboard or disconnect an account, and (re)deliver events.
 
 use crate::error::{missing, unrecognized};
-use crate::resources::{accounts, checkout_sessions, disputes, payment_intents, refunds};
+use crate::resources::{
+    accounts, checkout_sessions, disputes, payment_intents, payment_methods, refunds,
+};
 use crate::{Delivery, Emulator, Reply, WebhookTarget, checkout_page};
 use serde_json::{Value, json};
 
@@ -56,6 +58,9 @@ fn test_route(emu: &Emulator, segments: &[&str], params: &Value) -> Reply {
             Ok(Reply::json(200, &json!({"connected": id})))
         }
         ["accounts", id, "activate"] => Ok(accounts::activate(emu, id)),
+        ["accounts", id, "restrict"] => Ok(accounts::restrict(emu, id, params)),
+        ["payment_methods", id, "declines"] => owned(emu, "payment_method", id)
+            .map(|(account, pm)| payment_methods::script_declines(emu, &account, pm, params)),
         ["accounts", id, "deauthorize"] => Ok(accounts::deauthorize(emu, id)),
         ["events", id, "redeliver"] => emu.event(id).ok_or_else(|| missing("event", id)).map(|e| {
             emu.deliver_now(&e);

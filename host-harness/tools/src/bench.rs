@@ -219,6 +219,7 @@ fn bench_merchant(account: &str, api_base: &str) -> Merchant {
         notification_email: "finance@merchant.example".into(),
         webhook_tolerance_secs: 300,
         livemode: false,
+        retry_days: Vec::new(),
     }
 }
 

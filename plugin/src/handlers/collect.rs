@@ -5,6 +5,7 @@
 
 use super::settle::{self, Settled};
 use crate::contract::{Merchant, PluginError, Transition};
+use crate::dunning::{self, Channel, Failed};
 use crate::imports::{self, CallError};
 use crate::notify::{Reason, Tell};
 use crate::record::{self, InvoiceRecord, KeyAge};
@@ -280,7 +281,9 @@ fn charge_card_on_file(
     let Some(OnFile { id: card, kind }) = method_on_file(m, &stripe_customer)? else {
         return Ok(Charge::NoCard);
     };
-    if rec.declined_methods.contains(&card) {
+    // A declined card, or one whose retry is scheduled (only the retry
+    // charges it, on its day: `due`).
+    if rec.declined_methods.contains(&card) || rec.next_retry_ms.is_some() {
         return Ok(Charge::NeedsLink);
     }
     if close_session(m, invoice_id, &rec, out)? {
@@ -374,6 +377,7 @@ fn off_session_charge<'a>(
         method_type,
         receipt_email,
         attempt: rec.attempt,
+        retry: rec.retry_running.then_some(rec.retries_done),
     }
 }
 
@@ -458,7 +462,11 @@ fn resolve_sent_charge(
         }
         Some(pi) => {
             push(out, settle::intent_failed(m, invoice_id, &pi, Tell::Both)?);
-            bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
+            bump_attempt(
+                invoice_id,
+                rec.attempt,
+                barred(invoice_id, pi.payment_method())?,
+            )?;
             Ok(Resolved::Clear)
         }
         None => {
@@ -586,16 +594,22 @@ fn declined(
         settle::action_required(m, invoice_id, &attempt_ref, &f.error.message, Tell::Both)?
     } else {
         let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
-        // Only some declines can succeed on the same card later.
-        let retryable = matches!(f.advice_code.as_deref(), Some("try_again_later"))
-            || matches!(
-                f.error.decline_code.as_deref(),
-                Some("insufficient_funds" | "processing_error" | "try_again_later")
-            );
-        settle::failed(m, &reason, retryable, Tell::Both)?
+        let how = Failed {
+            channel: Channel::OffSession,
+            soft: dunning::soft(reason.code, reason.decline_code, reason.advice_code),
+        };
+        settle::failed(m, &reason, how, Tell::Both)?
     };
     push(out, settled);
-    bump_attempt(invoice_id, rec.attempt, Some(card))
+    bump_attempt(invoice_id, rec.attempt, barred(invoice_id, Some(card))?)
+}
+
+/// The payment method a failed off-session charge bars from further
+/// off-session charges of the invoice: none while a retry of it is
+/// scheduled (dunning charges the same card again, on its schedule only).
+fn barred<'a>(invoice_id: &str, method: Option<&'a str>) -> Result<Option<&'a str>, PluginError> {
+    let retrying = record::load(invoice_id)?.is_some_and(|r| r.next_retry_ms.is_some());
+    Ok(method.filter(|_| !retrying))
 }
 
 /// Stripe refused the charge for a reason that is not the card's (a debit
@@ -611,7 +625,11 @@ fn refused(
 ) -> Result<(), PluginError> {
     let attempt_ref = format!("attempt-{}", rec.attempt);
     let reason = Reason::of_failure(invoice_id, &attempt_ref, f);
-    push(out, settle::failed(m, &reason, false, Tell::Merchant)?);
+    let how = Failed {
+        channel: Channel::OffSession,
+        soft: false,
+    };
+    push(out, settle::failed(m, &reason, how, Tell::Merchant)?);
     bump_attempt(invoice_id, rec.attempt, Some(card))
 }
 

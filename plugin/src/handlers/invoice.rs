@@ -2,7 +2,7 @@
 //! auto-charge is on, and otherwise (or after a decline) attach the stable pay link.
 
 use super::collect::{self, Charge};
-use super::{customer, invalid, update};
+use super::{customer, health, invalid, update};
 use crate::contract::{Invoice, Merchant, PaymentLink, PaymentOption, PluginError, Transition};
 use crate::payment_state::PayState;
 use crate::record::{self, InvoiceRecord, Stop};
@@ -99,6 +99,10 @@ fn finalize(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError>
             in_flight: None,
             outcome_ref: None,
             told_excess: 0,
+            retries_done: 0,
+            first_failed_ms: None,
+            next_retry_ms: None,
+            retry_running: false,
         },
     )?;
     if let Some(stop) = update::resume(&inv.id, &mut out)? {
@@ -121,6 +125,15 @@ fn finalize(m: &Merchant, inv: &Invoice) -> Result<Vec<Transition>, PluginError>
             r.auto_charge = inv.auto_charge;
             true
         })?;
+    }
+    if health::restricted(m)? {
+        // Stripe would refuse the charge and the session: held until the
+        // account is restored; the link says payment is unavailable.
+        out.push(health::held(&inv.id));
+        if m.show_payment_link {
+            stable_link(m, &inv.id, &mut out)?;
+        }
+        return Ok(out);
     }
     let charge = if m.auto_charge && inv.auto_charge {
         collect::auto_charge(m, &inv.id, &mut out)?

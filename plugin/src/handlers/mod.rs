@@ -2,6 +2,8 @@
 
 pub mod collect;
 pub mod customer;
+pub mod due;
+pub mod health;
 pub mod invoice;
 pub mod onboarding;
 pub mod paylink;

@@ -26,18 +26,42 @@ pub fn start_onboarding(m: &Merchant, r: &OnboardingRequest) -> Result<Onboardin
         // Already connected: only a fresh link to finish onboarding is needed.
         m.account_id.clone()
     };
-    let minute = imports::now_secs() / 60;
-    let link = imports::stripe(
-        &platform,
-        &request::create_account_link(&account, r, minute),
-    )?;
-    let expires_at = link.expires_at();
-    let url = link.url.ok_or_else(|| {
-        PluginError::HostUnavailable("Account Link came back without a url".into())
-    })?;
+    let (url, expires_at) = link_with(&platform, &account, r)?;
     Ok(Onboarding {
         account_id: account,
         url,
         expires_at,
     })
+}
+
+/// An Account Link for `account` to finish (or bring up to date) what
+/// Stripe asks, returning to `{back}/done` (`{back}/refresh` when it has
+/// expired): its URL and when it expires.
+pub fn account_link(m: &Merchant, account: &str, back: &str) -> Result<(String, u64), PluginError> {
+    let r = OnboardingRequest {
+        merchant_ref: String::new(),
+        email: String::new(),
+        country: String::new(),
+        refresh_url: format!("{back}/refresh"),
+        return_url: format!("{back}/done"),
+    };
+    let platform = Merchant {
+        account_id: String::new(),
+        ..m.clone()
+    };
+    link_with(&platform, account, &r)
+}
+
+fn link_with(
+    platform: &Merchant,
+    account: &str,
+    r: &OnboardingRequest,
+) -> Result<(String, u64), PluginError> {
+    let minute = imports::now_secs() / 60;
+    let link = imports::stripe(platform, &request::create_account_link(account, r, minute))?;
+    let expires_at = link.expires_at();
+    let url = link.url.ok_or_else(|| {
+        PluginError::HostUnavailable("Account Link came back without a url".into())
+    })?;
+    Ok((url, expires_at))
 }

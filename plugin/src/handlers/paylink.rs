@@ -63,6 +63,12 @@ pub fn on_pay_link_opened(m: &Merchant, token: &str) -> Result<PayLinkOutcome, P
             transitions: Vec::new(),
         });
     }
+    if super::health::restricted(m)? {
+        return Ok(PayLinkOutcome {
+            page: PayPage::Unavailable(rec.number.clone()),
+            transitions: Vec::new(),
+        });
+    }
     let mut transitions = Vec::new();
     // A card on file is charged only if it was never tried: a declined card is
     // not charged again on every visit; the customer picks another in Checkout.

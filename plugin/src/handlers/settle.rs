@@ -3,12 +3,13 @@
 //! Shared by the auto-charge path and the webhook path, so both agree.
 
 use crate::contract::{
-    CustomerAction, Dispute, DisputeStatus, InvoiceStatus, Merchant, Money, Overpayment, Payment,
-    PaymentFailure, PluginError, Transition,
+    CollectionReason, CollectionScheduled, CustomerAction, Dispute, DisputeStatus, InvoiceStatus,
+    Merchant, Money, Overpayment, Payment, PaymentFailure, PluginError, Transition,
 };
+use crate::dunning::{self, Channel, Failed};
 use crate::imports;
 use crate::money;
-use crate::notify::{self, ExcessCause, Reason, Tell};
+use crate::notify::{self, ExcessCause, Reason, Retrying, Tell};
 use crate::payment_state::Fact;
 use crate::record::{self, Advanced, DisputeStage, InvoiceRecord};
 
@@ -375,15 +376,25 @@ pub fn intent_failed(
         decline_code: err.decline_code.as_deref(),
         advice_code: err.advice_code.as_deref(),
     };
-    let retryable = err.advice_code.as_deref() == Some("try_again_later");
-    failed(m, &reason, retryable, tell)
+    let how = Failed {
+        channel: if o.via_checkout() {
+            Channel::Checkout
+        } else {
+            Channel::OffSession
+        },
+        soft: dunning::soft(reason.code, reason.decline_code, reason.advice_code),
+    };
+    failed(m, &reason, how, tell)
 }
 
-/// A payment attempt failed: both parties are told, once per attempt.
+/// A payment attempt failed: both parties are told, once per attempt. A
+/// soft decline of an off-session charge is retried on the merchant's
+/// schedule (`collection-scheduled`); then only the first failure and the
+/// last retry are told.
 pub fn failed(
     m: &Merchant,
     reason: &Reason,
-    retryable: bool,
+    how: Failed,
     tell: Tell,
 ) -> Result<Settled, PluginError> {
     let attempt = reason.attempt_ref;
@@ -399,9 +410,12 @@ pub fn failed(
             attempt,
         ));
     }
+    let now = imports::now_ms();
     let mark = |r: &mut InvoiceRecord| {
-        if !r.failed_refs.iter().any(|f| f == attempt) {
+        let first_time = !r.failed_refs.iter().any(|f| f == attempt);
+        if first_time {
             r.failed_refs.push(attempt.into());
+            plan_retry(r, how, &m.retry_days, now);
         }
         if r.in_flight.as_deref() == Some(attempt) {
             r.in_flight = None;
@@ -411,13 +425,23 @@ pub fn failed(
     Ok(
         match record::advance(reason.invoice_id, &|_| Fact::Failed, &mark)? {
             Advanced::Moved { rec, .. } => {
-                let tell = if rec.stopped.is_some() {
+                let next = rec.next_retry_ms.map(|due_ms| dunning::Next {
+                    due_ms,
+                    retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
+                        .map_or(0, |n| n.retries_left),
+                });
+                let tell = if rec.stopped.is_some() || !dunning::told(how, rec.retries_done, next) {
                     Tell::Nobody
                 } else {
                     tell
                 };
-                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell)?;
-                Settled::moved(
+                let retrying = match next {
+                    Some(n) if how.retried() => Retrying::On(n.due_ms),
+                    None if how.retried() && rec.retries_done > 0 => Retrying::GaveUp,
+                    _ => Retrying::No,
+                };
+                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell, retrying)?;
+                let mut settled = Settled::moved(
                     reason.invoice_id,
                     &rec,
                     Transition::PaymentFailed(PaymentFailure {
@@ -427,14 +451,41 @@ pub fn failed(
                         decline_code: reason.decline_code.map(Into::into),
                         advice_code: reason.advice_code.map(Into::into),
                         message: reason.message.into(),
-                        retryable,
+                        retryable: how.soft,
                     }),
                     "payment failed",
-                )
+                );
+                if let Some(n) = next.filter(|_| rec.stopped.is_none()) {
+                    settled.transitions.push(Transition::CollectionScheduled(
+                        CollectionScheduled {
+                            invoice_id: reason.invoice_id.into(),
+                            due_at_ms: n.due_ms,
+                            reason: CollectionReason::Retry,
+                            retries_left: n.retries_left,
+                        },
+                    ));
+                }
+                settled
             }
             Advanced::Ignored { state } => Settled::ignored("a failed payment", state),
         },
     )
+}
+
+/// What a first-heard failure does to the invoice's retries: a soft
+/// decline of an off-session charge schedules the next one (counted from
+/// the first such failure); a hard one ends them. A failure on Checkout's
+/// page leaves them as they are: the card on file may still succeed.
+fn plan_retry(r: &mut InvoiceRecord, how: Failed, days: &[u32], now: u64) {
+    if how.channel != Channel::OffSession {
+        return;
+    }
+    r.retry_running = false;
+    r.next_retry_ms = None;
+    if how.soft && r.auto_charge {
+        let first = *r.first_failed_ms.get_or_insert(now);
+        r.next_retry_ms = dunning::next_retry(days, r.retries_done, first).map(|n| n.due_ms);
+    }
 }
 
 /// The customer must authenticate or pay on-session: not a hard failure.

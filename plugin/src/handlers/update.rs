@@ -23,6 +23,7 @@ pub fn on_invoice_updated(m: &Merchant, u: &InvoiceUpdate) -> Result<Vec<Transit
         InvoiceChange::Void => Stop::Void,
         InvoiceChange::PaidOutsideStripe => Stop::PaidOutsideStripe,
         InvoiceChange::Uncollectible => Stop::Uncollectible,
+        InvoiceChange::CollectionDue => return super::due::on_collection_due(m, &u.invoice_id),
         InvoiceChange::Open => {
             let Some(rec) = record::load(&u.invoice_id)? else {
                 // Reopened before the plugin ever had a record: an early stop is forgotten.

@@ -5,8 +5,8 @@
 //! again; the seen-marker is written only after every effect succeeded, so a
 //! crash in between cannot lose an event.
 
-use super::collect;
 use super::settle::{self, Settled};
+use super::{collect, health};
 use crate::bindings::billing::stripe_plugin::mac::KeyPurpose;
 use crate::contract::{
     AccountStatus, CardOnFile, DisputeStatus, Merchant, PluginError, Transition, WebhookOutcome,
@@ -17,7 +17,7 @@ use crate::events::{
 };
 use crate::host::kv;
 use crate::imports::{self, kv_failure};
-use crate::notify::{Reason, Tell};
+use crate::notify::{self, Reason, Tell};
 use crate::record;
 use crate::signature::{self, SignatureError};
 use crate::stripe::{objects::Obj, request};
@@ -394,7 +394,11 @@ fn session_effects(
                 decline_code: None,
                 advice_code: None,
             };
-            Ok(after(found, settle::failed(m, &reason, false, tell)?))
+            let how = crate::dunning::Failed {
+                channel: crate::dunning::Channel::Checkout,
+                soft: false,
+            };
+            Ok(after(found, settle::failed(m, &reason, how, tell)?))
         }
         SessionNews::AsyncPaymentSucceeded => {
             let s = settle::paid(m, invoice, &pi, o.amount_total(), o.currency(), tell)?;
@@ -491,14 +495,7 @@ fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginErro
 fn account_effects(m: &Merchant, e: &Event, news: AccountNews) -> Result<Settled, PluginError> {
     let o = e.object();
     match news {
-        AccountNews::Updated => noted(
-            Transition::AccountUpdated(AccountStatus {
-                account_id: o.id().into(),
-                charges_enabled: o.charges_enabled == Some(true),
-                details_submitted: o.details_submitted == Some(true),
-            }),
-            "account updated",
-        ),
+        AccountNews::Updated => account_updated(m, o),
         AccountNews::Deauthorized => {
             let account = e.account.clone().unwrap_or_else(|| m.account_id.clone());
             noted(
@@ -507,6 +504,47 @@ fn account_effects(m: &Merchant, e: &Event, news: AccountNews) -> Result<Settled
             )
         }
     }
+}
+
+/// Stripe's news of a connected account: reported to the host, and, for
+/// the merchant's own account, collection paused while it is restricted
+/// (the merchant emailed once, with a fresh Account Link) and resumed when
+/// charges are enabled again.
+fn account_updated(m: &Merchant, o: &Obj) -> Result<Settled, PluginError> {
+    let charges_enabled = o.charges_enabled == Some(true);
+    let past_due = o
+        .requirements
+        .as_ref()
+        .and_then(|r| r.past_due.clone())
+        .unwrap_or_default();
+    let restricted = health::restricted_by(charges_enabled, &past_due);
+    let transitions = vec![Transition::AccountUpdated(AccountStatus {
+        account_id: o.id().into(),
+        charges_enabled,
+        details_submitted: o.details_submitted == Some(true),
+        restricted,
+    })];
+    if o.id() != m.account_id || m.account_id.is_empty() {
+        return Ok(Settled {
+            transitions,
+            note: "account updated".into(),
+        });
+    }
+    let moved = health::note(o.id(), restricted, &mut |episode| {
+        let base = m.pay_link_base.trim_end_matches('/');
+        let back = format!("{base}/onboarding");
+        let link = super::onboarding::account_link(m, &m.account_id, &back)?;
+        notify::account_restricted(m, o.id(), &past_due, &link.0, episode)
+    })?;
+    let note = match moved {
+        health::Moved::Restricted(_) => "account restricted: collection paused, merchant emailed",
+        health::Moved::Restored => "account restored: collection resumes",
+        health::Moved::Same => "account updated",
+    };
+    Ok(Settled {
+        transitions,
+        note: note.into(),
+    })
 }
 
 fn ignored(kind: &str) -> Result<Settled, PluginError> {

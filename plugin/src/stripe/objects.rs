@@ -38,6 +38,8 @@ pub struct Obj {
     pub error: Option<StripeErrorBody>,
     pub charges_enabled: Option<bool>,
     pub details_submitted: Option<bool>,
+    /// An account's: what Stripe needs from it.
+    pub requirements: Option<Requirements>,
     pub data: Option<Vec<Obj>>,
     /// A list's: whether another page follows.
     pub has_more: Option<bool>,
@@ -155,6 +157,14 @@ pub struct Metadata {
     pub attempt: Option<String>,
     /// What plugin 0.1 wrote, before the keys had their own namespace.
     pub invoice_id: Option<String>,
+}
+
+/// What Stripe needs from a connected account.
+/// https://docs.stripe.com/api/accounts/object#account_object-requirements
+#[derive(Debug, Default, miniserde::Deserialize)]
+pub struct Requirements {
+    /// Needed now: until they are given, charges (or payouts) are disabled.
+    pub past_due: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, miniserde::Deserialize)]

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const CHANNEL_KEY: &str = "billing_stripe_plugin_channel";
 pub const ATTEMPT_KEY: &str = "billing_stripe_plugin_attempt";
+/// Dunning: the retry an off-session charge is (1 for the first retry).
+pub const RETRY_KEY: &str = "billing_stripe_plugin_retry";
 
 /// The API version every request pins, so that response shapes cannot drift under us.
 pub const API_VERSION: &str = "2024-06-20";
@@ -380,6 +382,8 @@ pub struct OffSessionCharge<'a> {
     pub method_type: &'a str,
     pub receipt_email: Option<&'a str>,
     pub attempt: u32,
+    /// Dunning: which retry this charge is (none for the first charge).
+    pub retry: Option<u32>,
 }
 
 /// An off-session PaymentIntent, confirmed at once (auto-charge).
@@ -403,6 +407,9 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
     ];
     if let Some(email) = c.receipt_email {
         params.push((s("receipt_email"), s(email)));
+    }
+    if let Some(n) = c.retry {
+        params.push((format!("metadata[{RETRY_KEY}]"), n.to_string()));
     }
     let key = format!("payment-intent:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/payment_intents".into(), params, key)

@@ -122,11 +122,20 @@ impl StripeGate {
                 }
             }
             Scope::Platform => {
-                if platform == PlatformCalls::Denied {
+                let own_link_only = platform == PlatformCalls::OwnAccountLinkOnly;
+                if platform == PlatformCalls::Denied
+                    || (own_link_only && path != "/v1/account_links")
+                {
                     return Err(format!(
                         "{what} acts on the platform: only start-onboarding may"
                     ));
                 }
+                if own_link_only && account.is_empty() {
+                    return Err(format!(
+                        "{what}: the platform's own account has no Account Link"
+                    ));
+                }
+                let created = if own_link_only { &[][..] } else { created };
                 if asked.is_some() {
                     return Err(format!(
                         "{what} is made on the platform, without Stripe-Account"
@@ -618,6 +627,57 @@ mod tests {
             linked_account(b"account=", "", &[]).is_err(),
             "the platform's empty account is no match"
         );
+    }
+
+    /// An `account.updated` handler may email a fresh Account Link for the
+    /// merchant's own account, and do nothing else on the platform.
+    #[test]
+    fn on_webhook_may_link_only_the_merchants_own_account() {
+        struct Answers;
+        impl HttpBackend for Answers {
+            fn send(&self, _: &Request) -> Result<Response, HttpError> {
+                Ok(Response {
+                    status: 200,
+                    headers: vec![],
+                    body: b"{}".to_vec(),
+                })
+            }
+        }
+        let gate = StripeGate {
+            base: Url::parse("https://api.stripe.com").unwrap(),
+            api_key: Some("sk_test_x".into()),
+            backend: Arc::new(Answers),
+        };
+        let denied = |method, path: &str, body: &str, account: &str| {
+            let req = request(method, &format!("https://api.stripe.com{path}"), &[], body);
+            let mut made = vec!["acct_made".to_string()];
+            matches!(
+                gate.send(req, account, &mut made, PlatformCalls::OwnAccountLinkOnly)
+                    .0,
+                Err(HttpError::Denied(_))
+            )
+        };
+        let own = "account=acct_mine&type=account_onboarding";
+        assert!(!denied(Method::Post, "/v1/account_links", own, "acct_mine"));
+        assert!(denied(
+            Method::Post,
+            "/v1/account_links",
+            "account=acct_made",
+            "acct_mine"
+        ));
+        assert!(denied(
+            Method::Post,
+            "/v1/account_links",
+            "account=acct_victim",
+            "acct_mine"
+        ));
+        assert!(denied(Method::Post, "/v1/account_links", "account=", ""));
+        assert!(denied(
+            Method::Post,
+            "/v1/accounts",
+            "type=express",
+            "acct_mine"
+        ));
     }
 
     #[test]

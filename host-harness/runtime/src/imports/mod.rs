@@ -95,20 +95,23 @@ pub enum MailDelivery {
 }
 
 /// Whether a call may act on the platform itself (create a connected account
-/// and its Account Link): only `start-onboarding` may.
+/// and its Account Link): only `start-onboarding` may; `on-webhook` may
+/// make an Account Link for the merchant's own account alone (an
+/// `account.updated` that restricts it: the merchant is emailed one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PlatformCalls {
     Allowed,
+    OwnAccountLinkOnly,
     Denied,
 }
 
 impl PlatformCalls {
     /// What the export named `handler` may do.
     pub(crate) fn of(handler: &str) -> Self {
-        if handler == "start-onboarding" {
-            PlatformCalls::Allowed
-        } else {
-            PlatformCalls::Denied
+        match handler {
+            "start-onboarding" => PlatformCalls::Allowed,
+            "on-webhook" => PlatformCalls::OwnAccountLinkOnly,
+            _ => PlatformCalls::Denied,
         }
     }
 }

@@ -112,6 +112,11 @@ impl App {
                 metrics.job(&job.kind, "retried");
                 tracing::info!(error = %e.message(), "job will be tried again");
             }
+            JobResult::Rescheduled(at) => {
+                db.retry_job(job.id, at, "")?;
+                metrics.job(&job.kind, "rescheduled");
+                tracing::info!(run_at_ms = at, "job waits again, as the plugin asked");
+            }
             JobResult::Again(why) => {
                 let wait = backoff_ms(job.id, job.attempts, Failure::Transient, None);
                 db.retry_job(job.id, self.now_ms() + wait, &why)?;
@@ -143,6 +148,7 @@ impl App {
         match kind {
             Some(JobKind::Email) => self.send_email(&scope, job),
             Some(JobKind::Finalize) => self.run_finalize(&scope, &job.subject),
+            Some(JobKind::Collect) => self.run_collect(&scope, &job.subject),
             Some(JobKind::Sync) => Ok(match self.sync_one(&scope)? {
                 Ok(_) => JobResult::Done,
                 Err(e) => JobResult::of(e),
@@ -237,8 +243,47 @@ impl App {
     }
 }
 
+impl App {
+    /// The wake-up a `collection-scheduled` asked for: the plugin decides
+    /// what is due (a retry, collection resumed, or nothing), and what it
+    /// returns is applied as any call's transitions (`apply_collected`).
+    fn run_collect(&self, scope: &Scope, subject: &str) -> anyhow::Result<JobResult> {
+        let Some((invoice, due)) = subject.rsplit_once('@') else {
+            return Ok(JobResult::GaveUp(format!("not a collection: {subject}")));
+        };
+        let records = self.records(scope);
+        if records.invoice(invoice)?.is_none() {
+            return Ok(JobResult::GaveUp(format!("invoice {invoice} is gone")));
+        }
+        let called = self
+            .runtime
+            .on_collection_due(&scope.id, &scope.merchant, invoice)?;
+        let transitions = match called {
+            Ok(t) => t,
+            Err(e) => return Ok(JobResult::of(e)),
+        };
+        let due_ms = due.parse::<u64>().unwrap_or(0);
+        records
+            .apply_collected(invoice, due_ms, &transitions)
+            .map_err(anyhow::Error::new)?;
+        // Asked for again, as it is: this very job waits (a new one would
+        // be this one, and finishing it would drop both).
+        let again = transitions.iter().find_map(|t| match t {
+            Transition::CollectionScheduled(c) => {
+                let (s, at) = crate::state::collection_job(c);
+                (s == subject).then_some(at)
+            }
+            _ => None,
+        });
+        Ok(again.map_or(JobResult::Done, JobResult::Rescheduled))
+    }
+}
+
 enum JobResult {
     Done,
+    /// Not failed: the plugin asked for this same wake-up again (an early
+    /// one, or an account still restricted), so the job waits until `.0`.
+    Rescheduled(i64),
     /// The plugin's retryable failure: waits as Stripe asked, if it did.
     Retry(PluginError),
     /// Another retryable failure (the SMTP relay's): the usual backoff.

@@ -261,6 +261,7 @@ impl App {
             notification_email: settings.notification_email.clone(),
             webhook_tolerance_secs: p.webhook_tolerance_secs,
             livemode: settings.livemode,
+            retry_days: settings.retry_days.clone(),
         };
         let scope = Scope {
             id: id.to_string(),
@@ -342,7 +343,7 @@ impl App {
 
     pub(crate) fn records<'a>(&'a self, scope: &'a Scope) -> Records<'a> {
         let env = self.runtime.env();
-        Records::new(&self.db, &scope.id, env.clock.now_ms())
+        Records::new(&self.db, &scope.id, env.clock.now_ms()).of_account(&scope.merchant.account_id)
     }
 
     /// The platform's tokens.

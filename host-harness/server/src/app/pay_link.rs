@@ -78,6 +78,7 @@ impl App {
                 }
             }
             PayPage::NotFound => PayView::NotFound,
+            PayPage::Unavailable(n) => PayView::Paused { invoice: n },
         };
         Ok(page(view.render(brand), location))
     }

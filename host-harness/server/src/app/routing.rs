@@ -234,6 +234,8 @@ impl App {
         let (depth, oldest_ms) = self.db.queue_stats(now)?;
         self.metrics
             .set_queue(depth, oldest_ms, self.db.dead_letter_count()?);
+        self.metrics
+            .set_collections(self.db.queued_of_kind(crate::db::COLLECT_JOB)?);
         Ok(Reply {
             status: 200,
             headers: vec![("Content-Type".into(), crate::metrics::CONTENT_TYPE.into())],

@@ -62,12 +62,30 @@ pub struct OutboxRow {
 pub type CustomerRow = (String, Option<String>, Option<String>);
 
 /// What a connected account's last `account.updated` said.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AccountRow {
     pub charges_enabled: bool,
     pub details_submitted: bool,
     pub disconnected: bool,
+    /// Charges disabled or requirements past due: collection is paused.
+    pub restricted: bool,
 }
+
+/// What an `account.updated` says, as the records keep it.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountNews {
+    pub charges_enabled: bool,
+    pub details_submitted: bool,
+    pub restricted: bool,
+}
+
+/// The queue's kind of a `collection-scheduled` wake-up; its subject is
+/// `{invoice}@{due ms}`, so that two schedules of one invoice are two jobs.
+pub const COLLECT_JOB: &str = "collect";
+
+/// The run time of a wake-up parked until the merchant's account is
+/// restored: never, until `wake_parked_collections` sets it.
+pub const PARKED: i64 = i64::MAX;
 
 /// Why merchant settings were not stored.
 #[derive(Debug)]
@@ -90,13 +108,15 @@ pub trait RecordsTx {
         stripe_customer: &str,
         payment_method: Option<&str>,
     ) -> StoreResult<()>;
-    fn account_updated(
-        &mut self,
-        merchant: &str,
-        id: &str,
-        charges: bool,
-        details: bool,
-    ) -> StoreResult<()>;
+    fn account_updated(&mut self, merchant: &str, id: &str, news: AccountNews) -> StoreResult<()>;
+    /// Queues a wake-up of the plugin for the invoice (`on-collection-due`),
+    /// in the same transaction as the transitions that asked for it; one
+    /// already queued for the same time is kept.
+    fn schedule_collection(&mut self, job: &NewJob) -> StoreResult<()>;
+    /// Drops every queued wake-up of the invoice (it was paid or stopped).
+    fn cancel_collections(&mut self, merchant: &str, invoice: &str) -> StoreResult<()>;
+    /// The merchant's account was restored: its parked wake-ups run now.
+    fn wake_parked_collections(&mut self, merchant: &str, now_ms: i64) -> StoreResult<()>;
     fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()>;
     fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()>;
     /// Remembers which invoice the pay-link token with this SHA-256 opens.
@@ -379,6 +399,55 @@ mod tests {
             claimed.dedup();
             assert_eq!(claimed.len(), 200, "{target}");
             assert_eq!(stores[0].queue_stats(10).unwrap().0, 0);
+        }
+    }
+
+    /// Collections, on each store: queued in a records transaction, one per
+    /// subject; parked ones wait for the account to be restored; paying
+    /// drops an invoice's, and no other invoice's.
+    #[test]
+    fn collections_are_queued_parked_woken_and_dropped_by_invoice() {
+        for target in targets("collections") {
+            let db = Db::open(&target).unwrap_or_else(|e| panic!("{e:#}"));
+            let job = |subject: &'static str, run_at_ms| NewJob {
+                merchant: "m",
+                kind: COLLECT_JOB,
+                subject,
+                run_at_ms,
+                created_ms: 0,
+                error: "",
+                account: "acct_M",
+            };
+            db.records_tx(&mut |tx| {
+                tx.schedule_collection(&job("inv_1@100", 100))?;
+                tx.schedule_collection(&job("inv_1@100", 100))?;
+                tx.schedule_collection(&job("inv_1@restored", PARKED))?;
+                tx.schedule_collection(&job("inv_10@100", 100))?;
+                Ok::<(), TxAbort>(())
+            })
+            .unwrap();
+            assert_eq!(db.queued_of_kind(COLLECT_JOB).unwrap(), 3, "{target}");
+            db.records_tx(&mut |tx| {
+                tx.cancel_collections("m", "inv_1")?;
+                Ok::<(), TxAbort>(())
+            })
+            .unwrap();
+            let due = db.claim_job(i64::MAX - 1, i64::MAX - 1).unwrap().unwrap();
+            assert_eq!(due.subject, "inv_10@100", "{target}");
+            db.finish_job(due.id).unwrap();
+            db.records_tx(&mut |tx| {
+                tx.schedule_collection(&job("inv_2@restored", PARKED))?;
+                Ok::<(), TxAbort>(())
+            })
+            .unwrap();
+            assert_eq!(db.claim_job(1_000_000, 2_000_000).unwrap(), None, "parked");
+            db.records_tx(&mut |tx| {
+                tx.wake_parked_collections("m", 500)?;
+                Ok::<(), TxAbort>(())
+            })
+            .unwrap();
+            let woken = db.claim_job(500, 1_000).unwrap().unwrap();
+            assert_eq!(woken.subject, "inv_2@restored", "{target}");
         }
     }
 

@@ -89,6 +89,8 @@ pub trait JobStore: Send + Sync {
     fn revive_dead_letter(&self, merchant: &str, id: i64, now_ms: i64) -> StoreResult<bool>;
     /// Dead letters of every merchant.
     fn dead_letter_count(&self) -> StoreResult<i64>;
+    /// Jobs of `kind` queued (every merchant).
+    fn queued_of_kind(&self, kind: &str) -> StoreResult<i64>;
 }
 
 /// The platform's API tokens, as hashes.

@@ -108,7 +108,8 @@ fn create_link(emu: &Emulator, params: &Value) -> Reply {
     Reply::json(200, &shapes::account_link(now, now + 300, url))
 }
 
-/// Finishes onboarding as the merchant would: charges become enabled.
+/// Finishes onboarding (or what a restriction asked) as the merchant would:
+/// charges become enabled, and nothing is due.
 pub fn activate(emu: &Emulator, id: &str) -> Reply {
     let Some(mut account) = emu.get("", "account", id) else {
         return missing("account", id);
@@ -117,6 +118,38 @@ pub fn activate(emu: &Emulator, id: &str) -> Reply {
     account["payouts_enabled"] = true.into();
     account["details_submitted"] = true.into();
     account["capabilities"] = json!({"card_payments": "active", "transfers": "active"});
+    account["requirements"]["past_due"] = json!([]);
+    account["requirements"]["currently_due"] = json!([]);
+    account["requirements"]["disabled_reason"] = Value::Null;
+    emu.put("", account.clone());
+    emu.emit(id, "account.updated", public(account.clone()));
+    Reply::json(200, &public(account))
+}
+
+/// Stripe restricts the account, as when requirements fall past due:
+/// charges are disabled, `requirements.past_due` lists what is needed
+/// (`past_due[]`, default the representative's ID document), and
+/// `disabled_reason` says why; `account.updated` is sent.
+/// https://docs.stripe.com/connect/handling-api-verification#determine-if-verification-is-needed
+/// https://docs.stripe.com/api/accounts/object#account_object-requirements-disabled_reason
+pub fn restrict(emu: &Emulator, id: &str, params: &Value) -> Reply {
+    let Some(mut account) = emu.get("", "account", id) else {
+        return missing("account", id);
+    };
+    let mut due: Vec<Value> = match &params["past_due"] {
+        Value::Array(items) => items.clone(),
+        Value::Object(items) => items.values().cloned().collect(),
+        Value::String(one) => vec![one.as_str().into()],
+        _ => Vec::new(),
+    };
+    if due.is_empty() {
+        due.push("individual.verification.document".into());
+    }
+    account["charges_enabled"] = false.into();
+    account["requirements"]["past_due"] = due.clone().into();
+    account["requirements"]["currently_due"] = due.into();
+    account["requirements"]["disabled_reason"] = "requirements.past_due".into();
+    account["capabilities"]["card_payments"] = "inactive".into();
     emu.put("", account.clone());
     emu.emit(id, "account.updated", public(account.clone()));
     Reply::json(200, &public(account))

@@ -273,6 +273,16 @@ fn confirm(emu: &Emulator, account: &str, fields: &Value, pm: &Value, session: S
         );
     };
     let pi = new_intent(emu, account, fields, "requires_confirmation");
+    if let Some((code, message)) = super::payment_methods::take_scripted_decline(emu, account, pm) {
+        let d = test_cards::Decline {
+            code: "card_declined",
+            decline_code: None,
+            message,
+        };
+        let mut error = decline_error(&d, pm);
+        error["decline_code"] = code.into();
+        return fail(emu, account, pi, error);
+    }
     if let Some(d) = test_cards::charge_decline(&card, session) {
         return fail(emu, account, pi, decline_error(&d, pm));
     }

@@ -69,6 +69,69 @@ pub fn resolve(emu: &Emulator, account: &str, id: &str) -> Option<Value> {
     }
 }
 
+/// Declines Stripe documents as ones a later try may pass (its "soft"
+/// declines), with the messages Stripe gives them.
+/// https://docs.stripe.com/declines/codes
+const SCRIPTABLE: [(&str, &str); 4] = [
+    ("insufficient_funds", "Your card has insufficient funds."),
+    (
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+    ),
+    (
+        "try_again_later",
+        "Your card was declined. Try again later.",
+    ),
+    (
+        "issuer_not_available",
+        "Your card was declined. The issuer could not be reached.",
+    ),
+];
+
+/// A test control, not a Stripe route: the next `times` charges of this
+/// card are declined with `decline_code`, then it behaves as its number
+/// says. No Stripe test card declines and later succeeds (a customer's
+/// account refilled); dunning's tests need one.
+pub fn script_declines(emu: &Emulator, account: &str, mut pm: Value, params: &Value) -> Reply {
+    let code = params["decline_code"]
+        .as_str()
+        .unwrap_or("insufficient_funds");
+    if !SCRIPTABLE.iter().any(|(c, _)| *c == code) {
+        return invalid(
+            None,
+            &format!("not a scriptable decline: {code}"),
+            Some("decline_code"),
+        );
+    }
+    let times = params["times"]
+        .as_str()
+        .and_then(|t| t.parse::<usize>().ok())
+        .unwrap_or(1);
+    pm["_declines"] = vec![Value::from(code); times.min(10)].into();
+    emu.put(account, pm.clone());
+    Reply::json(200, &public(pm))
+}
+
+/// The next scripted decline of `pm`, taken off its list (stored).
+pub fn take_scripted_decline(
+    emu: &Emulator,
+    account: &str,
+    pm: &Value,
+) -> Option<(String, &'static str)> {
+    let mut stored = emu.get(account, "payment_method", pm["id"].as_str()?)?;
+    let list = stored["_declines"].as_array_mut()?;
+    if list.is_empty() {
+        return None;
+    }
+    let code = list.remove(0).as_str()?.to_string();
+    emu.put(account, stored);
+    let message = SCRIPTABLE
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, m)| *m)?;
+    Some((code, message))
+}
+
 /// The test card behind a stored card payment method.
 pub fn test_card(pm: &Value) -> Option<TestCard> {
     pm["_number"].as_str().and_then(test_cards::by_number)

@@ -88,3 +88,35 @@ fn an_account_made_by_the_platform_can_be_used_at_once() {
     );
     assert_eq!(link["object"], "account_link");
 }
+
+/// Stripe restricting an account (requirements past due) and the merchant
+/// resolving it, as `account.updated` reports them.
+/// https://docs.stripe.com/connect/handling-api-verification
+/// https://docs.stripe.com/api/accounts/object#account_object-requirements
+#[test]
+fn a_restricted_account_reports_its_past_due_requirements_until_activated() {
+    let s = Stripe::new();
+    let r = s.test_route(
+        &format!("/_test/accounts/{ACCOUNT}/restrict"),
+        "past_due[]=external_account",
+    );
+    assert_eq!(r.status, 200);
+    let event = s.emu.events().last().cloned().unwrap();
+    assert_eq!(event["type"], "account.updated");
+    assert_eq!(event["account"], ACCOUNT);
+    let account = &event["data"]["object"];
+    assert_eq!(account["charges_enabled"], false);
+    assert_eq!(
+        account["requirements"]["past_due"],
+        serde_json::json!(["external_account"])
+    );
+    assert_eq!(
+        account["requirements"]["disabled_reason"],
+        "requirements.past_due"
+    );
+    s.test_route(&format!("/_test/accounts/{ACCOUNT}/activate"), "");
+    let account = s.emu.events().last().cloned().unwrap()["data"]["object"].clone();
+    assert_eq!(account["charges_enabled"], true);
+    assert_eq!(account["requirements"]["past_due"], serde_json::json!([]));
+    assert!(account["requirements"]["disabled_reason"].is_null());
+}

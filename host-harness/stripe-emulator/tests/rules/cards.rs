@@ -123,3 +123,37 @@ fn a_decline_says_not_to_retry_and_a_conflict_says_to() {
     let ok = s.raw("GET", "/v1/customers", "", None);
     assert_eq!(ok.header("Stripe-Should-Retry"), None);
 }
+
+/// A test control, not Stripe's: a card's next charges declined with a
+/// soft decline code, then it behaves as its number says (dunning's tests
+/// need a card that declines and later succeeds; Stripe has no such card).
+/// The codes and messages are Stripe's: https://docs.stripe.com/declines/codes
+#[test]
+fn scripted_soft_declines_come_first_then_the_card_succeeds() {
+    let s = Stripe::new();
+    let cus = s.customer();
+    let pm = s.saved_card(&cus, "4242424242424242");
+    let r = s.test_route(
+        &format!("/_test/payment_methods/{pm}/declines"),
+        "decline_code=insufficient_funds&times=2",
+    );
+    assert_eq!(r.status, 200);
+    for _ in 0..2 {
+        let (status, err) = s.off_session_charge(&cus, &pm, "");
+        assert_eq!(status, 402, "{err}");
+        assert_eq!(err["error"]["code"], "card_declined");
+        assert_eq!(err["error"]["decline_code"], "insufficient_funds");
+        assert_eq!(err["error"]["message"], "Your card has insufficient funds.");
+    }
+    let (status, pi) = s.off_session_charge(&cus, &pm, "");
+    assert_eq!(
+        (status, pi["status"].as_str()),
+        (200, Some("succeeded")),
+        "{pi}"
+    );
+    let r = s.test_route(
+        &format!("/_test/payment_methods/{pm}/declines"),
+        "decline_code=stolen_card",
+    );
+    assert_eq!(r.status, 400, "only soft declines are scripted");
+}

@@ -7,19 +7,7 @@ impl JobStore for Postgres {
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
         let n = self
             .conn()?
-            .execute(
-                "INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (merchant, kind, subject) DO NOTHING",
-                &[
-                    &job.merchant,
-                    &job.kind,
-                    &job.subject,
-                    &job.run_at_ms,
-                    &job.created_ms,
-                    &job.error,
-                    &job.account,
-                ],
-            )
+            .execute(INSERT_JOB, &job_params(job))
             .map_err(failure)?;
         Ok(n == 1)
     }
@@ -74,6 +62,14 @@ impl JobStore for Postgres {
             )
             .map_err(failure)?;
         Ok((row.get(0), row.get(1)))
+    }
+
+    fn queued_of_kind(&self, kind: &str) -> StoreResult<i64> {
+        let row = self
+            .conn()?
+            .query_one("SELECT count(*) FROM jobs WHERE kind = $1", &[&kind])
+            .map_err(failure)?;
+        Ok(row.get(0))
     }
 
     fn cancel_job(&self, merchant: &str, kind: &str, subject: &str) -> StoreResult<bool> {
@@ -148,4 +144,22 @@ impl JobStore for Postgres {
             .map_err(failure)?;
         Ok(row.get(0))
     }
+}
+
+/// Queues a job unless the same one (merchant, kind, subject) is queued.
+pub(super) const INSERT_JOB: &str =
+    "INSERT INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (merchant, kind, subject) DO NOTHING";
+
+/// `INSERT_JOB`'s parameters.
+pub(super) fn job_params<'a>(job: &'a NewJob) -> [&'a (dyn postgres::types::ToSql + Sync); 7] {
+    [
+        &job.merchant,
+        &job.kind,
+        &job.subject,
+        &job.run_at_ms,
+        &job.created_ms,
+        &job.error,
+        &job.account,
+    ]
 }

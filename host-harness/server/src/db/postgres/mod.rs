@@ -40,6 +40,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/v09_accounts_by_merchant.sql"),
     // Which invoice each pay-link token opens, by its SHA-256 (S12).
     include_str!("../migrations/postgres/v10_pay_links.sql"),
+    // Whether Stripe restricted an account, and what it needs.
+    include_str!("../migrations/postgres/v11_account_health.sql"),
 ];
 
 pub struct Postgres {

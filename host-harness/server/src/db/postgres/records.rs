@@ -2,7 +2,7 @@
 //! the transaction the plugin's transitions are applied in.
 
 use super::*;
-use crate::db::RecordStore;
+use crate::db::{AccountNews, COLLECT_JOB, PARKED, RecordStore};
 
 struct PostgresTx<'a, 'c>(&'a mut SessionTx<'c>);
 
@@ -63,18 +63,44 @@ impl RecordsTx for PostgresTx<'_, '_> {
         )
     }
 
-    fn account_updated(
-        &mut self,
-        merchant: &str,
-        id: &str,
-        charges: bool,
-        details: bool,
-    ) -> StoreResult<()> {
+    fn account_updated(&mut self, merchant: &str, id: &str, news: AccountNews) -> StoreResult<()> {
         self.run(
-            "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES ($1, $2, $3, $4)
+            "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted, restricted)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
-             details_submitted = excluded.details_submitted, disconnected = FALSE",
-            &[&merchant, &id, &charges, &details],
+             details_submitted = excluded.details_submitted, restricted = excluded.restricted,
+             disconnected = FALSE",
+            &[
+                &merchant,
+                &id,
+                &news.charges_enabled,
+                &news.details_submitted,
+                &news.restricted,
+            ],
+        )
+    }
+
+    fn schedule_collection(&mut self, job: &NewJob) -> StoreResult<()> {
+        self.run(super::jobs::INSERT_JOB, &super::jobs::job_params(job))
+    }
+
+    fn wake_parked_collections(&mut self, merchant: &str, now_ms: i64) -> StoreResult<()> {
+        self.run(
+            "UPDATE jobs SET run_at_ms = $3 WHERE merchant = $1 AND kind = $2 AND run_at_ms = $4",
+            &[&merchant, &COLLECT_JOB, &now_ms, &PARKED],
+        )
+    }
+
+    fn cancel_collections(&mut self, merchant: &str, invoice: &str) -> StoreResult<()> {
+        // Subjects `{invoice}@{ms}`: '@' < 'A', so the range holds exactly them.
+        self.run(
+            "DELETE FROM jobs WHERE merchant = $1 AND kind = $2 AND subject >= $3 AND subject < $4",
+            &[
+                &merchant,
+                &COLLECT_JOB,
+                &format!("{invoice}@"),
+                &format!("{invoice}A"),
+            ],
         )
     }
 
@@ -136,8 +162,8 @@ impl RecordStore for Postgres {
         let row = self
             .conn()?
             .query_opt(
-                "SELECT charges_enabled, details_submitted, disconnected FROM accounts
-                 WHERE merchant = $1 AND id = $2",
+                "SELECT charges_enabled, details_submitted, disconnected, restricted
+                 FROM accounts WHERE merchant = $1 AND id = $2",
                 &[&merchant, &id],
             )
             .map_err(failure)?;
@@ -145,6 +171,7 @@ impl RecordStore for Postgres {
             charges_enabled: r.get(0),
             details_submitted: r.get(1),
             disconnected: r.get(2),
+            restricted: r.get(3),
         }))
     }
 

@@ -7,11 +7,7 @@ impl JobStore for Sqlite {
     fn enqueue_job(&self, job: &NewJob) -> StoreResult<bool> {
         let n = self
             .conn()
-            .exec_cached(
-                "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![job.merchant, job.kind, job.subject, job.run_at_ms, job.created_ms, job.error, job.account],
-            )
+            .exec_cached(INSERT_JOB, job_params(job))
             .map_err(failure)?;
         Ok(n == 1)
     }
@@ -70,6 +66,14 @@ impl JobStore for Sqlite {
                 [now_ms],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
+            .map_err(failure)
+    }
+
+    fn queued_of_kind(&self, kind: &str) -> StoreResult<i64> {
+        self.conn()
+            .row_cached("SELECT count(*) FROM jobs WHERE kind = ?1", [kind], |r| {
+                r.get(0)
+            })
             .map_err(failure)
     }
 
@@ -147,4 +151,21 @@ impl JobStore for Sqlite {
             .row_cached("SELECT count(*) FROM dead_letters", [], |r| r.get(0))
             .map_err(failure)
     }
+}
+
+/// Queues a job unless the same one (merchant, kind, subject) is queued.
+pub(super) const INSERT_JOB: &str = "INSERT OR IGNORE INTO jobs (merchant, kind, subject, run_at_ms, created_ms, last_error, account)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// `INSERT_JOB`'s parameters.
+pub(super) fn job_params<'a>(job: &'a NewJob) -> [&'a dyn rusqlite::ToSql; 7] {
+    [
+        &job.merchant,
+        &job.kind,
+        &job.subject,
+        &job.run_at_ms,
+        &job.created_ms,
+        &job.error,
+        &job.account,
+    ]
 }

@@ -195,6 +195,12 @@ const STEPS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/sqlite/v10_pay_links.sql"),
         "pay links",
     ),
+    // Version 11: whether Stripe restricted an account, and what it needs.
+    (
+        11,
+        include_str!("../migrations/sqlite/v11_account_health.sql"),
+        "account health",
+    ),
 ];
 
 /// Brings the schema to the newest version, one step per version, each in
@@ -402,7 +408,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 10);
+        assert_eq!(version, 11);
         let invoice: (String, String) = conn
             .query_row(
                 "SELECT merchant, state FROM invoices WHERE id = 'inv_01'",

@@ -2,7 +2,7 @@
 //! the transaction the plugin's transitions are applied in.
 
 use super::*;
-use crate::db::RecordStore;
+use crate::db::{AccountNews, COLLECT_JOB, PARKED, RecordStore};
 
 struct SqliteTx<'a, 'c>(&'a Transaction<'c>);
 
@@ -66,19 +66,54 @@ impl RecordsTx for SqliteTx<'_, '_> {
             .map_err(failure)
     }
 
-    fn account_updated(
-        &mut self,
-        merchant: &str,
-        id: &str,
-        charges: bool,
-        details: bool,
-    ) -> StoreResult<()> {
+    fn account_updated(&mut self, merchant: &str, id: &str, news: AccountNews) -> StoreResult<()> {
         self.0
             .exec_cached(
-                "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO accounts (merchant, id, charges_enabled, details_submitted, restricted)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (merchant, id) DO UPDATE SET charges_enabled = excluded.charges_enabled,
-                 details_submitted = excluded.details_submitted, disconnected = 0",
-                params![merchant, id, charges, details],
+                 details_submitted = excluded.details_submitted, restricted = excluded.restricted,
+                 disconnected = 0",
+                params![
+                    merchant,
+                    id,
+                    news.charges_enabled,
+                    news.details_submitted,
+                    news.restricted
+                ],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn schedule_collection(&mut self, job: &NewJob) -> StoreResult<()> {
+        self.0
+            .exec_cached(super::jobs::INSERT_JOB, super::jobs::job_params(job))
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn wake_parked_collections(&mut self, merchant: &str, now_ms: i64) -> StoreResult<()> {
+        self.0
+            .exec_cached(
+                "UPDATE jobs SET run_at_ms = ?3 WHERE merchant = ?1 AND kind = ?2 AND run_at_ms = ?4",
+                params![merchant, COLLECT_JOB, now_ms, PARKED],
+            )
+            .map(drop)
+            .map_err(failure)
+    }
+
+    fn cancel_collections(&mut self, merchant: &str, invoice: &str) -> StoreResult<()> {
+        // Subjects `{invoice}@{ms}`: '@' < 'A', so the range holds exactly them.
+        self.0
+            .exec_cached(
+                "DELETE FROM jobs WHERE merchant = ?1 AND kind = ?2 AND subject >= ?3 AND subject < ?4",
+                params![
+                    merchant,
+                    COLLECT_JOB,
+                    format!("{invoice}@"),
+                    format!("{invoice}A")
+                ],
             )
             .map(drop)
             .map_err(failure)
@@ -149,14 +184,15 @@ impl RecordStore for Sqlite {
     fn account(&self, merchant: &str, id: &str) -> StoreResult<Option<AccountRow>> {
         self.conn()
             .row_cached(
-                "SELECT charges_enabled, details_submitted, disconnected FROM accounts
-                 WHERE merchant = ?1 AND id = ?2",
+                "SELECT charges_enabled, details_submitted, disconnected, restricted
+                 FROM accounts WHERE merchant = ?1 AND id = ?2",
                 [merchant, id],
                 |r| {
                     Ok(AccountRow {
                         charges_enabled: r.get(0)?,
                         details_submitted: r.get(1)?,
                         disconnected: r.get(2)?,
+                        restricted: r.get(3)?,
                     })
                 },
             )
