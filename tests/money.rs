@@ -467,6 +467,7 @@ fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
             invoice_id: inv.id.clone(),
             change,
             amount_due: inv.amount_due.clone(),
+            refund: None,
         };
         let ts = h
             .runtime
@@ -497,6 +498,7 @@ fn an_invoice_voided_paid_elsewhere_or_credited_stops_or_reprices_collection() {
         invoice_id: inv.id.clone(),
         change: InvoiceChange::Open,
         amount_due: "200.00".into(),
+        refund: None,
     };
     h.runtime
         .on_invoice_updated(TENANT, &m, &update)

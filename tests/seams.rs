@@ -51,6 +51,7 @@ fn update(h: &Harness, m: &Merchant, change: InvoiceChange, amount: &str) -> Vec
         invoice_id: "inv_01".into(),
         change,
         amount_due: amount.into(),
+        refund: None,
     };
     match h.runtime.on_invoice_updated(TENANT, m, &u) {
         Ok(Ok(ts)) => {
@@ -71,6 +72,7 @@ fn update_result(
         invoice_id: "inv_01".into(),
         change,
         amount_due: amount.into(),
+        refund: None,
     };
     h.runtime
         .on_invoice_updated(TENANT, m, &u)

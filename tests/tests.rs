@@ -27,6 +27,8 @@ mod merchants;
 mod money;
 // What a platform team watches: Prometheus metrics and one structured log line per call.
 mod observability;
+// Refunds the platform starts: once per refund id, never more than paid, refused during a dispute, failures reconciled.
+mod refunds;
 // Every handled event makes its transition; repeated, shuffled and late deliveries converge.
 mod reconciliation;
 // One call's kv reads between compare-and-swaps and Stripe requests: one snapshot, one store read per key.

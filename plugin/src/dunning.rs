@@ -52,6 +52,8 @@ pub enum Channel {
 pub struct Failed {
     pub channel: Channel,
     pub soft: bool,
+    /// Which retry the attempt was (0: not a retry), as its charge says.
+    pub retry: u32,
 }
 
 impl Failed {
@@ -80,10 +82,11 @@ pub fn next_retry(days: &[u32], retries_done: u32, first_failed_ms: u64) -> Opti
 }
 
 /// Whether a failure is told to anyone (as the caller would otherwise
-/// tell it): the first failure is; a retry that fails only when it was the
-/// last (or when the decline was hard: the customer must act).
-pub fn told(failed: Failed, retries_done: u32, next: Option<Next>) -> bool {
-    !failed.retried() || retries_done == 0 || next.is_none()
+/// tell it): any but a soft-declined retry is; a retry only when it was the
+/// schedule's last. Read from the attempt itself, so a retry's failure
+/// heard late (after a reopen, say) is told as it was then: not at all.
+pub fn told(failed: Failed, scheduled: usize) -> bool {
+    !failed.retried() || failed.retry == 0 || failed.retry as usize >= scheduled
 }
 
 #[cfg(test)]
@@ -147,24 +150,27 @@ mod tests {
 
     #[test]
     fn only_the_first_failure_and_the_last_retry_are_told() {
-        let days = [1, 3];
-        let soft = Failed {
+        let retry = |retry| Failed {
             channel: Channel::OffSession,
             soft: true,
+            retry,
         };
-        let hard = Failed {
-            soft: false,
-            ..soft
-        };
-        let told_after = |f, k| told(f, k, next_retry(&days, k, 0));
-        assert!(told_after(soft, 0));
-        assert!(!told_after(soft, 1));
-        assert!(told_after(soft, 2));
-        assert!(told_after(hard, 1));
-        let checkout = Failed {
-            channel: Channel::Checkout,
-            soft: true,
-        };
-        assert!(told_after(checkout, 1));
+        assert!(told(retry(0), 2));
+        assert!(!told(retry(1), 2));
+        assert!(told(retry(2), 2));
+        assert!(told(
+            Failed {
+                soft: false,
+                ..retry(1)
+            },
+            2
+        ));
+        assert!(told(
+            Failed {
+                channel: Channel::Checkout,
+                ..retry(1)
+            },
+            2
+        ));
     }
 }

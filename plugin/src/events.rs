@@ -84,7 +84,7 @@ impl EventPage {
 
 /// Every event type the plugin acts on: what a sync lists (`types[]`, at
 /// most 20) and what a webhook endpoint is registered for.
-pub const HANDLED: [&str; 17] = [
+pub const HANDLED: [&str; 18] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
@@ -96,6 +96,7 @@ pub const HANDLED: [&str; 17] = [
     "payment_intent.canceled",
     "charge.refunded",
     "charge.refund.updated",
+    "refund.failed",
     "charge.dispute.created",
     "charge.dispute.closed",
     "setup_intent.succeeded",
@@ -178,7 +179,7 @@ impl EventKind {
             "checkout.session.async_payment_failed" => Session(SessionNews::AsyncPaymentFailed),
             "checkout.session.expired" => Session(SessionNews::Expired),
             "charge.refunded" => Refund(RefundNews::ChargeRefunded),
-            "charge.refund.updated" => Refund(RefundNews::RefundUpdated),
+            "charge.refund.updated" | "refund.failed" => Refund(RefundNews::RefundUpdated),
             "charge.dispute.created" => Dispute(DisputeNews::Created),
             "charge.dispute.closed" => Dispute(DisputeNews::Closed),
             "setup_intent.succeeded" => CardOnFile(CardNews::Saved),

@@ -35,7 +35,7 @@ pub use billing::stripe_plugin::payments::{
 };
 pub use billing::stripe_plugin::platform::{
     Address, Customer, ExternalId, Invoice, InvoiceChange, InvoiceUpdate, LineItem, Merchant,
-    OnboardingRequest, PaymentOption, WebhookRequest,
+    OnboardingRequest, PaymentOption, RefundReason, RefundRequest, WebhookRequest,
 };
 
 /// Why a request got no answer, in words (the bindings' own `Display` is Debug's).

@@ -227,6 +227,7 @@ impl Runtime {
             caller.account,
             caller.addresses(),
         );
+        store.data_mut().refundable = caller.refundable.to_vec();
         store.set_epoch_deadline(ticks(Duration::from_millis(self.limits.deadline_ms)));
         let started = std::time::Instant::now();
         let mut result = f(&plugin, &mut store);
@@ -441,8 +442,33 @@ impl Runtime {
             invoice_id: invoice_id.to_string(),
             change: InvoiceChange::CollectionDue,
             amount_due: String::new(),
+            refund: None,
         };
         self.on_invoice_updated(tenant, m, &due)
+    }
+
+    /// The platform refunds money paid through Stripe for an invoice
+    /// (`on-invoice-updated` with `refund`): the call may refund only
+    /// `payments`, the invoice's PaymentIntents as the host knows them.
+    pub fn refund(
+        &self,
+        tenant: &str,
+        m: &Merchant,
+        u: &InvoiceUpdate,
+        payments: &[String],
+    ) -> Result<Result<Vec<Transition>, PluginError>> {
+        let caller = Caller {
+            refundable: payments,
+            ..Caller::new(tenant, m)
+        };
+        self.call(
+            caller,
+            ("on-invoice-updated", || vec![json(&m), json(&u)]),
+            |p, s| {
+                p.billing_stripe_plugin_handlers()
+                    .call_on_invoice_updated(s, m, u)
+            },
+        )
     }
 
     /// What the plugin needs from Stripe (its pinned API version, the event
@@ -483,6 +509,8 @@ struct Caller<'a> {
     account: &'a str,
     notification_email: &'a str,
     customer: Option<&'a Customer>,
+    /// The PaymentIntents the call may refund (a platform's refund only).
+    refundable: &'a [String],
 }
 
 impl<'a> Caller<'a> {
@@ -492,6 +520,7 @@ impl<'a> Caller<'a> {
             account: &m.account_id,
             notification_email: &m.notification_email,
             customer: None,
+            refundable: &[],
         }
     }
 

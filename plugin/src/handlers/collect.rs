@@ -597,6 +597,7 @@ fn declined(
         let how = Failed {
             channel: Channel::OffSession,
             soft: dunning::soft(reason.code, reason.decline_code, reason.advice_code),
+            retry: rec.retry_running.then_some(rec.retries_done).unwrap_or(0),
         };
         settle::failed(m, &reason, how, Tell::Both)?
     };
@@ -628,6 +629,7 @@ fn refused(
     let how = Failed {
         channel: Channel::OffSession,
         soft: false,
+        retry: 0,
     };
     push(out, settle::failed(m, &reason, how, Tell::Merchant)?);
     bump_attempt(invoice_id, rec.attempt, Some(card))

@@ -102,9 +102,9 @@ pub fn note(
             });
         }
     }
-    Err(PluginError::HostUnavailable(format!(
-        "the health of {account} kept changing; retry"
-    )))
+    Err(PluginError::HostUnavailable(
+        "account health kept changing; retry".into(),
+    ))
 }
 
 /// Collection of `invoice_id` waits for the account to be restored: the

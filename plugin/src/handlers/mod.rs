@@ -7,6 +7,7 @@ pub mod health;
 pub mod invoice;
 pub mod onboarding;
 pub mod paylink;
+pub mod refund;
 pub mod settle;
 pub mod sync;
 pub mod update;

@@ -383,6 +383,12 @@ pub fn intent_failed(
             Channel::OffSession
         },
         soft: dunning::soft(reason.code, reason.decline_code, reason.advice_code),
+        retry: o
+            .metadata
+            .as_ref()
+            .and_then(|md| md.retry.as_deref())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
     };
     failed(m, &reason, how, tell)
 }
@@ -430,14 +436,14 @@ pub fn failed(
                     retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
                         .map_or(0, |n| n.retries_left),
                 });
-                let tell = if rec.stopped.is_some() || !dunning::told(how, rec.retries_done, next) {
+                let tell = if rec.stopped.is_some() || !dunning::told(how, m.retry_days.len()) {
                     Tell::Nobody
                 } else {
                     tell
                 };
                 let retrying = match next {
                     Some(n) if how.retried() => Retrying::On(n.due_ms),
-                    None if how.retried() && rec.retries_done > 0 => Retrying::GaveUp,
+                    None if how.retried() && how.retry > 0 => Retrying::GaveUp,
                     _ => Retrying::No,
                 };
                 notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell, retrying)?;

@@ -24,6 +24,7 @@ pub fn on_invoice_updated(m: &Merchant, u: &InvoiceUpdate) -> Result<Vec<Transit
         InvoiceChange::PaidOutsideStripe => Stop::PaidOutsideStripe,
         InvoiceChange::Uncollectible => Stop::Uncollectible,
         InvoiceChange::CollectionDue => return super::due::on_collection_due(m, &u.invoice_id),
+        InvoiceChange::Refund => return super::refund::refund(m, u),
         InvoiceChange::Open => {
             let Some(rec) = record::load(&u.invoice_id)? else {
                 // Reopened before the plugin ever had a record: an early stop is forgotten.

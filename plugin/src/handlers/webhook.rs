@@ -397,6 +397,7 @@ fn session_effects(
             let how = crate::dunning::Failed {
                 channel: crate::dunning::Channel::Checkout,
                 soft: false,
+                retry: 0,
             };
             Ok(after(found, settle::failed(m, &reason, how, tell)?))
         }
@@ -537,8 +538,8 @@ fn account_updated(m: &Merchant, o: &Obj) -> Result<Settled, PluginError> {
         notify::account_restricted(m, o.id(), &past_due, &link.0, episode)
     })?;
     let note = match moved {
-        health::Moved::Restricted(_) => "account restricted: collection paused, merchant emailed",
-        health::Moved::Restored => "account restored: collection resumes",
+        health::Moved::Restricted(_) => "account restricted",
+        health::Moved::Restored => "account restored",
         health::Moved::Same => "account updated",
     };
     Ok(Settled {

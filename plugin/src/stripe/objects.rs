@@ -155,6 +155,12 @@ pub struct Metadata {
     /// The attempt number of an off-session charge (its idempotency key's).
     #[serde(rename = "billing_stripe_plugin_attempt")]
     pub attempt: Option<String>,
+    /// Which dunning retry an off-session charge was.
+    #[serde(rename = "billing_stripe_plugin_retry")]
+    pub retry: Option<String>,
+    /// The platform's id of a refund it asked for.
+    #[serde(rename = "billing_stripe_plugin_refund")]
+    pub refund: Option<String>,
     /// What plugin 0.1 wrote, before the keys had their own namespace.
     pub invoice_id: Option<String>,
 }

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const CHANNEL_KEY: &str = "billing_stripe_plugin_channel";
 pub const ATTEMPT_KEY: &str = "billing_stripe_plugin_attempt";
+/// The platform's id of a refund it asked for.
+pub const REFUND_KEY: &str = "billing_stripe_plugin_refund";
 /// Dunning: the retry an off-session charge is (1 for the first retry).
 pub const RETRY_KEY: &str = "billing_stripe_plugin_retry";
 
@@ -334,6 +336,18 @@ pub fn list_payment_intents(
     }
 }
 
+/// The refunds of one PaymentIntent (at most 100: a payment refunded in
+/// more parts than that is beyond what the plugin looks through).
+pub fn list_refunds(payment_intent: &str) -> StripeRequest {
+    StripeRequest {
+        params: vec![
+            ("payment_intent".into(), payment_intent.into()),
+            ("limit".into(), "100".into()),
+        ],
+        ..StripeRequest::get("/v1/refunds".into())
+    }
+}
+
 /// Events of the types the plugin handles, made within `[since, until]`
 /// (Unix seconds), newest first, a page of 100 after `starting_after`.
 /// https://docs.stripe.com/api/events/list (`types`: up to 20)
@@ -413,6 +427,33 @@ pub fn create_off_session_payment(c: &OffSessionCharge) -> StripeRequest {
     }
     let key = format!("payment-intent:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/payment_intents".into(), params, key)
+}
+
+/// A refund of part of one payment, asked for by the platform. The first
+/// payment's key is `refund:{invoice}:{refund id}`; a refund spread over
+/// more payments numbers the others (`…:2`, `…:3`).
+pub fn create_refund(
+    invoice_id: &str,
+    refund_id: &str,
+    nth: usize,
+    payment_intent: &str,
+    amount_minor: u64,
+    reason: &str,
+) -> StripeRequest {
+    let s = |v: &str| v.to_string();
+    let params = vec![
+        (s("payment_intent"), s(payment_intent)),
+        (s("amount"), amount_minor.to_string()),
+        (s("reason"), s(reason)),
+        (format!("metadata[{INVOICE_KEY}]"), s(invoice_id)),
+        (format!("metadata[{REFUND_KEY}]"), s(refund_id)),
+    ];
+    let mut key = format!("refund:{invoice_id}:{refund_id}");
+    if nth > 0 {
+        key.push(':');
+        key.push_str(&(nth + 1).to_string());
+    }
+    StripeRequest::post("/v1/refunds".into(), params, key)
 }
 
 /// A connected account for a merchant (made on the platform, no Stripe-Account).

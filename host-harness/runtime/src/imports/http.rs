@@ -40,13 +40,16 @@ impl StripeGate {
     /// Sends `req` for the merchant whose connected account is `account`
     /// ("" for the platform's own). `created` holds accounts made earlier in
     /// the same call (onboarding links only those, or the merchant's own);
-    /// `platform` says whether the call may act on the platform at all.
+    /// `platform` says whether the call may act on the platform at all;
+    /// `refundable`, the PaymentIntents this call may refund (those of the
+    /// invoice a platform's refund is for; none for any other call).
     pub(crate) fn send(
         &self,
         mut req: Request,
         account: &str,
         created: &mut Vec<String>,
         platform: PlatformCalls,
+        refundable: &[String],
     ) -> (Result<Response, HttpError>, Request) {
         if !self.allows(&req.url) {
             let why = format!(
@@ -58,7 +61,12 @@ impl StripeGate {
         let checked = canonical(&req).and_then(|url| {
             check_headers(&req)?;
             req.url = url;
-            self.pin(&mut req, account, created, platform)
+            self.pin(&mut req, account, created, platform)?;
+            refund_allowed(
+                &req,
+                &self.path_of(&req.url).unwrap_or_default(),
+                refundable,
+            )
         });
         if let Err(why) = checked {
             return (Err(HttpError::Denied(why)), req);
@@ -199,6 +207,25 @@ fn canonical(req: &Request) -> Result<String, String> {
     Ok(parsed.to_string())
 }
 
+/// A refund names exactly one PaymentIntent (never a charge), and one this
+/// call may refund: the platform asked to refund that invoice.
+fn refund_allowed(req: &Request, path: &str, refundable: &[String]) -> Result<(), String> {
+    if path != "/v1/refunds" || req.method != Method::Post {
+        return Ok(());
+    }
+    let named: Vec<(String, String)> = form_urlencoded::parse(&req.body)
+        .filter(|(k, _)| k == "payment_intent" || k == "charge")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    match named.as_slice() {
+        [(k, pi)] if k == "payment_intent" && refundable.contains(pi) => Ok(()),
+        [(k, pi)] if k == "payment_intent" => Err(format!(
+            "POST /v1/refunds: {pi} is not a payment of the invoice the platform asked to refund"
+        )),
+        _ => Err("POST /v1/refunds must name exactly one PaymentIntent".into()),
+    }
+}
+
 /// The one account an Account Link names: the merchant's, or one made in
 /// this call. None, an empty one, or the key twice is refused.
 fn linked_account(body: &[u8], account: &str, created: &[String]) -> Result<(), String> {
@@ -238,6 +265,8 @@ pub enum Resource {
     CheckoutSessions,
     /// Connected accounts and their Account Links.
     Connect,
+    /// Only the refunds the platform asks for.
+    Refunds,
 }
 
 impl Resource {
@@ -250,6 +279,7 @@ impl Resource {
             Resource::Events => "Events",
             Resource::CheckoutSessions => "Checkout Sessions",
             Resource::Connect => "Connect (Accounts, Account Links)",
+            Resource::Refunds => "Refunds",
         }
     }
 }
@@ -290,6 +320,8 @@ const EVERY_CALL: &[(&str, &str)] = &[
     ("POST", "/v1/checkout/sessions/cs_1/expire"),
     ("POST", "/v1/accounts"),
     ("POST", "/v1/account_links"),
+    ("GET", "/v1/refunds"),
+    ("POST", "/v1/refunds"),
 ];
 
 /// The permissions of a restricted key that can make every call the gate
@@ -327,6 +359,7 @@ fn gate(method: &str, path: &str) -> Option<(Scope, Resource)> {
         | ("POST", ["v1", "payment_intents"]) => PaymentIntents,
         ("GET", ["v1", "charges", _]) => Charges,
         ("GET", ["v1", "events"] | ["v1", "events", _]) => Events,
+        ("GET" | "POST", ["v1", "refunds"]) => Refunds,
         ("GET", ["v1", "checkout", "sessions", _])
         | ("POST", ["v1", "checkout", "sessions"] | ["v1", "checkout", "sessions", _, "expire"]) => {
             CheckoutSessions
@@ -389,8 +422,13 @@ impl Host for HostState {
         let tapped = self.tap.as_ref().map(|_| req.clone());
         let mut created = std::mem::take(&mut self.created_accounts);
         let platform = self.platform_calls;
-        let (result, logged) =
-            self.off_the_clock(|s| s.env.stripe.send(req, &account, &mut created, platform));
+        let refundable = std::mem::take(&mut self.refundable);
+        let (result, logged) = self.off_the_clock(|s| {
+            s.env
+                .stripe
+                .send(req, &account, &mut created, platform, &refundable)
+        });
+        self.refundable = refundable;
         self.created_accounts = created;
         if let Err(HttpError::Denied(why)) = &result {
             tracing::warn!(reason = %why, "the Stripe gate refused a request of the plugin");
@@ -573,10 +611,11 @@ mod tests {
                 "Charges read",
                 "Events read",
                 "Checkout Sessions write",
-                "Connect (Accounts, Account Links) write"
+                "Connect (Accounts, Account Links) write",
+                "Refunds write"
             ]
         );
-        assert!(gate("POST", "/v1/refunds").is_none());
+        assert!(gate("POST", "/v1/transfers").is_none());
     }
 
     #[test]
@@ -652,8 +691,14 @@ mod tests {
             let req = request(method, &format!("https://api.stripe.com{path}"), &[], body);
             let mut made = vec!["acct_made".to_string()];
             matches!(
-                gate.send(req, account, &mut made, PlatformCalls::OwnAccountLinkOnly)
-                    .0,
+                gate.send(
+                    req,
+                    account,
+                    &mut made,
+                    PlatformCalls::OwnAccountLinkOnly,
+                    &[]
+                )
+                .0,
                 Err(HttpError::Denied(_))
             )
         };
@@ -678,6 +723,25 @@ mod tests {
             "type=express",
             "acct_mine"
         ));
+    }
+
+    /// A refund only of a PaymentIntent the call was given (the invoice's).
+    #[test]
+    fn a_refund_names_one_payment_of_the_invoice_asked_for() {
+        let ours = vec!["pi_ours".to_string()];
+        let check = |body: &str, refundable: &[String]| {
+            let req = request(Method::Post, "https://api.stripe.com/v1/refunds", &[], body);
+            refund_allowed(&req, "/v1/refunds", refundable)
+        };
+        assert!(check("payment_intent=pi_ours&amount=100", &ours).is_ok());
+        assert!(check("payment_intent=pi_other&amount=100", &ours).is_err());
+        assert!(
+            check("payment_intent=pi_ours", &[]).is_err(),
+            "no refund outside a platform's refund"
+        );
+        assert!(check("charge=ch_1", &ours).is_err());
+        assert!(check("payment_intent=pi_ours&payment_intent=pi_ours", &ours).is_err());
+        assert!(check("payment_intent=pi_ours&charge=ch_1", &ours).is_err());
     }
 
     #[test]
@@ -705,7 +769,7 @@ mod tests {
                 body: vec![],
             };
             assert!(matches!(
-                gate.send(req, "", &mut Vec::new(), PlatformCalls::Allowed)
+                gate.send(req, "", &mut Vec::new(), PlatformCalls::Allowed, &[])
                     .0,
                 Err(HttpError::Denied(_))
             ));

@@ -178,6 +178,9 @@ pub(crate) struct HostState {
     pub(crate) created_accounts: Vec<String>,
     /// Whether this call may act on the platform itself.
     pub(crate) platform_calls: PlatformCalls,
+    /// The PaymentIntents this call may refund: those of the invoice the
+    /// platform asked to refund, in that call only.
+    pub(crate) refundable: Vec<String>,
     pub(crate) limits: StoreLimits,
     /// When the call began, and how much of it was spent in host imports
     /// (Stripe, storage, email): the deadline bounds only the rest.
@@ -210,6 +213,7 @@ impl HostState {
             stripe_account: String::new(),
             created_accounts: Vec::new(),
             platform_calls: PlatformCalls::Denied,
+            refundable: Vec::new(),
             limits,
             started: Instant::now(),
             host_time: Duration::ZERO,
@@ -236,6 +240,7 @@ impl HostState {
         self.stripe_account = account.to_string();
         self.addresses = addresses;
         self.created_accounts.clear();
+        self.refundable.clear();
         self.platform_calls = platform_calls;
         self.started = Instant::now();
         self.host_time = Duration::ZERO;

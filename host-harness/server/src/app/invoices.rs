@@ -106,6 +106,7 @@ impl App {
             invoice_id: id.into(),
             change,
             amount_due: amount_due.clone(),
+            refund: None,
         };
         match self
             .runtime
@@ -123,6 +124,69 @@ impl App {
                 Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
             }
         }
+    }
+
+    /// `POST /invoices/{id}/refunds` `{"refundId", "amount", "reason"}`: the
+    /// platform refunds money paid through Stripe. The plugin may refund
+    /// only this invoice's payments (the gate is given their PaymentIntents);
+    /// what it refuses (too much, a dispute open) is a 422 before any
+    /// request to Stripe. The same `refundId` again refunds nothing more.
+    pub(crate) fn refund_invoice(
+        &self,
+        scope: &Scope,
+        id: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Reply> {
+        let Some((_, state)) = self.records(scope).parsed_invoice(id)? else {
+            return Ok(Reply::error(404, "no such invoice", false));
+        };
+        let v: Value = serde_json::from_slice(body).unwrap_or_default();
+        let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let reason = match v["reason"].as_str().unwrap_or("requested_by_customer") {
+            "requested_by_customer" => RefundReason::RequestedByCustomer,
+            "duplicate" => RefundReason::Duplicate,
+            "fraudulent" => RefundReason::Fraudulent,
+            _ => {
+                return Ok(Reply::error(
+                    400,
+                    "reason must be requested_by_customer, duplicate or fraudulent",
+                    false,
+                ));
+            }
+        };
+        if text("refundId").is_empty() || text("amount").is_empty() {
+            return Ok(Reply::error(
+                400,
+                "a refund needs refundId and amount",
+                false,
+            ));
+        }
+        let update = InvoiceUpdate {
+            invoice_id: id.into(),
+            change: InvoiceChange::Refund,
+            amount_due: String::new(),
+            refund: Some(RefundRequest {
+                refund_id: text("refundId"),
+                amount: text("amount"),
+                reason,
+            }),
+        };
+        let payments: Vec<String> = state
+            .payments
+            .iter()
+            .map(|p| p.stripe_ref.clone())
+            .collect();
+        let called = self
+            .runtime
+            .refund(&scope.id, &scope.merchant, &update, &payments)?;
+        let transitions = match called {
+            Err(e) => return Ok(Reply::plugin_error(&e)),
+            Ok(t) => t,
+        };
+        if let Some(refused) = self.apply_or_503(scope, "invoice refunded", &transitions)? {
+            return Ok(refused);
+        }
+        Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
     }
 
     /// A finalize still queued must not send what the platform stopped; a

@@ -7,7 +7,7 @@
 use crate::access::{self, Asked, Audience, Door, Refusal};
 use crate::bindings::{
     CollectionStop, InvoiceChange, InvoiceUpdate, Merchant, OnboardingRequest, PayPage,
-    PluginError, Transition, WebhookRequest,
+    PluginError, RefundReason, RefundRequest, Transition, WebhookRequest,
 };
 use crate::config::Settings;
 use crate::db::Db;

@@ -198,6 +198,7 @@ impl App {
             ("POST", ["invoices"]) => self.create_invoice(scope, body),
             ("POST", ["invoices", id, "finalize"]) => self.finalize(scope, id),
             ("PATCH", ["invoices", id]) => self.update_invoice(scope, id, body),
+            ("POST", ["invoices", id, "refunds"]) => self.refund_invoice(scope, id, body),
             ("GET", ["invoices", id]) => self
                 .records(scope)
                 .invoice_view(id)
