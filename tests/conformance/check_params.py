@@ -29,6 +29,8 @@ ENDPOINTS = [
     ("GET", r"/v1/payment_intents/[^/]+", "_payment_intent_retrieve_params", "PaymentIntentRetrieveParams"),
     ("GET", r"/v1/events", "_event_list_params", "EventListParams"),
     ("GET", r"/v1/charges/[^/]+", "_charge_retrieve_params", "ChargeRetrieveParams"),
+    ("POST", r"/v1/refunds", "_refund_create_params", "RefundCreateParams"),
+    ("GET", r"/v1/refunds", "_refund_list_params", "RefundListParams"),
     ("POST", r"/v1/accounts", "_account_create_params", "AccountCreateParams"),
     ("POST", r"/v1/account_links", "_account_link_create_params", "AccountLinkCreateParams"),
 ]

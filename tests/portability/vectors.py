@@ -17,6 +17,7 @@ def merchant(tolerance):
         "livemode": False,
         "notification-email": "finance@merchant.example",
         "pay-link-base": "https://billing.example.com",
+        "retry-days": [1, 3, 5, 7],
         "show-payment-link": True,
         "stripe-api-base": "https://api.stripe.com",
         "stripe-receipts": False,

@@ -50,7 +50,12 @@ export function portable(v) {
   return v;
 }
 
-/** The portable form -> what jco takes (lists of numbers are list<u8>). */
+/** Fields whose lists of numbers are not bytes: the contract's only
+ *  list<u32>, the merchant's dunning schedule (wit/platform.wit). */
+const NUMBER_LISTS = new Set(['retry-days']);
+
+/** The portable form -> what jco takes (lists of numbers are list<u8>,
+ *  but for the fields of NUMBER_LISTS). */
 export function native(v) {
   if (v === null) return undefined;
   if (Array.isArray(v)) {
@@ -58,7 +63,9 @@ export function native(v) {
   }
   if (typeof v === 'object') {
     if (Object.hasOwn(v, 'tag')) return v.val === undefined ? { tag: v.tag } : { tag: v.tag, val: native(v.val) };
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [camel(k), native(x)]));
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [camel(k), NUMBER_LISTS.has(k) ? x : native(x)]),
+    );
   }
   return v;
 }
