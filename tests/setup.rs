@@ -28,6 +28,14 @@ fn flags(dir: &Path, emulator: &RunningEmulator) -> Flags {
 fn settings(flags: &Flags) -> Settings {
     let mut s = Settings::resolve(flags).expect("settings");
     s.api_key = Some(ApiKey(DEMO_KEY.into()));
+    // Its requests join the suite's, for the check against stripe-python's
+    // parameter types (tests/run).
+    s.record_http = std::env::var_os("STRIPE_PLUGIN_RECORD_DIR").map(|dir| {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::fs::create_dir_all(&dir).expect("the record directory");
+        Path::new(&dir).join(format!("stripe-setup-{}-{n}.jsonl", std::process::id()))
+    });
     s
 }
 

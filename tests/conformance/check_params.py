@@ -33,6 +33,11 @@ ENDPOINTS = [
     ("GET", r"/v1/refunds", "_refund_list_params", "RefundListParams"),
     ("POST", r"/v1/accounts", "_account_create_params", "AccountCreateParams"),
     ("POST", r"/v1/account_links", "_account_link_create_params", "AccountLinkCreateParams"),
+    # host-harness stripe-setup's own requests
+    ("GET", r"/v1/webhook_endpoints", "_webhook_endpoint_list_params", "WebhookEndpointListParams"),
+    ("POST", r"/v1/webhook_endpoints", "_webhook_endpoint_create_params", "WebhookEndpointCreateParams"),
+    ("POST", r"/v1/webhook_endpoints/[^/]+", "_webhook_endpoint_update_params", "WebhookEndpointUpdateParams"),
+    ("DELETE", r"/v1/webhook_endpoints/[^/]+", "_webhook_endpoint_delete_params", "WebhookEndpointDeleteParams"),
 ]
 
 

@@ -18,6 +18,7 @@ pub mod stripe_api;
 
 use crate::config::Settings;
 use crate::imports::{HostEnv, KeyRing, StripeGate, UreqBackend, restricted_key_permissions};
+use crate::record::Recorder;
 use crate::runtime::{PLUGIN_WASM, Runtime};
 use anyhow::{Context, Result, bail};
 use endpoint_secrets::EndpointSecrets;
@@ -97,6 +98,10 @@ pub fn run(settings: &Settings, public_url: &str) -> Result<Report> {
         key,
         &described.stripe_api_version,
         Duration::from_secs(settings.stripe_timeout_secs),
+        match &settings.record_http {
+            Some(path) => Recorder::to_file(path)?,
+            None => Recorder::default(),
+        },
     )?;
     let existing = stripe.endpoints(|id| kept.0.contains_key(id))?;
     let mut report = Report {
@@ -287,7 +292,11 @@ fn common_form(wanted: &Wanted) -> Vec<(String, String)> {
         wanted
             .event_types
             .iter()
-            .map(|t| ("enabled_events[]".to_string(), t.clone())),
+            .enumerate()
+            // Indexed, as Stripe's SDKs encode a list (stripe-python's
+            // `enabled_events[0]`), so that the suite checks it against
+            // their parameter types.
+            .map(|(i, t)| (format!("enabled_events[{i}]"), t.clone())),
     );
     form
 }

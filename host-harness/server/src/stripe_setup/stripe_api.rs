@@ -3,10 +3,15 @@
 //! A POST carries an idempotency key kept across its retries, as Stripe's
 //! SDKs do; a lost answer, a 429 or a 5xx is tried again twice.
 //! https://docs.stripe.com/api/idempotent_requests
+//!
+//! With `--record-http` each request is recorded as serve records the
+//! plugin's, without `Authorization`, and without Stripe's answer: a new
+//! endpoint's answer carries its signing secret.
 
 use super::plan::{Existing, Role, TAG};
-use crate::bindings::billing::stripe_plugin::http::{HttpError, Method, Request};
+use crate::bindings::billing::stripe_plugin::http::{HttpError, Method, Request, Response};
 use crate::imports::{HttpBackend, UreqBackend};
+use crate::record::{Exchange, Recorder};
 use anyhow::{Result, bail};
 use serde_json::Value;
 use std::time::Duration;
@@ -18,16 +23,24 @@ pub struct StripeApi {
     backend: UreqBackend,
     /// Makes this run's idempotency keys its own.
     run: String,
+    recorder: Recorder,
 }
 
 impl StripeApi {
-    pub fn new(base: &str, key: &str, api_version: &str, timeout: Duration) -> Result<Self> {
+    pub fn new(
+        base: &str,
+        key: &str,
+        api_version: &str,
+        timeout: Duration,
+        recorder: Recorder,
+    ) -> Result<Self> {
         Ok(Self {
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
             api_version: api_version.to_string(),
             backend: UreqBackend::new(timeout),
             run: hex::encode(crate::tokens::random_bytes::<8>()?),
+            recorder,
         })
     }
 
@@ -98,7 +111,9 @@ impl StripeApi {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_secs(attempt));
             }
-            let answer = match self.backend.send(&request) {
+            let sent = self.backend.send(&request);
+            self.record(&request, &sent);
+            let answer = match sent {
                 Ok(answer) => answer,
                 Err(HttpError::Timeout | HttpError::Connection(_)) => continue,
                 Err(e) => bail!("{what}: {}", describe(&e)),
@@ -115,6 +130,16 @@ impl StripeApi {
             return Ok(json);
         }
         bail!("{what}: no answer from Stripe after 3 tries; nothing is lost, run it again")
+    }
+}
+
+impl StripeApi {
+    fn record(&self, request: &Request, sent: &Result<Response, HttpError>) {
+        let mut x = Exchange::new(request, sent);
+        x.headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+        x.response = String::new();
+        self.recorder.record(x);
     }
 }
 

@@ -166,7 +166,16 @@ fn enabled_events(given: &Value) -> Result<Option<Vec<String>>, Reply> {
     let list: Vec<&Value> = match given {
         Value::Null => return Ok(None),
         Value::Array(items) => items.iter().collect(),
-        Value::Object(items) => items.values().collect(),
+        // `enabled_events[0]=…`: in the order of the indexes, not of the
+        // keys as text ("10" before "2").
+        Value::Object(items) => {
+            let mut indexed: Vec<(u64, &Value)> = items
+                .iter()
+                .map(|(k, v)| (k.parse().unwrap_or(u64::MAX), v))
+                .collect();
+            indexed.sort_by_key(|(i, _)| *i);
+            indexed.into_iter().map(|(_, v)| v).collect()
+        }
         one => vec![one],
     };
     let types: Vec<String> = list
