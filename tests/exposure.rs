@@ -320,3 +320,53 @@ fn a_pay_link_can_be_revoked_and_expires_after_its_invoice_is_settled() {
         "an unsettled invoice's link never expires"
     );
 }
+
+/// Stripe sends the merchant back from onboarding to the Account Link's
+/// `return_url`, or to its `refresh_url` when the link has expired or was
+/// used (https://docs.stripe.com/api/account_links/create). Both are pages
+/// of the public listener that carry nothing and call no one; nowhere
+/// else are they served.
+#[test]
+fn the_account_links_return_and_refresh_pages_are_served_publicly() {
+    let off = offline();
+    let (status, _) = off.host("PUT", "/merchants/gamma", Some("{}")).unwrap();
+    assert_eq!(status, 200);
+    let request = json!({"email": "owner@gamma.example", "country": "GB"});
+    let (status, reply) = off
+        .host(
+            "POST",
+            "/merchants/gamma/onboarding",
+            Some(&request.to_string()),
+        )
+        .unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let link = off
+        .exchanges()
+        .into_iter()
+        .find(|x| x.url.ends_with("/v1/account_links"))
+        .expect("an Account Link was made");
+    let sent: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(link.body.as_bytes())
+            .into_owned()
+            .collect();
+    for (param, says) in [
+        ("return_url", "Details sent to Stripe"),
+        ("refresh_url", "Onboarding link expired"),
+    ] {
+        let url = &sent[param];
+        assert!(url.starts_with(&off.server.base_url), "{param} = {url}");
+        let (status, page) = off.raw("GET", url, None, &[]).unwrap();
+        assert_eq!(status, 200, "{param}: {page}");
+        assert!(page.to_string().contains(says), "{param}: {page}");
+        let path = &url[off.server.base_url.len()..];
+        let on_admin = format!("{}{path}", off.admin.base_url);
+        let auth = format!("Bearer {}", off.token);
+        let (status, _) = off
+            .raw("GET", &on_admin, None, &[("Authorization", &auth)])
+            .unwrap();
+        assert_eq!(status, 404, "{param} on the platform listener");
+        let (status, _) = off.raw("POST", url, Some("{}"), &[]).unwrap();
+        assert_eq!(status, 404, "POST {param} on the public listener");
+    }
+    assert!(off.exchanges().is_empty(), "a page called Stripe");
+}

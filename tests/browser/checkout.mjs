@@ -4,7 +4,8 @@
 // and see "Payment successful" with no new session and no second charge.
 // Then every state of the pay-link page the customer can meet (redirecting,
 // paid, processing, nothing to pay, refunded, disputed, not found,
-// unavailable), each on a phone-sized
+// unavailable), and the two pages Stripe sends a merchant back to from
+// onboarding, each on a phone-sized
 // screen, screenshotted and checked by axe-core: 0 serious or critical
 // findings. Screenshots of each step go to tests/artifacts/browser/.
 //
@@ -191,7 +192,14 @@ try {
   // A link that does not exist.
   await page.goto(`${host}/pay/${"0".repeat(32)}`);
   await checkPage(page, "not-found", "Link not found", []);
+
+  // The merchant's side: the two pages Stripe sends a merchant back to
+  // from an onboarding Account Link (its return_url and refresh_url).
+  await page.goto(`${host}/onboarding/done`);
+  await checkPage(page, "onboarding-returned", "Details sent to Stripe", ["close this page"]);
+  await page.goto(`${host}/onboarding/refresh`);
+  await checkPage(page, "onboarding-link-expired", "Onboarding link expired", ["billing platform"]);
 } finally {
   await browser.close();
 }
-console.log(`browser journey: 5 steps and 8 page states, screenshots in ${shots}`);
+console.log(`browser journey: 5 steps, 8 page states and 2 onboarding pages, screenshots in ${shots}`);

@@ -4,7 +4,8 @@
 //! Two listeners, two audiences:
 //! - **public** (`--listen`, behind the load balancer): Stripe's webhooks
 //!   (authenticated by their signature, in the plugin), the customers' pay
-//!   pages (by the token in their URL), and `/healthz`;
+//!   pages (by the token in their URL), the two pages Stripe sends a
+//!   merchant back to from onboarding (they carry nothing), and `/healthz`;
 //! - **platform** (`--admin-listen`, loopback by default): everything else,
 //!   each request with a bearer token, the configured `Host`, and JSON.
 
@@ -44,7 +45,9 @@ pub fn audience<'a>(method: &str, segments: &[&'a str]) -> Audience<'a> {
         ("POST", ["webhooks", "stripe"])
         | ("GET", ["healthz"])
         | ("GET", ["pay", _])
-        | ("GET", ["merchants", _, "pay", _]) => Audience::Public,
+        | ("GET", ["merchants", _, "pay", _])
+        | ("GET", ["onboarding", "done" | "refresh"])
+        | ("GET", ["merchants", _, "onboarding", "done" | "refresh"]) => Audience::Public,
         ("GET", ["merchants", id]) => Audience::Platform(Owner::Merchant(id)),
         (_, ["merchants", id, _, ..]) => Audience::Platform(Owner::Merchant(id)),
         (_, ["merchants", ..]) | (_, ["metrics"]) => Audience::Platform(Owner::Fleet),
@@ -246,7 +249,7 @@ mod tests {
     }
 
     #[test]
-    fn only_webhooks_pay_pages_and_health_are_public() {
+    fn only_webhooks_pay_pages_onboarding_returns_and_health_are_public() {
         assert_eq!(audience("POST", &["webhooks", "stripe"]), Audience::Public);
         assert_eq!(audience("GET", &["pay", "t"]), Audience::Public);
         assert_eq!(
@@ -254,12 +257,19 @@ mod tests {
             Audience::Public
         );
         assert_eq!(audience("GET", &["healthz"]), Audience::Public);
+        assert_eq!(audience("GET", &["onboarding", "done"]), Audience::Public);
+        assert_eq!(
+            audience("GET", &["merchants", "m", "onboarding", "refresh"]),
+            Audience::Public
+        );
         for (method, path) in [
             ("POST", &["pay", "t"][..]),
             ("GET", &["webhooks", "stripe"]),
             ("POST", &["merchants", "m", "pay", "t"]),
             ("GET", &["metrics"]),
             ("GET", &["outbox"]),
+            ("POST", &["onboarding", "done"]),
+            ("GET", &["onboarding", "elsewhere"]),
         ] {
             assert!(
                 matches!(audience(method, path), Audience::Platform(_)),

@@ -194,21 +194,57 @@ impl PayView<'_> {
 
     /// The page for `merchant` (its display name; empty: none shown).
     pub fn render(&self, merchant: &str) -> Rendered {
-        let mut env = minijinja::Environment::new();
-        let html = env
-            .add_template("pay-page.html", TEMPLATE)
-            .and_then(|()| env.get_template("pay-page.html"))
-            .and_then(|t| t.render(minijinja::value::Serde(self.data(merchant))))
-            // The template is fixed and checked by the tests; this is a
-            // last resort that still escapes nothing from data.
-            .unwrap_or_else(|_| {
-                "<!doctype html><title>Payment</title><p>Please try again.</p>".into()
-            });
-        Rendered {
-            status: self.status(),
-            html,
-        }
+        render(self.status(), &self.data(merchant))
     }
+}
+
+/// Where Stripe sends a merchant back from an Account Link
+/// (https://docs.stripe.com/api/account_links/create): its `return_url`
+/// and its `refresh_url`. Neither says whether onboarding is complete;
+/// `account.updated` does, and the platform shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnboardingView {
+    /// `return_url`: the merchant left Stripe's onboarding, done or not.
+    Returned,
+    /// `refresh_url`: the link expired or was already used. A new one is
+    /// made by the platform, which knows who is asking; this page cannot.
+    LinkExpired,
+}
+
+impl OnboardingView {
+    pub fn render(self, merchant: &str) -> Rendered {
+        let (title, message) = match self {
+            OnboardingView::Returned => (
+                "Details sent to Stripe",
+                "Stripe has what you entered. If it needs more, your billing platform will say so and give you a new link. You can close this page.",
+            ),
+            OnboardingView::LinkExpired => (
+                "Onboarding link expired",
+                "This Stripe onboarding link has expired or was already used. Open Stripe onboarding again from your billing platform to get a new one.",
+            ),
+        };
+        let data = PageData {
+            lang: "en",
+            merchant,
+            title,
+            rows: Vec::new(),
+            message: message.to_string(),
+            action: None,
+        };
+        render(200, &data)
+    }
+}
+
+fn render(status: u16, data: &PageData<'_>) -> Rendered {
+    let mut env = minijinja::Environment::new();
+    let html = env
+        .add_template("pay-page.html", TEMPLATE)
+        .and_then(|()| env.get_template("pay-page.html"))
+        .and_then(|t| t.render(minijinja::value::Serde(data)))
+        // The template is fixed and checked by the tests; this is a
+        // last resort that still escapes nothing from data.
+        .unwrap_or_else(|_| "<!doctype html><title>Payment</title><p>Please try again.</p>".into());
+    Rendered { status, html }
 }
 
 /// An amount as a customer reads it: `£1,200.00`, `¥5,000`, `KWD 5.124`.

@@ -17,7 +17,7 @@ use crate::imports::{
 use crate::jobs::JobKind;
 use crate::merchants::{MerchantSettings, Merchants, PutError};
 use crate::metrics::WebhookOutcome;
-use crate::pages::{PayView, Rendered};
+use crate::pages::{OnboardingView, PayView, Rendered};
 use crate::platform::{PlatformCustomer, PlatformInvoice};
 use crate::ports::{Observer, Observers, Pacer};
 use crate::record::Recorder;

@@ -212,6 +212,10 @@ impl App {
                 }
             }
             ("POST", ["onboarding"]) => self.onboarding(scope, body),
+            ("GET", ["onboarding", "done"]) => Ok(onboarding_page(scope, OnboardingView::Returned)),
+            ("GET", ["onboarding", "refresh"]) => {
+                Ok(onboarding_page(scope, OnboardingView::LinkExpired))
+            }
             ("GET", ["accounts", id]) => self
                 .records(scope)
                 .account_view(id)
@@ -262,4 +266,10 @@ pub(crate) fn loggable_route(segments: &[&str]) -> String {
 pub(crate) fn segments_of(target: &str) -> Vec<&str> {
     let path = target.split('?').next().unwrap_or(target);
     path.trim_matches('/').split('/').collect()
+}
+
+/// A page Stripe sends the merchant back to from an Account Link.
+fn onboarding_page(scope: &Scope, view: OnboardingView) -> Reply {
+    let brand = scope.settings.display_name.as_deref().unwrap_or_default();
+    super::reply::page(view.render(brand), None)
 }
