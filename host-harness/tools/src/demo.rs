@@ -501,14 +501,44 @@ pub fn run(flags: &Flags) -> Result<()> {
         inv4["status"], charged["amount"], charged["currency"]
     );
 
+    let (inv, refunds) = refund_part_of_the_first(&t, &off)?;
+
     println!(
         "\nDone: INV-0001 {}, INV-0002 {}, INV-0003 {}, INV-0004 {}.",
         inv["status"], inv2["status"], inv3["status"], inv4["status"]
     );
-    if inv3["status"] != "PAYMENT_FAILED" || inv4["status"] != "PAID" || charged["amount"] != 5000 {
+    if inv3["status"] != "PAYMENT_FAILED"
+        || inv4["status"] != "PAID"
+        || charged["amount"] != 5000
+        || inv["status"] != "PARTIALLY_REFUNDED"
+        || refunds != 1
+    {
         bail!("the story did not end as it should");
     }
     Ok(())
+}
+
+/// The platform refunds part of INV-0001, then sends the same request
+/// again (a retry): one refund at Stripe. Returns the invoice as the host
+/// shows it and how many refunds Stripe holds for its payment.
+fn refund_part_of_the_first(t: &Timeline, off: &Offline) -> Result<(Value, usize)> {
+    t.step("The platform refunds GBP 200.00 of INV-0001 (refund r1), then sends the same request again");
+    let body = serde_json::json!({"refundId": "r1", "amount": "200.00", "reason": "requested_by_customer"})
+        .to_string();
+    for attempt in ["first", "again"] {
+        let (status, _) = off.host("POST", "/invoices/inv_01/refunds", Some(&body))?;
+        println!("          POST /invoices/inv_01/refunds ({attempt}) -> {status}");
+    }
+    let inv = off.wait_for_status("inv_01", "PARTIALLY_REFUNDED", Duration::from_secs(15))?;
+    t.show(off);
+    let pi = inv["payments"][0]["stripeRef"].as_str().unwrap_or_default();
+    let (_, listed) = off.stripe_api("GET", &format!("/v1/refunds?payment_intent={pi}"), "")?;
+    let refunds = listed["data"].as_array().map_or(0, Vec::len);
+    println!(
+        "          INV-0001 -> status {}, amountRefunded {}; Stripe holds {refunds} refund for {pi}",
+        inv["status"], inv["amountRefunded"]
+    );
+    Ok((inv, refunds))
 }
 
 fn page_title(v: &Value) -> String {
