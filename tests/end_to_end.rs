@@ -742,10 +742,3 @@ mod pay_page_hardening {
         }
     }
 }
-
-/// The README's first command, `host-harness demo`: the whole story
-/// offline, run to its end (it fails when the story ends otherwise).
-#[test]
-fn the_readmes_demo_runs_to_its_end() {
-    host_tools::demo::run(&host_server::config::Flags::default()).expect("the demo's story");
-}

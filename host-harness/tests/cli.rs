@@ -19,7 +19,8 @@ fn demo_runs_the_story_offline_and_exits_zero() {
         "POST /v1/checkout/sessions",
         "payment link attached",
         "PAID 1200.00 GBP",
-        "Done: INV-0001 \"PAID\", INV-0002 \"PAID\", INV-0003 \"PAYMENT_FAILED\", INV-0004 \"PAID\".",
+        "Done: INV-0001 \"PARTIALLY_REFUNDED\", INV-0002 \"PAID\", INV-0003 \"PAYMENT_FAILED\", INV-0004 \"PAID\".",
+        "Stripe holds 1 refund for",
         "Payment successful",
         "amount=5000 \"jpy\"",
     ] {
