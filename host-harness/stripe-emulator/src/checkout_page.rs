@@ -68,6 +68,10 @@ pub fn show(emu: &Emulator, id: &str) -> Reply {
         Some("open") => {}
         _ => return page(410, "Expired", "<h1>This checkout session has expired</h1>"),
     }
+    let merchant = business_name(emu, &account);
+    if s["mode"] == "setup" {
+        return save_card_page(&merchant, id);
+    }
     let amount = display_amount(
         s["amount_total"].as_i64().unwrap_or(0),
         s["currency"].as_str().unwrap_or(""),
@@ -80,8 +84,24 @@ pub fn show(emu: &Emulator, id: &str) -> Reply {
              <form method=post action=\"/checkout/{id}/pay\">\
              <label>Card number <input id=card name=card autocomplete=off placeholder=\"4242 4242 4242 4242\"></label>\
              <p><button id=pay type=submit>Pay {amount}</button></p></form>",
-            merchant = esc(&business_name(emu, &account)),
+            merchant = esc(&merchant),
             amount = esc(&amount),
+            id = esc(id)
+        ),
+    )
+}
+
+/// A setup-mode session's page: a card saved for later, nothing paid.
+fn save_card_page(merchant: &str, id: &str) -> Reply {
+    page(
+        200,
+        "Save a card",
+        &format!(
+            "<h1>Save a card for {merchant}</h1><p>You will not be charged now.</p>\
+             <form method=post action=\"/checkout/{id}/pay\">\
+             <label>Card number <input id=card name=card autocomplete=off placeholder=\"4242 4242 4242 4242\"></label>\
+             <p><button id=pay type=submit>Save card</button></p></form>",
+            merchant = esc(merchant),
             id = esc(id)
         ),
     )

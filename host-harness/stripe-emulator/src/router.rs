@@ -3,7 +3,7 @@
 
 use crate::resources::{
     accounts, charges, checkout_sessions, customers, disputes, events, payment_intents,
-    payment_methods, refunds, webhook_endpoints,
+    payment_methods, refunds, setup_intents, webhook_endpoints,
 };
 use crate::{Emulator, Reply, form, lock};
 use serde_json::Value;
@@ -98,6 +98,7 @@ fn route(emu: &Emulator, method: &str, rest: &str, account: &str, params: &Value
         ["checkout", "sessions", rest @ ..] => {
             checkout_sessions::route(emu, method, rest, account, params)
         }
+        ["setup_intents", rest @ ..] => setup_intents::route(emu, method, rest, account),
         ["events", rest @ ..] => events::route(emu, method, rest, account, params),
         ["accounts", ..] | ["account_links"] => accounts::route(emu, method, &segments, params),
         ["webhook_endpoints", rest @ ..] => webhook_endpoints::route(emu, method, rest, params),

@@ -129,6 +129,19 @@ pub fn checkout_session(id: &str, created: i64) -> Value {
     })
 }
 
+pub fn setup_intent(id: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "setup_intent", "application": null, "automatic_payment_methods": null,
+        "cancellation_reason": null, "client_secret": format!("{id}_secret_emu"), "created": created,
+        "customer": null, "description": null, "excluded_payment_method_types": null, "flow_directions": null,
+        "last_setup_error": null, "latest_attempt": null, "livemode": false, "mandate": null, "metadata": {},
+        "next_action": null, "on_behalf_of": null, "payment_method": null,
+        "payment_method_configuration_details": null, "payment_method_options": {},
+        "payment_method_types": ["card"], "single_use_mandate": null, "status": "requires_payment_method",
+        "usage": "off_session",
+    })
+}
+
 pub fn event(id: &str, created: i64, kind: &str, object: Value) -> Value {
     json!({
         "id": id, "object": "event", "api_version": crate::API_VERSION, "created": created,

@@ -235,6 +235,15 @@ pub fn charge_decline(card: &TestCard, session: Session) -> Option<Decline> {
     }
 }
 
+/// Why setting `card` up for later is declined: as when it is attached
+/// (a card that declines only its charges, 0341, sets up).
+pub fn setup_decline(card: &TestCard) -> Option<Decline> {
+    match card.behaviour {
+        Behaviour::Declines(d) => Some(d),
+        _ => None,
+    }
+}
+
 /// Whether the customer is present (and can authenticate).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Session {

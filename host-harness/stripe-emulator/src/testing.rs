@@ -61,6 +61,8 @@ fn test_route(emu: &Emulator, segments: &[&str], params: &Value) -> Reply {
         ["accounts", id, "restrict"] => Ok(accounts::restrict(emu, id, params)),
         ["payment_methods", id, "declines"] => owned(emu, "payment_method", id)
             .map(|(account, pm)| payment_methods::script_declines(emu, &account, pm, params)),
+        ["payment_methods", id, "automatically_update"] => owned(emu, "payment_method", id)
+            .map(|(account, pm)| payment_methods::automatically_update(emu, &account, pm)),
         ["accounts", id, "deauthorize"] => Ok(accounts::deauthorize(emu, id)),
         ["events", id, "redeliver"] => emu.event(id).ok_or_else(|| missing("event", id)).map(|e| {
             emu.deliver_now(&e);

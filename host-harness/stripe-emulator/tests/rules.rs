@@ -29,6 +29,9 @@ mod lists;
 // Objects that follow from others: charges, refunds and disputes of payments.
 #[path = "rules/related.rs"]
 mod related;
+// Cards saved without a payment: Checkout in setup mode, and the card updater.
+#[path = "rules/saved_cards.rs"]
+mod saved_cards;
 // Every object carries every top-level key of Stripe's own sample (fixtures3.json).
 #[path = "rules/shapes.rs"]
 mod shapes;

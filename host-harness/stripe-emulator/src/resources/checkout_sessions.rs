@@ -1,17 +1,20 @@
 //! Checkout Sessions in payment mode, and what the customer does on the
 //! hosted page: pay, be declined and try again, authenticate with 3-D
-//! Secure, or pay by bank debit whose outcome comes later.
+//! Secure, or pay by bank debit whose outcome comes later. In setup mode
+//! the customer saves a card without paying, through a SetupIntent.
 //! https://docs.stripe.com/api/checkout/sessions
 //! https://docs.stripe.com/payments/checkout/how-checkout-works
+//! https://docs.stripe.com/payments/save-and-reuse?platform=checkout
 
 use super::payment_intents::{decline_error, fail, new_intent, require_action, succeed};
 use super::payment_methods::new_card;
+use super::setup_intents;
 use super::{public, retrieve};
 use crate::error::{Kind, invalid, missing, param_missing, stripe_error};
 use crate::limits::{check_amount, check_metadata};
 use crate::list::Filter;
 use crate::params::{int_param, str_of, unknown_param};
-use crate::test_cards::{self, AUTHENTICATION_FAILED, Behaviour, Session};
+use crate::test_cards::{self, AUTHENTICATION_FAILED, Behaviour, Session, TestCard};
 use crate::{Emulator, Reply, shapes};
 use serde_json::{Value, json};
 
@@ -25,6 +28,7 @@ const PARAMS: &[&str] = &[
     "cancel_url",
     "metadata",
     "payment_intent_data",
+    "setup_intent_data",
     "expires_at",
     "payment_method_types",
     "customer_email",
@@ -109,26 +113,30 @@ fn validate(emu: &Emulator, account: &str, params: &Value) -> Result<(i64, Strin
         &params["payment_intent_data"]["metadata"],
         "payment_intent_data[metadata]",
     )?;
-    if params["mode"] != "payment" {
-        return Err(invalid(
-            Some("parameter_invalid"),
-            "mode must be payment here (setup and subscription are not emulated)",
-            Some("mode"),
-        ));
-    }
+    check_metadata(
+        &params["setup_intent_data"]["metadata"],
+        "setup_intent_data[metadata]",
+    )?;
+    let mode = Mode::of(&params["mode"])?;
     if str_of(&params["success_url"]).is_none() {
         return Err(param_missing("success_url"));
     }
-    let Some(items) = params["line_items"].as_array().filter(|i| !i.is_empty()) else {
-        return Err(param_missing("line_items"));
-    };
     if let Some(c) = str_of(&params["customer"])
         && !emu.live_customer(account, c)
     {
         return Err(missing("customer", c));
     }
-    let (sum, currency) = total(items)?;
-    check_amount(sum, &currency, "line_items")?;
+    let (sum, currency) = match mode {
+        Mode::Payment => {
+            let Some(items) = params["line_items"].as_array().filter(|i| !i.is_empty()) else {
+                return Err(param_missing("line_items"));
+            };
+            let (sum, currency) = total(items)?;
+            check_amount(sum, &currency, "line_items")?;
+            (sum, currency)
+        }
+        Mode::Setup => setup_currency(params)?,
+    };
     // A session is open for 30 minutes to 24 hours (default 24 hours).
     // https://docs.stripe.com/api/checkout/sessions/create#create_checkout_session-expires_at
     let now = emu.now();
@@ -145,22 +153,75 @@ fn validate(emu: &Emulator, account: &str, params: &Value) -> Result<(i64, Strin
     Ok((sum, currency, expires_at))
 }
 
+/// What a session is for. Subscriptions are not emulated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Payment,
+    Setup,
+}
+
+impl Mode {
+    fn of(given: &Value) -> Result<Mode, Reply> {
+        match given.as_str() {
+            Some("payment") => Ok(Mode::Payment),
+            Some("setup") => Ok(Mode::Setup),
+            _ => Err(invalid(
+                Some("parameter_invalid"),
+                "mode must be payment or setup here (subscription is not emulated)",
+                Some("mode"),
+            )),
+        }
+    }
+}
+
+/// Setup mode charges nothing, so it takes no line items; with Checkout's
+/// dynamic payment methods (no `payment_method_types`) it needs the
+/// currency. https://docs.stripe.com/payments/save-and-reuse?platform=checkout
+fn setup_currency(params: &Value) -> Result<(i64, String), Reply> {
+    if !params["line_items"].is_null() {
+        return Err(invalid(
+            Some("parameter_invalid"),
+            "line_items cannot be given in setup mode",
+            Some("line_items"),
+        ));
+    }
+    match str_of(&params["currency"]) {
+        Some(c) => Ok((0, c.to_ascii_lowercase())),
+        None if params["payment_method_types"].is_array() => Ok((0, String::new())),
+        None => Err(param_missing("currency")),
+    }
+}
+
 fn create(emu: &Emulator, account: &str, params: &Value) -> Reply {
     let (sum, currency, expires_at) = match validate(emu, account, params) {
         Ok(v) => v,
         Err(e) => return e,
     };
+    // A setup-mode session has no amount and nothing to pay; its
+    // SetupIntent is made when the customer confirms, as a payment
+    // session's PaymentIntent is.
+    let by_mode = if params["mode"] == "setup" {
+        json!({
+            "mode": "setup", "payment_status": "no_payment_required",
+            "currency": (!currency.is_empty()).then_some(currency),
+            "_setup_intent_data": params["setup_intent_data"],
+        })
+    } else {
+        json!({
+            "amount_total": sum, "amount_subtotal": sum, "currency": currency,
+            "_payment_intent_data": params["payment_intent_data"],
+        })
+    };
     let id = emu.next_id("cs_test");
-    let mut session = shapes::with(
+    let session = shapes::with(
         shapes::checkout_session(&id, emu.now()),
         json!({
-            "amount_total": sum, "amount_subtotal": sum, "currency": currency, "customer": params["customer"],
-            "client_reference_id": params["client_reference_id"], "success_url": params["success_url"],
-            "cancel_url": params["cancel_url"], "expires_at": expires_at,
-            "url": format!("{}/checkout/{id}", emu.public_base()),
-            "_payment_intent_data": params["payment_intent_data"],
+            "customer": params["customer"], "client_reference_id": params["client_reference_id"],
+            "success_url": params["success_url"], "cancel_url": params["cancel_url"],
+            "expires_at": expires_at, "url": format!("{}/checkout/{id}", emu.public_base()),
         }),
     );
+    let mut session = shapes::with(session, by_mode);
     if let Some(types) = params["payment_method_types"].as_array() {
         session["payment_method_types"] = types.clone().into();
     }
@@ -270,6 +331,9 @@ pub fn complete(emu: &Emulator, id: &str, params: &Value) -> Reply {
             Some("number"),
         );
     };
+    if session["mode"] == "setup" {
+        return complete_setup(emu, &account, session, &card);
+    }
     let pm = new_card(emu, &account, &card);
     let mut intent = session_intent(emu, &account, &mut session);
     intent["payment_method"] = pm["id"].clone();
@@ -293,6 +357,31 @@ pub fn complete(emu: &Emulator, id: &str, params: &Value) -> Reply {
     let intent = succeed(emu, &account, intent);
     keep_card(emu, &account, &session, &intent);
     finish(emu, &account, session, "paid")
+}
+
+/// The customer saves `card` in a setup session: its SetupIntent (made at
+/// the first try, kept across declines) succeeds and the session
+/// completes; a declined card leaves both open for another.
+fn complete_setup(emu: &Emulator, account: &str, mut session: Value, card: &TestCard) -> Reply {
+    if matches!(card.behaviour, Behaviour::RequiresAuthentication) {
+        return invalid(None, "3-D Secure while saving a card is not emulated", None);
+    }
+    let pm = new_card(emu, account, card);
+    let existing = session["setup_intent"]
+        .as_str()
+        .and_then(|id| emu.get(account, "setup_intent", id));
+    let intent = existing.unwrap_or_else(|| {
+        let data = &session["_setup_intent_data"];
+        let intent = setup_intents::create(emu, account, &session["customer"], &data["metadata"]);
+        session["setup_intent"] = intent["id"].clone();
+        emu.put(account, session.clone());
+        intent
+    });
+    if test_cards::setup_decline(card).is_some() {
+        return setup_intents::fail(emu, account, intent, &pm, card);
+    }
+    setup_intents::succeed(emu, account, intent, pm);
+    finish(emu, account, session, "no_payment_required")
 }
 
 /// The customer completes or fails the 3-D Secure challenge.

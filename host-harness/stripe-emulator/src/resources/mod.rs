@@ -9,6 +9,7 @@ pub mod events;
 pub mod payment_intents;
 pub mod payment_methods;
 pub mod refunds;
+pub mod setup_intents;
 pub mod webhook_endpoints;
 
 use crate::error::missing;

@@ -112,6 +112,27 @@ pub fn script_declines(emu: &Emulator, account: &str, mut pm: Value, params: &Va
     Reply::json(200, &public(pm))
 }
 
+/// Stripe's card account updater: the network reissued the card (a new
+/// number and expiry), and Stripe updates the saved PaymentMethod in
+/// place, same id, same customer, with `payment_method.automatically_updated`.
+/// Here the new card is 4242 4242 4242 4242, expiring three years later.
+/// https://docs.stripe.com/api/events/types#event_types-payment_method.automatically_updated
+/// https://docs.stripe.com/saved-payment-methods#card-updates
+pub fn automatically_update(emu: &Emulator, account: &str, mut pm: Value) -> Reply {
+    if pm["type"] != "card" {
+        return invalid(None, "only cards are updated by the network", None);
+    }
+    let reissued = "4242424242424242";
+    pm["_number"] = reissued.into();
+    pm["card"]["last4"] = reissued[12..].into();
+    let year = pm["card"]["exp_year"].as_i64().unwrap_or(2034);
+    pm["card"]["exp_year"] = (year + 3).into();
+    emu.put(account, pm.clone());
+    let pm = public(pm);
+    emu.emit(account, "payment_method.automatically_updated", pm.clone());
+    Reply::json(200, &pm)
+}
+
 /// The next scripted decline of `pm`, taken off its list (stored).
 pub fn take_scripted_decline(
     emu: &Emulator,

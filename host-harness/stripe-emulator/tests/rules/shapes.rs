@@ -67,6 +67,19 @@ fn one_of_each(s: &Stripe) -> Vec<(&'static str, Value)> {
         .test_route("/_test/disputes", &format!("payment_intent={}", id(&pi)))
         .json_body();
     let session = s.session("");
+    let setup = s.ok(
+        "/v1/checkout/sessions",
+        &format!("mode=setup&customer={cus}&currency=gbp&success_url=https://x.test/ok"),
+    );
+    let setup_id = id(&setup);
+    s.test_route(
+        &format!("/_test/checkout/sessions/{setup_id}/complete"),
+        "card=4242424242424242",
+    );
+    let seti = s.emu.objects("setup_intent").pop().unwrap();
+    let setup_intent = s
+        .call("GET", &format!("/v1/setup_intents/{}", id(&seti)), "")
+        .1;
     let event = s.emu.events().pop().unwrap();
     let mut platform = Stripe::new();
     platform.emu = s.emu.clone();
@@ -90,6 +103,8 @@ fn one_of_each(s: &Stripe) -> Vec<(&'static str, Value)> {
         ("refund", refund),
         ("dispute", dispute),
         ("checkout.session", session),
+        ("checkout.session", setup),
+        ("setup_intent", setup_intent),
         ("event", event),
         ("account", account),
         ("account_link", link),
