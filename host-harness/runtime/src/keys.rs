@@ -93,3 +93,23 @@ pub(crate) fn read<T>(
     });
     out.unwrap_or_else(|| f(&MerchantKeys::default()))
 }
+
+/// The message a customer's card-page link is the MAC of: the merchant's
+/// account and the Stripe customer (the plugin makes the same one).
+pub fn card_page_message(account: &str, stripe_customer: &str) -> Vec<u8> {
+    format!("cardpage.{account}/{stripe_customer}").into_bytes()
+}
+
+/// Whether `tag` is the MAC of `message` under any of the merchant's
+/// pay-link keys (a rotated one too), compared in constant time: how the host
+/// checks a card-page link before it shows anything.
+pub fn pay_link_tag_valid(
+    store: &dyn KeyStore,
+    namespace: &str,
+    message: &[u8],
+    tag: &[u8],
+) -> bool {
+    read(store, namespace, |keys| {
+        crate::mac_tags::verify(&keys.pay_link, message, &[tag.to_vec()]).unwrap_or(false)
+    })
+}

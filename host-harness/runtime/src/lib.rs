@@ -27,6 +27,7 @@ mod component_cache;
 pub mod escape;
 pub mod imports;
 pub mod keys;
+mod mac_tags;
 pub mod ports;
 pub mod runtime;
 pub mod times;

@@ -5,8 +5,7 @@
 
 use super::HostState;
 use crate::bindings::billing::stripe_plugin::mac::{Host, KeyPurpose, MacError};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::mac_tags::{hmac_sha256, verify};
 
 impl Host for HostState {
     fn key_count(&mut self, purpose: KeyPurpose) -> u32 {
@@ -50,26 +49,4 @@ pub fn signs(purpose: KeyPurpose) -> bool {
         KeyPurpose::PayLink => true,
         KeyPurpose::WebhookSigning => false,
     }
-}
-
-/// Whether any of `tags` is the MAC of `message` under any of `secrets`,
-/// every pair compared in constant time.
-pub fn verify(secrets: &[String], message: &[u8], tags: &[Vec<u8>]) -> Result<bool, MacError> {
-    use subtle::ConstantTimeEq;
-    let mut matched = false;
-    for secret in secrets {
-        let expected = hmac_sha256(secret, message)?;
-        for tag in tags {
-            matched |= bool::from(expected.ct_eq(tag));
-        }
-    }
-    Ok(matched)
-}
-
-/// HMAC-SHA256 of `message` under `secret`.
-pub fn hmac_sha256(secret: &str, message: &[u8]) -> Result<Vec<u8>, MacError> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .map_err(|e| MacError::Unavailable(e.to_string()))?;
-    mac.update(message);
-    Ok(mac.finalize().into_bytes().to_vec())
 }

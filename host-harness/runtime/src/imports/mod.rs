@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use wasmtime::StoreLimits;
 
 pub use crate::keys::{KeyRing, MerchantKeys};
+pub use crate::mac_tags::{hmac_sha256, verify};
 pub use clock::Clock;
 pub use http::{
     Access, HttpBackend, Resource, StripeGate, UreqBackend, restricted_key_permissions,
 };
-pub use mac::{hmac_sha256, signs, verify};
+pub use mac::signs;
 
 /// What every call shares: storage, the way out to Stripe, time, keys, and
 /// who observes.
