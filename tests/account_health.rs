@@ -4,22 +4,10 @@
 //! says payment is unavailable without opening Checkout; when charges are
 //! enabled again, what waited is collected, and no one is emailed.
 
-use e2e_tests::{ACCOUNT, INVOICE_KEY, Served};
+use e2e_tests::{ACCOUNT, MERCHANT_EMAIL, Served, token_of};
 use host_server::config::Flags;
 use host_tools::demo::INVOICE_JSON;
-use host_tools::offline_stripe::InProcess;
 use serde_json::Value;
-use std::sync::Arc;
-
-const MERCHANT_EMAIL: &str = "finance@merchant.example";
-
-fn served() -> Served {
-    let flags = Flags {
-        notification_email: Some(MERCHANT_EMAIL.into()),
-        ..Flags::default()
-    };
-    Served::start(flags, |emu| Arc::new(InProcess(emu.clone())))
-}
 
 fn restriction_emails(s: &Served) -> Vec<Value> {
     s.outbox()
@@ -32,16 +20,9 @@ fn restriction_emails(s: &Served) -> Vec<Value> {
         .collect()
 }
 
-fn charges_of_invoice(s: &Served) -> usize {
-    s.intents()
-        .iter()
-        .filter(|pi| pi["metadata"][INVOICE_KEY] == "inv_01")
-        .count()
-}
-
 #[test]
 fn a_restricted_account_pauses_collection_and_its_restoration_resumes_it() {
-    let s = served();
+    let s = Served::notifying(Flags::default());
     s.customer_with_card("4242424242424242");
 
     s.stripe_test(
@@ -73,14 +54,8 @@ fn a_restricted_account_pauses_collection_and_its_restoration_resumes_it() {
     let (status, sent) = s.call("POST", "/invoices/inv_01/finalize", "");
     assert_eq!(status, 200, "{sent}");
     assert_eq!(sent["status"], "FINAL", "{sent}");
-    assert_eq!(charges_of_invoice(&s), 0);
-    let token = sent["paymentLink"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    assert_eq!(s.intents_of("inv_01").len(), 0);
+    let token = token_of(&sent);
     let page = s.app.handle("GET", &format!("/pay/{token}"), &[], b"");
     assert_eq!(page.status, 503);
     let html = String::from_utf8_lossy(&page.body).to_string();
@@ -101,7 +76,7 @@ fn a_restricted_account_pauses_collection_and_its_restoration_resumes_it() {
     assert_eq!(s.run_due_jobs(), 1);
     let (_, paid) = s.call("GET", "/invoices/inv_01", "");
     assert_eq!(paid["status"], "PAID", "{paid}");
-    assert_eq!(charges_of_invoice(&s), 1);
+    assert_eq!(s.intents_of("inv_01").len(), 1);
     assert_eq!(
         s.outbox().len(),
         before,
@@ -117,12 +92,9 @@ fn a_restricted_account_pauses_collection_and_its_restoration_resumes_it() {
 
 #[test]
 fn a_retry_due_while_the_account_is_restricted_waits_for_its_restoration() {
-    let s = served();
+    let s = Served::notifying(Flags::default());
     let pm = s.customer_with_card("4242424242424242");
-    s.stripe_test(
-        &format!("/_test/payment_methods/{pm}/declines"),
-        "decline_code=insufficient_funds&times=1",
-    );
+    s.declines(&pm, "insufficient_funds", 1);
     assert_eq!(s.call("POST", "/invoices", INVOICE_JSON).0, 201);
     let (_, sent) = s.call("POST", "/invoices/inv_01/finalize", "");
     assert_eq!(sent["status"], "PAYMENT_FAILED", "{sent}");
@@ -130,11 +102,15 @@ fn a_retry_due_while_the_account_is_restricted_waits_for_its_restoration() {
     assert!(s.deliver().iter().all(|st| *st == 200));
     s.clock.advance_ms(2 * 86_400_000);
     assert_eq!(s.run_due_jobs(), 1, "the retry wakes, and waits");
-    assert_eq!(charges_of_invoice(&s), 1, "no charge while restricted");
+    assert_eq!(
+        s.intents_of("inv_01").len(),
+        1,
+        "no charge while restricted"
+    );
     s.stripe_test(&format!("/_test/accounts/{ACCOUNT}/activate"), "");
     assert!(s.deliver().iter().all(|st| *st == 200));
     assert_eq!(s.run_due_jobs(), 1);
     let (_, paid) = s.call("GET", "/invoices/inv_01", "");
     assert_eq!(paid["status"], "PAID", "{paid}");
-    assert_eq!(charges_of_invoice(&s), 2);
+    assert_eq!(s.intents_of("inv_01").len(), 2);
 }

@@ -3,53 +3,11 @@
 //! 1, 3, 5 and 7 by default), each retry a new attempt and a durable job;
 //! paying by the link cancels what is left; a hard decline is never retried.
 
-use e2e_tests::{INVOICE_KEY, Served};
+use e2e_tests::Served;
 use host_server::config::Flags;
-use host_tools::demo::INVOICE_JSON;
-use host_tools::offline_stripe::InProcess;
 use serde_json::Value;
-use std::sync::Arc;
 
 const DAY_MS: u64 = 86_400_000;
-
-fn served() -> Served {
-    Served::start(flags(), |emu| Arc::new(InProcess(emu.clone())))
-}
-
-/// The default merchant, with its notification address.
-fn flags() -> Flags {
-    Flags {
-        notification_email: Some("finance@merchant.example".into()),
-        ..Flags::default()
-    }
-}
-
-/// The example invoice sent; its view.
-fn send(s: &Served) -> Value {
-    assert_eq!(s.call("POST", "/invoices", INVOICE_JSON).0, 201);
-    let (status, view) = s.call("POST", "/invoices/inv_01/finalize", "");
-    assert_eq!(status, 200, "{view}");
-    view
-}
-
-fn view(s: &Served) -> Value {
-    s.call("GET", "/invoices/inv_01", "").1
-}
-
-/// The next `n` charges of card `pm` are declined with `code`.
-fn declines(s: &Served, pm: &str, code: &str, n: u32) {
-    s.stripe_test(
-        &format!("/_test/payment_methods/{pm}/declines"),
-        &format!("decline_code={code}&times={n}"),
-    );
-}
-
-fn intents_of_invoice(s: &Served) -> Vec<Value> {
-    s.intents()
-        .into_iter()
-        .filter(|pi| pi["metadata"][INVOICE_KEY] == "inv_01")
-        .collect()
-}
 
 /// `/metrics`' count of retries and resumed collections waiting.
 fn collections_queued(s: &Served) -> u64 {
@@ -80,11 +38,11 @@ fn iso(ms: u64) -> String {
 
 #[test]
 fn insufficient_funds_twice_is_collected_on_the_second_retry_and_told_once() {
-    let s = served();
+    let s = Served::notifying(Flags::default());
     let t0 = s.clock.now_ms();
     let pm = s.customer_with_card("4242424242424242");
-    declines(&s, &pm, "insufficient_funds", 2);
-    let sent = send(&s);
+    s.declines(&pm, "insufficient_funds", 2);
+    let sent = s.send_example();
     assert_eq!(sent["status"], "PAYMENT_FAILED", "{sent}");
     assert_eq!(sent["nextRetryAt"], iso(t0 + DAY_MS).as_str(), "{sent}");
     assert_eq!(sent["retriesLeft"], 4);
@@ -101,7 +59,7 @@ fn insufficient_funds_twice_is_collected_on_the_second_retry_and_told_once() {
     assert_eq!(s.run_due_jobs(), 0);
     s.clock.advance_ms(60_000);
     assert_eq!(s.run_due_jobs(), 1, "the first retry");
-    let after_first = view(&s);
+    let after_first = s.view("inv_01");
     assert_eq!(after_first["status"], "PAYMENT_FAILED", "{after_first}");
     assert_eq!(after_first["nextRetryAt"], iso(t0 + 3 * DAY_MS).as_str());
     assert_eq!(after_first["retriesLeft"], 3);
@@ -113,7 +71,7 @@ fn insufficient_funds_twice_is_collected_on_the_second_retry_and_told_once() {
 
     s.clock.advance_ms(2 * DAY_MS);
     assert_eq!(s.run_due_jobs(), 1, "the second retry");
-    let paid = view(&s);
+    let paid = s.view("inv_01");
     assert_eq!(paid["status"], "PAID", "{paid}");
     assert!(paid.get("nextRetryAt").is_none(), "{paid}");
     assert_eq!(
@@ -123,7 +81,7 @@ fn insufficient_funds_twice_is_collected_on_the_second_retry_and_told_once() {
     );
 
     // Three attempts, each its own PaymentIntent and idempotency key.
-    let intents = intents_of_invoice(&s);
+    let intents = s.intents_of("inv_01");
     let attempts: Vec<&str> = intents
         .iter()
         .map(|pi| {
@@ -147,18 +105,18 @@ fn insufficient_funds_twice_is_collected_on_the_second_retry_and_told_once() {
     // Nothing is left to run, however long it waits.
     s.clock.advance_ms(10 * DAY_MS);
     assert_eq!(s.run_due_jobs(), 0);
-    assert_eq!(intents_of_invoice(&s).len(), 3);
+    assert_eq!(s.intents_of("inv_01").len(), 3);
     assert!(s.deliver().iter().all(|st| *st == 200));
-    assert_eq!(view(&s)["status"], "PAID");
+    assert_eq!(s.view("inv_01")["status"], "PAID");
     assert_eq!(s.outbox().len(), told, "late webhooks email no one either");
 }
 
 #[test]
 fn paying_by_the_link_before_a_retry_cancels_the_rest() {
-    let s = served();
+    let s = Served::notifying(Flags::default());
     let pm = s.customer_with_card("4242424242424242");
-    declines(&s, &pm, "insufficient_funds", 5);
-    let sent = send(&s);
+    s.declines(&pm, "insufficient_funds", 5);
+    let sent = s.send_example();
     assert_eq!(sent["status"], "PAYMENT_FAILED");
     assert_eq!(collections_queued(&s), 1);
     let session = sent["checkoutSessionId"]
@@ -170,17 +128,17 @@ fn paying_by_the_link_before_a_retry_cancels_the_rest() {
         "card=5555555555554444",
     );
     assert!(s.deliver().iter().all(|st| *st == 200));
-    let paid = view(&s);
+    let paid = s.view("inv_01");
     assert_eq!(paid["status"], "PAID", "{paid}");
     assert!(paid.get("nextRetryAt").is_none(), "{paid}");
     assert_eq!(collections_queued(&s), 0, "the retries were dropped");
-    let charged = intents_of_invoice(&s).len();
+    let charged = s.intents_of("inv_01").len();
     for _ in 0..8 {
         s.clock.advance_ms(DAY_MS);
         s.run_due_jobs();
     }
     assert_eq!(
-        intents_of_invoice(&s).len(),
+        s.intents_of("inv_01").len(),
         charged,
         "no retry after the invoice was paid"
     );
@@ -188,9 +146,9 @@ fn paying_by_the_link_before_a_retry_cancels_the_rest() {
 
 #[test]
 fn a_hard_decline_is_never_retried_and_the_customer_is_asked_to_use_the_link() {
-    let s = served();
+    let s = Served::notifying(Flags::default());
     s.customer_with_card("4000000000000341");
-    let sent = send(&s);
+    let sent = s.send_example();
     assert_eq!(sent["status"], "PAYMENT_FAILED", "{sent}");
     assert!(sent.get("nextRetryAt").is_none(), "{sent}");
     let emails = s.outbox();
@@ -201,19 +159,18 @@ fn a_hard_decline_is_never_retried_and_the_customer_is_asked_to_use_the_link() {
         s.clock.advance_ms(DAY_MS);
         assert_eq!(s.run_due_jobs(), 0);
     }
-    assert_eq!(intents_of_invoice(&s).len(), 1);
+    assert_eq!(s.intents_of("inv_01").len(), 1);
 }
 
 #[test]
 fn the_last_retry_that_fails_tells_both_and_no_more_follow() {
-    let flags = Flags {
+    let s = Served::notifying(Flags {
         retry_days: Some(host_server::config::RetryDays(vec![1, 2])),
-        ..flags()
-    };
-    let s = Served::start(flags, |emu| Arc::new(InProcess(emu.clone())));
+        ..Flags::default()
+    });
     let pm = s.customer_with_card("4242424242424242");
-    declines(&s, &pm, "try_again_later", 10);
-    send(&s);
+    s.declines(&pm, "try_again_later", 10);
+    s.send_example();
     assert_eq!(s.outbox().len(), 2);
     s.clock.advance_ms(DAY_MS);
     assert_eq!(s.run_due_jobs(), 1);
@@ -229,9 +186,9 @@ fn the_last_retry_that_fails_tells_both_and_no_more_follow() {
         .and_then(|e| e["text"].as_str())
         .unwrap_or_default();
     assert!(merchant.contains("last retry"), "{merchant}");
-    let last = view(&s);
+    let last = s.view("inv_01");
     assert!(last.get("nextRetryAt").is_none(), "{last}");
     s.clock.advance_ms(30 * DAY_MS);
     assert_eq!(s.run_due_jobs(), 0);
-    assert_eq!(intents_of_invoice(&s).len(), 3);
+    assert_eq!(s.intents_of("inv_01").len(), 3);
 }

@@ -26,6 +26,8 @@ pub const ACCOUNT: &str = "acct_TestMerchant";
 /// The test merchant's id: its kv, emails and keys are kept under it.
 pub const TENANT: &str = host_server::db::DEFAULT_MERCHANT;
 /// The metadata key under which the plugin names its invoice on Stripe objects.
+/// The merchant's notification address in `Served::notifying`.
+pub const MERCHANT_EMAIL: &str = "finance@merchant.example";
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const ROGUE_WASM: &[u8] = include_bytes!(env!("ROGUE_WASM"));
 
@@ -605,6 +607,47 @@ impl Served {
         }
     }
 
+    /// On the in-process emulator, the default merchant with `MERCHANT_EMAIL`
+    /// as its notification address, and `flags` otherwise.
+    pub fn notifying(flags: host_server::config::Flags) -> Self {
+        let flags = host_server::config::Flags {
+            notification_email: Some(MERCHANT_EMAIL.into()),
+            ..flags
+        };
+        Self::start(flags, |emu| {
+            Arc::new(host_tools::offline_stripe::InProcess(emu.clone()))
+        })
+    }
+
+    /// The example invoice (`inv_01`) created and sent: its view.
+    pub fn send_example(&self) -> Value {
+        assert_eq!(self.call("POST", "/invoices", INVOICE_JSON).0, 201);
+        let (status, view) = self.call("POST", "/invoices/inv_01/finalize", "");
+        assert_eq!(status, 200, "{view}");
+        view
+    }
+
+    /// The next `n` charges of card `pm` are declined with `code`.
+    pub fn declines(&self, pm: &str, code: &str, n: u32) {
+        self.stripe_test(
+            &format!("/_test/payment_methods/{pm}/declines"),
+            &format!("decline_code={code}&times={n}"),
+        );
+    }
+
+    /// The PaymentIntents Stripe made for invoice `id`, oldest first.
+    pub fn intents_of(&self, id: &str) -> Vec<Value> {
+        self.intents()
+            .into_iter()
+            .filter(|pi| pi["metadata"][INVOICE_KEY] == id)
+            .collect()
+    }
+
+    /// The platform's view of invoice `id`.
+    pub fn view(&self, id: &str) -> Value {
+        self.call("GET", &format!("/invoices/{id}"), "").1
+    }
+
     /// Stripe's deliveries: every event the emulator made since the last
     /// call, oldest first, signed, to serve's webhook route; their statuses.
     pub fn deliver(&self) -> Vec<u16> {
@@ -723,8 +766,7 @@ impl Served {
         assert_eq!(self.call("POST", "/invoices", &doc.to_string()).0, 201);
         let (status, view) = self.call("POST", &format!("/invoices/{id}/finalize"), "");
         assert_eq!(status, 200, "{view}");
-        let link = view["paymentLink"].as_str().expect("a pay link");
-        link.rsplit('/').next().expect("a token").to_string()
+        token_of(&view)
     }
 
     /// The pay page of `token`: its status.
@@ -733,6 +775,12 @@ impl Served {
             .handle("GET", &format!("/pay/{token}"), &[], b"")
             .status
     }
+}
+
+/// The pay-link token in an invoice's view.
+pub fn token_of(view: &Value) -> String {
+    let link = view["paymentLink"].as_str().expect("a pay link");
+    link.rsplit('/').next().expect("a token").to_string()
 }
 
 /// What a `Watched` store saw: a read of a key, a write to a key (or the
