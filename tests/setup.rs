@@ -80,7 +80,7 @@ fn two_endpoints_are_registered_once_and_serve_is_paid_through_them() {
     assert_eq!(made.len(), 2, "{made:?}");
     let wanted = e2e_tests::Harness::new().runtime.describe().unwrap();
     assert_eq!(wanted.stripe_api_version, "2024-06-20");
-    assert_eq!(wanted.event_types.len(), 18);
+    assert_eq!(wanted.event_types.len(), 19);
     for e in &made {
         assert_eq!(e["url"], url.as_str());
         assert_eq!(e["api_version"], "2024-06-20");

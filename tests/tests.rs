@@ -5,6 +5,8 @@
 mod account_health;
 // Stripe failing (faults, 429s, Retry-After): bounded retries, one key, a retryable error at the end.
 mod bad_day;
+// The customer's card page: listed invoices, "Replace your card" (setup-mode Checkout), failed invoices charged to the new or reissued card.
+mod card_page;
 // Finalizing collects: link, auto-charge, declines, authentication, onboarding; exact requests as snapshots.
 mod collections;
 // Dunning: soft declines retried on the merchant's schedule as queued jobs; paid by link cancels; hard ones never.

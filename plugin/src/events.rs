@@ -84,7 +84,7 @@ impl EventPage {
 
 /// Every event type the plugin acts on: what a sync lists (`types[]`, at
 /// most 20) and what a webhook endpoint is registered for.
-pub const HANDLED: [&str; 18] = [
+pub const HANDLED: [&str; 19] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
@@ -101,6 +101,7 @@ pub const HANDLED: [&str; 18] = [
     "charge.dispute.closed",
     "setup_intent.succeeded",
     "payment_method.detached",
+    "payment_method.automatically_updated",
     "account.updated",
     "account.application.deauthorized",
 ];
@@ -160,6 +161,9 @@ pub enum DisputeNews {
 pub enum CardNews {
     Saved,
     Removed,
+    /// The card network reissued the card (the card updater): the same
+    /// PaymentMethod, with a new number or expiry.
+    Renewed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +188,7 @@ impl EventKind {
             "charge.dispute.closed" => Dispute(DisputeNews::Closed),
             "setup_intent.succeeded" => CardOnFile(CardNews::Saved),
             "payment_method.detached" => CardOnFile(CardNews::Removed),
+            "payment_method.automatically_updated" => CardOnFile(CardNews::Renewed),
             "account.updated" => Account(AccountNews::Updated),
             "account.application.deauthorized" => Account(AccountNews::Deauthorized),
             other => PaymentNews::parse(other).map_or(Other, PaymentIntent),

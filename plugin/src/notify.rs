@@ -145,10 +145,11 @@ pub fn payment_failed(
     m: &Merchant,
     rec: &InvoiceRecord,
     r: &Reason,
-    pay_url: &str,
+    links: (&str, Option<&str>),
     tell: Tell,
     retrying: Retrying,
 ) -> Result<(), PluginError> {
+    let (pay_url, card_page) = links;
     if tell == Tell::Nobody {
         return Ok(());
     }
@@ -183,11 +184,14 @@ pub fn payment_failed(
             rec.emails.clone(),
             format!("Your payment for invoice {} did not go through", rec.number),
             format!(
-                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n{}\nPayment reference: {}\n",
+                "We could not take the payment of {} for invoice {}: {}\n\nYou can pay with another card or method here:\n{}\n{}{}\nPayment reference: {}\n",
                 amount(rec),
                 rec.number,
                 r.message,
                 pay_url,
+                card_page.map_or(String::new(), |u| format!(
+                    "\nTo replace the card we charge automatically (your unpaid invoices are then charged to it):\n{u}\n"
+                )),
                 retrying.for_customer(),
                 r.attempt_ref
             ),

@@ -4,8 +4,9 @@
 // and see "Payment successful" with no new session and no second charge.
 // Then every state of the pay-link page the customer can meet (redirecting,
 // paid, processing, nothing to pay, refunded, disputed, not found,
-// unavailable), and the two pages Stripe sends a merchant back to from
-// onboarding, each on a phone-sized
+// unavailable), the customer's card page (its invoices, "Replace your card"
+// through a setup-mode Checkout, nothing owed, a forged link), and the two
+// pages Stripe sends a merchant back to from onboarding, each on a phone-sized
 // screen, screenshotted and checked by axe-core: 0 serious or critical
 // findings. Screenshots of each step go to tests/artifacts/browser/.
 //
@@ -193,6 +194,39 @@ try {
   await page.goto(`${host}/pay/${"0".repeat(32)}`);
   await checkPage(page, "not-found", "Link not found", []);
 
+  // The customer's card page: an auto-charge is declined (a card that declines),
+  // the customer's email carries the page's link, and the card saved there
+  // pays the failed invoice.
+  const buyer = (await stripePost("/v1/customers", "name=Card+Page+Buyer")).id;
+  const expired = (await stripePost("/v1/payment_methods", "type=card&card[number]=4000000000000341")).id;
+  await stripePost(`/v1/payment_methods/${expired}/attach`, `customer=${buyer}`);
+  await stripePost(`/v1/customers/${buyer}`, `invoice_settings[default_payment_method]=${expired}`);
+  const cardOwner = { ...customer, name: "Card Page Buyer", externalIds: [{ key: "Stripe", value: buyer }] };
+  check((await api("PUT", `${admin}/customers/c_card`, JSON.stringify(cardOwner))).status === 200, "the platform saves c_card, linked to Stripe");
+  const failedInvoice = JSON.parse(readFileSync(join(fixtures, "invoice.json"), "utf8"));
+  Object.assign(failedInvoice, { id: "inv_06", invoiceNumber: "INV-0006", customerId: "c_card" });
+  check((await api("POST", `${admin}/invoices`, JSON.stringify(failedInvoice))).status === 201, "the platform creates inv_06");
+  const declined = await api("POST", `${admin}/invoices/inv_06/finalize`);
+  check(declined.json.status === "PAYMENT_FAILED", `the card on file is declined (${declined.json.status})`);
+  const outbox = (await api("GET", `${admin}/outbox`)).json.data;
+  const failureEmail = outbox.find((e) => e.to !== undefined && String(e.dedupeKey).startsWith("payment-failed:inv_06:") && String(e.dedupeKey).endsWith(":customer"));
+  const cardLink = (failureEmail?.text || "").split(/\s+/).find((w) => w.startsWith(`${host}/billing/`));
+  check(cardLink !== undefined, `the customer's failure email carries the card page ${cardLink}`);
+  await page.goto(cardLink);
+  await checkPage(page, "card-page", "Your invoices and card", [businessName, "INV-0006", "£1,200.00", "payment failed", "Replace your card"]);
+  await Promise.all([page.waitForNavigation(), page.click(`text="Replace your card"`)]);
+  check(page.url().startsWith(`${stripe}/checkout/`), `"Replace your card" opens Checkout (${page.url()})`);
+  await page.waitForSelector("#card");
+  await page.screenshot({ path: join(shots, "page-card-page-checkout-setup.png"), fullPage: true });
+  await page.fill("#card", "4242 4242 4242 4242");
+  await Promise.all([page.waitForNavigation(), page.click("#pay")]);
+  check(page.url() === cardLink, `Checkout sends the customer back to the card page (${page.url()})`);
+  await waitForStatus("inv_06", "PAID");
+  await page.goto(cardLink);
+  await checkPage(page, "card-page-nothing-owed", "Your invoices and card", ["no invoices to pay"]);
+  await page.goto(cardLink.replace(/.$/, (c) => (c === "0" ? "1" : "0")));
+  await checkPage(page, "card-page-not-found", "Link not found", []);
+
   // The merchant's side: the two pages Stripe sends a merchant back to
   // from an onboarding Account Link (its return_url and refresh_url).
   await page.goto(`${host}/onboarding/done`);
@@ -202,4 +236,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`browser journey: 5 steps, 8 page states and 2 onboarding pages, screenshots in ${shots}`);
+console.log(`browser journey: 5 steps, 8 page states, 3 card-page states and 2 onboarding pages, screenshots in ${shots}`);

@@ -4,7 +4,7 @@
 //! Two listeners, two audiences:
 //! - **public** (`--listen`, behind the load balancer): Stripe's webhooks
 //!   (authenticated by their signature, in the plugin), the customers' pay
-//!   pages (by the token in their URL), the two pages Stripe sends a
+//!   pages and card pages (by the token in their URL), the two pages Stripe sends a
 //!   merchant back to from onboarding (they carry nothing), and `/healthz`;
 //! - **platform** (`--admin-listen`, loopback by default): everything else,
 //!   each request with a bearer token, the configured `Host`, and JSON.
@@ -46,6 +46,9 @@ pub fn audience<'a>(method: &str, segments: &[&'a str]) -> Audience<'a> {
         | ("GET", ["healthz"])
         | ("GET", ["pay", _])
         | ("GET", ["merchants", _, "pay", _])
+        | ("GET", ["billing", _, _] | ["billing", _, _, "replace-card"])
+        | ("GET", ["merchants", _, "billing", _, _])
+        | ("GET", ["merchants", _, "billing", _, _, "replace-card"])
         | ("GET", ["onboarding", "done" | "refresh"])
         | ("GET", ["merchants", _, "onboarding", "done" | "refresh"]) => Audience::Public,
         ("GET", ["merchants", id]) => Audience::Platform(Owner::Merchant(id)),

@@ -63,6 +63,20 @@ struct PageData<'a> {
     rows: Vec<Row>,
     message: String,
     action: Option<Action<'a>>,
+    /// The card page's list of invoices still to pay.
+    invoices: &'a [OpenInvoice],
+}
+
+/// An invoice still to pay, as the customer's card page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenInvoice {
+    pub number: String,
+    /// Formatted for its currency (`£1,200.00`).
+    pub amount: String,
+    /// What is true of it, in the customer's words.
+    pub state: &'static str,
+    /// Its pay link.
+    pub pay: String,
 }
 
 /// A rendered page and the HTTP status it goes with.
@@ -189,6 +203,7 @@ impl PayView<'_> {
             rows,
             message,
             action,
+            invoices: &[],
         }
     }
 
@@ -230,6 +245,45 @@ impl OnboardingView {
             rows: Vec::new(),
             message: message.to_string(),
             action: None,
+            invoices: &[],
+        };
+        render(200, &data)
+    }
+}
+
+/// The customer's card page (`/billing/{cus}/{tag}`): the invoices still to
+/// pay, each with its pay link, and "Replace your card".
+pub struct CardPageView<'a> {
+    pub invoices: &'a [OpenInvoice],
+    /// Where "Replace your card" goes (relative to the page).
+    pub replace_href: &'a str,
+}
+
+impl CardPageView<'_> {
+    pub fn render(&self, merchant: &str) -> Rendered {
+        let seller = if merchant.is_empty() {
+            "The merchant"
+        } else {
+            merchant
+        };
+        let owed = if self.invoices.is_empty() {
+            "You have no invoices to pay.".to_string()
+        } else {
+            "Pay any of these now, or replace your card: the new card is then charged for the invoices whose payment failed.".to_string()
+        };
+        let data = PageData {
+            lang: "en",
+            merchant,
+            title: "Your invoices and card",
+            rows: Vec::new(),
+            message: format!(
+                "{owed} {seller} charges the card you save here automatically when it sends an invoice."
+            ),
+            action: Some(Action {
+                href: self.replace_href,
+                label: "Replace your card",
+            }),
+            invoices: self.invoices,
         };
         render(200, &data)
     }

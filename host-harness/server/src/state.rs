@@ -184,6 +184,31 @@ impl<'a> Records<'a> {
         Ok(self.invoice(&id)?.map(|(_, st)| (id, st)))
     }
 
+    /// The invoices of the customer linked to `stripe_customer` that are
+    /// still to be paid through Stripe, with their views (for the card page).
+    pub fn unpaid_invoices_of(
+        &self,
+        stripe_customer: &str,
+    ) -> Result<Vec<(PlatformInvoice, InvoiceState)>> {
+        let mut rows = Vec::new();
+        self.transaction(&mut |tx| {
+            rows = tx.invoices_of_stripe_customer(self.merchant, stripe_customer)?;
+            Ok(())
+        })?;
+        let mut out = Vec::new();
+        for (_, doc, state) in rows {
+            let st: InvoiceState = serde_json::from_str(&state)?;
+            let unpaid = matches!(
+                st.status.as_str(),
+                "FINAL" | "ACTION_REQUIRED" | "PAYMENT_FAILED" | "PARTIALLY_PAID"
+            );
+            if unpaid && st.collection_stopped.is_none() && st.payment_link.is_some() {
+                out.push((serde_json::from_str(&doc)?, st));
+            }
+        }
+        Ok(out)
+    }
+
     /// Applies every transition, or none.
     fn scope(&self) -> Applying<'_> {
         Applying {
@@ -319,6 +344,11 @@ fn apply_all(
     for t in transitions {
         let Some(invoice_id) = crate::transitions::invoice_of(t) else {
             apply_beside_invoices(tx, merchant, t)?;
+            if let Transition::CardOnFileChanged(c) = t
+                && c.payment_method_id.is_some()
+            {
+                collect_with_new_card(tx, at, &c.stripe_customer_id)?;
+            }
             if let Transition::AccountUpdated(a) = t
                 && !a.restricted
                 && a.account_id == at.account
@@ -364,6 +394,32 @@ pub fn collection_job(c: &crate::bindings::CollectionScheduled) -> (String, i64)
             (format!("{}@{due}", c.invoice_id), due)
         }
     }
+}
+
+/// A card on file is new (saved on the customer's card page, or reissued
+/// by the card network): each of the customer's invoices whose payment
+/// failed, or whose retry waits, is collected now. The plugin charges the
+/// card only where it was not declined for that invoice.
+fn collect_with_new_card(
+    tx: &mut dyn RecordsTx,
+    at: Applying,
+    stripe_customer: &str,
+) -> Result<(), ApplyError> {
+    for (id, _, state) in tx.invoices_of_stripe_customer(at.merchant, stripe_customer)? {
+        let st: InvoiceState =
+            serde_json::from_str(&state).map_err(|e| ApplyError::Storage(anyhow!(e)))?;
+        let waiting = st.status == "PAYMENT_FAILED" || st.next_retry_at.is_some();
+        if waiting && st.collection_stopped.is_none() {
+            let now = crate::bindings::CollectionScheduled {
+                invoice_id: id,
+                due_at_ms: at.now_ms,
+                reason: crate::bindings::CollectionReason::Retry,
+                retries_left: 0,
+            };
+            schedule(tx, at, &now)?;
+        }
+    }
+    Ok(())
 }
 
 /// Queues the wake-up a `collection-scheduled` asks for, in the same
@@ -535,6 +591,13 @@ mod tests {
         }
         fn index_pay_link(&mut self, m: &str, t: &str, i: &str) -> crate::db::StoreResult<()> {
             self.inner.index_pay_link(m, t, i)
+        }
+        fn invoices_of_stripe_customer(
+            &mut self,
+            m: &str,
+            c: &str,
+        ) -> crate::db::StoreResult<Vec<(String, String, String)>> {
+            self.inner.invoices_of_stripe_customer(m, c)
         }
     }
 

@@ -33,6 +33,23 @@ struct OnFile {
     kind: String,
 }
 
+/// kv key of the last time the card network reissued a card (the card
+/// updater, `payment_method.automatically_updated`): its event id.
+pub fn renewal_key(payment_method: &str) -> String {
+    format!("card-renewed:{payment_method}")
+}
+
+/// What a decline of `payment_method` bars: the method as it is now, so
+/// that the same PaymentMethod reissued since is a card not yet declined.
+fn bar_of(payment_method: &str) -> Result<String, PluginError> {
+    Ok(
+        match imports::kv_get_string(&renewal_key(payment_method))? {
+            Some(event) => format!("{payment_method}@{event}"),
+            None => payment_method.to_string(),
+        },
+    )
+}
+
 /// The customer's default payment method; else their only card; else, with
 /// no card, their only payment method of any chargeable type (a debit).
 fn method_on_file(m: &Merchant, stripe_customer: &str) -> Result<Option<OnFile>, PluginError> {
@@ -281,9 +298,12 @@ fn charge_card_on_file(
     let Some(OnFile { id: card, kind }) = method_on_file(m, &stripe_customer)? else {
         return Ok(Charge::NoCard);
     };
-    // A declined card, or one whose retry is scheduled (only the retry
-    // charges it, on its day: `due`).
-    if rec.declined_methods.contains(&card) || rec.next_retry_ms.is_some() {
+    let bar = bar_of(&card)?;
+    // A method declined for this invoice is charged again only by its
+    // dunning retry, on its day (`due`). Another card, or this one reissued,
+    // is charged now, even while a retry of the old one waits.
+    let barred = rec.declined_methods.contains(&bar);
+    if barred && !rec.retry_running {
         return Ok(Charge::NeedsLink);
     }
     if close_session(m, invoice_id, &rec, out)? {
@@ -315,7 +335,7 @@ fn charge_card_on_file(
     match imports::call(m, &request::create_off_session_payment(&charge)) {
         Ok(pi) => charged(m, invoice_id, &rec, charge.amount_minor, &pi, out),
         Err(CallError::Stripe(f)) if f.is_card_error() => {
-            declined(m, invoice_id, &rec, &card, &f, out)?;
+            declined(m, invoice_id, &rec, &bar, &f, out)?;
             Ok(Charge::NeedsLink)
         }
         // This key was sent before with other parameters (another card, or
@@ -333,7 +353,7 @@ fn charge_card_on_file(
             )
         }
         Err(CallError::Stripe(f)) if !f.error.retryable => {
-            refused(m, invoice_id, &rec, &card, &f, out)?;
+            refused(m, invoice_id, &rec, &bar, &f, out)?;
             Ok(Charge::NeedsLink)
         }
         // Stripe's rate limiter refuses before any work and saves nothing
@@ -462,11 +482,7 @@ fn resolve_sent_charge(
         }
         Some(pi) => {
             push(out, settle::intent_failed(m, invoice_id, &pi, Tell::Both)?);
-            bump_attempt(
-                invoice_id,
-                rec.attempt,
-                barred(invoice_id, pi.payment_method())?,
-            )?;
+            bump_attempt(invoice_id, rec.attempt, pi.payment_method())?;
             Ok(Resolved::Clear)
         }
         None => {
@@ -602,15 +618,7 @@ fn declined(
         settle::failed(m, &reason, how, Tell::Both)?
     };
     push(out, settled);
-    bump_attempt(invoice_id, rec.attempt, barred(invoice_id, Some(card))?)
-}
-
-/// The payment method a failed off-session charge bars from further
-/// off-session charges of the invoice: none while a retry of it is
-/// scheduled (dunning charges the same card again, on its schedule only).
-fn barred<'a>(invoice_id: &str, method: Option<&'a str>) -> Result<Option<&'a str>, PluginError> {
-    let retrying = record::load(invoice_id)?.is_some_and(|r| r.next_retry_ms.is_some());
-    Ok(method.filter(|_| !retrying))
+    bump_attempt(invoice_id, rec.attempt, Some(card))
 }
 
 /// Stripe refused the charge for a reason that is not the card's (a debit

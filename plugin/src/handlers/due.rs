@@ -5,7 +5,9 @@
 //! meanwhile and any charge of unknown outcome is resolved first. For an
 //! invoice held while the merchant's account was restricted: collection as
 //! sending it would have done (the card on file if never tried, the link).
-//! An early, repeated or needless call changes nothing.
+//! An early call charges only a card on file that was not declined for the
+//! invoice (a new or reissued card); otherwise an early, repeated or
+//! needless call changes nothing.
 
 use super::collect::{self, Charge};
 use super::health;
@@ -31,13 +33,22 @@ pub fn on_collection_due(m: &Merchant, invoice_id: &str) -> Result<Vec<Transitio
         return Ok(out);
     }
     match next_step(&rec, imports::now_ms()) {
-        Step::Later(due_ms) => out.push(Transition::CollectionScheduled(CollectionScheduled {
-            invoice_id: invoice_id.into(),
-            due_at_ms: due_ms,
-            reason: CollectionReason::Retry,
-            retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
-                .map_or(0, |n| n.retries_left),
-        })),
+        // Before its day, a retry waits, unless the card on file is no
+        // longer the one declined (replaced on the card page, or reissued):
+        // that card is charged now, as auto-charge would.
+        Step::Later(due_ms) => {
+            if collect::auto_charge(m, invoice_id, &mut out)? == Charge::Done {
+                end_retries(invoice_id)?;
+            } else {
+                out.push(Transition::CollectionScheduled(CollectionScheduled {
+                    invoice_id: invoice_id.into(),
+                    due_at_ms: due_ms,
+                    reason: CollectionReason::Retry,
+                    retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
+                        .map_or(0, |n| n.retries_left),
+                }));
+            }
+        }
         Step::Retry => {
             start_retry(invoice_id, &rec)?;
             retry(m, invoice_id, &mut out)?;
@@ -110,14 +121,17 @@ fn end_retries(invoice_id: &str) -> Result<(), PluginError> {
 }
 
 /// Collection as sending the invoice would have made it, had the account
-/// not been restricted: the card on file if it was never tried, else the link.
+/// not been restricted, or once the card on file changed: the card on file
+/// unless it was declined for the invoice, else the link.
 fn collect(
     m: &Merchant,
     invoice_id: &str,
     rec: &InvoiceRecord,
     out: &mut Vec<Transition>,
 ) -> Result<(), PluginError> {
-    let charge = if m.auto_charge && rec.auto_charge && rec.state == PayState::Open {
+    // A failed invoice too: its declined card is barred, a new one is not.
+    let due = matches!(rec.state, PayState::Open | PayState::Failed);
+    let charge = if m.auto_charge && rec.auto_charge && due {
         collect::auto_charge(m, invoice_id, out)?
     } else {
         Charge::NoCard

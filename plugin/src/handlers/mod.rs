@@ -1,5 +1,6 @@
 //! One module per export, and the shared steps they are made of.
 
+pub mod card_page;
 pub mod collect;
 pub mod customer;
 pub mod due;

@@ -47,6 +47,9 @@ pub fn on_pay_link_opened(m: &Merchant, token: &str) -> Result<PayLinkOutcome, P
         page: PayPage::NotFound,
         transitions: Vec::new(),
     };
+    if token.contains('/') {
+        return super::card_page::replace_card(m, token);
+    }
     // Tokens are hex; anything else cannot be one of ours.
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Ok(not_found());

@@ -446,7 +446,19 @@ pub fn failed(
                     None if how.retried() && how.retry > 0 => Retrying::GaveUp,
                     _ => Retrying::No,
                 };
-                notify::payment_failed(m, &rec, reason, &pay_url(m, &rec), tell, retrying)?;
+                let card_page = match rec.stripe_customer.as_str() {
+                    "" => None,
+                    cus => Some(super::card_page::url(m, cus)?),
+                };
+                let links = (pay_url(m, &rec), card_page);
+                notify::payment_failed(
+                    m,
+                    &rec,
+                    reason,
+                    (&links.0, links.1.as_deref()),
+                    tell,
+                    retrying,
+                )?;
                 let mut settled = Settled::moved(
                     reason.invoice_id,
                     &rec,

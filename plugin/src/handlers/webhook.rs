@@ -358,7 +358,7 @@ fn effects(m: &Merchant, e: &Event, tell: Tell) -> Result<Settled, PluginError> 
         },
         EventKind::Refund(news) => refund_effects(m, o, news),
         EventKind::Dispute(news) => dispute_effects(m, o, news),
-        EventKind::CardOnFile(news) => card_on_file_effects(e, news),
+        EventKind::CardOnFile(news) => card_on_file_effects(m, e, news),
         EventKind::Account(news) => account_effects(m, e, news),
         EventKind::Other => ignored(&e.kind),
     }
@@ -468,7 +468,7 @@ fn dispute_effects(m: &Merchant, o: &Obj, news: DisputeNews) -> Result<Settled, 
     )
 }
 
-fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginError> {
+fn card_on_file_effects(m: &Merchant, e: &Event, news: CardNews) -> Result<Settled, PluginError> {
     let o = e.object();
     let (customer, method, note) = match news {
         CardNews::Saved => (o.customer(), o.payment_method(), "card on file saved"),
@@ -480,10 +480,31 @@ fn card_on_file_effects(e: &Event, news: CardNews) -> Result<Settled, PluginErro
                 .and_then(|p| p.customer());
             (o.customer().or(before), None, "card on file removed")
         }
+        CardNews::Renewed => (o.customer(), Some(o.id()), "card on file renewed"),
     };
     let Some(customer) = customer else {
         return not_ours();
     };
+    if let (CardNews::Saved, Some(card)) = (news, method)
+        && o.channel() == Some(request::CARD_PAGE)
+    {
+        // Saved on the customer's card page: it replaces the default.
+        imports::stripe(m, &request::set_default_payment_method(customer, card))?;
+    }
+    if news == CardNews::Renewed {
+        // A decline of the card before this no longer bars it (`collect`).
+        imports::kv_set(&collect::renewal_key(o.id()), &e.id, imports::Keep::Always)?;
+    }
+    if news == CardNews::Renewed
+        && imports::stripe(m, &request::retrieve_customer(customer))?
+            .default_payment_method()
+            .is_some_and(|d| Some(d) != method)
+    {
+        return Ok(Settled {
+            transitions: Vec::new(),
+            note: "a card renewed that is not the default".into(),
+        });
+    }
     noted(
         Transition::CardOnFileChanged(CardOnFile {
             stripe_customer_id: customer.into(),

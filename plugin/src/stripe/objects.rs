@@ -61,9 +61,14 @@ impl Obj {
         self.metadata.as_ref().and_then(|m| m.invoice_id.as_deref())
     }
 
+    /// How the plugin's object came to be (`checkout`, `auto_charge`, `card_page`).
+    pub fn channel(&self) -> Option<&str> {
+        self.metadata.as_ref().and_then(|m| m.channel.as_deref())
+    }
+
     /// Whether the customer paid on Checkout's page (rather than by auto-charge).
     pub fn via_checkout(&self) -> bool {
-        self.metadata.as_ref().and_then(|m| m.channel.as_deref()) == Some("checkout")
+        self.channel() == Some("checkout")
     }
 
     pub fn payment_intent(&self) -> Option<&str> {

@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 pub const INVOICE_KEY: &str = "billing_stripe_plugin_invoice";
 pub const CHANNEL_KEY: &str = "billing_stripe_plugin_channel";
 pub const ATTEMPT_KEY: &str = "billing_stripe_plugin_attempt";
+/// The channel of a card saved on the customer's card page.
+pub const CARD_PAGE: &str = "card_page";
 /// The platform's id of a refund it asked for.
 pub const REFUND_KEY: &str = "billing_stripe_plugin_refund";
 /// Dunning: the retry an off-session charge is (1 for the first retry).
@@ -286,6 +288,34 @@ pub fn create_checkout_session(c: &SessionSpec) -> StripeRequest {
     }
     let key = format!("checkout-session:{}:{}", c.invoice_id, c.attempt);
     StripeRequest::post("/v1/checkout/sessions".into(), params, key)
+}
+
+/// A Checkout Session in `setup` mode: the customer saves a card for later
+/// charges and pays nothing now. Its SetupIntent carries the plugin's mark,
+/// so that `setup_intent.succeeded` makes that card the default. One per
+/// click (`at_ms`, the key's): a retry of the request makes no second one.
+/// https://docs.stripe.com/payments/save-and-reuse?platform=checkout
+pub fn create_card_setup_session(
+    stripe_customer: &str,
+    back_url: &str,
+    at_ms: u64,
+) -> StripeRequest {
+    let s = |v: &str| v.to_string();
+    StripeRequest::post(
+        "/v1/checkout/sessions".into(),
+        vec![
+            (s("mode"), s("setup")),
+            (s("customer"), s(stripe_customer)),
+            (s("payment_method_types[0]"), s("card")),
+            (s("success_url"), s(back_url)),
+            (s("cancel_url"), s(back_url)),
+            (
+                format!("setup_intent_data[metadata][{CHANNEL_KEY}]"),
+                s(CARD_PAGE),
+            ),
+        ],
+        format!("card-setup:{stripe_customer}:{at_ms}"),
+    )
 }
 
 pub fn retrieve_checkout_session(id: &str) -> StripeRequest {

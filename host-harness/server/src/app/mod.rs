@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tracing::field::Empty;
 
+mod card_page;
 mod customers;
 mod invoices;
 mod jobs;

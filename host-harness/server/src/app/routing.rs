@@ -1,6 +1,7 @@
 //! Every request's way in: the listener's checks (`access`), then the route
 //! by method and path, unscoped or under `/merchants/{id}/…`.
 
+use super::card_page::CardAction;
 use super::reply::found;
 use super::*;
 
@@ -178,7 +179,8 @@ impl App {
         if let ["invoices", id, ..] = route {
             span.record("invoice", *id);
         }
-        let reads_only = method == "GET" && !matches!(route, ["pay", _]);
+        let reads_only =
+            method == "GET" && !matches!(route, ["pay", _] | ["billing", _, _, "replace-card"]);
         if !reads_only && !matches!(route, ["onboarding"]) && !scope.connected(&self.platform) {
             return Ok(Reply::error(
                 409,
@@ -204,6 +206,10 @@ impl App {
                 .invoice_view(id)
                 .map(|i| found(i, "invoice")),
             ("GET", ["pay", token]) => self.pay_link(scope, token),
+            ("GET", ["billing", cus, tag]) => self.card_link(scope, cus, tag, CardAction::ShowPage),
+            ("GET", ["billing", cus, tag, "replace-card"]) => {
+                self.card_link(scope, cus, tag, CardAction::ReplaceCard)
+            }
             ("POST", ["invoices", id, "pay-link", "revoke"]) => {
                 if self.records(scope).revoke_pay_link(id)? {
                     Ok(found(self.records(scope).invoice_view(id)?, "invoice"))
@@ -249,15 +255,19 @@ impl App {
     }
 }
 
-/// The route for the log: a pay-link token is a bearer credential of the
-/// customer's, so it is never written down.
+/// The route for the log: a pay-link token, and a card page's customer and
+/// tag, are the customer's bearer credentials, so they are never written down.
 pub(crate) fn loggable_route(segments: &[&str]) -> String {
     let mut out = String::new();
-    let mut after_pay = false;
+    let mut hidden: u8 = 0;
     for s in segments {
         out.push('/');
-        out.push_str(if after_pay { "{token}" } else { s });
-        after_pay = *s == "pay";
+        out.push_str(if hidden > 0 { "{token}" } else { s });
+        hidden = match *s {
+            "pay" => 1,
+            "billing" => 2,
+            _ => hidden.saturating_sub(1),
+        };
     }
     out
 }

@@ -119,6 +119,13 @@ pub trait RecordsTx {
     fn wake_parked_collections(&mut self, merchant: &str, now_ms: i64) -> StoreResult<()>;
     fn account_disconnected(&mut self, merchant: &str, id: &str) -> StoreResult<()>;
     fn set_sync_cursor(&mut self, key: &str, cursor: &str) -> StoreResult<()>;
+    /// The invoices of the platform customer linked to `stripe_customer`:
+    /// (id, document, state), in id order.
+    fn invoices_of_stripe_customer(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+    ) -> StoreResult<Vec<(String, String, String)>>;
     /// Remembers which invoice the pay-link token with this SHA-256 opens.
     fn index_pay_link(
         &mut self,

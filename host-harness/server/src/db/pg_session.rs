@@ -79,6 +79,11 @@ impl SessionTx<'_> {
         self.tx.query_opt(&s, params)
     }
 
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, Error> {
+        let s = statement(&mut self.tx, self.prepared, sql)?;
+        self.tx.query(&s, params)
+    }
+
     /// Unprepared statements (DDL in migrations), run as they are.
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
         self.tx.batch_execute(sql)

@@ -44,6 +44,26 @@ impl RecordsTx for PostgresTx<'_, '_> {
         )
     }
 
+    fn invoices_of_stripe_customer(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        let rows = self
+            .0
+            .query(
+                "SELECT i.id, i.doc, i.state FROM invoices i JOIN customers c
+                 ON c.merchant = i.merchant AND c.id = (i.doc::jsonb ->> 'customerId')
+                 WHERE i.merchant = $1 AND c.stripe_customer_id = $2 ORDER BY i.id",
+                &[&merchant, &stripe_customer],
+            )
+            .map_err(failure)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     fn unlink_customer(&mut self, merchant: &str, id: &str) -> StoreResult<()> {
         self.run(
             "UPDATE customers SET stripe_customer_id = NULL WHERE merchant = $1 AND id = $2",

@@ -50,6 +50,27 @@ impl RecordsTx for SqliteTx<'_, '_> {
             .map_err(failure)
     }
 
+    fn invoices_of_stripe_customer(
+        &mut self,
+        merchant: &str,
+        stripe_customer: &str,
+    ) -> StoreResult<Vec<(String, String, String)>> {
+        let mut stmt = self
+            .0
+            .prepare_cached(
+                "SELECT i.id, i.doc, i.state FROM invoices i JOIN customers c
+                 ON c.merchant = i.merchant AND c.id = json_extract(i.doc, '$.customerId')
+                 WHERE i.merchant = ?1 AND c.stripe_customer_id = ?2 ORDER BY i.id",
+            )
+            .map_err(failure)?;
+        let rows = stmt
+            .query_map([merchant, stripe_customer], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(failure)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map_err(failure)
+    }
+
     fn set_card_on_file(
         &mut self,
         merchant: &str,
