@@ -117,6 +117,8 @@ def value_fits(tp, value):
 RENAMED = {
     # API 2026-10-28 calls it allowed_payment_method_types.
     ("POST", "/v1/payment_intents", "payment_method_types"): "allowed_payment_method_types",
+    # ...and so for a Checkout Session (the card page's setup-mode session).
+    ("POST", "/v1/checkout/sessions", "payment_method_types"): "allowed_payment_method_types",
 }
 
 
