@@ -135,9 +135,10 @@ fn optimized(module: &Path) -> Vec<u8> {
         .arg("--merge-similar-functions")
         // Then the control flow rebuilt from a flat form (`--flatten
         // --rereloop`) and optimised twice more: 2,974 B less than the
-        // above alone (252,989 -> 250,015 B core module with binaryen 108,
-        // 2026-12-04), room for issue 22's card page. Its speed was not
-        // measured again (docs/speed.md).
+        // above alone (252,987 -> 250,013 B core module with binaryen 108,
+        // 2026-12-04), room for issue 22's card page. on-webhook timed
+        // within the noise (reused instance 74.2 against 72.8 µs, median of
+        // 6 runs of 20,000 events each, docs/speed.md).
         .args(["--flatten", "--rereloop", "-Oz", "-Oz"])
         // The features rustc enables for wasm32-unknown-unknown.
         .args([
