@@ -30,7 +30,16 @@ fn card_page_path(s: &Served) -> String {
 }
 
 fn get(s: &Served, path: &str) -> (u16, String, Option<String>) {
-    let r = s.app.handle("GET", path, &[], b"");
+    request(s, "GET", path)
+}
+
+/// A browser's `method` on a public path: status, body, `Location`.
+fn request(s: &Served, method: &str, path: &str) -> (u16, String, Option<String>) {
+    let form = [(
+        "Content-Type".to_string(),
+        "application/x-www-form-urlencoded".to_string(),
+    )];
+    let r = s.app.handle(method, path, &form, b"");
     let location = r
         .headers
         .iter()
@@ -46,7 +55,7 @@ fn get(s: &Served, path: &str) -> (u16, String, Option<String>) {
 /// Opens the card page, follows "Replace your card" and saves `card` on
 /// Stripe's page; Stripe's events are delivered. The new card's id.
 fn replace_card(s: &Served, page: &str, card: &str) -> String {
-    let (status, _, location) = get(s, &format!("{page}/replace-card"));
+    let (status, _, location) = request(s, "POST", &format!("{page}/replace-card"));
     assert_eq!(status, 303);
     let location = location.expect("on to Checkout");
     let cs = location.rsplit('/').next().unwrap().to_string();
@@ -106,7 +115,8 @@ fn a_failed_invoice_is_charged_to_the_card_saved_on_the_card_page() {
     let last = forged.pop().unwrap();
     forged.push(if last == '0' { '1' } else { '0' });
     assert_eq!(get(&s, &forged).0, 404);
-    assert_eq!(get(&s, &format!("{forged}/replace-card")).0, 404);
+    let replace_forged = format!("{forged}/replace-card");
+    assert_eq!(request(&s, "POST", &replace_forged).0, 404);
     assert_eq!(get(&s, &page.replace(&cus, "cus_other")).0, 404);
 
     let new = replace_card(&s, &page, "4242424242424242");
@@ -172,4 +182,28 @@ fn a_card_the_network_reissued_stays_the_default_and_pays_the_failed_invoice() {
     );
     assert!(s.deliver().iter().all(|st| *st == 200));
     default_and_charged_at_once(&s, &cus, &card);
+}
+
+#[test]
+fn replacing_the_card_is_a_form_post_so_a_link_preview_opens_no_checkout() {
+    let s = Served::notifying(Flags::default());
+    s.customer_with_card("4000000000000341");
+    s.send_example();
+    let page = card_page_path(&s);
+    let (_, html, _) = get(&s, &page);
+    // The template escapes '/' in attributes, as HTML allows.
+    let html = html.replace("&#x2f;", "/");
+    let tag = page.rsplit('/').next().unwrap();
+    let form = format!(r#"<form method="post" action="{tag}/replace-card">"#);
+    assert!(html.contains(&form), "a form, not a link: {html}");
+
+    let sessions = || s.emulator.objects("checkout.session").len();
+    let before = sessions();
+    let (status, _, location) = get(&s, &format!("{page}/replace-card"));
+    assert!(location.is_none(), "a GET goes nowhere ({status})");
+    assert_eq!(sessions(), before, "a GET opens no Checkout Session");
+    let (status, _, location) = request(&s, "POST", &format!("{page}/replace-card"));
+    assert_eq!(status, 303);
+    assert!(location.is_some_and(|l| l.contains("/checkout/")));
+    assert_eq!(sessions(), before + 1);
 }

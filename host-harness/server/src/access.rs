@@ -46,9 +46,9 @@ pub fn audience<'a>(method: &str, segments: &[&'a str]) -> Audience<'a> {
         | ("GET", ["healthz"])
         | ("GET", ["pay", _])
         | ("GET", ["merchants", _, "pay", _])
-        | ("GET", ["billing", _, _] | ["billing", _, _, "replace-card"])
-        | ("GET", ["merchants", _, "billing", _, _])
-        | ("GET", ["merchants", _, "billing", _, _, "replace-card"])
+        | ("GET", ["billing", _, _] | ["merchants", _, "billing", _, _])
+        | ("POST", ["billing", _, _, "replace-card"])
+        | ("POST", ["merchants", _, "billing", _, _, "replace-card"])
         | ("GET", ["onboarding", "done" | "refresh"])
         | ("GET", ["merchants", _, "onboarding", "done" | "refresh"]) => Audience::Public,
         ("GET", ["merchants", id]) => Audience::Platform(Owner::Merchant(id)),

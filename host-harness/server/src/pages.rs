@@ -53,6 +53,16 @@ struct Row {
 struct Action<'a> {
     href: &'a str,
     label: &'static str,
+    via: Via,
+}
+
+/// How a page's action is taken: a link to follow, or a form to post (an
+/// action that makes something, which a link preview must not take).
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Via {
+    Link,
+    FormPost,
 }
 
 #[derive(Serialize)]
@@ -113,6 +123,7 @@ impl PayView<'_> {
                 Some(Action {
                     href: url,
                     label: "Continue to payment",
+                    via: Via::Link,
                 }),
             ),
             PayView::Paid { invoice, paid } => (
@@ -255,7 +266,7 @@ impl OnboardingView {
 /// pay, each with its pay link, and "Replace your card".
 pub struct CardPageView<'a> {
     pub invoices: &'a [OpenInvoice],
-    /// Where "Replace your card" goes (relative to the page).
+    /// Where "Replace your card" posts to (relative to the page).
     pub replace_href: &'a str,
 }
 
@@ -282,6 +293,7 @@ impl CardPageView<'_> {
             action: Some(Action {
                 href: self.replace_href,
                 label: "Replace your card",
+                via: Via::FormPost,
             }),
             invoices: self.invoices,
         };

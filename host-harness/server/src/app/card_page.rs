@@ -1,5 +1,6 @@
 //! The customer's card page (`GET /billing/{cus}/{tag}`): the invoices still
-//! to pay, and "Replace your card" (`GET …/replace-card`), which goes on to a
+//! to pay, and "Replace your card" (`POST …/replace-card`, a form, so that a
+//! link preview opens nothing), which goes on to a
 //! Checkout Session in `setup` mode that the plugin opens. Public: the tag
 //! is the MAC of the merchant's account and the customer under the
 //! merchant's pay-link key, checked here before anything is read.
@@ -15,7 +16,7 @@ use anyhow::Result;
 pub(crate) enum CardAction {
     /// `GET /billing/{cus}/{tag}`: the page.
     ShowPage,
-    /// `GET /billing/{cus}/{tag}/replace-card`: on to Checkout in setup mode.
+    /// `POST /billing/{cus}/{tag}/replace-card`: on to Checkout in setup mode.
     ReplaceCard,
 }
 

@@ -179,8 +179,7 @@ impl App {
         if let ["invoices", id, ..] = route {
             span.record("invoice", *id);
         }
-        let reads_only =
-            method == "GET" && !matches!(route, ["pay", _] | ["billing", _, _, "replace-card"]);
+        let reads_only = method == "GET" && !matches!(route, ["pay", _]);
         if !reads_only && !matches!(route, ["onboarding"]) && !scope.connected(&self.platform) {
             return Ok(Reply::error(
                 409,
@@ -207,7 +206,7 @@ impl App {
                 .map(|i| found(i, "invoice")),
             ("GET", ["pay", token]) => self.pay_link(scope, token),
             ("GET", ["billing", cus, tag]) => self.card_link(scope, cus, tag, CardAction::ShowPage),
-            ("GET", ["billing", cus, tag, "replace-card"]) => {
+            ("POST", ["billing", cus, tag, "replace-card"]) => {
                 self.card_link(scope, cus, tag, CardAction::ReplaceCard)
             }
             ("POST", ["invoices", id, "pay-link", "revoke"]) => {
