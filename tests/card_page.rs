@@ -207,3 +207,31 @@ fn replacing_the_card_is_a_form_post_so_a_link_preview_opens_no_checkout() {
     assert!(location.is_some_and(|l| l.contains("/checkout/")));
     assert_eq!(sessions(), before + 1);
 }
+
+#[test]
+fn a_new_card_declined_for_good_ends_the_waiting_retries() {
+    let s = Served::notifying(Flags::default());
+    let old = s.customer_with_card("4242424242424242");
+    s.declines(&old, "insufficient_funds", 5);
+    let sent = s.send_example();
+    assert!(sent["nextRetryAt"].is_string(), "a retry waits: {sent}");
+    let page = card_page_path(&s);
+    // A card that sets up, then declines every charge (generic_decline).
+    replace_card(&s, &page, "4000000000000341");
+
+    assert_eq!(s.run_due_jobs(), 1, "the new card is tried at once");
+    let failed = s.view("inv_01");
+    assert_eq!(failed["status"], "PAYMENT_FAILED", "{failed}");
+    assert!(
+        failed["nextRetryAt"].is_null(),
+        "a hard decline ends the retries: {failed}"
+    );
+    // The old retry's wake-up is still queued (only paying or stopping
+    // drops an invoice's wake-ups); on its day it charges and tells no one.
+    let told = s.outbox().len();
+    s.clock.advance_ms(8 * 86_400_000);
+    s.run_due_jobs();
+    assert_eq!(s.intents_of("inv_01").len(), 2);
+    assert_eq!(s.outbox().len(), told);
+    assert!(s.view("inv_01")["nextRetryAt"].is_null());
+}

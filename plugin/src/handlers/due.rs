@@ -36,17 +36,11 @@ pub fn on_collection_due(m: &Merchant, invoice_id: &str) -> Result<Vec<Transitio
         // Before its day, a retry waits, unless the card on file is no
         // longer the one declined (replaced on the card page, or reissued):
         // that card is charged now, as auto-charge would.
-        Step::Later(due_ms) => {
+        Step::Later(_) => {
             if collect::auto_charge(m, invoice_id, &mut out)? == Charge::Done {
                 end_retries(invoice_id)?;
             } else {
-                out.push(Transition::CollectionScheduled(CollectionScheduled {
-                    invoice_id: invoice_id.into(),
-                    due_at_ms: due_ms,
-                    reason: CollectionReason::Retry,
-                    retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
-                        .map_or(0, |n| n.retries_left),
-                }));
+                keep_waiting(m, invoice_id, &mut out)?;
             }
         }
         Step::Retry => {
@@ -57,6 +51,32 @@ pub fn on_collection_due(m: &Merchant, invoice_id: &str) -> Result<Vec<Transitio
         Step::Collect => collect(m, invoice_id, &rec, &mut out)?,
     }
     Ok(out)
+}
+
+/// The retry still waiting after an early call, scheduled again: unless
+/// the call's own charge already did (a new card declined softly
+/// reschedules it) or ended the retries (declined for good).
+fn keep_waiting(
+    m: &Merchant,
+    invoice_id: &str,
+    out: &mut Vec<Transition>,
+) -> Result<(), PluginError> {
+    let rescheduled = out
+        .iter()
+        .any(|t| matches!(t, Transition::CollectionScheduled(_)));
+    let Some(rec) = record::load(invoice_id)? else {
+        return Ok(());
+    };
+    if let Some(due_ms) = rec.next_retry_ms.filter(|_| !rescheduled) {
+        out.push(Transition::CollectionScheduled(CollectionScheduled {
+            invoice_id: invoice_id.into(),
+            due_at_ms: due_ms,
+            reason: CollectionReason::Retry,
+            retries_left: dunning::next_retry(&m.retry_days, rec.retries_done, 0)
+                .map_or(0, |n| n.retries_left),
+        }));
+    }
+    Ok(())
 }
 
 #[derive(Debug, PartialEq, Eq)]
