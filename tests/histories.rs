@@ -145,6 +145,12 @@ pub enum Action {
         change: Change,
     },
     DefaultCard(Card),
+    /// The customer follows the card page's link in their latest failure
+    /// email and saves this card through "Replace your card".
+    ReplaceCard(Card),
+    /// The card network reissues the customer's default card (Stripe's
+    /// card updater: `payment_method.automatically_updated`).
+    CardReissued,
     MerchantAutoCharge(bool),
     OpenLink {
         inv: usize,
@@ -195,6 +201,8 @@ impl fmt::Debug for Action {
             }
             Action::Patch { inv, change } => write!(f, "PATCH {} {change:?}", name(inv)),
             Action::DefaultCard(c) => write!(f, "c1's default card becomes {c:?}"),
+            Action::ReplaceCard(c) => write!(f, "c1 saves {c:?} on the card page"),
+            Action::CardReissued => write!(f, "c1's default card is reissued"),
             Action::MerchantAutoCharge(on) => write!(f, "merchant autoCharge {on}"),
             Action::OpenLink { inv } => write!(f, "customer opens {}'s link", name(inv)),
             Action::Pay { inv, how } => write!(f, "customer pays {} by {how:?}", name(inv)),
@@ -277,6 +285,15 @@ fn target() -> impl Strategy<Value = Target> {
     ]
 }
 
+fn card() -> impl Strategy<Value = Card> {
+    prop_oneof![
+        Just(Card::Good),
+        Just(Card::Declines),
+        Just(Card::NeedsAuth),
+        (1..=3u32).prop_map(Card::SoftDeclines),
+    ]
+}
+
 fn pay() -> impl Strategy<Value = Pay> {
     prop_oneof![
         3 => Just(Pay::Card),
@@ -300,13 +317,9 @@ pub fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
         4 => (inv(), amount()).prop_map(|(inv, amount)| Action::Send { inv, amount }),
         2 => (inv(), change()).prop_map(|(inv, change)| Action::Patch { inv, change }),
-        3 => prop_oneof![
-            Just(Card::Good),
-            Just(Card::Declines),
-            Just(Card::NeedsAuth),
-            (1..=3u32).prop_map(Card::SoftDeclines),
-        ]
-        .prop_map(Action::DefaultCard),
+        3 => card().prop_map(Action::DefaultCard),
+        2 => card().prop_map(Action::ReplaceCard),
+        1 => Just(Action::CardReissued),
         1 => any::<bool>().prop_map(Action::MerchantAutoCharge),
         2 => inv().prop_map(|inv| Action::OpenLink { inv }),
         2 => (inv(), pay()).prop_map(|(inv, how)| Action::Pay { inv, how }),
@@ -374,7 +387,8 @@ impl World {
     pub fn new() -> Self {
         let clock = Clock::fixed(NOW_MS);
         let emu = host_tools::offline_stripe::emulator(&clock);
-        emu.set_public_base("https://checkout.stripe.test");
+        // Checkout's own origin, the one serve redirects a customer to.
+        emu.set_public_base("https://checkout.stripe.com");
         emu.connect_existing(ACCOUNT, "History Merchant Ltd");
         let db = Arc::new(Db::in_memory().expect("sqlite"));
         let flags = Flags {
@@ -492,6 +506,8 @@ impl World {
             Action::Send { inv, amount } => self.send(INVOICES[inv], amount),
             Action::Patch { inv, change } => self.patch(INVOICES[inv], change),
             Action::DefaultCard(card) => self.default_card(card),
+            Action::ReplaceCard(card) => self.replace_card(card),
+            Action::CardReissued => self.reissue_default_card(),
             Action::MerchantAutoCharge(on) => {
                 let settings = json!({"accountId": ACCOUNT, "autoCharge": on,
                     "notificationEmail": "finance@merchant.example"});
@@ -579,6 +595,58 @@ impl World {
                 p.reopens += 1;
             }
             _ => p.stopped = true,
+        }
+    }
+
+    /// The card page's path, from the newest email to the customer that
+    /// carries one (none before a failure).
+    fn card_page(&self) -> Option<String> {
+        let base = "https://billing.example.com";
+        self.outbox().iter().rev().find_map(|e| {
+            e["text"].as_str().and_then(|t| {
+                t.split_whitespace()
+                    .find(|w| w.starts_with(&format!("{base}/billing/")))
+                    .map(|u| u.trim_start_matches(base).to_string())
+            })
+        })
+    }
+
+    fn replace_card(&mut self, card: Card) {
+        let Some(page) = self.card_page() else {
+            return;
+        };
+        let form = [(
+            "Content-Type".to_string(),
+            "application/x-www-form-urlencoded".to_string(),
+        )];
+        let path = format!("{page}/replace-card");
+        let r = self.app().handle("POST", &path, &form, b"");
+        let location = r.headers.iter().find(|(k, _)| k == "Location");
+        let Some(session) = location.and_then(|(_, l)| l.rsplit('/').next()) else {
+            return;
+        };
+        let complete = format!("/_test/checkout/sessions/{session}/complete");
+        self.stripe("POST", &complete, &format!("card={}", card.number()));
+        if let Card::SoftDeclines(n) = card {
+            let (_, cs) = self.stripe("GET", &format!("/v1/checkout/sessions/{session}"), "");
+            let seti = cs["setup_intent"].as_str().unwrap_or_default();
+            let (_, intent) = self.stripe("GET", &format!("/v1/setup_intents/{seti}"), "");
+            if let Some(pm) = intent["payment_method"].as_str() {
+                let path = format!("/_test/payment_methods/{pm}/declines");
+                let form = format!("decline_code=insufficient_funds&times={n}");
+                self.emu.handle("POST", &path, &[], form.as_bytes());
+            }
+        }
+    }
+
+    fn reissue_default_card(&mut self) {
+        let Some(cus) = self.stripe_customer() else {
+            return;
+        };
+        let (_, c) = self.stripe("GET", &format!("/v1/customers/{cus}"), "");
+        if let Some(pm) = c["invoice_settings"]["default_payment_method"].as_str() {
+            let path = format!("/_test/payment_methods/{pm}/automatically_update");
+            self.emu.handle("POST", &path, &[], b"");
         }
     }
 
@@ -1208,6 +1276,10 @@ pub struct Reached {
     pub retries_paid: u32,
     /// Refunds Stripe made for the platform's `POST /invoices/{id}/refunds`.
     pub platform_refunds: u32,
+    /// Cards saved on the card page (setup-mode sessions completed), and
+    /// invoices paid by a card saved there.
+    pub cards_replaced: u32,
+    pub paid_by_replaced_card: u32,
 }
 
 static REACHED: std::sync::Mutex<Option<Reached>> = std::sync::Mutex::new(None);
@@ -1240,6 +1312,22 @@ fn note_reached(w: &World, steps: usize) {
         .objects("refund")
         .iter()
         .filter(|r| r["metadata"]["billing_stripe_plugin_refund"].is_string())
+        .count() as u32;
+    let saved: Vec<Value> = w
+        .emu
+        .objects("setup_intent")
+        .into_iter()
+        .filter(|si| si["status"] == "succeeded")
+        .collect();
+    r.cards_replaced += saved.len() as u32;
+    r.paid_by_replaced_card += pis
+        .iter()
+        .filter(|p| money_taken(p))
+        .filter(|p| {
+            saved
+                .iter()
+                .any(|si| si["payment_method"] == p["payment_method"])
+        })
         .count() as u32;
 }
 
@@ -1324,6 +1412,10 @@ fn generated_histories_keep_the_money_invariants() {
     assert!(
         reached.platform_refunds > 0,
         "no history reached a platform refund: {reached:?}"
+    );
+    assert!(
+        reached.cards_replaced > 0 && reached.paid_by_replaced_card > 0,
+        "no history paid with a card saved on the card page: {reached:?}"
     );
 }
 
