@@ -316,10 +316,15 @@ fn render(status: u16, data: &PageData<'_>) -> Rendered {
 /// An amount as a customer reads it: `£1,200.00`, `¥5,000`, `KWD 5.124`.
 /// `decimal` already has the currency's own number of decimals.
 pub fn format_money(m: &Money) -> String {
-    let code = m.currency.to_ascii_uppercase();
-    let (whole, fraction) = match m.decimal.split_once('.') {
+    format_amount(&m.decimal, &m.currency)
+}
+
+/// `decimal` (in `currency`'s own number of decimals) as a customer reads it.
+pub fn format_amount(decimal: &str, currency: &str) -> String {
+    let code = currency.to_ascii_uppercase();
+    let (whole, fraction) = match decimal.split_once('.') {
         Some((w, f)) => (w, Some(f)),
-        None => (m.decimal.as_str(), None),
+        None => (decimal, None),
     };
     let mut grouped = String::new();
     for (i, c) in whole.chars().enumerate() {

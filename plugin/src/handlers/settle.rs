@@ -450,15 +450,9 @@ pub fn failed(
                     "" => None,
                     cus => Some(super::card_page::url(m, cus)?),
                 };
-                let links = (pay_url(m, &rec), card_page);
-                notify::payment_failed(
-                    m,
-                    &rec,
-                    reason,
-                    (&links.0, links.1.as_deref()),
-                    tell,
-                    retrying,
-                )?;
+                let pay = pay_url(m, &rec);
+                let links = (pay.as_str(), card_page.as_deref());
+                notify::payment_failed(m, &rec, reason, links, tell, retrying)?;
                 let mut settled = Settled::moved(
                     reason.invoice_id,
                     &rec,

@@ -494,16 +494,16 @@ fn card_on_file_effects(m: &Merchant, e: &Event, news: CardNews) -> Result<Settl
     if news == CardNews::Renewed {
         // A decline of the card before this no longer bars it (`collect`).
         imports::kv_set(&collect::renewal_key(o.id()), &e.id, imports::Keep::Always)?;
-    }
-    if news == CardNews::Renewed
-        && imports::stripe(m, &request::retrieve_customer(customer))?
+        let default = imports::stripe(m, &request::retrieve_customer(customer))?;
+        if default
             .default_payment_method()
             .is_some_and(|d| Some(d) != method)
-    {
-        return Ok(Settled {
-            transitions: Vec::new(),
-            note: "a card renewed that is not the default".into(),
-        });
+        {
+            return Ok(Settled {
+                transitions: Vec::new(),
+                note: "a card renewed that is not the default".into(),
+            });
+        }
     }
     noted(
         Transition::CardOnFileChanged(CardOnFile {

@@ -64,11 +64,7 @@ impl App {
             .unpaid_invoices_of(cus)?
             .into_iter()
             .map(|(inv, st)| OpenInvoice {
-                amount: crate::pages::format_money(&crate::bindings::Money {
-                    minor: 0,
-                    decimal: inv.amount_due.clone(),
-                    currency: inv.currency.clone(),
-                }),
+                amount: crate::pages::format_amount(&inv.amount_due, &inv.currency),
                 state: match st.status.as_str() {
                     "PAYMENT_FAILED" => "payment failed",
                     "ACTION_REQUIRED" => "needs your confirmation",
